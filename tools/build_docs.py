@@ -1,0 +1,448 @@
+#!/usr/bin/env python
+"""Build the docs site offline, with one command:
+
+    python tools/build_docs.py            # -> docs/_build/html
+
+Steps (Quarto is not available, and nothing is fetched from a CDN at view time):
+
+1. README.md from nbs/index.ipynb (tools/make_readme.py).
+2. Execute the notebooks (index, every numbered notebook, nbs/tutorials/*) with nbclient, two at a
+   time, widget state stored; cells nbdev_test would skip are skipped (`eval: false`, the
+   settings.ini `tst_flags` such as `slow`, `nbdev_export()` cells), their saved outputs kept. A
+   cell error or a cell running past the per-cell timeout fails the build.
+3. nbdev's preprocessing from Python (refresh_quarto_yml, _build_modidx, nbdev_sidebar,
+   proc_nbs) over the executed copies: show_doc entries are added and rendered, links added.
+4. The `#|` directives left in `_proc/` become MyST-NB cell tags; show_doc outputs become real
+   markdown cells (sections in the TOC and in search); pages are named like nbdev's
+   (00_config.ipynb -> config.html) and nbdev's absolute doc links are made relative.
+5. The widget JS (@jupyter-widgets/html-manager@1, requirejs) and MathJax 3 are fetched with
+   `npm pack` (tarballs cached in docs/_static_vendor/) and served from the site's _static/vendor.
+6. `sphinx-build -W -b html` with myst-nb (no execution: the notebooks are executed already) and
+   sphinx-book-theme; configuration in docs/conf.py.
+
+Environment: LSTM_PFD_DOCS_CELL_TIMEOUT (seconds per cell, default 600),
+LSTM_PFD_DOCS_WORKERS (notebooks executed at once, default 2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / 'nbs'
+DOCS = ROOT / 'docs'
+SRC = DOCS / '_src'                 # generated: exec/ (executed notebooks), site/ (the Sphinx source)
+EXEC = SRC / 'exec'
+SITE = SRC / 'site'
+OUT = DOCS / '_build' / 'html'
+DOCTREES = DOCS / '_build' / 'doctrees'
+VENDOR_CACHE = DOCS / '_static_vendor'  # npm tarballs, kept between builds
+PROC = ROOT / '_proc'
+IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.gif', '.svg', '.webp'}
+
+# npm spec -> (name of the tarball's folder under _static/vendor, files/folders to copy from package/)
+VENDOR = {
+    '@jupyter-widgets/html-manager@1': ('html-manager', ['dist']),
+    'requirejs@2': ('requirejs', ['require.js']),
+    'mathjax@3': ('mathjax', ['es5/tex-mml-chtml.js', 'es5/input', 'es5/output', 'es5/ui', 'es5/a11y',
+                              'es5/sre', 'es5/adaptors']),
+}
+VENDOR_SKIP = re.compile(r'(\.map$|(^|/)embed\.js|libembed-amd\.js|\.LICENSE\.txt$)')
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+log = logging.getLogger('build_docs')
+
+
+# ----------------------------------------------------------------------------------- discovery
+def discover_notebooks(nbs: Path = NBS) -> list[Path]:
+    "index, the numbered notebooks and tutorials/*, relative to `nbs`, in site order."
+    ok = lambda p: not p.name.startswith(('_', '.'))
+    res = [Path('index.ipynb')] if (nbs / 'index.ipynb').exists() else []
+    res += sorted(p.relative_to(nbs) for p in nbs.glob('[0-9]*_*.ipynb') if ok(p))
+    res += sorted(p.relative_to(nbs) for p in nbs.glob('tutorials/*.ipynb') if ok(p))
+    return res
+
+
+def page_name(rel: Path) -> str:
+    "nbdev's page name: 00_config.ipynb -> config, tutorials/01_x.ipynb -> tutorials/x."
+    stem = re.sub(r'^\d+[a-zA-Z0-9]*_', '', rel.stem)
+    return (rel.parent / stem).as_posix()
+
+
+# ----------------------------------------------------------------------------------- execution
+def _tst_flags() -> set[str]:
+    from nbdev.config import get_config
+    return set(get_config().get('tst_flags', '').split())
+
+
+def _skip(cell, flags: set[str]) -> bool:
+    "True for the code cells nbdev_test skips: nbdev_export(), `eval: false`, a tst_flags directive."
+    from nbdev.process import extract_directives
+    if cell.cell_type != 'code': return True
+    if 'nbdev_export' + '(' in cell.source: return True
+    d = extract_directives(cell, remove=False)
+    if d.get('eval:', [''])[0].lower() == 'false': return True
+    return bool(flags & d.keys())
+
+
+def execute_one(rel: str, timeout: int) -> tuple[str, float, int]:
+    "Execute nbs/`rel` (cwd: its folder) into docs/_src/exec/`rel`; returns (rel, seconds, skipped cells)."
+    import nbformat
+    from jupyter_client import KernelManager
+    from nbclient import NotebookClient
+    from nbdev.frontmatter import FrontmatterProc
+    from nbdev.process import NBProcessor
+
+    src, dst = NBS / rel, EXEC / rel
+    nb = nbformat.read(src, as_version=4)
+    t0, flags = time.time(), _tst_flags()
+    fm = getattr(NBProcessor(src, procs=FrontmatterProc, process=True).nb, 'frontmatter_', {})
+    skipped = 0
+    if str(fm.get('skip_exec', '')).lower() not in ('true', '1', 'yes'):
+        skip_idx = {i for i, c in enumerate(nb.cells) if c.cell_type == 'code' and _skip(c, flags)}
+        skipped = len(skip_idx)
+
+        class Client(NotebookClient):
+            async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+                if cell_index in skip_idx: return cell  # keep the outputs saved in the notebook
+                return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+
+        # IPC transport: TCP ports picked by kernels started at the same moment can collide
+        with tempfile.TemporaryDirectory(prefix='lstm_pfd_docs_kernel_') as d:
+            km = KernelManager(kernel_name='python3', transport='ipc', ip=str(Path(d) / 'k'))
+            Client(nb, km=km, timeout=timeout, kernel_name='python3', store_widget_state=True, allow_errors=False,
+                   record_timing=False, resources={'metadata': {'path': str(src.parent)}}).execute()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dst)
+    return rel, time.time() - t0, skipped
+
+
+def execute_all(rels: list[Path], workers: int, timeout: int) -> None:
+    if EXEC.exists(): shutil.rmtree(EXEC)
+    EXEC.mkdir(parents=True)
+    for p in NBS.rglob('*'):  # images the notebooks' markdown may reference
+        if p.suffix.lower() in IMAGE_EXTS and not any(s.startswith(('.', '_')) for s in p.relative_to(NBS).parts):
+            (EXEC / p.relative_to(NBS)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, EXEC / p.relative_to(NBS))
+    env_backend = os.environ.pop('MPLBACKEND', None)  # let the kernels use the inline backend
+    try:
+        with ProcessPoolExecutor(max_workers=max(1, workers)) as ex:
+            futs = {ex.submit(execute_one, str(r), timeout): r for r in rels}
+            failed = []
+            for fut, rel in futs.items():
+                try:
+                    r, dt, skipped = fut.result()
+                    log.info('executed %s in %.1f s (%d cells skipped)', r, dt, skipped)
+                except Exception as e:  # noqa: BLE001 - report every failing notebook, then stop
+                    failed.append(rel)
+                    log.error('executing nbs/%s failed:\n%s', rel, e)
+            if failed: raise SystemExit(f'docs build failed: error while executing {", ".join(map(str, failed))}')
+    finally:
+        if env_backend is not None: os.environ['MPLBACKEND'] = env_backend
+
+
+# ----------------------------------------------------------------------------------- nbdev processing
+def _filter_defaults():
+    """nbdev's FilterDefaults with one change to `exec_show_docs`: the notebooks were executed already,
+    so cells other than show_doc keep their nbclient outputs, and a non-export cell that mixes imports
+    with code depending on earlier cells (which nbdev re-runs alone) only logs a warning."""
+    from copy import deepcopy
+    from nbdev.processors import FilterDefaults, _is_showdoc, exec_show_docs
+
+    class exec_show_docs_(exec_show_docs):
+        def __call__(self, cell):
+            keep = None if _is_showdoc(cell) else deepcopy(cell.get('outputs'))
+            try: super().__call__(cell)
+            except Exception as e:
+                if keep is None or {'export', 'exports', 'exporti', 'exec_doc'} & set(cell.directives_ or {}): raise
+                log.warning('show_doc pre-run of a cell that mixes imports and code failed (ignored): %s',
+                            e.__cause__ or e)
+                self.k.exc = None
+            if keep is not None: cell['outputs'] = keep
+    exec_show_docs_.__name__ = 'exec_show_docs'
+
+    class Filter(FilterDefaults):
+        def base_procs(self):
+            return [exec_show_docs_ if p is exec_show_docs else p for p in super().base_procs()]
+    return Filter
+
+
+def nbdev_process() -> None:
+    "nbdev's docs preprocessing, from Python (the CLI commands would try to download Quarto)."
+    import nbdev.serve
+    from nbdev.doclinks import _build_modidx
+    from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
+    refresh_quarto_yml()
+    _build_modidx()
+    nbdev_sidebar.__wrapped__()
+    cwd, orig = os.getcwd(), nbdev.serve.FilterDefaults
+    os.chdir(ROOT)
+    nbdev.serve.FilterDefaults = _filter_defaults()
+    try: nbdev.serve.proc_nbs(path=str(EXEC), n_workers=0, force=True)
+    finally: os.chdir(cwd); nbdev.serve.FilterDefaults = orig
+
+
+# ----------------------------------------------------------------------------------- _proc -> MyST-NB
+_re_dir = re.compile(r'^\s*#\s*\|\s*(.*?)\s*$')
+_re_fence = re.compile(r'^\s*(`{3,}|~{3,})')
+_re_heading = re.compile(r'^(#{1,6})(\s+.*)$')
+_re_showdoc = re.compile(r'^\s*show_doc\(\s*([\w.]+)')
+_re_source = re.compile(r'^\[source\]\((\S+?)\)(\{[^}]*\})?\s*$')
+_re_mdlink = re.compile(r'\]\(([^()\s]+)\)')
+
+
+def split_directives(source: str) -> tuple[dict[str, str], str]:
+    "Leading `#| key: value` lines of a code cell as {key: value}, and the code without them."
+    lines, dirs, i = source.splitlines(), {}, 0
+    while i < len(lines) and _re_dir.match(lines[i]):
+        key, _, val = _re_dir.match(lines[i]).group(1).partition(' ')
+        if key: dirs[key.rstrip(':')] = val.strip().strip('"\'')
+        i += 1
+    return dirs, '\n'.join(lines[i:]).strip('\n')
+
+
+def tags_for(dirs: dict[str, str]) -> list[str]:
+    "MyST-NB cell tags for nbdev/Quarto directives."
+    false = lambda k: dirs.get(k, '').lower() == 'false'
+    tags = []
+    if 'hide' in dirs or false('include'): tags.append('remove-cell')
+    if false('echo'): tags.append('remove-input')
+    if false('output'): tags.append('remove-output')
+    if 'code-fold' in dirs and dirs['code-fold'].lower() not in ('false', ''): tags.append('hide-input')
+    return tags
+
+
+class PageConverter:
+    "Turns one `_proc` notebook into the notebook MyST-NB renders."
+    def __init__(self, rel: Path, pages: dict[str, str], doc_base: str, module: str | None):
+        self.rel, self.page, self.pages, self.doc_base, self.module = rel, page_name(rel), pages, doc_base, module
+        self.level = 1  # level of the last heading seen
+
+    # links -------------------------------------------------------------------------------
+    def _relurl(self, page: str, anchor: str = '') -> str:
+        from docutils.nodes import make_id
+        here = Path(self.page).parent
+        url = os.path.relpath(page + '.html', here.as_posix() or '.') if page != self.page else ''
+        return url + ('#' + make_id(anchor) if anchor else '')
+
+    def _link(self, m: re.Match) -> str:
+        url = m.group(1)
+        if self.doc_base and url.startswith(self.doc_base):  # nbdev's absolute links into this site
+            path, _, anchor = url[len(self.doc_base):].partition('#')
+            path = re.sub(r'\.html$', '', path.lstrip('/')) or 'index'
+            if path in self.pages.values(): return f']({self._relurl(path, anchor)})'
+        elif '://' not in url and not url.startswith(('#', 'mailto:')):  # a notebook linking another
+            path, _, anchor = url.partition('#')
+            target = (Path(self.rel).parent / path)
+            key = os.path.normpath(target.as_posix())
+            if key in self.pages: return f']({self._relurl(self.pages[key], anchor)})'
+        return m.group(0)
+
+    def links(self, md: str) -> str:
+        return _re_mdlink.sub(self._link, md)
+
+    # headings ------------------------------------------------------------------------------
+    def headings(self, md: str, base: int | None = None) -> str:
+        """Keep heading levels consecutive (MyST warns on jumps, and -W makes that an error). With `base`,
+        the text's top heading level becomes `base` (show_doc entries: one below the current section)."""
+        lines, fence, out, shift = md.splitlines(), None, [], None
+        for line in lines:
+            f = _re_fence.match(line)
+            if f:
+                if fence is None: fence = f.group(1)
+                elif f.group(1).startswith(fence[0]) and len(f.group(1)) >= len(fence): fence = None
+            h = None if fence is not None or f else _re_heading.match(line)
+            if h:
+                lvl = len(h.group(1))
+                if base is not None:
+                    if shift is None: shift = base - lvl
+                    lvl += shift
+                lvl = max(2, min(lvl, self.level + 1, 6)) if lvl > 1 or self.level > 1 else lvl
+                if base is None: self.level = lvl
+                line = '#' * lvl + h.group(2)
+            out.append(line)
+        return '\n'.join(out)
+
+    # show_doc ------------------------------------------------------------------------------
+    def _is_class(self, name: str) -> bool:
+        import importlib, inspect
+        try: return inspect.isclass(getattr(importlib.import_module(f'lstm_pfd.{self.module}'), name))
+        except Exception: return False  # noqa: BLE001 - only a label
+
+    def show_doc(self, md: str, name: str) -> str:
+        "show_doc markdown as a section one level below the current one; source link after the heading."
+        lines = md.strip().splitlines()
+        while lines and lines[0].strip() in ('---', ''): lines.pop(0)
+        src = None
+        if lines and _re_source.match(lines[0]):
+            src = _re_source.match(lines.pop(0)).group(1)
+            while lines and not lines[0].strip(): lines.pop(0)
+        text = '\n'.join(lines)
+        if '.' not in name and self._is_class(name):
+            text = re.sub(rf'^def {re.escape(name)}\(', f'class {name}(', text, count=1, flags=re.MULTILINE)
+        text = self.headings(text, base=min(self.level + 1, 6))
+        if src:
+            link = f'<a class="nbdev-source" href="{src}">source</a>'
+            text = re.sub(r'^(#{1,6} .*)$', lambda m: m.group(1) + '\n\n' + link, text, count=1, flags=re.MULTILINE)
+        return self.links(text)
+
+    # cells ---------------------------------------------------------------------------------
+    def convert(self, nb):
+        import nbformat, yaml
+        from nbformat.v4 import new_markdown_cell
+        cells = []
+        for cell in nb.cells:
+            src = cell.source
+            if cell.cell_type == 'raw':
+                m = re.match(r'^---\s*\n(.*?)\n---\s*$', src.strip(), flags=re.DOTALL)
+                if m:  # nbdev's frontmatter: title and description
+                    fm = yaml.safe_load(m.group(1)) or {}
+                    head = f"# {fm.get('title', page_name(self.rel))}"
+                    if fm.get('description'): head += f"\n\n{fm['description']}"
+                    cells.append(new_markdown_cell(self.links(head), metadata={'tags': ['nbdev-title']}))
+                    self.level = 1
+                elif src.strip(): cells.append(cell)
+            elif cell.cell_type == 'markdown':
+                if src.strip().startswith('<!-- WARNING: THIS FILE WAS AUTOGENERATED'): continue
+                cell.source = self.links(self.headings(src))
+                cells.append(cell)
+            elif cell.cell_type == 'code':
+                dirs, code = split_directives(src)
+                sd = _re_showdoc.match(code)
+                mds = [o.data['text/markdown'] for o in cell.get('outputs', [])
+                       if o.output_type in ('execute_result', 'display_data') and 'text/markdown' in o.get('data', {})]
+                asis = dirs.get('output', '').lower() == 'asis' and mds
+                if asis and sd and re.fullmatch(r'\s*show_doc\([^\n]*\)\s*', code):
+                    cells += [new_markdown_cell(self.show_doc(md, sd.group(1))) for md in mds]
+                    continue
+                if asis and dirs.get('echo', '').lower() == 'false':
+                    cells += [new_markdown_cell(self.links(self.headings(md))) for md in mds]
+                    continue
+                tags = tags_for(dirs)
+                if 'remove-cell' in tags or (not code.strip() and not cell.get('outputs')): continue
+                cell.source = code
+                if tags: cell.metadata['tags'] = sorted(set(cell.metadata.get('tags', [])) | set(tags))
+                cells.append(cell)
+        nb.cells = cells
+        return nb
+
+
+def _default_exp(path: Path) -> str | None:
+    import nbformat
+    for c in nbformat.read(path, as_version=4).cells:
+        m = c.cell_type == 'code' and re.search(r'^\s*#\|\s*default_exp\s+(\S+)', c.source, flags=re.MULTILINE)
+        if m: return m.group(1)
+
+
+def write_site(rels: list[Path]) -> None:
+    "docs/_src/site: the converted notebooks (named like nbdev's pages) and the toctree in index."
+    import nbformat
+    from nbformat.v4 import new_markdown_cell
+    from nbdev.config import get_config
+    cfg = get_config()
+    doc_base = (cfg.get('doc_host', '') + cfg.get('doc_baseurl', '')).rstrip('/') + '/'
+    if SITE.exists(): shutil.rmtree(SITE)
+    SITE.mkdir(parents=True)
+    pages = {os.path.normpath(r.as_posix()): page_name(r) for r in rels}
+    for p in EXEC.rglob('*'):
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTS:
+            (SITE / p.relative_to(EXEC)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, SITE / p.relative_to(EXEC))
+    for rel in rels:
+        nb = nbformat.read(PROC / rel, as_version=4)
+        nb = PageConverter(rel, pages, doc_base, _default_exp(NBS / rel)).convert(nb)
+        if rel == Path('index.ipynb'):
+            groups = [('Library', [page_name(r) for r in rels if r.parent == Path('.') and r.name != 'index.ipynb']),
+                      ('Tutorials', [page_name(r) for r in rels if r.parent == Path('tutorials')])]
+            for caption, names in groups:
+                if names:
+                    body = '\n'.join(names)
+                    nb.cells.append(new_markdown_cell(f'```{{toctree}}\n:hidden:\n:caption: {caption}\n\n{body}\n```'))
+        dst = SITE / (page_name(rel) + '.ipynb')
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, dst)
+
+
+# ----------------------------------------------------------------------------------- vendored JS
+def _npm_pack(spec: str) -> Path:
+    "The npm tarball for `spec`, from the cache in docs/_static_vendor or fetched with `npm pack`."
+    VENDOR_CACHE.mkdir(parents=True, exist_ok=True)
+    name = spec.rsplit('@', 1)[0].lstrip('@').replace('/', '-')
+    cached = sorted(VENDOR_CACHE.glob(f'{name}-[0-9]*.tgz'))
+    if cached: return cached[-1]
+    npm = shutil.which('npm')
+    if not npm: raise SystemExit(f'docs build needs npm to fetch {spec} (or put its tarball in {VENDOR_CACHE})')
+    out = subprocess.run([npm, 'pack', spec, '--silent', '--pack-destination', str(VENDOR_CACHE)],
+                         capture_output=True, text=True)
+    if out.returncode: raise SystemExit(f'npm pack {spec} failed:\n{out.stderr}')
+    cached = sorted(VENDOR_CACHE.glob(f'{name}-[0-9]*.tgz'))
+    if not cached: raise SystemExit(f'npm pack {spec} wrote no tarball into {VENDOR_CACHE}')
+    return cached[-1]
+
+
+def vendor_static(dest: Path) -> None:
+    "Unpack the widget JS, requirejs and MathJax into `dest`/vendor/<name>/ (served as _static/vendor)."
+    for spec, (name, keep) in VENDOR.items():
+        tgz, target = _npm_pack(spec), dest / 'vendor' / name
+        stamp = target / '.source'
+        if stamp.exists() and stamp.read_text() == tgz.name: continue
+        if target.exists(): shutil.rmtree(target)
+        with tarfile.open(tgz) as tf:
+            for m in tf.getmembers():
+                rel = m.name.split('/', 1)[-1]
+                if not m.isfile() or VENDOR_SKIP.search(rel): continue
+                if not any(rel == k or rel.startswith(k + '/') for k in keep): continue
+                for k in keep:  # es5/input/... -> input/...: MathJax finds its parts next to its script
+                    if '/' in k and (rel == k or rel.startswith(k.rsplit('/', 1)[0] + '/')):
+                        rel = rel[len(k.rsplit('/', 1)[0]) + 1:]
+                        break
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                with tf.extractfile(m) as f: (target / rel).write_bytes(f.read())
+        stamp.write_text(tgz.name)
+        log.info('vendored %s from %s', name, tgz.name)
+
+
+# ----------------------------------------------------------------------------------- sphinx
+def sphinx_build() -> None:
+    cmd = [sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-b', 'html', '-c', str(DOCS),
+           '-d', str(DOCTREES), str(SITE), str(OUT)]
+    log.info('%s', ' '.join(cmd))
+    r = subprocess.run(cmd, cwd=ROOT)
+    if r.returncode: raise SystemExit(f'sphinx-build failed (exit {r.returncode})')
+
+
+# ----------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description='Build the docs site into docs/_build/html.')
+    p.add_argument('--workers', type=int, default=int(os.environ.get('LSTM_PFD_DOCS_WORKERS', 2)))
+    p.add_argument('--timeout', type=int, default=int(os.environ.get('LSTM_PFD_DOCS_CELL_TIMEOUT', 600)),
+                   help='seconds per cell')
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='[build_docs %(relativeCreated)6.0f ms] %(message)s')
+    t0 = time.time()
+    import make_readme
+    make_readme.main([])
+    rels = discover_notebooks()
+    log.info('notebooks: %s', ', '.join(map(str, rels)))
+    execute_all(rels, args.workers, args.timeout)
+    nbdev_process()
+    write_site(rels)
+    vendor_static(SRC / 'static')
+    sphinx_build()
+    log.info('done in %.1f s', time.time() - t0)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Generate README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which is not available here).
+
+    python tools/make_readme.py          # write README.md
+    python tools/make_readme.py --check  # exit 1 if README.md differs from what would be written
+
+Rules: the title cell (`# Title` + `> summary`) becomes the heading and a plain paragraph; nbdev
+directives (`#| ...`) are stripped; cells marked `hide`, `include: false`, `export*` or
+`default_exp` are dropped; code cells become ```python fences; text outputs saved in the
+notebook are kept as plain fences (images and widgets are dropped). The notebook is not executed,
+so the README depends only on the committed notebook.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+INDEX = ROOT / 'nbs' / 'index.ipynb'
+README = ROOT / 'README.md'
+NOTE = '<!-- Generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook, not this file. -->'
+
+_re_directive = re.compile(r'^\s*#\s*\|\s*(.*?)\s*$')
+_hide = {'hide', 'export', 'exports', 'exporti', 'default_exp'}
+
+
+def split_directives(source: str) -> tuple[dict, str]:
+    "Leading `#| key: value` lines of a code cell as a dict, and the code without them."
+    lines, dirs = source.splitlines(), {}
+    i = 0
+    while i < len(lines) and (_re_directive.match(lines[i]) or not lines[i].strip()):
+        m = _re_directive.match(lines[i])
+        if m and m.group(1):
+            key, _, val = m.group(1).partition(' ')
+            dirs[key.rstrip(':')] = val.strip()
+        i += 1
+    return dirs, '\n'.join(lines[i:]).strip('\n')
+
+
+def _hidden(dirs: dict) -> bool:
+    return bool(_hide & dirs.keys()) or dirs.get('include', '').lower() == 'false'
+
+
+def _title(source: str) -> list[str]:
+    "`# Title` and `> summary` lines of the first cell: keep the heading, make the summary a paragraph."
+    out = []
+    for line in source.strip().splitlines():
+        m = re.match(r'^>\s?(.*)$', line)
+        out.append(m.group(1) if m else line)
+        if not m and line.startswith('# '): out.append('')
+    return ['\n'.join(out).strip()]
+
+
+def _outputs(cell) -> list[str]:
+    res = []
+    for o in cell.get('outputs', []):
+        if o.output_type == 'stream': text = o.text
+        elif o.output_type in ('execute_result', 'display_data'):
+            data = o.get('data', {})
+            if 'text/markdown' in data: res.append(data['text/markdown'].strip()); continue
+            text = data.get('text/plain', '')
+        else: continue
+        if text.strip(): res.append('```\n' + text.strip('\n') + '\n```')
+    return res
+
+
+def render(index: Path = INDEX) -> str:
+    "The README text for `index` (deterministic: depends only on the notebook file)."
+    nb = nbformat.read(index, as_version=4)
+    blocks = [NOTE]
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == 'markdown':
+            if i == 0 and cell.source.lstrip().startswith('# '): blocks += _title(cell.source)
+            elif cell.source.strip(): blocks.append(cell.source.strip())
+        elif cell.cell_type == 'code':
+            dirs, code = split_directives(cell.source)
+            if _hidden(dirs) or not code.strip(): continue
+            if dirs.get('echo', '').lower() != 'false': blocks.append('```python\n' + code + '\n```')
+            if dirs.get('output', '').lower() != 'false': blocks += _outputs(cell)
+        elif cell.cell_type == 'raw' and cell.source.strip() and not cell.source.lstrip().startswith('---'):
+            blocks.append(cell.source.strip())
+    return '\n\n'.join(blocks) + '\n'
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--check', action='store_true', help='only check that README.md is up to date')
+    args = p.parse_args(argv)
+    text = render()
+    if args.check:
+        ok = README.exists() and README.read_text(encoding='utf-8') == text
+        if not ok: print('README.md is out of date: run python tools/make_readme.py', file=sys.stderr)
+        return 0 if ok else 1
+    if not README.exists() or README.read_text(encoding='utf-8') != text:
+        README.write_text(text, encoding='utf-8')
+        print('wrote README.md')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
