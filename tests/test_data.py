@@ -1,0 +1,114 @@
+"Dataset builds across executors, and the CLI's generate/import commands."
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from lstm_pfd.config import DataConfig
+from lstm_pfd.data import build_dataset, open_dataset, OnTheFlyDataset, DatasetError
+
+SMALL = DataConfig.preset('quick', {'dataset.records_per_class_severity': 3, 'signal.duration_s': 1.0,
+                                    'dataset.batch_size': 7})
+SCRIPT = Path(sys.executable).parent / 'lstm-pfd'
+
+
+def _groups(path):
+    with h5py.File(path) as f:
+        out = {}
+        for g in f:
+            out[g] = {k: f[g][k][()] for k in ('signals', 'labels', 'seed', 'checksum', 'record_index')}
+            out[g]['meta'] = {k: v[()] for k, v in f[g]['meta'].items()}
+        return out, dict(f.attrs)
+
+
+def _assert_same(a, b):
+    (ga, aa), (gb, ab) = _groups(a), _groups(b)
+    assert ga.keys() == gb.keys()
+    for g in ga:
+        for k in ('signals', 'labels', 'seed', 'checksum', 'record_index'):
+            np.testing.assert_array_equal(ga[g][k], gb[g][k], err_msg=f'{g}/{k}')
+        assert ga[g]['meta'].keys() == gb[g]['meta'].keys()
+        for k in ga[g]['meta']:
+            np.testing.assert_array_equal(ga[g]['meta'][k], gb[g]['meta'][k], err_msg=f'{g}/meta/{k}')
+    assert aa['config_hash'] == ab['config_hash']
+
+
+@pytest.fixture(scope='module')
+def serial(tmp_path_factory):
+    return build_dataset(SMALL, tmp_path_factory.mktemp('serial') / 'serial.h5', progress=False)
+
+
+def test_process_pool_build_is_bit_identical(serial, tmp_path):
+    with ProcessPoolExecutor(2) as ex:
+        p = build_dataset(SMALL, tmp_path / 'pool.h5', executor=ex, progress=False)
+    _assert_same(serial, p)
+
+
+def test_dask_build_is_bit_identical(serial, tmp_path):
+    distributed = pytest.importorskip('distributed')
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        p = build_dataset(SMALL, tmp_path / 'dask.h5', executor=client.get_executor(), progress=False)
+    _assert_same(serial, p)
+
+
+def test_on_the_fly_matches_every_split(serial):
+    with open_dataset(serial) as ds:
+        for split in ('train', 'val', 'test'):
+            np.testing.assert_array_equal(OnTheFlyDataset(SMALL, split).windows(), ds.windows(split).windows())
+
+
+def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
+    import lstm_pfd.data as data
+    calls = {'n': 0}
+    real = data._generate_task
+
+    def flaky(*a):
+        calls['n'] += 1
+        if calls['n'] == 3: raise RuntimeError('worker died')
+        return real(*a)
+    monkeypatch.setattr(data, '_generate_task', flaky)
+    with pytest.raises(RuntimeError, match='worker died'):
+        build_dataset(SMALL, tmp_path / 'x.h5', progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_file_kept_unless_overwrite(serial, tmp_path):
+    target = tmp_path / 'keep.h5'
+    target.write_bytes(b'precious')
+    with pytest.raises(FileExistsError):
+        build_dataset(SMALL, target, progress=False, overwrite=False)
+    assert target.read_bytes() == b'precious'
+
+
+def test_incomplete_file_is_rejected(serial, tmp_path):
+    p = tmp_path / 'incomplete.h5'
+    p.write_bytes(Path(serial).read_bytes())
+    with h5py.File(p, 'r+') as f: f.attrs['complete'] = False
+    with pytest.raises(DatasetError, match='incomplete'):
+        open_dataset(p)
+
+
+def test_cli_generate_and_import(tmp_path):
+    out = tmp_path / 'cli.h5'
+    r = subprocess.run([str(SCRIPT), 'generate', '--preset', 'quick', '--set', 'dataset.records_per_class_severity=2',
+                        '--set', 'signal.duration_s=1.0', '--out', str(out), '--workers', '2', '--no-progress'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open_dataset(out, verify=True) as ds:
+        assert sum(len(ds[s]) for s in ('train', 'val', 'test')) == 11 * 4 * 2
+    rng = np.random.default_rng(0)
+    for i in range(3): np.save(tmp_path / f'rec{i}.npy', rng.standard_normal(30000).astype(np.float32))
+    (tmp_path / 'labels.csv').write_text('file,label\nrec0.npy,healthy\nrec1.npy,imbalance\nrec2.npy,oil_whirl\n')
+    r = subprocess.run([str(SCRIPT), 'import', str(tmp_path / 'labels.csv'), '--fs', '12000', '--record-s', '1.0',
+                        '--preset', 'quick', '--out', str(tmp_path / 'ext.h5'), '--no-progress'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open_dataset(tmp_path / 'ext.h5', verify=True) as ds:
+        assert list(ds['test'].labels) == [0, 0, 2, 2, 7, 7]
+    r = subprocess.run([str(SCRIPT), 'generate', '--preset', 'quick', '--out', str(tmp_path / 'nodir' / 'x.h5')],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and 'does not exist' in r.stderr and 'Traceback' not in r.stderr
