@@ -1,0 +1,58 @@
+"""README.md is generated from nbs/index.ipynb by tools/make_readme.py and committed; its top holds
+exactly the two commands (run the main job; run the whole test suite)."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tools'))
+import make_readme  # noqa: E402
+
+README = ROOT / 'README.md'
+HINT = 'regenerate it with `python tools/make_readme.py` and commit README.md'
+
+
+def test_readme_matches_index_notebook():
+    assert README.read_text(encoding='utf-8') == make_readme.render(), f'README.md is stale: {HINT}'
+
+
+def test_committed_readme_matches():
+    "The committed README (not just the working copy, which the docs build rewrites) is up to date."
+    git = shutil.which('git')
+    if not git or not (ROOT / '.git').exists(): pytest.skip('not a git checkout')
+    r = subprocess.run([git, 'show', 'HEAD:README.md'], cwd=ROOT, capture_output=True, text=True)
+    if r.returncode: pytest.fail(f'README.md is not committed: {HINT}')
+    assert r.stdout == make_readme.render(), f'the committed README.md differs from nbs/index.ipynb: {HINT}'
+
+
+def test_top_holds_exactly_the_two_commands():
+    text = README.read_text(encoding='utf-8')
+    first_fence = re.search(r'^```[a-z]*\n(.*?)^```', text, flags=re.MULTILINE | re.DOTALL)
+    assert first_fence, 'no code block in README.md'
+    before = text[:first_fence.start()]
+    assert '\n## ' not in before, 'the commands must come before any section'
+    cmds = [l.strip() for l in first_fence.group(1).splitlines() if l.strip()]
+    assert len(cmds) == 2, f'expected exactly two commands at the top, got {cmds}'
+    assert 'lstm-pfd demo' in cmds[0], cmds[0]
+    assert cmds[1] == 'bash .ci/run', cmds[1]
+
+
+def test_generator_strips_directives_and_hidden_cells(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+    nb = new_notebook(cells=[new_markdown_cell('# T\n> the summary'),
+                             new_code_cell('#| hide\nsecret = 1'),
+                             new_code_cell('#| export\ndef f(): pass'),
+                             new_code_cell('#| eval: false\nx = 2')])
+    p = tmp_path / 'index.ipynb'
+    nbformat.write(nb, p)
+    out = make_readme.render(p)
+    assert '# T\n\nthe summary' in out and '> the summary' not in out
+    assert 'secret' not in out and 'def f' not in out and '#|' not in out
+    assert '```python\nx = 2\n```' in out
