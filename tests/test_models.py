@@ -13,6 +13,15 @@ from lstm_pfd.models import (MODELS, BandEnergyLoss, check_windows, count_parame
 ALL = sorted(MODELS)
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread():
+    "Small batches on a shared 2-core machine: one intra-op thread avoids oversubscription stalls."
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def test_registry_names():
     assert set(ALL) >= {'compact', 'cnn1d', 'attention_cnn', 'cnn_lstm', 'resnet18', 'patchtst'}
     with pytest.raises(ValueError, match='valid names: .*compact'):

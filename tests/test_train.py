@@ -1,0 +1,234 @@
+"Training, checkpoints, resume, evaluation metrics, significance tests and the classical baseline."
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lstm_pfd.models import BandEnergyLoss, create_model
+from lstm_pfd.train import (Callback, CheckpointMismatch, ClassicalBaseline, Evaluation, NoiseAugment, ToneDataset,
+                            check_checkpoint, evaluate, evaluate_snr, fit, load_checkpoint, mcnemar, predict,
+                            save_checkpoint, snr_table, summarize_runs)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread():
+    "Tiny models on a shared 2-core machine: one intra-op thread avoids oversubscription stalls."
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope='module')
+def data():
+    return ToneDataset(records_per_class=16, seed=0), ToneDataset(seed=1, record_offset=1000)
+
+
+def _same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_quick_training_reaches_high_accuracy(data):
+    train, val = data
+    res = fit(create_model('compact', n_classes=4, seed=0), train, val, epochs=10, lr=3e-3, batch_size=32, patience=3,
+              seed=0, progress=False)
+    ev = evaluate(res.model, val)
+    print(res, ev, f"{res.history[-1]['windows_per_s']:.0f} windows/s")
+    assert ev.record_acc >= 0.95 and ev.window_acc >= 0.9
+    assert res.best_epoch == int(np.argmin([h['val_loss'] for h in res.history]))
+
+
+def test_fit_is_reproducible_and_leaves_global_rng(data):
+    train, val = data
+    state = torch.random.get_rng_state()
+    kw = dict(epochs=2, lr=3e-3, batch_size=32, seed=7, progress=False, augment=NoiseAugment((0, 20)))
+    a = fit(create_model('compact', n_classes=4, seed=0), train, val, **kw)
+    b = fit(create_model('compact', n_classes=4, seed=0), train, val, **kw)
+    assert _same_weights(a.model, b.model)
+    assert torch.equal(state, torch.random.get_rng_state())
+    c = fit(create_model('compact', n_classes=4, seed=0), train, val, **{**kw, 'seed': 8})
+    assert not _same_weights(a.model, c.model)
+
+
+class _StopAfter(Callback):
+    def __init__(self, n): self.n, self.calls = n, []
+    def on_fit_start(self, s): self.calls.append('fit_start')
+    def on_batch_end(self, s): self.calls.append('batch')
+    def on_epoch_end(self, s):
+        self.calls.append('epoch')
+        if s.epoch + 1 >= self.n: s.stop = True
+
+
+@pytest.mark.parametrize('name', ['compact', 'cnn_lstm'])
+def test_resume_gives_identical_results(data, tmp_path, name):
+    train, val = data
+    kw = dict(epochs=4, lr=2e-3, batch_size=32, patience=None, seed=11, progress=False, augment=NoiseAugment((0, 20), p=0.5))
+    full = fit(create_model(name, n_classes=4, seed=0), train, val, **kw)
+    cb = _StopAfter(2)
+    part = fit(create_model(name, n_classes=4, seed=0), train, val, callbacks=[cb], checkpoint_path=tmp_path / 'c.pt', **kw)
+    assert len(part.history) == 2 and part.stopped_early
+    assert cb.calls[0] == 'fit_start' and cb.calls.count('epoch') == 2 and 'batch' in cb.calls
+    res = fit(create_model(name, n_classes=4, seed=0), train, val, resume_from=tmp_path / 'c.pt', **kw)
+    assert len(res.history) == 4
+    assert _same_weights(full.model, res.model)
+    for h1, h2 in zip(full.history, res.history):
+        assert h1['train_loss'] == h2['train_loss'] and h1['val_loss'] == h2['val_loss']
+
+
+def test_early_stopping_keeps_best(data):
+    "Validation labels rotated by one class: the better the model learns, the worse val_loss gets, so it must stop."
+    train, _ = data
+    val = ToneDataset(seed=1, record_offset=1000)
+    val.labels = (val.labels + 1) % 4
+    res = fit(create_model('compact', n_classes=4, seed=0), train, val, epochs=30, lr=3e-3, batch_size=32, patience=2,
+              seed=0, progress=False)
+    assert res.stopped_early and len(res.history) == res.best_epoch + 3 < 30
+    assert res.best_score == min(h['val_loss'] for h in res.history)
+    ev = evaluate(res.model, val)                      # the best weights, not the last, are loaded
+    assert ev.loss == pytest.approx(res.history[res.best_epoch]['val_loss'], rel=1e-5)
+
+
+def test_checkpoint_roundtrip_and_mismatch(data, tmp_path):
+    train, val = data
+    res = fit(create_model('cnn1d', n_classes=4, seed=0), train, epochs=1, batch_size=32, progress=False,
+              checkpoint_path=tmp_path / 'm.pt', config_hash='h1')
+    ck = torch.load(tmp_path / 'm.pt', weights_only=True)            # plain types only
+    assert ck['model_name'] == 'cnn1d' and ck['window_len'] == 1024 and ck['fs'] == 2048.0
+    assert ck['class_names'] == train.class_names and ck['config_hash'] == 'h1'
+    m, info = load_checkpoint(tmp_path / 'm.pt', config_hash='h1', window_len=1024, fs=2048.0, n_classes=4)
+    assert _same_weights(m, res.model) and not m.training
+    x = val.x[:8]
+    torch.testing.assert_close(m(x), res.model.eval()(x))
+    with pytest.raises(CheckpointMismatch, match="config_hash: checkpoint has 'h1', expected 'h2'"):
+        load_checkpoint(tmp_path / 'm.pt', config_hash='h2')
+    with pytest.raises(CheckpointMismatch, match='window_len: checkpoint has 1024, expected 20480'):
+        load_checkpoint(tmp_path / 'm.pt', window_len=20480)
+    with pytest.raises(CheckpointMismatch, match='class_names'):
+        check_checkpoint(info, class_names=['a', 'b', 'c', 'd'])
+    with pytest.raises(TypeError, match='unknown expectation'):
+        check_checkpoint(info, windowlen=3)
+    torch.save({'x': 1}, tmp_path / 'other.pt')
+    with pytest.raises(CheckpointMismatch, match='not an lstm_pfd checkpoint'):
+        load_checkpoint(tmp_path / 'other.pt')
+    # resuming into another architecture is refused
+    with pytest.raises(CheckpointMismatch, match='resume_from'):
+        fit(create_model('compact', n_classes=4), train, epochs=2, resume_from=tmp_path / 'm.pt', progress=False,
+            config_hash='h1')
+
+
+def test_bad_input(data):
+    train, val = data
+    m = create_model('compact', n_classes=4, seed=0)
+    with pytest.raises(ValueError, match='n_classes=4'):
+        fit(m, ToneDataset(n_classes=5, records_per_class=2), epochs=1, progress=False)
+    with pytest.raises(ValueError, match='n_classes=4'):
+        evaluate(m, ToneDataset(n_classes=5, records_per_class=2))
+
+    class TwoD(ToneDataset):
+        def __getitem__(self, i):
+            x, y, r = super().__getitem__(i)
+            return x[0], y, r
+    with pytest.raises(ValueError, match=r'\[1, L\]'):
+        fit(m, TwoD(records_per_class=2), epochs=1, progress=False)
+
+    class Inf(ToneDataset):
+        def __getitem__(self, i):
+            x, y, r = super().__getitem__(i)
+            return (x * float('inf') if i == 9 else x), y, r
+    with pytest.raises(ValueError, match='NaN/Inf'):
+        fit(m, Inf(records_per_class=4), epochs=1, batch_size=4, progress=False)
+
+    class NoLabelsAttr(torch.utils.data.Dataset):    # label range checked per batch when no `labels` attribute
+        def __len__(self): return 8
+        def __getitem__(self, i): return torch.zeros(1, 256) + i, 7, i
+    with pytest.raises(ValueError, match=r'outside 0\.\.3'):
+        fit(m, NoLabelsAttr(), epochs=1, progress=False)
+    with pytest.raises(ValueError, match='class_names has 2 names'):
+        fit(m, train, epochs=1, class_names=['a', 'b'], progress=False)
+
+
+def test_metrics_match_sklearn():
+    skm = pytest.importorskip('sklearn.metrics')
+    rng = np.random.default_rng(0)
+    R, W, C = 60, 3, 5
+    rec_labels = rng.integers(0, C, R)
+    labels, rids = np.repeat(rec_labels, W), np.repeat(rng.permutation(1000)[:R], W)
+    probs = rng.dirichlet(np.ones(C), R * W).astype(np.float32)
+    probs[np.arange(R * W), labels] += rng.uniform(0, 0.6, R * W).astype(np.float32)   # better than chance
+    ev = Evaluation(probs, labels, rids)
+    wp = probs.argmax(1)
+    assert ev.window_acc == pytest.approx(skm.accuracy_score(labels, wp))
+    np.testing.assert_array_equal(ev.confusion_matrix('window'), skm.confusion_matrix(labels, wp, labels=range(C)))
+    assert ev.macro_f1('window') == pytest.approx(skm.f1_score(labels, wp, average='macro'))
+    np.testing.assert_allclose(ev.per_class_recall('window'), skm.recall_score(labels, wp, average=None, labels=range(C)))
+    # record level by an independent loop: mean of window probabilities per record
+    rp, rl = [], []
+    for r in np.unique(rids):
+        sel = rids == r
+        rp.append(probs[sel].mean(0).argmax()); rl.append(labels[sel][0])
+    assert ev.record_acc == pytest.approx(np.mean(np.array(rp) == np.array(rl)))
+    assert ev.macro_f1() == pytest.approx(skm.f1_score(rl, rp, average='macro'))
+
+
+def test_mcnemar_exact():
+    n = 30
+    lab = np.zeros(n, int)
+    pa = np.tile([[0.8, 0.2]], (n, 1)); pb = pa.copy()
+    pb[:7] = [0.2, 0.8]; pa[7:8] = [0.2, 0.8]
+    r = mcnemar(Evaluation(pa, lab, np.arange(n)), Evaluation(pb, lab, np.arange(n)))
+    assert (r['n10'], r['n01']) == (7, 1)
+    assert r['pvalue'] == pytest.approx(2 * sum(math.comb(8, k) for k in range(2)) / 2 ** 8)
+
+
+def test_summarize_runs_bootstrap():
+    rng = np.random.default_rng(1)
+    R = 200
+    lab = rng.integers(0, 3, R)
+    evs = []
+    for acc in (0.9, 0.8, 0.85):
+        pred = np.where(rng.uniform(size=R) < acc, lab, (lab + 1) % 3)
+        evs.append(Evaluation(np.eye(3, dtype=np.float32)[pred], lab, np.arange(R)))
+    s = summarize_runs(evs, n_boot=1000, seed=0)
+    vals = [float((e.record_pred == lab).mean()) for e in evs]
+    assert s['mean'] == pytest.approx(np.mean(vals)) and s['std'] == pytest.approx(np.std(vals, ddof=1))
+    assert s['ci_low'] < s['mean'] < s['ci_high']
+    # a 95 % interval over 200 records for p ~ 0.85 is about +-0.05 wide (binomial sd 0.025, averaged over 3 runs)
+    assert 0.02 < s['ci_high'] - s['ci_low'] < 0.15
+    assert summarize_runs(evs, seed=0) == summarize_runs(evs, seed=0)
+
+
+def test_snr_and_augment(data):
+    train, val = data
+    res = fit(create_model('compact', n_classes=4, seed=0), train, val, epochs=3, lr=3e-3, batch_size=32, seed=0,
+              progress=False, augment=NoiseAugment((-5, 20), p=0.5))
+    tab = snr_table(evaluate_snr(res.model, {'clean': val, 'clean_again': val}))
+    assert tab['clean'] == tab['clean_again']
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 1, 2048) * torch.logspace(-2, 1, 256)[:, None, None]
+    n = NoiseAugment((5.0, 5.0), p=1.0)(x, g) - x
+    snr = 10 * torch.log10(x.pow(2).mean((1, 2)) / n.pow(2).mean((1, 2)))
+    assert abs(float(snr.mean()) - 5.0) < 0.2       # relative to each window's own RMS, whatever its level
+
+
+def test_physics_loss_in_fit_is_logged(data):
+    train, val = data
+    names = train.class_names
+    fn = lambda f, s: np.zeros((0, 2)) if names.index(f) == 0 else np.array([[100.0 * names.index(f) - 5, 100.0 * names.index(f) + 5]])
+    for w in (0.0, 0.5):
+        loss = BandEnergyLoss(2048.0, weight=w, fault_names=names, band_fn=fn)
+        res = fit(create_model('compact', n_classes=4, seed=0), train, val, epochs=2, batch_size=32, loss=loss, progress=False)
+        assert all('train_physics' in h and h['train_physics'] >= 0 for h in res.history)
+        assert res.history[0]['train_physics_weight'] == w
+
+
+def test_classical_baseline(data, monkeypatch):
+    pytest.importorskip('sklearn')
+    train, val = data
+    ev = ClassicalBaseline(n_estimators=50, seed=0).fit(train).evaluate(val)
+    print('classical baseline', ev)
+    assert ev.record_acc >= 0.9
+    monkeypatch.setitem(sys.modules, 'sklearn.ensemble', None)
+    with pytest.raises(ImportError, match=r"lstm_pfd\[ml\]"):
+        ClassicalBaseline().fit(train)
