@@ -163,3 +163,26 @@ def test_model_randomisation_changes_attributions(trained):
         rc = randomization_check(m, x, method, seed=3, **kw)
         assert rc['spearman'] < 0.5, (method, rc['spearman'])
     assert not m.training and isinstance(m, nn.Module)
+
+
+def test_explain_record_figure_from_files(tmp_path):
+    "The CLI entry point: checkpoint + dataset file in, PNG and summary out."
+    from lstm_pfd.data import import_recordings, open_dataset
+    from lstm_pfd.models import create_model
+    from lstm_pfd.physics import FAULTS
+    from lstm_pfd.train import save_checkpoint
+    from lstm_pfd.config import DataConfig
+    cfg = DataConfig.preset('quick')
+    fs, n = cfg.signal.fs, int(cfg.signal.fs * cfg.signal.duration_s)
+    recs = [_tones([60, 120], [1.0, 0.5], n=n, fs=fs, noise=0.1, seed=s) for s in range(2)]
+    data = import_recordings(recs, ['imbalance', 'misalignment'], fs, tmp_path / 'ext.h5', cfg=cfg,
+                             meta={'speed_hz': [60.0, 60.0]}, progress=False)
+    m = create_model('compact', seed=0, channels=(8, 8, 16, 16, 16))
+    ckpt = save_checkpoint(tmp_path / 'm.pt', m, class_names=list(FAULTS), fs=fs)
+    split = 'test'
+    out = tmp_path / 'fig.png'
+    fig, summ = xai.explain_record_figure(ckpt, data, 1, method='occlusion', split=split, out=out, n_steps=8)
+    assert out.exists() and out.stat().st_size > 10_000
+    assert summ['label_name'] == 'misalignment' and summ['speed_hz'] == 60.0 and 0 <= summ['band_alignment'] <= 1
+    with pytest.raises(ValueError, match='out of range'):
+        xai.explain_record_figure(ckpt, data, 5, split=split)
