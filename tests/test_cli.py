@@ -32,3 +32,36 @@ def test_demo_writes_config(tmp_path: Path):
     r = run('demo', '--out', str(tmp_path / 'demo'))
     assert r.returncode == 0, r.stderr
     assert DataConfig.from_yaml(tmp_path / 'demo' / 'config.yaml') == DataConfig.preset('quick')
+
+
+def test_train_evaluate_export_predict_chain(tmp_path: Path):
+    import numpy as np
+    from lstm_pfd.data import open_dataset
+    ds = tmp_path / 'd.h5'
+    r = run('generate', '--preset', 'quick', '--set', 'dataset.records_per_class_severity=3', '--set', 'signal.duration_s=1.0',
+            '--out', str(ds), '--no-progress')
+    assert r.returncode == 0, r.stderr
+    ck = tmp_path / 'm.pt'
+    r = run('train', str(ds), '--epochs', '1', '--out', str(ck), '--no-progress')
+    assert r.returncode == 0, r.stderr
+    assert ck.exists() and 'validation' in r.stdout
+    r = run('evaluate', str(ck), str(ds))
+    assert r.returncode == 0, r.stderr
+    rows = [l.split() for l in r.stdout.splitlines()[1:]]
+    assert [row[0] for row in rows] == ['test', 'test_snr20', 'test_snr10', 'test_snr5']
+    assert all(0 <= float(row[4]) <= 1 for row in rows)
+    onnx = tmp_path / 'm.onnx'
+    r = run('export', str(ck), '--out', str(onnx))
+    assert r.returncode == 0, r.stderr
+    with open_dataset(ds) as f:
+        x, m = f['test'].record(0)
+    np.save(tmp_path / 'r.npy', x)
+    r = run('predict', str(onnx), str(tmp_path / 'r.npy'), '--fs', '10240', '--json')
+    assert r.returncode == 0, r.stderr
+    import json
+    out = json.loads(r.stdout)
+    assert abs(sum(out['probabilities'].values()) - 1) < 1e-4
+    r = run('predict', str(onnx), str(tmp_path / 'r.npy'), '--fs', '20480')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    r = run('evaluate', str(ck), str(tmp_path / 'missing.h5'))
+    assert r.returncode == 2 and 'missing.h5' in r.stderr
