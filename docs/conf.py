@@ -17,7 +17,7 @@ author = _s['author']
 copyright = _s['copyright']
 release = version = _s['version']
 
-extensions = ['myst_nb']
+extensions = ['myst_nb', 'sphinx.ext.githubpages']  # githubpages: .nojekyll (keeps _static/)
 source_suffix = {'.ipynb': 'myst-nb', '.md': 'myst-nb'}
 exclude_patterns = ['**.ipynb_checkpoints']
 root_doc = 'index'
@@ -37,6 +37,8 @@ nb_ipywidgets_js = {
     'vendor/html-manager/dist/embed-amd.js': {'data-jupyter-widgets-cdn': '_static/vendor/no-cdn/'},
 }
 mathjax_path = 'vendor/mathjax/tex-mml-chtml.js'
+myst_update_mathjax = False  # the MathJax config is _static/mathjax_config.js (it also maps the MathJax 2
+html_js_files = [('mathjax_config.js', {'priority': 200})]  # API that embedded widgets call onto MathJax 3)
 
 html_theme = 'sphinx_book_theme'
 html_title = project

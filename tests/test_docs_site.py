@@ -110,6 +110,9 @@ def test_every_page_loads_locally(server, browser):
         rel = html.relative_to(SITE).as_posix()
         if rel.startswith(('_', 'genindex')): continue
         page, rec = _open(browser, f'{server}/{rel}')
+        if 'application/vnd.jupyter.widget-state+json' in html.read_text(encoding='utf-8'):
+            # embedded widgets render from the vendored html-manager (no kernel, no CDN)
+            page.locator('.jupyter-widgets').first.wait_for(timeout=15_000)
         rec.check()
         page.close()
 

@@ -49,6 +49,7 @@ OUT = DOCS / '_build' / 'html'
 DOCTREES = DOCS / '_build' / 'doctrees'
 VENDOR_CACHE = DOCS / '_static_vendor'  # npm tarballs, kept between builds
 PROC = ROOT / '_proc'
+TIMES = DOCS / '_build' / 'exec_times.json'  # per-notebook execution time of the last build
 IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.gif', '.svg', '.webp'}
 
 # npm spec -> (name of the tarball's folder under _static/vendor, files/folders to copy from package/)
@@ -121,8 +122,12 @@ def execute_one(rel: str, timeout: int) -> tuple[str, float, int]:
         # IPC transport: TCP ports picked by kernels started at the same moment can collide
         with tempfile.TemporaryDirectory(prefix='lstm_pfd_docs_kernel_') as d:
             km = KernelManager(kernel_name='python3', transport='ipc', ip=str(Path(d) / 'k'))
-            Client(nb, km=km, timeout=timeout, kernel_name='python3', store_widget_state=True, allow_errors=False,
-                   record_timing=False, resources={'metadata': {'path': str(src.parent)}}).execute()
+            try:
+                Client(nb, km=km, timeout=timeout, kernel_name='python3', store_widget_state=True,
+                       allow_errors=False, record_timing=False,
+                       resources={'metadata': {'path': str(src.parent)}}).execute()
+            finally:  # a km passed in is not shut down by nbclient
+                if km.has_kernel: km.shutdown_kernel(now=True)
     dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
     return rel, time.time() - t0, skipped
@@ -136,17 +141,23 @@ def execute_all(rels: list[Path], workers: int, timeout: int) -> None:
             (EXEC / p.relative_to(NBS)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, EXEC / p.relative_to(NBS))
     env_backend = os.environ.pop('MPLBACKEND', None)  # let the kernels use the inline backend
+    # longest first (times of the last build), so that two workers finish close together
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    order = sorted(rels, key=lambda r: -times.get(str(r), 1e9))
     try:
         with ProcessPoolExecutor(max_workers=max(1, workers)) as ex:
-            futs = {ex.submit(execute_one, str(r), timeout): r for r in rels}
+            futs = {ex.submit(execute_one, str(r), timeout): r for r in order}
             failed = []
             for fut, rel in futs.items():
                 try:
                     r, dt, skipped = fut.result()
+                    times[r] = round(dt, 1)
                     log.info('executed %s in %.1f s (%d cells skipped)', r, dt, skipped)
                 except Exception as e:  # noqa: BLE001 - report every failing notebook, then stop
                     failed.append(rel)
                     log.error('executing nbs/%s failed:\n%s', rel, e)
+            TIMES.parent.mkdir(parents=True, exist_ok=True)
+            TIMES.write_text(json.dumps(times, indent=1, sort_keys=True))
             if failed: raise SystemExit(f'docs build failed: error while executing {", ".join(map(str, failed))}')
     finally:
         if env_backend is not None: os.environ['MPLBACKEND'] = env_backend
@@ -154,21 +165,30 @@ def execute_all(rels: list[Path], workers: int, timeout: int) -> None:
 
 # ----------------------------------------------------------------------------------- nbdev processing
 def _filter_defaults():
-    """nbdev's FilterDefaults with one change to `exec_show_docs`: the notebooks were executed already,
-    so cells other than show_doc keep their nbclient outputs, and a non-export cell that mixes imports
-    with code depending on earlier cells (which nbdev re-runs alone) only logs a warning."""
+    """nbdev's FilterDefaults with `exec_show_docs` adapted to notebooks that were executed already:
+    instead of re-running the notebook's export and import cells (slow for training notebooks, and
+    failing on cells that mix imports with code that needs earlier cells), the namespace of the
+    module(s) the notebook exports to is loaded, then only the show_doc cells run. Every other cell
+    keeps its nbclient outputs. Notebooks that export nothing get nbdev's behaviour."""
     from copy import deepcopy
-    from nbdev.processors import FilterDefaults, _is_showdoc, exec_show_docs
+    from nbdev.processors import FilterDefaults, _default_exp, _is_showdoc, exec_show_docs
 
     class exec_show_docs_(exec_show_docs):
+        def begin(self):
+            super().begin()
+            mods = {_default_exp(self.nb)} | {d[0] for c in self.nb.cells if c.cell_type == 'code'
+                                              for k, d in (c.directives_ or {}).items()
+                                              if k in ('export', 'exports', 'exporti') and d}
+            self.mods = sorted(m for m in mods if m)
+            for m in self.mods:
+                self.k.run_cell(f'import importlib as _il; globals().update({{k: v for k, v in '
+                                f'vars(_il.import_module("lstm_pfd.{m}")).items() if not k.startswith("__")}})')
+                if self.k.exc: raise Exception(f'cannot import lstm_pfd.{m} for show_doc') from self.k.exc
+
         def __call__(self, cell):
+            if self.mods and not (_is_showdoc(cell) or 'exec_doc' in (cell.directives_ or {})): return
             keep = None if _is_showdoc(cell) else deepcopy(cell.get('outputs'))
-            try: super().__call__(cell)
-            except Exception as e:
-                if keep is None or {'export', 'exports', 'exporti', 'exec_doc'} & set(cell.directives_ or {}): raise
-                log.warning('show_doc pre-run of a cell that mixes imports and code failed (ignored): %s',
-                            e.__cause__ or e)
-                self.k.exc = None
+            super().__call__(cell)
             if keep is not None: cell['outputs'] = keep
     exec_show_docs_.__name__ = 'exec_show_docs'
 
@@ -360,7 +380,9 @@ def write_site(rels: list[Path]) -> None:
             (SITE / p.relative_to(EXEC)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, SITE / p.relative_to(EXEC))
     for rel in rels:
-        nb = nbformat.read(PROC / rel, as_version=4)
+        raw = json.loads((PROC / rel).read_text(encoding='utf-8'))
+        for c in raw['cells']: c.pop('has_sd', None)  # nbdev's marker, not nbformat
+        nb = nbformat.from_dict(raw)
         nb = PageConverter(rel, pages, doc_base, _default_exp(NBS / rel)).convert(nb)
         if rel == Path('index.ipynb'):
             groups = [('Library', [page_name(r) for r in rels if r.parent == Path('.') and r.name != 'index.ipynb']),
@@ -430,6 +452,7 @@ def main(argv=None) -> int:
                    help='seconds per cell')
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[build_docs %(relativeCreated)6.0f ms] %(message)s')
+    logging.getLogger('traitlets').setLevel(logging.WARNING)
     t0 = time.time()
     import make_readme
     make_readme.main([])
