@@ -275,7 +275,7 @@ def test_speed_ramp_is_a_real_frequency_change():
     for seed in range(4):
         x, m, parts = generate(cfg, 'imbalance', severity='severe', seed=seed, components=True)
         assert m['transient'] == 1 and m['speed_start_hz'] != m['speed_end_hz']
-        ph = np.unwrap(np.angle(hilbert(parts['fault'])))
+        ph = np.unwrap(np.angle(hilbert(parts['fault'].astype(float))))
         finst = np.diff(ph) * FS / (2 * np.pi)
         e = int(0.1 * FS)
         np.testing.assert_allclose(np.median(finst[e:2 * e]), m['speed_start_hz'], rtol=2e-3) if m['transient_start_s'] > 0.2 else None
