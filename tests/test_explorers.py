@@ -1,0 +1,269 @@
+"""Headless checks of lstm_pfd.explorers: construct each explorer, change controls by setting `.value`,
+assert on the state the explorer keeps (arrays, predictions, bands), never on pixels or timings."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip('ipywidgets')
+torch = pytest.importorskip('torch')
+
+import ipywidgets as W
+
+from lstm_pfd.config import DataConfig, NoiseConfig
+from lstm_pfd.physics import FAULTS, expected_bands, viscosity
+from lstm_pfd.signals import generate, generate_batch
+from lstm_pfd import explorers as E
+
+PNG = b'\x89PNG\r\n\x1a\n'
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models on a shared 2-core machine
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope='module')
+def cfg():
+    return DataConfig.preset('quick', {'signal.duration_s': 1.0, 'dataset.records_per_class_severity': 3,
+                                       'dataset.snr_db': [10.0]})
+
+
+@pytest.fixture(scope='module')
+def ds(cfg, tmp_path_factory):
+    from lstm_pfd.data import build_dataset, open_dataset
+    path = build_dataset(cfg, tmp_path_factory.mktemp('expl') / 'tiny.h5', progress=False)
+    with open_dataset(path) as d:
+        yield d
+
+
+@pytest.fixture(scope='module')
+def model(ds):
+    from lstm_pfd.models import create_model
+    from lstm_pfd.train import fit
+    m = create_model('compact', channels=(8, 16), first_stride=32, seed=0)
+    fit(m, ds.windows('train'), epochs=1, batch_size=32, progress=False, seed=0)
+    return m.eval()
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def test_amplitude_spectrum_reads_sine_amplitude():
+    fs, n = 1000.0, 1000
+    t = np.arange(n) / fs
+    f, a = E.amplitude_spectrum(0.25 * np.cos(2 * np.pi * 50 * t) + 2 * np.sin(2 * np.pi * 200 * t), fs)
+    assert f[np.argmax(a)] == 200.0
+    assert a[f == 200.0][0] == pytest.approx(2.0, rel=1e-3)
+    assert a[f == 50.0][0] == pytest.approx(0.25, rel=1e-3)
+    with pytest.raises(ValueError, match='fs'): E.amplitude_spectrum(t, 0)
+
+
+def test_spectrogram_tracks_a_chirp():
+    fs = 8192.0
+    t = np.arange(int(fs)) / fs
+    x = np.sin(2 * np.pi * (100 * t + 1000 * t ** 2))  # 100 Hz -> 2100 Hz over 1 s
+    f, tt, db = E.spectrogram_db(x, fs, nperseg=256)
+    peak = f[db.argmax(0)]
+    assert np.all(np.abs(peak - (100 + 2000 * tt)) <= 2 * fs / 256)
+
+
+# ------------------------------------------------------------------------------------------ SignalExplorer
+def test_signal_explorer_state_follows_controls(cfg):
+    se = E.SignalExplorer(cfg, 'looseness', seed=1, speed_hz=60.0)
+    assert isinstance(se.widget, W.Widget) and se.png.startswith(PNG) and se.image.value == se.png
+    x_ref, _ = generate(cfg, 'looseness', severity=2, seed=1, speed_hz=60.0, load=se.params['load'],
+                        temperature_c=se.params['temperature_c'])
+    np.testing.assert_array_equal(se.x, x_ref)
+    b60, png60 = se.bands.copy(), se.png
+    se.speed.value = 57.0
+    np.testing.assert_allclose(se.bands, b60 * 57.0 / 60.0)
+    np.testing.assert_allclose(se.bands, expected_bands('looseness', 57.0))
+    assert se.png != png60
+    x0 = se.x.copy()
+    se.seed.value = 2
+    assert not np.array_equal(se.x, x0)
+    se.fault.value = 'cavitation'
+    assert se.bands.max() == pytest.approx(2600.0)  # the burst carriers, an absolute band
+    assert se.params['fault'] == 'cavitation'
+
+
+def test_signal_explorer_physics_and_window(cfg):
+    se = E.SignalExplorer(cfg, 'oil_whirl')
+    se.temperature.value = 45.0
+    hot_mu, cold = None, dict(se.physics)
+    se.temperature.value = 75.0
+    assert se.physics['viscosity'] == pytest.approx(float(viscosity(75.0, cfg.bearing.oil)))
+    assert se.physics['viscosity'] < cold['viscosity'] and se.physics['sommerfeld'] < cold['sommerfeld']
+    se.window.value = 0.25
+    assert len(se.view) == int(0.25 * cfg.signal.fs)
+    assert se.freqs[1] == pytest.approx(4.0)  # 1 / 0.25 s
+    se.start.value = 0.5
+    np.testing.assert_array_equal(se.view, se.x[int(0.5 * cfg.signal.fs):int(0.75 * cfg.signal.fs)])
+    se.window.value = 1.0  # the start slider is pulled back inside the record
+    assert se.start.value == 0.0 and len(se.view) == len(se.x)
+
+
+def test_signal_explorer_noise_layers(cfg):
+    se = E.SignalExplorer(cfg, 'misalignment', speed_hz=60.0)
+    with se.hold():
+        for c in se.noise.values(): c.value = False
+    assert se.params['noise'] == ()
+    assert se.freqs[np.argmax(se.amp)] == pytest.approx(120.0, abs=1.5)  # 2X dominates misalignment
+    hf = se.freqs > 3000
+    quiet = np.median(se.amp[hf])
+    se.noise['measurement'].value = True
+    assert np.median(se.amp[hf]) > 10 * quiet
+    se.noise['emi'].value = True  # mains tone at exactly 50 Hz
+    k50 = np.argmin(np.abs(se.freqs - cfg.noise.emi.mains_hz))
+    assert se.amp[k50] > 10 * np.median(se.amp[hf])
+
+
+def test_signal_explorer_set_and_errors(cfg):
+    se = E.SignalExplorer(cfg)
+    n = se.n_updates
+    se.set(fault='wear', severity=0, seed=7, measurement=False)
+    assert se.n_updates == n + 1 and se.params['seed'] == 7 and 'measurement' not in se.params['noise']
+    with pytest.raises(AttributeError, match="no control 'colour'"): se.set(colour=1)
+    with pytest.raises(ValueError, match='window_s'): E.SignalExplorer(cfg, window_s=0.3)
+    with pytest.raises(ValueError): E.SignalExplorer(cfg, 'not_a_fault')
+
+
+def test_widget_state_carries_png_for_offline_docs(cfg):
+    "The saved widget state (what the docs embed) holds the plot as PNG bytes, so it renders without a kernel."
+    import base64
+    from ipywidgets.embed import dependency_state
+    se = E.SignalExplorer(cfg)
+    state = dependency_state(se.widget)
+    images = [v for v in state.values() if v['model_name'] == 'ImageModel']
+    assert len(images) == 1 and images[0]['state'].get('format', 'png') == 'png'
+    (buf,) = [b for b in images[0]['buffers'] if b['path'] == ['value']]
+    data = base64.b64decode(buf['data']) if isinstance(buf['data'], str) else bytes(buf['data'])
+    assert data == se.png and data.startswith(PNG)
+
+
+# ------------------------------------------------------------------------------------------ DatasetExplorer
+def test_dataset_explorer_filters_and_records(ds):
+    dx = E.DatasetExplorer(ds, 'train')
+    tab = ds['train']
+    assert dx.counts.sum() == len(tab) and dx.counts.shape == (len(FAULTS), len(ds.severity_names))
+    np.testing.assert_array_equal(dx.counts.sum(1), np.bincount(tab.labels, minlength=len(FAULTS)))
+    dx.classes.value = (FAULTS.index('wear'),)
+    assert set(tab.labels[dx.rows]) == {FAULTS.index('wear')} and dx.counts.sum() == (tab.labels == 6).sum()
+    np.testing.assert_array_equal(dx.x, tab.signals[dx.row])
+    assert dx.record_meta['label'] == 6 and dx.png.startswith(PNG)
+    np.testing.assert_allclose(dx.bands, expected_bands('wear', tab.meta['speed_hz'][dx.row]))
+    r2 = int(dx.rows[-1])
+    dx.record.value = r2
+    assert dx.row == r2 and dx.record_meta['record_index'] == tab.record_index[r2]
+    dx.classes.value = tuple(range(len(FAULTS)))
+    lo, hi = 0.3, 0.6
+    dx.ranges['load'].value = (lo, hi)
+    loads = tab.meta['load'][dx.rows]
+    assert 0 < len(dx.rows) < len(tab) and loads.min() >= lo and loads.max() <= hi
+    dx.split.value = 'test'
+    assert dx.table.name == 'test' and dx.counts.sum() == len(dx.rows) <= len(ds['test'])
+    dx.severities.value = ()
+    assert len(dx.rows) == 0 and dx.row is None and dx.x is None
+
+
+# ------------------------------------------------------------------------------------------ TrainingMonitor
+def test_training_monitor_follows_fit():
+    from lstm_pfd.models import create_model
+    from lstm_pfd.train import ToneDataset, fit
+    tr, va = ToneDataset(records_per_class=4, window_len=256, seed=0), ToneDataset(records_per_class=2, window_len=256, seed=1, record_offset=100)
+    mon = E.TrainingMonitor()
+    res = fit(create_model('compact', n_classes=4, channels=(8, 16), first_kernel=16, first_stride=4, seed=0), tr, va,
+              epochs=3, batch_size=16, callbacks=[mon], progress=False)
+    assert [r['epoch'] for r in mon.history] == [r['epoch'] for r in res.history]
+    assert mon.history[-1]['val_loss'] == res.history[-1]['val_loss']
+    n_batches = int(np.ceil(len(tr) / 16))
+    assert len(mon.batch_losses) == 3 * n_batches and mon.batch_bar.max == n_batches
+    assert mon.epochs_bar.value == 3 and mon.done and mon.best_epoch == res.best_epoch
+    assert mon.n_draws == 4 and mon.png.startswith(PNG)
+    mon2 = E.TrainingMonitor(every=2)
+    fit(create_model('compact', n_classes=4, channels=(8,), first_kernel=16, first_stride=4, seed=0), tr, epochs=3,
+        batch_size=16, callbacks=[mon2], progress=False)
+    assert mon2.n_draws == 1 + 1  # epoch 2, then the end of the fit
+
+
+# ------------------------------------------------------------------------------------------ ModelExplorer
+def test_model_explorer_predictions_and_confusion(ds, model):
+    from lstm_pfd.train import evaluate
+    mx = E.ModelExplorer(model, ds, 'test', method='none')
+    ev = evaluate(model, ds.windows('test'))
+    tab = ds['test']
+    assert mx.cm.sum() == len(tab)
+    np.testing.assert_array_equal(mx.cm, ev.confusion_matrix('record'))
+    for (t, p), rows in mx.cells.items():
+        assert len(rows) == mx.cm[t, p]
+        assert all(tab.labels[r] == t and mx.record_pred[r] == p for r in rows)
+    row = len(tab) - 1
+    mx.record.value = row
+    rid = tab.record_index[row]
+    np.testing.assert_allclose(mx.window_probs, ev.probs[ev.record_ids == rid], rtol=1e-6)
+    np.testing.assert_allclose(mx.probs, mx.window_probs.mean(0), rtol=1e-5)
+    assert mx.attribution is None and mx.png.startswith(PNG)
+    w = mx.windows.windows_per_record - 1
+    mx.window.value = w
+    np.testing.assert_array_equal(mx.x, np.asarray(tab.signals[row])[w * len(mx.x):(w + 1) * len(mx.x)])
+    t, p = next(iter(mx.cells))
+    listed = mx.open_cell(t, p)
+    mx.cell_list.value = listed[0]
+    assert mx.row == listed[0] and mx.cell == (t, p)
+    mx.cm_buttons[t, p].click()
+    assert [v for _, v in mx.cell_list.options] == mx.cells[(t, p)]
+
+
+def test_model_explorer_attributions(ds, model):
+    pytest.importorskip('captum')
+    mx = E.ModelExplorer(model, ds, 'test', method='occlusion', n_steps=4)
+    assert mx.attribution.shape == mx.x.shape and np.isfinite(mx.attribution).all()
+    assert mx.spectral.values.shape == (1, len(mx.x) // 2 + 1)
+    mx.target_mode.value = 'true'
+    assert mx.target == mx.true_label
+    name = FAULTS[mx.target]
+    if name == 'healthy': assert mx.alignment is None or not np.isfinite(mx.alignment['alignment'])
+    else:
+        np.testing.assert_allclose(mx.bands, expected_bands(name, ds['test'].meta['speed_hz'][mx.row], merge=False))
+        assert 0 <= mx.alignment['alignment'] <= 1
+    a_occ = mx.attribution.copy()
+    mx.method.value = 'gradcam'
+    assert mx.attribution.shape == a_occ.shape and not np.allclose(mx.attribution, a_occ)
+
+
+def test_model_explorer_from_checkpoint(ds, model, tmp_path):
+    from lstm_pfd.train import save_checkpoint
+    ck = save_checkpoint(tmp_path / 'm.pt', model, class_names=FAULTS, window_len=ds.config.window_len, fs=ds.fs)
+    mx = E.ModelExplorer(ck, ds, 'val', method='none')
+    ref = E.ModelExplorer(model, ds, 'val', method='none')
+    np.testing.assert_allclose(mx.record_probs, ref.record_probs, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ RobustnessExplorer
+def test_robustness_explorer_noise_and_layers(ds, model):
+    rx = E.RobustnessExplorer(model, ds, 'test', snr_db=0.0, max_records=22)
+    tab = ds['test']
+    assert len(rx.rows) == 22 and len(set(tab.labels[rx.rows])) == len(FAULTS)
+    snr = 10 * np.log10(np.mean(rx.X_clean.astype(np.float64) ** 2, 1) / np.mean((rx.X - rx.X_clean).astype(np.float64) ** 2, 1))
+    np.testing.assert_allclose(snr, 0.0, atol=0.3)
+    np.testing.assert_array_equal(rx.X_clean, tab.load(rx.rows))
+    stored = ds['test_snr10'].load(rx.rows)
+    rx.snr.value = 10.0
+    assert not np.array_equal(rx.X, stored)  # fresh noise, not the stored copy's streams
+    rx.clean.value = True
+    assert rx.snr_db is None and rx.X is rx.X_clean
+    rx.noise['pink'].value = False
+    ref, _ = generate_batch(ds.config.override({'noise.pink.enabled': False}), [FAULTS[l] for l in tab.labels[rx.rows]],
+                            list(tab.severity[rx.rows]), list(tab.seed[rx.rows]))
+    np.testing.assert_array_equal(rx.X, ref)
+    assert len(rx.results) == 4 and rx.results[-1]['layers'] == tuple(l for l in NoiseConfig.LAYERS if l != 'pink')
+    out = rx.sweep((20, -5))
+    assert [r['snr_db'] for r in out] == [20.0, -5.0] and rx.png.startswith(PNG)
+    rx.auto = False
+    n = len(rx.results)
+    rx.snr.value = 3.0
+    assert len(rx.results) == n  # manual mode: nothing until evaluate
+    rx.run_button.click()
+    assert len(rx.results) == n + 1 and rx.results[-1]['snr_db'] == 3.0
