@@ -382,7 +382,7 @@ def write_site(rels: list[Path]) -> None:
     for rel in rels:
         raw = json.loads((PROC / rel).read_text(encoding='utf-8'))
         for c in raw['cells']: c.pop('has_sd', None)  # nbdev's marker, not nbformat
-        nb = nbformat.from_dict(raw)
+        nb = nbformat.reads(json.dumps(raw), as_version=4)
         nb = PageConverter(rel, pages, doc_base, _default_exp(NBS / rel)).convert(nb)
         if rel == Path('index.ipynb'):
             groups = [('Library', [page_name(r) for r in rels if r.parent == Path('.') and r.name != 'index.ipynb']),
