@@ -186,3 +186,14 @@ def test_explain_record_figure_from_files(tmp_path):
     assert summ['label_name'] == 'misalignment' and summ['speed_hz'] == 60.0 and 0 <= summ['band_alignment'] <= 1
     with pytest.raises(ValueError, match='out of range'):
         xai.explain_record_figure(ckpt, data, 5, split=split)
+
+
+def test_band_alignment_without_a_control_band(monkeypatch):
+    "When the catalogue cannot place a control band, the expected share is kept and the comparison is NaN."
+    from lstm_pfd import physics
+    det = ToneDetector(120, FS, L)
+    sa = frequency_attribution(det, _tones([60, 120], [1.0, 1.0], noise=0.1), FS, target=1)
+    def no_room(*a, **k): raise ValueError('no control band found')
+    monkeypatch.setattr(physics, 'control_bands', no_room)
+    ba = band_alignment(sa, 'misalignment', 60.0, fs=FS)
+    assert ba['expected'] > 0.95 and np.isnan(ba['alignment']) and np.isnan(ba['control'])
