@@ -19,12 +19,13 @@ def main(argv=None):
     p.add_argument('--batches', type=int, default=20)
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--models', default='compact')
+    p.add_argument('--device', default='cpu')
     a = p.parse_args(argv)
     names = sorted(MODELS) if a.models == 'all' else a.models.split(',')
-    print(f"torch {torch.__version__}, {a.threads} threads, window {a.window_len}, batch {a.batch_size}")
+    print(f"torch {torch.__version__}, device {a.device}, {a.threads} threads, window {a.window_len}, batch {a.batch_size}")
     for name in names:
         m = create_model(name, seed=0)
-        runs = [train_throughput(m, a.window_len, batch_size=a.batch_size, n_batches=a.batches, num_threads=a.threads)['windows_per_s']
+        runs = [train_throughput(m, a.window_len, batch_size=a.batch_size, n_batches=a.batches, num_threads=a.threads, device=a.device)['windows_per_s']
                 for _ in range(a.repeats)]
         print(f"{name:14s} {count_parameters(m):>10,d} params  train {max(runs):7.0f} windows/s (best of {a.repeats}; "
               f"all: {', '.join(f'{r:.0f}' for r in runs)})")
