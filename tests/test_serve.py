@@ -119,6 +119,9 @@ def test_model_card(client):
 def test_openapi_lists_routes(client):
     paths = client.get('/openapi.json').json()['paths']
     assert {'/health', '/model', '/predict', '/predict/batch'} <= set(paths)
+    body = paths['/predict/batch']['post']['requestBody']['content']['application/json']['schema']
+    rec = body['properties']['records']['items']
+    assert {'samples', 'fs'} <= set(rec['required']) and 'hop' in rec['properties']
 
 
 # ---------------------------------------------------------------- POST /predict: right answers
@@ -219,7 +222,9 @@ BAD = [  # (name, body (dict -> json.dumps; bytes -> as is), status, loc, phrase
     ('resample a string', {'samples': OK, 'fs': FS, 'resample': 'yes'}, 422, 'resample', 'true or false'),
     ('unknown field', {'samples': OK, 'fs': FS, 'fs_hz': FS}, 422, 'fs_hz', 'unknown field'),
     ('body an array', [OK], 422, 'body', 'JSON object'),
-    ('body empty', b'', 422, 'body', 'missing'),
+    ('body empty', b'', 422, 'body', 'empty'),
+    ('body whitespace', b'  ', 422, 'body', 'empty'),
+    ('huge integer', {'samples': [10 ** 400] + OK, 'fs': FS}, 422, 'samples[0]', 'finite'),
     ('not JSON', b'samples=1,2,3', 422, 'body', 'not valid JSON'),
     ('truncated JSON', b'{"samples": [1, 2,', 422, 'body', 'not valid JSON'),
 ]
@@ -242,9 +247,15 @@ def test_model_output_not_finite_is_422(client):
     assert r.status_code == 422 and 'not finite' in r.json()['detail']
 
 
-def test_wrong_content_type(client):
-    r = client.post('/predict', content=json.dumps({'samples': OK, 'fs': FS}), headers={'content-type': 'text/plain'})
-    assert r.status_code == 422 and 'Content-Type: application/json' in r.json()['detail']
+@pytest.mark.parametrize('ct', ['text/plain', 'application/x-www-form-urlencoded', None])
+def test_wrong_content_type(client, ct):
+    headers = {'content-type': ct} if ct else {}
+    for url in ('/predict', '/predict/batch'):
+        r = client.post(url, content=json.dumps({'samples': OK, 'fs': FS}), headers=headers)
+        assert r.status_code == 415 and 'Content-Type: application/json' in r.json()['detail'], r.text
+    r = client.post('/predict', content=json.dumps({'samples': OK, 'fs': FS}),
+                    headers={'content-type': 'application/json; charset=utf-8'})
+    assert r.status_code == 200
 
 
 def test_many_errors_are_capped(client):
