@@ -493,3 +493,18 @@ def test_real_server_burst(compact_path, tmp_path):
         log.close()
     logtext = (tmp_path / 'server.log').read_text()
     assert 'Traceback' not in logtext, logtext[-3000:]
+
+
+def test_unexpected_error_is_500_json_and_service_survives(mean_path):
+    "A bug path (simulated) answers a JSON 500 naming it a bug; the next request is served normally."
+    app = create_app(mean_path)
+    svc = app.state.service
+    c = TestClient(app, raise_server_exceptions=False)
+    real = svc.predictor.predict_windows
+    svc.predictor.predict_windows = lambda *a, **k: (_ for _ in ()).throw(RuntimeError('simulated'))
+    try:
+        r = c.post('/predict', json={'samples': OK, 'fs': FS})
+        assert r.status_code == 500 and 'bug' in r.json()['detail'] and 'RuntimeError' in r.json()['detail']
+    finally:
+        svc.predictor.predict_windows = real
+    assert c.post('/predict', json={'samples': OK, 'fs': FS}).status_code == 200
