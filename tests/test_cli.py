@@ -28,12 +28,6 @@ def test_bad_override_is_a_clear_error():
     assert 'signal.fs' in r.stderr and 'Traceback' not in r.stderr
 
 
-def test_demo_writes_config(tmp_path: Path):
-    r = run('demo', '--out', str(tmp_path / 'demo'))
-    assert r.returncode == 0, r.stderr
-    assert DataConfig.from_yaml(tmp_path / 'demo' / 'config.yaml') == DataConfig.preset('quick')
-
-
 def test_train_evaluate_export_predict_chain(tmp_path: Path):
     import numpy as np
     from lstm_pfd.data import open_dataset
