@@ -63,8 +63,10 @@ def built(tmp_path_factory) -> tuple[Path, list[str]]:
                                     '_docs', 'docs', 'nbs', '.pytest_cache', '*.h5', '*.onnx', '*.pt', 'runs',
                                     'lstm_pfd_demo', '_artifacts')
     shutil.copytree(ROOT, src, ignore=ignore)  # tests/ stays in: the wheel must leave it out
-    # offline when setuptools is at hand (it is in .venv-ci); otherwise pip's isolated build env
-    has_st = subprocess.run([sys.executable, '-c', 'import setuptools'], capture_output=True).returncode == 0
+    # offline when this environment can build wheels itself (setuptools>=70.1, or an older one with the
+    # `wheel` package); otherwise pip's isolated build environment (fetches setuptools)
+    probe = 'import setuptools\ntry: import setuptools.command.bdist_wheel\nexcept ImportError: import wheel'
+    has_st = subprocess.run([sys.executable, '-c', probe], capture_output=True).returncode == 0
     r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q', *(['--no-build-isolation'] * has_st),
                         '-w', str(out / 'dist'), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, f'pip wheel failed:\n{r.stdout}\n{r.stderr}'
