@@ -221,6 +221,9 @@ def test_predictor_does_not_import_torch(conv_onnx):
         r = Predictor({str(conv_onnx[0])!r}).predict(np.zeros({3 * L}, np.float32), fs={FS})
         assert r.n_windows == 3
         assert 'torch' not in sys.modules, 'predicting imported torch'
+        np.save({str(conv_onnx[0].with_name('rec.npy'))!r}, np.zeros({3 * L}, np.float32))
+        d = lstm_pfd.export.cmd_predict({str(conv_onnx[0])!r}, {str(conv_onnx[0].with_name('rec.npy'))!r}, fs={FS})
+        assert d['n_windows'] == 3 and 'torch' not in sys.modules, 'cmd_predict imported torch'
         print('ok')
     """)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
@@ -297,11 +300,13 @@ def test_dynamic_int8_and_fp16(trained):
     assert read_metadata(d / 'fp16.onnx')['precision'] == 'fp16'
 
 
-def test_fp16_keeps_lstm_in_fp32(tmp_path):
+def test_fp16_refuses_recurrent_models(tmp_path):
     to_onnx(_seeded(TinyLSTM), tmp_path / 'l.onnx', window_len=L, class_names=list('abcd'))
-    quantize(tmp_path / 'l.onnx', tmp_path / 'l16.onnx', mode='fp16')      # an FP16 LSTM segfaults onnxruntime's CPU provider
-    x = np.random.default_rng(0).standard_normal((2, 1, L)).astype(np.float32)
-    np.testing.assert_allclose(_run(tmp_path / 'l16.onnx', x), _run(tmp_path / 'l.onnx', x), atol=0.05)
+    with pytest.raises(ValueError, match='LSTM'):    # an FP16 LSTM graph segfaults onnxruntime's CPU provider
+        quantize(tmp_path / 'l.onnx', tmp_path / 'l16.onnx', mode='fp16')
+    assert not (tmp_path / 'l16.onnx').exists()
+    rep = quantize(tmp_path / 'l.onnx', tmp_path / 'l8.onnx', mode='int8-dynamic')
+    assert rep['max_abs_diff'] < 0.1
 
 
 def test_quantize_errors(trained):
@@ -335,3 +340,6 @@ def test_cmd_export_and_predict_from_checkpoint(tmp_path, capsys):
     d2 = cmd_predict(tmp_path / 'm.onnx', tmp_path / 'r.csv', fs=FS, as_json=True)
     assert json.loads(capsys.readouterr().out)['label'] == d2['label'] == d['label']
     with pytest.raises(ValueError, match='resample'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'r.npy', fs=2 * FS)
+    np.save(tmp_path / 'two.npy', np.zeros((2, 3 * L)))
+    with pytest.raises(ValueError, match='one channel'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'two.npy', fs=FS)
+    with pytest.raises(ValueError, match='format'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'c.pt', fs=FS)
