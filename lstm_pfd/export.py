@@ -596,36 +596,13 @@ def cmd_export(checkpoint, out, *, quantize: str | None = None, calibration=None
         res[quantize] = qrep
     return res
 
-def _read_recording(path) -> np.ndarray:
-    "One channel from .npy/.csv/.txt/.mat/.h5 (the formats of `lstm_pfd.data.load_recording`, without importing torch)."
-    p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"no recording at {p}")
-    ext = p.suffix.lower()
-    if ext == '.npy': a = np.load(p, allow_pickle=False)
-    elif ext in ('.csv', '.txt'): a = np.loadtxt(p, delimiter=',' if ext == '.csv' else None, ndmin=1)
-    elif ext == '.mat':
-        from scipy.io import loadmat
-        arrs = {k: v for k, v in loadmat(p).items() if not k.startswith('__') and isinstance(v, np.ndarray) and v.dtype.kind in 'fiu'}
-        if len(arrs) != 1: raise ValueError(f"{p.name}: expected one numeric array in the .mat file, found {sorted(arrs)}")
-        a = next(iter(arrs.values()))
-    elif ext in ('.h5', '.hdf5'):
-        import h5py
-        with h5py.File(p, 'r') as f:
-            names = []
-            f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-            if len(names) != 1: raise ValueError(f"{p.name}: expected one dataset in the HDF5 file, found {names}")
-            a = f[names[0]][()]
-    else: raise ValueError(f"{p.name}: unknown recording format {ext!r}; allowed: .npy, .csv, .txt, .mat, .h5")
-    a = np.asarray(a)
-    if a.ndim == 2 and 1 in a.shape: a = a.ravel()
-    if a.ndim != 1: raise ValueError(f"{p.name}: expected one channel (a 1-D signal), got shape {a.shape}")
-    return a
+from .data import load_recording  # torch-free: file formats live in one place
 
 def cmd_predict(model, recording, *, fs: float, threads: int = 1, resample: bool = False, hop: int | None = None,
                 as_json: bool = False) -> dict:
     "Classify one recording (a file path or an array) sampled at `fs` Hz with ONNX `model`; print and return the result."
     pred = Predictor(model, threads=threads)
-    x = _read_recording(recording) if isinstance(recording, (str, Path)) else np.asarray(recording)
+    x = load_recording(recording) if isinstance(recording, (str, Path)) else np.asarray(recording)
     r = pred.predict(x, fs=fs, resample=resample, hop=hop)
     d = r.to_dict()
     if as_json: print(json.dumps(d))

@@ -341,5 +341,5 @@ def test_cmd_export_and_predict_from_checkpoint(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)['label'] == d2['label'] == d['label']
     with pytest.raises(ValueError, match='resample'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'r.npy', fs=2 * FS)
     np.save(tmp_path / 'two.npy', np.zeros((2, 3 * L)))
-    with pytest.raises(ValueError, match='one channel'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'two.npy', fs=FS)
+    with pytest.raises(ValueError, match='channel'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'two.npy', fs=FS)
     with pytest.raises(ValueError, match='format'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'c.pt', fs=FS)
