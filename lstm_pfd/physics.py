@@ -141,7 +141,13 @@ def control_bands(fault, speed_hz: float, fs: float, mains_hz: float | None = 50
             else: lo2, hi2 = lo + d * w, hi + d * w
             if lo2 > 0.5 and hi2 < 0.95 * nyq and not _overlaps(lo2, hi2, protect + out):
                 out.append((lo2, hi2)); break
-        else: raise ValueError(f"no control band of width {w:g} Hz found for {sig.name} band ({lo:g}, {hi:g}) Hz below fs/2 = {nyq:g} Hz")
+        else:
+            # crowded spectra (a harmonic ladder with half orders): scan outwards in half-widths until a free band turns up
+            for d in sorted(np.arange(1, int(nyq / (w / 2)) + 1) * (w / 2), key=abs):
+                cand = [(lo2, lo2 + w) for lo2 in (lo + d, lo - d)]
+                cand = [(a, b) for a, b in cand if a > 0.5 and b < 0.95 * nyq and not _overlaps(a, b, protect + out)]
+                if cand: out.append(cand[0]); break
+            else: raise ValueError(f"no control band of width {w:g} Hz found for {sig.name} band ({lo:g}, {hi:g}) Hz below fs/2 = {nyq:g} Hz")
     return np.array(out, dtype=float).reshape(-1, 2)
 
 def band_mask(freqs: np.ndarray, bands: np.ndarray) -> np.ndarray:
