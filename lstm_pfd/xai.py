@@ -277,10 +277,7 @@ class SpectralAttribution:
         m = _band_mask(self.freqs, bands)
         return self.values[:, m].sum(1)
 
-def _band_mask(freqs, bands) -> np.ndarray:
-    freqs, m = np.asarray(freqs), np.zeros(np.shape(freqs), bool)
-    for lo, hi in np.asarray(bands, float).reshape(-1, 2): m |= (freqs >= lo) & (freqs <= hi)
-    return m
+from .physics import band_mask as _band_mask  # one definition of 'inside a band'
 
 class _FromSpectrum(nn.Module):
     "`model(irfft(re + i im))`: the model as a function of the Fourier coefficients `[B, 2, K]`."
