@@ -99,12 +99,14 @@ class PredictionOut(BaseModel):
     latency_ms: float = Field(description="server time for this record: checks, resampling, inference")
 
 class BatchOut(BaseModel):
+    "Answer of POST /predict/batch: one result per record, in order."
     results: list[PredictionOut]
     n_records: int
     latency_ms: float
 
 # %% ../nbs/10_serve.ipynb #eaccbd13
 class HealthOut(BaseModel):
+    "Answer of GET /health."
     status: Literal['ok'] = 'ok'
     model_loaded: bool
     model_file: str = Field(description="file name of the served model")
@@ -128,6 +130,7 @@ class InputContract(BaseModel):
     max_samples: int
 
 class ModelOut(BaseModel):
+    "Answer of GET /model: classes, rates, window and the input contract."
     class_names: list[str]
     n_classes: int
     fs: float | None = Field(description="sampling rate the model was trained at, Hz")
@@ -141,11 +144,13 @@ class ModelOut(BaseModel):
     input: InputContract
 
 class ErrorItem(BaseModel):
+    "One problem of a refused request: where it is and what is wrong."
     loc: str = Field(description="where: a field path such as records[2].samples[17], or 'body'")
     msg: str
     record: int | None = Field(None, description="index of the failing record in a batch")
 
 class ErrorOut(BaseModel):
+    "Body of every 4xx/5xx answer."
     detail: str
     errors: list[ErrorItem] = []
 

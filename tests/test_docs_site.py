@@ -126,3 +126,18 @@ def test_search_finds_api_entries(server, browser):
     page.screenshot(path=str(ARTIFACTS / 'docs_search.png'))
     rec.check()
     page.close()
+
+
+def test_internal_links_resolve():
+    "Every relative link of every page points at a file the site holds (tutorial links from the index included)."
+    import re
+    from urllib.parse import urlsplit, unquote
+    broken = []
+    for page in SITE.rglob('*.html'):
+        if '_static' in page.relative_to(SITE).parts: continue  # theme templates, not pages
+        for href in re.findall(r'href="([^"#]+)(?:#[^"]*)?"', page.read_text(encoding='utf-8', errors='replace')):
+            if urlsplit(href).scheme or href.startswith(('mailto:', '//', 'javascript:')): continue
+            target = (page.parent / unquote(urlsplit(href).path)).resolve()
+            if not target.exists(): broken.append(f"{page.relative_to(SITE)} -> {href}")
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:5]}"
+    assert 'tutorials/jbfd11_benchmark.html' in (SITE / 'index.html').read_text()
