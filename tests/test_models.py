@@ -13,13 +13,7 @@ from lstm_pfd.models import (MODELS, BandEnergyLoss, check_windows, count_parame
 ALL = sorted(MODELS)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    "Small batches on a shared 2-core machine: one intra-op thread avoids oversubscription stalls."
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_registry_names():

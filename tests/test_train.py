@@ -12,13 +12,7 @@ from lstm_pfd.train import (Callback, CheckpointMismatch, ClassicalBaseline, Eva
                             save_checkpoint, snr_table, summarize_runs)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    "Tiny models on a shared 2-core machine: one intra-op thread avoids oversubscription stalls."
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')
