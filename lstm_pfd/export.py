@@ -14,7 +14,6 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -310,13 +309,12 @@ class Predictor:
                 if x.ndim != 1:
                     raise ValueError(f"resample=True needs a 1-D record; got windows of shape {x.shape} at {fs:g} Hz "
                                      f"(the model expects {self.fs:g} Hz)")
-                from scipy.signal import resample_poly
-                ratio = Fraction(self.fs / fs).limit_denominator(10_000)
-                if not math.isclose(fs * ratio, self.fs, rel_tol=1e-6):
-                    raise ValueError(f"fs: cannot resample {fs:g} Hz to {self.fs:g} Hz with a rational factor <= 10000")
+                from lstm_pfd.data import resample, resample_ratio  # one resampler for import, predict and serve
+                try: ratio = resample_ratio(fs, self.fs)
+                except ValueError as e: raise ValueError(f"fs: {e}") from None
                 log.info("resampling %d samples from %g Hz to %g Hz (x%d/%d)", x.shape[0], fs, self.fs,
                          ratio.numerator, ratio.denominator)
-                x = resample_poly(x.astype(np.float64), ratio.numerator, ratio.denominator)
+                x = resample(x, fs, self.fs)
         if x.ndim == 1:
             if x.shape[0] < self.window_len:
                 rate = self.fs or fs

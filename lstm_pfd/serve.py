@@ -10,7 +10,6 @@ import ipaddress
 import logging
 import math
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -309,7 +308,7 @@ class _Service:
         self.started = time.monotonic()
         p = self.predictor
         if p.fs is not None:
-            import scipy.signal  # noqa: F401  (the resampler's import, ~1 s, paid at start-up, not by the first request)
+            from lstm_pfd.data import resample  # noqa: F401  (the resampler's imports, ~1 s, paid at start-up, not by the first request)
         probe = p.predict_windows(np.zeros((1, 1, p.window_len), np.float32))
         if probe.shape != (1, len(p.class_names)) or not np.isfinite(probe).all():
             raise ValueError(f"{self.path}: the model gives outputs of shape {probe.shape} (finite: "
@@ -318,7 +317,8 @@ class _Service:
 
     def _n_model(self, n: int, fs: float) -> int:
         "Length of `n` samples at `fs` after `resample_poly` to the model rate (as `Predictor` does it)."
-        r = Fraction(self.predictor.fs / fs).limit_denominator(10_000)
+        from lstm_pfd.data import resample_ratio
+        r = resample_ratio(fs, self.predictor.fs)
         return _ceil_div(n * r.numerator, r.denominator)
 
     def _prepare(self, rec: RecordIn, where: str = '', record: int | None = None) -> dict:
