@@ -81,7 +81,7 @@ ORDER_HW = 0.03  # relative half-width of order bands
 ATOMS = {  # atom -> (orders, absolute bands, film dependence, description)
     'misalignment': (((1.0, ORDER_HW), (2.0, ORDER_HW), (3.0, ORDER_HW)), (), '', '2X strongest, 3X present, 1X weaker than 2X'),
     'imbalance': (((1.0, ORDER_HW),), (), '', '1X; amplitude grows with speed squared, not with load'),
-    'looseness': (tuple((k, ORDER_HW) for k in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)), (), '',
+    'looseness': (tuple((k, ORDER_HW) for k in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0)), (), '',
                   'harmonic ladder 1X..8X plus half orders; sub-harmonic exactly 0.5X'),
     'lubrication': ((), ((1.0, 6.0), (600.0, 1200.0)), 'low_S', 'stick-slip at 1-6 Hz plus friction impacts ringing at 600-1200 Hz'),
     'cavitation': ((), ((1400.0, 2600.0),), '', 'bursts with 1.4-2.6 kHz carriers'),
