@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'PRECISIONS', 'ExportError', 'write_metadata', 'read_metadata', 'to_onnx', 'softmax', 'frame_record',
-           'record_vote', 'Prediction', 'Predictor', 'WindowReader', 'quantize', 'benchmark_latency', 'ReportTable',
-           'export_report', 'cmd_export', 'cmd_predict']
+           'Prediction', 'Predictor', 'WindowReader', 'quantize', 'benchmark_latency', 'ReportTable', 'export_report',
+           'cmd_export', 'cmd_predict']
 
 # %% ../nbs/07_export.ipynb #d561b8bf
 __all__ = ['ExportError', 'PRECISIONS', 'to_onnx', 'read_metadata', 'write_metadata', 'softmax', 'frame_record',
@@ -213,12 +213,8 @@ def frame_record(x: np.ndarray, window_len: int, hop: int | None = None) -> np.n
     w = np.lib.stride_tricks.sliding_window_view(x, window_len)[::hop]
     return np.ascontiguousarray(w[:, None, :], dtype=np.float32)
 
-def record_vote(probs: np.ndarray, record_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Soft vote: `(unique record ids, mean window probability per record [n_rec, C])`."
-    ids, inv = np.unique(np.asarray(record_ids), return_inverse=True)
-    sums = np.zeros((len(ids), probs.shape[1]), np.float64)
-    np.add.at(sums, inv, probs)
-    return ids, (sums / np.bincount(inv)[:, None]).astype(np.float32)
+from .data import record_vote  # the soft vote, defined once (torch-free)
+
 
 # %% ../nbs/07_export.ipynb #dc7b1935
 @dataclass

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .data import record_vote
 from .models import ClassificationLoss, check_windows, create_model, model_config, model_from_config
 
 log = logging.getLogger(__name__)
@@ -405,17 +406,16 @@ class Evaluation:
         if not (len(self.probs) == len(self.labels) == len(self.record_ids)):
             raise ValueError(f"probs, labels, record_ids must have the same length, got {len(self.probs)}, "
                              f"{len(self.labels)}, {len(self.record_ids)}")
-        uniq, inv = np.unique(self.record_ids, return_inverse=True)
+        uniq, record_probs = record_vote(self.probs, self.record_ids)
+        inv = np.unique(self.record_ids, return_inverse=True)[1]
         counts = np.bincount(inv)
-        sums = np.zeros((len(uniq), self.probs.shape[1]))
-        np.add.at(sums, inv, self.probs)
         lo = np.full(len(uniq), np.iinfo(np.int64).max); np.minimum.at(lo, inv, self.labels)
         hi = np.full(len(uniq), -1); np.maximum.at(hi, inv, self.labels)
         if (lo != hi).any():
             r = uniq[np.argmax(lo != hi)]
             raise ValueError(f"record {r} has windows with different labels ({lo[lo != hi][0]} and {hi[lo != hi][0]}); "
                              "expected one label per record")
-        self.records, self.record_probs, self.record_labels, self.windows_per_record = uniq, sums / counts[:, None], lo, counts
+        self.records, self.record_probs, self.record_labels, self.windows_per_record = uniq, record_probs, lo, counts
 
     @property
     def n_classes(self): return self.probs.shape[1]
