@@ -520,7 +520,10 @@ def explain_record_figure(checkpoint, dataset, record: int, *, method: str = 'ig
         label, speed = int(wds.labels[int(window)]), (float(wds.meta['speed_hz'][0]) if 'speed_hz' in wds.meta else None)
         fs, names = ds.fs, list(ds.fault_names)
         if method == 'shap':
-            kw.setdefault('background', ds.windows('train').windows())
+            if 'background' not in kw:  # read only the sampled training records, not the whole split
+                n_tr = len(ds['train'])
+                rows = np.sort(np.random.default_rng(seed).choice(n_tr, size=min(n_tr, n_background), replace=False))
+                kw['background'] = ds.windows('train', rows=rows).windows()
             kw.setdefault('n_background', n_background)
     if method in ('ig', 'shap'): kw.setdefault('seed', seed)
     fault = names[label]
