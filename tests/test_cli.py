@@ -44,6 +44,12 @@ def test_train_evaluate_export_predict_chain(tmp_path: Path):
     rows = [l.split() for l in r.stdout.splitlines()[1:]]
     assert [row[0] for row in rows] == ['test', 'test_snr20', 'test_snr10', 'test_snr5']
     assert all(0 <= float(row[4]) <= 1 for row in rows)
+    png = tmp_path / 'why.png'
+    r = run('explain', str(ck), str(ds), '--record', '1', '--method', 'ig', '--out', str(png))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and 'band alignment' in r.stdout
+    r = run('explain', str(ck), str(ds), '--record', '999')
+    assert r.returncode == 2 and 'out of range' in r.stderr and 'Traceback' not in r.stderr
     onnx = tmp_path / 'm.onnx'
     r = run('export', str(ck), '--out', str(onnx))
     assert r.returncode == 0, r.stderr
