@@ -447,7 +447,9 @@ def _record(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temper
     saturated = False
     if nz.quantization.enabled:                 # ADC: saturates at +-full_scale, then rounds to the step; always last
         fsc = nz.quantization.full_scale
-        if x.max() > fsc or x.min() < -fsc: saturated = True; np.clip(x, -fsc, fsc, out=x)
+        if x.max() > fsc or x.min() < -fsc:  # a real ADC clips: do it, flag it in the metadata and say so
+            saturated = True; np.clip(x, -fsc, fsc, out=x)
+            log.warning("record seed %d (label %d): ADC saturated at +-%g m/s^2 (noise.quantization.full_scale)", seed, label, fsc)
         st = plan.q_step
         x *= np.float32(1 / st); np.rint(x, out=x); x *= np.float32(st)
         tick('quantization')
