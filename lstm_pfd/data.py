@@ -147,30 +147,44 @@ def _columns_digest(g) -> str:
 
 
 # %% ../nbs/03_data.ipynb #8e7f9468
-def _raise_on_signals():
-    "Until the returned function is called, the first SIGINT/SIGTERM raises (KeyboardInterrupt/SystemExit) in the main thread."
-    if threading.current_thread() is not threading.main_thread(): return lambda: None
-    fired = []
-    def handler(signum, frame):
-        if fired: return                       # already unwinding: let the cleanup finish
-        fired.append(signum)
-        raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    old = {s: h for s, h in old.items() if h in (signal.SIG_DFL, signal.default_int_handler)}  # never replace a user's handler
-    for s in old: signal.signal(s, handler)
-    def restore():
-        for s, h in old.items(): signal.signal(s, h)
-    return restore
+class _SignalGuard:
+    "While a file is written: the first SIGINT/SIGTERM raises (KeyboardInterrupt/SystemExit) in the main thread; `check()` raises again."
+    def __init__(self):
+        self.signum, self.old = None, {}
+        if threading.current_thread() is not threading.main_thread(): return   # handlers live in the main thread only
+        for s in (signal.SIGINT, signal.SIGTERM):
+            h = signal.getsignal(s)
+            if h in (signal.SIG_DFL, signal.default_int_handler): self.old[s] = h; signal.signal(s, self._handler)  # never a user's handler
+
+    def _exc(self): return KeyboardInterrupt() if self.signum == signal.SIGINT else SystemExit(128 + self.signum)
+
+    def _handler(self, signum, frame):
+        first, self.signum = self.signum is None, signum
+        if first: raise self._exc()          # a repeat is ignored: the cleanup is running
+
+    def check(self):
+        "Raise if a signal came (an exception raised in a handler can be swallowed, e.g. inside a weakref callback)."
+        if self.signum is not None: raise self._exc()
+
+    def restore(self):
+        for s, h in self.old.items(): signal.signal(s, h)
 
 
 # %% ../nbs/03_data.ipynb #fe8ef76e
 def _stop_executor(executor):
     "After an interruption: cancel queued tasks and end a process pool's worker processes now."
     procs = list((getattr(executor, '_processes', None) or {}).values())   # ProcessPoolExecutor's workers
+    results = getattr(executor, '_result_queue', None)
     try: executor.shutdown(wait=False, cancel_futures=True)
     except TypeError: executor.shutdown(wait=False)                         # executors without cancel_futures
-    for p in procs: p.kill()     # SIGKILL: a forked worker inherits the SIGTERM handler above and would survive SIGTERM
+    for p in procs: p.kill()     # SIGKILL: a forked worker inherits the handlers above and would survive SIGTERM
     for p in procs: p.join(5)
+    if procs and results is not None:
+        # a worker killed while sending a batch leaves half a message in the result pipe, and the pool's
+        # manager thread (joined at interpreter exit) would wait for the rest forever: close our copy of
+        # the pipe's write end so that it reads an end of file instead
+        try: results._writer.close()
+        except Exception: pass
     if procs: log.warning("interrupted: stopped %d worker processes", len(procs))
 
 
@@ -198,7 +212,7 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
         rows = np.flatnonzero(plan['split'] == si)
         snr = tuple(ds.snr_db) if split == 'test' else ()
         tasks += [(split, rows[a:a + ds.batch_size], snr) for a in range(0, len(rows), ds.batch_size)]
-    restore = _raise_on_signals()
+    guard = _SignalGuard()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
@@ -219,6 +233,7 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
             results = _run_tasks(tasks, args, executor)
             with tqdm(total=len(plan['label']), desc='records', unit='rec', disable=not progress) as bar:
                 for (split, rows, snr_levels), r in zip(tasks, results):
+                    guard.check()
                     prow = {k: v[rows] for k, v in plan.items()}
                     writers[split].write(r['X'], prow, r['meta'], r['checksum'])
                     for snr in snr_levels:
@@ -228,13 +243,14 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
             for name, w in writers.items():
                 if w.pos != w.n: raise RuntimeError(f"internal error: split {name} got {w.pos} of {w.n} records")
                 w.finish()
+            guard.check()
             f.attrs['complete'] = True
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, (KeyboardInterrupt, SystemExit)) and executor is not None: _stop_executor(executor)
         raise
-    finally: restore()
+    finally: guard.restore()
     log.info("wrote %s (%d records)", path, len(plan['label']))
     return path
 
@@ -331,14 +347,15 @@ def _short(e: BaseException) -> str: return ' '.join(str(e).split())[:200]
 
 def _read_header(self: DatasetFile):
     "Read and check the root attributes: format, completeness, the stored config (parsed, bounded), `fs`, names, splits."
-    a, p = self.file.attrs, self.path
+    p = self.path
     try:
+        a = self.file.attrs
         if a.get('format') != 'lstm_pfd-dataset': raise DatasetError(f"{p} is not an lstm_pfd dataset (no 'format' attribute 'lstm_pfd-dataset')")
         if not a.get('complete', False): raise DatasetError(f"{p} is incomplete: its build did not finish")
         text = a['config']
         if not isinstance(text, str): raise DatasetError(f"{p}: attribute 'config' is not YAML text")
         d = parse_yaml(text, f"{p} (attribute 'config')")  # never read as a path; size and expansion bounded
-        if not isinstance(d, dict): raise DatasetError(f"{p}: attribute 'config' is not a mapping of config sections")
+        if not isinstance(d, dict): raise DatasetError(f"{p}: its stored config is invalid: attribute 'config' is not a mapping of config sections")
         self.config = DataConfig.from_dict(d)
         self.config_hash, self.fs = str(a['config_hash']), float(a['fs'])
         self.fault_names = [str(s) for s in a['fault_names']]
@@ -696,13 +713,13 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
         with np.errstate(over='ignore', invalid='ignore'): x = x.astype(np.float32)   # checked as stored: 1e300 -> inf
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{name}: contains NaN or Inf, or values beyond the float32 range (+-3.4e38) (first at sample {int(np.flatnonzero(~np.isfinite(x))[0])})")
-        y = resample(x, float(fss[i]), target_fs)
+        with np.errstate(over='ignore'): y = resample(x, float(fss[i]), target_fs)
         if not np.all(np.isfinite(y)): raise ValueError(f"{name}: resampling overflows float32 (values near +-3.4e38)")
         k = len(y) // N
         if k == 0: raise ValueError(f"{name}: {len(y) / target_fs:.3g} s after resampling is shorter than one record ({record_s:g} s)")
         if len(y) % N: log.info("%s: %d trailing samples after %d records are not used", name, len(y) % N, k)
         for j in range(k): segs[int(rec_split[i])].append((y[j * N:(j + 1) * N], i, j))
-    restore = _raise_on_signals()
+    guard = _SignalGuard()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
@@ -722,10 +739,11 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
                 w.write(X, dict(label=lab[rec], severity=sev[rec], seed=np.full(len(rows), -1), record_index=np.arange(len(rows)) + s * 10**9),
                         cols, [checksum(x) for x in X])
                 w.finish()
+            guard.check()
             f.attrs['complete'] = True
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    finally: restore()
+    finally: guard.restore()
     return path
