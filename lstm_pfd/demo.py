@@ -180,8 +180,8 @@ def run_demo(out='lstm_pfd_demo', preset: str = 'quick', *, cfg: DataConfig | No
         data_path = out / 'dataset.h5'
         if workers:
             from concurrent.futures import ProcessPoolExecutor
-            with ProcessPoolExecutor(workers) as ex: build_dataset(cfg, data_path, executor=ex, progress=progress)
-        else: build_dataset(cfg, data_path, progress=progress)
+            with ProcessPoolExecutor(workers) as ex: build_dataset(cfg, data_path, executor=ex, progress=progress, overwrite=True)
+        else: build_dataset(cfg, data_path, progress=progress, overwrite=True)  # the demo's own folder: a rerun replaces it
         say(f"[1/6] dataset: {data_path} ({data_path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - t:.1f} s")
         figures['catalogue'] = [_save(plot_catalogue(cfg, seed=seed), figs / 'catalogue.png')]
         ds = open_dataset(data_path)

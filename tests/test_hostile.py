@@ -307,7 +307,7 @@ def test_foreign_files(tmp_path):
     assert len(files) == 7
 
 
-N_FLIPS = 80
+N_FLIPS = 60
 
 
 def test_flipped_bytes(built, tmp_path):
