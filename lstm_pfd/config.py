@@ -245,6 +245,12 @@ def _as_path(text_or_path, suffixes) -> Path | None:
         return p
     return None
 
+def _get_dotted(obj, name):
+    for part in name.split('.'):
+        obj = getattr(obj, part)
+    return obj
+
+# %% ../nbs/00_config.ipynb #33f1c5bc
 def _exists(s: str) -> bool:
     try: return Path(s).exists()
     except (OSError, ValueError): return False  # too long a name, a NUL byte: text, not a path
@@ -260,10 +266,6 @@ def _mapping(data, source: str = 'config text'):
     if not isinstance(data, dict): raise ConfigError(source, data, 'a mapping of config sections (signal, dataset, ...)')
     return data
 
-def _get_dotted(obj, name):
-    for part in name.split('.'):
-        obj = getattr(obj, part)
-    return obj
 
 # %% ../nbs/00_config.ipynb #12345d45
 def _num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -637,7 +637,50 @@ def _check_meta(meta: dict | None, n: int) -> dict:
     return out
 
 
-# %% ../nbs/03_data.ipynb #dcffa4aa
+# %% ../nbs/03_data.ipynb #6686a871
+def _import_config(cfg: DataConfig, target_fs, record_s) -> DataConfig:
+    "The config of an import: `cfg` at `target_fs` with records of `record_s` s (None: the config's; 0 is an error)."
+    target_fs = cfg.signal.fs if target_fs is None else target_fs
+    record_s = cfg.signal.duration_s if record_s is None else record_s
+    for name, v in (('target_fs', target_fs), ('record_s', record_s)):  # 0 is an error, never "use the default"
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (math.isfinite(v) and v > 0):
+            raise ConfigError(name, v, "a finite number > 0 (None: the config's value)")
+    record_s = float(record_s)
+    try: return cfg.override({'signal.fs': float(target_fs), 'signal.duration_s': record_s,
+                              'dataset.window_s': min(cfg.dataset.window_s, record_s), 'dataset.hop_s': min(cfg.dataset.hop_s, record_s)})
+    except ConfigError as e: raise ConfigError(f"record_s/target_fs ({e.field})", e.value, e.allowed) from None
+
+
+# %% ../nbs/03_data.ipynb #aec5bc9f
+def _recording_splits(split, lab: np.ndarray, seed: int) -> np.ndarray:
+    "Split index of each recording: one split name for all, or (train, val, test) fractions stratified by label."
+    splits = DataConfig().dataset.SPLITS
+    if isinstance(split, str):
+        if split not in splits: raise ValueError(f"split must be one of {splits} or 3 fractions, got {split!r}")
+        return np.full(len(lab), splits.index(split))
+    try: split = DataConfig().dataset.replace(splits=tuple(split)).splits  # the one check of split fractions
+    except (ConfigError, TypeError) as e: raise ConfigError('split', split, f"a split name or three fractions (train, val, test): {getattr(e, 'allowed', e)}") from None
+    rng, out = np.random.default_rng(seed), np.empty(len(lab), np.int64)
+    for c in np.unique(lab):
+        r = np.flatnonzero(lab == c)
+        out[r] = np.repeat(np.arange(3), _split_counts(len(r), tuple(split)))[rng.permutation(len(r))]
+    return out
+
+
+# %% ../nbs/03_data.ipynb #678bcf11
+def _as_samples(x, name: str) -> np.ndarray:
+    "A recording as the float32 samples that will be stored; complex, non-numeric, non-1-D or non-finite (after the cast) is an error."
+    x = np.asarray(x)
+    if np.iscomplexobj(x): raise ValueError(f"{name}: complex samples ({x.dtype}); import the real signal (x.real) or a magnitude explicitly")
+    if x.dtype.kind not in 'biuf': raise ValueError(f"{name}: samples of dtype {x.dtype} are not real numbers")
+    if x.ndim != 1: raise ValueError(f"{name}: expected a 1-D signal, got shape {x.shape}")
+    with np.errstate(over='ignore', invalid='ignore'): x = x.astype(np.float32)   # checked as stored: 1e300 -> inf
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name}: contains NaN or Inf, or values beyond the float32 range (+-3.4e38) (first at sample {int(np.flatnonzero(~np.isfinite(x))[0])})")
+    return x
+
+
+# %% ../nbs/03_data.ipynb #1fc2c95b
 MAX_RESAMPLE_TERM = 10_000  # largest numerator/denominator of a resampling ratio
 
 def resample_ratio(fs: float, target_fs: float):
@@ -655,6 +698,8 @@ def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
     r = resample_ratio(fs, target_fs)
     return resample_poly(np.asarray(x, np.float64), r.numerator, r.denominator, axis=-1).astype(np.float32)
 
+
+# %% ../nbs/03_data.ipynb #dcffa4aa
 def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: DataConfig | None = None,
                       target_fs: float | None = None, record_s: float | None = None, record_ids=None,
                       split='test', severity=None, meta: dict | None = None, key: str | None = None,
@@ -665,17 +710,10 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
     assigning whole recordings, stratified by label. An existing `path` is replaced only with `overwrite=True`."""
     from tqdm.auto import tqdm
     cfg = cfg or DataConfig.preset('jbfd11')
-    target_fs = cfg.signal.fs if target_fs is None else target_fs
-    record_s = cfg.signal.duration_s if record_s is None else record_s
-    for name, v in (('target_fs', target_fs), ('record_s', record_s)):  # 0 is an error, never "use the default"
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (math.isfinite(v) and v > 0):
-            raise ConfigError(name, v, "a finite number > 0 (None: the config's value)")
-    target_fs, record_s = float(target_fs), float(record_s)
+    cfg_out = _import_config(cfg, target_fs, record_s)  # early: sizes checked before any loading
+    target_fs, record_s = cfg_out.signal.fs, cfg_out.signal.duration_s
     path = Path(path)
     _check_target(path, overwrite)
-    try: cfg_out = cfg.override({'signal.fs': target_fs, 'signal.duration_s': record_s, 'dataset.window_s': min(cfg.dataset.window_s, record_s),
-                                 'dataset.hop_s': min(cfg.dataset.hop_s, record_s)})  # early: sizes checked before any loading
-    except ConfigError as e: raise ConfigError(f"record_s/target_fs ({e.field})", e.value, e.allowed) from None
     n = len(recordings)
     if len(labels) != n: raise ValueError(f"{n} recordings but {len(labels)} labels")
     fss = np.broadcast_to(np.asarray(fs, float), (n,))
@@ -691,28 +729,12 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
                         for v in sev_in], np.int64)
     meta = _check_meta(meta, n)
     N = int(round(record_s * target_fs))
-    # which split each recording goes to
-    if isinstance(split, str):
-        if split not in DataConfig().dataset.SPLITS: raise ValueError(f"split must be one of {DataConfig().dataset.SPLITS} or 3 fractions, got {split!r}")
-        rec_split = np.full(n, DataConfig().dataset.SPLITS.index(split))
-    else:
-        try: split = DataConfig().dataset.replace(splits=tuple(split)).splits  # the one check of split fractions
-        except (ConfigError, TypeError) as e: raise ConfigError('split', split, f"a split name or three fractions (train, val, test): {getattr(e, 'allowed', e)}") from None
-        rng, rec_split = np.random.default_rng(seed), np.empty(n, np.int64)
-        for c in np.unique(lab):
-            r = np.flatnonzero(lab == c)
-            rec_split[r] = np.repeat(np.arange(3), _split_counts(len(r), tuple(split)))[rng.permutation(len(r))]
+    rec_split = _recording_splits(split, lab, seed)
     segs = {s: [] for s in range(3)}  # split -> list of (x, rec_no, segment_no)
     for i in tqdm(range(n), desc='import', disable=not progress):
         src = recordings[i]
         name = str(src) if isinstance(src, (str, os.PathLike)) else f"recording {ids[i]}"
-        x = load_recording(src, key=key) if isinstance(src, (str, os.PathLike)) else np.asarray(src)
-        if np.iscomplexobj(x): raise ValueError(f"{name}: complex samples ({x.dtype}); import the real signal (x.real) or a magnitude explicitly")
-        if x.dtype.kind not in 'biuf': raise ValueError(f"{name}: samples of dtype {x.dtype} are not real numbers")
-        if x.ndim != 1: raise ValueError(f"{name}: expected a 1-D signal, got shape {x.shape}")
-        with np.errstate(over='ignore', invalid='ignore'): x = x.astype(np.float32)   # checked as stored: 1e300 -> inf
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{name}: contains NaN or Inf, or values beyond the float32 range (+-3.4e38) (first at sample {int(np.flatnonzero(~np.isfinite(x))[0])})")
+        x = _as_samples(load_recording(src, key=key) if isinstance(src, (str, os.PathLike)) else src, name)
         with np.errstate(over='ignore'): y = resample(x, float(fss[i]), target_fs)
         if not np.all(np.isfinite(y)): raise ValueError(f"{name}: resampling overflows float32 (values near +-3.4e38)")
         k = len(y) // N
