@@ -219,7 +219,7 @@ _re_fence = re.compile(r'^\s*(`{3,}|~{3,})')
 _re_heading = re.compile(r'^(#{1,6})(\s+.*)$')
 _re_showdoc = re.compile(r'^\s*show_doc\(\s*([\w.]+)')
 _re_source = re.compile(r'^\[source\]\((\S+?)\)(\{[^}]*\})?\s*$')
-_re_mdlink = re.compile(r'\]\(([^()\s]+)\)')
+_re_mdlink = re.compile(r'(!?)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(([^()\s]+)\)')  # (image mark, text, url)
 
 
 def split_directives(source: str) -> tuple[dict[str, str], str]:
@@ -344,8 +344,26 @@ def param_docs(obj) -> dict[str, dict]:
 
 
 def undocumented(obj) -> list[str]:
-    "Names of `obj`'s parameters without a description."
-    return [k for k, v in param_docs(obj).items() if not (v.get('docment') or '').strip()]
+    "Names of `obj`'s public parameters (not starting with `_`) without a description."
+    return [k for k, v in param_docs(obj).items() if not k.startswith('_') and not (v.get('docment') or '').strip()]
+
+
+def public_callables() -> list[tuple[str, object]]:
+    """Every public callable of the package: ('module.name', obj) for the functions and classes each module
+    exports (`__all__`, defined there), and ('module.Class.method', fn) for the public methods a class defines."""
+    import importlib, inspect, pkgutil
+    from nbdev.config import get_config
+    lib = get_config().get('lib_name', 'lstm_pfd')
+    pkg = importlib.import_module(lib)
+    res = []
+    for m in sorted(x.name for x in pkgutil.iter_modules(pkg.__path__) if not x.name.startswith('_')):
+        mod = importlib.import_module(f'{lib}.{m}')
+        for n in getattr(mod, '__all__', []):
+            o = getattr(mod, n, None)
+            if not (inspect.isfunction(o) or inspect.isclass(o)) or getattr(o, '__module__', None) != mod.__name__: continue
+            res.append((f'{m}.{n}', o))
+            if inspect.isclass(o): res += [(f'{m}.{n}.{k}', inspect_getattr(o, k)) for k in public_methods(o)]
+    return res
 
 
 def _fmt_anno(a) -> str:
@@ -359,6 +377,7 @@ def param_table(obj) -> str:
     import inspect
     rows = []
     for k, v in param_docs(obj).items():
+        if k.startswith('_'): continue  # private parameters are not part of the API
         kind = v.get('kind')
         nm = ('*' if kind == inspect.Parameter.VAR_POSITIONAL else '**' if kind == inspect.Parameter.VAR_KEYWORD else '') + k
         dflt = v.get('default', inspect.Parameter.empty)
@@ -385,16 +404,18 @@ class PageConverter:
         return url + ('#' + make_id(anchor) if anchor else '')
 
     def _link(self, m: re.Match) -> str:
-        url = m.group(1)
+        bang, text, url = m.groups()
         if self.doc_base and url.startswith(self.doc_base):  # nbdev's absolute links into this site
             path, _, anchor = url[len(self.doc_base):].partition('#')
             path = re.sub(r'\.html$', '', path.lstrip('/')) or 'index'
-            if path in self.pages.values(): return f']({self._relurl(path, anchor)})'
+            # a private name (`_record`) has no entry to link to: keep the text, drop the dead anchor
+            if any(part.startswith('_') for part in anchor.split('.')): return text
+            if path in self.pages.values(): return f'{bang}[{text}]({self._relurl(path, anchor)})'
         elif '://' not in url and not url.startswith(('#', 'mailto:')):  # a notebook linking another
             path, _, anchor = url.partition('#')
             target = (Path(self.rel).parent / path)
             key = os.path.normpath(target.as_posix())
-            if key in self.pages: return f']({self._relurl(self.pages[key], anchor)})'
+            if key in self.pages: return f'{bang}[{text}]({self._relurl(self.pages[key], anchor)})'
         return m.group(0)
 
     def links(self, md: str) -> str:

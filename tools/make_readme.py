@@ -113,7 +113,7 @@ def draw_figures(index: Path = INDEX, dpi: int = 72) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi, metadata={'Software': None})
         out.append(path)
-        print(f'wrote {path.relative_to(ROOT)}')
+        print(f'wrote {_image_path(ROOT / "nbs" / "x", path.as_posix())}')
     return out
 
 
