@@ -87,3 +87,11 @@ def test_readme_image_cells(tmp_path):
     assert path == tmp_path / 'images' / 'p.png' and code.startswith('from matplotlib')
     assert make_readme.draw_figures(p) == [path]
     assert path.read_bytes()[:4] == b'\x89PNG'
+
+
+def test_readme_relative_links_resolve():
+    "On GitHub the README's relative links point into the repository: each must name a file there."
+    text = README.read_text(encoding='utf-8')
+    links = [u for u in re.findall(r'\]\(([^)\s]+)\)', text) if '://' not in u and not u.startswith(('#', 'mailto:'))]
+    missing = [u for u in links if not (ROOT / u.split('#')[0]).exists()]
+    assert not missing, f'README.md links to files that do not exist: {missing}'

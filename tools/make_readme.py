@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 INDEX = ROOT / 'nbs' / 'index.ipynb'
 README = ROOT / 'README.md'
 NOTE = '<!-- Generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook, not this file. -->'
@@ -117,6 +118,20 @@ def draw_figures(index: Path = INDEX, dpi: int = 72) -> list[Path]:
     return out
 
 
+def _page_links(md: str, nbs: Path) -> str:
+    "Links to site pages (`tutorials/x.html#a`) become links to their notebooks (`nbs/tutorials/01_x.ipynb#a`)."
+    from build_docs import discover_notebooks, page_name
+    pages = {page_name(r) + '.html': r.as_posix() for r in discover_notebooks(nbs)}
+    def sub(m):
+        path, _, anchor = m.group(1).partition('#')
+        if path not in pages: return m.group(0)
+        rel = (Path(nbs) / pages[path]).resolve()
+        try: rel = rel.relative_to(ROOT)
+        except ValueError: pass
+        return f"]({rel.as_posix()}{'#' + anchor if anchor else ''})"
+    return re.sub(r'\]\(([\w./-]+\.html(?:#[\w.-]*)?)\)', sub, md)
+
+
 def render(index: Path = INDEX) -> str:
     "The README text for `index` (deterministic: depends only on the notebook file)."
     nb = nbformat.read(index, as_version=4)
@@ -126,7 +141,7 @@ def render(index: Path = INDEX) -> str:
             heads = re.findall(r'^#+\s+(.+?)\s*$', cell.source, flags=re.MULTILINE)
             if heads: alt = heads[-1]
             if i == 0 and cell.source.lstrip().startswith('# '): blocks += _title(cell.source)
-            elif cell.source.strip(): blocks.append(cell.source.strip())
+            elif cell.source.strip(): blocks.append(_page_links(cell.source.strip(), Path(index).parent))
         elif cell.cell_type == 'code':
             dirs, code = split_directives(cell.source)
             if _hidden(dirs) or not code.strip(): continue
