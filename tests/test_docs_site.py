@@ -97,6 +97,23 @@ def test_build_drops_links_to_private_names_and_cleans_outputs():
     assert build_docs.tags_for({'no-output': ''}) == [build_docs.NO_OUTPUT]
 
 
+def test_returned_figures_render_as_images_in_a_fresh_kernel(monkeypatch):
+    """A figure a plot function returns shows as an image in a fresh Jupyter kernel, whether or not pyplot was
+    used before (matplotlib's IPython formatter exists only once pyplot has loaded a backend)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbformat.v4 import new_code_cell, new_notebook
+    monkeypatch.delenv('MPLBACKEND', raising=False)  # as in JupyterLab: the kernel picks the inline backend
+    calls = ["from lstm_pfd.demo import plot_history\n"
+             "plot_history([{'epoch': 0, 'train_loss': 1.0, 'val_loss': 1.1, 'train_acc': 0.5, 'val_acc': 0.4}])",
+             "import numpy as np\nfrom lstm_pfd.demo import plot_confusion\nplot_confusion(np.eye(3, dtype=int), names=('a', 'b', 'c'))"]
+    nb = new_notebook(cells=[new_code_cell(c) for c in calls])
+    NotebookClient(nb, kernel_name='python3', timeout=300, resources={'metadata': {'path': str(ROOT)}}).execute()
+    for call, cell in zip(calls, nb.cells):
+        kinds = [sorted(o.get('data', {})) for o in cell.outputs if o.output_type in ('execute_result', 'display_data')]
+        assert any('image/png' in k for k in kinds), f'{call.splitlines()[-1]} shows no image, only {kinds}: {cell.outputs}'
+
+
 # ----------------------------------------------------------------------------------- static checks on the built site
 @needs_site
 def test_no_figure_placeholder_text():

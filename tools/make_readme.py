@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Generate README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which is not available here).
+"""Generate README.md from nbs/index.ipynb (without Quarto, which nbdev_readme needs).
 
     python tools/make_readme.py          # write README.md
     python tools/make_readme.py --check  # exit 1 if README.md differs from what would be written
