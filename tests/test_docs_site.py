@@ -295,6 +295,22 @@ def test_index_page(server, browser):
     page.close()
 
 
+# tables whose visible part (clipped by the nearest scrolling ancestor, or the table's own box) ends right of the article
+_JS_WIDE_TABLES = '''() => {
+  const art = document.querySelector('article'), right = art.getBoundingClientRect().right;
+  return [...art.querySelectorAll('table')].flatMap(t => {
+    let e = t.parentElement, edge = t.getBoundingClientRect().right;
+    while (e && e !== art) {
+      if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(e).overflowX)) {
+        edge = Math.min(edge, e.getBoundingClientRect().right); break;
+      }
+      e = e.parentElement;
+    }
+    return edge > right + 1 ? [`table visible to ${Math.round(edge)} px, article ends at ${Math.round(right)} px`] : [];
+  });
+}'''
+
+
 def test_every_page_loads_locally_and_fits_the_column(server, browser):
     "All pages: nothing fetched from another host, nothing missing; tables never wider than the article."
     wide = []
@@ -304,9 +320,7 @@ def test_every_page_loads_locally_and_fits_the_column(server, browser):
         if 'application/vnd.jupyter.widget-state+json' in html.read_text(encoding='utf-8'):
             # embedded widgets render from the vendored html-manager (no kernel, no CDN)
             page.locator('.jupyter-widgets').first.wait_for(timeout=15_000)
-        right = page.evaluate("() => document.querySelector('article').getBoundingClientRect().right")
-        for r in page.evaluate("() => [...document.querySelectorAll('article table')].map(t => t.getBoundingClientRect().right)"):
-            if r > right + 1: wide.append(f'{rel}: table ends at {r:.0f} px, article at {right:.0f} px')
+        wide += [f'{rel}: {w}' for w in page.evaluate(_JS_WIDE_TABLES)]
         rec.check()
         page.close()
     assert not wide, f'{len(wide)} tables overflow the page column: {wide[:10]}'
