@@ -123,7 +123,7 @@ def test_no_figure_placeholder_text():
     assert not bad, f'{len(bad)} figures rendered as text (no image): {bad}'
 
 
-RESULTS_HEADING = re.compile(r'result|benchmark|report|throughput|measur|accuracy|comparison|latency|figure', re.I)
+RESULTS_NAME = re.compile(r'result|benchmark|report|throughput|measur|accuracy|comparison|latency|figure', re.I)
 
 
 def _has_output(cell) -> bool:
@@ -132,21 +132,23 @@ def _has_output(cell) -> bool:
 
 
 def empty_results(page: Path) -> list[str]:
-    """Headings of `page` followed by a code cell without output (the first element after the heading, or any
-    code cell of a section whose heading announces results), unless the cells carry `#| no-output`."""
+    """Headings of `page` whose code shows nothing, unless the silent cells carry `#| no-output`:
+    (a) the first element after the heading is a code cell without output; (b) a prose section whose code
+    cells all lack output; (c) an API entry named like a result (`benchmark`, `train_throughput`, `*_figure`)
+    whose example cells all lack output."""
     bad = []
     for sec in _article(page).select('section'):
         h = sec.find(re.compile(r'^h[1-6]$'), recursive=False)
         if h is None: continue
         kids = [k for k in sec.find_all(recursive=False) if k.name and k is not h and k.name != 'section']
         cells = [k for k in kids if 'cell' in (k.get('class') or [])]
-        todo = [c for c in cells if build_docs.NO_OUTPUT not in ' '.join(c.get('class') or []).replace('tag_', '')]
+        todo = [c for c in cells if 'tag_' + build_docs.NO_OUTPUT not in (c.get('class') or [])]
         title = h.get_text(' ', strip=True).rstrip('#').strip()
-        first = kids[0] if kids else None
-        if first is not None and first in todo and not _has_output(first):
-            bad.append(f'{page.relative_to(SITE)}: "{title}" (the code cell under it has no output)')
-        elif RESULTS_HEADING.search(title) and todo and not any(_has_output(c) for c in cells):
-            bad.append(f'{page.relative_to(SITE)}: "{title}" (results section, no cell has output)')
+        api = bool(re.fullmatch(r'[\w.]+', title))  # show_doc entries are headed by the name
+        where = f'{page.relative_to(SITE)}: "{title}"'
+        if kids and kids[0] in todo and not _has_output(kids[0]): bad.append(f'{where} (the code cell under it has no output)')
+        elif todo and not any(_has_output(c) for c in cells) and (not api or RESULTS_NAME.search(title)):
+            bad.append(f'{where} ({len(cells)} code cell(s), none with output)')
     return bad
 
 
