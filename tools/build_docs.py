@@ -12,9 +12,13 @@ Steps (Quarto is not available, and nothing is fetched from a CDN at view time):
    cell error or a cell running past the per-cell timeout fails the build.
 3. nbdev's preprocessing from Python (refresh_quarto_yml, _build_modidx, nbdev_sidebar,
    proc_nbs) over the executed copies: show_doc entries are added and rendered, links added.
-4. The `#|` directives left in `_proc/` become MyST-NB cell tags; show_doc outputs become real
-   markdown cells (sections in the TOC and in search); pages are named like nbdev's
-   (00_config.ipynb -> config.html) and nbdev's absolute doc links are made relative.
+4. The `#|` directives left in `_proc/` become MyST-NB cell tags (`#| no-output` -> tag_no-output:
+   a cell silent on purpose); show_doc outputs become real markdown cells (sections in the TOC and
+   in search) with a parameter table (nbdev docments or numpy docstrings), a source link built from
+   settings.ini (git_url, branch, the definition's line) and, for a class, an entry per public
+   method without its own show_doc; warnings and local paths leave rendered outputs; pages are named
+   like nbdev's (00_config.ipynb -> config.html), nbdev's absolute doc links are made relative and
+   links to private names (no entry) dropped.
 5. The widget JS (@jupyter-widgets/html-manager@1, requirejs) and MathJax 3 are fetched with
    `npm pack` (tarballs cached in docs/_static_vendor/) and served from the site's _static/vendor.
 6. `sphinx-build -W -b html` with myst-nb (no execution: the notebooks are executed already) and
