@@ -65,7 +65,7 @@ class Atom:
     description: str = ''
     draws: dict = field(default_factory=dict, compare=False)  # generator parameter -> (lo, hi) range
 
-# %% ../nbs/01_physics.ipynb #ba9c76ba
+# %% ../nbs/01_physics.ipynb #ffe7159c
 ATOMS: dict[str, Atom] = {}   # atom name -> its catalogue entry: the one place where band edges live
 
 def _check_pairs(name: str, what: str, pairs) -> tuple:
@@ -75,6 +75,7 @@ def _check_pairs(name: str, what: str, pairs) -> tuple:
         raise ValueError(f"atom {name!r}: {what} must hold finite positive numbers, got {pairs!r}")
     return out
 
+# %% ../nbs/01_physics.ipynb #c4a9c9e0
 def register_atom(name: str, *, orders=(), bands_hz=(), film: str = '', description: str = '', draws: dict | None = None) -> Atom:
     "Add an atom to the catalogue (its generator renderer is registered with `signals.register_atom`)."
     if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
@@ -141,7 +142,7 @@ _ALIAS_OF = {v: k for k, v in FAULT_ALIASES.items()}
 CATALOGUE: dict[str, FaultSignature] = {n: _signature(n, i, _BUILTIN_CLASS_ATOMS.get(n, (n,)), _ALIAS_OF[n])
                                         for i, n in enumerate(FAULTS)}
 
-# %% ../nbs/01_physics.ipynb #d473058e
+# %% ../nbs/01_physics.ipynb #b3adccff
 def class_names(n: int | None = None) -> tuple[str, ...]:
     "Registered class names in label order; for a count `n` other than the registry size, `('class_0', ...)`."
     names = tuple(CATALOGUE)
@@ -150,15 +151,17 @@ def class_names(n: int | None = None) -> tuple[str, ...]:
         raise ValueError(f"n must be a class count >= 0, got {n!r}")
     return tuple(f'class_{i}' for i in range(int(n)))
 
+# %% ../nbs/01_physics.ipynb #0ce87fb5
 def n_classes() -> int:
     "Number of registered classes."
     return len(CATALOGUE)
 
-# %% ../nbs/01_physics.ipynb #a94445fd
+# %% ../nbs/01_physics.ipynb #3314b969
 def fault_index(fault) -> int:
     "Label of `fault`: a canonical name, an alias or an index; a clear `ValueError` otherwise."
     return _lookup(fault, class_names(), FAULT_ALIASES, 'fault')
 
+# %% ../nbs/01_physics.ipynb #e8693c0a
 def fault_name(fault) -> str:
     "Canonical name of `fault` (name, alias or index)."
     return class_names()[fault_index(fault)]
@@ -198,14 +201,16 @@ def _merge(bands: np.ndarray) -> np.ndarray:
         else: out.append([lo, hi])
     return np.array(out, dtype=float)
 
-# %% ../nbs/01_physics.ipynb #2ba4aa73
+# %% ../nbs/01_physics.ipynb #303a179c
 def _check_speed(speed_hz):
     if not (np.isfinite(speed_hz) and speed_hz > 0): raise ValueError(f"speed_hz must be a speed in Hz > 0, got {speed_hz!r}")
 
+# %% ../nbs/01_physics.ipynb #336bc4e2
 def _bands_hz(orders, bands_hz, speed_hz: float) -> np.ndarray:
     rows = [(k * speed_hz * (1 - w), k * speed_hz * (1 + w)) for k, w in orders] + list(bands_hz)
     return np.array(rows, dtype=float).reshape(-1, 2)
 
+# %% ../nbs/01_physics.ipynb #93fd989c
 def expected_bands(fault, speed_hz: float, merge: bool = True) -> np.ndarray:
     "`[k, 2]` array of `(low_hz, high_hz)` where `fault`'s signature lives at shaft speed `speed_hz`."
     sig = CATALOGUE[fault_name(fault)]
@@ -219,10 +224,11 @@ def catalogue_bands(speed_hz: float) -> dict[str, np.ndarray]:
     _check_speed(speed_hz)
     return {n: _bands_hz(a.orders, a.bands_hz, speed_hz) for n, a in ATOMS.items()}
 
-# %% ../nbs/01_physics.ipynb #480dc060
+# %% ../nbs/01_physics.ipynb #596c3b42
 def _overlaps(lo, hi, bands) -> bool:
     return any(lo < b1 and b0 < hi for b0, b1 in bands)
 
+# %% ../nbs/01_physics.ipynb #641af2a6
 def _control_band(sig, i, lo, hi, speed_hz, nyq, taken) -> tuple:
     w, is_order = hi - lo, i < len(sig.orders)
     steps = ([s * d for d in (0.25, 0.75, 1.25, 1.75, 2.25) for s in (1, -1)] if is_order

@@ -237,17 +237,19 @@ class RecordState:
         self.n_events, self.whirl_ratio, self.ramp, self.fault = 0, 0.0, None, None
         self.n_impulses, self.gain_drift, self.alias_on, self.alias_hz, self.saturated = 0, 0.0, False, 0.0, False
 
-# %% ../nbs/02_signals.ipynb #b7523ade
+# %% ../nbs/02_signals.ipynb #8623d5ce
 def _env_scalar(r: RecordState, k: str):
     "The constant value of envelope `k`, or None when it varies over the record."
     e = r.envs[k]
     return float(e[0]) if len(e) == 1 or np.ptp(e) == 0 else None
 
+# %% ../nbs/02_signals.ipynb #c19814b7
 def _env_at(r: RecordState, k: str, t: np.ndarray) -> np.ndarray:
     "Envelope `k` at times `t` (s)."
     e = r.envs[k]
     return np.full(len(t), e[0]) if len(e) == 1 else np.interp(t, r.plan.tc, e)
 
+# %% ../nbs/02_signals.ipynb #502f7a50
 def _up(r: RecordState, k: str) -> np.ndarray:
     "Envelope `k` interpolated linearly to the N samples (float32, in the workspace)."
     c, w = r.envs[k].astype(np.float32), r.w
@@ -257,11 +259,12 @@ def _up(r: RecordState, k: str) -> np.ndarray:
 
 RecordState.env_scalar, RecordState.env_at, RecordState.up = _env_scalar, _env_at, _up
 
-# %% ../nbs/02_signals.ipynb #bb658204
+# %% ../nbs/02_signals.ipynb #1ff0a653
 def _add_sync(r: RecordState, env: str, amps: dict, jitter, phases):
     "Add components `{order: amplitude}` (times the atom weight and a U(0.8, 1.2) jitter) under envelope `env`."
     r.sync.setdefault(env, []).extend((o, r.weight * a * (0.8 + 0.4 * j), ph) for (o, a), j, ph in zip(amps.items(), jitter, phases))
 
+# %% ../nbs/02_signals.ipynb #993d388d
 def _draw_tones(r: RecordState, env: str, amps: dict):
     "Draw jitter and phase of each tone of `amps` (`{order: amplitude}`), then add them under envelope `env`."
     bad = [o for o in amps if abs(2 * o - round(2 * o)) > 1e-9 or o <= 0]
@@ -271,20 +274,22 @@ def _draw_tones(r: RecordState, env: str, amps: dict):
 
 RecordState.add_sync, RecordState.draw_tones = _add_sync, _draw_tones
 
-# %% ../nbs/02_signals.ipynb #0c55aef7
+# %% ../nbs/02_signals.ipynb #87f004a4
 def _add_later(r: RecordState, env: str, fn):
     "Add a part written at render time by `fn(r, y)` into the float32 buffer `y` (returns `y`), scaled by envelope `env`."
     r.todo.append((env, fn))
 
+# %% ../nbs/02_signals.ipynb #0e389d97
 def _add_events_to(r: RecordState, starts: np.ndarray, waves: np.ndarray):
     "Add events: float32 waveforms `waves[i]` starting at sample `starts[i]` (final amplitudes)."
     r.events.append((starts, waves)); r.n_events += len(starts)
 
 RecordState.add_later, RecordState.add_events = _add_later, _add_events_to
 
-# %% ../nbs/02_signals.ipynb #8889ccff
+# %% ../nbs/02_signals.ipynb #283499b3
 def _span(r, u): return r[0] + u * (r[1] - r[0])
 
+# %% ../nbs/02_signals.ipynb #80d71f5b
 def _draw_operating(r: RecordState, speed_hz=None, load=None, temperature_c=None):
     "Mean speed (Hz), load (x rated) and oil temperature (C): drawn from the fixed block unless given."
     op, p = r.cfg.operating, r.p
@@ -438,7 +443,7 @@ def _cavitation(r: RecordState):
     wave *= jt * np.exp(1 - jt); wave *= amp[:, None]
     r.add_events(starts, wave)
 
-# %% ../nbs/02_signals.ipynb #fd73f5cf
+# %% ../nbs/02_signals.ipynb #f66c4c3c
 def _check_renderers(label: int):
     "Refuse a class with an atom that has no renderer (it would silently render a healthy record)."
     name = class_names()[label]
@@ -446,6 +451,7 @@ def _check_renderers(label: int):
     if missing: raise ValueError(f"class {name!r}: no renderer for atom(s) {', '.join(missing)}; register one with "
                                  f"@signals.register_atom({missing[0]!r}) (renderers: {', '.join(RENDERERS)})")
 
+# %% ../nbs/02_signals.ipynb #9798c446
 def _draw_faults(r: RecordState):
     "The baseline 1X/2X (from the fixed block), then each atom's draws through its renderer, in the class's atom order."
     p, base = r.p, AMPLITUDES['baseline']
