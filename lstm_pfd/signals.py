@@ -456,8 +456,10 @@ def _draw_faults(r: RecordState):
     "The baseline 1X/2X (from the fixed block), then each atom's draws through its renderer, in the class's atom order."
     p, base = r.p, AMPLITUDES['baseline']
     r.sync['speed2'] = [(1.0, base[1.0] * (0.5 + p[11]), 2 * np.pi * p[12]), (2.0, base[2.0] * (0.5 + p[13]), 2 * np.pi * p[14])]
-    _check_renderers(r.label)
-    for atom in r.atoms: RENDERERS[atom](r)
+    for atom in r.atoms:
+        fn = RENDERERS.get(atom)
+        if fn is None: _check_renderers(r.label)   # raises, naming the atom and how to register it
+        fn(r)
 
 # %% ../nbs/02_signals.ipynb #12714792
 def _shaft_position(r: RecordState):
