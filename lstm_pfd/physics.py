@@ -124,7 +124,7 @@ class FaultSignature:
     atoms: tuple[str, ...]
     orders: tuple[tuple[float, float], ...] = ()
     bands_hz: tuple[tuple[float, float], ...] = ()
-    film: str = ''             # 'low_S' (grows as S falls), 'high_S' (grows as S rises) or ''
+    film: str = ''             # 'low_S' (grows as S falls), 'high_S' (grows as S rises), both ('high_S+low_S') or ''
     description: str = ''
 
 # %% ../nbs/01_physics.ipynb #a29def0a
