@@ -704,10 +704,36 @@ def generate_batch(cfg: DataConfig, faults, severities, seeds, *, speed_hz=None,
         for k, v in m.items(): meta[k][i] = v
     return out, meta
 
-# %% ../nbs/02_signals.ipynb #3ab6af3b
+# %% ../nbs/02_signals.ipynb #61fd0d05
+def _best_rate(fn, n: int, repeats: int) -> tuple[float, float]:
+    "Records/s of `fn()` (which makes `n` records): the best of `repeats` runs, wall clock and CPU time."
+    import time
+    w, c = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time(); fn()
+        w.append(time.perf_counter() - t0); c.append(time.process_time() - c0)
+    return n / min(w), n / min(c)
+
+# %% ../nbs/02_signals.ipynb #c7ecc427
+def _stage_costs(plan: _Plan, labels, sevs, seeds, repeats: int) -> dict:
+    "Seconds per stage of each record: the minimum over `repeats` runs (robust to other processes), summed over records."
+    import time
+    stages, last, cur = {}, [0.0], {}
+    def timer(name):
+        t = time.perf_counter(); cur[name] = min(cur.get(name, np.inf), t - last[0]); last[0] = t
+    x = np.empty(plan.N, np.float32)
+    for l, s, d in zip(labels, sevs, seeds):
+        cur.clear()
+        for _ in range(repeats):
+            last[0] = time.perf_counter()
+            _record(plan, l, s, d, None, None, None, x, timer=timer)
+        for k, v in cur.items(): stages[k] = stages.get(k, 0.0) + v
+    return stages
+
+# %% ../nbs/02_signals.ipynb #449d688e
 def benchmark(cfg: DataConfig | None = None, n: int = 220, batch_size: int = 64, repeats: int = 3, seed: int = 0) -> dict:
     "Records/s single and batched (best of `repeats`, wall and CPU), peak batch memory (bytes) and per-stage cost (us/record)."
-    import time, tracemalloc
+    import tracemalloc
     cfg = cfg or DataConfig.preset('jbfd11')
     names = class_names(); nc = len(names)
     faults = [names[i % nc] for i in range(n)]
@@ -716,35 +742,19 @@ def benchmark(cfg: DataConfig | None = None, n: int = 220, batch_size: int = 64,
     plan = _plan(cfg)
     generate_batch(cfg, faults[:nc], sevs[:nc], seeds[:nc])   # warm-up
     res = {'n_samples': plan.N, 'fs': plan.fs}
-    def best(fn):
-        w, c = [], []
-        for _ in range(repeats):
-            t0, c0 = time.perf_counter(), time.process_time(); fn()
-            w.append(time.perf_counter() - t0); c.append(time.process_time() - c0)
-        return n / min(w), n / min(c)
-    res['single_rec_s'], res['single_rec_s_cpu'] = best(lambda: [generate(cfg, f, severity=s, seed=d) for f, s, d in zip(faults, sevs, seeds)])
+    res['single_rec_s'], res['single_rec_s_cpu'] = _best_rate(lambda: [generate(cfg, f, severity=s, seed=d) for f, s, d in zip(faults, sevs, seeds)], n, repeats)
     out = np.empty((batch_size, plan.N), np.float32)
     def batched():
         for i in range(0, n, batch_size):
             k = min(batch_size, n - i)
             generate_batch(cfg, faults[i:i + k], sevs[i:i + k], seeds[i:i + k], out=out[:k] if k == batch_size else None)
-    res['batch_rec_s'], res['batch_rec_s_cpu'] = best(batched)
+    res['batch_rec_s'], res['batch_rec_s_cpu'] = _best_rate(batched, n, repeats)
     tracemalloc.start()
     generate_batch(cfg, faults[:batch_size], sevs[:batch_size], seeds[:batch_size])
     res['batch_peak_bytes'] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     res['batch_size'], res['batch_output_bytes'] = batch_size, batch_size * plan.N * 4
-    # per stage: the minimum over `repeats` runs of each record (robust to other processes), averaged over records
-    stages, last, cur = {}, [0.0], {}
-    def timer(name):
-        t = time.perf_counter(); cur[name] = min(cur.get(name, np.inf), t - last[0]); last[0] = t
-    x = np.empty(plan.N, np.float32)
-    for f, s, d in zip(faults, sevs, seeds):
-        cur.clear()
-        for _ in range(repeats):
-            last[0] = time.perf_counter()
-            _record(plan, fault_index(f), s, d, None, None, None, x, timer=timer)
-        for k, v in cur.items(): stages[k] = stages.get(k, 0.0) + v
+    stages = _stage_costs(plan, [fault_index(f) for f in faults], sevs, seeds, repeats)
     res['stages_us'] = {k: v / n * 1e6 for k, v in stages.items()}
     return res
 
