@@ -22,6 +22,7 @@ import numpy as np
 
 import lstm_pfd
 from .config import DataConfig, ConfigError, parse_yaml
+from . import physics
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
 
@@ -52,7 +53,7 @@ def record_plan(cfg: DataConfig) -> dict[str, np.ndarray]:
     "Every record of the protocol: `record_index`, `label`, `severity`, `seed`, `split` (index into `DatasetConfig.SPLITS`)."
     cfg.validate()
     ds = cfg.dataset
-    n, n_cls, n_sev = ds.records_per_class_severity, len(FAULTS), len(cfg.severity.names)
+    n, n_cls, n_sev = ds.records_per_class_severity, physics.n_classes(), len(cfg.severity.names)
     cfg.check_budget(n_cls)  # sizes over `cfg.limits` fail here, before anything is allocated
     idx = np.arange(n_cls * n_sev * n, dtype=np.int64)
     label, sev = idx // (n_sev * n), (idx // n) % n_sev
@@ -91,7 +92,7 @@ def checksum(x: np.ndarray) -> str:
 # %% ../nbs/03_data.ipynb #eb8c40ee
 def _generate_task(cfg: DataConfig, labels, severities, seeds, snr_levels) -> dict:
     "One batch: records, checksums and SNR copies (runs in a worker; arguments pickle cheaply)."
-    X, meta = generate_batch(cfg, [FAULTS[int(l)] for l in labels], [int(s) for s in severities], [int(s) for s in seeds])
+    X, meta = generate_batch(cfg, [int(l) for l in labels], [int(s) for s in severities], [int(s) for s in seeds])
     snr = {}
     for level in snr_levels:
         Xn = add_snr_noise(X, level, seeds)
@@ -218,7 +219,7 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
     try:
         with h5py.File(tmp, 'w') as f:
             f.attrs.update(config=cfg_yaml, config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                           fs=cfg.signal.fs, fault_names=list(FAULTS), severity_names=list(cfg.severity.names),
+                           fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
                            format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
             n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
             writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
@@ -474,7 +475,7 @@ class WindowDataset:
         self.normalize, self.meta = normalize, meta or {}
         # carried for training/checkpoints: sampling rate, class names and the data config hash
         self.fs, self.config_hash = fs, config_hash
-        self.class_names = list(class_names) if class_names is not None else list(FAULTS)
+        self.class_names = list(class_names) if class_names is not None else list(physics.class_names())
         nw = len(self.starts)
         self.record_of_window = np.repeat(np.arange(len(signals)), nw)
         self.labels, self.record_ids = labels[self.record_of_window], record_ids[self.record_of_window]
@@ -566,7 +567,7 @@ class OnTheFlyDataset(WindowDataset):
         metas = []
         for a in tqdm(range(0, n, bs), desc=f'generate {self.split}', disable=not self.progress):
             b = min(a + bs, n)
-            X[a:b], m = generate_batch(self.cfg, [FAULTS[int(l)] for l in self.plan['label'][a:b]],
+            X[a:b], m = generate_batch(self.cfg, [int(l) for l in self.plan['label'][a:b]],
                                        [int(s) for s in self.plan['severity'][a:b]], [int(s) for s in seeds[a:b]])
             metas.append(m)
         meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]} if metas else {}
@@ -747,7 +748,7 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
     try:
         with h5py.File(tmp, 'w') as f:
             f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                           fs=target_fs, fault_names=list(FAULTS), severity_names=list(cfg.severity.names),
+                           fs=target_fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
                            format='lstm_pfd-dataset', format_version=1, source='external', units='as recorded',
                            snr_groups=[], snr_db=[], complete=False)
             for s, name in enumerate(DataConfig().dataset.SPLITS):
