@@ -118,7 +118,7 @@ def save_checkpoint(path, model: nn.Module, *, class_names: Sequence[str] | None
         if os.path.exists(tmp): os.remove(tmp)
     return path
 
-# %% ../nbs/05_train.ipynb #5c7a90fb
+# %% ../nbs/05_train.ipynb #13d5b3d0
 def check_checkpoint(info: Mapping, **expected) -> None:
     "Raise `CheckpointMismatch` if any given expectation (`config_hash`, `window_len`, `fs`, `class_names`, `n_classes`) differs."
     allowed = {'config_hash', 'window_len', 'fs', 'class_names', 'n_classes'}
@@ -128,6 +128,7 @@ def check_checkpoint(info: Mapping, **expected) -> None:
     for k, want in expected.items():
         if want is None: continue
         have = info.get(k)
+        if have is None and k in ('window_len', 'fs', 'config_hash'): continue     # not recorded: nothing to compare
         if k == 'class_names':
             want = [str(c) for c in want]
             if have is None: k, have, want = 'n_classes', info.get('n_classes'), len(want)
