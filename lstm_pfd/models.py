@@ -59,9 +59,10 @@ class AmplitudeNorm(nn.Module):
         rms = torch.sqrt(torch.mean(x * x, dim=(1, 2), keepdim=True) + self.eps ** 2)
         return x / rms, torch.log10(rms).flatten(1)
 
-# %% ../nbs/04_models.ipynb #adf654fe
+# %% ../nbs/04_models.ipynb #a83ed1d0
 MODELS: dict[str, type] = {}
 
+# %% ../nbs/04_models.ipynb #a69bc77c
 def register_model(name: str):
     "Class decorator: add a model to `MODELS` under `name`."
     def deco(cls):
