@@ -406,11 +406,11 @@ def _catalogue_bands(names: Sequence[str], speed_range: tuple[float, float], ban
     return [_merge_bands(physics.expected_bands(n, lo), physics.expected_bands(n, hi)) if n in physics.CATALOGUE
             else np.zeros((0, 2)) for n in names]
 
-# %% ../nbs/04_models.ipynb #a8011d61
+# %% ../nbs/04_models.ipynb #74a7adbb
 def _band_masks(bands: list, L: int, fs: float, ring: float) -> tuple:
     "`(band weights [C, K], ring weights [C, K], has_bands [C])` for an `L`-sample window at `fs`."
     freqs = np.fft.rfftfreq(L, 1.0 / fs)
-    band_m = np.stack([physics.band_mask(freqs, b) for b in bands]).astype(float)
+    band_m = np.stack([physics.band_mask(freqs, b, nearest=True) for b in bands]).astype(float)
     ring_m = np.stack([physics.band_mask(freqs, np.asarray(b).reshape(-1, 2) * [1 / ring, ring]) for b in bands]).astype(float)
     band_m[:, 0] = 0; ring_m[:, 0] = 0                          # never the DC bin
     ring_m = ring_m * (1 - band_m)
