@@ -64,10 +64,12 @@ def _logits(model, xb, batch_size: int = 64):
     with torch.no_grad():
         return torch.cat([model(xb[i:i + batch_size]) for i in range(0, len(xb), batch_size)])
 
-# %% ../nbs/06_xai.ipynb #567d7bc2
+# %% ../nbs/06_xai.ipynb #9d728e0d
 def _resolve_target(model, xb, target) -> torch.Tensor:
     "Target class per window (`[B]` long): predicted class if `target` is None; checked against the model's classes."
     logits = _logits(model, xb)
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("the model's output holds NaN/Inf for finite input; its weights are unusable (check them for NaN/Inf)")
     B, C = logits.shape
     names = list(physics.class_names(C))
     valid = f"valid targets: integers 0..{C - 1} or class names {names}"
