@@ -138,12 +138,20 @@ def check_checkpoint(info: Mapping, **expected) -> None:
     if problems:
         raise CheckpointMismatch(f"checkpoint {info.get('path', '')} does not match: " + '; '.join(problems))
 
-# %% ../nbs/05_train.ipynb #ea906b73
+# %% ../nbs/05_train.ipynb #5cb96003
+def _read_checkpoint(path, map_location='cpu'):
+    "`torch.load(path, weights_only=True)`, any failure as a one-line `CheckpointMismatch`."
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise CheckpointMismatch(f"{path} is not a readable lstm_pfd checkpoint ({type(e).__name__}); expected a file "
+                                 "written by lstm_pfd.train.save_checkpoint (loaded with weights_only=True)") from None
+
+# %% ../nbs/05_train.ipynb #baf3d338
 def load_checkpoint(path, *, map_location='cpu', **expected) -> tuple[nn.Module, dict]:
     "Rebuild the model from a checkpoint (weights_only load) -> `(model in eval mode, info)`; checks `expected`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = _read_checkpoint(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
         raise CheckpointMismatch(f"{path} is not an lstm_pfd checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     info = {k: v for k, v in ckpt.items() if k != 'state_dict'}
@@ -307,10 +315,10 @@ def _fit_meta(model, train_data, val_data, class_names, fs, config_hash) -> dict
             'fs': fs if fs is not None else meta['fs'], 'normalize': meta['normalize'],
             'config_hash': config_hash if config_hash is not None else meta['config_hash']}
 
-# %% ../nbs/05_train.ipynb #8b08f05f
+# %% ../nbs/05_train.ipynb #d5a0c096
 def _resume(resume_from, model, opt, state, meta, fit_args) -> tuple[dict, int]:
     "Restore model, optimizer and state from `resume_from`; `(best weights, first epoch to run)`."
-    ck = torch.load(resume_from, map_location='cpu', weights_only=True)
+    ck = _read_checkpoint(resume_from)
     ts = ck.get('train_state') if isinstance(ck, dict) else None
     if ts is None: raise ValueError(f"{resume_from} holds no training state (only a final model); cannot resume")
     mine = model_config(model)

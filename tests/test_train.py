@@ -320,3 +320,25 @@ def test_classical_features_follow_the_catalogue_and_the_record_speed():
     wear = np.sin(2 * np.pi * 400.0 * t)[None]
     fw = dict(zip(names, classical_features(wear, fs, speed_hz=60.0)[0][0]))
     assert fw['band_300-1300Hz'] > -0.01 and fw['band_600-1200Hz'] < -3
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ('this must never run',))
+
+
+def test_unreadable_checkpoints_are_refused_in_one_line(tmp_path, capsys, data):
+    "Empty, truncated, foreign and code-carrying files: one-line CheckpointMismatch, nothing executed."
+    good = save_checkpoint(tmp_path / 'good.pt', create_model('compact', n_classes=4, seed=0))
+    raw = good.read_bytes()
+    files = {'empty.pt': b'', 'truncated.pt': raw[:len(raw) // 2], 'text.pt': b'not a checkpoint\n'}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    torch.save({'format': 'lstm_pfd.checkpoint/1', 'x': _Evil()}, tmp_path / 'evil.pt')
+    for name in [*files, 'evil.pt']:
+        with pytest.raises(CheckpointMismatch, match='is not a readable lstm_pfd checkpoint') as e:
+            load_checkpoint(tmp_path / name)
+        assert '\n' not in str(e.value) and 'weights_only=False' not in str(e.value)
+        with pytest.raises(CheckpointMismatch):
+            fit(create_model('compact', n_classes=4, seed=0), data[0], epochs=1, progress=False, resume_from=tmp_path / name)
+    assert 'this must never run' not in capsys.readouterr().out
