@@ -43,7 +43,11 @@ def _excerpt(value, limit: int = MAX_QUOTE) -> str:
 # %% ../nbs/00_config.ipynb #a80606fc
 class ConfigError(ValueError):
     "A config value is invalid: names the dotted field, the bad value and what is allowed."
-    def __init__(self, field: str, value: Any, allowed: str):
+    def __init__(self,
+                 field: str,   # dotted name of the bad field, e.g. `signal.fs`
+                 value: Any,   # the value given
+                 allowed: str, # what is allowed, in words
+                ):
         self.field, self.value, self.allowed = field, value, allowed
         super().__init__(f"{_excerpt(field, MAX_QUOTE)[1:-1] if isinstance(field, str) else _excerpt(field)}: got {_excerpt(value)}; "
                          f"allowed: {str(allowed)[:4 * MAX_QUOTE]}")
@@ -60,7 +64,9 @@ _Loader.add_implicit_resolver('tag:yaml.org,2002:float',
 # %% ../nbs/00_config.ipynb #51b4d388
 MAX_CONFIG_BYTES = 1 << 20  # largest config text read (a config is a few kB); raise it explicitly to read more
 
-def parse_yaml(text: str, source: str = 'config text'):
+def parse_yaml(text: str,                   # YAML text of a config (size-limited, no Python tags)
+               source: str = 'config text', # where the text came from, named in errors
+              ):
     "Parse config YAML with `_Loader`; oversized, binary, unparsable or empty text raises `ConfigError` naming `source`."
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(source, f'{len(text)} characters', f'at most MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES} characters (raise lstm_pfd.config.MAX_CONFIG_BYTES to read more)')
@@ -162,7 +168,10 @@ class BaseConfig:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, d: dict, _path: str = ''):
+    def from_dict(cls,
+                  d: dict, # plain nested dict, e.g. from `to_dict`, YAML or JSON
+                  _path: str = '',
+                 ):
         "Build from a plain dict; unknown keys raise `ConfigError` suggesting the closest valid key."
         if not isinstance(d, dict): raise ConfigError(_path.rstrip('.') or cls.__name__, d, 'a mapping')
         hints, names = cls._types(), [f.name for f in fields(cls)]
@@ -177,27 +186,27 @@ class BaseConfig:
         if not _path: obj.validate()
         return obj
 
-    def to_yaml(self, path: str | Path | None = None) -> str:
+    def to_yaml(self, path: str | Path | None = None) -> str:  # file to write the YAML to; None: only return the text
         "YAML text (written to `path` if given)."
         s = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
         if path is not None: Path(path).write_text(s)
         return s
 
     @classmethod
-    def from_yaml(cls, text_or_path: str | Path):
+    def from_yaml(cls, text_or_path: str | Path):  # YAML text, or the path of a `.yaml`/`.yml` file
         "Read from YAML text or a `.yaml`/`.yml` file (`yaml.safe_load` only)."
         p = _as_path(text_or_path, ('.yaml', '.yml'))
         text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
         return cls.from_dict(_mapping(parse_yaml(text, source), source))
 
-    def to_json(self, path: str | Path | None = None) -> str:
+    def to_json(self, path: str | Path | None = None) -> str:  # file to write the JSON to; None: only return the text
         "JSON text (written to `path` if given)."
         s = json.dumps(self.to_dict(), indent=1)
         if path is not None: Path(path).write_text(s)
         return s
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path):
+    def from_json(cls, text_or_path: str | Path):  # JSON text, or the path of a `.json` file
         "Read from JSON text or a `.json` file."
         p = _as_path(text_or_path, ('.json',))
         text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
@@ -217,7 +226,10 @@ class BaseConfig:
         s = json.dumps(self._hash_dict(), sort_keys=True, separators=(',', ':'), allow_nan=False)
         return hashlib.sha256(s.encode()).hexdigest()[:16]
 
-    def override(self, overrides: dict | None = None, **kw):
+    def override(self,
+                 overrides: dict | None = None, # `{'dotted.key': value}`, e.g. `{'signal.fs': 8192}`
+                 **kw,                          # more overrides as keywords (top-level keys only, e.g. `seed=...` on a section)
+                ):
         "A new, validated config with dotted-key overrides: `cfg.override({'signal.fs': 8192})`."
         d = self.to_dict()
         for key, value in {**(overrides or {}), **kw}.items():
@@ -232,7 +244,7 @@ class BaseConfig:
                 else: node = node[part]
         return type(self).from_dict(d)
 
-    def replace(self, **kw):
+    def replace(self, **kw):  # fields of this section to replace, by name
         "`dataclasses.replace`, then validate."
         return dataclasses.replace(self, **kw).validate()
 
@@ -286,7 +298,7 @@ class SignalConfig(BaseConfig):
     fs: float = 20480.0             # sampling rate, Hz
     duration_s: float = 5.0         # record length, s
     nominal_speed_hz: float = 60.0  # shaft speed f_r, Hz (1X)
-    units: str = 'm/s^2'
+    units: str = 'm/s^2'            # physical units of the signal (only `'m/s^2'`, acceleration)
 
     @property
     def n_samples(self) -> int: return int(round(self.fs * self.duration_s))
@@ -305,14 +317,14 @@ class SignalConfig(BaseConfig):
 @dataclass
 class OilConfig(BaseConfig):
     "Lubricant: Walther (ASTM D341) constants and density. Defaults: ISO VG 32."
-    name: str = 'ISO VG 32'
+    name: str = 'ISO VG 32'         # oil name, e.g. `'ISO VG 32'`
     walther_a: float = 9.5308       # log10(log10(nu + 0.7)) = A - B log10(T[K]), nu in cSt
-    walther_b: float = 3.7466
+    walther_b: float = 3.7466       # Walther constant B (see `walther_a`)
     density_kg_m3: float = 860.0    # at 15 C
     density_slope: float = 0.65     # kg/m^3 lost per C above 15 C
 
     @classmethod
-    def iso_vg(cls, grade: int) -> 'OilConfig':
+    def iso_vg(cls, grade: int) -> 'OilConfig':  # ISO viscosity grade, a key of `ISO_VG_OILS` (e.g. 32, 46, 68)
         "The constants of an ISO VG grade from `ISO_VG_OILS`."
         if grade not in ISO_VG_OILS: raise ConfigError('bearing.oil', grade, f"one of the ISO VG grades {sorted(ISO_VG_OILS)}")
         return cls(**ISO_VG_OILS[grade])
@@ -331,11 +343,11 @@ ISO_VG_OILS = {  # Walther constants fitted to nu(40 C) / nu(100 C) of each grad
 @dataclass
 class BearingConfig(BaseConfig):
     "Plain journal bearing geometry (SI units) and its oil."
-    diameter_m: float = 0.050
-    length_m: float = 0.025
+    diameter_m: float = 0.050        # journal diameter D, m
+    length_m: float = 0.025          # bearing length L, m
     clearance_m: float = 50e-6       # radial clearance c
-    rated_load_n: float = 2000.0
-    oil: OilConfig = field(default_factory=OilConfig)
+    rated_load_n: float = 2000.0     # rated static load W, N
+    oil: OilConfig = field(default_factory=OilConfig)  # the lubricant
 
     @property
     def radius_m(self) -> float: return self.diameter_m / 2
@@ -352,9 +364,9 @@ class BearingConfig(BaseConfig):
 @dataclass
 class OperatingConfig(BaseConfig):
     "Ranges the operating point of each record is drawn from (uniformly)."
-    speed_hz_range: tuple[float, float] = (54.0, 66.0)
+    speed_hz_range: tuple[float, float] = (54.0, 66.0)     # (min, max) shaft speed f_r drawn per record, Hz
     load_range: tuple[float, float] = (0.3, 1.0)           # fraction of the rated load
-    temperature_c_range: tuple[float, float] = (40.0, 80.0)
+    temperature_c_range: tuple[float, float] = (40.0, 80.0)  # (min, max) oil temperature drawn per record, C
 
     def _check(self):
         if not _range(self.speed_hz_range, 0.5, 1000, strict=False): yield 'speed_hz_range', 'an ordered (min, max) in Hz within [0.5, 1000]'
@@ -365,10 +377,10 @@ class OperatingConfig(BaseConfig):
 @dataclass
 class SeverityConfig(BaseConfig):
     "Severity slots (names and factor bands) and temporal evolution."
-    names: tuple[str, ...] = ('incipient', 'mild', 'moderate', 'severe')
-    bands: tuple[tuple[float, float], ...] = ((0.20, 0.45), (0.45, 0.70), (0.70, 0.90), (0.90, 1.00))
-    evolution_probability: float = 0.3
-    evolution_delta: float = 0.3
+    names: tuple[str, ...] = ('incipient', 'mild', 'moderate', 'severe')  # severity slot names, mildest first
+    bands: tuple[tuple[float, float], ...] = ((0.20, 0.45), (0.45, 0.70), (0.70, 0.90), (0.90, 1.00))  # (low, high) severity range in [0, 1] of each slot
+    evolution_probability: float = 0.3  # share of records whose severity grows during the record
+    evolution_delta: float = 0.3  # largest severity increase over an evolving record
 
     def _check(self):
         if not self.names or len(set(self.names)) != len(self.names) or not all(self.names):
@@ -384,7 +396,7 @@ class SeverityConfig(BaseConfig):
 @dataclass
 class WhiteNoiseConfig(BaseConfig):
     "White measurement noise (sensor and amplifier)."
-    enabled: bool = True
+    enabled: bool = True             # add broadband measurement noise
     level: float = 0.02              # RMS, m/s^2
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an RMS level >= 0'
@@ -392,9 +404,9 @@ class WhiteNoiseConfig(BaseConfig):
 @dataclass
 class EMIConfig(BaseConfig):
     "Mains interference at exactly `mains_hz` with weak harmonics."
-    enabled: bool = True
+    enabled: bool = True             # add the mains (electromagnetic interference) tone and harmonics
     level: float = 0.01              # amplitude of the mains tone, m/s^2
-    mains_hz: float = 50.0
+    mains_hz: float = 50.0           # mains frequency, 50 or 60 Hz
     harmonics: tuple[float, ...] = (0.3, 0.1)  # relative amplitudes of the 2nd, 3rd ... harmonics
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an amplitude >= 0'
@@ -404,7 +416,7 @@ class EMIConfig(BaseConfig):
 @dataclass
 class PinkNoiseConfig(BaseConfig):
     "True 1/f (pink) noise, zero mean."
-    enabled: bool = True
+    enabled: bool = True             # add 1/f (pink) noise
     level: float = 0.01              # RMS, m/s^2
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an RMS level >= 0'
@@ -412,9 +424,9 @@ class PinkNoiseConfig(BaseConfig):
 @dataclass
 class ThermalDriftConfig(BaseConfig):
     "Slow baseline wander with a random period and phase."
-    enabled: bool = True
+    enabled: bool = True             # add a slow thermal baseline drift
     level: float = 0.005             # amplitude, m/s^2
-    period_s_range: tuple[float, float] = (5.0, 30.0)
+    period_s_range: tuple[float, float] = (5.0, 30.0)  # (min, max) period of the drift, s
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an amplitude >= 0'
         if not (_range(self.period_s_range, 0, strict=False) and self.period_s_range[0] > 0): yield 'period_s_range', 'an ordered (min, max) period in s > 0'
@@ -422,7 +434,7 @@ class ThermalDriftConfig(BaseConfig):
 @dataclass
 class CalibrationDriftConfig(BaseConfig):
     "Sensor gain drift, a relative rate per second."
-    enabled: bool = True
+    enabled: bool = True             # let the sensor gain drift over a record
     rate_per_s: float = 0.002        # relative gain change per second (max magnitude)
     def _check(self):
         if not (_nonneg(self.rate_per_s) and self.rate_per_s <= 0.1): yield 'rate_per_s', 'a relative gain rate per second within [0, 0.1]'
@@ -430,7 +442,7 @@ class CalibrationDriftConfig(BaseConfig):
 @dataclass
 class ImpulseConfig(BaseConfig):
     "Random mechanical knocks (Poisson, a rate per second)."
-    enabled: bool = True
+    enabled: bool = True             # add random impulses (knocks)
     level: float = 0.2               # peak, m/s^2
     rate_per_s: float = 0.2          # mean impulses per second (Poisson)
     def _check(self):
@@ -440,7 +452,7 @@ class ImpulseConfig(BaseConfig):
 @dataclass
 class AliasingConfig(BaseConfig):
     "Occasional folded-back tones from an imperfect anti-alias filter."
-    enabled: bool = True
+    enabled: bool = True             # add folded (aliased) tones to some records
     level: float = 0.005             # amplitude of a folded tone, m/s^2
     probability: float = 0.1         # chance that a record has an aliasing artefact
     def _check(self):
@@ -450,8 +462,8 @@ class AliasingConfig(BaseConfig):
 @dataclass
 class QuantizationConfig(BaseConfig):
     "ADC quantization with `bits` over +- `full_scale`, applied last."
-    enabled: bool = True
-    bits: int = 16
+    enabled: bool = True             # quantize the signal like an ADC
+    bits: int = 16                   # ADC resolution, bits
     full_scale: float = 50.0         # ADC range is +- full_scale, m/s^2
     def _check(self):
         if not (isinstance(self.bits, int) and 4 <= self.bits <= 32): yield 'bits', 'an integer within [4, 32]'
@@ -460,19 +472,19 @@ class QuantizationConfig(BaseConfig):
 @dataclass
 class NoiseConfig(BaseConfig):
     "The sensor-noise layers, each switchable with its own level; quantization is applied last."
-    measurement: WhiteNoiseConfig = field(default_factory=WhiteNoiseConfig)
-    emi: EMIConfig = field(default_factory=EMIConfig)
-    pink: PinkNoiseConfig = field(default_factory=PinkNoiseConfig)
-    thermal_drift: ThermalDriftConfig = field(default_factory=ThermalDriftConfig)
-    calibration_drift: CalibrationDriftConfig = field(default_factory=CalibrationDriftConfig)
-    impulses: ImpulseConfig = field(default_factory=ImpulseConfig)
-    aliasing: AliasingConfig = field(default_factory=AliasingConfig)
-    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    measurement: WhiteNoiseConfig = field(default_factory=WhiteNoiseConfig)  # broadband sensor noise
+    emi: EMIConfig = field(default_factory=EMIConfig)  # mains tone and harmonics
+    pink: PinkNoiseConfig = field(default_factory=PinkNoiseConfig)  # 1/f noise
+    thermal_drift: ThermalDriftConfig = field(default_factory=ThermalDriftConfig)  # slow baseline drift
+    calibration_drift: CalibrationDriftConfig = field(default_factory=CalibrationDriftConfig)  # sensor gain drift
+    impulses: ImpulseConfig = field(default_factory=ImpulseConfig)  # random impulses
+    aliasing: AliasingConfig = field(default_factory=AliasingConfig)  # folded tones
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)  # ADC quantization
 
     LAYERS: ClassVar[tuple[str, ...]] = ('measurement', 'emi', 'pink', 'thermal_drift', 'calibration_drift',
                                          'impulses', 'aliasing', 'quantization')
 
-    def only(self, *layers: str) -> 'NoiseConfig':
+    def only(self, *layers: str) -> 'NoiseConfig':  # names of the layers to keep enabled (`NoiseConfig.LAYERS`)
         "A copy with only `layers` enabled (none: a noise-free signal)."
         bad = [l for l in layers if l not in self.LAYERS]
         if bad: raise ConfigError('noise', bad, f"layer names from {list(self.LAYERS)}")
@@ -487,12 +499,12 @@ class NoiseConfig(BaseConfig):
 class TransientConfig(BaseConfig):
     "Non-stationary records: speed ramps, load steps and thermal settling."
     probability: float = 0.3                       # share of records with a transient
-    kinds: tuple[str, ...] = ('speed_ramp', 'load_step', 'thermal')
+    kinds: tuple[str, ...] = ('speed_ramp', 'load_step', 'thermal')  # transient kinds drawn from (`TransientConfig.KINDS`)
     max_speed_change: float = 0.05                 # relative speed change over a ramp
     max_load_step: float = 0.3                     # load step, fraction of rated load
     ramp_s_range: tuple[float, float] = (0.5, 3.0)  # ramp / step rise duration, s
-    thermal_tau_s_range: tuple[float, float] = (1.0, 5.0)
-    max_temperature_change_c: float = 10.0
+    thermal_tau_s_range: tuple[float, float] = (1.0, 5.0)  # (min, max) time constant of a thermal transient, s
+    max_temperature_change_c: float = 10.0         # largest temperature change of a thermal transient, C
 
     KINDS: ClassVar[tuple[str, ...]] = ('speed_ramp', 'load_step', 'thermal')
 
@@ -511,12 +523,12 @@ class TransientConfig(BaseConfig):
 @dataclass
 class DatasetConfig(BaseConfig):
     "The benchmark protocol: records, windows, splits, SNR copies, seed."
-    records_per_class_severity: int = 80
-    window_s: float = 1.0
-    hop_s: float = 1.0
+    records_per_class_severity: int = 80                      # records per (class, severity slot) pair
+    window_s: float = 1.0                                     # window length cut from each record, s
+    hop_s: float = 1.0                                        # step between window starts, s
     splits: tuple[float, float, float] = (0.70, 0.15, 0.15)   # train, val, test
-    snr_db: tuple[float, ...] = (20.0, 10.0, 5.0)
-    seed: int = 20240611
+    snr_db: tuple[float, ...] = (20.0, 10.0, 5.0)             # SNRs (dB) of the noisy test copies
+    seed: int = 20240611                                      # dataset seed: every record seed derives from it
     batch_size: int = 64                                      # records generated per batch
 
     SPLITS: ClassVar[tuple[str, ...]] = ('train', 'val', 'test')
@@ -554,14 +566,14 @@ class LimitsConfig(BaseConfig):
 @dataclass
 class DataConfig(BaseConfig):
     "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset (+ limits)."
-    signal: SignalConfig = field(default_factory=SignalConfig)
-    bearing: BearingConfig = field(default_factory=BearingConfig)
-    operating: OperatingConfig = field(default_factory=OperatingConfig)
-    severity: SeverityConfig = field(default_factory=SeverityConfig)
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
-    transient: TransientConfig = field(default_factory=TransientConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    signal: SignalConfig = field(default_factory=SignalConfig)  # sampling and record length
+    bearing: BearingConfig = field(default_factory=BearingConfig)  # bearing geometry and oil
+    operating: OperatingConfig = field(default_factory=OperatingConfig)  # operating ranges drawn per record
+    severity: SeverityConfig = field(default_factory=SeverityConfig)  # severity slots
+    noise: NoiseConfig = field(default_factory=NoiseConfig)  # noise and artefact layers
+    transient: TransientConfig = field(default_factory=TransientConfig)  # speed, load and thermal transients
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)  # record counts, windows, splits, seed
+    limits: LimitsConfig = field(default_factory=LimitsConfig)  # resource budget (never changes the data)
 
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('limits',)  # the resource budget never changes the data
 
@@ -584,7 +596,10 @@ class DataConfig(BaseConfig):
         return int(round(self.dataset.hop_s * self.signal.fs))
 
     @classmethod
-    def preset(cls, name: str, overrides: dict | None = None) -> 'DataConfig':
+    def preset(cls,
+               name: str,                     # a preset name from `PRESETS`
+               overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
+              )->'DataConfig':
         "A named protocol (`PRESETS`), optionally with dotted-key overrides."
         if name not in PRESETS:
             close = difflib.get_close_matches(name, list(PRESETS), n=1)
@@ -601,7 +616,7 @@ PRESETS = {
 }
 
 # %% ../nbs/00_config.ipynb #95cac71c
-def _budget(self: DataConfig, n_classes: int) -> dict:
+def _budget(self: DataConfig, n_classes: int) -> dict:  # number of classes the data set will hold
     "Sizes asked for with `n_classes` classes: samples per record, rows and float32 bytes of a file and of one batch."
     ds, n_sev = self.dataset, len(self.severity.names)
     samples = self.signal.fs * self.signal.duration_s                 # a float: finite even when absurd
@@ -632,7 +647,7 @@ def _budget_problems(self: DataConfig, n_classes: int):
         yield 'dataset.batch_size', (f"a generation batch of at most limits.max_batch_bytes = {lim.max_batch_bytes:,} bytes; "
                                      f"this asks for {b['batch_bytes']:,.0f} (lower dataset.batch_size or raise the limit)")
 
-def _check_budget(self: DataConfig, n_classes: int) -> DataConfig:
+def _check_budget(self: DataConfig, n_classes: int) -> DataConfig:  # number of classes the data set will hold
     "Raise `ConfigError` (size asked for and limit) if this config does not fit its `limits` with `n_classes` classes."
     for name, allowed in self._budget_problems(n_classes): raise ConfigError(name, _get_dotted(self, name), allowed)
     return self

@@ -340,9 +340,13 @@ def source_url(obj) -> str | None:
 def param_docs(obj) -> dict[str, dict]:
     """Parameters of a callable (class: its constructor) as {name: {anno, default, docment}} from nbdev
     docments comments or a numpy-style docstring; `self`/`cls` left out. {} when there are none or no source."""
-    import inspect
+    import dataclasses, inspect
     from fastcore.docments import docments
-    try: d = docments(obj, full=True, returns=False)
+    if inspect.isclass(obj) and not dataclasses.is_dataclass(obj):
+        # a constructor inherited from object, torch or an exception is not this package's API
+        pkg = obj.__module__.split('.')[0]
+        if not (getattr(obj.__init__, '__module__', None) or '').split('.')[0] == pkg: return {}
+    try: d = docments(obj, full=True, returns=False, args_kwargs=True)  # `**kw,  # comment` counts too
     except Exception: return {}  # noqa: BLE001 - builtins, C extensions, objects without source
     return {k: v for k, v in d.items() if k not in ('self', 'cls', 'return')}
 
