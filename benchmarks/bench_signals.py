@@ -1,10 +1,18 @@
 """Signal-generator benchmark (prints figures, asserts nothing).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_signals.py [--n 440] [--batch 64] [--repeats 3] [--preset jbfd11]
+    OMP_NUM_THREADS=1 python benchmarks/bench_signals.py [--n 440] [--batch 64] [--repeats 3] [--preset jbfd11] [--out FILE.json]
+
+With `--out`, the figures are also written as JSON (nbs/02_signals.ipynb reads nbs/_data/signals_benchmark.json).
 """
 import os
 for v in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS'): os.environ.setdefault(v, '1')
 import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
 
 from lstm_pfd.config import DataConfig
 from lstm_pfd.signals import benchmark, format_benchmark
@@ -15,5 +23,15 @@ if __name__ == '__main__':
     ap.add_argument('--batch', type=int, default=64)
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--preset', default='jbfd11')
+    ap.add_argument('--out', default=None, help='also write the figures to this JSON file')
+    ap.add_argument('--hardware', default='2-core x86 CPU', help='how the CPU is named in the JSON')
     a = ap.parse_args()
-    print(format_benchmark(benchmark(DataConfig.preset(a.preset), n=a.n, batch_size=a.batch, repeats=a.repeats)))
+    res = benchmark(DataConfig.preset(a.preset), n=a.n, batch_size=a.batch, repeats=a.repeats)
+    print(format_benchmark(res))
+    if a.out:
+        doc = {'hardware': f'{a.hardware}, 1 thread', 'command': 'OMP_NUM_THREADS=1 python benchmarks/bench_signals.py ' + ' '.join(sys.argv[1:]),
+               'python': platform.python_version(), 'numpy': np.__version__, 'preset': a.preset, 'n': a.n, 'repeats': a.repeats,
+               'result': res}
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(doc, indent=1, allow_nan=False, default=float))
+        print(f'wrote {a.out}')

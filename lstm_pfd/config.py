@@ -39,7 +39,6 @@ def _excerpt(value, limit: int = MAX_QUOTE) -> str:
     except Exception: s = f"<{type(value).__name__}>"  # e.g. an int too long to print
     return s if len(s) <= limit else s[:limit - 3] + '...'
 
-
 # %% ../nbs/00_config.ipynb #a80606fc
 class ConfigError(ValueError):
     "A config value is invalid: names the dotted field, the bad value and what is allowed."
@@ -60,7 +59,6 @@ _Loader.add_implicit_resolver('tag:yaml.org,2002:float',
                               re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$'),
                               list('-+0123456789.'))
 
-
 # %% ../nbs/00_config.ipynb #51b4d388
 MAX_CONFIG_BYTES = 1 << 20  # largest config text read (a config is a few kB); raise it explicitly to read more
 
@@ -77,7 +75,6 @@ def parse_yaml(text: str,                   # YAML text of a config (size-limite
         raise ConfigError(source, text[:40], f"valid YAML ({type(e).__name__}: {' '.join(str(e).split())[:MAX_QUOTE]})") from None
     if data is None: raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text holds only comments)')
     return data
-
 
 # %% ../nbs/00_config.ipynb #79cbfdc8
 def _is_config_type(tp) -> bool:
@@ -277,7 +274,6 @@ def _read_config(p: Path) -> tuple[str, str]:
 def _mapping(data, source: str = 'config text'):
     if not isinstance(data, dict): raise ConfigError(source, data, 'a mapping of config sections (signal, dataset, ...)')
     return data
-
 
 # %% ../nbs/00_config.ipynb #12345d45
 def _num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -561,7 +557,6 @@ class LimitsConfig(BaseConfig):
             v = getattr(self, f.name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1): yield f.name, 'an integer >= 1'
 
-
 # %% ../nbs/00_config.ipynb #f1b790f8
 @dataclass
 class DataConfig(BaseConfig):
@@ -628,7 +623,6 @@ def _budget(self: DataConfig, n_classes: int) -> dict:  # number of classes the 
                 batch_bytes=batch * samples * 4 * (1 + len(ds.snr_db)))
 DataConfig.budget = _budget
 
-
 # %% ../nbs/00_config.ipynb #02f9d278
 def _budget_problems(self: DataConfig, n_classes: int):
     "Yield `(field, allowed)` for each size of `budget(n_classes)` over its limit."
@@ -652,4 +646,3 @@ def _check_budget(self: DataConfig, n_classes: int) -> DataConfig:  # number of 
     for name, allowed in self._budget_problems(n_classes): raise ConfigError(name, _get_dotted(self, name), allowed)
     return self
 DataConfig._budget_problems, DataConfig.check_budget = _budget_problems, _check_budget
-

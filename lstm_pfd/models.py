@@ -99,7 +99,6 @@ class BaseModel(nn.Module):
         return x, x.new_zeros(x.shape[0], 0)
     def forward(self, x): raise NotImplementedError  # windows, `[B, 1, L]` float32
 
-
 # %% ../nbs/04_models.ipynb #3018ebbd
 def count_parameters(model: nn.Module) -> int:  # any torch module
     "Number of trainable parameters."

@@ -136,7 +136,6 @@ class FaultSignature:
     film: str = ''             # 'low_S' (grows as S falls), 'high_S' (grows as S rises), both ('high_S+low_S') or ''
     description: str = ''      # one line on the fault
 
-
 # %% ../nbs/01_physics.ipynb #a29def0a
 def _signature(name: str, label: int, atoms: tuple, alias: str = '', description: str | None = None) -> FaultSignature:
     orders = tuple(dict.fromkeys(o for a in atoms for o in ATOMS[a].orders))

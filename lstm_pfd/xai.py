@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from . import physics
+from .plotting import figure
 from .config import DataConfig
 from .data import open_dataset
 from .train import data_expectations, load_checkpoint
@@ -511,9 +512,8 @@ def randomization_check(model: nn.Module,   # a classifier: `[B, 1, L]` windows 
 
 # %% ../nbs/06_xai.ipynb #8334a255
 def _ax(ax, figsize=(9, 2.6)):
-    if ax is not None: return ax
-    import matplotlib.pyplot as plt
-    return plt.subplots(figsize=figsize)[1]
+    "`ax`, or the axes of a new figure (`plotting.figure`: shown as an image in Jupyter, no pyplot)."
+    return ax if ax is not None else figure(figsize).subplots()
 
 # %% ../nbs/06_xai.ipynb #f3a991cf
 def plot_attribution(x,                    # one window (`[L]` or `[1, L]`), numpy or torch
@@ -587,7 +587,6 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
                           **kw,                          # options of `method`
                          ):
     "Figure (time attribution, Fourier IG with expected bands, deletion/insertion) for one window, and a summary dict."
-    from matplotlib.figure import Figure
     xb, _ = _to_batch(x)
     if xb.shape[0] != 1: raise ValueError(f"explain_window_figure takes one window, got a batch of {xb.shape[0]}")
     if method == 'ig': kw.setdefault('n_steps', n_steps)
@@ -599,7 +598,7 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
     if fault is not None and speed_hz is not None:
         bands, control = _physics_bands(fault, speed_hz, fs, mains_hz)
         ba = _alignment_scores(spec, bands, control)
-    fig = Figure(figsize=(15, 3.4), layout='constrained')
+    fig = figure((15, 3.4))
     axs = fig.subplots(1, 3, gridspec_kw={'width_ratios': [2, 2, 1.2]})
     lab = physics.class_names(int(_logits(model, xb).shape[1]))[tgt]
     plot_attribution(xb[0, 0], a[0, 0], fs, ax=axs[0], title=f"{method} for '{lab}' {title}".strip())
