@@ -101,6 +101,9 @@ def _skip(cell, flags: set[str]) -> bool:
     return bool(flags & d.keys())
 
 
+_re_no_output = re.compile(r'^(\s*#\s*\|\s*no-output)\s*$', re.M)
+
+
 def execute_one(rel: str, timeout: int) -> tuple[str, float, int]:
     "Execute nbs/`rel` (cwd: its folder) into docs/_src/exec/`rel`; returns (rel, seconds, skipped cells)."
     import nbformat
@@ -132,6 +135,8 @@ def execute_one(rel: str, timeout: int) -> tuple[str, float, int]:
                        resources={'metadata': {'path': str(src.parent)}}).execute()
             finally:  # a km passed in is not shut down by nbclient
                 if km.has_kernel: km.shutdown_kernel(now=True)
+    for c in nb.cells:  # nbdev's processing keeps only `#| key: value` directives: give `#| no-output` its value
+        if c.cell_type == 'code': c.source = _re_no_output.sub(r'\1: true', c.source)
     dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
     return rel, time.time() - t0, skipped
