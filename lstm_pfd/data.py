@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +20,14 @@ import lstm_pfd
 from .config import DataConfig, ConfigError
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
+from .utils import NORMALIZE_MODES, atomic_write, normalize_windows
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'MAX_RESAMPLE_TERM', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset',
-           'RecordTable', 'DatasetFile', 'open_dataset', 'window_starts', 'WindowDataset', 'record_vote',
-           'OnTheFlyDataset', 'load_recording', 'resample_ratio', 'resample', 'import_recordings']
+           'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'OnTheFlyDataset', 'load_recording',
+           'resample_ratio', 'resample', 'import_recordings']
 
 # %% ../nbs/03_data.ipynb #6fd33634
 __all__ = ['DatasetError', 'MAX_RESAMPLE_TERM', 'resample_ratio', 'resample', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset', 'open_dataset',
@@ -140,8 +140,6 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
     if isinstance(cfg, str): cfg = DataConfig.preset(cfg)
     cfg.validate()
     path = Path(path)
-    if path.exists() and not overwrite: raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-    if not path.parent.exists(): raise FileNotFoundError(f"folder {path.parent} does not exist")
     plan, ds = record_plan(cfg), cfg.dataset
     cfg_yaml, N = cfg.to_yaml(), cfg.signal.n_samples
     tasks = []  # (split name, row indices into plan)
@@ -149,9 +147,7 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
         rows = np.flatnonzero(plan['split'] == si)
         snr = tuple(ds.snr_db) if split == 'test' else ()
         tasks += [(split, rows[a:a + ds.batch_size], snr) for a in range(0, len(rows), ds.batch_size)]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path, overwrite=overwrite) as tmp:
         with h5py.File(tmp, 'w') as f:
             f.attrs.update(config=cfg_yaml, config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
                            fs=cfg.signal.fs, fault_names=list(FAULTS), severity_names=list(cfg.severity.names),
@@ -178,10 +174,6 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
             for name, w in writers.items():
                 if w.pos != w.n: raise RuntimeError(f"internal error: split {name} got {w.pos} of {w.n} records")
             f.attrs['complete'] = True
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     log.info("wrote %s (%d records)", path, len(plan['label']))
     return path
 
@@ -301,15 +293,9 @@ def open_dataset(path, verify: bool = False) -> DatasetFile:
     return DatasetFile(path, verify=verify)
 
 # %% ../nbs/03_data.ipynb #ae08bb0a
-def window_starts(n_samples: int, window_len: int, hop_len: int) -> np.ndarray:
-    "Start sample of every full window of `window_len` every `hop_len` samples."
-    if window_len < 1 or hop_len < 1: raise ValueError(f"window_len and hop_len must be >= 1 samples (got {window_len}, {hop_len})")
-    if window_len > n_samples: raise ValueError(f"window of {window_len} samples is longer than the record ({n_samples} samples)")
-    return np.arange(0, n_samples - window_len + 1, hop_len, dtype=np.int64)
+from .utils import window_starts  # the one definition of window positions (record, window, hop)
 
 # %% ../nbs/03_data.ipynb #b87fa43b
-_NORMALIZE = (None, 'zscore', 'rms')
-
 class WindowDataset:
     "Windows of in-memory records: items are `(window [1, L] float32 tensor, label, record_id)`."
     def __init__(self, signals: np.ndarray, labels, record_ids, *, window_len: int, hop_len: int | None = None,
@@ -321,7 +307,7 @@ class WindowDataset:
         labels, record_ids = np.asarray(labels, np.int64), np.asarray(record_ids, np.int64)
         if not (len(labels) == len(record_ids) == len(signals)):
             raise ValueError(f"{len(signals)} records but {len(labels)} labels and {len(record_ids)} record ids")
-        if normalize not in _NORMALIZE: raise ValueError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
+        if normalize not in NORMALIZE_MODES: raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
         self.signals, self.record_labels, self.record_record_ids = signals, labels, record_ids
         self.window_len, self.hop_len = int(window_len), int(hop_len or window_len)
         self.starts = window_starts(signals.shape[1], self.window_len, self.hop_len)
@@ -338,11 +324,7 @@ class WindowDataset:
 
     def __len__(self): return len(self.record_of_window)
 
-    def _norm(self, w: np.ndarray) -> np.ndarray:
-        if self.normalize is None: return w
-        if self.normalize == 'zscore':
-            return (w - w.mean(-1, keepdims=True)) / (w.std(-1, keepdims=True) + 1e-8)
-        return w / (np.sqrt(np.mean(w * w, -1, keepdims=True)) + 1e-8)
+    def _norm(self, w: np.ndarray) -> np.ndarray: return normalize_windows(w, self.normalize)
 
     def window(self, j: int) -> np.ndarray:
         r, s = divmod(j, len(self.starts))
@@ -375,13 +357,7 @@ class WindowDataset:
                    class_names=class_names, config_hash=config_hash)
 
 # %% ../nbs/03_data.ipynb #e2aab7a3
-def record_vote(probs: np.ndarray, record_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Soft vote: `(unique record ids, mean window probability per record [n_rec, C])`."
-    probs = np.asarray(probs)
-    ids, inv = np.unique(np.asarray(record_ids), return_inverse=True)
-    sums = np.zeros((len(ids), probs.shape[1]), np.float64)
-    np.add.at(sums, inv, probs)
-    return ids, (sums / np.bincount(inv)[:, None]).astype(np.float32)
+from .utils import record_vote  # the soft vote, defined once for train, export and predict
 
 # %% ../nbs/03_data.ipynb #bf85a402
 def _windows(self: DatasetFile, split: str = 'train', *, window_len: int | None = None, hop_len: int | None = None,
@@ -539,9 +515,7 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
     cfg_out = cfg.override({'signal.fs': target_fs, 'signal.duration_s': record_s,
                             'dataset.window_s': min(cfg.dataset.window_s, record_s), 'dataset.hop_s': min(cfg.dataset.hop_s, record_s)})
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path, overwrite=True) as tmp:
         with h5py.File(tmp, 'w') as f:
             f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), lstm_pfd_version=lstm_pfd.__version__,
                            fs=target_fs, fault_names=list(FAULTS), severity_names=list(cfg.severity.names),
@@ -558,8 +532,4 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
                 w.write(X, dict(label=lab[rec], severity=sev[rec], seed=np.full(len(rows), -1), record_index=np.arange(len(rows)) + s * 10**9),
                         cols, [checksum(x) for x in X])
             f.attrs['complete'] = True
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
