@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from . import __version__
-from .export import Predictor
+from .predict import Predictor
 
 try:
     from fastapi import FastAPI, Request
@@ -33,12 +33,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH', 'DEFAULT_MAX_SAMPLES', 'Sample', 'RecordIn', 'BatchIn',
            'WindowOut', 'PredictionOut', 'BatchOut', 'HealthOut', 'InputContract', 'ModelOut', 'ErrorItem', 'ErrorOut',
-           'InputError', 'BodySizeLimit', 'file_sha256', 'create_app', 'serve', 'cmd_serve']
-
-# %% ../nbs/10_serve.ipynb #bc0644b6
-__all__ = ['MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH', 'DEFAULT_MAX_SAMPLES', 'RecordIn', 'BatchIn',
-           'WindowOut', 'PredictionOut', 'BatchOut', 'HealthOut', 'InputContract', 'ModelOut', 'ErrorItem', 'ErrorOut',
-           'InputError', 'BodySizeLimit', 'file_sha256', 'create_app', 'serve', 'cmd_serve']
+           'InputError', 'BodySizeLimit', 'file_sha256', 'create_app', 'serve']
 
 # %% ../nbs/10_serve.ipynb #75e5c673
 MAX_FS = 1_000_000.0                   # Hz; above this a "vibration record" is a units mistake
@@ -520,6 +515,7 @@ def _is_loopback(host: str) -> bool:
     try: return ipaddress.ip_address(host).is_loopback
     except ValueError: return False
 
+# %% ../nbs/10_serve.ipynb #srv00001
 def serve(model_path, host: str = '127.0.0.1', port: int = 8000, *, threads: int = 1,
           max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
           max_samples: int = DEFAULT_MAX_SAMPLES, log_level: str = 'info', **uvicorn_kw):
@@ -533,14 +529,3 @@ def serve(model_path, host: str = '127.0.0.1', port: int = 8000, *, threads: int
         log.warning("binding to %s: the service has no authentication; anyone who can reach this address can use it",
                     host)
     uvicorn.run(app, host=host, port=int(port), log_level=log_level, **uvicorn_kw)
-
-def cmd_serve(model, host: str = '127.0.0.1', port: int = 8000, *, threads: int = 1,
-              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
-              log_level: str = 'info') -> int:
-    "`lstm-pfd serve MODEL --host --port`: print what is served where, then run the service until interrupted."
-    if not Path(model).is_file(): raise FileNotFoundError(f"ONNX model not found: {model}")
-    print(f"serving {Path(model).name} (sha256 {file_sha256(model)[:12]}...) on http://{host}:{port} "
-          f"(GET /health, GET /model, POST /predict, POST /predict/batch; docs at /docs); Ctrl-C stops")
-    serve(model, host=host, port=port, threads=threads, max_body_bytes=max_body_bytes, max_batch=max_batch,
-          log_level=log_level)
-    return 0
