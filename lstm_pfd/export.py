@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .predict import _parse_meta, _session, read_metadata
+from .predict import _parse_meta, _session
 from .utils import NORMALIZE_EPS, NORMALIZE_MODES, atomic_write, record_vote, softmax, strict_json
 
 log = logging.getLogger(__name__)
