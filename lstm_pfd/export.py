@@ -141,9 +141,9 @@ def _check_export_args(exporter, window_len, fs):
         raise ValueError(f"fs: got {fs!r}; allowed: a positive sampling rate in Hz, or None")
 
 def _default_class_names(n: int) -> list[str]:
-    "The built-in class names when the model has that many outputs, else `class_0 ...`."
-    from lstm_pfd.physics import FAULTS
-    return list(FAULTS) if n == len(FAULTS) else [f'class_{i}' for i in range(n)]
+    "The registry's class names when the model has that many outputs, else `class_0 ...` (`physics.class_names`)."
+    from lstm_pfd.physics import class_names
+    return list(class_names(n))
 
 def _jsonable(d: dict) -> dict:
     "Constructor kwargs as plain JSON values (tuples -> lists; others by repr)."
