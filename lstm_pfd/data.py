@@ -10,7 +10,6 @@ import logging
 import math
 import os
 import signal
-import tempfile
 import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -25,14 +24,14 @@ from .config import DataConfig, ConfigError, parse_yaml
 from . import physics
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
+from .utils import NORMALIZE_MODES, atomic_write, normalize_windows
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'MAX_RESAMPLE_TERM', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset',
-           'RecordTable', 'DatasetFile', 'open_dataset', 'window_starts', 'WindowDataset', 'record_vote',
-           'OnTheFlyDataset', 'read_recording', 'load_recording', 'leave_one_group_out', 'resample_ratio', 'resample',
-           'import_recordings']
+           'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'OnTheFlyDataset', 'read_recording',
+           'load_recording', 'leave_one_group_out', 'resample_ratio', 'resample', 'import_recordings']
 
 # %% ../nbs/03_data.ipynb #c7bd6324
 class DatasetError(ValueError):
@@ -215,41 +214,38 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
         snr = tuple(ds.snr_db) if split == 'test' else ()
         tasks += [(split, rows[a:a + ds.batch_size], snr) for a in range(0, len(rows), ds.batch_size)]
     guard = _SignalGuard()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
-    os.close(fd)
     try:
-        with h5py.File(tmp, 'w') as f:
-            f.attrs.update(config=cfg_yaml, config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                           fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
-                           format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
-            n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
-            writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
-            writers.update({_snr_group(snr): _GroupWriter(f, _snr_group(snr), n_split['test'], N) for snr in ds.snr_db})
-            for snr in ds.snr_db:  # say, in the group itself, how its records derive from the test split
-                writers[_snr_group(snr)].g.attrs.update(derived_from='test', snr_db=float(snr),
-                    recipe='add_snr_noise(generate(fault, severity, seed), snr_db, [seed]): white noise at snr_db relative to '
-                           'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
-            f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
-            f.attrs['snr_db'] = list(ds.snr_db)
-            args = lambda t: (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2])
-            results = _run_tasks(tasks, args, executor)
-            with tqdm(total=len(plan['label']), desc='records', unit='rec', disable=not progress) as bar:
-                for (split, rows, snr_levels), r in zip(tasks, results):
-                    guard.check()
-                    prow = {k: v[rows] for k, v in plan.items()}
-                    writers[split].write(r['X'], prow, r['meta'], r['checksum'])
-                    for snr in snr_levels:
-                        Xn, sums = r['snr'][snr]
-                        writers[_snr_group(snr)].write(Xn, prow, r['meta'], sums)
-                    bar.update(len(rows))
-            for name, w in writers.items():
-                if w.pos != w.n: raise RuntimeError(f"internal error: split {name} got {w.pos} of {w.n} records")
-                w.finish()
-            guard.check()
-            f.attrs['complete'] = True
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
+        with atomic_write(path, overwrite=overwrite) as tmp:
+            with h5py.File(tmp, 'w') as f:
+                f.attrs.update(config=cfg_yaml, config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
+                               fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
+                               format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
+                n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
+                writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
+                writers.update({_snr_group(snr): _GroupWriter(f, _snr_group(snr), n_split['test'], N) for snr in ds.snr_db})
+                for snr in ds.snr_db:  # say, in the group itself, how its records derive from the test split
+                    writers[_snr_group(snr)].g.attrs.update(derived_from='test', snr_db=float(snr),
+                        recipe='add_snr_noise(generate(fault, severity, seed), snr_db, [seed]): white noise at snr_db relative to '
+                               'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
+                f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
+                f.attrs['snr_db'] = list(ds.snr_db)
+                args = lambda t: (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2])
+                results = _run_tasks(tasks, args, executor)
+                with tqdm(total=len(plan['label']), desc='records', unit='rec', disable=not progress) as bar:
+                    for (split, rows, snr_levels), r in zip(tasks, results):
+                        guard.check()
+                        prow = {k: v[rows] for k, v in plan.items()}
+                        writers[split].write(r['X'], prow, r['meta'], r['checksum'])
+                        for snr in snr_levels:
+                            Xn, sums = r['snr'][snr]
+                            writers[_snr_group(snr)].write(Xn, prow, r['meta'], sums)
+                        bar.update(len(rows))
+                for name, w in writers.items():
+                    if w.pos != w.n: raise RuntimeError(f"internal error: split {name} got {w.pos} of {w.n} records")
+                    w.finish()
+                guard.check()
+                f.attrs['complete'] = True
+    except BaseException as e:  # atomic_write has removed the temporary file
         if isinstance(e, (KeyboardInterrupt, SystemExit)) and executor is not None: _stop_executor(executor)
         raise
     finally: guard.restore()
@@ -465,15 +461,9 @@ DatasetFile.verify = _verify
 
 
 # %% ../nbs/03_data.ipynb #ae08bb0a
-def window_starts(n_samples: int, window_len: int, hop_len: int) -> np.ndarray:
-    "Start sample of every full window of `window_len` every `hop_len` samples."
-    if window_len < 1 or hop_len < 1: raise ValueError(f"window_len and hop_len must be >= 1 samples (got {window_len}, {hop_len})")
-    if window_len > n_samples: raise ValueError(f"window of {window_len} samples is longer than the record ({n_samples} samples)")
-    return np.arange(0, n_samples - window_len + 1, hop_len, dtype=np.int64)
+from .utils import window_starts  # the one definition of window positions (record, window, hop)
 
 # %% ../nbs/03_data.ipynb #b87fa43b
-_NORMALIZE = (None, 'zscore', 'rms')
-
 class WindowDataset:
     "Windows of in-memory records: items are `(window [1, L] float32 tensor, label, record_id)`."
     def __init__(self, signals: np.ndarray, labels, record_ids, *, window_len: int, hop_len: int | None = None,
@@ -485,7 +475,7 @@ class WindowDataset:
         labels, record_ids = np.asarray(labels, np.int64), np.asarray(record_ids, np.int64)
         if not (len(labels) == len(record_ids) == len(signals)):
             raise ValueError(f"{len(signals)} records but {len(labels)} labels and {len(record_ids)} record ids")
-        if normalize not in _NORMALIZE: raise ValueError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
+        if normalize not in NORMALIZE_MODES: raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
         self.signals, self.record_labels, self.record_record_ids = signals, labels, record_ids
         self.window_len, self.hop_len = int(window_len), int(hop_len or window_len)
         self.starts = window_starts(signals.shape[1], self.window_len, self.hop_len)
@@ -502,11 +492,7 @@ class WindowDataset:
 
     def __len__(self): return len(self.record_of_window)
 
-    def _norm(self, w: np.ndarray) -> np.ndarray:
-        if self.normalize is None: return w
-        if self.normalize == 'zscore':
-            return (w - w.mean(-1, keepdims=True)) / (w.std(-1, keepdims=True) + 1e-8)
-        return w / (np.sqrt(np.mean(w * w, -1, keepdims=True)) + 1e-8)
+    def _norm(self, w: np.ndarray) -> np.ndarray: return normalize_windows(w, self.normalize)
 
     def window(self, j: int) -> np.ndarray:
         r, s = divmod(j, len(self.starts))
@@ -539,13 +525,7 @@ class WindowDataset:
                    class_names=class_names, config_hash=config_hash)
 
 # %% ../nbs/03_data.ipynb #e2aab7a3
-def record_vote(probs: np.ndarray, record_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Soft vote: `(unique record ids, mean window probability per record [n_rec, C])`."
-    probs = np.asarray(probs)
-    ids, inv = np.unique(np.asarray(record_ids), return_inverse=True)
-    sums = np.zeros((len(ids), probs.shape[1]), np.float64)
-    np.add.at(sums, inv, probs)
-    return ids, (sums / np.bincount(inv)[:, None]).astype(np.float32)
+from .utils import record_vote  # the soft vote, defined once for train, export and predict
 
 # %% ../nbs/03_data.ipynb #bf85a402
 def _windows(self: DatasetFile, split: str = 'train', *, window_len: int | None = None, hop_len: int | None = None,
@@ -982,21 +962,16 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
         x, ofs[i] = _load_one(src, name, fss[i], key=key, fs_key=fs_key, column=column, target_fs=target_fs, N=N, record_s=record_s)
         segs.append(x)
     guard = _SignalGuard()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
-    os.close(fd)
     try:
-        with h5py.File(tmp, 'w') as f:
-            f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                           fs=target_fs, fault_names=names, severity_names=list(cfg.severity.names), format='lstm_pfd-dataset',
-                           format_version=1, source='external', units='as recorded', import_seed=seed,
-                           snr_groups=[_snr_group(s) for s in snr], snr_db=list(snr), complete=False)
-            _write_import(f, segs, rec_split, lab, sev, ids, ofs, meta, snr, seed, N)
-            guard.check()
-            f.attrs['complete'] = True
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally: guard.restore()
+        with atomic_write(path, overwrite=overwrite) as tmp:
+            with h5py.File(tmp, 'w') as f:
+                f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), lstm_pfd_version=lstm_pfd.__version__,
+                               fs=target_fs, fault_names=names, severity_names=list(cfg.severity.names), format='lstm_pfd-dataset',
+                               format_version=1, source='external', units='as recorded', import_seed=seed,
+                               snr_groups=[_snr_group(s) for s in snr], snr_db=list(snr), complete=False)
+                _write_import(f, segs, rec_split, lab, sev, ids, ofs, meta, snr, seed, N)
+                guard.check()
+                f.attrs['complete'] = True
+    finally: guard.restore()  # atomic_write has removed the temporary file on any exception
     log.info("wrote %s (%d recordings, %d classes)", path, n, len(names))
     return path

@@ -144,12 +144,12 @@ def test_incomplete_file_is_rejected(serial, tmp_path):
 
 def test_cli_generate_and_import(tmp_path):
     out = tmp_path / 'cli.h5'
-    r = subprocess.run([str(SCRIPT), 'generate', '--preset', 'quick', '--set', 'dataset.records_per_class_severity=2',
+    r = subprocess.run([str(SCRIPT), 'generate', '--preset', 'quick', '--set', 'dataset.records_per_class_severity=3',
                         '--set', 'signal.duration_s=1.0', '--out', str(out), '--workers', '2', '--no-progress'],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     with open_dataset(out, verify=True) as ds:
-        assert sum(len(ds[s]) for s in ('train', 'val', 'test')) == 11 * 4 * 2
+        assert sum(len(ds[s]) for s in ('train', 'val', 'test')) == 11 * 4 * 3   # 3 per slot: the least that fills every split
     rng = np.random.default_rng(0)
     for i in range(3): np.save(tmp_path / f'rec{i}.npy', rng.standard_normal(30000).astype(np.float32))
     (tmp_path / 'labels.csv').write_text('file,label\nrec0.npy,healthy\nrec1.npy,imbalance\nrec2.npy,oil_whirl\n')
