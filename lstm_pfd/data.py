@@ -537,6 +537,18 @@ def _windows(self: DatasetFile, split: str = 'train', *, window_len: int | None 
                                     config_hash=self.config_hash, **filters)
 DatasetFile.windows = _windows
 
+# %% ../nbs/03_data.ipynb #5e712055
+def _conditions(self: DatasetFile, split: str = 'test') -> dict[str, str]:
+    "Evaluation conditions of `split`: `{'clean': split}` and, for the test split, `{'snr{level}': group}` of its noisy copies."
+    if split not in self.splits: raise KeyError(f"no split {split!r} in {self.path.name}; splits: {self.splits}")
+    out = {'clean': split}
+    if split == 'test':
+        for g in self.file.attrs.get('snr_groups', []):
+            g = str(g)
+            if g in self.file: out['snr' + g[len('test_snr'):]] = g
+    return out
+DatasetFile.conditions = _conditions
+
 # %% ../nbs/03_data.ipynb #5c08d0dd
 def _fresh_seed(dataset_seed: int, index: int, epoch: int) -> int:
     return int(np.random.SeedSequence(dataset_seed, spawn_key=(int(index), int(epoch))).generate_state(1)[0])

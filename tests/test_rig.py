@@ -202,17 +202,18 @@ def _e2e(tmp_path, n_classes):
     with open_dataset(p, verify=True) as ds:
         assert ds.fault_names == names
         tr, va = ds.windows('train', normalize='zscore'), ds.windows('val', normalize='zscore')
-        conds = {s: ds.windows(s, normalize='zscore') for s in ('test', 'test_snr10')}
+        assert ds.conditions() == {'clean': 'test', 'snr10': 'test_snr10'}
+        conds = {k: ds.windows(s, normalize='zscore') for k, s in ds.conditions().items()}
     model = create_model('compact', n_classes=len(tr.class_names), seed=0, channels=(8, 8, 16, 16, 16))
     res = fit(model, tr, va, epochs=8, lr=3e-3, batch_size=16, progress=False, checkpoint_path=tmp_path / 'm.pt')
     evals = evaluate_snr(tmp_path / 'm.pt', conds)
-    assert set(evals) == {'test', 'test_snr10'}
+    assert set(evals) == {'clean', 'snr10'}
     for e in evals.values():
         assert list(e.class_names) == names and e.probs.shape[1] == n_classes
-    assert evals['test'].record_acc > 1.5 / n_classes                                   # learned something from tones
+    assert evals['clean'].record_acc > 1.5 / n_classes                                   # learned something from tones
     m, info = load_checkpoint(tmp_path / 'm.pt')
     assert info['class_names'] == names and info['normalize'] == 'zscore'
-    x = conds['test'].windows()[:2]
+    x = conds['clean'].windows()[:2]
     assert explain(m, x, method='ig', n_steps=4).shape == x.shape
     rep = to_onnx(m, tmp_path / 'm.onnx', window_len=tr.window_len, class_names=info['class_names'], fs=ds.fs,
                   normalize=info['normalize'])
@@ -274,3 +275,27 @@ def test_cli_import_train_evaluate_own_classes(tmp_path, capsys):
     assert main(['train', d, '--epochs', '1', '--out', m, '--no-progress', '--threads', '1']) == 0
     assert main(['evaluate', m, d, '--threads', '1']) == 0
     assert 'test' in capsys.readouterr().out
+
+
+def _explained(tmp_path):
+    from lstm_pfd.models import create_model
+    from lstm_pfd.train import fit
+    from lstm_pfd import xai
+    recs = [_tone(100), _tone(300), _tone(100, seed=3), _tone(300, seed=4)]
+    p = _import(tmp_path, recs, ['rub', 'whip'] * 2, split=(0.5, 0, 0.5), meta={'speed_hz': [25.0] * 4})
+    with open_dataset(p) as ds: tr = ds.windows('train')
+    fit(create_model('compact', n_classes=2, seed=0, channels=(8,) * 5), tr, epochs=1, progress=False, checkpoint_path=tmp_path / 'm.pt')
+    return xai.explain_record_figure(tmp_path / 'm.pt', p, 0, method='occlusion', n_steps=4)[1]
+
+
+def test_explain_a_record_of_an_own_class(tmp_path, caplog):
+    "Classes outside the catalogue are explained without physics bands, and the log says so."
+    with caplog.at_level(logging.INFO, logger='lstm_pfd.xai'): s = _explained(tmp_path)
+    assert s['label_name'] == 'rub' and np.isnan(s['band_alignment'])
+    assert "'rub' is not in the fault catalogue" in caplog.text
+
+
+@pytest.mark.xfail(reason="xai.explain_window_figure names the target from physics.class_names(n) instead of the "
+                          "checkpoint's/file's class names (06_xai)")
+def test_explain_names_the_target_from_the_file_classes(tmp_path):
+    assert _explained(tmp_path)['target_name'] in ('rub', 'whip')
