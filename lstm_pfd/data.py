@@ -269,7 +269,7 @@ def _run_tasks(tasks, args, executor, max_in_flight: int | None = None):
     finally:
         for fut in pending: fut.cancel()
 
-# %% ../nbs/03_data.ipynb #cae5be9f
+# %% ../nbs/03_data.ipynb #c0148f51
 def _class_label(c, names: Sequence[str] | None) -> int:
     "Label of class `c` (a name or an index) among `names` (None: the registry's classes)."
     if names is None: return fault_index(c)
@@ -278,6 +278,7 @@ def _class_label(c, names: Sequence[str] | None) -> int:
     if list(names) == list(physics.class_names()): return fault_index(c)   # aliases of registry classes
     raise ValueError(f"unknown class {c!r}; classes of this file: {', '.join(map(str, names[:20]))}")
 
+# %% ../nbs/03_data.ipynb #cae5be9f
 @dataclass
 class RecordTable:
     "One split of a dataset file: typed columns in memory, signals read lazily."
