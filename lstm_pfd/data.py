@@ -813,7 +813,8 @@ def _recording_splits(split, lab: np.ndarray, seed: int, groups=None, split_by: 
     if isinstance(split, str):
         if split not in _SPLITS: raise ValueError(f"split must be one of {_SPLITS} or 3 fractions, got {split!r}")
         return np.full(len(lab), _SPLITS.index(split))
-    if len(split) == len(lab) and all(isinstance(s, str) for s in split):          # a split column
+    if len(split) and all(isinstance(s, str) for s in split):                        # a split column
+        if len(split) != len(lab): raise ValueError(f"split: {len(split)} split names for {len(lab)} recordings; give one per recording")
         bad = sorted({s for s in split if s not in _SPLITS})
         if bad: raise ValueError(f"split names {bad[:5]} are not splits; allowed: {_SPLITS}")
         return np.array([_SPLITS.index(s) for s in split], np.int64)
