@@ -25,7 +25,7 @@ __all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'P
            'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig', 'SeverityConfig',
            'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig', 'CalibrationDriftConfig',
            'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig', 'NoiseConfig', 'TransientConfig', 'DatasetConfig',
-           'LimitsConfig', 'DataConfig']
+           'LimitsConfig', 'FleetConfig', 'DataConfig']
 
 # %% ../nbs/00_config.ipynb #c0abe54d
 MAX_QUOTE = 200  # most characters of a value (or field name) quoted in an error message
@@ -550,10 +550,74 @@ class LimitsConfig(BaseConfig):
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1): yield f.name, 'an integer >= 1'
 
 
+# %% ../nbs/00_config.ipynb #7436fe64
+@dataclass
+class FleetConfig(BaseConfig):
+    "Ranges a fleet of machines is drawn from; `n_machines = 0`: no fleet (the single reference machine)."
+    n_machines: int = 0
+    seed: int = 1                                               # fleet seed: machine i uses SeedSequence(seed, spawn_key=(i,))
+    speed_hz_range: tuple[float, float] = (25.0, 60.0)          # nominal shaft speed of a machine
+    clearance_ratio_range: tuple[float, float] = (0.0015, 0.003)  # radial clearance / journal radius, c/R
+    oil_grades: tuple[int, ...] = (32, 46)                      # ISO VG grades (keys of ISO_VG_OILS)
+    balance_grade_range: tuple[float, float] = (2.5, 6.3)       # G = e omega in mm/s (ISO 21940-11), log-uniform
+    balance_transmission_range: tuple[float, float] = (0.15, 0.40)  # housing 1X velocity peak per unit G
+    residual_2x_ratio_range: tuple[float, float] = (0.2, 0.5)   # healthy 2X / 1X velocity (residual misalignment)
+    n_modes_range: tuple[int, int] = (2, 5)                     # structural modes of the transfer path
+    mode_hz_range: tuple[float, float] = (100.0, 5000.0)        # log-uniform
+    damping_range: tuple[float, float] = (0.005, 0.05)          # modal damping ratio
+    mode_gain_db_range: tuple[float, float] = (-10.0, 10.0)     # peak gain of each mode
+    direct_gain_db_range: tuple[float, float] = (-3.0, 3.0)     # the direct (quasi-static) path
+    sensitivity_tolerance: float = 0.1                          # relative, +- (sensor +-5 %, more through mounting)
+    mountings: tuple[str, ...] = ('stud', 'adhesive', 'magnet')
+    mounting_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
+    stud_resonance_hz_range: tuple[float, float] = (15000.0, 30000.0)
+    adhesive_resonance_hz_range: tuple[float, float] = (10000.0, 20000.0)
+    magnet_resonance_hz_range: tuple[float, float] = (2000.0, 8000.0)
+    mount_damping_range: tuple[float, float] = (0.02, 0.06)
+    noise_floor_ug_range: tuple[float, float] = (10.0, 300.0)   # sensor noise density, ug/sqrt(Hz), log-uniform
+    line_hz: tuple[float, ...] = (50.0, 60.0)
+    line_mm_s_range: tuple[float, float] = (0.02, 0.2)          # velocity RMS of the 2 x line tone (motors)
+    n_neighbours_range: tuple[int, int] = (0, 3)
+    neighbour_order_range: tuple[float, float] = (0.3, 10.0)    # in orders of the machine's nominal speed
+    neighbour_mm_s_range: tuple[float, float] = (0.02, 0.3)     # velocity RMS of each neighbour tone
+    iso_group: int = 2                                          # ISO 20816-3 machine group (1: > 300 kW, 2: 15-300 kW)
+
+    MOUNTINGS: ClassVar[tuple[str, ...]] = ('stud', 'adhesive', 'magnet')
+
+    @property
+    def enabled(self) -> bool: return self.n_machines > 0
+
+    def _check(self):
+        if not (isinstance(self.n_machines, int) and 0 <= self.n_machines <= 100_000): yield 'n_machines', 'an integer within [0, 100000] (0: no fleet)'
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63): yield 'seed', 'an integer within [0, 2**63)'
+        ranges = dict(speed_hz_range=(1, 500, 'Hz'), clearance_ratio_range=(1e-4, 0.02, '(c/R)'),
+                      balance_grade_range=(0.1, 100, 'mm/s'), balance_transmission_range=(0, 2, ''),
+                      residual_2x_ratio_range=(0, 5, ''), mode_hz_range=(1, 1e5, 'Hz'), damping_range=(1e-4, 0.5, ''),
+                      mode_gain_db_range=(-60, 60, 'dB'), direct_gain_db_range=(-60, 60, 'dB'),
+                      stud_resonance_hz_range=(100, 1e6, 'Hz'), adhesive_resonance_hz_range=(100, 1e6, 'Hz'),
+                      magnet_resonance_hz_range=(100, 1e6, 'Hz'), mount_damping_range=(1e-3, 0.5, ''),
+                      noise_floor_ug_range=(0.1, 1e5, 'ug/sqrt(Hz)'), line_mm_s_range=(0, 50, 'mm/s'),
+                      neighbour_order_range=(0.05, 100, 'orders'), neighbour_mm_s_range=(0, 50, 'mm/s'))
+        for name, (lo, hi, unit) in ranges.items():
+            if not _range(getattr(self, name), lo, hi, strict=False):
+                yield name, f'an ordered (low, high) pair within [{lo:g}, {hi:g}] {unit}'.rstrip()
+        for name, hi in (('n_modes_range', 20), ('n_neighbours_range', 20)):
+            r = getattr(self, name)
+            if not (_range(r, 0, hi, strict=False) and all(isinstance(v, int) for v in r)): yield name, f'an ordered (low, high) pair of integers within [0, {hi}]'
+        if not self.oil_grades or any(g not in ISO_VG_OILS for g in self.oil_grades): yield 'oil_grades', f'a non-empty list of ISO VG grades from {sorted(ISO_VG_OILS)}'
+        if not (_nonneg(self.sensitivity_tolerance) and self.sensitivity_tolerance < 0.5): yield 'sensitivity_tolerance', 'a relative tolerance within [0, 0.5)'
+        if not self.mountings or len(set(self.mountings)) != len(self.mountings) or any(m not in self.MOUNTINGS for m in self.mountings):
+            yield 'mountings', f'distinct mounting types from {list(self.MOUNTINGS)}, at least one'
+        if len(self.mounting_weights) != len(self.mountings) or not all(_nonneg(w) for w in self.mounting_weights) or not sum(self.mounting_weights) > 0:
+            yield 'mounting_weights', f'one weight >= 0 per mounting ({len(self.mountings)}), not all 0'
+        if not self.line_hz or any(f not in (50.0, 60.0) for f in self.line_hz): yield 'line_hz', 'a non-empty list of line frequencies, each 50 or 60 (Hz)'
+        if self.iso_group not in (1, 2): yield 'iso_group', '1 (> 300 kW) or 2 (15-300 kW)'
+
+
 # %% ../nbs/00_config.ipynb #f1b790f8
 @dataclass
 class DataConfig(BaseConfig):
-    "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset (+ limits)."
+    "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset, fleet (+ limits)."
     signal: SignalConfig = field(default_factory=SignalConfig)
     bearing: BearingConfig = field(default_factory=BearingConfig)
     operating: OperatingConfig = field(default_factory=OperatingConfig)
@@ -561,6 +625,7 @@ class DataConfig(BaseConfig):
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     transient: TransientConfig = field(default_factory=TransientConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('limits',)  # the resource budget never changes the data
@@ -573,6 +638,14 @@ class DataConfig(BaseConfig):
             yield 'dataset.window_s', 'long enough for at least 16 samples'
         if self.noise.emi.enabled and _pos(self.signal.fs) and self.noise.emi.mains_hz * (1 + len(self.noise.emi.harmonics)) >= self.signal.fs / 2:
             yield 'noise.emi.harmonics', 'harmonics below the Nyquist frequency'
+        n, r = self.fleet.n_machines, self.dataset.records_per_class_severity
+        if isinstance(n, int) and n > 0 and isinstance(r, int) and r % n:
+            yield 'dataset.records_per_class_severity', f'a multiple of fleet.n_machines ({n}): each machine gets the same share of every class x severity'
+
+    def _hash_dict(self) -> dict:
+        d = super()._hash_dict()
+        if not self.fleet.enabled: d.pop('fleet')   # no fleet: the hash of the single-machine protocols is unchanged
+        return d
 
     @property
     def window_len(self) -> int:
@@ -598,6 +671,11 @@ PRESETS = {
     # tiny and fast, same structure: for tests, the demo and a first look
     'quick': {'signal.fs': 10240.0, 'signal.duration_s': 2.0, 'dataset.records_per_class_severity': 6,
               'dataset.window_s': 0.5, 'dataset.hop_s': 0.5},
+    # the fleet benchmark: the same 3,520 records (80 per class x severity) spread over 40 machines, 2 each
+    'jbfd11_fleet': {'fleet.n_machines': 40},
+    # tiny fleet version of 'quick': 6 records per class x severity over 3 machines
+    'quick_fleet': {'signal.fs': 10240.0, 'signal.duration_s': 2.0, 'dataset.records_per_class_severity': 6,
+                    'dataset.window_s': 0.5, 'dataset.hop_s': 0.5, 'fleet.n_machines': 3},
 }
 
 # %% ../nbs/00_config.ipynb #95cac71c
