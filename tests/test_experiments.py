@@ -44,7 +44,7 @@ def test_sweep_backends_identical_and_rerun_skips(data_file, tmp_path):
     assert list(res['action']) == ['ran'] * 6 and set(res['status']) == {'done'}
     ref = _metrics(tmp_path / 'local')
     assert sorted(ref['run_id']) == ids
-    for name, kw in [('dask', dict(executor='dask', workers=2)), ('slurm', dict(executor='slurm', slurm={'cluster': 'local'}))]:
+    for name, kw in [('dask', dict(executor='dask', workers=2)), ('slurm', dict(executor='slurm', slurm={'cluster': 'local'}, per_task=3))]:
         run_sweep(sw, tmp_path / name, **kw)
         got = _metrics(tmp_path / name)
         assert got['run_id'].tolist() == ref['run_id'].tolist()
