@@ -526,7 +526,7 @@ PRESETS = {
               'dataset.window_s': 0.5, 'dataset.hop_s': 0.5},
 }
 
-# %% ../nbs/00_config.ipynb #36a16b03
+# %% ../nbs/00_config.ipynb #0ff21b45
 class StrDict(BaseConfig):
     "Field type marker: a plain mapping with string keys (dotted overrides, keyword arguments); tuples become lists."
     @classmethod
@@ -535,14 +535,16 @@ class StrDict(BaseConfig):
             raise ConfigError(_path.rstrip('.') or 'mapping', d, 'a mapping with string keys')
         return {k: _plain_deep(v) for k, v in d.items()}
 
+# %% ../nbs/00_config.ipynb #baa72a57
 def _plain_deep(v):
     if isinstance(v, dict): return {str(k): _plain_deep(x) for k, x in v.items()}
     if isinstance(v, (tuple, list)): return [_plain_deep(x) for x in v]
     return v
 
-# %% ../nbs/00_config.ipynb #f5fa18b0
+# %% ../nbs/00_config.ipynb #8d311b7a
 EXPERIMENT_TRACKS = ('iid',)  # evaluation tracks known to this build; 'iid' = the record-level random split of DataConfig
 
+# %% ../nbs/00_config.ipynb #29d0e3e2
 @dataclass
 class ExperimentDataConfig(BaseConfig):
     "Which data an experiment uses: a preset (with dotted overrides) or a dataset file, and a track."
@@ -572,7 +574,7 @@ class ExperimentDataConfig(BaseConfig):
         try: return DataConfig.preset(self.preset, self.overrides)
         except ConfigError as e: raise ConfigError(f"{_path}overrides.{e.field}", e.value, e.allowed) from None
 
-# %% ../nbs/00_config.ipynb #ad0f0984
+# %% ../nbs/00_config.ipynb #22677201
 @dataclass
 class ModelSpec(BaseConfig):
     "A registry model: `name` in `lstm_pfd.models.MODELS` and keyword arguments of its constructor."
@@ -594,7 +596,7 @@ class ModelSpec(BaseConfig):
                 raise ConfigError(f"{_path}kwargs.{k}", v, f"a keyword of {self.name}: {params} (n_classes comes from the data)")
         return self
 
-# %% ../nbs/00_config.ipynb #01ca0bd2
+# %% ../nbs/00_config.ipynb #2a17fe63
 @dataclass
 class TrainConfig(BaseConfig):
     "How to train: the arguments of `lstm_pfd.train.fit` plus augmentation, device, threads and seed."
@@ -628,7 +630,7 @@ class TrainConfig(BaseConfig):
         if self.threads is not None and self.threads < 1: yield 'threads', 'None or an integer >= 1'
         if not 0 <= self.seed < 2**63: yield 'seed', 'an integer within [0, 2**63)'
 
-# %% ../nbs/00_config.ipynb #a9629c5e
+# %% ../nbs/00_config.ipynb #e9e73dd5
 @dataclass
 class EvalConfig(BaseConfig):
     "What to report: test conditions, levels, and an XAI summary (methods, test records explained per class)."
@@ -657,7 +659,7 @@ class EvalConfig(BaseConfig):
             if bad: raise ConfigError(f"{_path}xai_methods", bad, f"methods of lstm_pfd.xai.METHODS: {list(METHODS)}")
         return self
 
-# %% ../nbs/00_config.ipynb #32a2199c
+# %% ../nbs/00_config.ipynb #fe3edbf9
 @dataclass
 class ExperimentConfig(BaseConfig):
     "One experiment: data, model, training, evaluation, a name and tags (see `lstm_pfd.experiments`)."
@@ -684,6 +686,7 @@ class ExperimentConfig(BaseConfig):
         cfg = cls().override(EXPERIMENT_PRESETS[name])
         return cfg.override(overrides) if overrides else cfg
 
+# %% ../nbs/00_config.ipynb #91a142cc
 EXPERIMENT_PRESETS = {
     # seconds on one CPU thread: 3 records per class and severity (one per split), 1 epoch, clean + 5 dB test
     'quick': {'name': 'quick', 'data.preset': 'quick', 'data.overrides': {'dataset.records_per_class_severity': 3},
