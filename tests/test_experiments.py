@@ -169,3 +169,18 @@ def test_mlflow_reads_run_back(data_file, tmp_path, monkeypatch):
     assert [m.step for m in sorted(hist, key=lambda m: m.step)] == [0, 1]
     arts = {a.path for a in c.list_artifacts(rid)}
     assert {'run.json', 'metrics.json', 'config.yaml'} <= arts
+
+
+def test_datasets_catalogue_lists_imported_file_with_provenance(tmp_path):
+    from lstm_pfd.data import import_recordings
+    from lstm_pfd.experiments import datasets
+    rng = np.random.default_rng(0)
+    recs = [rng.standard_normal(20480).astype(np.float32) for _ in range(2)]
+    (tmp_path / 'imported').mkdir()
+    import_recordings(recs, ['healthy', 'imbalance'], 10240.0, tmp_path / 'imported' / 'plant.h5',
+                      record_ids=['pump_a', 'pump_b'], record_s=1.0, target_fs=10240.0, progress=False)
+    df = datasets(tmp_path)
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert row['source'] == 'external' and row['source_ids'] == ['pump_a', 'pump_b']
+    assert row['n_runs'] == 0 and row['records']['test'] >= 2
