@@ -526,7 +526,7 @@ PRESETS = {
               'dataset.window_s': 0.5, 'dataset.hop_s': 0.5},
 }
 
-# %% ../nbs/00_config.ipynb #0ff21b45
+# %% ../nbs/00_config.ipynb #0ce145ac
 class StrDict(BaseConfig):
     "Field type marker: a plain mapping with string keys (dotted overrides, keyword arguments); tuples become lists."
     @classmethod
@@ -535,20 +535,20 @@ class StrDict(BaseConfig):
             raise ConfigError(_path.rstrip('.') or 'mapping', d, 'a mapping with string keys')
         return {k: _plain_deep(v) for k, v in d.items()}
 
-# %% ../nbs/00_config.ipynb #baa72a57
+# %% ../nbs/00_config.ipynb #00e889ff
 def _plain_deep(v):
     if isinstance(v, dict): return {str(k): _plain_deep(x) for k, x in v.items()}
     if isinstance(v, (tuple, list)): return [_plain_deep(x) for x in v]
     return v
 
-# %% ../nbs/00_config.ipynb #8d311b7a
+# %% ../nbs/00_config.ipynb #ae9abc41
 EXPERIMENT_TRACKS = ('iid',)  # evaluation tracks known to this build; 'iid' = the record-level random split of DataConfig
 
-# %% ../nbs/00_config.ipynb #29d0e3e2
+# %% ../nbs/00_config.ipynb #3a272c8c
 @dataclass
 class ExperimentDataConfig(BaseConfig):
     "Which data an experiment uses: a preset (with dotted overrides) or a dataset file, and a track."
-    preset: str | None = 'quick'
+    preset: str | None = None          # a DataConfig preset name (ExperimentConfig's default data is 'quick')
     path: str | None = None            # an existing dataset file (generated or imported); excludes `preset`
     overrides: StrDict = field(default_factory=dict)  # dotted DataConfig overrides of the preset
     track: str = 'iid'
@@ -557,7 +557,7 @@ class ExperimentDataConfig(BaseConfig):
     def __post_init__(self): self.overrides = _plain_deep(dict(self.overrides))
 
     def _check(self):
-        if (self.preset is None) == (self.path is None): yield 'preset', 'exactly one of data.preset and data.path'
+        if (self.preset is None) == (self.path is None): yield 'preset', 'exactly one of data.preset and data.path (set the other to null)'
         if self.preset is not None and self.preset not in PRESETS: yield 'preset', f'one of {list(PRESETS)}'
         if self.path is not None and self.overrides: yield 'overrides', 'no overrides with data.path (a file is fixed)'
         if self.track not in EXPERIMENT_TRACKS: yield "track", f"one of {list(EXPERIMENT_TRACKS)}"
@@ -574,7 +574,7 @@ class ExperimentDataConfig(BaseConfig):
         try: return DataConfig.preset(self.preset, self.overrides)
         except ConfigError as e: raise ConfigError(f"{_path}overrides.{e.field}", e.value, e.allowed) from None
 
-# %% ../nbs/00_config.ipynb #22677201
+# %% ../nbs/00_config.ipynb #f886b000
 @dataclass
 class ModelSpec(BaseConfig):
     "A registry model: `name` in `lstm_pfd.models.MODELS` and keyword arguments of its constructor."
@@ -596,7 +596,7 @@ class ModelSpec(BaseConfig):
                 raise ConfigError(f"{_path}kwargs.{k}", v, f"a keyword of {self.name}: {params} (n_classes comes from the data)")
         return self
 
-# %% ../nbs/00_config.ipynb #2a17fe63
+# %% ../nbs/00_config.ipynb #720355c2
 @dataclass
 class TrainConfig(BaseConfig):
     "How to train: the arguments of `lstm_pfd.train.fit` plus augmentation, device, threads and seed."
@@ -630,7 +630,7 @@ class TrainConfig(BaseConfig):
         if self.threads is not None and self.threads < 1: yield 'threads', 'None or an integer >= 1'
         if not 0 <= self.seed < 2**63: yield 'seed', 'an integer within [0, 2**63)'
 
-# %% ../nbs/00_config.ipynb #e9e73dd5
+# %% ../nbs/00_config.ipynb #2abcbd89
 @dataclass
 class EvalConfig(BaseConfig):
     "What to report: test conditions, levels, and an XAI summary (methods, test records explained per class)."
@@ -659,13 +659,13 @@ class EvalConfig(BaseConfig):
             if bad: raise ConfigError(f"{_path}xai_methods", bad, f"methods of lstm_pfd.xai.METHODS: {list(METHODS)}")
         return self
 
-# %% ../nbs/00_config.ipynb #fe3edbf9
+# %% ../nbs/00_config.ipynb #4b07f229
 @dataclass
 class ExperimentConfig(BaseConfig):
     "One experiment: data, model, training, evaluation, a name and tags (see `lstm_pfd.experiments`)."
     name: str = 'experiment'
     tags: tuple[str, ...] = ()
-    data: ExperimentDataConfig = field(default_factory=ExperimentDataConfig)
+    data: ExperimentDataConfig = field(default_factory=lambda: ExperimentDataConfig(preset='quick'))
     model: ModelSpec = field(default_factory=ModelSpec)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -686,7 +686,7 @@ class ExperimentConfig(BaseConfig):
         cfg = cls().override(EXPERIMENT_PRESETS[name])
         return cfg.override(overrides) if overrides else cfg
 
-# %% ../nbs/00_config.ipynb #91a142cc
+# %% ../nbs/00_config.ipynb #9567dd52
 EXPERIMENT_PRESETS = {
     # seconds on one CPU thread: 3 records per class and severity (one per split), 1 epoch, clean + 5 dB test
     'quick': {'name': 'quick', 'data.preset': 'quick', 'data.overrides': {'dataset.records_per_class_severity': 3},

@@ -113,7 +113,7 @@ def test_bad_sweep_refused_before_anything_runs(bad, field, tmp_path):
     ({'model': {'name': 'resnet'}}, 'model.name'), ({'model': {'kwargs': {'n_classes': 3}}}, 'model.kwargs.n_classes'),
     ({'train': {'epochs': -5}}, 'train.epochs'), ({'train': {'optimizer': 'lion'}}, 'train.optimizer'),
     ({'data': {'preset': 'nope'}}, 'data.preset'), ({'eval': {'conditions': ['snr']}}, 'eval.conditions'),
-    ({'eval': {'xai_methods': ['lime']}}, 'eval.xai_methods'), ({'data': {'track': 'weird'}}, 'data.track'),
+    ({'eval': {'xai_methods': ['lime']}}, 'eval.xai_methods'), ({'data': {'preset': 'quick', 'track': 'weird'}}, 'data.track'), ({'data': {'preset': 'quick', 'path': 'x.h5'}}, 'data.preset'),
 ])
 def test_bad_experiment_refused(bad, field, tmp_path):
     p = tmp_path / 'exp.yaml'
