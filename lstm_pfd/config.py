@@ -21,11 +21,12 @@ from typing import Any, ClassVar
 import yaml
 
 # %% auto #0
-__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'ConfigError', 'parse_yaml',
-           'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig', 'SeverityConfig',
-           'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig', 'CalibrationDriftConfig',
-           'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig', 'NoiseConfig', 'TransientConfig', 'DatasetConfig',
-           'LimitsConfig', 'FleetConfig', 'DataConfig']
+__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'EXPERIMENT_TRACKS',
+           'EXPERIMENT_PRESETS', 'ConfigError', 'parse_yaml', 'BaseConfig', 'SignalConfig', 'OilConfig',
+           'BearingConfig', 'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig',
+           'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig',
+           'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'DataConfig', 'StrDict',
+           'ExperimentDataConfig', 'ModelSpec', 'TrainConfig', 'EvalConfig', 'ExperimentConfig']
 
 # %% ../nbs/00_config.ipynb #c0abe54d
 MAX_QUOTE = 200  # most characters of a value (or field name) quoted in an error message
@@ -716,3 +717,174 @@ def _check_budget(self: DataConfig, n_classes: int) -> DataConfig:
     return self
 DataConfig._budget_problems, DataConfig.check_budget = _budget_problems, _check_budget
 
+
+# %% ../nbs/00_config.ipynb #84c9b948
+class StrDict(BaseConfig):
+    "Field type marker: a plain mapping with string keys (dotted overrides, keyword arguments); tuples become lists."
+    @classmethod
+    def from_dict(cls, d, _path: str = ''):
+        if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
+            raise ConfigError(_path.rstrip('.') or 'mapping', d, 'a mapping with string keys')
+        return {k: _plain_deep(v) for k, v in d.items()}
+
+# %% ../nbs/00_config.ipynb #73803ee5
+def _plain_deep(v):
+    if isinstance(v, dict): return {str(k): _plain_deep(x) for k, x in v.items()}
+    if isinstance(v, (tuple, list)): return [_plain_deep(x) for x in v]
+    return v
+
+# %% ../nbs/00_config.ipynb #74a64e9c
+EXPERIMENT_TRACKS = ('iid',)  # evaluation tracks known to this build; 'iid' = the record-level random split of DataConfig
+
+# %% ../nbs/00_config.ipynb #c4852b22
+@dataclass
+class ExperimentDataConfig(BaseConfig):
+    "Which data an experiment uses: a preset (with dotted overrides) or a dataset file, and a track."
+    preset: str | None = None          # a DataConfig preset name (ExperimentConfig's default data is 'quick')
+    path: str | None = None            # an existing dataset file (generated or imported); excludes `preset`
+    overrides: StrDict = field(default_factory=dict)  # dotted DataConfig overrides of the preset
+    track: str = 'iid'
+    normalize: str | None = None       # per-window normalisation: None, 'zscore' or 'rms'
+
+    def __post_init__(self): self.overrides = _plain_deep(dict(self.overrides))
+
+    def _check(self):
+        if (self.preset is None) == (self.path is None): yield 'preset', 'exactly one of data.preset and data.path (set the other to null)'
+        if self.preset is not None and self.preset not in PRESETS: yield 'preset', f'one of {list(PRESETS)}'
+        if self.path is not None and self.overrides: yield 'overrides', 'no overrides with data.path (a file is fixed)'
+        if self.track not in EXPERIMENT_TRACKS: yield "track", f"one of {list(EXPERIMENT_TRACKS)}"
+        if self.normalize not in (None, 'zscore', 'rms'): yield 'normalize', "None, 'zscore' or 'rms'"
+
+    def validate(self, _path: str = ''):
+        super().validate(_path)
+        if self.preset is not None and self.overrides: self.data_config(_path)
+        return self
+
+    def data_config(self, _path: str = '') -> DataConfig:
+        "The `DataConfig` of a preset with its overrides (a bad override raises `ConfigError` naming it)."
+        if self.preset is None: raise ValueError("data.path experiments read their DataConfig from the file")
+        try: return DataConfig.preset(self.preset, self.overrides)
+        except ConfigError as e: raise ConfigError(f"{_path}overrides.{e.field}", e.value, e.allowed) from None
+
+# %% ../nbs/00_config.ipynb #b69193c3
+@dataclass
+class ModelSpec(BaseConfig):
+    "A registry model: `name` in `lstm_pfd.models.MODELS` and keyword arguments of its constructor."
+    name: str = 'compact'
+    kwargs: StrDict = field(default_factory=dict)
+
+    def __post_init__(self): self.kwargs = _plain_deep(dict(self.kwargs))
+
+    def validate(self, _path: str = ''):
+        super().validate(_path)
+        import inspect
+        from lstm_pfd.models import MODELS   # lazy: the config module stays torch-free
+        if self.name not in MODELS:
+            close = difflib.get_close_matches(self.name, list(MODELS), n=1)
+            raise ConfigError(f"{_path}name", self.name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {sorted(MODELS)}")
+        params = [p for p in inspect.signature(MODELS[self.name].__init__).parameters if p not in ('self', 'n_classes')]
+        for k, v in self.kwargs.items():
+            if k not in params:
+                raise ConfigError(f"{_path}kwargs.{k}", v, f"a keyword of {self.name}: {params} (n_classes comes from the data)")
+        return self
+
+# %% ../nbs/00_config.ipynb #0bc310b0
+@dataclass
+class TrainConfig(BaseConfig):
+    "How to train: the arguments of `lstm_pfd.train.fit` plus augmentation, device, threads and seed."
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 64
+    optimizer: str = 'adam'
+    weight_decay: float = 0.0
+    schedule: str | None = None
+    patience: int | None = 5
+    augment_snr_db: tuple[float, float] | None = (0.0, 30.0)
+    augment_p: float = 0.5
+    device: str = 'cpu'
+    threads: int | None = 1
+    seed: int = 0
+
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ('adam', 'adamw', 'sgd')
+    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('device', 'threads')
+
+    def _check(self):
+        if not (isinstance(self.epochs, int) and self.epochs >= 1): yield 'epochs', 'an integer >= 1'
+        if not _pos(self.lr): yield 'lr', 'a learning rate > 0'
+        if not self.batch_size >= 1: yield 'batch_size', 'an integer >= 1'
+        if self.optimizer not in self.OPTIMIZERS: yield 'optimizer', f'one of {list(self.OPTIMIZERS)}'
+        if not _nonneg(self.weight_decay): yield 'weight_decay', 'a number >= 0'
+        if self.schedule not in (None, 'cosine'): yield 'schedule', "None or 'cosine'"
+        if self.patience is not None and self.patience < 1: yield 'patience', 'None or an integer >= 1'
+        if self.augment_snr_db is not None and not _range(self.augment_snr_db, strict=False): yield 'augment_snr_db', 'an ordered (min, max) SNR in dB, or None'
+        if not _prob(self.augment_p): yield 'augment_p', 'a probability in [0, 1]'
+        if not (self.device == 'cpu' or self.device.startswith(('cuda', 'mps'))): yield 'device', "'cpu', 'cuda[:N]' or 'mps'"
+        if self.threads is not None and self.threads < 1: yield 'threads', 'None or an integer >= 1'
+        if not 0 <= self.seed < 2**63: yield 'seed', 'an integer within [0, 2**63)'
+
+# %% ../nbs/00_config.ipynb #ec392cf7
+@dataclass
+class EvalConfig(BaseConfig):
+    "What to report: test conditions, levels, and an XAI summary (methods, test records explained per class)."
+    conditions: tuple[str, ...] = ('clean', 'snr20', 'snr10', 'snr5')
+    levels: tuple[str, ...] = ('window', 'record')
+    xai_methods: tuple[str, ...] = ()
+    xai_records: int = 1
+    batch_size: int = 256
+
+    LEVELS: ClassVar[tuple[str, ...]] = ('window', 'record')
+    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('batch_size',)
+
+    def _check(self):
+        ok = lambda c: c == 'clean' or (c.startswith('snr') and c[3:].lstrip('-').isdigit())
+        if not self.conditions or not all(ok(c) for c in self.conditions) or len(set(self.conditions)) != len(self.conditions):
+            yield 'conditions', "distinct names 'clean' or 'snrNN' (the test copy at NN dB)"
+        if not self.levels or any(l not in self.LEVELS for l in self.levels): yield 'levels', f'a non-empty subset of {list(self.LEVELS)}'
+        if not self.xai_records >= 0: yield 'xai_records', 'an integer >= 0 (records explained per class)'
+        if not self.batch_size >= 1: yield 'batch_size', 'an integer >= 1'
+
+    def validate(self, _path: str = ''):
+        super().validate(_path)
+        if self.xai_methods:
+            from lstm_pfd.xai import METHODS   # lazy: the config module stays torch-free
+            bad = [m for m in self.xai_methods if m not in METHODS]
+            if bad: raise ConfigError(f"{_path}xai_methods", bad, f"methods of lstm_pfd.xai.METHODS: {list(METHODS)}")
+        return self
+
+# %% ../nbs/00_config.ipynb #677d127f
+@dataclass
+class ExperimentConfig(BaseConfig):
+    "One experiment: data, model, training, evaluation, a name and tags (see `lstm_pfd.experiments`)."
+    name: str = 'experiment'
+    tags: tuple[str, ...] = ()
+    data: ExperimentDataConfig = field(default_factory=lambda: ExperimentDataConfig(preset='quick'))
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    mlflow: str | None = None          # optional MLflow tracking URI the run is mirrored to
+
+    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('name', 'tags', 'mlflow')
+
+    def _check(self):
+        if not self.name or any(c in self.name for c in '/\\'): yield 'name', 'a non-empty name without slashes'
+        if any(not t or not isinstance(t, str) for t in self.tags): yield 'tags', 'non-empty strings'
+
+    @classmethod
+    def preset(cls, name: str, overrides: dict | None = None) -> 'ExperimentConfig':
+        "A named experiment (`EXPERIMENT_PRESETS`), optionally with dotted-key overrides."
+        if name not in EXPERIMENT_PRESETS:
+            close = difflib.get_close_matches(name, list(EXPERIMENT_PRESETS), n=1)
+            raise ConfigError('preset', name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {list(EXPERIMENT_PRESETS)}")
+        cfg = cls().override(EXPERIMENT_PRESETS[name])
+        return cfg.override(overrides) if overrides else cfg
+
+# %% ../nbs/00_config.ipynb #fe2f7e1f
+EXPERIMENT_PRESETS = {
+    # seconds on one CPU thread: 3 records per class and severity (one per split), 1 epoch, clean + 5 dB test
+    'quick': {'name': 'quick', 'data.preset': 'quick', 'data.overrides': {'dataset.records_per_class_severity': 3},
+              'train.epochs': 1, 'train.batch_size': 32, 'eval.conditions': ['clean', 'snr5']},
+    # the demo: the quick data preset, a few epochs
+    'demo': {'name': 'demo', 'data.preset': 'quick', 'train.epochs': 8, 'train.patience': 3},
+    # the JBFD-11 benchmark protocol (DESIGN.md): 30 epochs max, early stopping after 3, noise augmentation
+    'jbfd11': {'name': 'jbfd11', 'data.preset': 'jbfd11', 'train.epochs': 30, 'train.patience': 3},
+}
