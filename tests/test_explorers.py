@@ -21,7 +21,7 @@ PNG = b'\x89PNG\r\n\x1a\n'
 @pytest.fixture(scope='module', autouse=True)
 def one_thread():
     old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared 2-core machine
+    torch.set_num_threads(1)  # tiny models: one thread is as fast as several
     yield
     torch.set_num_threads(old)
 
