@@ -10,6 +10,8 @@ import difflib
 import hashlib
 import json
 import math
+import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -19,24 +21,57 @@ from typing import Any, ClassVar
 import yaml
 
 # %% auto #0
-__all__ = ['MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'ConfigError', 'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig',
-           'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig',
-           'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig',
-           'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'DataConfig']
+__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'ConfigError', 'parse_yaml',
+           'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig', 'SeverityConfig',
+           'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig', 'CalibrationDriftConfig',
+           'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig', 'NoiseConfig', 'TransientConfig', 'DatasetConfig',
+           'LimitsConfig', 'DataConfig']
 
-# %% ../nbs/00_config.ipynb #fa0d19d4
-__all__ = ['ConfigError', 'BaseConfig', 'SignalConfig', 'OilConfig', 'ISO_VG_OILS', 'BearingConfig',
-           'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig',
-           'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig',
-           'QuantizationConfig', 'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'DataConfig',
-           'PRESETS', 'MAX_MODELLED_HZ']
+# %% ../nbs/00_config.ipynb #c0abe54d
+MAX_QUOTE = 200  # most characters of a value (or field name) quoted in an error message
+
+def _excerpt(value, limit: int = MAX_QUOTE) -> str:
+    "A bounded `repr` of `value`: nesting, items and length are cut, so a huge (or alias-expanded) value never builds a huge text."
+    r = reprlib.Repr()
+    r.maxlevel, r.maxtuple, r.maxlist, r.maxdict, r.maxset = 3, 8, 8, 8, 8
+    r.maxstring = r.maxother = r.maxlong = limit
+    try: s = r.repr(value)
+    except Exception: s = f"<{type(value).__name__}>"  # e.g. an int too long to print
+    return s if len(s) <= limit else s[:limit - 3] + '...'
+
 
 # %% ../nbs/00_config.ipynb #a80606fc
 class ConfigError(ValueError):
     "A config value is invalid: names the dotted field, the bad value and what is allowed."
     def __init__(self, field: str, value: Any, allowed: str):
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: got {value!r}; allowed: {allowed}")
+        super().__init__(f"{_excerpt(field, MAX_QUOTE)[1:-1] if isinstance(field, str) else _excerpt(field)}: got {_excerpt(value)}; "
+                         f"allowed: {str(allowed)[:4 * MAX_QUOTE]}")
+
+# %% ../nbs/00_config.ipynb #f786fad2
+class _Loader(yaml.SafeLoader):
+    "`yaml.SafeLoader` that also reads floats written without a dot (`1e9`, `2.5e4`, `-3E-2`)."
+
+_Loader.add_implicit_resolver('tag:yaml.org,2002:float',
+                              re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$'),
+                              list('-+0123456789.'))
+
+
+# %% ../nbs/00_config.ipynb #51b4d388
+MAX_CONFIG_BYTES = 1 << 20  # largest config text read (a config is a few kB); raise it explicitly to read more
+
+def parse_yaml(text: str, source: str = 'config text'):
+    "Parse config YAML with `_Loader`; oversized, binary, unparsable or empty text raises `ConfigError` naming `source`."
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, f'{len(text)} characters', f'at most MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES} characters (raise lstm_pfd.config.MAX_CONFIG_BYTES to read more)')
+    if not text.strip(): raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text is empty: write {} for all defaults)')
+    if '\x00' in text: raise ConfigError(source, text[:40], 'YAML text (this holds NUL bytes: a binary file?)')
+    try: data = yaml.load(text, Loader=_Loader)
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as e:
+        raise ConfigError(source, text[:40], f"valid YAML ({type(e).__name__}: {' '.join(str(e).split())[:MAX_QUOTE]})") from None
+    if data is None: raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text holds only comments)')
+    return data
+
 
 # %% ../nbs/00_config.ipynb #79cbfdc8
 def _is_config_type(tp) -> bool:
@@ -152,7 +187,8 @@ class BaseConfig:
     def from_yaml(cls, text_or_path: str | Path):
         "Read from YAML text or a `.yaml`/`.yml` file (`yaml.safe_load` only)."
         p = _as_path(text_or_path, ('.yaml', '.yml'))
-        return cls.from_dict(yaml.safe_load(p.read_text() if p is not None else text_or_path) or {})
+        text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
+        return cls.from_dict(_mapping(parse_yaml(text, source), source))
 
     def to_json(self, path: str | Path | None = None) -> str:
         "JSON text (written to `path` if given)."
@@ -164,7 +200,10 @@ class BaseConfig:
     def from_json(cls, text_or_path: str | Path):
         "Read from JSON text or a `.json` file."
         p = _as_path(text_or_path, ('.json',))
-        return cls.from_dict(json.loads(p.read_text() if p is not None else text_or_path))
+        text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
+        if not text.strip(): raise ConfigError(source, text[:40], 'a JSON object of config sections (this text is empty)')
+        try: return cls.from_dict(_mapping(json.loads(text), source))
+        except (json.JSONDecodeError, RecursionError) as e: raise ConfigError(source, text[:40], f'valid JSON ({str(e)[:MAX_QUOTE]})') from None
 
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ()  # execution settings that do not change the data
 
@@ -198,11 +237,11 @@ class BaseConfig:
         return dataclasses.replace(self, **kw).validate()
 
 def _as_path(text_or_path, suffixes) -> Path | None:
-    "The file meant by `text_or_path`, or None when it is the text itself; a missing file is an error."
-    if isinstance(text_or_path, Path) or ('\n' not in text_or_path and not text_or_path.lstrip().startswith('{')
-                                          and (text_or_path.endswith(suffixes) or Path(text_or_path).exists())):
+    "The file meant by `text_or_path`, or None when it is the text itself (or empty); a missing file is an error."
+    if isinstance(text_or_path, Path) or (text_or_path.strip() and '\n' not in text_or_path and not text_or_path.lstrip().startswith('{')
+                                          and (text_or_path.endswith(suffixes) or _exists(text_or_path))):
         p = Path(text_or_path)
-        if not p.is_file(): raise FileNotFoundError(f"no config file at {p}")
+        if not p.is_file(): raise FileNotFoundError(f"no config file at {_excerpt(str(p))}")
         return p
     return None
 
@@ -210,6 +249,23 @@ def _get_dotted(obj, name):
     for part in name.split('.'):
         obj = getattr(obj, part)
     return obj
+
+# %% ../nbs/00_config.ipynb #33f1c5bc
+def _exists(s: str) -> bool:
+    try: return Path(s).exists()
+    except (OSError, ValueError): return False  # too long a name, a NUL byte: text, not a path
+
+def _read_config(p: Path) -> tuple[str, str]:
+    "`(text, source)` of a config file: bounded in size, UTF-8, else `ConfigError` naming the file."
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(str(p), f'{p.stat().st_size} bytes', f'a config file of at most MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES} bytes')
+    try: return p.read_bytes().decode('utf-8'), str(p)
+    except UnicodeDecodeError as e: raise ConfigError(str(p), f'bytes {e.start}..{e.end}', 'UTF-8 text (this looks like a binary file)') from None
+
+def _mapping(data, source: str = 'config text'):
+    if not isinstance(data, dict): raise ConfigError(source, data, 'a mapping of config sections (signal, dataset, ...)')
+    return data
+
 
 # %% ../nbs/00_config.ipynb #12345d45
 def _num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -240,7 +296,7 @@ class SignalConfig(BaseConfig):
         elif self.fs <= 2 * MAX_MODELLED_HZ:
             yield 'fs', f'> {2 * MAX_MODELLED_HZ:g} Hz (twice the highest modelled frequency, {MAX_MODELLED_HZ:g} Hz)'
         if not _pos(self.duration_s): yield 'duration_s', 'a duration in s > 0'
-        elif self.n_samples < 16: yield 'duration_s', 'long enough for at least 16 samples'
+        elif self.fs * self.duration_s < 15.5: yield 'duration_s', 'long enough for at least 16 samples'
         if not _pos(self.nominal_speed_hz) or not 1 <= self.nominal_speed_hz <= 500:
             yield 'nominal_speed_hz', 'a shaft speed in Hz within [1, 500]'
         if self.units != 'm/s^2': yield 'units', "'m/s^2' (acceleration)"
@@ -479,10 +535,25 @@ class DatasetConfig(BaseConfig):
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63): yield 'seed', 'an integer within [0, 2**63)'
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1): yield 'batch_size', 'an integer >= 1'
 
+# %% ../nbs/00_config.ipynb #dd3806dd
+@dataclass
+class LimitsConfig(BaseConfig):
+    "The resource budget: the largest record, file and generation batch a config may ask for (raise explicitly)."
+    max_samples_per_record: int = 2 ** 24   # 16,777,216 samples = 64 MiB of float32
+    max_records: int = 1_000_000            # rows of a dataset file, noisy test copies included
+    max_file_bytes: int = 2 ** 35           # float32 signal bytes of a dataset file (32 GiB)
+    max_batch_bytes: int = 2 ** 30          # float32 bytes of one generation batch, SNR copies included (1 GiB)
+
+    def _check(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1): yield f.name, 'an integer >= 1'
+
+
 # %% ../nbs/00_config.ipynb #f1b790f8
 @dataclass
 class DataConfig(BaseConfig):
-    "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset."
+    "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset (+ limits)."
     signal: SignalConfig = field(default_factory=SignalConfig)
     bearing: BearingConfig = field(default_factory=BearingConfig)
     operating: OperatingConfig = field(default_factory=OperatingConfig)
@@ -490,8 +561,12 @@ class DataConfig(BaseConfig):
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     transient: TransientConfig = field(default_factory=TransientConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('limits',)  # the resource budget never changes the data
 
     def _check(self):
+        yield from self._budget_problems(1)  # one class is a lower bound: the exact check is `check_budget(n_classes)`
         if _pos(self.dataset.window_s) and _pos(self.signal.duration_s) and self.dataset.window_s > self.signal.duration_s + 1e-12:
             yield 'dataset.window_s', f'no longer than a record (signal.duration_s = {self.signal.duration_s:g} s)'
         if _pos(self.dataset.window_s) and _pos(self.signal.fs) and self.dataset.window_s * self.signal.fs < 16:
@@ -524,3 +599,42 @@ PRESETS = {
     'quick': {'signal.fs': 10240.0, 'signal.duration_s': 2.0, 'dataset.records_per_class_severity': 6,
               'dataset.window_s': 0.5, 'dataset.hop_s': 0.5},
 }
+
+# %% ../nbs/00_config.ipynb #95cac71c
+def _budget(self: DataConfig, n_classes: int) -> dict:
+    "Sizes asked for with `n_classes` classes: samples per record, rows and float32 bytes of a file and of one batch."
+    ds, n_sev = self.dataset, len(self.severity.names)
+    samples = self.signal.fs * self.signal.duration_s                 # a float: finite even when absurd
+    per_slot = ds.records_per_class_severity
+    n_test = max(1, round(per_slot * ds.splits[2])) if ds.splits[2] > 0 else 0   # per stratum (as the split rounds)
+    records = n_classes * n_sev * (per_slot + len(ds.snr_db) * n_test)
+    batch = min(ds.batch_size, n_classes * n_sev * per_slot)
+    return dict(samples_per_record=samples, records=records, file_bytes=records * samples * 4,
+                batch_bytes=batch * samples * 4 * (1 + len(ds.snr_db)))
+DataConfig.budget = _budget
+
+
+# %% ../nbs/00_config.ipynb #02f9d278
+def _budget_problems(self: DataConfig, n_classes: int):
+    "Yield `(field, allowed)` for each size of `budget(n_classes)` over its limit."
+    if not all(_pos(v) for v in (self.signal.fs, self.signal.duration_s)) or len(self.dataset.splits) != 3: return
+    b, lim = self.budget(n_classes), self.limits
+    if b['samples_per_record'] > lim.max_samples_per_record:
+        yield 'signal.duration_s', (f"records of at most limits.max_samples_per_record = {lim.max_samples_per_record:,} samples; "
+                                    f"fs x duration_s asks for {b['samples_per_record']:,.0f} (raise the limit explicitly to allow it)")
+    elif b['records'] > lim.max_records:
+        yield 'dataset.records_per_class_severity', (f"a file of at most limits.max_records = {lim.max_records:,} records; "
+                                                     f"this asks for {b['records']:,} (noisy test copies included)")
+    elif b['file_bytes'] > lim.max_file_bytes:
+        yield 'dataset.records_per_class_severity', (f"a file of at most limits.max_file_bytes = {lim.max_file_bytes:,} bytes; "
+                                                     f"this asks for {b['file_bytes']:,.0f} bytes of signals")
+    elif b['batch_bytes'] > lim.max_batch_bytes:
+        yield 'dataset.batch_size', (f"a generation batch of at most limits.max_batch_bytes = {lim.max_batch_bytes:,} bytes; "
+                                     f"this asks for {b['batch_bytes']:,.0f} (lower dataset.batch_size or raise the limit)")
+
+def _check_budget(self: DataConfig, n_classes: int) -> DataConfig:
+    "Raise `ConfigError` (size asked for and limit) if this config does not fit its `limits` with `n_classes` classes."
+    for name, allowed in self._budget_problems(n_classes): raise ConfigError(name, _get_dotted(self, name), allowed)
+    return self
+DataConfig._budget_problems, DataConfig.check_budget = _budget_problems, _check_budget
+

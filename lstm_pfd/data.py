@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
+import signal
 import tempfile
+import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +21,8 @@ import h5py
 import numpy as np
 
 import lstm_pfd
-from .config import DataConfig, ConfigError
+from .config import DataConfig, ConfigError, parse_yaml
+from . import physics
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
 
@@ -28,11 +32,6 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'MAX_RESAMPLE_TERM', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset',
            'RecordTable', 'DatasetFile', 'open_dataset', 'window_starts', 'WindowDataset', 'record_vote',
            'OnTheFlyDataset', 'load_recording', 'resample_ratio', 'resample', 'import_recordings']
-
-# %% ../nbs/03_data.ipynb #6fd33634
-__all__ = ['DatasetError', 'MAX_RESAMPLE_TERM', 'resample_ratio', 'resample', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset', 'open_dataset',
-           'DatasetFile', 'RecordTable', 'window_starts', 'record_vote', 'WindowDataset', 'OnTheFlyDataset',
-           'load_recording', 'import_recordings']
 
 # %% ../nbs/03_data.ipynb #c7bd6324
 class DatasetError(ValueError):
@@ -54,7 +53,8 @@ def record_plan(cfg: DataConfig) -> dict[str, np.ndarray]:
     "Every record of the protocol: `record_index`, `label`, `severity`, `seed`, `split` (index into `DatasetConfig.SPLITS`)."
     cfg.validate()
     ds = cfg.dataset
-    n, n_cls, n_sev = ds.records_per_class_severity, len(FAULTS), len(cfg.severity.names)
+    n, n_cls, n_sev = ds.records_per_class_severity, physics.n_classes(), len(cfg.severity.names)
+    cfg.check_budget(n_cls)  # sizes over `cfg.limits` fail here, before anything is allocated
     idx = np.arange(n_cls * n_sev * n, dtype=np.int64)
     label, sev = idx // (n_sev * n), (idx // n) % n_sev
     counts = _split_counts(n, ds.splits)
@@ -92,7 +92,7 @@ def checksum(x: np.ndarray) -> str:
 # %% ../nbs/03_data.ipynb #eb8c40ee
 def _generate_task(cfg: DataConfig, labels, severities, seeds, snr_levels) -> dict:
     "One batch: records, checksums and SNR copies (runs in a worker; arguments pickle cheaply)."
-    X, meta = generate_batch(cfg, [FAULTS[int(l)] for l in labels], [int(s) for s in severities], [int(s) for s in seeds])
+    X, meta = generate_batch(cfg, [int(l) for l in labels], [int(s) for s in severities], [int(s) for s in seeds])
     snr = {}
     for level in snr_levels:
         Xn = add_snr_noise(X, level, seeds)
@@ -132,16 +132,80 @@ class _GroupWriter:
             self.meta[k][a:b] = v.astype('S') if v.dtype.kind == 'U' else v
         self.pos = b
 
+    def finish(self):
+        "Seal the split: store the digest of its per-record columns (verified by `DatasetFile.verify`)."
+        self.g.attrs['columns_sha256'] = _columns_digest(self.g)
+
+# %% ../nbs/03_data.ipynb #5e5197ec
+def _columns_digest(g) -> str:
+    "SHA-256 of a split's per-record columns (labels, severity, seed, record_index, checksum, meta/*): edits the signal checksums cannot see."
+    h = hashlib.sha256()
+    names = ['labels', 'severity', 'seed', 'record_index', 'checksum'] + (sorted(f'meta/{k}' for k in g['meta']) if 'meta' in g else [])
+    for name in names:
+        a = np.ascontiguousarray(g[name][()])
+        h.update(f'{name}:{a.dtype.str}:{a.shape};'.encode()); h.update(a.tobytes())
+    return h.hexdigest()
+
+
+# %% ../nbs/03_data.ipynb #8e7f9468
+class _SignalGuard:
+    "While a file is written: the first SIGINT/SIGTERM raises (KeyboardInterrupt/SystemExit) in the main thread; `check()` raises again."
+    def __init__(self):
+        self.signum, self.old = None, {}
+        if threading.current_thread() is not threading.main_thread(): return   # handlers live in the main thread only
+        for s in (signal.SIGINT, signal.SIGTERM):
+            h = signal.getsignal(s)
+            if h in (signal.SIG_DFL, signal.default_int_handler): self.old[s] = h; signal.signal(s, self._handler)  # never a user's handler
+
+    def _exc(self): return KeyboardInterrupt() if self.signum == signal.SIGINT else SystemExit(128 + self.signum)
+
+    def _handler(self, signum, frame):
+        first, self.signum = self.signum is None, signum
+        if first: raise self._exc()          # a repeat is ignored: the cleanup is running
+
+    def check(self):
+        "Raise if a signal came (an exception raised in a handler can be swallowed, e.g. inside a weakref callback)."
+        if self.signum is not None: raise self._exc()
+
+    def restore(self):
+        for s, h in self.old.items(): signal.signal(s, h)
+
+
+# %% ../nbs/03_data.ipynb #fe8ef76e
+def _stop_executor(executor):
+    "After an interruption: cancel queued tasks and end a process pool's worker processes now."
+    procs = list((getattr(executor, '_processes', None) or {}).values())   # ProcessPoolExecutor's workers
+    results = getattr(executor, '_result_queue', None)
+    try: executor.shutdown(wait=False, cancel_futures=True)
+    except TypeError: executor.shutdown(wait=False)                         # executors without cancel_futures
+    for p in procs: p.kill()     # SIGKILL: a forked worker inherits the handlers above and would survive SIGTERM
+    for p in procs: p.join(5)
+    if procs and results is not None:
+        # a worker killed while sending a batch leaves half a message in the result pipe, and the pool's
+        # manager thread (joined at interpreter exit) would wait for the rest forever: close our copy of
+        # the pipe's write end so that it reads an end of file instead
+        try: results._writer.close()
+        except Exception: pass
+    if procs: log.warning("interrupted: stopped %d worker processes", len(procs))
+
+
+# %% ../nbs/03_data.ipynb #d3bc3585
+def _check_target(path: Path, overwrite: bool):
+    "Refuse a folder, an existing file (unless `overwrite`) and a missing parent folder (output folders are never created here)."
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: give the path of the dataset file")
+    if path.exists() and not overwrite: raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    if not path.parent.is_dir(): raise FileNotFoundError(f"folder {path.parent} does not exist (create it first: it is never created here)")
+
+
 # %% ../nbs/03_data.ipynb #2429cd50
 def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: Executor | None = None,
-                  progress: bool = True, overwrite: bool = True) -> Path:
+                  progress: bool = True, overwrite: bool = False) -> Path:
     "Generate the protocol of `cfg` (a config or a preset name) into the HDF5 file `path`; returns the path."
     from tqdm.auto import tqdm
     if isinstance(cfg, str): cfg = DataConfig.preset(cfg)
     cfg.validate()
     path = Path(path)
-    if path.exists() and not overwrite: raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-    if not path.parent.exists(): raise FileNotFoundError(f"folder {path.parent} does not exist")
+    _check_target(path, overwrite)
     plan, ds = record_plan(cfg), cfg.dataset
     cfg_yaml, N = cfg.to_yaml(), cfg.signal.n_samples
     tasks = []  # (split name, row indices into plan)
@@ -149,12 +213,13 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
         rows = np.flatnonzero(plan['split'] == si)
         snr = tuple(ds.snr_db) if split == 'test' else ()
         tasks += [(split, rows[a:a + ds.batch_size], snr) for a in range(0, len(rows), ds.batch_size)]
+    guard = _SignalGuard()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
         with h5py.File(tmp, 'w') as f:
             f.attrs.update(config=cfg_yaml, config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                           fs=cfg.signal.fs, fault_names=list(FAULTS), severity_names=list(cfg.severity.names),
+                           fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
                            format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
             n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
             writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
@@ -169,6 +234,7 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
             results = _run_tasks(tasks, args, executor)
             with tqdm(total=len(plan['label']), desc='records', unit='rec', disable=not progress) as bar:
                 for (split, rows, snr_levels), r in zip(tasks, results):
+                    guard.check()
                     prow = {k: v[rows] for k, v in plan.items()}
                     writers[split].write(r['X'], prow, r['meta'], r['checksum'])
                     for snr in snr_levels:
@@ -177,11 +243,15 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
                     bar.update(len(rows))
             for name, w in writers.items():
                 if w.pos != w.n: raise RuntimeError(f"internal error: split {name} got {w.pos} of {w.n} records")
+                w.finish()
+            guard.check()
             f.attrs['complete'] = True
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, (KeyboardInterrupt, SystemExit)) and executor is not None: _stop_executor(executor)
         raise
+    finally: guard.restore()
     log.info("wrote %s (%d records)", path, len(plan['label']))
     return path
 
@@ -251,44 +321,17 @@ class DatasetFile:
         self.path = Path(path)
         if not self.path.exists(): raise FileNotFoundError(f"no dataset file at {self.path}")
         try: self.file = h5py.File(self.path, 'r')
-        except OSError as e: raise DatasetError(f"{self.path} is not a readable HDF5 file (truncated or foreign?): {e}") from None
-        a = self.file.attrs
-        if a.get('format') != 'lstm_pfd-dataset':
-            self.file.close(); raise DatasetError(f"{self.path} is not an lstm_pfd dataset (no 'format' attribute 'lstm_pfd-dataset')")
-        if not a.get('complete', False):
-            self.file.close(); raise DatasetError(f"{self.path} is incomplete: its build did not finish")
-        self.config = DataConfig.from_yaml(str(a['config']))
-        self.config_hash, self.fs = str(a['config_hash']), float(a['fs'])
-        self.fault_names = [str(s) for s in a['fault_names']]
-        self.severity_names = [str(s) for s in a['severity_names']]
-        self.version = str(a['lstm_pfd_version'])
-        self.splits = [k for k in ('train', 'val', 'test') if k in self.file] + [str(s) for s in a.get('snr_groups', [])]
-        self.splits += [k for k in self.file if k not in self.splits]
+        except Exception as e: raise DatasetError(f"{self.path} is not a readable HDF5 file (truncated or foreign?): {_short(e)}") from None
         self._tables = {}
-        if verify: self.verify()
+        try:
+            self._read_header()
+            if verify: self.verify()
+        except BaseException: self.file.close(); raise
 
     def __getitem__(self, split: str) -> RecordTable:
         if split not in self.splits: raise KeyError(f"no split {split!r} in {self.path.name}; splits: {self.splits}")
-        if split not in self._tables:
-            g = self.file[split]
-            try:
-                self._tables[split] = RecordTable(split, g['signals'], g['labels'][:], g['severity'][:], g['seed'][:],
-                                                  g['record_index'][:], {k: v[:] for k, v in g['meta'].items()} if 'meta' in g else {},
-                                                  g['checksum'][:])
-            except KeyError as e: raise DatasetError(f"split {split!r} of {self.path} lacks a column: {e}") from None
+        if split not in self._tables: self._tables[split] = self._read_table(split)
         return self._tables[split]
-
-    def verify(self, progress: bool = False):
-        "Check the config hash and every record's checksum; raise `DatasetError` naming split and index."
-        from tqdm.auto import tqdm
-        if self.config.hash() != self.config_hash:
-            raise DatasetError(f"{self.path}: stored config hash {self.config_hash} does not match its config ({self.config.hash()})")
-        for split in self.splits:
-            t = self[split]
-            for i in tqdm(range(len(t)), desc=f'verify {split}', disable=not progress):
-                if checksum(t.signals[i]) != t.checksums[i].decode():
-                    raise DatasetError(f"{self.path}: record {i} of split {split!r} (record_index {t.record_index[i]}) is corrupted: checksum mismatch")
-        return True
 
     def close(self): self.file.close()
     def __enter__(self): return self
@@ -299,6 +342,110 @@ class DatasetFile:
 def open_dataset(path, verify: bool = False) -> DatasetFile:
     "Open a dataset file written by `build_dataset` or `import_recordings` (optionally verifying it)."
     return DatasetFile(path, verify=verify)
+
+# %% ../nbs/03_data.ipynb #afc6df89
+def _short(e: BaseException) -> str: return ' '.join(str(e).split())[:200]
+
+def _read_header(self: DatasetFile):
+    "Read and check the root attributes: format, completeness, the stored config (parsed, bounded), `fs`, names, splits."
+    p = self.path
+    try:
+        a = self.file.attrs
+        if a.get('format') != 'lstm_pfd-dataset': raise DatasetError(f"{p} is not an lstm_pfd dataset (no 'format' attribute 'lstm_pfd-dataset')")
+        if not a.get('complete', False): raise DatasetError(f"{p} is incomplete: its build did not finish")
+        text = a['config']
+        if not isinstance(text, str): raise DatasetError(f"{p}: attribute 'config' is not YAML text")
+        d = parse_yaml(text, f"{p} (attribute 'config')")  # never read as a path; size and expansion bounded
+        if not isinstance(d, dict): raise DatasetError(f"{p}: its stored config is invalid: attribute 'config' is not a mapping of config sections")
+        self.config = DataConfig.from_dict(d)
+        self.config_hash, self.fs = str(a['config_hash']), float(a['fs'])
+        self.fault_names = [str(s) for s in a['fault_names']]
+        self.severity_names = [str(s) for s in a['severity_names']]
+        self.version = str(a['lstm_pfd_version'])
+        self.splits = [k for k in ('train', 'val', 'test') if k in self.file] + [str(s) for s in a.get('snr_groups', [])]
+        self.splits += [k for k in self.file if k not in self.splits]
+    except DatasetError: raise
+    except ConfigError as e: raise DatasetError(f"{p}: its stored config is invalid: {e}") from None
+    except (KeyError, TypeError, ValueError, OSError, RuntimeError) as e: raise DatasetError(f"{p}: unreadable root attributes (corrupted?): {_short(e)}") from None
+    if self.fs != self.config.signal.fs:
+        raise DatasetError(f"{p}: attribute fs = {self.fs:g} Hz differs from its config's signal.fs = {self.config.signal.fs:g} Hz (edited?)")
+    if self.severity_names != list(self.config.severity.names):
+        raise DatasetError(f"{p}: severity names {self.severity_names[:8]} differ from its config's {list(self.config.severity.names)}")
+DatasetFile._read_header = _read_header
+
+
+# %% ../nbs/03_data.ipynb #f6941e9e
+def _read_table(self: DatasetFile, split: str) -> RecordTable:
+    "Read a split's columns; every column must hold one entry per record (a shortened column never drops records)."
+    where = f"split {split!r} of {self.path}"
+    try:
+        g = self.file[split]
+        sig = g['signals']
+        cols = {c: g[c][()] for c in ('labels', 'severity', 'seed', 'record_index', 'checksum')}
+        meta = {k: v[()] for k, v in g['meta'].items()} if 'meta' in g else {}
+        shape = sig.shape
+    except KeyError as e: raise DatasetError(f"{where} lacks a column: {_short(e)}") from None
+    except (OSError, RuntimeError, ValueError, TypeError, AttributeError) as e: raise DatasetError(f"{where} is unreadable (corrupted?): {_short(e)}") from None
+    if len(shape) != 2 or shape[1] != self.config.signal.n_samples:
+        raise DatasetError(f"{where}: signals have shape {shape}, expected [records, {self.config.signal.n_samples}] (its config's signal.n_samples)")
+    bad = {k: getattr(v, 'shape', None) for k, v in {**cols, **{f'meta/{k}': v for k, v in meta.items()}}.items() if np.ndim(v) != 1 or len(v) != shape[0]}
+    if bad: raise DatasetError(f"{where}: columns {bad} do not hold one entry per record ({shape[0]} records): truncated or edited")
+    if any(cols[c].dtype.kind not in 'iu' for c in ('labels', 'severity', 'seed', 'record_index')):
+        raise DatasetError(f"{where}: labels, severity, seed and record_index must be integer columns")
+    return RecordTable(split, sig, cols['labels'], cols['severity'], cols['seed'], cols['record_index'], meta, cols['checksum'])
+DatasetFile._read_table = _read_table
+
+
+# %% ../nbs/03_data.ipynb #418d4f8a
+def _check_columns(self: DatasetFile, split: str, t: RecordTable, plan: dict | None):
+    "Labels and severities within their tables; the column digest; a generated file's rows against its record plan."
+    p, n_cls, n_sev = self.path, len(self.fault_names), len(self.severity_names)
+    low_sev = -1 if self.file.attrs.get('source') == 'external' else 0        # imports may leave severity unknown
+    bad = np.flatnonzero((t.labels < 0) | (t.labels >= n_cls) | (t.severity < low_sev) | (t.severity >= n_sev))
+    if len(bad):
+        i = int(bad[0])
+        raise DatasetError(f"{p}: record {i} of split {split!r} has label {t.labels[i]}, severity {t.severity[i]}; allowed: "
+                           f"labels 0..{n_cls - 1} ({n_cls} classes), severities {low_sev}..{n_sev - 1}")
+    digest = self.file[split].attrs.get('columns_sha256')
+    if digest is not None and _columns_digest(self.file[split]) != digest:
+        raise DatasetError(f"{p}: the per-record columns (labels, severity, seed, meta) of split {split!r} were edited: digest mismatch")
+    if plan is None: return
+    src = 'test' if split in self.file.attrs.get('snr_groups', []) else split
+    if src not in DataConfig().dataset.SPLITS: raise DatasetError(f"{p}: unexpected group {split!r} in a generated file")
+    si, idx = DataConfig().dataset.SPLITS.index(src), t.record_index
+    if len(t) != int((plan['split'] == si).sum()) or np.any((idx < 0) | (idx >= len(plan['label']))) or len(np.unique(idx)) != len(idx):
+        raise DatasetError(f"{p}: split {split!r} does not hold the records its config's plan assigns to {src!r}")
+    ok = (plan['label'][idx] == t.labels) & (plan['severity'][idx] == t.severity) & (plan['seed'][idx] == t.seed) & (plan['split'][idx] == si)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise DatasetError(f"{p}: record {i} of split {split!r} (record_index {idx[i]}) differs from its config's record plan "
+                           f"(label {t.labels[i]} vs {plan['label'][idx[i]]}, severity {t.severity[i]} vs {plan['severity'][idx[i]]}): edited")
+DatasetFile._check_columns = _check_columns
+
+
+# %% ../nbs/03_data.ipynb #dd0f8a5f
+def _verify(self: DatasetFile, progress: bool = False):
+    "Check the whole file (see above); raise `DatasetError` naming what is wrong and where."
+    from tqdm.auto import tqdm
+    p = self.path
+    if self.config.hash() != self.config_hash:
+        raise DatasetError(f"{p}: stored config hash {self.config_hash} does not match its config ({self.config.hash()})")
+    if self.fault_names[:len(FAULTS)] != list(FAULTS) or len(set(self.fault_names)) != len(self.fault_names):
+        raise DatasetError(f"{p}: class names {self.fault_names[:12]} are not the registry's (label order {list(FAULTS)})")
+    generated = self.file.attrs.get('source') != 'external' and self.fault_names == list(FAULTS)
+    plan = record_plan(self.config) if generated else None
+    for split in self.splits:
+        t = self[split]
+        self._check_columns(split, t, plan)
+        for i in tqdm(range(len(t)), desc=f'verify {split}', disable=not progress):
+            try: x = t.signals[i]
+            except (OSError, RuntimeError, ValueError) as e: raise DatasetError(f"{p}: record {i} of split {split!r} is unreadable (corrupted?): {_short(e)}") from None
+            if checksum(x) != t.checksums[i].decode(errors='replace'):
+                raise DatasetError(f"{p}: record {i} of split {split!r} (record_index {t.record_index[i]}) is corrupted: checksum mismatch")
+            if not np.isfinite(x).all(): raise DatasetError(f"{p}: record {i} of split {split!r} holds NaN or Inf samples")
+    return True
+DatasetFile.verify = _verify
+
 
 # %% ../nbs/03_data.ipynb #ae08bb0a
 def window_starts(n_samples: int, window_len: int, hop_len: int) -> np.ndarray:
@@ -328,7 +475,7 @@ class WindowDataset:
         self.normalize, self.meta = normalize, meta or {}
         # carried for training/checkpoints: sampling rate, class names and the data config hash
         self.fs, self.config_hash = fs, config_hash
-        self.class_names = list(class_names) if class_names is not None else list(FAULTS)
+        self.class_names = list(class_names) if class_names is not None else list(physics.class_names())
         nw = len(self.starts)
         self.record_of_window = np.repeat(np.arange(len(signals)), nw)
         self.labels, self.record_ids = labels[self.record_of_window], record_ids[self.record_of_window]
@@ -420,7 +567,7 @@ class OnTheFlyDataset(WindowDataset):
         metas = []
         for a in tqdm(range(0, n, bs), desc=f'generate {self.split}', disable=not self.progress):
             b = min(a + bs, n)
-            X[a:b], m = generate_batch(self.cfg, [FAULTS[int(l)] for l in self.plan['label'][a:b]],
+            X[a:b], m = generate_batch(self.cfg, [int(l) for l in self.plan['label'][a:b]],
                                        [int(s) for s in self.plan['severity'][a:b]], [int(s) for s in seeds[a:b]])
             metas.append(m)
         meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]} if metas else {}
@@ -464,6 +611,8 @@ def load_recording(path, *, key: str | None = None, column: int | None = None) -
             a = f[key][()]
     else: raise ValueError(f"unsupported recording format {ext!r}: use .npy, .csv, .mat, .h5 or .hdf5")
     a = np.asarray(a)
+    if np.iscomplexobj(a): raise ValueError(f"{path.name}: complex samples ({a.dtype}); store the real signal (or take .real / abs() yourself)")
+    if a.dtype.kind not in 'biuf': raise ValueError(f"{path.name}: samples of dtype {a.dtype} are not real numbers")
     if a.ndim == 2 and 1 in a.shape: a = a.ravel()
     if a.ndim == 2:
         if column is None: raise ValueError(f"{path.name} holds {a.shape} samples: pass column= to pick a channel")
@@ -471,7 +620,68 @@ def load_recording(path, *, key: str | None = None, column: int | None = None) -
     if a.ndim != 1: raise ValueError(f"{path.name}: expected one channel, got shape {a.shape}")
     return a.astype(np.float32)
 
-# %% ../nbs/03_data.ipynb #dcffa4aa
+# %% ../nbs/03_data.ipynb #1a8061ae
+_IMPORT_COLUMNS = ('source_id', 'segment', 'original_fs')  # meta columns `import_recordings` writes itself
+
+def _check_meta(meta: dict | None, n: int) -> dict:
+    "User metadata for an import: one number or string per recording, under a name no library column uses."
+    reserved = set(_IMPORT_COLUMNS) | set(_TOP_COLUMNS) | {'labels', 'checksum', 'signals'}
+    out = {}
+    for k, v in (meta or {}).items():
+        if not isinstance(k, str) or not k.strip() or '/' in k or k in ('.', '..'):
+            raise ValueError(f"meta key {repr(k)[:80]}: allowed: a non-empty name without '/'")
+        if k in reserved: raise ValueError(f"meta key {k!r} is a column the library writes itself; rename it (reserved: {sorted(reserved)})")
+        a = np.asarray(v)
+        if a.ndim != 1 or len(a) != n or a.dtype.kind not in 'biufUS':
+            raise ValueError(f"meta[{k!r}]: one number or string per recording ({n}); got shape {a.shape}, dtype {a.dtype}")
+        out[k] = a
+    return out
+
+
+# %% ../nbs/03_data.ipynb #6686a871
+def _import_config(cfg: DataConfig, target_fs, record_s) -> DataConfig:
+    "The config of an import: `cfg` at `target_fs` with records of `record_s` s (None: the config's; 0 is an error)."
+    target_fs = cfg.signal.fs if target_fs is None else target_fs
+    record_s = cfg.signal.duration_s if record_s is None else record_s
+    for name, v in (('target_fs', target_fs), ('record_s', record_s)):  # 0 is an error, never "use the default"
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (math.isfinite(v) and v > 0):
+            raise ConfigError(name, v, "a finite number > 0 (None: the config's value)")
+    record_s = float(record_s)
+    try: return cfg.override({'signal.fs': float(target_fs), 'signal.duration_s': record_s,
+                              'dataset.window_s': min(cfg.dataset.window_s, record_s), 'dataset.hop_s': min(cfg.dataset.hop_s, record_s)})
+    except ConfigError as e: raise ConfigError(f"record_s/target_fs ({e.field})", e.value, e.allowed) from None
+
+
+# %% ../nbs/03_data.ipynb #aec5bc9f
+def _recording_splits(split, lab: np.ndarray, seed: int) -> np.ndarray:
+    "Split index of each recording: one split name for all, or (train, val, test) fractions stratified by label."
+    splits = DataConfig().dataset.SPLITS
+    if isinstance(split, str):
+        if split not in splits: raise ValueError(f"split must be one of {splits} or 3 fractions, got {split!r}")
+        return np.full(len(lab), splits.index(split))
+    try: split = DataConfig().dataset.replace(splits=tuple(split)).splits  # the one check of split fractions
+    except (ConfigError, TypeError) as e: raise ConfigError('split', split, f"a split name or three fractions (train, val, test): {getattr(e, 'allowed', e)}") from None
+    rng, out = np.random.default_rng(seed), np.empty(len(lab), np.int64)
+    for c in np.unique(lab):
+        r = np.flatnonzero(lab == c)
+        out[r] = np.repeat(np.arange(3), _split_counts(len(r), tuple(split)))[rng.permutation(len(r))]
+    return out
+
+
+# %% ../nbs/03_data.ipynb #678bcf11
+def _as_samples(x, name: str) -> np.ndarray:
+    "A recording as the float32 samples that will be stored; complex, non-numeric, non-1-D or non-finite (after the cast) is an error."
+    x = np.asarray(x)
+    if np.iscomplexobj(x): raise ValueError(f"{name}: complex samples ({x.dtype}); import the real signal (x.real) or a magnitude explicitly")
+    if x.dtype.kind not in 'biuf': raise ValueError(f"{name}: samples of dtype {x.dtype} are not real numbers")
+    if x.ndim != 1: raise ValueError(f"{name}: expected a 1-D signal, got shape {x.shape}")
+    with np.errstate(over='ignore', invalid='ignore'): x = x.astype(np.float32)   # checked as stored: 1e300 -> inf
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name}: contains NaN or Inf, or values beyond the float32 range (+-3.4e38) (first at sample {int(np.flatnonzero(~np.isfinite(x))[0])})")
+    return x
+
+
+# %% ../nbs/03_data.ipynb #1fc2c95b
 MAX_RESAMPLE_TERM = 10_000  # largest numerator/denominator of a resampling ratio
 
 def resample_ratio(fs: float, target_fs: float):
@@ -489,18 +699,22 @@ def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
     r = resample_ratio(fs, target_fs)
     return resample_poly(np.asarray(x, np.float64), r.numerator, r.denominator, axis=-1).astype(np.float32)
 
+
+# %% ../nbs/03_data.ipynb #dcffa4aa
 def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: DataConfig | None = None,
                       target_fs: float | None = None, record_s: float | None = None, record_ids=None,
                       split='test', severity=None, meta: dict | None = None, key: str | None = None,
-                      seed: int = 0, progress: bool = True) -> Path:
+                      seed: int = 0, progress: bool = True, overwrite: bool = False) -> Path:
     """Write external recordings (arrays or files) with labels and sampling rates as a dataset file.
     Each is resampled to `target_fs` (default: the config's fs) and cut into records of `record_s` s
     (default: the config's duration). `split` is a split name for all, or (train, val, test) fractions
-    assigning whole recordings, stratified by label."""
+    assigning whole recordings, stratified by label. An existing `path` is replaced only with `overwrite=True`."""
     from tqdm.auto import tqdm
     cfg = cfg or DataConfig.preset('jbfd11')
-    target_fs = float(target_fs or cfg.signal.fs)
-    record_s = float(record_s or cfg.signal.duration_s)
+    cfg_out = _import_config(cfg, target_fs, record_s)  # early: sizes checked before any loading
+    target_fs, record_s = cfg_out.signal.fs, cfg_out.signal.duration_s
+    path = Path(path)
+    _check_target(path, overwrite)
     n = len(recordings)
     if len(labels) != n: raise ValueError(f"{n} recordings but {len(labels)} labels")
     fss = np.broadcast_to(np.asarray(fs, float), (n,))
@@ -514,52 +728,45 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
         if len(sev_in) != n: raise ValueError(f"{n} recordings but {len(sev_in)} severities")
         sev = np.array([-1 if (not isinstance(v, str) and int(v) == -1) else severity_index(v, tuple(cfg.severity.names))
                         for v in sev_in], np.int64)
+    meta = _check_meta(meta, n)
     N = int(round(record_s * target_fs))
-    # which split each recording goes to
-    if isinstance(split, str):
-        if split not in DataConfig().dataset.SPLITS: raise ValueError(f"split must be one of {DataConfig().dataset.SPLITS} or 3 fractions, got {split!r}")
-        rec_split = np.full(n, DataConfig().dataset.SPLITS.index(split))
-    else:
-        rng, rec_split = np.random.default_rng(seed), np.empty(n, np.int64)
-        for c in np.unique(lab):
-            r = np.flatnonzero(lab == c)
-            rec_split[r] = np.repeat(np.arange(3), _split_counts(len(r), tuple(split)))[rng.permutation(len(r))]
+    rec_split = _recording_splits(split, lab, seed)
     segs = {s: [] for s in range(3)}  # split -> list of (x, rec_no, segment_no)
     for i in tqdm(range(n), desc='import', disable=not progress):
         src = recordings[i]
         name = str(src) if isinstance(src, (str, os.PathLike)) else f"recording {ids[i]}"
-        x = load_recording(src, key=key) if isinstance(src, (str, os.PathLike)) else np.asarray(src)
-        if x.ndim != 1: raise ValueError(f"{name}: expected a 1-D signal, got shape {x.shape}")
-        if not np.all(np.isfinite(x)): raise ValueError(f"{name}: contains NaN or Inf (first at sample {int(np.flatnonzero(~np.isfinite(x))[0])})")
-        y = resample(x, float(fss[i]), target_fs)
+        x = _as_samples(load_recording(src, key=key) if isinstance(src, (str, os.PathLike)) else src, name)
+        with np.errstate(over='ignore'): y = resample(x, float(fss[i]), target_fs)
+        if not np.all(np.isfinite(y)): raise ValueError(f"{name}: resampling overflows float32 (values near +-3.4e38)")
         k = len(y) // N
         if k == 0: raise ValueError(f"{name}: {len(y) / target_fs:.3g} s after resampling is shorter than one record ({record_s:g} s)")
         if len(y) % N: log.info("%s: %d trailing samples after %d records are not used", name, len(y) % N, k)
         for j in range(k): segs[int(rec_split[i])].append((y[j * N:(j + 1) * N], i, j))
-    cfg_out = cfg.override({'signal.fs': target_fs, 'signal.duration_s': record_s,
-                            'dataset.window_s': min(cfg.dataset.window_s, record_s), 'dataset.hop_s': min(cfg.dataset.hop_s, record_s)})
-    path = Path(path)
+    guard = _SignalGuard()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
         with h5py.File(tmp, 'w') as f:
             f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                           fs=target_fs, fault_names=list(FAULTS), severity_names=list(cfg.severity.names),
+                           fs=target_fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
                            format='lstm_pfd-dataset', format_version=1, source='external', units='as recorded',
                            snr_groups=[], snr_db=[], complete=False)
             for s, name in enumerate(DataConfig().dataset.SPLITS):
                 rows = segs[s]
                 w = _GroupWriter(f, name, len(rows), N)
-                if not rows: continue
+                if not rows: w.finish(); continue
                 X = np.stack([r[0] for r in rows])
                 rec = np.array([r[1] for r in rows])
                 cols = {'source_id': ids[rec], 'segment': np.array([r[2] for r in rows]), 'original_fs': fss[rec]}
                 for k2, v in (meta or {}).items(): cols[k2] = np.asarray(v)[rec]
                 w.write(X, dict(label=lab[rec], severity=sev[rec], seed=np.full(len(rows), -1), record_index=np.arange(len(rows)) + s * 10**9),
                         cols, [checksum(x) for x in X])
+                w.finish()
+            guard.check()
             f.attrs['complete'] = True
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally: guard.restore()
     return path

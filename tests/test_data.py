@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from lstm_pfd.config import DataConfig
-from lstm_pfd.data import build_dataset, open_dataset, OnTheFlyDataset, DatasetError
+from lstm_pfd.config import ConfigError, DataConfig
+from lstm_pfd.data import build_dataset, open_dataset, OnTheFlyDataset, DatasetError, import_recordings, record_plan
 
 SMALL = DataConfig.preset('quick', {'dataset.records_per_class_severity': 3, 'signal.duration_s': 1.0,
                                     'dataset.batch_size': 7})
@@ -46,6 +46,7 @@ def test_process_pool_build_is_bit_identical(serial, tmp_path):
     with ProcessPoolExecutor(2) as ex:
         p = build_dataset(SMALL, tmp_path / 'pool.h5', executor=ex, progress=False)
     _assert_same(serial, p)
+    with open_dataset(p, verify=True): pass       # labels, plan, column digests and checksums of a pool build
 
 
 def test_dask_build_is_bit_identical(serial, tmp_path):
@@ -83,6 +84,54 @@ def test_existing_file_kept_unless_overwrite(serial, tmp_path):
     with pytest.raises(FileExistsError):
         build_dataset(SMALL, target, progress=False, overwrite=False)
     assert target.read_bytes() == b'precious'
+
+
+def test_existing_target_refused_by_default(serial, tmp_path):
+    target = tmp_path / 'notes.h5'
+    target.write_bytes(b'unrelated notes')
+    with pytest.raises(FileExistsError, match='overwrite=True'):
+        build_dataset(SMALL, target, progress=False)                 # the default never replaces a file
+    assert target.read_bytes() == b'unrelated notes'
+    build_dataset(SMALL, target, progress=False, overwrite=True)
+    _assert_same(serial, target)
+    assert sorted(q.name for q in tmp_path.iterdir()) == ['notes.h5']
+
+
+def test_output_folders_are_never_created(tmp_path):
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        build_dataset(SMALL, tmp_path / 'a' / 'b' / 'x.h5', progress=False)
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        import_recordings([np.zeros(20000)], ['healthy'], 10240, tmp_path / 'a' / 'x.h5', cfg=SMALL, record_s=1.0, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_import_overwrite(tmp_path):
+    x = np.sin(np.arange(25000) / 10.0)
+    p = import_recordings([x], ['healthy'], 10240, tmp_path / 'imp.h5', cfg=SMALL, record_s=1.0, progress=False)
+    with pytest.raises(FileExistsError, match='overwrite=True'):
+        import_recordings([x, x], ['healthy'] * 2, 10240, p, cfg=SMALL, record_s=1.0, progress=False)
+    with open_dataset(p) as ds: assert len(ds['test']) == 2
+    import_recordings([x, x], ['healthy'] * 2, 10240, p, cfg=SMALL, record_s=1.0, progress=False, overwrite=True)
+    with open_dataset(p, verify=True) as ds: assert len(ds['test']) == 4
+
+
+def test_every_split_has_a_column_digest(serial, tmp_path):
+    with h5py.File(serial) as f:
+        assert all(len(f[g].attrs['columns_sha256']) == 64 for g in f)
+    old = tmp_path / 'old.h5'                          # files written before the digest existed still verify
+    old.write_bytes(Path(serial).read_bytes())
+    with h5py.File(old, 'r+') as f:
+        for g in f: del f[g].attrs['columns_sha256']
+    with open_dataset(old, verify=True) as ds: assert len(ds['train']) > 0
+
+
+def test_record_plan_checks_the_budget():
+    # one class fits (validate() checks that lower bound), all classes do not (record_plan counts them)
+    with pytest.raises(ConfigError, match='limits.max_records'):
+        record_plan(SMALL.override({'limits.max_records': 100}))
+    with pytest.raises(ConfigError, match='limits.max_file_bytes'):
+        record_plan(SMALL.override({'limits.max_file_bytes': 5 * 10 ** 6}))
+    assert SMALL.override({'limits.max_records': 100}).hash() == SMALL.hash()
 
 
 def test_incomplete_file_is_rejected(serial, tmp_path):

@@ -321,7 +321,7 @@ def test_class_names_follow_the_model_size(ds):
     from lstm_pfd.models import create_model
     m = create_model('compact', n_classes=len(FAULTS), channels=(8,), seed=0)
     assert E.ModelExplorer(m, ds, 'val', method='none').class_names == list(FAULTS)
-    assert E._class_names(3) == ('class_0', 'class_1', 'class_2')
+    assert E.physics.class_names(3) == ('class_0', 'class_1', 'class_2')
 
 
 def test_training_monitor_replaces_the_progress_bar():

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_pfd.models import (MODELS, BandEnergyLoss, check_windows, count_parameters, create_model, model_config,
-                             model_from_config)
+from lstm_pfd import physics
+from lstm_pfd.config import DataConfig
+from lstm_pfd.models import (MODEL_LIMITS, MODELS, BandEnergyLoss, check_model_config, check_windows, count_parameters,
+                             create_model, model_config, model_from_config)
 
 ALL = sorted(MODELS)
 
@@ -24,12 +26,13 @@ def test_registry_names():
 
 @pytest.mark.parametrize('name', ALL)
 def test_model_shapes_and_params(name):
-    m = create_model(name, n_classes=11, seed=0).eval()
+    C = physics.n_classes()
+    m = create_model(name, seed=0).eval()
     print(f'{name}: {count_parameters(m):,} parameters')
     with torch.no_grad():
         for L in (5120, 20480):
             out = m(torch.randn(2, 1, L))
-            assert out.shape == (2, 11) and out.dtype == torch.float32 and torch.isfinite(out).all()
+            assert out.shape == (2, C) and out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize('name', ALL)
@@ -62,7 +65,7 @@ def test_compact_is_compact():
 @pytest.mark.parametrize('name', ALL)
 def test_onnx_dynamic_batch(name):
     ort = pytest.importorskip('onnxruntime')
-    m = create_model(name, n_classes=11, seed=0).eval()
+    m = create_model(name, seed=0).eval()
     L = 2048
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -87,14 +90,11 @@ def _tone_windows(freqs, fs, L, seed, amp=0.5, noise=0.1):
 
 def test_physics_loss_with_catalogue():
     "With the real catalogue: each banded class's prior prefers it over healthy on a tone in its band."
-    physics = pytest.importorskip('lstm_pfd.physics')
-    if not hasattr(physics, 'expected_bands'):
-        pytest.skip('lstm_pfd.physics.expected_bands not written yet')
     fs, L = 20480.0, 20480
     loss = BandEnergyLoss(fs, weight=0.1, speed_hz=60.0)
     bands = loss.bands()
-    assert len(bands) == len(physics.FAULTS) == 11
-    assert bands[0].shape[0] == 0 or physics.FAULTS[0] != 'healthy'
+    assert len(bands) == physics.n_classes() and loss.fault_names == list(physics.class_names())
+    assert bands[0].shape[0] == 0 and physics.class_names()[0] == 'healthy'
     # a window holding energy at the centre of every band of class c: the prior must rank c above healthy
     for c, b in enumerate(bands):
         if len(b) == 0:
@@ -105,7 +105,7 @@ def test_physics_loss_with_catalogue():
         x = sum(torch.sin(2 * math.pi * float(fc) * t) for fc in centres)
         x = (x + 0.05 * torch.randn(L, generator=torch.Generator().manual_seed(c)))[None, None].float()
         prior = loss.prior_logits(x)[0]
-        assert prior[c] > prior[0], (physics.FAULTS[c], prior.tolist())
+        assert prior[c] > prior[0], (physics.class_names()[c], prior.tolist())
 
 
 def test_physics_loss_ablation_and_errors():
@@ -125,3 +125,55 @@ def test_physics_loss_ablation_and_errors():
     assert logits.grad.abs().sum() > 0
     with pytest.raises(ValueError, match='needs the windows'):
         on(logits, y)
+
+
+def test_default_head_size_read_at_call_time(monkeypatch):
+    "The default n_classes is the catalogue's count when the model is built, not when the module was imported."
+    monkeypatch.setattr(physics, 'n_classes', lambda: 12)
+    for name in ALL:
+        m = create_model(name, seed=0)
+        assert m.n_classes == 12 and model_config(m)['kwargs']['n_classes'] == 12
+    assert create_model('compact', n_classes=3).n_classes == 3
+
+
+def test_model_config_from_a_file_is_bounded():
+    "Oversized kwargs are refused by name and limit before any weight is allocated."
+    with pytest.raises(ValueError, match=r"channels: got \(6000, 16\); allowed integers 1\.\.1024"):
+        model_from_config({'name': 'compact', 'kwargs': {'n_classes': 11, 'channels': (6000, 16)}})
+    with pytest.raises(ValueError, match="entries; allowed 1..16"):
+        check_model_config({'name': 'cnn1d', 'kwargs': {'channels': (8,) * 1000, 'kernels': (3,) * 1000, 'pools': (1,) * 1000}})
+    for bad in ({'n_classes': 'eleven'}, {'n_classes': 1.5}, {'first_kernel': True}, {'first_kernel': -3}):
+        with pytest.raises(ValueError, match='model kwarg'):
+            check_model_config({'name': 'compact', 'kwargs': bad})
+    with pytest.raises(ValueError, match="parameters; allowed <= "):
+        check_model_config({'name': 'patchtst', 'kwargs': {'d_model': 1024, 'depth': 32}})
+    with pytest.raises(ValueError, match='expected'):
+        check_model_config(['compact'])
+    for name in ALL:        # every default model is within the limits
+        m = create_model(name, seed=0)
+        assert check_model_config(model_config(m)) and count_parameters(m) <= MODEL_LIMITS['parameters']
+
+
+def test_band_energy_loss_reads_the_config_speed_range():
+    "The speed range comes from the DataConfig: a wider range widens the order bands, absolute bands stay."
+    narrow, wide = DataConfig(), DataConfig()
+    wide.operating.speed_hz_range = (40.0, 80.0)
+    b_default = BandEnergyLoss(20480.0).bands()
+    b_narrow = BandEnergyLoss(20480.0, cfg=narrow).bands()
+    b_wide = BandEnergyLoss(20480.0, cfg=wide).bands()
+    k = physics.class_names().index('imbalance')
+    lo, hi = narrow.operating.speed_hz_range
+    assert b_narrow[k][0, 0] == pytest.approx(physics.expected_bands('imbalance', lo)[0, 0])
+    assert b_narrow[k][0, 1] == pytest.approx(physics.expected_bands('imbalance', hi)[0, 1])
+    assert b_wide[k][0, 0] < b_narrow[k][0, 0] and b_wide[k][0, 1] > b_narrow[k][0, 1]
+    assert all(np.array_equal(a, b) for a, b in zip(b_default, b_narrow))
+    c = physics.class_names().index('cavitation')
+    assert np.array_equal(b_wide[c], b_narrow[c])
+
+
+def test_band_energy_loss_classes_outside_the_catalogue(caplog):
+    "A label set of one's own: classes the catalogue does not hold get no bands, with a warning."
+    loss = BandEnergyLoss(2048.0, fault_names=['inner_race', 'imbalance'], speed_hz=30.0)
+    with caplog.at_level('WARNING'):
+        bands = loss.bands()
+    assert bands[0].shape == (0, 2) and len(bands[1]) == 1 and 'inner_race' in caplog.text

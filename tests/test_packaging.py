@@ -57,7 +57,7 @@ def wheel_modules(names: list[str]) -> list[str]:
 def built(tmp_path_factory) -> tuple[Path, list[str]]:
     "The wheel, and the modules of the source snapshot it was built from (others may be exporting meanwhile)."
     out = tmp_path_factory.mktemp('wheel')
-    # copy the sources (no .venv, .git, build outputs) so that building leaves the shared tree untouched
+    # copy the sources (no .venv, .git, build outputs) so that building leaves the working tree untouched
     src = out / 'src'
     ignore = shutil.ignore_patterns('.git', '.venv*', 'build', 'dist', '*.egg-info', '__pycache__', '_proc',
                                     '_docs', 'docs', 'nbs', '.pytest_cache', '*.h5', '*.onnx', '*.pt', 'runs',

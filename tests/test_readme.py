@@ -56,3 +56,42 @@ def test_generator_strips_directives_and_hidden_cells(tmp_path):
     assert '# T\n\nthe summary' in out and '> the summary' not in out
     assert 'secret' not in out and 'def f' not in out and '#|' not in out
     assert '```python\nx = 2\n```' in out
+
+
+def test_readme_shows_the_catalogue_figure():
+    "The README shows figures as committed PNG files (GitHub renders no notebook outputs)."
+    text = README.read_text(encoding='utf-8')
+    imgs = re.findall(r'!\[[^\]]*\]\(([^)\s]+)\)', text)
+    assert any('catalogue' in i for i in imgs), f'no catalogue figure in README.md: {imgs}'
+    for rel in imgs:
+        p = ROOT / rel
+        assert p.exists(), f'README.md shows {rel}, which does not exist: run `python tools/make_readme.py --figures`'
+        assert p.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', f'{rel} is not a PNG file'
+    marked = [p for p, _ in make_readme.figure_cells()]
+    assert marked, 'nbs/index.ipynb marks no cell with `#| readme-image:`'
+    assert all(p.relative_to(ROOT).as_posix() in imgs for p in marked), (marked, imgs)
+
+
+def test_readme_image_cells(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+    nb = new_notebook(cells=[new_markdown_cell('# T\n> s'), new_markdown_cell('## The plot'),
+                             new_code_cell('#| readme-image: images/p.png\nfrom matplotlib.figure import Figure\n'
+                                           'fig = Figure(figsize=(2, 1))\nfig.subplots().plot([0, 1])\nfig')])
+    p = tmp_path / 'index.ipynb'
+    nbformat.write(nb, p)
+    out = make_readme.render(p)
+    assert f'![The plot]({(tmp_path / "images" / "p.png").as_posix()})' in out, out
+    assert "Figure(" in out  # the code is shown, its output replaced by the image
+    path, code = make_readme.figure_cells(p)[0]
+    assert path == tmp_path / 'images' / 'p.png' and code.startswith('from matplotlib')
+    assert make_readme.draw_figures(p) == [path]
+    assert path.read_bytes()[:4] == b'\x89PNG'
+
+
+def test_readme_relative_links_resolve():
+    "On GitHub the README's relative links point into the repository: each must name a file there."
+    text = README.read_text(encoding='utf-8')
+    links = [u for u in re.findall(r'\]\(([^)\s]+)\)', text) if '://' not in u and not u.startswith(('#', 'mailto:'))]
+    missing = [u for u in links if not (ROOT / u.split('#')[0]).exists()]
+    assert not missing, f'README.md links to files that do not exist: {missing}'

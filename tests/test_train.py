@@ -139,7 +139,7 @@ def test_bad_input(data):
         def __getitem__(self, i): return torch.zeros(1, 256) + i, 7, i
     with pytest.raises(ValueError, match=r'outside 0\.\.3'):
         fit(m, NoLabelsAttr(), epochs=1, progress=False)
-    with pytest.raises(ValueError, match='class_names has 2 names'):
+    with pytest.raises(ValueError, match='class_names has 2 classes'):
         fit(m, train, epochs=1, class_names=['a', 'b'], progress=False)
 
 
@@ -226,3 +226,119 @@ def test_classical_baseline(data, monkeypatch):
     monkeypatch.setitem(sys.modules, 'sklearn.ensemble', None)
     with pytest.raises(ImportError, match=r"lstm_pfd\[ml\]"):
         ClassicalBaseline().fit(train)
+
+
+class _Normalised(ToneDataset):
+    "ToneDataset that says its windows are z-scored (the attribute WindowDataset carries)."
+    normalize = 'zscore'
+
+
+def test_checkpoint_records_normalize_and_class_names(tmp_path):
+    "fit stores the data's normalisation and class names; without data names, the catalogue's for the head size."
+    from lstm_pfd import physics
+    tr = _Normalised(records_per_class=2, seed=0)
+    res = fit(create_model('compact', n_classes=4, seed=0), tr, epochs=1, progress=False, checkpoint_path=tmp_path / 'a.pt')
+    _, info = load_checkpoint(res.checkpoint_path)
+    assert info['normalize'] == 'zscore' and info['class_names'] == tr.class_names
+    plain = ToneDataset(records_per_class=2, seed=0)
+    del_names = type('NoNames', (ToneDataset,), {})(records_per_class=2, seed=0)
+    del_names.class_names = None
+    fit(create_model('compact', n_classes=4, seed=0), del_names, epochs=1, progress=False, checkpoint_path=tmp_path / 'b.pt')
+    _, info = load_checkpoint(tmp_path / 'b.pt')
+    assert info['normalize'] is None and info['class_names'] == list(physics.class_names(4))
+    with pytest.raises(ValueError, match='normalised with'):
+        fit(create_model('compact', n_classes=4, seed=0), tr, plain, epochs=1, progress=False)
+
+
+def test_head_size_follows_the_data():
+    "A two-class data set trains a two-class head; a head of the wrong size is refused with the fix."
+    two = ToneDataset(n_classes=2, records_per_class=4, seed=0)
+    res = fit(create_model('compact', n_classes=2, seed=0), two, epochs=1, progress=False)
+    assert evaluate(res.model, two).probs.shape[1] == 2
+    three_named = ToneDataset(n_classes=2, records_per_class=4, seed=0)
+    three_named.class_names = ['a', 'b', 'c']
+    with pytest.raises(ValueError, match=r"train_data has 3 classes \(a, b, c\) but the model's head has n_classes=2"):
+        fit(create_model('compact', n_classes=2, seed=0), three_named, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="n_classes=3"):
+        evaluate(res.model, three_named)
+
+
+def test_evaluate_checks_a_checkpoint_against_the_data(data, tmp_path):
+    "evaluate(path, data) refuses a checkpoint for other windows, rates or classes, and non-finite weights."
+    train, val = data
+    m = create_model('compact', n_classes=4, seed=0)
+    save_checkpoint(tmp_path / 'm.pt', m, class_names=train.class_names, window_len=1024, fs=2048.0)
+    assert evaluate(tmp_path / 'm.pt', val).probs.shape == (len(val), 4)
+    with pytest.raises(CheckpointMismatch, match='window_len: checkpoint has 1024, expected 512'):
+        evaluate(tmp_path / 'm.pt', ToneDataset(window_len=512, seed=1))
+    with pytest.raises(CheckpointMismatch, match='fs: checkpoint has 2048.0, expected 4096.0'):
+        evaluate(tmp_path / 'm.pt', ToneDataset(fs=4096.0, seed=1))
+    other = ToneDataset(seed=1)
+    other.class_names = ['w', 'x', 'y', 'z']
+    with pytest.raises(CheckpointMismatch, match='class_names: checkpoint has'):
+        evaluate(tmp_path / 'm.pt', other)
+    with torch.no_grad():
+        m.head.fc.bias.fill_(float('nan'))
+    with pytest.raises(CheckpointMismatch, match='NaN/Inf values in the weights'):
+        evaluate(m, val)
+    save_checkpoint(tmp_path / 'nan.pt', m, class_names=train.class_names, window_len=1024, fs=2048.0)
+    with pytest.raises(CheckpointMismatch, match="first 'head.fc.bias'"):
+        evaluate(tmp_path / 'nan.pt', val)
+
+
+def test_checkpoint_with_oversized_kwargs_is_refused_before_building(tmp_path):
+    m = create_model('compact', n_classes=4, seed=0)
+    save_checkpoint(tmp_path / 'm.pt', m)
+    ck = torch.load(tmp_path / 'm.pt', weights_only=True)
+    ck['model_kwargs']['channels'] = (6000, 64, 64, 64, 64)
+    torch.save(ck, tmp_path / 'big.pt')
+    with pytest.raises(CheckpointMismatch, match=r"channels: got \(6000, 64, 64, 64, 64\); allowed integers 1\.\.1024"):
+        load_checkpoint(tmp_path / 'big.pt')
+    ck['model_kwargs'] = {'n_classes': 4, 'evil': 1}
+    torch.save(ck, tmp_path / 'evil.pt')
+    with pytest.raises(CheckpointMismatch, match=r"unknown kwarg\(s\) \['evil'\]"):
+        load_checkpoint(tmp_path / 'evil.pt')
+
+
+def test_classical_features_follow_the_catalogue_and_the_record_speed():
+    "Band features come from the catalogue (wear and friction bands included) at each window's own speed."
+    from lstm_pfd.train import classical_features
+    fs, L = 4096.0, 4096
+    t = np.arange(L) / fs
+    x = np.stack([np.sin(2 * np.pi * 2 * 50.0 * t), np.sin(2 * np.pi * 2 * 70.0 * t)])     # 2X at 50 and at 70 Hz
+    F, names = classical_features(x, fs, speed_hz=[50.0, 70.0])
+    f = dict(zip(names, F.T))
+    assert {'band_300-1300Hz', 'band_600-1200Hz', 'band_1-6Hz', 'band_1400-2600Hz', 'band_0.45X'} <= set(names)
+    assert (f['band_2X'] > -0.01).all() and (f['band_1X'] < -3).all()
+    F2, _ = classical_features(x, fs, speed_hz=60.0)        # at 60 Hz the 2X band (116.4-123.6 Hz) misses both tones
+    assert (dict(zip(names, F2.T))['band_2X'] < -3).all()
+    from lstm_pfd.config import DataConfig
+    wide = DataConfig()
+    wide.operating.speed_hz_range = (48.0, 72.0)
+    F3, _ = classical_features(x, fs, cfg=wide)             # unknown speed: the bands span the configured range
+    assert (dict(zip(names, F3.T))['band_2X'] > -0.01).all()
+    wear = np.sin(2 * np.pi * 400.0 * t)[None]
+    fw = dict(zip(names, classical_features(wear, fs, speed_hz=60.0)[0][0]))
+    assert fw['band_300-1300Hz'] > -0.01 and fw['band_600-1200Hz'] < -3
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ('this must never run',))
+
+
+def test_unreadable_checkpoints_are_refused_in_one_line(tmp_path, capsys, data):
+    "Empty, truncated, foreign and code-carrying files: one-line CheckpointMismatch, nothing executed."
+    good = save_checkpoint(tmp_path / 'good.pt', create_model('compact', n_classes=4, seed=0))
+    raw = good.read_bytes()
+    files = {'empty.pt': b'', 'truncated.pt': raw[:len(raw) // 2], 'text.pt': b'not a checkpoint\n'}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    torch.save({'format': 'lstm_pfd.checkpoint/1', 'x': _Evil()}, tmp_path / 'evil.pt')
+    for name in [*files, 'evil.pt']:
+        with pytest.raises(CheckpointMismatch, match='is not a readable lstm_pfd checkpoint') as e:
+            load_checkpoint(tmp_path / name)
+        assert '\n' not in str(e.value) and 'weights_only=False' not in str(e.value)
+        with pytest.raises(CheckpointMismatch):
+            fit(create_model('compact', n_classes=4, seed=0), data[0], epochs=1, progress=False, resume_from=tmp_path / name)
+    assert 'this must never run' not in capsys.readouterr().out

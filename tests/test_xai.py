@@ -169,8 +169,8 @@ def test_explain_record_figure_from_files(tmp_path):
     "The CLI entry point: checkpoint + dataset file in, PNG and summary out."
     from lstm_pfd.data import import_recordings, open_dataset
     from lstm_pfd.models import create_model
-    from lstm_pfd.physics import FAULTS
-    from lstm_pfd.train import save_checkpoint
+    from lstm_pfd.physics import class_names
+    from lstm_pfd.train import CheckpointMismatch, save_checkpoint
     from lstm_pfd.config import DataConfig
     cfg = DataConfig.preset('quick')
     fs, n = cfg.signal.fs, int(cfg.signal.fs * cfg.signal.duration_s)
@@ -178,7 +178,8 @@ def test_explain_record_figure_from_files(tmp_path):
     data = import_recordings(recs, ['imbalance', 'misalignment'], fs, tmp_path / 'ext.h5', cfg=cfg,
                              meta={'speed_hz': [60.0, 60.0]}, progress=False)
     m = create_model('compact', seed=0, channels=(8, 8, 16, 16, 16))
-    ckpt = save_checkpoint(tmp_path / 'm.pt', m, class_names=list(FAULTS), fs=fs)
+    wl = cfg.window_len
+    ckpt = save_checkpoint(tmp_path / 'm.pt', m, class_names=list(class_names()), fs=fs, window_len=wl)
     split = 'test'
     out = tmp_path / 'fig.png'
     fig, summ = xai.explain_record_figure(ckpt, data, 1, method='occlusion', split=split, out=out, n_steps=8)
@@ -186,6 +187,41 @@ def test_explain_record_figure_from_files(tmp_path):
     assert summ['label_name'] == 'misalignment' and summ['speed_hz'] == 60.0 and 0 <= summ['band_alignment'] <= 1
     with pytest.raises(ValueError, match='out of range'):
         xai.explain_record_figure(ckpt, data, 5, split=split)
+    # the checkpoint is checked against the data: window length, sampling rate, classes, finite weights
+    bad = {'window_len': dict(window_len=wl // 2), 'fs': dict(fs=2 * fs), 'class_names': dict()}
+    for i, (what, kw) in enumerate(bad.items()):
+        mm = m if what != 'class_names' else create_model('compact', n_classes=5, seed=0, channels=(8, 8, 16, 16, 16))
+        args = dict(class_names=list(class_names(mm.n_classes)), fs=fs, window_len=wl) | kw
+        save_checkpoint(tmp_path / f'bad{i}.pt', mm, **args)
+        with pytest.raises(CheckpointMismatch, match=f'{what}: checkpoint has'):
+            xai.explain_record_figure(tmp_path / f'bad{i}.pt', data, 1, method='occlusion', split=split)
+    with torch.no_grad():
+        m.head.fc.weight.fill_(float('nan'))
+    save_checkpoint(tmp_path / 'nan.pt', m, class_names=list(class_names()), fs=fs, window_len=wl)
+    with pytest.raises(CheckpointMismatch, match='NaN/Inf values in the weights'):
+        xai.explain_record_figure(tmp_path / 'nan.pt', data, 1, method='occlusion', split=split)
+
+
+def test_control_bands_use_the_mains_frequency():
+    "band_alignment passes the mains frequency to the control bands: none of them sits on a mains line."
+    from lstm_pfd import physics
+    fs = 20480.0
+    det = ToneDetector(27, fs, 20480)
+    sa = frequency_attribution(det, _tones([27], [1.0], n=20480, fs=fs, noise=0.1), fs, target=1, n_steps=4)
+    for mains in (50.0, 60.0):
+        c = physics.control_bands('oil_whirl', 60.0, fs, mains_hz=mains)
+        ba = band_alignment(sa, 'oil_whirl', 60.0, fs=fs, mains_hz=mains)
+        assert np.isfinite(ba['alignment'])
+        assert not physics.band_mask(np.arange(1, 4) * mains, c).any()
+    assert ba == band_alignment(sa, bands=physics.expected_bands('oil_whirl', 60.0, merge=False), control=c)
+
+
+def test_band_alignment_for_a_class_outside_the_catalogue():
+    "Your own labels: no physics bands, so no alignment (NaN), and no error."
+    det = ToneDetector(120, FS, L)
+    sa = frequency_attribution(det, _tones([120], [1.0], noise=0.1), FS, target=1, n_steps=4)
+    ba = band_alignment(sa, 'inner_race', 60.0, fs=FS)
+    assert np.isnan(ba['alignment']) and ba['n_bins'] == 0
 
 
 def test_band_alignment_without_a_control_band(monkeypatch):

@@ -12,9 +12,13 @@ Steps (Quarto is not available, and nothing is fetched from a CDN at view time):
    cell error or a cell running past the per-cell timeout fails the build.
 3. nbdev's preprocessing from Python (refresh_quarto_yml, _build_modidx, nbdev_sidebar,
    proc_nbs) over the executed copies: show_doc entries are added and rendered, links added.
-4. The `#|` directives left in `_proc/` become MyST-NB cell tags; show_doc outputs become real
-   markdown cells (sections in the TOC and in search); pages are named like nbdev's
-   (00_config.ipynb -> config.html) and nbdev's absolute doc links are made relative.
+4. The `#|` directives left in `_proc/` become MyST-NB cell tags (`#| no-output` -> tag_no-output:
+   a cell silent on purpose); show_doc outputs become real markdown cells (sections in the TOC and
+   in search) with a parameter table (nbdev docments or numpy docstrings), a source link built from
+   settings.ini (git_url, branch, the definition's line) and, for a class, an entry per public
+   method without its own show_doc; warnings and local paths leave rendered outputs; pages are named
+   like nbdev's (00_config.ipynb -> config.html), nbdev's absolute doc links are made relative and
+   links to private names (no entry) dropped.
 5. The widget JS (@jupyter-widgets/html-manager@1, requirejs) and MathJax 3 are fetched with
    `npm pack` (tarballs cached in docs/_static_vendor/) and served from the site's _static/vendor.
 6. `sphinx-build -W -b html` with myst-nb (no execution: the notebooks are executed already) and
@@ -219,7 +223,7 @@ _re_fence = re.compile(r'^\s*(`{3,}|~{3,})')
 _re_heading = re.compile(r'^(#{1,6})(\s+.*)$')
 _re_showdoc = re.compile(r'^\s*show_doc\(\s*([\w.]+)')
 _re_source = re.compile(r'^\[source\]\((\S+?)\)(\{[^}]*\})?\s*$')
-_re_mdlink = re.compile(r'\]\(([^()\s]+)\)')
+_re_mdlink = re.compile(r'(!?)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(([^()\s]+)\)')  # (image mark, text, url)
 
 
 def split_directives(source: str) -> tuple[dict[str, str], str]:
@@ -240,7 +244,152 @@ def tags_for(dirs: dict[str, str]) -> list[str]:
     if false('echo'): tags.append('remove-input')
     if false('output'): tags.append('remove-output')
     if 'code-fold' in dirs and dirs['code-fold'].lower() not in ('false', ''): tags.append('hide-input')
+    if NO_OUTPUT in dirs: tags.append(NO_OUTPUT)  # a cell meant to produce no output (tests/test_docs_site.py)
     return tags
+
+
+# ----------------------------------------------------------------------------------- rendered outputs
+NO_OUTPUT = 'no-output'  # `#| no-output`: the cell produces no output on purpose
+_re_warning = re.compile(r'^\S.*?:\d+: \w*Warning: ')
+
+
+def _local_prefixes() -> list[str]:
+    "Absolute paths of this checkout and of the Python environment, longest first."
+    import site, sysconfig
+    ps = {str(ROOT), sys.prefix, sys.base_prefix, str(Path.home()), *site.getsitepackages(),
+          sysconfig.get_paths().get('purelib', '')}
+    return sorted((p.rstrip('/') for p in ps if p and len(p) > 1), key=len, reverse=True)
+
+
+def strip_warnings(text: str) -> str:
+    "Drop Python warnings (`file.py:12: XWarning: msg` and the indented source line after it) from `text`."
+    out, skip = [], False
+    for line in text.splitlines(keepends=True):
+        if _re_warning.match(line): skip = True; continue
+        if skip and line.startswith((' ', '\t')): continue
+        skip = False
+        out.append(line)
+    return ''.join(out)
+
+
+def clean_text(text: str, prefixes: list[str]) -> str:
+    "Local absolute paths made relative (`<checkout>/nbs/x` -> `nbs/x`, site-packages -> `site-packages/...`)."
+    for p in prefixes:
+        text = re.sub(re.escape(p) + r'(?![\w.-])/?(lib/python[\d.]+/)?', '' if p == str(ROOT) else '.../', text)
+    return text
+
+
+def clean_outputs(cell, prefixes: list[str]) -> None:
+    "Warnings and local paths out of a code cell's rendered outputs (stderr warnings dropped; text cleaned)."
+    outs = []
+    for o in cell.get('outputs', []):
+        if o.output_type == 'stream':
+            o.text = clean_text(strip_warnings(o.text) if o.name == 'stderr' else o.text, prefixes)
+            if not o.text.strip(): continue
+        elif o.output_type in ('execute_result', 'display_data'):
+            for k in ('text/plain', 'text/html', 'text/markdown'):
+                if isinstance(o.get('data', {}).get(k), str): o.data[k] = clean_text(o.data[k], prefixes)
+        outs.append(o)
+    cell.outputs = outs
+
+
+# ----------------------------------------------------------------------------------- API reference
+def resolve(module: str | None, name: str):
+    "The object `name` (`f`, `Class` or `Class.method`) of `lstm_pfd.<module>`, or None."
+    import importlib
+    try: obj = importlib.import_module(f'lstm_pfd.{module}') if module else None
+    except Exception: return None  # noqa: BLE001
+    for part in name.split('.'):
+        if obj is None: return None
+        obj = inspect_getattr(obj, part)
+    return obj
+
+
+def inspect_getattr(obj, name: str):
+    "Attribute `name` of `obj` as defined (classmethod/staticmethod/property unwrapped to its function)."
+    import inspect
+    raw = inspect.getattr_static(obj, name, None) if inspect.isclass(obj) else getattr(obj, name, None)
+    if isinstance(raw, (classmethod, staticmethod)): return raw.__func__
+    if isinstance(raw, property): return raw.fget
+    return raw
+
+
+def public_methods(cls) -> list[str]:
+    "Public methods (functions, classmethods, staticmethods) a class defines itself, in source order."
+    import inspect
+    return [k for k, v in vars(cls).items() if not k.startswith('_')
+            and (inspect.isfunction(v) or isinstance(v, (classmethod, staticmethod)))]
+
+
+def source_url(obj) -> str | None:
+    "`git_url/blob/branch/<file>#L<line>` from settings.ini for an object defined in the package, else None."
+    import inspect
+    from nbdev.config import get_config
+    try:
+        obj = inspect.unwrap(obj)
+        path = Path(inspect.getsourcefile(obj)).resolve()
+        line = inspect.getsourcelines(obj)[1]
+    except (TypeError, OSError): return None
+    cfg = get_config()
+    lib = (ROOT / cfg.get('lib_path', 'lstm_pfd')).resolve()
+    url, branch = cfg.get('git_url', ''), cfg.get('branch', '')
+    if not (url and branch and line) or lib not in path.parents: return None
+    return f"{url.rstrip('/')}/blob/{branch}/{path.relative_to(ROOT).as_posix()}#L{line}"
+
+
+def param_docs(obj) -> dict[str, dict]:
+    """Parameters of a callable (class: its constructor) as {name: {anno, default, docment}} from nbdev
+    docments comments or a numpy-style docstring; `self`/`cls` left out. {} when there are none or no source."""
+    import inspect
+    from fastcore.docments import docments
+    try: d = docments(obj, full=True, returns=False)
+    except Exception: return {}  # noqa: BLE001 - builtins, C extensions, objects without source
+    return {k: v for k, v in d.items() if k not in ('self', 'cls', 'return')}
+
+
+def undocumented(obj) -> list[str]:
+    "Names of `obj`'s public parameters (not starting with `_`) without a description."
+    return [k for k, v in param_docs(obj).items() if not k.startswith('_') and not (v.get('docment') or '').strip()]
+
+
+def public_callables() -> list[tuple[str, object]]:
+    """Every public callable of the package: ('module.name', obj) for the functions and classes each module
+    exports (`__all__`, defined there), and ('module.Class.method', fn) for the public methods a class defines."""
+    import importlib, inspect, pkgutil
+    from nbdev.config import get_config
+    lib = get_config().get('lib_name', 'lstm_pfd')
+    pkg = importlib.import_module(lib)
+    res = []
+    for m in sorted(x.name for x in pkgutil.iter_modules(pkg.__path__) if not x.name.startswith('_')):
+        mod = importlib.import_module(f'{lib}.{m}')
+        for n in getattr(mod, '__all__', []):
+            o = getattr(mod, n, None)
+            if not (inspect.isfunction(o) or inspect.isclass(o)) or getattr(o, '__module__', None) != mod.__name__: continue
+            res.append((f'{m}.{n}', o))
+            if inspect.isclass(o): res += [(f'{m}.{n}.{k}', inspect_getattr(o, k)) for k in public_methods(o)]
+    return res
+
+
+def _fmt_anno(a) -> str:
+    import inspect
+    if a is inspect.Parameter.empty or a is None: return ''
+    return a if isinstance(a, str) else getattr(a, '__name__', str(a)).replace('typing.', '')
+
+
+def param_table(obj) -> str:
+    "A markdown table of `obj`'s parameters (type, default, description); '' without parameters."
+    import inspect
+    rows = []
+    for k, v in param_docs(obj).items():
+        if k.startswith('_'): continue  # private parameters are not part of the API
+        kind = v.get('kind')
+        nm = ('*' if kind == inspect.Parameter.VAR_POSITIONAL else '**' if kind == inspect.Parameter.VAR_KEYWORD else '') + k
+        dflt = v.get('default', inspect.Parameter.empty)
+        dflt = '' if dflt is inspect.Parameter.empty else f'`{dflt!r}`'
+        cell = lambda t: str(t).replace('|', '\\|').replace('\n', ' ')
+        rows.append(f"| `{nm}` | {cell(_fmt_anno(v.get('anno')))} | {cell(dflt)} | {cell(v.get('docment') or '')} |")
+    if not rows: return ''
+    return '\n'.join(['| parameter | type | default | description |', '|---|---|---|---|', *rows])
 
 
 class PageConverter:
@@ -248,6 +397,8 @@ class PageConverter:
     def __init__(self, rel: Path, pages: dict[str, str], doc_base: str, module: str | None):
         self.rel, self.page, self.pages, self.doc_base, self.module = rel, page_name(rel), pages, doc_base, module
         self.level = 1  # level of the last heading seen
+        self.prefixes = _local_prefixes()
+        self.documented: set[str] = set()  # names with their own show_doc cell on this page
 
     # links -------------------------------------------------------------------------------
     def _relurl(self, page: str, anchor: str = '') -> str:
@@ -257,16 +408,18 @@ class PageConverter:
         return url + ('#' + make_id(anchor) if anchor else '')
 
     def _link(self, m: re.Match) -> str:
-        url = m.group(1)
+        bang, text, url = m.groups()
         if self.doc_base and url.startswith(self.doc_base):  # nbdev's absolute links into this site
             path, _, anchor = url[len(self.doc_base):].partition('#')
             path = re.sub(r'\.html$', '', path.lstrip('/')) or 'index'
-            if path in self.pages.values(): return f']({self._relurl(path, anchor)})'
+            # a private name (`_record`) has no entry to link to: keep the text, drop the dead anchor
+            if any(part.startswith('_') for part in anchor.split('.')): return text
+            if path in self.pages.values(): return f'{bang}[{text}]({self._relurl(path, anchor)})'
         elif '://' not in url and not url.startswith(('#', 'mailto:')):  # a notebook linking another
             path, _, anchor = url.partition('#')
             target = (Path(self.rel).parent / path)
             key = os.path.normpath(target.as_posix())
-            if key in self.pages: return f']({self._relurl(self.pages[key], anchor)})'
+            if key in self.pages: return f'{bang}[{text}]({self._relurl(self.pages[key], anchor)})'
         return m.group(0)
 
     def links(self, md: str) -> str:
@@ -300,27 +453,52 @@ class PageConverter:
         try: return inspect.isclass(getattr(importlib.import_module(f'lstm_pfd.{self.module}'), name))
         except Exception: return False  # noqa: BLE001 - only a label
 
-    def show_doc(self, md: str, name: str) -> str:
-        "show_doc markdown as a section one level below the current one; source link after the heading."
+    def show_doc(self, md: str, name: str, depth: int = 1) -> str:
+        """show_doc markdown as a section `depth` levels below the current one; a source link built from
+        settings.ini after the heading (nbdev's is dropped), the parameters as a table after the signature."""
         lines = md.strip().splitlines()
         while lines and lines[0].strip() in ('---', ''): lines.pop(0)
-        src = None
         if lines and _re_source.match(lines[0]):
-            src = _re_source.match(lines.pop(0)).group(1)
+            lines.pop(0)
             while lines and not lines[0].strip(): lines.pop(0)
         text = '\n'.join(lines)
+        obj = resolve(self.module, name)
+        src = source_url(obj) if obj is not None else None
         if '.' not in name and self._is_class(name):
             text = re.sub(rf'^def {re.escape(name)}\(', f'class {name}(', text, count=1, flags=re.MULTILINE)
-        text = self.headings(text, base=min(self.level + 1, 6))
+        table = param_table(obj) if obj is not None and callable(obj) else ''
+        if table:  # after the signature block (the first fence), before the docstring
+            m = re.search(r'^```python\n.*?^```\n?', text, flags=re.MULTILINE | re.DOTALL)
+            at = m.end() if m else len(text)
+            text = text[:at].rstrip('\n') + '\n\n' + table + '\n\n' + text[at:].lstrip('\n')
+        text = self.headings(text, base=min(self.level + depth, 6))
         if src:
             link = f'<a class="nbdev-source" href="{src}">source</a>'
             text = re.sub(r'^(#{1,6} .*)$', lambda m: m.group(1) + '\n\n' + link, text, count=1, flags=re.MULTILINE)
         return self.links(text)
 
+    def methods(self, name: str) -> list:
+        "show_doc entries for the public methods of class `name` that have no show_doc cell of their own."
+        import inspect
+        from nbformat.v4 import new_markdown_cell
+        from nbdev.showdoc import BasicMarkdownRenderer
+        cls = resolve(self.module, name)
+        if '.' in name or not inspect.isclass(cls): return []
+        res = []
+        for m in public_methods(cls):
+            if f'{name}.{m}' in self.documented: continue
+            md = BasicMarkdownRenderer(inspect_getattr(cls, m), name=f'{name}.{m}')._repr_markdown_()
+            level, self.level = self.level, min(self.level + 1, 6)  # one below the class's entry
+            try: res.append(new_markdown_cell(self.show_doc(md, f'{name}.{m}')))
+            finally: self.level = level
+        return res
+
     # cells ---------------------------------------------------------------------------------
     def convert(self, nb):
         import nbformat, yaml
         from nbformat.v4 import new_markdown_cell
+        self.documented = {m.group(1) for c in nb.cells if c.cell_type == 'code'
+                           for m in [_re_showdoc.match(split_directives(c.source)[1])] if m}
         cells = []
         for cell in nb.cells:
             src = cell.source
@@ -345,6 +523,7 @@ class PageConverter:
                 asis = dirs.get('output', '').lower() == 'asis' and mds
                 if asis and sd and re.fullmatch(r'\s*show_doc\([^\n]*\)\s*', code):
                     cells += [new_markdown_cell(self.show_doc(md, sd.group(1))) for md in mds]
+                    cells += self.methods(sd.group(1))
                     continue
                 if asis and dirs.get('echo', '').lower() == 'false':
                     cells += [new_markdown_cell(self.links(self.headings(md))) for md in mds]
@@ -352,6 +531,7 @@ class PageConverter:
                 tags = tags_for(dirs)
                 if 'remove-cell' in tags or (not code.strip() and not cell.get('outputs')): continue
                 cell.source = code
+                clean_outputs(cell, self.prefixes)
                 if tags: cell.metadata['tags'] = sorted(set(cell.metadata.get('tags', [])) | set(tags))
                 cells.append(cell)
         nb.cells = cells

@@ -1,14 +1,19 @@
 #!/usr/bin/env python
-"""Generate README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which is not available here).
+"""Generate README.md from nbs/index.ipynb (without Quarto, which nbdev_readme needs).
 
     python tools/make_readme.py          # write README.md
     python tools/make_readme.py --check  # exit 1 if README.md differs from what would be written
+    python tools/make_readme.py --figures  # also re-draw the committed figures (see below), then write
 
 Rules: the title cell (`# Title` + `> summary`) becomes the heading and a plain paragraph; nbdev
 directives (`#| ...`) are stripped; cells marked `hide`, `include: false`, `export*` or
 `default_exp` are dropped; code cells become ```python fences; text outputs saved in the
 notebook are kept as plain fences (images and widgets are dropped). The notebook is not executed,
-so the README depends only on the committed notebook.
+so the README depends only on the committed notebook and its committed figures.
+
+Figures: a code cell with `#| readme-image: images/x.png` (a path relative to nbs/) is shown in the
+README as that committed PNG instead of its outputs; `--figures` executes those cells (their code
+alone, with the Agg backend) and saves the figure their last expression returns to that path.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 INDEX = ROOT / 'nbs' / 'index.ipynb'
 README = ROOT / 'README.md'
 NOTE = '<!-- Generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook, not this file. -->'
@@ -68,19 +74,80 @@ def _outputs(cell) -> list[str]:
     return res
 
 
+IMAGE_KEY = 'readme-image'
+
+
+def _image_path(index: Path, rel: str) -> str:
+    "The README's link to the committed figure `rel` (relative to the notebook's folder)."
+    p = (Path(index).parent / rel).resolve()
+    try: return p.relative_to(ROOT).as_posix()
+    except ValueError: return p.as_posix()
+
+
+def figure_cells(index: Path = INDEX) -> list[tuple[Path, str]]:
+    "(absolute PNG path, code) of the cells marked `#| readme-image: path`."
+    nb = nbformat.read(index, as_version=4)
+    res = []
+    for cell in nb.cells:
+        if cell.cell_type != 'code': continue
+        dirs, code = split_directives(cell.source)
+        if dirs.get(IMAGE_KEY): res.append(((Path(index).parent / dirs[IMAGE_KEY]).resolve(), code))
+    return res
+
+
+def draw_figures(index: Path = INDEX, dpi: int = 72) -> list[Path]:
+    "Execute each `readme-image` cell's code and save the figure its last expression returns."
+    import ast
+    import matplotlib
+    matplotlib.use('Agg')
+    out = []
+    for path, code in figure_cells(index):
+        tree = ast.parse(code)
+        if not tree.body or not isinstance(tree.body[-1], ast.Expr):
+            raise SystemExit(f'{index.name}: a readme-image cell must end with an expression returning a figure')
+        last = ast.Expression(tree.body.pop().value)
+        ns: dict = {}
+        exec(compile(tree, f'<{index.name}>', 'exec'), ns)
+        fig = eval(compile(last, f'<{index.name}>', 'eval'), ns)
+        if not hasattr(fig, 'savefig'):
+            raise SystemExit(f'{index.name}: {path.name}: the cell returned {type(fig).__name__}, not a figure')
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, metadata={'Software': None})
+        out.append(path)
+        print(f'wrote {_image_path(ROOT / "nbs" / "x", path.as_posix())}')
+    return out
+
+
+def _page_links(md: str, nbs: Path) -> str:
+    "Links to site pages (`tutorials/x.html#a`) become links to their notebooks (`nbs/tutorials/01_x.ipynb#a`)."
+    from build_docs import discover_notebooks, page_name
+    pages = {page_name(r) + '.html': r.as_posix() for r in discover_notebooks(nbs)}
+    def sub(m):
+        path, _, anchor = m.group(1).partition('#')
+        if path not in pages: return m.group(0)
+        rel = (Path(nbs) / pages[path]).resolve()
+        try: rel = rel.relative_to(ROOT)
+        except ValueError: pass
+        return f"]({rel.as_posix()}{'#' + anchor if anchor else ''})"
+    return re.sub(r'\]\(([\w./-]+\.html(?:#[\w.-]*)?)\)', sub, md)
+
+
 def render(index: Path = INDEX) -> str:
     "The README text for `index` (deterministic: depends only on the notebook file)."
     nb = nbformat.read(index, as_version=4)
-    blocks = [NOTE]
+    blocks, alt = [NOTE], 'figure'
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == 'markdown':
+            heads = re.findall(r'^#+\s+(.+?)\s*$', cell.source, flags=re.MULTILINE)
+            if heads: alt = heads[-1]
             if i == 0 and cell.source.lstrip().startswith('# '): blocks += _title(cell.source)
-            elif cell.source.strip(): blocks.append(cell.source.strip())
+            elif cell.source.strip(): blocks.append(_page_links(cell.source.strip(), Path(index).parent))
         elif cell.cell_type == 'code':
             dirs, code = split_directives(cell.source)
             if _hidden(dirs) or not code.strip(): continue
             if dirs.get('echo', '').lower() != 'false': blocks.append('```python\n' + code + '\n```')
-            if dirs.get('output', '').lower() != 'false': blocks += _outputs(cell)
+            if dirs.get(IMAGE_KEY): blocks.append(f'![{alt}]({_image_path(index, dirs[IMAGE_KEY])})')
+            elif dirs.get('output', '').lower() != 'false': blocks += _outputs(cell)
         elif cell.cell_type == 'raw' and cell.source.strip() and not cell.source.lstrip().startswith('---'):
             blocks.append(cell.source.strip())
     return '\n\n'.join(blocks) + '\n'
@@ -89,7 +156,9 @@ def render(index: Path = INDEX) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--check', action='store_true', help='only check that README.md is up to date')
+    p.add_argument('--figures', action='store_true', help='re-draw the readme-image figures before writing')
     args = p.parse_args(argv)
+    if args.figures and not args.check: draw_figures()
     text = render()
     if args.check:
         ok = README.exists() and README.read_text(encoding='utf-8') == text

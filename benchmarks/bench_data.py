@@ -1,6 +1,6 @@
 """Benchmark: wall time, peak memory and file size of the full JBFD-11 build, serial and with workers.
 
-    python tests/bench_data.py [--workers 0 2] [--preset jbfd11] [--out DIR]
+    python benchmarks/bench_data.py [--workers 0 2] [--preset jbfd11] [--out DIR]
 
 Prints figures; asserts nothing about time.
 """

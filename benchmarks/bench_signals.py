@@ -1,6 +1,6 @@
 """Signal-generator benchmark (prints figures, asserts nothing).
 
-    OMP_NUM_THREADS=1 python tests/bench_signals.py [--n 440] [--batch 64] [--repeats 3] [--preset jbfd11]
+    OMP_NUM_THREADS=1 python benchmarks/bench_signals.py [--n 440] [--batch 64] [--repeats 3] [--preset jbfd11]
 """
 import os
 for v in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS'): os.environ.setdefault(v, '1')

@@ -1,7 +1,7 @@
 """Training throughput (windows/s) of the registry models on this CPU: a measurement that prints, never asserts.
 
-Run: python tests/bench_train.py [--threads 2] [--window-len 20480] [--models compact,cnn1d]
-The machine's cores may be shared with other work: figures are noisy (tens of percent); repeat and report the spread.
+Run: python benchmarks/bench_train.py [--threads 2] [--window-len 20480] [--models compact,cnn1d]
+Timings vary with other load on the CPU (tens of percent): repeat and report the spread.
 """
 import argparse
 

@@ -1,7 +1,7 @@
 """Export benchmark: size, 1-thread latency (batch 1/32) and accuracy per model and precision, beside PyTorch eager.
 
-    python tests/bench_export.py CKPT.pt [CKPT2.pt ...] --dataset DATA.h5      # trained checkpoints, with accuracy
-    python tests/bench_export.py --registry --window-len 20480 --fs 20480       # untrained registry models, latency only
+    python benchmarks/bench_export.py CKPT.pt [CKPT2.pt ...] --dataset DATA.h5      # trained checkpoints, with accuracy
+    python benchmarks/bench_export.py --registry --window-len 20480 --fs 20480       # untrained registry models, latency only
 Prints a Markdown table (a measurement, not a test: nothing is asserted).
 """
 import argparse
