@@ -328,3 +328,22 @@ def test_training_monitor_replaces_the_progress_bar():
     assert E.TrainingMonitor.replaces_progress is True
     mon = E.TrainingMonitor()
     assert mon.image.layout.max_width == '100%'
+
+
+def test_a_registered_class_appears_in_the_explorers(cfg):
+    "Class lists are read from the catalogue when an explorer is built: a 12th class shows up, and can be explored."
+    from lstm_pfd import physics
+    physics.register_fault('imbalance_whirl', atoms=('imbalance', 'oil_whirl'))
+    try:
+        se = E.SignalExplorer(cfg, 'imbalance_whirl', speed_hz=60.0)
+        assert list(se.fault.options) == list(physics.class_names()) and len(se.fault.options) == len(FAULTS) + 1
+        np.testing.assert_allclose(se.bands, expected_bands('imbalance_whirl', 60.0))
+        from lstm_pfd.demo import plot_catalogue, plot_confusion
+        fig = plot_catalogue(cfg, duration_s=0.5)
+        assert f'{len(FAULTS)} imbalance_whirl' in [a.get_title() for a in fig.axes]
+        n = physics.n_classes()
+        ticks = [t.get_text() for t in plot_confusion(np.eye(n, dtype=int)).axes[0].get_xticklabels()]
+        assert ticks[-1] == 'imbalance_whirl'
+    finally:
+        physics.unregister_fault('imbalance_whirl')
+    assert len(E.SignalExplorer(cfg).fault.options) == len(FAULTS)
