@@ -319,7 +319,8 @@ class RecordTable:
         if groups is not None:
             if 'group' not in self.meta: raise KeyError(f"split {self.name!r} has no 'group' column (import with groups=)")
             m &= np.isin(self.meta['group'].astype(str), [str(g) for g in groups])
-        if severities is not None: m &= np.isin(self.severity, [severity_index(s) for s in severities])
+        if severities is not None:   # slot names or indices; -1 or 'unknown': imported records without a slot
+            m &= np.isin(self.severity, [-1 if (isinstance(s, str) and s == 'unknown') or (not isinstance(s, str) and s == -1) else severity_index(s) for s in severities])
         for col, (lo, hi) in ranges.items():
             if col not in self.meta: raise KeyError(f"unknown column {col!r}; columns: {sorted(self.meta)}")
             m &= (self.meta[col] >= lo) & (self.meta[col] <= hi)

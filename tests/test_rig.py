@@ -299,3 +299,16 @@ def test_explain_a_record_of_an_own_class(tmp_path, caplog):
                           "checkpoint's/file's class names (06_xai)")
 def test_explain_names_the_target_from_the_file_classes(tmp_path):
     assert _explained(tmp_path)['target_name'] in ('rub', 'whip')
+
+
+def test_explorers_on_an_own_class_file(tmp_path):
+    "The dataset and model explorers take the class names of the file (and its unknown severity slots)."
+    from lstm_pfd.explorers import DatasetExplorer, ModelExplorer
+    from lstm_pfd.models import create_model
+    from lstm_pfd.train import fit
+    p = _import(tmp_path, [_tone(100), _tone(300), _tone(100, seed=3), _tone(300, seed=4)], ['rub', 'whip'] * 2, split=(0.5, 0, 0.5))
+    with open_dataset(p) as ds: tr = ds.windows('train')
+    fit(create_model('compact', n_classes=2, seed=0, channels=(8,) * 5), tr, epochs=1, progress=False, checkpoint_path=tmp_path / 'm.pt')
+    d = DatasetExplorer(p)
+    assert d.class_names == ['rub', 'whip'] and len(d.rows) == 4
+    assert ModelExplorer(tmp_path / 'm.pt', p).class_names == ['rub', 'whip']
