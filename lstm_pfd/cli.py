@@ -7,20 +7,67 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
-from .config import DataConfig, ConfigError, PRESETS
+from .config import PRESETS, ConfigError, DataConfig
+from .utils import strict_json
+
+DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config says otherwise
 
 # %% auto #0
-__all__ = ['cmd_config', 'cmd_demo', 'cmd_generate', 'cmd_import', 'cmd_train', 'cmd_evaluate', 'cmd_explain', 'cmd_export',
-           'cmd_predict', 'cmd_serve', 'build_parser', 'main']
+__all__ = ['DEFAULT_PRESET', 'COMMANDS', 'subcommand', 'build_parser', 'main', 'cmd_config', 'cmd_generate', 'cmd_import',
+           'cmd_train', 'cmd_evaluate', 'cmd_explain', 'cmd_export', 'cmd_predict', 'cmd_serve', 'cmd_demo']
 
-# %% ../nbs/09_cli.ipynb #a7bf41fc
-__all__ = ['build_parser', 'main']
+# %% ../nbs/09_cli.ipynb #reg00002
+COMMANDS: dict[str, tuple] = {}
 
-# %% ../nbs/09_cli.ipynb #6faabaaa
+def subcommand(name: str, help: str, add_args):
+    "Decorator: register `cmd(args) -> int` as `lstm-pfd NAME`, its options added by `add_args(parser)`."
+    def deco(cmd):
+        COMMANDS[name] = (help, add_args, cmd)
+        return cmd
+    return deco
+
+# %% ../nbs/09_cli.ipynb #reg00003
+class _Lazy:
+    "A `choices` container filled on first use (`load()` -> names), so the registry's module is imported only when needed."
+    def __init__(self, load): self.load, self._items = load, None
+    @property
+    def items(self) -> list[str]:
+        if self._items is None: self._items = list(self.load())
+        return self._items
+    def __contains__(self, x): return x in self.items
+    def __iter__(self): return iter(self.items)
+    def __len__(self): return len(self.items)
+
+def _models():
+    from lstm_pfd.models import MODELS
+    return MODELS
+def _xai_methods():
+    from lstm_pfd.xai import METHODS
+    return METHODS
+def _precisions():
+    from lstm_pfd.export import PRECISIONS
+    return [p for p in PRECISIONS if p != 'fp32']
+
+# %% ../nbs/09_cli.ipynb #opt00002
+def _add_config_args(p):
+    p.add_argument('--preset', default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help=f"named data protocol (default: {DEFAULT_PRESET}; jbfd11 is the benchmark)")
+    p.add_argument('--config', metavar='YAML', help='a YAML config file (instead of a preset)')
+    p.add_argument('--set', action='append', metavar='KEY=VALUE',
+                   help='dotted-key override of the protocol, e.g. signal.fs=8192 (repeatable)')
+
+def _add_threads(p, what: str = 'PyTorch'):
+    p.add_argument('--threads', type=int, default=None,
+                   help=f'{what} threads (default: $OMP_NUM_THREADS if set, else 1: fastest when the CPU is shared)')
+
+def _add_progress(p): p.add_argument('--no-progress', action='store_true', help='no progress bars')
+
+# %% ../nbs/09_cli.ipynb #opt00003
 def _parse_overrides(items: list[str]) -> dict:
     "`['signal.fs=8192', ...]` -> `{'signal.fs': 8192}` (values parsed as YAML scalars/lists)."
     import yaml
@@ -32,42 +79,113 @@ def _parse_overrides(items: list[str]) -> dict:
     return out
 
 def _load_config(args) -> DataConfig:
-    if getattr(args, 'config', None): cfg = DataConfig.from_yaml(Path(args.config))
-    else: cfg = DataConfig.preset(args.preset)
+    "The protocol of `--config` or `--preset`, with the `--set` overrides."
+    cfg = DataConfig.from_yaml(Path(args.config)) if getattr(args, 'config', None) else DataConfig.preset(args.preset)
     ov = _parse_overrides(getattr(args, 'set', None))
     return cfg.override(ov) if ov else cfg
 
-# %% ../nbs/09_cli.ipynb #810f02b9
+# %% ../nbs/09_cli.ipynb #opt00005
+def _thread_count(args) -> int:
+    "`--threads`, else `$OMP_NUM_THREADS`, else 1; checked."
+    n = args.threads if getattr(args, 'threads', None) is not None else os.environ.get('OMP_NUM_THREADS') or 1
+    try: n = int(n)
+    except ValueError: raise ValueError(f"OMP_NUM_THREADS: got {n!r}; allowed: an integer >= 1") from None
+    if n < 1: raise ValueError(f"--threads: got {n}; allowed: an integer >= 1")
+    return n
+
+def _torch_threads(args) -> int:
+    "Set PyTorch's intra-op threads from `_thread_count` and return the count."
+    import torch
+    n = _thread_count(args); torch.set_num_threads(n)
+    return n
+
+# %% ../nbs/09_cli.ipynb #par00002
+def build_parser() -> argparse.ArgumentParser:
+    "The `lstm-pfd` argument parser: one sub-parser per registered command (`COMMANDS`)."
+    ap = argparse.ArgumentParser(prog='lstm-pfd', description='Vibration-based fault diagnosis of journal bearings.')
+    ap.add_argument('--version', action='version', version=f'lstm-pfd {__version__}')
+    ap.add_argument('-v', '--verbose', action='store_true', help='log progress details')
+    ap.add_argument('--debug', action='store_true', help='show the full traceback of an error')
+    sub = ap.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for name, (help, add_args, cmd) in COMMANDS.items():
+        p = sub.add_parser(name, help=help, description=help)
+        add_args(p)
+        p.set_defaults(func=cmd)
+    return ap
+
+# %% ../nbs/09_cli.ipynb #par00003
+def main(argv: list[str] | None = None) -> int:
+    "Entry point of the `lstm-pfd` console script."
+    from lstm_pfd.export import ExportError
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"lstm-pfd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ConfigError, OSError, KeyError, ValueError, TypeError, ExportError) as e:
+        if args.debug: raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"lstm-pfd {args.command}: error: {msg[:500]}", file=sys.stderr)
+        return 2
+
+# %% ../nbs/09_cli.ipynb #cfg00002
+def _config_args(p):
+    _add_config_args(p)
+    p.add_argument('--out', metavar='YAML', help='write the YAML to this file instead of printing it')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
+
+@subcommand('config', 'print or write a data protocol (preset or file, with overrides) as YAML with its hash', _config_args)
 def cmd_config(args) -> int:
     "Print (or write) the config as YAML with its hash."
+    from lstm_pfd.utils import atomic_write
     cfg = _load_config(args)
     text = cfg.to_yaml()
-    if args.out: Path(args.out).write_text(text); print(f"wrote {args.out} (hash {cfg.hash()})")
-    else: print(text + f"# hash: {cfg.hash()}")
+    if not args.out: print(text + f"# hash: {cfg.hash()}"); return 0
+    with atomic_write(args.out, overwrite=args.force) as t: t.write_text(text)
+    print(f"wrote {args.out} (hash {cfg.hash()})")
     return 0
 
-def cmd_demo(args) -> int:
-    "The main job on the embedded default: dataset, training, evaluation, explanations, ONNX, report."
-    from lstm_pfd.demo import run_demo
-    cfg = _load_config(args)
-    print(f"lstm-pfd {__version__} demo: preset {args.preset!r}, config hash {cfg.hash()}, output in {args.out}/")
-    run_demo(args.out, args.preset, cfg=cfg if (args.config or args.set) else None, epochs=args.epochs, seed=args.seed,
-             workers=args.workers, progress=not args.no_progress, say=print)
-    return 0
+# %% ../nbs/09_cli.ipynb #gen00002
+def _check_splits(cfg: DataConfig):
+    "ValueError if a split of `cfg`'s protocol would hold no record, naming the smallest sufficient slot size."
+    from lstm_pfd.data import _split_counts
+    ds = cfg.dataset
+    names, n = ds.SPLITS, ds.records_per_class_severity
+    empty = [s for s, c in zip(names, _split_counts(n, ds.splits)) if c == 0]
+    if not empty: return
+    zero = [s for s, f in zip(names, ds.splits) if f <= 0]
+    if zero: raise ValueError(f"dataset.splits gives the {', '.join(zero)} split a fraction of 0: it would be empty; give every split a positive fraction")
+    need = next(m for m in range(n + 1, n + 10_000) if all(_split_counts(m, ds.splits)))
+    raise ValueError(f"dataset.records_per_class_severity = {n} leaves the {' and '.join(empty)} split empty; "
+                     f"at least {need} records per class x severity slot are needed (--set dataset.records_per_class_severity={need})")
 
+# %% ../nbs/09_cli.ipynb #gen00004
+def _generate_args(p):
+    _add_config_args(p)
+    p.add_argument('--out', required=True, help='the dataset file (.h5) to write')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
+    p.add_argument('--workers', type=int, default=0, help='worker processes (default 0: in this process)')
+    _add_progress(p)
+
+@subcommand('generate', 'build a synthetic dataset file from a data protocol', _generate_args)
 def cmd_generate(args) -> int:
     "Build a dataset file from a preset or config (optionally on a process pool)."
     from lstm_pfd.data import build_dataset
     cfg = _load_config(args)
+    _check_splits(cfg)
     out = Path(args.out)
-    if not out.parent.exists(): raise FileNotFoundError(f"output folder {out.parent} does not exist")
+    if out.exists() and not args.force: raise FileExistsError(f"{out} exists; pass --force to replace it")
     if args.workers > 0:
         from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(args.workers) as ex: build_dataset(cfg, out, executor=ex, progress=not args.no_progress)
-    else: build_dataset(cfg, out, progress=not args.no_progress)
+        with ProcessPoolExecutor(args.workers) as ex:
+            build_dataset(cfg, out, executor=ex, progress=not args.no_progress, overwrite=args.force)
+    else: build_dataset(cfg, out, progress=not args.no_progress, overwrite=args.force)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, config hash {cfg.hash()})")
     return 0
 
+# %% ../nbs/09_cli.ipynb #imp00002
 def _read_labels_csv(path: Path) -> list[dict]:
     import csv
     with open(path, newline='') as f: rows = list(csv.DictReader(f))
@@ -75,12 +193,27 @@ def _read_labels_csv(path: Path) -> list[dict]:
         raise ValueError(f"{path} must be a CSV with a header holding at least 'file' and 'label' (optional: 'fs', 'severity')")
     return rows
 
+def _import_args(p):
+    p.add_argument('labels', help='CSV with a header: file,label[,fs][,severity]; files relative to the CSV')
+    _add_config_args(p)
+    p.add_argument('--fs', type=float, help="sampling rate of the recordings, Hz (or an 'fs' column)")
+    p.add_argument('--target-fs', type=float, help="resample to this rate (default: the protocol's fs)")
+    p.add_argument('--record-s', type=float, help="record length in s (default: the protocol's record duration)")
+    p.add_argument('--split', default='test', help="train, val, test, or fractions 'a,b,c' by recording (default: test)")
+    p.add_argument('--key', help='array/dataset name inside .mat or .h5 files')
+    p.add_argument('--out', required=True, help='the dataset file (.h5) to write')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
+    _add_progress(p)
+
+# %% ../nbs/09_cli.ipynb #imp00003
+@subcommand('import', 'import recordings listed in a labels CSV (file,label[,fs][,severity]) into a dataset file', _import_args)
 def cmd_import(args) -> int:
     "Import recordings listed in a labels CSV (file,label[,fs][,severity]) into a dataset file."
     from lstm_pfd.data import import_recordings
     cfg = _load_config(args)
     lab_path = Path(args.labels)
     if not lab_path.exists(): raise FileNotFoundError(f"no labels file at {lab_path}")
+    if Path(args.out).exists() and not args.force: raise FileExistsError(f"{args.out} exists; pass --force to replace it")
     rows = _read_labels_csv(lab_path)
     files = [str(lab_path.parent / r['file']) for r in rows]
     fs = [float(r['fs']) if r.get('fs') else args.fs for r in rows]
@@ -92,34 +225,60 @@ def cmd_import(args) -> int:
     print(f"wrote {out} ({len(rows)} recordings)")
     return 0
 
+# %% ../nbs/09_cli.ipynb #trn00002
+def _train_args(p):
+    p.add_argument('dataset', nargs='?', help='dataset .h5 (omit to generate the protocol on the fly)')
+    _add_config_args(p)
+    p.add_argument('--model', default='compact', choices=_Lazy(_models), metavar='MODEL',
+                   help='registry model (default: compact); one of: %(choices)s')
+    p.add_argument('--epochs', type=int, default=30, help='maximum epochs; early stopping may end sooner (default: 30)')
+    p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default: 1e-3)')
+    p.add_argument('--batch-size', type=int, default=64, help='windows per batch (default: 64)')
+    p.add_argument('--patience', type=int, default=5, help='epochs without validation improvement before stopping (default: 5)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the weights and the batch order (default: 0)')
+    p.add_argument('--augment-snr', type=float, nargs=2, metavar=('LO_DB', 'HI_DB'),
+                   help='noise augmentation at a random SNR in [LO, HI] dB')
+    p.add_argument('--out', default='model.pt', help='checkpoint to write (default: model.pt)')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
+    _add_threads(p); _add_progress(p)
+
+# %% ../nbs/09_cli.ipynb #trn00003
+@subcommand('train', 'train a registry model on a dataset file (or on-the-fly data) with early stopping', _train_args)
 def cmd_train(args) -> int:
     "Train a registry model on a dataset file (or on-the-fly data) with early stopping; writes a checkpoint."
-    import torch
     from lstm_pfd.data import open_dataset, OnTheFlyDataset
     from lstm_pfd.models import create_model
     from lstm_pfd.train import fit, evaluate, NoiseAugment
-    torch.set_num_threads(args.threads)
-    ds = None
-    if args.dataset:
-        ds = open_dataset(args.dataset)
-        tr, va = ds.windows('train'), ds.windows('val')
-    else:
-        cfg = _load_config(args)
-        tr = OnTheFlyDataset(cfg, 'train', progress=not args.no_progress)
-        va = OnTheFlyDataset(cfg, 'val', progress=not args.no_progress)
-    model = create_model(args.model, n_classes=len(tr.class_names), seed=args.seed)
-    aug = NoiseAugment(snr_db=tuple(args.augment_snr), p=0.5) if args.augment_snr else None
-    res = fit(model, tr, va, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
-              seed=args.seed, augment=aug, checkpoint_path=args.out, progress=not args.no_progress)
-    ev = evaluate(res.model, va)
-    print(f"{res}\nvalidation: {ev}\nwrote {args.out}")
-    if ds is not None: ds.close()
+    if Path(args.out).exists() and not args.force: raise FileExistsError(f"{args.out} exists; pass --force to replace it")
+    _torch_threads(args)
+    ds = open_dataset(args.dataset) if args.dataset else None
+    try:
+        if ds is not None: tr, va = ds.windows('train'), ds.windows('val')
+        else:
+            cfg = _load_config(args)
+            tr, va = (OnTheFlyDataset(cfg, s, progress=not args.no_progress) for s in ('train', 'val'))
+        model = create_model(args.model, n_classes=len(tr.class_names), seed=args.seed)
+        aug = NoiseAugment(snr_db=tuple(args.augment_snr), p=0.5) if args.augment_snr else None
+        res = fit(model, tr, va, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
+                  seed=args.seed, augment=aug, checkpoint_path=args.out, progress=not args.no_progress)
+        print(f"{res}\nvalidation: {evaluate(res.model, va)}\nwrote {args.out}")
+    finally:
+        if ds is not None: ds.close()
     return 0
 
+# %% ../nbs/09_cli.ipynb #evl00002
+def _evaluate_args(p):
+    p.add_argument('checkpoint', help='checkpoint written by train (.pt)')
+    p.add_argument('dataset', help='dataset file (.h5)')
+    p.add_argument('--split', default='test', help='split to score; test also scores its SNR copies (default: test)')
+    _add_threads(p)
+
+@subcommand('evaluate', 'accuracy of a checkpoint on a dataset split and its SNR copies', _evaluate_args)
 def cmd_evaluate(args) -> int:
     "Window- and record-level accuracy of a checkpoint on a split and its SNR copies."
     from lstm_pfd.data import open_dataset
     from lstm_pfd.train import load_checkpoint, evaluate
+    _torch_threads(args)
     with open_dataset(args.dataset) as ds:
         model, info = load_checkpoint(args.checkpoint, window_len=ds.config.window_len, fs=ds.fs)
         splits = [args.split] + ([s for s in ds.splits if s.startswith(args.split + '_snr')] if args.split == 'test' else [])
@@ -129,115 +288,117 @@ def cmd_evaluate(args) -> int:
             print(f"{s:<14} {e['n_windows']:>8} {e['n_records']:>8} {e['window_acc']:>11.4f} {e['record_acc']:>11.4f} {e['macro_f1']:>9.4f}")
     return 0
 
+# %% ../nbs/09_cli.ipynb #xpl00002
+def _explain_args(p):
+    p.add_argument('checkpoint', help='checkpoint written by train (.pt)')
+    p.add_argument('dataset', help='dataset file (.h5)')
+    p.add_argument('--record', type=int, default=0, help='row of the split (default: 0)')
+    p.add_argument('--window', type=int, default=0, help='window of the record (default: 0)')
+    p.add_argument('--split', default='test', help='split the record is read from (default: test)')
+    p.add_argument('--method', default='ig', choices=_Lazy(_xai_methods), metavar='METHOD',
+                   help='attribution method (default: ig); one of: %(choices)s')
+    p.add_argument('--out', default='explanation.png', help='figure to write (default: explanation.png)')
+    _add_threads(p)
+
+@subcommand('explain', 'explain a prediction: time and frequency attribution, deletion curves (a figure)', _explain_args)
 def cmd_explain(args) -> int:
     "Explain one window of one record of a dataset file with a checkpoint; write the figure."
     from lstm_pfd.xai import explain_record_figure
+    _torch_threads(args)
     fig, sm = explain_record_figure(args.checkpoint, args.dataset, args.record, method=args.method, out=args.out,
                                     split=args.split, window=args.window)
-    align = sm.get('band_alignment', float('nan'))
+    align, auc = sm.get('band_alignment'), sm.get('auc_deletion')
     print(f"record {sm['record']} of {sm['split']} (true {sm['label_name']}): explained {sm['target_name']!r} with {args.method}; "
-          f"band alignment {align:.2f}; deletion AUC {sm.get('auc_deletion', float('nan')):.3f}\nwrote {args.out}")
+          f"band alignment {'n/a' if align is None else f'{align:.2f}'}; deletion AUC {'n/a' if auc is None else f'{auc:.3f}'}\nwrote {args.out}")
     return 0
 
-def cmd_export(args) -> int:
-    "Export a checkpoint to verified ONNX (`lstm_pfd.export.cmd_export`)."
-    from lstm_pfd.export import cmd_export as run
-    run(args.checkpoint, args.out, quantize=args.quantize, calibration=args.calibration, exporter=args.exporter)
-    return 0
-
-def cmd_predict(args) -> int:
-    "Classify a recording with an ONNX model, torch-free (`lstm_pfd.export.cmd_predict`)."
-    from lstm_pfd.export import cmd_predict as run
-    run(args.model, args.recording, fs=args.fs, resample=args.resample, as_json=args.json)
-    return 0
-
-def cmd_serve(args) -> int:
-    "Serve an ONNX model over HTTP on loopback by default (`lstm_pfd.serve.cmd_serve`)."
-    from lstm_pfd.serve import cmd_serve as run
-    return run(args.model, host=args.host, port=args.port, threads=args.threads)
-
-def _add_config_args(p, default='quick'):
-    p.add_argument('--preset', default=default, choices=list(PRESETS), help=f'named protocol (default: {default})')
-    p.add_argument('--config', help='a YAML config file (instead of a preset)')
-    p.add_argument('--set', action='append', metavar='KEY=VALUE', help='dotted-key override, e.g. signal.fs=8192 (repeatable)')
-
-def build_parser() -> argparse.ArgumentParser:
-    "The `lstm-pfd` argument parser: one subcommand per step of the pipeline."
-    ap = argparse.ArgumentParser(prog='lstm-pfd', description='Vibration-based fault diagnosis of journal bearings.')
-    ap.add_argument('--version', action='version', version=f'lstm-pfd {__version__}')
-    ap.add_argument('-v', '--verbose', action='store_true', help='log progress details')
-    sub = ap.add_subparsers(dest='command', required=True)
-    p = sub.add_parser('config', help='print or write a config (preset or file, with overrides)')
-    _add_config_args(p); p.add_argument('--out', help='write the YAML here instead of printing it')
-    p.set_defaults(func=cmd_config)
-    p = sub.add_parser('generate', help='build a dataset file (JBFD-11 by default)')
-    _add_config_args(p, default='jbfd11'); p.add_argument('--out', required=True, help='the .h5 file to write')
-    p.add_argument('--workers', type=int, default=0, help='worker processes (default 0: in this process)')
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
-    p.set_defaults(func=cmd_generate)
-    p = sub.add_parser('import', help='import recordings listed in a labels CSV (file,label[,fs][,severity])')
-    p.add_argument('labels', help='CSV with a header: file,label[,fs][,severity]; files relative to the CSV')
-    _add_config_args(p, default='jbfd11')
-    p.add_argument('--fs', type=float, help="sampling rate of the recordings, Hz (or an 'fs' column)")
-    p.add_argument('--target-fs', type=float, help="resample to this rate (default: the config's fs)")
-    p.add_argument('--record-s', type=float, help="record length in s (default: the config's duration)")
-    p.add_argument('--split', default='test', help="train, val, test, or fractions 'a,b,c' by recording (default: test)")
-    p.add_argument('--key', help='array/dataset name inside .mat or .h5 files')
-    p.add_argument('--out', required=True, help='the .h5 file to write')
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
-    p.set_defaults(func=cmd_import)
-    p = sub.add_parser('train', help='train a model on a dataset file (or on-the-fly data from a preset)')
-    p.add_argument('dataset', nargs='?', help='dataset .h5 (omit to generate the preset on the fly)')
-    _add_config_args(p)
-    p.add_argument('--model', default='compact', help='registry model name (default: compact)')
-    p.add_argument('--epochs', type=int, default=30); p.add_argument('--lr', type=float, default=1e-3)
-    p.add_argument('--batch-size', type=int, default=64); p.add_argument('--patience', type=int, default=5)
-    p.add_argument('--seed', type=int, default=0); p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--augment-snr', type=float, nargs=2, metavar=('LO_DB', 'HI_DB'), help='noise augmentation at a random SNR in [LO, HI] dB')
-    p.add_argument('--out', default='model.pt', help='checkpoint to write (default: model.pt)')
-    p.add_argument('--no-progress', action='store_true')
-    p.set_defaults(func=cmd_train)
-    p = sub.add_parser('evaluate', help='accuracy of a checkpoint on a dataset split and its SNR copies')
-    p.add_argument('checkpoint'); p.add_argument('dataset'); p.add_argument('--split', default='test')
-    p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser('explain', help='explain a prediction: time and frequency attribution, deletion curves (a PNG)')
-    p.add_argument('checkpoint'); p.add_argument('dataset')
-    p.add_argument('--record', type=int, default=0, help='row of the split (default 0)')
-    p.add_argument('--window', type=int, default=0, help='window of the record (default 0)')
-    p.add_argument('--split', default='test'); p.add_argument('--method', default='ig', choices=['ig', 'gradcam', 'occlusion', 'shap'])
-    p.add_argument('--out', default='explanation.png')
-    p.set_defaults(func=cmd_explain)
-    p = sub.add_parser('export', help='export a checkpoint to verified ONNX (optionally quantized)')
-    p.add_argument('checkpoint'); p.add_argument('--out', default='model.onnx')
-    p.add_argument('--quantize', choices=['int8', 'int8-dynamic', 'fp16'], help='also write a quantized copy (int8: static, calibrated)')
+# %% ../nbs/09_cli.ipynb #exp00002
+def _export_args(p):
+    p.add_argument('checkpoint', help='checkpoint written by train (.pt)')
+    p.add_argument('--out', default='model.onnx', help='ONNX file to write (default: model.onnx)')
+    p.add_argument('--force', action='store_true', help='replace --out (and its quantized copy) if they exist')
+    p.add_argument('--quantize', choices=_Lazy(_precisions), metavar='PRECISION',
+                   help='also write a quantized copy beside --out; one of: %(choices)s (int8: static, calibrated)')
     p.add_argument('--calibration', help='dataset .h5 whose training windows calibrate static INT8')
     p.add_argument('--exporter', default='auto', choices=['auto', 'dynamo', 'torchscript'],
-                   help='torch.onnx exporter (auto: dynamo, falling back to torchscript)')
-    p.set_defaults(func=cmd_export)
-    p = sub.add_parser('predict', help='classify a recording (.npy/.csv/.mat) with an ONNX model (no torch)')
-    p.add_argument('model'); p.add_argument('recording'); p.add_argument('--fs', type=float, required=True, help='sampling rate of the recording, Hz')
-    p.add_argument('--resample', action='store_true', help="resample to the model's rate if --fs differs")
-    p.add_argument('--json', action='store_true', help='print the result as JSON')
-    p.set_defaults(func=cmd_predict)
-    p = sub.add_parser('serve', help='HTTP inference service over an ONNX model (needs the serve extra)')
-    p.add_argument('model'); p.add_argument('--host', default='127.0.0.1', help='bind address (default: loopback only)')
-    p.add_argument('--port', type=int, default=8000); p.add_argument('--threads', type=int, default=1)
-    p.set_defaults(func=cmd_serve)
-    p = sub.add_parser('demo', help='run the main job end to end on the embedded default')
-    _add_config_args(p); p.add_argument('--out', default='lstm_pfd_demo', help='output folder (default: lstm_pfd_demo)')
-    p.add_argument('--epochs', type=int, default=30, help='maximum training epochs (early stopping; default 30)')
-    p.add_argument('--seed', type=int, default=0); p.add_argument('--workers', type=int, default=0, help='dataset build processes')
-    p.add_argument('--no-progress', action='store_true')
-    p.set_defaults(func=cmd_demo)
-    return ap
+                   help='torch.onnx exporter (default auto: dynamo, falling back to torchscript)')
+    _add_threads(p)
 
-# %% ../nbs/09_cli.ipynb #0437ef74
-def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `lstm-pfd` console script."
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
-    try:
-        return args.func(args)
-    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
-        print(f"lstm-pfd {args.command}: error: {e}", file=sys.stderr)
-        return 2
+@subcommand('export', 'export a checkpoint to verified ONNX (optionally also quantized)', _export_args)
+def cmd_export(args) -> int:
+    "Export a checkpoint to verified ONNX (`lstm_pfd.export.export_checkpoint`) and say what was written."
+    from lstm_pfd.export import export_checkpoint
+    _torch_threads(args)
+    res = export_checkpoint(args.checkpoint, args.out, quantize=args.quantize, calibration=args.calibration,
+                            exporter=args.exporter, overwrite=args.force)
+    r = res['fp32']
+    print(f"wrote {r['path']} ({r['bytes'] / 1e3:.0f} kB, {r['exporter']} exporter, opset {r['opset']}, "
+          f"max |logit diff| vs PyTorch {r['max_abs_diff']:.2g} over random and edge-case windows)")
+    if args.quantize:
+        q = res[args.quantize]
+        agree = q.get('argmax_agreement')
+        print(f"wrote {q['path']} ({q['bytes'] / 1e3:.0f} kB, {args.quantize}; argmax agreement with FP32 on check windows "
+              f"{'n/a' if agree is None else f'{agree:.3f}'})")
+    return 0
+
+# %% ../nbs/09_cli.ipynb #prd00002
+def _predict_args(p):
+    p.add_argument('model', help='ONNX model written by export')
+    p.add_argument('recording', help='one channel: .npy, .csv, .txt, .mat or .h5')
+    p.add_argument('--fs', type=float, required=True, help='sampling rate of the recording, Hz')
+    p.add_argument('--resample', action='store_true', help="resample to the model's rate if --fs differs")
+    p.add_argument('--hop', type=int, help='window hop in samples (default: the window length, no overlap)')
+    p.add_argument('--key', help='array/dataset name inside .mat or .h5 files')
+    p.add_argument('--json', action='store_true', help='print the result as JSON')
+    _add_threads(p, 'onnxruntime')
+
+@subcommand('predict', 'classify a recording with an ONNX model (no torch needed)', _predict_args)
+def cmd_predict(args) -> int:
+    "Classify one recording with an ONNX model and print the class, the top probabilities and the windows' agreement."
+    from lstm_pfd.data import load_recording
+    from lstm_pfd.predict import Predictor
+    pred = Predictor(args.model, threads=_thread_count(args))
+    r = pred.predict(load_recording(args.recording, key=args.key), fs=args.fs, resample=args.resample, hop=args.hop)
+    if args.json: print(strict_json(r.to_dict())); return 0
+    top = sorted(r.probabilities_by_class().items(), key=lambda kv: -kv[1])[:3]
+    print(f"{r.label} (p = {r.probabilities[r.index]:.3f}; {int((r.window_indices == r.index).sum())}/{r.n_windows} windows agree)")
+    print('  ' + ', '.join(f"{k} {v:.3f}" for k, v in top))
+    return 0
+
+# %% ../nbs/09_cli.ipynb #srv00002
+def _serve_args(p):
+    p.add_argument('model', help='ONNX model written by export')
+    p.add_argument('--host', default='127.0.0.1', help='bind address (default: 127.0.0.1, loopback only)')
+    p.add_argument('--port', type=int, default=8000, help='TCP port (default: 8000)')
+    _add_threads(p, 'onnxruntime')
+
+@subcommand('serve', 'HTTP inference service over an ONNX model (needs the serve extra)', _serve_args)
+def cmd_serve(args) -> int:
+    "Say what is served where, then run the service until interrupted."
+    from lstm_pfd.serve import create_app, file_sha256, serve
+    if not Path(args.model).is_file(): raise FileNotFoundError(f"ONNX model not found: {args.model}")
+    threads = _thread_count(args)
+    create_app(args.model, threads=threads)   # load and check the model before saying it is served
+    print(f"serving {Path(args.model).name} (sha256 {file_sha256(args.model)[:12]}...) on http://{args.host}:{args.port} "
+          f"(GET /health, GET /model, POST /predict, POST /predict/batch; docs at /docs); Ctrl-C stops", flush=True)
+    serve(args.model, host=args.host, port=args.port, threads=threads)
+    return 0
+
+# %% ../nbs/09_cli.ipynb #dmo00002
+def _demo_args(p):
+    _add_config_args(p)
+    p.add_argument('--out', default='lstm_pfd_demo', help='output folder (default: lstm_pfd_demo)')
+    p.add_argument('--epochs', type=int, default=30, help='maximum training epochs; early stopping may end sooner (default: 30)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the weights and the batch order (default: 0)')
+    p.add_argument('--workers', type=int, default=0, help='dataset build processes (default 0: in this process)')
+    _add_threads(p); _add_progress(p)
+
+@subcommand('demo', 'run the main job end to end: dataset, training, evaluation, explanations, ONNX, report', _demo_args)
+def cmd_demo(args) -> int:
+    "The main job on the default protocol: dataset, training, evaluation, explanations, ONNX, report."
+    from lstm_pfd.demo import run_demo
+    cfg = _load_config(args)
+    print(f"lstm-pfd {__version__} demo: preset {args.preset!r}, config hash {cfg.hash()}, output in {args.out}/")
+    run_demo(args.out, args.preset, cfg=cfg if (args.config or args.set) else None, epochs=args.epochs, seed=args.seed,
+             workers=args.workers, progress=not args.no_progress, threads=_thread_count(args), say=print)
+    return 0

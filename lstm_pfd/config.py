@@ -21,11 +21,12 @@ from typing import Any, ClassVar
 import yaml
 
 # %% auto #0
-__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'ConfigError', 'parse_yaml',
-           'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig', 'SeverityConfig',
-           'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig', 'CalibrationDriftConfig',
-           'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig', 'NoiseConfig', 'TransientConfig', 'DatasetConfig',
-           'LimitsConfig', 'DataConfig']
+__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'EXPERIMENT_TRACKS',
+           'EXPERIMENT_PRESETS', 'ConfigError', 'parse_yaml', 'BaseConfig', 'SignalConfig', 'OilConfig',
+           'BearingConfig', 'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig',
+           'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig',
+           'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'DataConfig', 'StrDict',
+           'ExperimentDataConfig', 'ModelSpec', 'TrainConfig', 'EvalConfig', 'ExperimentConfig']
 
 # %% ../nbs/00_config.ipynb #c0abe54d
 MAX_QUOTE = 200  # most characters of a value (or field name) quoted in an error message
@@ -557,10 +558,73 @@ class LimitsConfig(BaseConfig):
             v = getattr(self, f.name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1): yield f.name, 'an integer >= 1'
 
+# %% ../nbs/00_config.ipynb #7436fe64
+@dataclass
+class FleetConfig(BaseConfig):
+    "Ranges a fleet of machines is drawn from; `n_machines = 0`: no fleet (the single reference machine)."
+    n_machines: int = 0                                         # machines in the fleet; 0: no fleet (the single reference machine)
+    seed: int = 1                                               # fleet seed: machine i uses SeedSequence(seed, spawn_key=(i,))
+    speed_hz_range: tuple[float, float] = (25.0, 60.0)          # nominal shaft speed of a machine
+    clearance_ratio_range: tuple[float, float] = (0.0015, 0.003)  # radial clearance / journal radius, c/R
+    oil_grades: tuple[int, ...] = (32, 46)                      # ISO VG grades (keys of ISO_VG_OILS)
+    balance_grade_range: tuple[float, float] = (2.5, 6.3)       # G = e omega in mm/s (ISO 21940-11), log-uniform
+    balance_transmission_range: tuple[float, float] = (0.15, 0.40)  # housing 1X velocity peak per unit G
+    residual_2x_ratio_range: tuple[float, float] = (0.2, 0.5)   # healthy 2X / 1X velocity (residual misalignment)
+    n_modes_range: tuple[int, int] = (2, 5)                     # structural modes of the transfer path
+    mode_hz_range: tuple[float, float] = (100.0, 5000.0)        # log-uniform
+    damping_range: tuple[float, float] = (0.005, 0.05)          # modal damping ratio
+    mode_gain_db_range: tuple[float, float] = (-10.0, 10.0)     # peak gain of each mode
+    direct_gain_db_range: tuple[float, float] = (-3.0, 3.0)     # the direct (quasi-static) path
+    sensitivity_tolerance: float = 0.1                          # relative, +- (sensor +-5 %, more through mounting)
+    mountings: tuple[str, ...] = ('stud', 'adhesive', 'magnet')  # sensor mountings drawn from (`FleetConfig.MOUNTINGS`)
+    mounting_weights: tuple[float, ...] = (0.5, 0.3, 0.2)       # probability of each mounting
+    stud_resonance_hz_range: tuple[float, float] = (15000.0, 30000.0)  # (min, max) mounted resonance of a stud mount, Hz
+    adhesive_resonance_hz_range: tuple[float, float] = (10000.0, 20000.0)  # (min, max) mounted resonance of an adhesive mount, Hz
+    magnet_resonance_hz_range: tuple[float, float] = (2000.0, 8000.0)  # (min, max) mounted resonance of a magnet mount, Hz
+    mount_damping_range: tuple[float, float] = (0.02, 0.06)     # (min, max) damping ratio of the mounted resonance
+    noise_floor_ug_range: tuple[float, float] = (10.0, 300.0)   # sensor noise density, ug/sqrt(Hz), log-uniform
+    line_hz: tuple[float, ...] = (50.0, 60.0)                   # line frequencies a site is drawn from, Hz
+    line_mm_s_range: tuple[float, float] = (0.02, 0.2)          # velocity RMS of the 2 x line tone (motors)
+    n_neighbours_range: tuple[int, int] = (0, 3)                # (min, max) number of tones from neighbouring machines
+    neighbour_order_range: tuple[float, float] = (0.3, 10.0)    # in orders of the machine's nominal speed
+    neighbour_mm_s_range: tuple[float, float] = (0.02, 0.3)     # velocity RMS of each neighbour tone
+    iso_group: int = 2                                          # ISO 20816-3 machine group (1: > 300 kW, 2: 15-300 kW)
+
+    MOUNTINGS: ClassVar[tuple[str, ...]] = ('stud', 'adhesive', 'magnet')
+
+    @property
+    def enabled(self) -> bool: return self.n_machines > 0
+
+    def _check(self):
+        if not (isinstance(self.n_machines, int) and 0 <= self.n_machines <= 100_000): yield 'n_machines', 'an integer within [0, 100000] (0: no fleet)'
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63): yield 'seed', 'an integer within [0, 2**63)'
+        ranges = dict(speed_hz_range=(1, 500, 'Hz'), clearance_ratio_range=(1e-4, 0.02, '(c/R)'),
+                      balance_grade_range=(0.1, 100, 'mm/s'), balance_transmission_range=(0, 2, ''),
+                      residual_2x_ratio_range=(0, 5, ''), mode_hz_range=(1, 1e5, 'Hz'), damping_range=(1e-4, 0.5, ''),
+                      mode_gain_db_range=(-60, 60, 'dB'), direct_gain_db_range=(-60, 60, 'dB'),
+                      stud_resonance_hz_range=(100, 1e6, 'Hz'), adhesive_resonance_hz_range=(100, 1e6, 'Hz'),
+                      magnet_resonance_hz_range=(100, 1e6, 'Hz'), mount_damping_range=(1e-3, 0.5, ''),
+                      noise_floor_ug_range=(0.1, 1e5, 'ug/sqrt(Hz)'), line_mm_s_range=(0, 50, 'mm/s'),
+                      neighbour_order_range=(0.05, 100, 'orders'), neighbour_mm_s_range=(0, 50, 'mm/s'))
+        for name, (lo, hi, unit) in ranges.items():
+            if not _range(getattr(self, name), lo, hi, strict=False):
+                yield name, f'an ordered (low, high) pair within [{lo:g}, {hi:g}] {unit}'.rstrip()
+        for name, hi in (('n_modes_range', 20), ('n_neighbours_range', 20)):
+            r = getattr(self, name)
+            if not (_range(r, 0, hi, strict=False) and all(isinstance(v, int) for v in r)): yield name, f'an ordered (low, high) pair of integers within [0, {hi}]'
+        if not self.oil_grades or any(g not in ISO_VG_OILS for g in self.oil_grades): yield 'oil_grades', f'a non-empty list of ISO VG grades from {sorted(ISO_VG_OILS)}'
+        if not (_nonneg(self.sensitivity_tolerance) and self.sensitivity_tolerance < 0.5): yield 'sensitivity_tolerance', 'a relative tolerance within [0, 0.5)'
+        if not self.mountings or len(set(self.mountings)) != len(self.mountings) or any(m not in self.MOUNTINGS for m in self.mountings):
+            yield 'mountings', f'distinct mounting types from {list(self.MOUNTINGS)}, at least one'
+        if len(self.mounting_weights) != len(self.mountings) or not all(_nonneg(w) for w in self.mounting_weights) or not sum(self.mounting_weights) > 0:
+            yield 'mounting_weights', f'one weight >= 0 per mounting ({len(self.mountings)}), not all 0'
+        if not self.line_hz or any(f not in (50.0, 60.0) for f in self.line_hz): yield 'line_hz', 'a non-empty list of line frequencies, each 50 or 60 (Hz)'
+        if self.iso_group not in (1, 2): yield 'iso_group', '1 (> 300 kW) or 2 (15-300 kW)'
+
 # %% ../nbs/00_config.ipynb #f1b790f8
 @dataclass
 class DataConfig(BaseConfig):
-    "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset (+ limits)."
+    "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset, fleet (+ limits)."
     signal: SignalConfig = field(default_factory=SignalConfig)  # sampling and record length
     bearing: BearingConfig = field(default_factory=BearingConfig)  # bearing geometry and oil
     operating: OperatingConfig = field(default_factory=OperatingConfig)  # operating ranges drawn per record
@@ -568,6 +632,7 @@ class DataConfig(BaseConfig):
     noise: NoiseConfig = field(default_factory=NoiseConfig)  # noise and artefact layers
     transient: TransientConfig = field(default_factory=TransientConfig)  # speed, load and thermal transients
     dataset: DatasetConfig = field(default_factory=DatasetConfig)  # record counts, windows, splits, seed
+    fleet: FleetConfig = field(default_factory=FleetConfig)  # machines the records are spread over (off by default)
     limits: LimitsConfig = field(default_factory=LimitsConfig)  # resource budget (never changes the data)
 
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('limits',)  # the resource budget never changes the data
@@ -580,6 +645,14 @@ class DataConfig(BaseConfig):
             yield 'dataset.window_s', 'long enough for at least 16 samples'
         if self.noise.emi.enabled and _pos(self.signal.fs) and self.noise.emi.mains_hz * (1 + len(self.noise.emi.harmonics)) >= self.signal.fs / 2:
             yield 'noise.emi.harmonics', 'harmonics below the Nyquist frequency'
+        n, r = self.fleet.n_machines, self.dataset.records_per_class_severity
+        if isinstance(n, int) and n > 0 and isinstance(r, int) and r % n:
+            yield 'dataset.records_per_class_severity', f'a multiple of fleet.n_machines ({n}): each machine gets the same share of every class x severity'
+
+    def _hash_dict(self) -> dict:
+        d = super()._hash_dict()
+        if not self.fleet.enabled: d.pop('fleet')   # no fleet: the hash of the single-machine protocols is unchanged
+        return d
 
     @property
     def window_len(self) -> int:
@@ -608,6 +681,11 @@ PRESETS = {
     # tiny and fast, same structure: for tests, the demo and a first look
     'quick': {'signal.fs': 10240.0, 'signal.duration_s': 2.0, 'dataset.records_per_class_severity': 6,
               'dataset.window_s': 0.5, 'dataset.hop_s': 0.5},
+    # the fleet benchmark: the same 3,520 records (80 per class x severity) spread over 40 machines, 2 each
+    'jbfd11_fleet': {'fleet.n_machines': 40},
+    # tiny fleet version of 'quick': 6 records per class x severity over 3 machines
+    'quick_fleet': {'signal.fs': 10240.0, 'signal.duration_s': 2.0, 'dataset.records_per_class_severity': 6,
+                    'dataset.window_s': 0.5, 'dataset.hop_s': 0.5, 'fleet.n_machines': 3},
 }
 
 # %% ../nbs/00_config.ipynb #95cac71c
@@ -646,3 +724,180 @@ def _check_budget(self: DataConfig, n_classes: int) -> DataConfig:  # number of 
     for name, allowed in self._budget_problems(n_classes): raise ConfigError(name, _get_dotted(self, name), allowed)
     return self
 DataConfig._budget_problems, DataConfig.check_budget = _budget_problems, _check_budget
+
+# %% ../nbs/00_config.ipynb #84c9b948
+class StrDict(BaseConfig):
+    "Field type marker: a plain mapping with string keys (dotted overrides, keyword arguments); tuples become lists."
+    @classmethod
+    def from_dict(cls,
+                  d, # a mapping with string keys
+                  _path: str = '',
+                 ):
+        if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
+            raise ConfigError(_path.rstrip('.') or 'mapping', d, 'a mapping with string keys')
+        return {k: _plain_deep(v) for k, v in d.items()}
+
+# %% ../nbs/00_config.ipynb #73803ee5
+def _plain_deep(v):
+    if isinstance(v, dict): return {str(k): _plain_deep(x) for k, x in v.items()}
+    if isinstance(v, (tuple, list)): return [_plain_deep(x) for x in v]
+    return v
+
+# %% ../nbs/00_config.ipynb #74a64e9c
+EXPERIMENT_TRACKS = ('iid',)  # evaluation tracks known to this build; 'iid' = the record-level random split of DataConfig
+
+# %% ../nbs/00_config.ipynb #c4852b22
+@dataclass
+class ExperimentDataConfig(BaseConfig):
+    "Which data an experiment uses: a preset (with dotted overrides) or a dataset file, and a track."
+    preset: str | None = None          # a DataConfig preset name (ExperimentConfig's default data is 'quick')
+    path: str | None = None            # an existing dataset file (generated or imported); excludes `preset`
+    overrides: StrDict = field(default_factory=dict)  # dotted DataConfig overrides of the preset
+    track: str = 'iid'                 # evaluation track (`EXPERIMENT_TRACKS`; 'iid': the record-level random split)
+    normalize: str | None = None       # per-window normalisation: None, 'zscore' or 'rms'
+
+    def __post_init__(self): self.overrides = _plain_deep(dict(self.overrides))
+
+    def _check(self):
+        if (self.preset is None) == (self.path is None): yield 'preset', 'exactly one of data.preset and data.path (set the other to null)'
+        if self.preset is not None and self.preset not in PRESETS: yield 'preset', f'one of {list(PRESETS)}'
+        if self.path is not None and self.overrides: yield 'overrides', 'no overrides with data.path (a file is fixed)'
+        if self.track not in EXPERIMENT_TRACKS: yield "track", f"one of {list(EXPERIMENT_TRACKS)}"
+        if self.normalize not in (None, 'zscore', 'rms'): yield 'normalize', "None, 'zscore' or 'rms'"
+
+    def validate(self, _path: str = ''):
+        super().validate(_path)
+        if self.preset is not None and self.overrides: self.data_config(_path)
+        return self
+
+    def data_config(self, _path: str = '') -> DataConfig:
+        "The `DataConfig` of a preset with its overrides (a bad override raises `ConfigError` naming it)."
+        if self.preset is None: raise ValueError("data.path experiments read their DataConfig from the file")
+        try: return DataConfig.preset(self.preset, self.overrides)
+        except ConfigError as e: raise ConfigError(f"{_path}overrides.{e.field}", e.value, e.allowed) from None
+
+# %% ../nbs/00_config.ipynb #b69193c3
+@dataclass
+class ModelSpec(BaseConfig):
+    "A registry model: `name` in `lstm_pfd.models.MODELS` and keyword arguments of its constructor."
+    name: str = 'compact'  # registry model name (`models.MODELS`)
+    kwargs: StrDict = field(default_factory=dict)  # the model's constructor arguments (not `n_classes`: it comes from the data)
+
+    def __post_init__(self): self.kwargs = _plain_deep(dict(self.kwargs))
+
+    def validate(self, _path: str = ''):
+        super().validate(_path)
+        import inspect
+        from lstm_pfd.models import MODELS   # lazy: the config module stays torch-free
+        if self.name not in MODELS:
+            close = difflib.get_close_matches(self.name, list(MODELS), n=1)
+            raise ConfigError(f"{_path}name", self.name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {sorted(MODELS)}")
+        params = [p for p in inspect.signature(MODELS[self.name].__init__).parameters if p not in ('self', 'n_classes')]
+        for k, v in self.kwargs.items():
+            if k not in params:
+                raise ConfigError(f"{_path}kwargs.{k}", v, f"a keyword of {self.name}: {params} (n_classes comes from the data)")
+        return self
+
+# %% ../nbs/00_config.ipynb #0bc310b0
+@dataclass
+class TrainConfig(BaseConfig):
+    "How to train: the arguments of `lstm_pfd.train.fit` plus augmentation, device, threads and seed."
+    epochs: int = 30  # maximum number of epochs
+    lr: float = 1e-3  # learning rate
+    batch_size: int = 64  # windows per batch
+    optimizer: str = 'adam'  # 'adam', 'adamw' or 'sgd'
+    weight_decay: float = 0.0  # weight decay of the optimizer
+    schedule: str | None = None  # None (constant lr) or 'cosine'
+    patience: int | None = 5  # epochs without improvement before stopping; None: never
+    augment_snr_db: tuple[float, float] | None = (0.0, 30.0)  # (min, max) SNR, dB, of the noise augmentation; None: no augmentation
+    augment_p: float = 0.5  # fraction of training windows that get noise
+    device: str = 'cpu'  # torch device, e.g. `'cpu'`
+    threads: int | None = 1  # torch threads; None: leave as set
+    seed: int = 0  # seed of the initialisation, batch order and augmentation
+
+    OPTIMIZERS: ClassVar[tuple[str, ...]] = ('adam', 'adamw', 'sgd')
+    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('device', 'threads')
+
+    def _check(self):
+        if not (isinstance(self.epochs, int) and self.epochs >= 1): yield 'epochs', 'an integer >= 1'
+        if not _pos(self.lr): yield 'lr', 'a learning rate > 0'
+        if not self.batch_size >= 1: yield 'batch_size', 'an integer >= 1'
+        if self.optimizer not in self.OPTIMIZERS: yield 'optimizer', f'one of {list(self.OPTIMIZERS)}'
+        if not _nonneg(self.weight_decay): yield 'weight_decay', 'a number >= 0'
+        if self.schedule not in (None, 'cosine'): yield 'schedule', "None or 'cosine'"
+        if self.patience is not None and self.patience < 1: yield 'patience', 'None or an integer >= 1'
+        if self.augment_snr_db is not None and not _range(self.augment_snr_db, strict=False): yield 'augment_snr_db', 'an ordered (min, max) SNR in dB, or None'
+        if not _prob(self.augment_p): yield 'augment_p', 'a probability in [0, 1]'
+        if not (self.device == 'cpu' or self.device.startswith(('cuda', 'mps'))): yield 'device', "'cpu', 'cuda[:N]' or 'mps'"
+        if self.threads is not None and self.threads < 1: yield 'threads', 'None or an integer >= 1'
+        if not 0 <= self.seed < 2**63: yield 'seed', 'an integer within [0, 2**63)'
+
+# %% ../nbs/00_config.ipynb #ec392cf7
+@dataclass
+class EvalConfig(BaseConfig):
+    "What to report: test conditions, levels, and an XAI summary (methods, test records explained per class)."
+    conditions: tuple[str, ...] = ('clean', 'snr20', 'snr10', 'snr5')  # test conditions: 'clean' and 'snr<dB>' copies
+    levels: tuple[str, ...] = ('window', 'record')  # 'window' and/or 'record' metrics
+    xai_methods: tuple[str, ...] = ()  # attribution methods to run on test records (`xai.METHODS`); empty: none
+    xai_records: int = 1  # test records explained per class (0: none)
+    batch_size: int = 256  # windows per forward pass
+
+    LEVELS: ClassVar[tuple[str, ...]] = ('window', 'record')
+    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('batch_size',)
+
+    def _check(self):
+        ok = lambda c: c == 'clean' or (c.startswith('snr') and c[3:].lstrip('-').isdigit())
+        if not self.conditions or not all(ok(c) for c in self.conditions) or len(set(self.conditions)) != len(self.conditions):
+            yield 'conditions', "distinct names 'clean' or 'snrNN' (the test copy at NN dB)"
+        if not self.levels or any(l not in self.LEVELS for l in self.levels): yield 'levels', f'a non-empty subset of {list(self.LEVELS)}'
+        if not self.xai_records >= 0: yield 'xai_records', 'an integer >= 0 (records explained per class)'
+        if not self.batch_size >= 1: yield 'batch_size', 'an integer >= 1'
+
+    def validate(self, _path: str = ''):
+        super().validate(_path)
+        if self.xai_methods:
+            from lstm_pfd.xai import METHODS   # lazy: the config module stays torch-free
+            bad = [m for m in self.xai_methods if m not in METHODS]
+            if bad: raise ConfigError(f"{_path}xai_methods", bad, f"methods of lstm_pfd.xai.METHODS: {list(METHODS)}")
+        return self
+
+# %% ../nbs/00_config.ipynb #677d127f
+@dataclass
+class ExperimentConfig(BaseConfig):
+    "One experiment: data, model, training, evaluation, a name and tags (see `lstm_pfd.experiments`)."
+    name: str = 'experiment'           # experiment name (not part of the hash)
+    tags: tuple[str, ...] = ()         # free labels (not part of the hash)
+    data: ExperimentDataConfig = field(default_factory=lambda: ExperimentDataConfig(preset='quick'))  # the data: a preset with overrides, or a dataset file
+    model: ModelSpec = field(default_factory=ModelSpec)  # the model and its arguments
+    train: TrainConfig = field(default_factory=TrainConfig)  # training settings
+    eval: EvalConfig = field(default_factory=EvalConfig)  # evaluation settings
+    mlflow: str | None = None          # optional MLflow tracking URI the run is mirrored to
+
+    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('name', 'tags', 'mlflow')
+
+    def _check(self):
+        if not self.name or any(c in self.name for c in '/\\'): yield 'name', 'a non-empty name without slashes'
+        if any(not t or not isinstance(t, str) for t in self.tags): yield 'tags', 'non-empty strings'
+
+    @classmethod
+    def preset(cls,
+               name: str,                     # a name from `EXPERIMENT_PRESETS`
+               overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
+              )->'ExperimentConfig':
+        "A named experiment (`EXPERIMENT_PRESETS`), optionally with dotted-key overrides."
+        if name not in EXPERIMENT_PRESETS:
+            close = difflib.get_close_matches(name, list(EXPERIMENT_PRESETS), n=1)
+            raise ConfigError('preset', name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {list(EXPERIMENT_PRESETS)}")
+        cfg = cls().override(EXPERIMENT_PRESETS[name])
+        return cfg.override(overrides) if overrides else cfg
+
+# %% ../nbs/00_config.ipynb #fe2f7e1f
+EXPERIMENT_PRESETS = {
+    # seconds on one CPU thread: 3 records per class and severity (one per split), 1 epoch, clean + 5 dB test
+    'quick': {'name': 'quick', 'data.preset': 'quick', 'data.overrides': {'dataset.records_per_class_severity': 3},
+              'train.epochs': 1, 'train.batch_size': 32, 'eval.conditions': ['clean', 'snr5']},
+    # the demo: the quick data preset, a few epochs
+    'demo': {'name': 'demo', 'data.preset': 'quick', 'train.epochs': 8, 'train.patience': 3},
+    # the JBFD-11 benchmark protocol (DESIGN.md): 30 epochs max, early stopping after 3, noise augmentation
+    'jbfd11': {'name': 'jbfd11', 'data.preset': 'jbfd11', 'train.epochs': 30, 'train.patience': 3},
+}

@@ -10,7 +10,6 @@ import logging
 import math
 import os
 import signal
-import tempfile
 import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -25,13 +24,14 @@ from .config import DataConfig, ConfigError, parse_yaml
 from . import physics
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
+from .utils import NORMALIZE_MODES, atomic_write, normalize_windows
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'MAX_RESAMPLE_TERM', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset',
-           'RecordTable', 'DatasetFile', 'open_dataset', 'window_starts', 'WindowDataset', 'record_vote',
-           'OnTheFlyDataset', 'load_recording', 'resample_ratio', 'resample', 'import_recordings']
+           'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'OnTheFlyDataset', 'read_recording',
+           'load_recording', 'leave_one_group_out', 'resample_ratio', 'resample', 'import_recordings']
 
 # %% ../nbs/03_data.ipynb #c7bd6324
 class DatasetError(ValueError):
@@ -214,41 +214,38 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
         snr = tuple(ds.snr_db) if split == 'test' else ()
         tasks += [(split, rows[a:a + ds.batch_size], snr) for a in range(0, len(rows), ds.batch_size)]
     guard = _SignalGuard()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
-    os.close(fd)
     try:
-        with h5py.File(tmp, 'w') as f:
-            f.attrs.update(config=cfg_yaml, config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                           fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
-                           format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
-            n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
-            writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
-            writers.update({_snr_group(snr): _GroupWriter(f, _snr_group(snr), n_split['test'], N) for snr in ds.snr_db})
-            for snr in ds.snr_db:  # say, in the group itself, how its records derive from the test split
-                writers[_snr_group(snr)].g.attrs.update(derived_from='test', snr_db=float(snr),
-                    recipe='add_snr_noise(generate(fault, severity, seed), snr_db, [seed]): white noise at snr_db relative to '
-                           'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
-            f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
-            f.attrs['snr_db'] = list(ds.snr_db)
-            args = lambda t: (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2])
-            results = _run_tasks(tasks, args, executor)
-            with tqdm(total=len(plan['label']), desc='records', unit='rec', disable=not progress) as bar:
-                for (split, rows, snr_levels), r in zip(tasks, results):
-                    guard.check()
-                    prow = {k: v[rows] for k, v in plan.items()}
-                    writers[split].write(r['X'], prow, r['meta'], r['checksum'])
-                    for snr in snr_levels:
-                        Xn, sums = r['snr'][snr]
-                        writers[_snr_group(snr)].write(Xn, prow, r['meta'], sums)
-                    bar.update(len(rows))
-            for name, w in writers.items():
-                if w.pos != w.n: raise RuntimeError(f"internal error: split {name} got {w.pos} of {w.n} records")
-                w.finish()
-            guard.check()
-            f.attrs['complete'] = True
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
+        with atomic_write(path, overwrite=overwrite) as tmp:
+            with h5py.File(tmp, 'w') as f:
+                f.attrs.update(config=cfg_yaml, config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
+                               fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
+                               format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
+                n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
+                writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
+                writers.update({_snr_group(snr): _GroupWriter(f, _snr_group(snr), n_split['test'], N) for snr in ds.snr_db})
+                for snr in ds.snr_db:  # say, in the group itself, how its records derive from the test split
+                    writers[_snr_group(snr)].g.attrs.update(derived_from='test', snr_db=float(snr),
+                        recipe='add_snr_noise(generate(fault, severity, seed), snr_db, [seed]): white noise at snr_db relative to '
+                               'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
+                f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
+                f.attrs['snr_db'] = list(ds.snr_db)
+                args = lambda t: (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2])
+                results = _run_tasks(tasks, args, executor)
+                with tqdm(total=len(plan['label']), desc='records', unit='rec', disable=not progress) as bar:
+                    for (split, rows, snr_levels), r in zip(tasks, results):
+                        guard.check()
+                        prow = {k: v[rows] for k, v in plan.items()}
+                        writers[split].write(r['X'], prow, r['meta'], r['checksum'])
+                        for snr in snr_levels:
+                            Xn, sums = r['snr'][snr]
+                            writers[_snr_group(snr)].write(Xn, prow, r['meta'], sums)
+                        bar.update(len(rows))
+                for name, w in writers.items():
+                    if w.pos != w.n: raise RuntimeError(f"internal error: split {name} got {w.pos} of {w.n} records")
+                    w.finish()
+                guard.check()
+                f.attrs['complete'] = True
+    except BaseException as e:  # atomic_write has removed the temporary file
         if isinstance(e, (KeyboardInterrupt, SystemExit)) and executor is not None: _stop_executor(executor)
         raise
     finally: guard.restore()
@@ -272,6 +269,15 @@ def _run_tasks(tasks, args, executor, max_in_flight: int | None = None):
     finally:
         for fut in pending: fut.cancel()
 
+# %% ../nbs/03_data.ipynb #c0148f51
+def _class_label(c, names: Sequence[str] | None) -> int:
+    "Label of class `c` (a name or an index) among `names` (None: the registry's classes)."
+    if names is None: return fault_index(c)
+    if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(names): return int(c)
+    if c in names: return list(names).index(c)
+    if list(names) == list(physics.class_names()): return fault_index(c)   # aliases of registry classes
+    raise ValueError(f"unknown class {c!r}; classes of this file: {', '.join(map(str, names[:20]))}")
+
 # %% ../nbs/03_data.ipynb #cae5be9f
 @dataclass
 class RecordTable:
@@ -284,6 +290,7 @@ class RecordTable:
     record_index: np.ndarray
     meta: dict[str, np.ndarray]
     checksums: np.ndarray
+    class_names: list | None = None   # the file's classes (None: the registry's)
 
     def __len__(self): return len(self.labels)
 
@@ -305,11 +312,15 @@ class RecordTable:
         out[order] = self.signals[rows[order]]
         return out
 
-    def select(self, *, classes=None, severities=None, **ranges) -> np.ndarray:
-        "Row mask: classes (names or labels), severity slots, and `column=(lo, hi)` ranges on meta columns."
+    def select(self, *, classes=None, severities=None, groups=None, **ranges) -> np.ndarray:
+        "Row mask: classes (names or labels), severity slots, `groups` (values of the `group` column) and `column=(lo, hi)` ranges."
         m = np.ones(len(self), bool)
-        if classes is not None: m &= np.isin(self.labels, [fault_index(c) for c in classes])
-        if severities is not None: m &= np.isin(self.severity, [severity_index(s) for s in severities])
+        if classes is not None: m &= np.isin(self.labels, [_class_label(c, self.class_names) for c in classes])
+        if groups is not None:
+            if 'group' not in self.meta: raise KeyError(f"split {self.name!r} has no 'group' column (import with groups=)")
+            m &= np.isin(self.meta['group'].astype(str), [str(g) for g in groups])
+        if severities is not None:   # slot names or indices; -1 or 'unknown': imported records without a slot
+            m &= np.isin(self.severity, [-1 if (isinstance(s, str) and s == 'unknown') or (not isinstance(s, str) and s == -1) else severity_index(s) for s in severities])
         for col, (lo, hi) in ranges.items():
             if col not in self.meta: raise KeyError(f"unknown column {col!r}; columns: {sorted(self.meta)}")
             m &= (self.meta[col] >= lo) & (self.meta[col] <= hi)
@@ -392,7 +403,8 @@ def _read_table(self: DatasetFile, split: str) -> RecordTable:
     if bad: raise DatasetError(f"{where}: columns {bad} do not hold one entry per record ({shape[0]} records): truncated or edited")
     if any(cols[c].dtype.kind not in 'iu' for c in ('labels', 'severity', 'seed', 'record_index')):
         raise DatasetError(f"{where}: labels, severity, seed and record_index must be integer columns")
-    return RecordTable(split, sig, cols['labels'], cols['severity'], cols['seed'], cols['record_index'], meta, cols['checksum'])
+    return RecordTable(split, sig, cols['labels'], cols['severity'], cols['seed'], cols['record_index'], meta, cols['checksum'],
+                       list(self.fault_names))
 DatasetFile._read_table = _read_table
 
 
@@ -430,8 +442,11 @@ def _verify(self: DatasetFile, progress: bool = False):
     p = self.path
     if self.config.hash() != self.config_hash:
         raise DatasetError(f"{p}: stored config hash {self.config_hash} does not match its config ({self.config.hash()})")
-    if self.fault_names[:len(FAULTS)] != list(FAULTS) or len(set(self.fault_names)) != len(self.fault_names):
-        raise DatasetError(f"{p}: class names {self.fault_names[:12]} are not the registry's (label order {list(FAULTS)})")
+    names, external = self.fault_names, self.file.attrs.get('source') == 'external'
+    if len(set(names)) != len(names) or not all(n.strip() for n in names):
+        raise DatasetError(f"{p}: class names {names[:12]} must be distinct non-empty names")
+    if not external and names[:len(FAULTS)] != list(FAULTS):   # imported files carry the user's own label set
+        raise DatasetError(f"{p}: class names {names[:12]} are not the registry's (label order {list(FAULTS)})")
     generated = self.file.attrs.get('source') != 'external' and self.fault_names == list(FAULTS)
     plan = record_plan(self.config) if generated else None
     for split in self.splits:
@@ -448,15 +463,9 @@ DatasetFile.verify = _verify
 
 
 # %% ../nbs/03_data.ipynb #ae08bb0a
-def window_starts(n_samples: int, window_len: int, hop_len: int) -> np.ndarray:
-    "Start sample of every full window of `window_len` every `hop_len` samples."
-    if window_len < 1 or hop_len < 1: raise ValueError(f"window_len and hop_len must be >= 1 samples (got {window_len}, {hop_len})")
-    if window_len > n_samples: raise ValueError(f"window of {window_len} samples is longer than the record ({n_samples} samples)")
-    return np.arange(0, n_samples - window_len + 1, hop_len, dtype=np.int64)
+from .utils import window_starts  # the one definition of window positions (record, window, hop)
 
 # %% ../nbs/03_data.ipynb #b87fa43b
-_NORMALIZE = (None, 'zscore', 'rms')
-
 class WindowDataset:
     "Windows of in-memory records: items are `(window [1, L] float32 tensor, label, record_id)`."
     def __init__(self, signals: np.ndarray, labels, record_ids, *, window_len: int, hop_len: int | None = None,
@@ -468,7 +477,7 @@ class WindowDataset:
         labels, record_ids = np.asarray(labels, np.int64), np.asarray(record_ids, np.int64)
         if not (len(labels) == len(record_ids) == len(signals)):
             raise ValueError(f"{len(signals)} records but {len(labels)} labels and {len(record_ids)} record ids")
-        if normalize not in _NORMALIZE: raise ValueError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
+        if normalize not in NORMALIZE_MODES: raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
         self.signals, self.record_labels, self.record_record_ids = signals, labels, record_ids
         self.window_len, self.hop_len = int(window_len), int(hop_len or window_len)
         self.starts = window_starts(signals.shape[1], self.window_len, self.hop_len)
@@ -485,11 +494,7 @@ class WindowDataset:
 
     def __len__(self): return len(self.record_of_window)
 
-    def _norm(self, w: np.ndarray) -> np.ndarray:
-        if self.normalize is None: return w
-        if self.normalize == 'zscore':
-            return (w - w.mean(-1, keepdims=True)) / (w.std(-1, keepdims=True) + 1e-8)
-        return w / (np.sqrt(np.mean(w * w, -1, keepdims=True)) + 1e-8)
+    def _norm(self, w: np.ndarray) -> np.ndarray: return normalize_windows(w, self.normalize)
 
     def window(self, j: int) -> np.ndarray:
         r, s = divmod(j, len(self.starts))
@@ -510,10 +515,10 @@ class WindowDataset:
 
     @classmethod
     def from_table(cls, table: RecordTable, *, window_len: int, hop_len: int | None = None, rows=None,
-                   normalize: str | None = None, classes=None, severities=None, fs=None, class_names=None,
+                   normalize: str | None = None, classes=None, severities=None, groups=None, fs=None, class_names=None,
                    config_hash=None, **ranges) -> 'WindowDataset':
-        "Windows of the records of a split (all, `rows`, or those selected by class/severity/column ranges)."
-        mask = table.select(classes=classes, severities=severities, **ranges)
+        "Windows of the records of a split (all, `rows`, or those selected by class/severity/group/column ranges)."
+        mask = table.select(classes=classes, severities=severities, groups=groups, **ranges)
         if rows is not None:
             keep = np.zeros(len(table), bool); keep[np.asarray(rows)] = True; mask &= keep
         rows = np.flatnonzero(mask)
@@ -522,13 +527,7 @@ class WindowDataset:
                    class_names=class_names, config_hash=config_hash)
 
 # %% ../nbs/03_data.ipynb #e2aab7a3
-def record_vote(probs: np.ndarray, record_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Soft vote: `(unique record ids, mean window probability per record [n_rec, C])`."
-    probs = np.asarray(probs)
-    ids, inv = np.unique(np.asarray(record_ids), return_inverse=True)
-    sums = np.zeros((len(ids), probs.shape[1]), np.float64)
-    np.add.at(sums, inv, probs)
-    return ids, (sums / np.bincount(inv)[:, None]).astype(np.float32)
+from .utils import record_vote  # the soft vote, defined once for train, export and predict
 
 # %% ../nbs/03_data.ipynb #bf85a402
 def _windows(self: DatasetFile, split: str = 'train', *, window_len: int | None = None, hop_len: int | None = None,
@@ -539,6 +538,18 @@ def _windows(self: DatasetFile, split: str = 'train', *, window_len: int | None 
                                     normalize=normalize, fs=self.fs, class_names=self.fault_names,
                                     config_hash=self.config_hash, **filters)
 DatasetFile.windows = _windows
+
+# %% ../nbs/03_data.ipynb #5e712055
+def _conditions(self: DatasetFile, split: str = 'test') -> dict[str, str]:
+    "Evaluation conditions of `split`: `{'clean': split}` and, for the test split, `{'snr{level}': group}` of its noisy copies."
+    if split not in self.splits: raise KeyError(f"no split {split!r} in {self.path.name}; splits: {self.splits}")
+    out = {'clean': split}
+    if split == 'test':
+        for g in self.file.attrs.get('snr_groups', []):
+            g = str(g)
+            if g in self.file: out['snr' + g[len('test_snr'):]] = g
+    return out
+DatasetFile.conditions = _conditions
 
 # %% ../nbs/03_data.ipynb #5c08d0dd
 def _fresh_seed(dataset_seed: int, index: int, epoch: int) -> int:
@@ -582,46 +593,135 @@ class OnTheFlyDataset(WindowDataset):
             self._generate(seeds)
         self.epoch = epoch
 
-# %% ../nbs/03_data.ipynb #65b06b52
-def load_recording(path, *, key: str | None = None, column: int | None = None) -> np.ndarray:
-    "One channel of a recording file (.npy, .csv, .mat, .h5/.hdf5) as float32 samples."
+# %% ../nbs/03_data.ipynb #3b5dcf1c
+def _leaf_desc(v) -> str:
+    "How a file entry is listed in errors: shape and dtype, or its kind."
+    if isinstance(v, str): return v
+    return f"{'x'.join(map(str, v.shape)) or 'scalar'} {v.dtype}"
+
+def _mat_leaves(v, prefix: str = '', out: dict | None = None) -> dict:
+    "Dotted name -> numeric array (or a description) of everything in a MATLAB v5 value; structs walked."
+    out = {} if out is None else out
+    if hasattr(v, '_fieldnames'):                                   # a scalar struct (struct_as_record=False)
+        for k in v._fieldnames: _mat_leaves(getattr(v, k), f'{prefix}.{k}' if prefix else k, out)
+    elif isinstance(v, np.ndarray) and v.dtype == object:
+        if v.size == 1: _mat_leaves(v.item(), prefix, out)
+        else: out[prefix] = f'cell or struct array {v.shape} (pick one element in MATLAB)'
+    elif isinstance(v, str): out[prefix] = 'text'
+    else:
+        a = np.asarray(v)
+        out[prefix] = a if a.dtype.kind in 'biufc' else f'{a.dtype} (not numbers)'
+    return out
+
+def _read_mat5(path: Path) -> dict:
+    import scipy.io
+    m = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
+    out = {}
+    for k, v in m.items():
+        if not k.startswith('__'): _mat_leaves(v, k, out)
+    return out
+
+# %% ../nbs/03_data.ipynb #a25f68ac
+def _h5_leaves(f) -> dict:
+    "Dotted name -> h5py dataset (or a description) of an HDF5 / MATLAB v7.3 file; MATLAB text and references described."
+    out = {}
+    def visit(name, obj):
+        if not isinstance(obj, h5py.Dataset) or name.startswith('#'): return   # '#refs#': MATLAB's internal store
+        cls = obj.attrs.get('MATLAB_class', b'')
+        cls = cls.decode() if isinstance(cls, bytes) else str(cls)
+        key = name.replace('/', '.')
+        if cls == 'char': out[key] = 'text'
+        elif obj.dtype.kind not in 'biufc': out[key] = f'{cls or obj.dtype} (not numbers)'
+        else: out[key] = obj
+    f.visititems(visit)
+    return out
+
+def _pick(leaves: dict, key: str | None, path: Path, what: str = 'key'):
+    "The numeric entry `key` (dotted; `/` accepted) of `leaves`, or the only one; errors list every entry."
+    listing = '; '.join(f"{k} ({_leaf_desc(v) if isinstance(v, str) else _leaf_desc(np.empty(v.shape, v.dtype))})"
+                        for k, v in sorted(leaves.items())) or 'nothing'
+    numeric = [k for k, v in leaves.items() if not isinstance(v, str)]
+    if key is None:
+        if len(numeric) != 1: raise ValueError(f"{path.name} holds several entries: pass {what}= (dotted for struct fields); it holds: {listing}")
+        key = numeric[0]
+    key = str(key).replace('/', '.')
+    if key not in leaves or isinstance(leaves[key], str):
+        raise KeyError(f"{path.name} has no numeric array {key!r} ({what}); it holds: {listing}")
+    return np.asarray(leaves[key][()])
+
+# %% ../nbs/03_data.ipynb #8fda002c
+def _read_delimited(path: Path, column) -> np.ndarray:
+    "One column of a CSV (`,`), TSV (tab) or whitespace text file, with or without a header line."
+    ext = path.suffix.lower()
+    delim = {'.csv': ',', '.tsv': '\t'}.get(ext)
+    with open(path, newline='') as fh: first = fh.readline()
+    if delim is None and ',' in first: delim = ','
+    cells = [c.strip() for c in (first.split(delim) if delim else first.split())]
+    def _num(c):
+        try: float(c); return True
+        except ValueError: return False
+    header = None if all(_num(c) for c in cells if c) else cells
+    a = np.loadtxt(path, delimiter=delim, ndmin=2, skiprows=1 if header else 0)
+    names = header or [str(i) for i in range(a.shape[1])]
+    if column is None:
+        if a.shape[1] != 1: raise ValueError(f"{path.name} holds {a.shape[1]} columns {names}: pass column= (an index or a header name)")
+        return a[:, 0]
+    if isinstance(column, str) and header and column in header: return a[:, header.index(column)]
+    if isinstance(column, (int, np.integer)) and not isinstance(column, bool) and -a.shape[1] <= column < a.shape[1]: return a[:, column]
+    raise KeyError(f"{path.name} has no column {column!r}; it holds {a.shape[1]} columns: {names}")
+
+def _read_wav(path: Path) -> tuple[np.ndarray, float]:
+    "Samples and rate of a WAV file; integer PCM scaled to [-1, 1)."
+    from scipy.io import wavfile
+    fs, a = wavfile.read(path)
+    if a.dtype.kind in 'iu':
+        bits = a.dtype.itemsize * 8
+        a = (a.astype(np.float64) - (2 ** (bits - 1) if a.dtype.kind == 'u' else 0)) / 2 ** (bits - 1)
+    return a, float(fs)
+
+# %% ../nbs/03_data.ipynb #7f3cb5c4
+_RECORDING_EXTS = ('.npy', '.csv', '.tsv', '.txt', '.mat', '.h5', '.hdf5', '.wav')
+
+def read_recording(path, *, key: str | None = None, column=None, fs_key: str | None = None) -> tuple[np.ndarray, float | None]:
+    "One channel of a recording file as float32 samples, and its sampling rate where the file gives it (else None)."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no recording at {path}")
-    ext = path.suffix.lower()
+    ext, fs = path.suffix.lower(), None
+    if ext not in _RECORDING_EXTS: raise ValueError(f"unsupported recording format {ext!r}: use one of {', '.join(_RECORDING_EXTS)}")
+    if fs_key is not None and ext not in ('.mat', '.h5', '.hdf5'): raise ValueError(f"fs_key= reads a rate from .mat/.h5 files, not {ext}")
     if ext == '.npy': a = np.load(path, allow_pickle=False)
-    elif ext in ('.csv', '.txt'):
-        a = np.loadtxt(path, delimiter=',', ndmin=2)
-        if a.shape[1] == 1: a = a[:, 0]
-    elif ext == '.mat':
-        import scipy.io
-        m = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith('__') and isinstance(v, np.ndarray) and v.dtype.kind in 'fiu'}
-        if key is None:
-            if len(m) != 1: raise ValueError(f"{path.name} holds several arrays {sorted(m)}: pass key=")
-            key = next(iter(m))
-        if key not in m: raise KeyError(f"{path.name} has no numeric array {key!r}; arrays: {sorted(m)}")
-        a = m[key]
-    elif ext in ('.h5', '.hdf5'):
+    elif ext in ('.csv', '.tsv', '.txt'): a, column = _read_delimited(path, column), None
+    elif ext == '.wav': a, fs = _read_wav(path)
+    elif ext == '.mat' and not h5py.is_hdf5(path):
+        try: leaves = _read_mat5(path)
+        except Exception as e: raise ValueError(f"{path.name} is not a readable MATLAB file: {_short(e)}") from None
+        a, fs = _pick(leaves, key, path), None if fs_key is None else _pick(leaves, fs_key, path, 'fs_key')
+    else:                                                           # HDF5, MATLAB v7.3 included
         with h5py.File(path, 'r') as f:
-            names = []
-            f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-            if key is None:
-                if len(names) != 1: raise ValueError(f"{path.name} holds several datasets {names}: pass key=")
-                key = names[0]
-            if key not in f: raise KeyError(f"{path.name} has no dataset {key!r}; datasets: {names}")
-            a = f[key][()]
-    else: raise ValueError(f"unsupported recording format {ext!r}: use .npy, .csv, .mat, .h5 or .hdf5")
-    a = np.asarray(a)
-    if np.iscomplexobj(a): raise ValueError(f"{path.name}: complex samples ({a.dtype}); store the real signal (or take .real / abs() yourself)")
-    if a.dtype.kind not in 'biuf': raise ValueError(f"{path.name}: samples of dtype {a.dtype} are not real numbers")
+            leaves = _h5_leaves(f)
+            a, fs = _pick(leaves, key, path), None if fs_key is None else _pick(leaves, fs_key, path, 'fs_key')
+    if fs is not None and not isinstance(fs, float):
+        fs = np.asarray(fs, float)
+        if fs.size != 1 or not np.isfinite(fs).all() or fs.item() <= 0: raise ValueError(f"{path.name}: {fs_key!r} holds {fs.ravel()[:4]}, not one rate in Hz > 0")
+        fs = float(fs.item())
+    return _one_channel(np.asarray(a), path.name, column), fs
+
+def _one_channel(a: np.ndarray, name: str, column) -> np.ndarray:
+    if np.iscomplexobj(a): raise ValueError(f"{name}: complex samples ({a.dtype}); store the real signal (or take .real / abs() yourself)")
+    if a.dtype.kind not in 'biuf': raise ValueError(f"{name}: samples of dtype {a.dtype} are not real numbers")
     if a.ndim == 2 and 1 in a.shape: a = a.ravel()
     if a.ndim == 2:
-        if column is None: raise ValueError(f"{path.name} holds {a.shape} samples: pass column= to pick a channel")
+        if column is None: raise ValueError(f"{name} holds {a.shape} samples: pass column= to pick a channel")
         a = a[:, column] if a.shape[0] > a.shape[1] else a[column]
-    if a.ndim != 1: raise ValueError(f"{path.name}: expected one channel, got shape {a.shape}")
+    if a.ndim != 1: raise ValueError(f"{name}: expected one channel, got shape {a.shape}")
     return a.astype(np.float32)
 
+def load_recording(path, *, key: str | None = None, column=None) -> np.ndarray:
+    "One channel of a recording file as float32 samples (see `read_recording`, which also returns the rate)."
+    return read_recording(path, key=key, column=column)[0]
+
 # %% ../nbs/03_data.ipynb #1a8061ae
-_IMPORT_COLUMNS = ('source_id', 'segment', 'original_fs')  # meta columns `import_recordings` writes itself
+_IMPORT_COLUMNS = ('source_id', 'segment', 'original_fs', 'group')  # meta columns `import_recordings` writes itself
 
 def _check_meta(meta: dict | None, n: int) -> dict:
     "User metadata for an import: one number or string per recording, under a name no library column uses."
@@ -652,21 +752,86 @@ def _import_config(cfg: DataConfig, target_fs, record_s) -> DataConfig:
     except ConfigError as e: raise ConfigError(f"record_s/target_fs ({e.field})", e.value, e.allowed) from None
 
 
-# %% ../nbs/03_data.ipynb #aec5bc9f
-def _recording_splits(split, lab: np.ndarray, seed: int) -> np.ndarray:
-    "Split index of each recording: one split name for all, or (train, val, test) fractions stratified by label."
-    splits = DataConfig().dataset.SPLITS
-    if isinstance(split, str):
-        if split not in splits: raise ValueError(f"split must be one of {splits} or 3 fractions, got {split!r}")
-        return np.full(len(lab), splits.index(split))
-    try: split = DataConfig().dataset.replace(splits=tuple(split)).splits  # the one check of split fractions
+# %% ../nbs/03_data.ipynb #413e1b89
+def _import_labels(labels: Sequence, class_names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+    "Integer labels and the class names of an import (see above)."
+    labels = list(labels)
+    if class_names is not None:
+        names = [str(c) for c in class_names]
+        if len(names) < 2 or len(set(names)) != len(names) or not all(n.strip() for n in names):
+            raise ValueError(f"class_names: got {names[:12]}; allowed: at least 2 distinct non-empty names")
+        def one(l):
+            if isinstance(l, (int, np.integer)) and not isinstance(l, bool) and 0 <= l < len(names): return int(l)
+            if isinstance(l, str) and l in names: return names.index(l)
+            raise ValueError(f"label {l!r} is not one of class_names {names[:12]} (nor an index 0..{len(names) - 1})")
+        return np.array([one(l) for l in labels], np.int64), names
+    if labels and all(isinstance(l, (int, np.integer)) and not isinstance(l, bool) for l in labels):
+        if min(labels) < 0: raise ValueError(f"integer labels must be >= 0, got {min(labels)}")
+        names = [f'class_{i}' for i in range(max(max(labels) + 1, 2))]
+        return np.array(labels, np.int64), names
+    registry = list(physics.class_names())
+    def known(l):
+        try: physics.fault_index(l); return isinstance(l, str)
+        except ValueError: return False
+    if labels and all(known(l) for l in labels): return np.array([physics.fault_index(l) for l in labels], np.int64), registry
+    names = list(dict.fromkeys(str(l) for l in labels))
+    if len(names) < 2 or not all(n.strip() for n in names):
+        raise ValueError(f"labels name {len(names)} class(es) {names[:12]}: a label set needs at least 2 non-empty names, or pass "
+                         f"class_names=[...] listing every class (registry classes: {', '.join(registry)})")
+    return np.array([names.index(str(l)) for l in labels], np.int64), names
+
+# %% ../nbs/03_data.ipynb #a9f09d78
+_SPLITS = ('train', 'val', 'test')
+
+def _group_splits(groups, split, seed: int, test_groups, val_groups) -> np.ndarray:
+    "Split index of each recording from its group: named held-out groups, or fractions over whole groups."
+    g = np.asarray(groups).astype(str)
+    present = list(dict.fromkeys(g.tolist()))
+    if test_groups is None and val_groups is None:
+        if isinstance(split, str): raise ValueError("split_by='group' needs test_groups=[...] (and optionally val_groups=) or split fractions")
+        fr = _check_fractions(split)
+        order = np.random.default_rng(seed).permutation(len(present))
+        side = dict(zip([present[i] for i in order], np.repeat(np.arange(3), _split_counts(len(present), fr))))
+        return np.array([side[v] for v in g], np.int64)
+    tg, vg = [str(v) for v in (test_groups or [])], [str(v) for v in (val_groups or [])]
+    unknown = [v for v in tg + vg if v not in present]
+    if unknown: raise ValueError(f"test_groups/val_groups {unknown} are not groups of these recordings; groups: {present[:20]}")
+    if set(tg) & set(vg): raise ValueError(f"groups {sorted(set(tg) & set(vg))} are in both test_groups and val_groups")
+    return np.where(np.isin(g, tg), 2, np.where(np.isin(g, vg), 1, 0)).astype(np.int64)
+
+def _check_fractions(split) -> tuple:
+    try: return DataConfig().dataset.replace(splits=tuple(split)).splits  # the one check of split fractions
     except (ConfigError, TypeError) as e: raise ConfigError('split', split, f"a split name or three fractions (train, val, test): {getattr(e, 'allowed', e)}") from None
+
+# %% ../nbs/03_data.ipynb #54a6c9d3
+def _recording_splits(split, lab: np.ndarray, seed: int, groups=None, split_by: str = 'recording',
+                      test_groups=None, val_groups=None) -> np.ndarray:
+    "Split index of each recording: a split name for all, one name per recording, fractions stratified by label, or by group."
+    if split_by not in ('recording', 'group'): raise ValueError(f"split_by: got {split_by!r}; allowed: 'recording', 'group'")
+    if split_by == 'group' or test_groups is not None or val_groups is not None:
+        if groups is None: raise ValueError("split_by='group' (or test_groups/val_groups) needs groups=, one group per recording")
+        return _group_splits(groups, split, seed, test_groups, val_groups)
+    if isinstance(split, str):
+        if split not in _SPLITS: raise ValueError(f"split must be one of {_SPLITS} or 3 fractions, got {split!r}")
+        return np.full(len(lab), _SPLITS.index(split))
+    if len(split) and all(isinstance(s, str) for s in split):                        # a split column
+        if len(split) != len(lab): raise ValueError(f"split: {len(split)} split names for {len(lab)} recordings; give one per recording")
+        bad = sorted({s for s in split if s not in _SPLITS})
+        if bad: raise ValueError(f"split names {bad[:5]} are not splits; allowed: {_SPLITS}")
+        return np.array([_SPLITS.index(s) for s in split], np.int64)
+    split = _check_fractions(split)
     rng, out = np.random.default_rng(seed), np.empty(len(lab), np.int64)
     for c in np.unique(lab):
         r = np.flatnonzero(lab == c)
         out[r] = np.repeat(np.arange(3), _split_counts(len(r), tuple(split)))[rng.permutation(len(r))]
     return out
 
+# %% ../nbs/03_data.ipynb #ffaf1385
+def leave_one_group_out(groups) -> list[tuple[list, Any]]:
+    "Folds of a leave-one-group-out cross-validation: `[(train_groups, test_group), ...]` in first-seen order."
+    present = list(dict.fromkeys(np.asarray(groups).tolist()))
+    if len(present) < 2: raise ValueError(f"leave-one-group-out needs at least 2 groups, got {present}")
+    return [([v for v in present if v != t], t) for t in present]
 
 # %% ../nbs/03_data.ipynb #678bcf11
 def _as_samples(x, name: str) -> np.ndarray:
@@ -681,15 +846,22 @@ def _as_samples(x, name: str) -> np.ndarray:
     return x
 
 
-# %% ../nbs/03_data.ipynb #1fc2c95b
-MAX_RESAMPLE_TERM = 10_000  # largest numerator/denominator of a resampling ratio
+# %% ../nbs/03_data.ipynb #6992c8b5
+MAX_RESAMPLE_TERM = 20_000  # largest numerator/denominator of a resampling ratio used as is
 
 def resample_ratio(fs: float, target_fs: float):
-    "The ratio `target_fs / fs` as a `Fraction` of small terms (<= `MAX_RESAMPLE_TERM`), or a ValueError."
+    """The ratio `target_fs / fs` as a `Fraction`: exact when its terms are <= `MAX_RESAMPLE_TERM`, otherwise the
+    nearest ratio with such terms (a logged warning gives the rate error), or a ValueError when none is within 1 ppm."""
     from fractions import Fraction
-    r = Fraction(target_fs / fs).limit_denominator(MAX_RESAMPLE_TERM)
-    if r.numerator > MAX_RESAMPLE_TERM or abs(float(r) - target_fs / fs) > 1e-6 * target_fs / fs:
-        raise ValueError(f"cannot resample {fs:g} Hz to {target_fs:g} Hz with a rational factor of terms <= {MAX_RESAMPLE_TERM}")
+    exact = Fraction(repr(float(target_fs))) / Fraction(repr(float(fs)))     # the rates as written (decimal), exactly
+    if max(exact.numerator, exact.denominator) <= MAX_RESAMPLE_TERM: return exact
+    r = exact.limit_denominator(MAX_RESAMPLE_TERM)
+    err = float(r / exact) - 1 if r else float('inf')
+    if r.numerator > MAX_RESAMPLE_TERM or not abs(err) <= 1e-6:
+        raise ValueError(f"cannot resample {fs:g} Hz to {target_fs:g} Hz with a rational factor of terms <= {MAX_RESAMPLE_TERM} "
+                         f"within 1 ppm (exact ratio {exact})")
+    log.warning("resampling %g Hz -> %g Hz: the exact ratio %s has terms over %d; using %s (rate error %+.3g ppm, %.6f Hz)",
+                fs, target_fs, exact, MAX_RESAMPLE_TERM, r, err * 1e6, fs * float(r))
     return r
 
 def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
@@ -699,74 +871,122 @@ def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
     r = resample_ratio(fs, target_fs)
     return resample_poly(np.asarray(x, np.float64), r.numerator, r.denominator, axis=-1).astype(np.float32)
 
+# %% ../nbs/03_data.ipynb #664df342
+def _recording_fs(fs, n: int) -> list:
+    "Per-recording sampling rates (None: read from the file: WAV, or `fs_key=`)."
+    v = [fs] * n if fs is None or np.ndim(fs) == 0 else list(fs)
+    if len(v) != n: raise ValueError(f"{n} recordings but {len(v)} sampling rates")
+    out = [None if f is None else float(f) for f in v]
+    if any(f is not None and not (math.isfinite(f) and f > 0) for f in out): raise ValueError(f"sampling rates must be finite and > 0 Hz, got {fs}")
+    return out
 
-# %% ../nbs/03_data.ipynb #dcffa4aa
+def _import_severity(severity, n: int, cfg: DataConfig) -> np.ndarray:
+    "Severity slot per recording: names or indices of the config's slots, -1 unknown (also the default)."
+    if severity is None: return np.full(n, -1, np.int64)
+    sev_in = [severity] * n if isinstance(severity, (str, int, np.integer)) else list(severity)
+    if len(sev_in) != n: raise ValueError(f"{n} recordings but {len(sev_in)} severities")
+    return np.array([-1 if (not isinstance(v, str) and int(v) == -1) else severity_index(v, tuple(cfg.severity.names))
+                     for v in sev_in], np.int64)
+
+def _import_options(n: int, groups, snr_db, seed) -> tuple:
+    "Checked `groups` (or None), SNR levels and seed of an import."
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or len(groups) != n or groups.dtype.kind not in 'biuUS':
+            raise ValueError(f"groups: one integer or name per recording ({n}); got shape {groups.shape}, dtype {groups.dtype}")
+    try: snr = DataConfig().dataset.replace(snr_db=tuple(float(s) for s in (snr_db or ()))).snr_db
+    except (ConfigError, TypeError, ValueError) as e: raise ConfigError('snr_db', snr_db, f"distinct SNR levels in dB within [-30, 80] ({getattr(e, 'allowed', e)})") from None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0: raise ValueError(f"seed: got {seed!r}; allowed: an integer >= 0")
+    return groups, tuple(snr), int(seed)
+
+# %% ../nbs/03_data.ipynb #d7a1f1c1
+def _load_one(src, name: str, fs, *, key, fs_key, column, target_fs: float, N: int, record_s: float) -> tuple[np.ndarray, float]:
+    "Records `[k, N]` cut from one recording (array or file) after resampling, and its original rate."
+    file_fs = None
+    if isinstance(src, (str, os.PathLike)): src, file_fs = read_recording(src, key=key, column=column, fs_key=fs_key)
+    fs = fs if fs is not None else file_fs
+    if fs is None: raise ValueError(f"{name}: no sampling rate: pass fs= (CLI: --fs or an 'fs' column), or fs_key= (CLI: --fs-key) naming the field that holds it")
+    x = _as_samples(src, name)
+    with np.errstate(over='ignore'): y = resample(x, fs, target_fs)
+    if not np.all(np.isfinite(y)): raise ValueError(f"{name}: resampling overflows float32 (values near +-3.4e38)")
+    k = len(y) // N
+    if k == 0: raise ValueError(f"{name}: {len(y) / target_fs:.3g} s after resampling is shorter than one record ({record_s:g} s): "
+                                f"pass a shorter record_s= (CLI: --record-s)")
+    if len(y) % N: log.info("%s: %d trailing samples after %d records are not used", name, len(y) % N, k)
+    return y[:k * N].reshape(k, N), fs
+
+# %% ../nbs/03_data.ipynb #f633c23b
+_IMPORT_SNR_RECIPE = ('add_snr_noise(test signals, snr_db, seed): white noise at snr_db relative to the record RMS, drawn from '
+                      'SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000))); seed = record_seed(import seed, record_index)')
+
+def _write_split(f, name: str, X: np.ndarray, rows: dict, cols: dict, attrs: dict | None = None):
+    w = _GroupWriter(f, name, len(X), X.shape[1])
+    w.g.attrs.update(attrs or {})
+    if len(X): w.write(X, rows, cols, [checksum(x) for x in X])
+    w.finish()
+
+def _write_import(f, segs: list, rec_split, lab, sev, ids, ofs, meta: dict, snr: tuple, seed: int, N: int):
+    "Write the three splits of an import (records with seeds) and the noisy copies of its test split."
+    for s, name in enumerate(_SPLITS):
+        mine = [i for i in range(len(segs)) if rec_split[i] == s]
+        rec = np.array([i for i in mine for _ in range(len(segs[i]))], np.int64)
+        X = np.concatenate([segs[i] for i in mine]) if mine else np.empty((0, N), np.float32)
+        ri = np.arange(len(rec), dtype=np.int64) + s * 10**9
+        rows = dict(label=lab[rec], severity=sev[rec], record_index=ri,
+                    seed=np.array([record_seed(seed, int(r)) for r in ri], np.int64))
+        cols = {'source_id': ids[rec], 'segment': np.concatenate([np.arange(len(segs[i])) for i in mine]) if mine else rec,
+                'original_fs': ofs[rec], **{k: np.asarray(v)[rec] for k, v in meta.items()}}
+        _write_split(f, name, X, rows, cols)
+        if name == 'test':
+            for level in snr:
+                _write_split(f, _snr_group(level), add_snr_noise(X, level, rows['seed']), rows, cols,
+                             dict(derived_from='test', snr_db=float(level), recipe=_IMPORT_SNR_RECIPE))
+
+# %% ../nbs/03_data.ipynb #c241b412
 def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: DataConfig | None = None,
                       target_fs: float | None = None, record_s: float | None = None, record_ids=None,
                       split='test', severity=None, meta: dict | None = None, key: str | None = None,
+                      fs_key: str | None = None, column=None, class_names: Sequence[str] | None = None,
+                      groups=None, split_by: str = 'recording', test_groups=None, val_groups=None, snr_db=(),
                       seed: int = 0, progress: bool = True, overwrite: bool = False) -> Path:
     """Write external recordings (arrays or files) with labels and sampling rates as a dataset file.
     Each is resampled to `target_fs` (default: the config's fs) and cut into records of `record_s` s
-    (default: the config's duration). `split` is a split name for all, or (train, val, test) fractions
-    assigning whole recordings, stratified by label. An existing `path` is replaced only with `overwrite=True`."""
+    (default: the config's duration). `split`: a split name for all, one per recording, or (train, val, test)
+    fractions of whole recordings stratified by label; `split_by='group'` with `groups` holds out whole groups.
+    `snr_db` adds noisy copies of the test split. An existing `path` is replaced only with `overwrite=True`."""
     from tqdm.auto import tqdm
     cfg = cfg or DataConfig.preset('jbfd11')
     cfg_out = _import_config(cfg, target_fs, record_s)  # early: sizes checked before any loading
-    target_fs, record_s = cfg_out.signal.fs, cfg_out.signal.duration_s
+    target_fs, record_s, N = cfg_out.signal.fs, cfg_out.signal.duration_s, cfg_out.signal.n_samples
     path = Path(path)
     _check_target(path, overwrite)
     n = len(recordings)
     if len(labels) != n: raise ValueError(f"{n} recordings but {len(labels)} labels")
-    fss = np.broadcast_to(np.asarray(fs, float), (n,))
-    if np.any(~np.isfinite(fss)) or np.any(fss <= 0): raise ValueError(f"sampling rates must be finite and > 0 Hz, got {fs}")
+    fss = _recording_fs(fs, n)
     ids = np.arange(n) if record_ids is None else np.asarray(record_ids)
     if len(ids) != n or len(set(ids.tolist())) != n: raise ValueError("record_ids must be distinct, one per recording")
-    lab = np.array([fault_index(l) for l in labels], np.int64)
-    if severity is None: sev = np.full(n, -1, np.int64)
-    else:  # slot names or indices (-1: unknown); anything else is an error, never stored as is
-        sev_in = [severity] * n if isinstance(severity, (str, int, np.integer)) else list(severity)
-        if len(sev_in) != n: raise ValueError(f"{n} recordings but {len(sev_in)} severities")
-        sev = np.array([-1 if (not isinstance(v, str) and int(v) == -1) else severity_index(v, tuple(cfg.severity.names))
-                        for v in sev_in], np.int64)
-    meta = _check_meta(meta, n)
-    N = int(round(record_s * target_fs))
-    rec_split = _recording_splits(split, lab, seed)
-    segs = {s: [] for s in range(3)}  # split -> list of (x, rec_no, segment_no)
+    lab, names = _import_labels(labels, class_names)
+    sev, meta = _import_severity(severity, n, cfg), _check_meta(meta, n)
+    groups, snr, seed = _import_options(n, groups, snr_db, seed)
+    if groups is not None: meta['group'] = groups
+    rec_split = _recording_splits(split, lab, seed, groups, split_by, test_groups, val_groups)
+    segs, ofs = [], np.empty(n)
     for i in tqdm(range(n), desc='import', disable=not progress):
         src = recordings[i]
         name = str(src) if isinstance(src, (str, os.PathLike)) else f"recording {ids[i]}"
-        x = _as_samples(load_recording(src, key=key) if isinstance(src, (str, os.PathLike)) else src, name)
-        with np.errstate(over='ignore'): y = resample(x, float(fss[i]), target_fs)
-        if not np.all(np.isfinite(y)): raise ValueError(f"{name}: resampling overflows float32 (values near +-3.4e38)")
-        k = len(y) // N
-        if k == 0: raise ValueError(f"{name}: {len(y) / target_fs:.3g} s after resampling is shorter than one record ({record_s:g} s)")
-        if len(y) % N: log.info("%s: %d trailing samples after %d records are not used", name, len(y) % N, k)
-        for j in range(k): segs[int(rec_split[i])].append((y[j * N:(j + 1) * N], i, j))
+        x, ofs[i] = _load_one(src, name, fss[i], key=key, fs_key=fs_key, column=column, target_fs=target_fs, N=N, record_s=record_s)
+        segs.append(x)
     guard = _SignalGuard()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
-    os.close(fd)
     try:
-        with h5py.File(tmp, 'w') as f:
-            f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                           fs=target_fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
-                           format='lstm_pfd-dataset', format_version=1, source='external', units='as recorded',
-                           snr_groups=[], snr_db=[], complete=False)
-            for s, name in enumerate(DataConfig().dataset.SPLITS):
-                rows = segs[s]
-                w = _GroupWriter(f, name, len(rows), N)
-                if not rows: w.finish(); continue
-                X = np.stack([r[0] for r in rows])
-                rec = np.array([r[1] for r in rows])
-                cols = {'source_id': ids[rec], 'segment': np.array([r[2] for r in rows]), 'original_fs': fss[rec]}
-                for k2, v in (meta or {}).items(): cols[k2] = np.asarray(v)[rec]
-                w.write(X, dict(label=lab[rec], severity=sev[rec], seed=np.full(len(rows), -1), record_index=np.arange(len(rows)) + s * 10**9),
-                        cols, [checksum(x) for x in X])
-                w.finish()
-            guard.check()
-            f.attrs['complete'] = True
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally: guard.restore()
+        with atomic_write(path, overwrite=overwrite) as tmp:
+            with h5py.File(tmp, 'w') as f:
+                f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), lstm_pfd_version=lstm_pfd.__version__,
+                               fs=target_fs, fault_names=names, severity_names=list(cfg.severity.names), format='lstm_pfd-dataset',
+                               format_version=1, source='external', units='as recorded', import_seed=seed,
+                               snr_groups=[_snr_group(s) for s in snr], snr_db=list(snr), complete=False)
+                _write_import(f, segs, rec_split, lab, sev, ids, ofs, meta, snr, seed, N)
+                guard.check()
+                f.attrs['complete'] = True
+    finally: guard.restore()  # atomic_write has removed the temporary file on any exception
+    log.info("wrote %s (%d recordings, %d classes)", path, n, len(names))
     return path

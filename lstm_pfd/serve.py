@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from . import __version__
-from .export import Predictor
+from .predict import Predictor
 
 try:
     from fastapi import FastAPI, Request
@@ -33,12 +33,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH', 'DEFAULT_MAX_SAMPLES', 'Sample', 'RecordIn', 'BatchIn',
            'WindowOut', 'PredictionOut', 'BatchOut', 'HealthOut', 'InputContract', 'ModelOut', 'ErrorItem', 'ErrorOut',
-           'InputError', 'BodySizeLimit', 'file_sha256', 'create_app', 'serve', 'cmd_serve']
-
-# %% ../nbs/10_serve.ipynb #bc0644b6
-__all__ = ['MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH', 'DEFAULT_MAX_SAMPLES', 'RecordIn', 'BatchIn',
-           'WindowOut', 'PredictionOut', 'BatchOut', 'HealthOut', 'InputContract', 'ModelOut', 'ErrorItem', 'ErrorOut',
-           'InputError', 'BodySizeLimit', 'file_sha256', 'create_app', 'serve', 'cmd_serve']
+           'InputError', 'BodySizeLimit', 'file_sha256', 'create_app', 'serve']
 
 # %% ../nbs/10_serve.ipynb #75e5c673
 MAX_FS = 1_000_000.0                   # Hz; above this a "vibration record" is a units mistake
@@ -161,6 +156,7 @@ class InputError(ValueError):
         super().__init__(msg if items is not None else f"{loc}: {msg}")
         self.items, self.status = items if items is not None else [ErrorItem(loc=loc, msg=msg, record=record)], status
 
+# %% ../nbs/10_serve.ipynb #err00001
 def _json_type(v) -> str:
     if v is None: return 'null'
     if isinstance(v, bool): return 'a boolean'
@@ -187,6 +183,7 @@ def _loc(parts) -> tuple[str, int | None]:
         else: out += ('.' if out else '') + str(p)
     return out or 'body', record
 
+# %% ../nbs/10_serve.ipynb #err00002
 def _message(err: dict) -> str:
     t, inp, ctx = err.get('type', ''), err.get('input'), err.get('ctx') or {}
     loc = [p for p in err.get('loc', ()) if p != 'body']
@@ -215,6 +212,7 @@ def _message(err: dict) -> str:
     msg = err.get('msg', 'invalid value')
     return msg if isinstance(inp, (list, dict)) else f"{msg} (got {_scalar(inp)})"
 
+# %% ../nbs/10_serve.ipynb #err00003
 def _error_items(errors, max_errors: int = 20) -> tuple[str, list[ErrorItem]]:
     "pydantic errors -> (one-line detail, at most `max_errors` `ErrorItem`s)."
     items = []
@@ -315,134 +313,145 @@ class _Service:
                              f"{bool(np.isfinite(probe).all())}) for one zero window; expected ({1}, {len(p.class_names)}) "
                              "finite values, one per class name")
 
-    def _n_model(self, n: int, fs: float) -> int:
-        "Length of `n` samples at `fs` after `resample_poly` to the model rate (as `Predictor` does it)."
-        from lstm_pfd.data import resample_ratio
-        r = resample_ratio(fs, self.predictor.fs)
-        return _ceil_div(n * r.numerator, r.denominator)
+# %% ../nbs/10_serve.ipynb #svc00001
+def _svc_n_model(self: _Service, n: int, fs: float) -> int:
+    "Length of `n` samples at `fs` after `resample_poly` to the model rate (as `Predictor` does it)."
+    from lstm_pfd.data import resample_ratio
+    r = resample_ratio(fs, self.predictor.fs)
+    return _ceil_div(n * r.numerator, r.denominator)
+_Service._n_model = _svc_n_model
 
-    def _prepare(self, rec: RecordIn, where: str = '', record: int | None = None) -> dict:
-        p, L = self.predictor, self.predictor.window_len
-        def bad(msg, field='samples'): return InputError(msg, loc=f'{where}{field}', record=record)
-        n = len(rec.samples)
-        model_fs = p.fs
-        resampled = model_fs is not None and not math.isclose(rec.fs, model_fs, rel_tol=1e-6)
-        need = math.ceil(L * rec.fs / model_fs) if resampled else L
-        rate = f" at {model_fs:g} Hz" if model_fs else ''
-        if n == 0:
-            raise bad(f"empty record: the model needs at least one window of {L} samples{rate}"
-                      + (f" (about {need} samples at fs = {rec.fs:g} Hz)" if resampled else ''))
-        if n > self.max_samples:
-            raise bad(f"record of {n} samples exceeds max_samples = {self.max_samples}; split it into several requests")
-        if resampled and not rec.resample:
-            raise bad(f"the record is sampled at {rec.fs:g} Hz but the model expects {model_fs:g} Hz and resample is "
-                      "false; resample it yourself or send resample=true", 'fs')
-        n_model = self._n_model(n, rec.fs) if resampled else n
-        if n_model > self.max_samples:
-            raise bad(f"resampling {n} samples from {rec.fs:g} Hz to {model_fs:g} Hz gives {n_model} samples, over "
-                      f"max_samples = {self.max_samples}; check fs, or send a shorter record", 'fs')
-        if n_model < L:
-            at = f" ({n / rec.fs:.4g} s at {rec.fs:g} Hz)"
-            raise bad(f"record too short: {n} samples{at}; the model needs at least one window of {L} samples{rate}"
-                      + (f", i.e. at least {need} samples at {rec.fs:g} Hz" if resampled else ''))
-        hop = rec.hop or L
-        n_windows = (n_model - L) // hop + 1
-        if n_windows * L > self.max_samples:
-            raise bad(f"hop = {hop} gives {n_windows} windows of {L} samples ({n_windows * L} samples), over "
-                      f"max_samples = {self.max_samples}; use a larger hop", 'hop')
-        with np.errstate(over='ignore', invalid='ignore'):
-            x = np.asarray(rec.samples, dtype=np.float64).astype(np.float32)
-        finite = np.isfinite(x)
-        if not finite.all():
-            i = int(np.argmin(finite))
-            raise InputError(f"value {rec.samples[i]!r} is outside the float32 range (|x| <= {np.finfo(np.float32).max:.4g})",
-                             loc=f'{where}samples[{i}]', record=record)
-        return dict(x=x, rec=rec, resampled=resampled, hop=hop, where=where, record=record)
+def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | None = None) -> dict:
+    p, L = self.predictor, self.predictor.window_len
+    def bad(msg, field='samples'): return InputError(msg, loc=f'{where}{field}', record=record)
+    n = len(rec.samples)
+    model_fs = p.fs
+    resampled = model_fs is not None and not math.isclose(rec.fs, model_fs, rel_tol=1e-6)
+    need = math.ceil(L * rec.fs / model_fs) if resampled else L
+    rate = f" at {model_fs:g} Hz" if model_fs else ''
+    if n == 0:
+        raise bad(f"empty record: the model needs at least one window of {L} samples{rate}"
+                  + (f" (about {need} samples at fs = {rec.fs:g} Hz)" if resampled else ''))
+    if n > self.max_samples:
+        raise bad(f"record of {n} samples exceeds max_samples = {self.max_samples}; split it into several requests")
+    if resampled and not rec.resample:
+        raise bad(f"the record is sampled at {rec.fs:g} Hz but the model expects {model_fs:g} Hz and resample is "
+                  "false; resample it yourself or send resample=true", 'fs')
+    n_model = self._n_model(n, rec.fs) if resampled else n
+    if n_model > self.max_samples:
+        raise bad(f"resampling {n} samples from {rec.fs:g} Hz to {model_fs:g} Hz gives {n_model} samples, over "
+                  f"max_samples = {self.max_samples}; check fs, or send a shorter record", 'fs')
+    if n_model < L:
+        at = f" ({n / rec.fs:.4g} s at {rec.fs:g} Hz)"
+        raise bad(f"record too short: {n} samples{at}; the model needs at least one window of {L} samples{rate}"
+                  + (f", i.e. at least {need} samples at {rec.fs:g} Hz" if resampled else ''))
+    hop = rec.hop or L
+    n_windows = (n_model - L) // hop + 1
+    if n_windows * L > self.max_samples:
+        raise bad(f"hop = {hop} gives {n_windows} windows of {L} samples ({n_windows * L} samples), over "
+                  f"max_samples = {self.max_samples}; use a larger hop", 'hop')
+    with np.errstate(over='ignore', invalid='ignore'):
+        x = np.asarray(rec.samples, dtype=np.float64).astype(np.float32)
+    finite = np.isfinite(x)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise InputError(f"value {rec.samples[i]!r} is outside the float32 range (|x| <= {np.finfo(np.float32).max:.4g})",
+                         loc=f'{where}samples[{i}]', record=record)
+    return dict(x=x, rec=rec, resampled=resampled, hop=hop, where=where, record=record)
+_Service._prepare = _svc_prepare
 
-    def _run(self, prep: dict) -> PredictionOut:
-        t0 = time.perf_counter()
-        rec, x, p, L = prep['rec'], prep['x'], self.predictor, self.predictor.window_len
-        try:
-            pred = p.predict(x, fs=rec.fs, resample=prep['resampled'], hop=prep['hop'])
-        except (ValueError, TypeError) as e:  # the Predictor's own input checks (e.g. an irrational rate ratio)
-            raise InputError(str(e), loc=f"{prep['where']}fs" if 'fs' in str(e).split(':')[0] else f"{prep['where']}samples",
-                             record=prep['record']) from e
-        wp = pred.window_probabilities
-        if not np.isfinite(wp).all():
-            raise InputError(f"the model's outputs are not finite for this record (max |sample| = "
-                             f"{float(np.abs(x).max()):.3g}); check the units and scale of the samples",
-                             loc=f"{prep['where']}samples", record=prep['record'])
-        n_model = self._n_model(len(x), rec.fs) if prep['resampled'] else len(x)
-        hop, nw = prep['hop'], pred.n_windows
-        names = p.class_names
-        windows = [WindowOut(index=i, start=i * hop, label=names[k], class_index=int(k), confidence=float(wp[i, k]),
-                             probabilities=[round(float(v), 7) for v in wp[i]])
-                   for i, k in enumerate(pred.window_indices.tolist())]
-        return PredictionOut(id=rec.id, label=pred.label, class_index=pred.index,
-                             confidence=float(pred.probabilities[pred.index]),
-                             probabilities={c: round(float(v), 7) for c, v in zip(names, pred.probabilities)},
-                             n_windows=nw, windows=windows, fs=rec.fs, model_fs=p.fs, resampled=prep['resampled'],
-                             n_samples=len(x), n_samples_model=n_model, window_len=L, hop=hop,
-                             unused_samples=n_model - (L + (nw - 1) * hop),
-                             latency_ms=(time.perf_counter() - t0) * 1e3)
+# %% ../nbs/10_serve.ipynb #svc00002
+def _svc_run(self: _Service, prep: dict) -> PredictionOut:
+    t0 = time.perf_counter()
+    rec, x, p, L = prep['rec'], prep['x'], self.predictor, self.predictor.window_len
+    try:
+        pred = p.predict(x, fs=rec.fs, resample=prep['resampled'], hop=prep['hop'])
+    except (ValueError, TypeError) as e:  # the Predictor's own input checks (e.g. an irrational rate ratio)
+        raise InputError(str(e), loc=f"{prep['where']}fs" if 'fs' in str(e).split(':')[0] else f"{prep['where']}samples",
+                         record=prep['record']) from e
+    wp = pred.window_probabilities
+    if not np.isfinite(wp).all():
+        raise InputError(f"the model's outputs are not finite for this record (max |sample| = "
+                         f"{float(np.abs(x).max()):.3g}); check the units and scale of the samples",
+                         loc=f"{prep['where']}samples", record=prep['record'])
+    n_model = self._n_model(len(x), rec.fs) if prep['resampled'] else len(x)
+    hop, nw = prep['hop'], pred.n_windows
+    names = p.class_names
+    windows = [WindowOut(index=i, start=i * hop, label=names[k], class_index=int(k), confidence=float(wp[i, k]),
+                         probabilities=[round(float(v), 7) for v in wp[i]])
+               for i, k in enumerate(pred.window_indices.tolist())]
+    return PredictionOut(id=rec.id, label=pred.label, class_index=pred.index,
+                         confidence=float(pred.probabilities[pred.index]),
+                         probabilities={c: round(float(v), 7) for c, v in zip(names, pred.probabilities)},
+                         n_windows=nw, windows=windows, fs=rec.fs, model_fs=p.fs, resampled=prep['resampled'],
+                         n_samples=len(x), n_samples_model=n_model, window_len=L, hop=hop,
+                         unused_samples=n_model - (L + (nw - 1) * hop),
+                         latency_ms=(time.perf_counter() - t0) * 1e3)
+_Service._run = _svc_run
 
-    def predict(self, rec: RecordIn) -> PredictionOut:
-        t0 = time.perf_counter()
-        out = self._run(self._prepare(rec))
-        out.latency_ms = (time.perf_counter() - t0) * 1e3
-        return out
+# %% ../nbs/10_serve.ipynb #svc00003
+def _svc_predict(self: _Service, rec: RecordIn) -> PredictionOut:
+    t0 = time.perf_counter()
+    out = self._run(self._prepare(rec))
+    out.latency_ms = (time.perf_counter() - t0) * 1e3
+    return out
+_Service.predict = _svc_predict
 
-    def predict_batch(self, batch: BatchIn) -> BatchOut:
-        t0 = time.perf_counter()
-        recs = batch.records
-        if not recs: raise InputError("records is empty: send at least one record", loc='records')
-        if len(recs) > self.max_batch:
-            raise InputError(f"{len(recs)} records in one request; at most max_batch = {self.max_batch}", loc='records')
-        preps, items = [], []
-        for i, r in enumerate(recs):
-            try: preps.append(self._prepare(r, where=f'records[{i}].', record=i))
-            except InputError as e: items += e.items
-        if items:
-            failed = sorted({i.record for i in items})
-            raise InputError(f"{len(failed)} of {len(recs)} records failed the checks: " +
-                             '; '.join(f"{i.loc}: {i.msg}" for i in items[:3]) + (' ...' if len(items) > 3 else ''),
-                             items=items[:20])
-        total = sum(self._n_model(len(pp['x']), pp['rec'].fs) if pp['resampled'] else len(pp['x']) for pp in preps)
-        if total > self.max_samples:
-            raise InputError(f"the batch holds {total} samples at the model rate, over max_samples = {self.max_samples}; "
-                             "split it into several requests", loc='records')
-        results = []
-        for pp in preps:
-            t1 = time.perf_counter()
-            r = self._run(pp); r.latency_ms = (time.perf_counter() - t1) * 1e3
-            results.append(r)
-        return BatchOut(results=results, n_records=len(results), latency_ms=(time.perf_counter() - t0) * 1e3)
+def _svc_predict_batch(self: _Service, batch: BatchIn) -> BatchOut:
+    t0 = time.perf_counter()
+    recs = batch.records
+    if not recs: raise InputError("records is empty: send at least one record", loc='records')
+    if len(recs) > self.max_batch:
+        raise InputError(f"{len(recs)} records in one request; at most max_batch = {self.max_batch}", loc='records')
+    preps, items = [], []
+    for i, r in enumerate(recs):
+        try: preps.append(self._prepare(r, where=f'records[{i}].', record=i))
+        except InputError as e: items += e.items
+    if items:
+        failed = sorted({i.record for i in items})
+        raise InputError(f"{len(failed)} of {len(recs)} records failed the checks: " +
+                         '; '.join(f"{i.loc}: {i.msg}" for i in items[:3]) + (' ...' if len(items) > 3 else ''),
+                         items=items[:20])
+    total = sum(self._n_model(len(pp['x']), pp['rec'].fs) if pp['resampled'] else len(pp['x']) for pp in preps)
+    if total > self.max_samples:
+        raise InputError(f"the batch holds {total} samples at the model rate, over max_samples = {self.max_samples}; "
+                         "split it into several requests", loc='records')
+    results = []
+    for pp in preps:
+        t1 = time.perf_counter()
+        r = self._run(pp); r.latency_ms = (time.perf_counter() - t1) * 1e3
+        results.append(r)
+    return BatchOut(results=results, n_records=len(results), latency_ms=(time.perf_counter() - t0) * 1e3)
+_Service.predict_batch = _svc_predict_batch
 
-    def model_card(self) -> ModelOut:
-        p, m = self.predictor, self.predictor.metadata
-        return ModelOut(
-            class_names=list(p.class_names), n_classes=len(p.class_names), fs=p.fs, window_len=p.window_len,
-            window_s=p.window_len / p.fs if p.fs else None, model_name=m.get('model_name'), precision=m.get('precision'),
-            normalize=m.get('normalize'), config_hash=m.get('config_hash'), lstm_pfd_version=m.get('lstm_pfd_version'),
-            input=InputContract(
-                samples="flat JSON array of finite numbers (one channel; ints or floats; NaN/Infinity, strings, booleans "
-                        "and nested arrays are rejected), in the units the model was trained on",
-                min_samples_at_model_fs=p.window_len,
-                resampling=("a record whose fs differs from the model's fs (relative tolerance 1e-6) is resampled with "
-                            "scipy.signal.resample_poly and the answer says resampled=true; send resample=false to have "
-                            "such records rejected instead") if p.fs else
-                           "the model declares no sampling rate: records are used as sent, never resampled",
-                windowing=(f"windows of {p.window_len} samples at the model rate, hop samples apart (default: no overlap); "
-                           "trailing samples that do not fill a window are unused; the record's answer is the mean of "
-                           "the window probabilities (soft vote)"),
-                max_body_bytes=self.max_body_bytes, max_batch=self.max_batch, max_samples=self.max_samples))
+# %% ../nbs/10_serve.ipynb #svc00004
+def _svc_model_card(self: _Service) -> ModelOut:
+    p, m = self.predictor, self.predictor.metadata
+    return ModelOut(
+        class_names=list(p.class_names), n_classes=len(p.class_names), fs=p.fs, window_len=p.window_len,
+        window_s=p.window_len / p.fs if p.fs else None, model_name=m.get('model_name'), precision=m.get('precision'),
+        normalize=m.get('normalize'), config_hash=m.get('config_hash'), lstm_pfd_version=m.get('lstm_pfd_version'),
+        input=InputContract(
+            samples="flat JSON array of finite numbers (one channel; ints or floats; NaN/Infinity, strings, booleans "
+                    "and nested arrays are rejected), in the units the model was trained on",
+            min_samples_at_model_fs=p.window_len,
+            resampling=("a record whose fs differs from the model's fs (relative tolerance 1e-6) is resampled with "
+                        "scipy.signal.resample_poly and the answer says resampled=true; send resample=false to have "
+                        "such records rejected instead") if p.fs else
+                       "the model declares no sampling rate: records are used as sent, never resampled",
+            windowing=(f"windows of {p.window_len} samples at the model rate, hop samples apart (default: no overlap); "
+                       "trailing samples that do not fill a window are unused; the record's answer is the mean of "
+                       "the window probabilities (soft vote)"),
+            max_body_bytes=self.max_body_bytes, max_batch=self.max_batch, max_samples=self.max_samples))
+_Service.model_card = _svc_model_card
 
-    def health(self) -> HealthOut:
-        import onnxruntime
-        return HealthOut(model_loaded=self.predictor.session is not None, model_file=self.path.name,
-                         model_sha256=self.sha256, model_bytes=self.nbytes, lstm_pfd_version=__version__,
-                         onnxruntime_version=onnxruntime.__version__,
-                         uptime_s=round(time.monotonic() - self.started, 3))
+def _svc_health(self: _Service) -> HealthOut:
+    import onnxruntime
+    return HealthOut(model_loaded=self.predictor.session is not None, model_file=self.path.name,
+                     model_sha256=self.sha256, model_bytes=self.nbytes, lstm_pfd_version=__version__,
+                     onnxruntime_version=onnxruntime.__version__,
+                     uptime_s=round(time.monotonic() - self.started, 3))
+_Service.health = _svc_health
 
 # %% ../nbs/10_serve.ipynb #a0637ddb
 _ERRORS = {413: {'model': ErrorOut, 'description': 'body over max_body_bytes'},
@@ -460,6 +469,7 @@ def _body_doc(model: type[BaseModel]) -> dict:
         return [resolve(v) for v in o] if isinstance(o, list) else o
     return {'requestBody': {'required': True, 'content': {'application/json': {'schema': resolve(schema)}}}}
 
+# %% ../nbs/10_serve.ipynb #app00001
 def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                max_batch: int = DEFAULT_MAX_BATCH, max_samples: int = DEFAULT_MAX_SAMPLES) -> FastAPI:
     "FastAPI app serving the ONNX model at `model_path`: GET /health, GET /model, POST /predict, POST /predict/batch."
@@ -520,6 +530,7 @@ def _is_loopback(host: str) -> bool:
     try: return ipaddress.ip_address(host).is_loopback
     except ValueError: return False
 
+# %% ../nbs/10_serve.ipynb #srv00001
 def serve(model_path, host: str = '127.0.0.1', port: int = 8000, *, threads: int = 1,
           max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
           max_samples: int = DEFAULT_MAX_SAMPLES, log_level: str = 'info', **uvicorn_kw):
@@ -533,14 +544,3 @@ def serve(model_path, host: str = '127.0.0.1', port: int = 8000, *, threads: int
         log.warning("binding to %s: the service has no authentication; anyone who can reach this address can use it",
                     host)
     uvicorn.run(app, host=host, port=int(port), log_level=log_level, **uvicorn_kw)
-
-def cmd_serve(model, host: str = '127.0.0.1', port: int = 8000, *, threads: int = 1,
-              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
-              log_level: str = 'info') -> int:
-    "`lstm-pfd serve MODEL --host --port`: print what is served where, then run the service until interrupted."
-    if not Path(model).is_file(): raise FileNotFoundError(f"ONNX model not found: {model}")
-    print(f"serving {Path(model).name} (sha256 {file_sha256(model)[:12]}...) on http://{host}:{port} "
-          f"(GET /health, GET /model, POST /predict, POST /predict/batch; docs at /docs); Ctrl-C stops")
-    serve(model, host=host, port=port, threads=threads, max_body_bytes=max_body_bytes, max_batch=max_batch,
-          log_level=log_level)
-    return 0

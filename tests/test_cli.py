@@ -65,3 +65,109 @@ def test_train_evaluate_export_predict_chain(tmp_path: Path):
     assert r.returncode == 2 and 'Traceback' not in r.stderr
     r = run('evaluate', str(ck), str(tmp_path / 'missing.h5'))
     assert r.returncode == 2 and 'missing.h5' in r.stderr
+
+
+# ---------------------------------------------------------------- the parser explains itself
+
+def _subparsers():
+    from lstm_pfd.cli import build_parser
+    ap = build_parser()
+    sub = next(a for a in ap._actions if a.__class__.__name__ == '_SubParsersAction')
+    return ap, sub.choices
+
+
+def test_every_option_has_help_and_one_default_preset():
+    from lstm_pfd.cli import DEFAULT_PRESET
+    from lstm_pfd.config import PRESETS
+    ap, subs = _subparsers()
+    assert {'config', 'generate', 'import', 'train', 'evaluate', 'explain', 'export', 'predict', 'serve', 'demo'} <= set(subs)
+    for name, p in [('lstm-pfd', ap), *subs.items()]:
+        for a in p._actions:
+            if a.dest in ('help', 'command', 'version'): continue
+            assert a.help and a.help.strip(), f'{name} {a.option_strings or a.dest} has no help text'
+            if a.dest == 'preset':
+                assert a.default == DEFAULT_PRESET and f'default: {DEFAULT_PRESET}' in a.help, name
+                assert list(a.choices) == list(PRESETS), name
+
+
+def test_choices_come_from_the_registries():
+    from lstm_pfd.export import PRECISIONS
+    from lstm_pfd.models import MODELS
+    from lstm_pfd.xai import METHODS
+    _, subs = _subparsers()
+    opt = lambda cmd, dest: next(a for a in subs[cmd]._actions if a.dest == dest)
+    assert list(opt('train', 'model').choices) == list(MODELS)
+    assert list(opt('explain', 'method').choices) == list(METHODS)
+    assert list(opt('export', 'quantize').choices) == [p for p in PRECISIONS if p != 'fp32']
+
+
+def test_threads_on_every_computing_command():
+    _, subs = _subparsers()
+    for cmd in ('train', 'evaluate', 'explain', 'export', 'predict', 'serve', 'demo'):
+        assert any(a.dest == 'threads' for a in subs[cmd]._actions), cmd
+    r = run('train', '--threads', '0', '--out', 'never.pt')
+    assert r.returncode == 2 and '--threads' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_generate_refuses_a_protocol_with_empty_splits(tmp_path):
+    r = run('generate', '--set', 'dataset.records_per_class_severity=2', '--out', str(tmp_path / 'x.h5'))
+    assert r.returncode == 2 and 'at least 3 records per class x severity slot' in r.stderr, r.stderr
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- the front door: demo, then serve its model
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_demo_then_serve_its_model(tmp_path):
+    "`lstm-pfd demo --out D` then `lstm-pfd serve D/model.onnx` (default exporter): zero window, real record, bad request."
+    import json, math, time
+    import httpx
+    import numpy as np
+    from lstm_pfd.data import open_dataset
+    d = tmp_path / 'demo'
+    r = run('demo', '--out', str(d), '--no-progress', timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    model = d / 'model.onnx'
+    from lstm_pfd.predict import read_metadata
+    meta = read_metadata(model)
+    assert meta['exporter'] == 'dynamo', meta['exporter']
+    port = _free_port()
+    log = open(tmp_path / 'serve.log', 'w')
+    proc = subprocess.Popen([str(SCRIPT), 'serve', str(model), '--port', str(port)], stdout=log, stderr=subprocess.STDOUT)
+    base = f'http://127.0.0.1:{port}'
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / 'serve.log').read_text()[-3000:]
+            try:
+                if httpx.get(base + '/health', timeout=1).status_code == 200: break
+            except httpx.TransportError: pass
+            assert time.monotonic() < deadline, 'the server did not start'
+            time.sleep(0.3)
+        L, fs = meta['window_len'], meta['fs']
+        z = httpx.post(base + '/predict', json={'samples': [0.0] * (2 * L), 'fs': fs}, timeout=60)
+        assert z.status_code == 200, z.text
+        probs = z.json()['probabilities']
+        assert all(math.isfinite(v) for v in probs.values()) and abs(sum(probs.values()) - 1) < 1e-4
+        with open_dataset(d / 'dataset.h5') as ds:
+            x, m = ds['test'].record(0)
+            true = ds.fault_names[m['label']]
+        rr = httpx.post(base + '/predict', json={'samples': np.asarray(x, float).tolist(), 'fs': fs}, timeout=60)
+        assert rr.status_code == 200, rr.text
+        out = rr.json()
+        assert out['label'] in meta['class_names'] and out['n_windows'] == len(x) // L
+        print(f'\nserved demo model: record of class {true} predicted {out["label"]} (p = {out["confidence"]:.3f})')
+        bad = httpx.post(base + '/predict', json={'samples': 'not a list', 'fs': fs}, timeout=60)
+        assert 400 <= bad.status_code < 500 and bad.json()['detail'], bad.text
+    finally:
+        proc.terminate()
+        try: proc.wait(timeout=15)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        log.close()
+    assert 'Traceback' not in (tmp_path / 'serve.log').read_text()

@@ -144,12 +144,12 @@ def test_incomplete_file_is_rejected(serial, tmp_path):
 
 def test_cli_generate_and_import(tmp_path):
     out = tmp_path / 'cli.h5'
-    r = subprocess.run([str(SCRIPT), 'generate', '--preset', 'quick', '--set', 'dataset.records_per_class_severity=2',
+    r = subprocess.run([str(SCRIPT), 'generate', '--preset', 'quick', '--set', 'dataset.records_per_class_severity=3',
                         '--set', 'signal.duration_s=1.0', '--out', str(out), '--workers', '2', '--no-progress'],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     with open_dataset(out, verify=True) as ds:
-        assert sum(len(ds[s]) for s in ('train', 'val', 'test')) == 11 * 4 * 2
+        assert sum(len(ds[s]) for s in ('train', 'val', 'test')) == 11 * 4 * 3   # 3 per slot: the least that fills every split
     rng = np.random.default_rng(0)
     for i in range(3): np.save(tmp_path / f'rec{i}.npy', rng.standard_normal(30000).astype(np.float32))
     (tmp_path / 'labels.csv').write_text('file,label\nrec0.npy,healthy\nrec1.npy,imbalance\nrec2.npy,oil_whirl\n')
@@ -161,3 +161,18 @@ def test_cli_generate_and_import(tmp_path):
     r = subprocess.run([str(SCRIPT), 'generate', '--preset', 'quick', '--out', str(tmp_path / 'nodir' / 'x.h5')],
                        capture_output=True, text=True)
     assert r.returncode == 2 and 'does not exist' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_import_is_reproducible_with_groups_seeds_and_snr_copies(tmp_path):
+    "Two imports with the same arguments write the same records, seeds, noisy copies and group columns."
+    rng = np.random.default_rng(0)
+    recs = [rng.standard_normal(25000).astype(np.float32) for _ in range(6)]
+    kw = dict(cfg=SMALL, record_s=1.0, progress=False, groups=['d1', 'd1', 'd2', 'd2', 'd3', 'd3'], split_by='group',
+              test_groups=['d3'], val_groups=['d2'], snr_db=(10,), seed=5)
+    a = import_recordings(recs, ['rub', 'whip'] * 3, 10240, tmp_path / 'a.h5', **kw)
+    b = import_recordings(recs, ['rub', 'whip'] * 3, 10240, tmp_path / 'b.h5', **kw)
+    _assert_same(a, b)
+    with open_dataset(a, verify=True) as ds:
+        assert ds.fault_names == ['rub', 'whip'] and ds.file.attrs['import_seed'] == 5
+        assert set(ds['test'].meta['group'].astype(str)) == {'d3'} and set(ds['val'].meta['group'].astype(str)) == {'d2'}
+        assert (ds['test_snr10'].seed == ds['test'].seed).all() and (ds['test'].seed >= 0).all()

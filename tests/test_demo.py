@@ -1,12 +1,15 @@
 "The main job: `lstm-pfd demo` on the quick preset writes every report section and file, with real values."
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from lstm_pfd import demo as D
 from lstm_pfd.demo import REPORT_SECTIONS
 from lstm_pfd.physics import FAULTS
 
@@ -16,7 +19,8 @@ SCRIPT = Path(sys.executable).parent / 'lstm-pfd'
 def test_demo_quick(tmp_path):
     out = tmp_path / 'demo'
     r = subprocess.run([str(SCRIPT), 'demo', '--preset', 'quick', '--set', 'dataset.records_per_class_severity=3',
-                        '--epochs', '3', '--out', str(out), '--no-progress'], capture_output=True, text=True, timeout=900)
+                        '--epochs', '3', '--out', str(out), '--no-progress'], capture_output=True, text=True, timeout=900,
+                       env={k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'})
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'report:' in r.stdout
     for name in ('config.yaml', 'dataset.h5', 'model.pt', 'model.onnx', 'report.html', 'summary.json'):
@@ -25,15 +29,26 @@ def test_demo_quick(tmp_path):
     assert {'catalogue.png', 'training.png', 'confusion.png'} <= {p.name for p in pngs}
     assert len([p for p in pngs if p.name.startswith('xai_')]) == len(FAULTS)
     for p in pngs: assert p.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', p
-    s = json.loads((out / 'summary.json').read_text())
+    def no_constants(c): raise AssertionError(f'summary.json holds {c}: not strict JSON')
+    s = json.loads((out / 'summary.json').read_text(), parse_constant=no_constants)
     assert [r['split'] for r in s['robustness']] == ['test', 'test_snr20', 'test_snr10', 'test_snr5']
     for row in s['robustness']:
         assert 0 <= row['record_acc'] <= 1 and 0 <= row['window_acc'] <= 1 and row['records'] > 0
     assert s['epochs_run'] >= 1 and s['n_parameters'] > 1000 and s['train_seconds'] > 0
+    assert s['epochs_counted_from'] == 1 and 1 <= s['best_epoch'] <= s['epochs_run']
+    assert [h['epoch'] for h in s['history']] == list(range(1, s['epochs_run'] + 1))
+    assert f"best epoch {s['best_epoch']} (counted from 1)" in r.stdout
+    assert s['class_names'] == list(FAULTS) and s['threads'] == 1   # OMP_NUM_THREADS unset below: one thread
     assert s['onnx']['max_abs_diff'] < 1e-4
     assert abs(sum(s['predictor']['probabilities'].values()) - 1) < 1e-4
     assert [x['true'] for x in s['xai']] == list(FAULTS)
-    assert any(math.isfinite(x['band_alignment']) for x in s['xai'])
+    assert any(x['band_alignment'] is not None for x in s['xai'])
+    for i, x in enumerate(s['xai']):   # every null has its reason
+        for k, v in x.items():
+            if v is None: assert f'xai[{i}].{k}' in s['null_values'], (i, k)
+        if x['faithful'] is not None: assert x['faithful'] == (x['deletion_auc'] < x['deletion_auc_random'])
+    healthy = s['xai'][list(FAULTS).index('healthy')]
+    assert healthy['band_alignment'] is None and 'no expected bands' in s['null_values'][f"xai[{list(FAULTS).index('healthy')}].band_alignment"]
     assert {(l['engine'], l['batch']) for l in s['latency']} >= {('PyTorch eager', 1), ('onnxruntime FP32', 1)}
     assert all(l['median_ms'] > 0 for l in s['latency'])
     doc = (out / 'report.html').read_text()
@@ -42,3 +57,36 @@ def test_demo_quick(tmp_path):
     assert doc.count('data:image/png;base64,') == len(pngs)
     assert 'http://' not in doc and 'https://' not in doc   # self-contained
     assert f"{s['record_acc']:.4f}" in doc
+    for text in ('expected bands', 'control bands', 'Band alignment', 'completeness gap', 'no better than random',
+                 f"best epoch {s['best_epoch']} of {s['epochs_run']}"):
+        assert text in doc, text
+    flagged = [x['true'] for x in s['xai'] if x['faithful'] is False]
+    assert doc.count('NO BETTER THAN RANDOM') == len(flagged)
+
+
+def test_demo_threads_respects_omp(monkeypatch):
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    assert D.demo_threads() == 1
+    monkeypatch.setenv('OMP_NUM_THREADS', '4')
+    assert D.demo_threads() == 4 and D.demo_threads(2) == 2
+    monkeypatch.setenv('OMP_NUM_THREADS', 'lots')
+    assert D.demo_threads() == 1
+    with pytest.raises(ValueError, match='threads'): D.demo_threads(0)
+
+
+def test_strict_summary_nulls_with_reasons():
+    s = D.strict_summary({'x': [np.float32(np.nan), 1.5], 'y': {'z': float('inf')}}, notes={'x[0]': 'empty split'})
+    assert s == {'x': [None, 1.5], 'y': {'z': None}, 'null_values': {'x[0]': 'empty split', 'y.z': 'not a finite number (inf)'}}
+    json.dumps(s, allow_nan=False)
+
+
+def test_figures_name_classes_on_every_axis():
+    from matplotlib.figure import Figure
+    fig = D.plot_confusion(np.eye(len(FAULTS), dtype=int))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(FAULTS) == [t.get_text() for t in ax.get_yticklabels()]
+    fig = Figure(); ax = fig.subplots(); ax.set_ylabel('p(class 4)')
+    D._name_prob_axes(fig, 'lubrication')
+    assert ax.get_ylabel() == 'p(lubrication)'
+    fig = D.plot_catalogue(__import__('lstm_pfd.config', fromlist=['DataConfig']).DataConfig.preset('quick'), duration_s=0.5)
+    assert [a.get_title() for a in fig.axes[:len(FAULTS)]] == [f'{k} {n}' for k, n in enumerate(FAULTS)]

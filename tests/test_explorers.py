@@ -21,7 +21,7 @@ PNG = b'\x89PNG\r\n\x1a\n'
 @pytest.fixture(scope='module', autouse=True)
 def one_thread():
     old = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared 2-core machine
+    torch.set_num_threads(1)  # tiny models: one thread is as fast as several
     yield
     torch.set_num_threads(old)
 
@@ -267,3 +267,83 @@ def test_robustness_explorer_noise_and_layers(ds, model):
     assert len(rx.results) == n  # manual mode: nothing until evaluate
     rx.run_button.click()
     assert len(rx.results) == n + 1 and rx.results[-1]['snr_db'] == 3.0
+
+
+# ------------------------------------------------------------------------------------------ fitting the page
+def _boxes(w):
+    "Every widget under `w` (depth first)."
+    yield w
+    for c in getattr(w, 'children', ()): yield from _boxes(c)
+
+
+def test_layouts_wrap_and_images_keep_their_aspect(cfg, ds):
+    for ex in (E.SignalExplorer(cfg), E.DatasetExplorer(ds, 'train')):
+        imgs = [w for w in _boxes(ex.widget) if isinstance(w, W.Image)]
+        assert imgs == [ex.image]
+        lay = ex.image.layout
+        assert (lay.max_width, lay.height, lay.object_fit, lay.align_self) == ('100%', 'auto', 'contain', 'flex-start')
+        assert not ex.image.width and not ex.image.height   # natural size: no width/height attributes to stretch it
+        # the box holding the image wraps and does not stretch its items to a common height
+        parent = next(w for w in _boxes(ex.widget) if ex.image in getattr(w, 'children', ()))
+        assert parent.layout.flex_flow == 'row wrap' and parent.layout.align_items == 'flex-start'
+        for w in _boxes(ex.widget):
+            if isinstance(w, W.HBox): assert w.layout.flex_flow == 'row wrap', type(ex).__name__
+
+
+def test_spectrogram_limit_and_log_axis(cfg):
+    se = E.SignalExplorer(cfg, 'misalignment', seed=3, speed_hz=60.0)
+    assert se.spec_log.value and se.spec_fmax.value == cfg.signal.fs / 2
+    f = se.spec_freqs
+    assert f[0] < 30 and f[-1] == pytest.approx(cfg.signal.fs / 2, rel=0.01)
+    np.testing.assert_allclose(np.diff(np.log(f)), np.log(f[1] / f[0]), rtol=1e-6)  # log-spaced rows
+    # 50-200 Hz (1X to 3X) gets about a fifth of the displayed rows on the log axis, not 3 % as on a linear one
+    assert ((f >= 50) & (f <= 200)).mean() > 0.15
+    assert se.spec_f[1] <= 5.0   # frames long enough to resolve the low orders
+    se.set(spec_log=False, spec_fmax=1000.0)
+    assert se.spec_freqs.max() <= 1000.0 and se.spec_freqs.max() > 1000.0 - se.spec_f[1]
+    np.testing.assert_array_equal(se.spec_freqs, se.spec_f[se.spec_rows])
+    with pytest.raises(ValueError, match='spec_fmax'): E.SignalExplorer(cfg, spec_fmax=123.0)
+    with pytest.raises(ValueError, match='fmin'): E.log_rows(np.arange(10.0), 5.0, 5.0)
+
+
+def test_full_class_names_everywhere(ds, model):
+    mx = E.ModelExplorer(model, ds, 'test', method='none')
+    texts = [w.value for w in _boxes(mx.widget) if isinstance(w, W.HTML)]
+    for name in ds.fault_names:
+        assert sum(f'>{name}</div>' in t for t in texts) == 2, name   # row label and column label, not cut
+    assert list(E.SignalExplorer(ds.config).fault.options) == list(FAULTS)
+    dx = E.DatasetExplorer(ds, 'train')
+    assert [n for n, _ in dx.classes.options] == list(ds.fault_names)
+    assert all(n in dx.counts_html.value for n in ds.fault_names)
+
+
+def test_class_names_follow_the_model_size(ds):
+    from lstm_pfd.models import create_model
+    m = create_model('compact', n_classes=len(FAULTS), channels=(8,), seed=0)
+    assert E.ModelExplorer(m, ds, 'val', method='none').class_names == list(FAULTS)
+    assert E.physics.class_names(3) == ('class_0', 'class_1', 'class_2')
+
+
+def test_training_monitor_replaces_the_progress_bar():
+    assert E.TrainingMonitor.replaces_progress is True
+    mon = E.TrainingMonitor()
+    assert mon.image.layout.max_width == '100%'
+
+
+def test_a_registered_class_appears_in_the_explorers(cfg):
+    "Class lists are read from the catalogue when an explorer is built: a 12th class shows up, and can be explored."
+    from lstm_pfd import physics
+    physics.register_fault('imbalance_whirl', atoms=('imbalance', 'oil_whirl'))
+    try:
+        se = E.SignalExplorer(cfg, 'imbalance_whirl', speed_hz=60.0)
+        assert list(se.fault.options) == list(physics.class_names()) and len(se.fault.options) == len(FAULTS) + 1
+        np.testing.assert_allclose(se.bands, expected_bands('imbalance_whirl', 60.0))
+        from lstm_pfd.demo import plot_catalogue, plot_confusion
+        fig = plot_catalogue(cfg, duration_s=0.5)
+        assert f'{len(FAULTS)} imbalance_whirl' in [a.get_title() for a in fig.axes]
+        n = physics.n_classes()
+        ticks = [t.get_text() for t in plot_confusion(np.eye(n, dtype=int)).axes[0].get_xticklabels()]
+        assert ticks[-1] == 'imbalance_whirl'
+    finally:
+        physics.unregister_fault('imbalance_whirl')
+    assert len(E.SignalExplorer(cfg).fault.options) == len(FAULTS)

@@ -1,4 +1,5 @@
-"""ONNX export, Predictor and quantization checks (lstm_pfd.export)."""
+"""ONNX export (numerics kept by the default exporter, parity on edge inputs), the Predictor runtime and
+quantization checks (lstm_pfd.export, lstm_pfd.predict)."""
 import json
 import subprocess
 import sys
@@ -11,8 +12,11 @@ torch = pytest.importorskip('torch')
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnx')
 
-from lstm_pfd.export import (ExportError, Predictor, Prediction, frame_record, quantize, read_metadata, record_vote,
-                             softmax, to_onnx, cmd_export, cmd_predict)
+from lstm_pfd import models, train
+from lstm_pfd.cli import main
+from lstm_pfd.export import ExportError, export_checkpoint, quantize, to_onnx
+from lstm_pfd.predict import Prediction, Predictor, read_metadata
+from lstm_pfd.utils import frame, normalize_windows, record_vote, softmax
 
 L = 1024          # short windows keep every export fast
 FS = 2048.0
@@ -86,7 +90,6 @@ def test_tiny_models_parity_and_batch_axis(tmp_path, cls, exporter):
 
 
 def test_every_registry_model_exports_with_parity(tmp_path):
-    models = pytest.importorskip('lstm_pfd.models')
     assert len(models.MODELS) >= 2
     rng = np.random.default_rng(0)
     x1, x32 = (rng.standard_normal((b, 1, L)).astype(np.float32) for b in (1, 32))
@@ -114,7 +117,7 @@ def test_metadata_round_trip(tmp_path):
 
 
 def test_default_class_names_are_the_faults(tmp_path):
-    physics = pytest.importorskip('lstm_pfd.physics')
+    from lstm_pfd import physics
     to_onnx(_seeded(lambda: TinyConv(11)), tmp_path / 'm.onnx', window_len=L)
     assert read_metadata(tmp_path / 'm.onnx')['class_names'] == list(physics.FAULTS)
 
@@ -213,17 +216,18 @@ def test_predictor_bad_construction(tmp_path, conv_onnx):
 
 
 def test_predictor_does_not_import_torch(conv_onnx):
+    rec = conv_onnx[0].with_name('rec.npy')
+    np.save(rec, np.zeros(3 * L, np.float32))
     code = textwrap.dedent(f"""
         import sys, numpy as np
-        import lstm_pfd, lstm_pfd.export
-        assert 'torch' not in sys.modules, 'importing lstm_pfd.export imported torch'
-        from lstm_pfd.export import Predictor
+        import lstm_pfd.predict, lstm_pfd.export, lstm_pfd.cli
+        assert 'torch' not in sys.modules, 'importing predict, export or cli imported torch'
+        from lstm_pfd.predict import Predictor
         r = Predictor({str(conv_onnx[0])!r}).predict(np.zeros({3 * L}, np.float32), fs={FS})
         assert r.n_windows == 3
         assert 'torch' not in sys.modules, 'predicting imported torch'
-        np.save({str(conv_onnx[0].with_name('rec.npy'))!r}, np.zeros({3 * L}, np.float32))
-        d = lstm_pfd.export.cmd_predict({str(conv_onnx[0])!r}, {str(conv_onnx[0].with_name('rec.npy'))!r}, fs={FS})
-        assert d['n_windows'] == 3 and 'torch' not in sys.modules, 'cmd_predict imported torch'
+        assert lstm_pfd.cli.main(['predict', {str(conv_onnx[0])!r}, {str(rec)!r}, '--fs', '{FS}', '--json']) == 0
+        assert 'torch' not in sys.modules, 'lstm-pfd predict imported torch'
         print('ok')
     """)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
@@ -231,12 +235,108 @@ def test_predictor_does_not_import_torch(conv_onnx):
 
 
 def test_helpers():
-    w = frame_record(np.arange(10.), 3)
-    assert w.shape == (3, 1, 3) and w.dtype == np.float32 and w[2, 0].tolist() == [6, 7, 8]
+    w = frame(np.arange(10.), 3)
+    assert w.shape == (3, 3) and w.dtype == np.float32 and w[2].tolist() == [6, 7, 8]
     ids, p = record_vote(np.array([[1, 0], [0, 1], [1, 0]], np.float32), np.array([5, 2, 5]))
     assert ids.tolist() == [2, 5]
     np.testing.assert_allclose(p, [[0, 1], [1, 0]])
     np.testing.assert_allclose(softmax(np.array([[np.log(3.), 0.]])), [[0.75, 0.25]], atol=1e-6)
+
+
+# --- numerics: the amplitude normalisation's epsilon survives the default exporter ------------------------
+
+def _sqrt_inputs(path):
+    "Op type producing each Sqrt node's input in the ONNX graph at `path`."
+    import onnx
+    g = onnx.load(str(path)).graph
+    producer = {o: n.op_type for n in g.node for o in n.output}
+    return [producer.get(n.input[0]) for n in g.node if n.op_type == 'Sqrt']
+
+
+def test_epsilon_survives_default_exporter(tmp_path):
+    m = models.create_model('compact', seed=0)
+    rep = to_onnx(m, tmp_path / 'c.onnx', window_len=L, fs=FS)     # the default exporter (auto: dynamo)
+    assert rep['exporter'] == 'dynamo'
+    srcs = _sqrt_inputs(tmp_path / 'c.onnx')
+    assert srcs and all(s in ('Add', 'Max', 'Clip') for s in srcs), f'Sqrt fed by {srcs}: the epsilon was dropped'
+    out = _run(tmp_path / 'c.onnx', np.zeros((2, 1, L), np.float32))
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, _ref(m, np.zeros((2, 1, L), np.float32)), atol=1e-4)
+    for name in ('all-zero window', 'constant window', 'tiny amplitude (1e-6)', 'large amplitude (1e3)', 'generated record'):
+        assert name in rep['diffs']
+
+
+def test_parity_check_catches_a_dropped_epsilon(tmp_path, monkeypatch):
+    "With the dynamo graph optimiser on (it folds '+ 1e-12' away) the export must be refused, naming the input."
+    import lstm_pfd.export as ex
+    real = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, 'export', lambda *a, **kw: real(*a, **{**kw, 'optimize': True}) if kw.get('dynamo') else real(*a, **kw))
+    with pytest.raises(ExportError, match='all-zero window'):
+        ex.to_onnx(models.create_model('compact', seed=0), tmp_path / 'c.onnx', window_len=L, exporter='dynamo')
+    assert not (tmp_path / 'c.onnx').exists()
+
+
+def test_normalized_wrapper_keeps_epsilon(tmp_path):
+    class Lin(torch.nn.Module):
+        def __init__(self): super().__init__(); self.fc = torch.nn.Linear(L, 3)
+        def forward(self, x): return self.fc(x[:, 0])
+    m = _seeded(Lin)
+    for mode in ('zscore', 'rms'):
+        p = tmp_path / f'{mode}.onnx'
+        to_onnx(m, p, window_len=L, class_names=list('abc'), normalize=mode)
+        x = np.concatenate([np.zeros((1, 1, L)), np.full((1, 1, L), 3.0),
+                            np.random.default_rng(0).normal(5, 2, (2, 1, L))]).astype(np.float32)
+        out = _run(p, x)
+        assert np.isfinite(out).all()
+        np.testing.assert_allclose(out, _ref(m, normalize_windows(x, mode)), atol=1e-4)
+
+
+def test_export_refuses_an_existing_file_and_leaves_no_temporary(tmp_path):
+    m = _seeded(TinyConv)
+    to_onnx(m, tmp_path / 'm.onnx', window_len=L, class_names=list('abcd'))
+    with pytest.raises(FileExistsError, match='overwrite=True'):
+        to_onnx(m, tmp_path / 'm.onnx', window_len=L, class_names=list('abcd'))
+    to_onnx(m, tmp_path / 'm.onnx', window_len=L, class_names=list('abcd'), overwrite=True)
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        to_onnx(m, tmp_path / 'no' / 'm.onnx', window_len=L, class_names=list('abcd'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['m.onnx']
+
+
+def test_metadata_is_strict_json(tmp_path):
+    m = _seeded(TinyConv)
+    to_onnx(m, tmp_path / 'm.onnx', window_len=L, class_names=list('abcd'), config_hash=None)
+    import onnx
+    for p in onnx.load(str(tmp_path / 'm.onnx')).metadata_props:
+        json.loads(p.value, parse_constant=lambda c: pytest.fail(f'{p.key} holds {c}'))
+
+
+def test_zscore_training_gives_the_same_predictions_in_torch_and_onnx(tmp_path):
+    "A compact model trained one short epoch on z-scored windows: the exported file normalises raw windows itself."
+    from lstm_pfd.data import WindowDataset
+    names = ['60', '180', '420']
+    def records(n, seed):
+        x, y = _tones(n, seed)
+        off = np.random.default_rng(seed).uniform(-3, 3, (n, 1)).astype(np.float32)   # a DC offset zscore removes
+        return np.tile(x[:, 0], 3) * np.float32(5) + off, y
+    (xtr, ytr), (xva, yva) = records(48, 0), records(12, 1)
+    tr = WindowDataset(xtr, ytr, np.arange(48), window_len=L, normalize='zscore', fs=FS, class_names=names)
+    va = WindowDataset(xva, yva, np.arange(12), window_len=L, normalize='zscore', fs=FS, class_names=names)
+    m = models.create_model('compact', n_classes=3, seed=0)
+    ck = tmp_path / 'z.pt'
+    res = train.fit(m, tr, va, epochs=1, batch_size=32, checkpoint_path=ck, progress=False)
+    c = torch.load(ck, weights_only=True)
+    c['normalize'] = tr.normalize        # contract: the checkpoint records the training data's normalisation
+    torch.save(c, ck)
+    rep = export_checkpoint(ck, tmp_path / 'z.onnx')
+    assert rep['fp32']['metadata']['normalize'] == 'zscore'
+    raw = np.ascontiguousarray(np.stack([xva[:, i * L:(i + 1) * L] for i in range(3)], 1).reshape(-1, 1, L))
+    with torch.no_grad():
+        want = torch.softmax(res.model.eval()(torch.from_numpy(normalize_windows(raw, 'zscore'))), -1).numpy()
+    got = Predictor(tmp_path / 'z.onnx').predict_windows(raw)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert (got.argmax(1) == want.argmax(1)).all()
+    r = Predictor(tmp_path / 'z.onnx').predict(xva[0], fs=FS)
+    np.testing.assert_allclose(r.probabilities, want[:3].mean(0), atol=1e-5)
 
 
 # --- quantization on a small trained model ---------------------------------------------------------------
@@ -319,27 +419,30 @@ def test_quantize_errors(trained):
     with pytest.raises(ValueError, match='already fp16'): quantize(d / 'q.onnx', d / 'x.onnx', mode='int8', calibration=xtr)
 
 
-# --- CLI functions ----------------------------------------------------------------------------------------
+# --- export from a checkpoint, and the CLI over it -------------------------------------------------------
 
-def test_cmd_export_and_predict_from_checkpoint(tmp_path, capsys):
-    train = pytest.importorskip('lstm_pfd.train')
-    models = pytest.importorskip('lstm_pfd.models')
+def test_export_checkpoint_and_cli_predict(tmp_path, capsys):
     m = models.create_model('compact', n_classes=3, seed=0)
     ck = train.save_checkpoint(tmp_path / 'c.pt', m, class_names=['x', 'y', 'z'], window_len=L, fs=FS, config_hash='h1')
     xcal = np.random.default_rng(0).standard_normal((32, 1, L)).astype(np.float32)
-    res = cmd_export(ck, tmp_path / 'm.onnx', quantize='int8', calibration=xcal)
+    res = export_checkpoint(ck, tmp_path / 'm.onnx', quantize='int8', calibration=xcal)
     assert res['fp32']['max_abs_diff'] < 1e-4 and (tmp_path / 'm.int8.onnx').exists()
     meta = read_metadata(tmp_path / 'm.onnx')
     assert meta['class_names'] == ['x', 'y', 'z'] and meta['fs'] == FS and meta['config_hash'] == 'h1'
+    assert meta['normalize'] is None
     rec = np.random.default_rng(1).standard_normal(3 * L).astype(np.float32)
     np.save(tmp_path / 'r.npy', rec)
     np.savetxt(tmp_path / 'r.csv', rec, delimiter=',')
     capsys.readouterr()
-    d = cmd_predict(tmp_path / 'm.onnx', tmp_path / 'r.npy', fs=FS)
-    assert d['label'] in 'xyz' and d['n_windows'] == 3 and d['label'] in capsys.readouterr().out
-    d2 = cmd_predict(tmp_path / 'm.onnx', tmp_path / 'r.csv', fs=FS, as_json=True)
-    assert json.loads(capsys.readouterr().out)['label'] == d2['label'] == d['label']
-    with pytest.raises(ValueError, match='resample'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'r.npy', fs=2 * FS)
-    np.save(tmp_path / 'two.npy', np.zeros((2, 3 * L)))
-    with pytest.raises(ValueError, match='channel'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'two.npy', fs=FS)
-    with pytest.raises(ValueError, match='format'): cmd_predict(tmp_path / 'm.onnx', tmp_path / 'c.pt', fs=FS)
+    assert main(['predict', str(tmp_path / 'm.onnx'), str(tmp_path / 'r.npy'), '--fs', str(FS)]) == 0
+    out = capsys.readouterr().out
+    want = Predictor(tmp_path / 'm.onnx').predict(rec, fs=FS)
+    assert out.startswith(want.label) and 'windows agree' in out
+    assert main(['predict', str(tmp_path / 'm.onnx'), str(tmp_path / 'r.csv'), '--fs', str(FS), '--json']) == 0
+    assert json.loads(capsys.readouterr().out)['label'] == want.label
+    for args, msg in [(['r.npy', '--fs', str(2 * FS)], 'resample'), (['two.npy', '--fs', str(FS)], 'channel'),
+                      (['c.pt', '--fs', str(FS)], 'format')]:
+        np.save(tmp_path / 'two.npy', np.zeros((2, 3 * L)))
+        assert main(['predict', str(tmp_path / 'm.onnx'), str(tmp_path / args[0]), *args[1:]]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and 'Traceback' not in err

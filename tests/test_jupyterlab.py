@@ -160,3 +160,85 @@ def test_signal_explorer_in_jupyterlab(lab):
             raise
         finally:
             browser.close()
+
+
+# ------------------------------------------------------------------------------------------ explorers that fit
+FIT_CELLS = [
+    "import torch; torch.set_num_threads(1)\n"
+    "import tempfile\nfrom pathlib import Path\n"
+    "from lstm_pfd.config import DataConfig\nfrom lstm_pfd.data import build_dataset, open_dataset\n"
+    "from lstm_pfd.models import create_model\n"
+    "from lstm_pfd.explorers import SignalExplorer, DatasetExplorer, ModelExplorer\n"
+    "cfg = DataConfig.preset('quick', {'dataset.records_per_class_severity': 3, 'dataset.snr_db': [10.0]})\n"
+    "ds = open_dataset(build_dataset(cfg, Path(tempfile.mkdtemp()) / 'q.h5', progress=False))",
+    "SignalExplorer(cfg, 'misalignment', seed=1)",
+    "DatasetExplorer(ds, 'train')",
+    "ModelExplorer(create_model('compact', channels=(8,), seed=0), ds, 'test', method='none')",
+]
+
+# every control and image of every explorer output, measured in the page: the image's rendered aspect ratio
+# against its natural one, each element's box against the output column, and clipped readouts / labels
+MEASURE = """outs => outs.map(out => {
+  const col = out.getBoundingClientRect();
+  const imgs = [...out.querySelectorAll('img')].filter(i => i.naturalWidth > 0).map(i => {
+    const r = i.getBoundingClientRect();
+    return {natural: i.naturalWidth / i.naturalHeight, shown: r.width / r.height, w: r.width, nw: i.naturalWidth};
+  });
+  const outside = [...out.querySelectorAll('.jupyter-widgets')].filter(e => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && (r.left < col.left - 1 || r.right > col.right + 1);
+  }).map(e => { const r = e.getBoundingClientRect();
+    return e.className.split(' ').filter(c => c.startsWith('widget-')).join('.') + ` [${Math.round(r.left)}, ${Math.round(r.right)}]` +
+      ` in [${Math.round(col.left)}, ${Math.round(col.right)}] ` + e.innerText.slice(0, 40); });
+  const textWidth = e => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect().width; };
+  const clipped = [...out.querySelectorAll('.widget-readout, .widget-label, .widget-dropdown select')].filter(
+    e => e.clientWidth > 0 && e.innerText.trim() && (e.tagName === 'SELECT'
+      ? e.selectedOptions.length && e.selectedOptions[0].text.length * 7.5 > e.clientWidth - 24
+      : textWidth(e) > e.clientWidth + 1)).map(e => (e.tagName === 'SELECT' ? e.selectedOptions[0].text : e.innerText) + ` (${Math.round(
+      e.tagName === 'SELECT' ? e.selectedOptions[0].text.length * 7.5 : textWidth(e))} px in ${e.clientWidth} px)`);
+  return {imgs, outside, clipped, col_width: col.width};
+})"""
+
+
+@pytest.mark.parametrize('width', [1400, 1000])  # 1000: the file browser open, a column of about 650 px
+def test_explorers_fit_the_page(lab, width):
+    "Images keep their aspect ratio, every control lies inside the output column, nothing is clipped (wide and narrow)."
+    sync_api = pytest.importorskip('playwright.sync_api')
+    url, work = lab
+    nb = {**NOTEBOOK, 'cells': [{'cell_type': 'code', 'metadata': {}, 'outputs': [], 'execution_count': None, 'source': s}
+                                for s in FIT_CELLS]}
+    (work / 'fit.ipynb').write_text(json.dumps(nb))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={'width': width, 'height': 1000})
+            page.goto(f'{url}/lab/tree/fit.ipynb')
+            page.wait_for_selector('.jp-StatusBar-Widget:has-text("lstm_pfd test")', timeout=60_000)
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+            _accept_dialog(page)
+            page.locator('.lm-MenuBar-itemLabel', has_text='Run').first.click()
+            page.locator('.lm-Menu-itemLabel', has_text='Run All Cells').first.click()
+            _accept_dialog(page)
+            page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets img')]"
+                                   ".filter(i => i.naturalWidth > 0).length >= 3", timeout=180_000)
+            page.wait_for_timeout(500)  # layout settles
+            outs = page.locator('.jp-OutputArea-output:has(.jupyter-widgets)')
+            assert outs.count() == 3
+            for i, name in enumerate(('signal', 'dataset', 'model')):
+                outs.nth(i).scroll_into_view_if_needed()
+                outs.nth(i).screenshot(path=str(ARTIFACTS / f'jupyterlab_{name}_explorer_{width}px.png'))
+            res = outs.evaluate_all(MEASURE)
+            for name, r in zip(('SignalExplorer', 'DatasetExplorer', 'ModelExplorer'), res):
+                assert r['imgs'], f'{name}: no rendered image'
+                for im in r['imgs']:
+                    assert im['shown'] == pytest.approx(im['natural'], rel=0.01), (name, width, im)
+                    assert im['w'] <= r['col_width'] + 1, (name, width, im)
+                assert not r['outside'], (name, width, r['outside'])
+                assert not r['clipped'], (name, width, r['clipped'])
+        except BaseException:
+            try: page.screenshot(path=str(ARTIFACTS / f'jupyterlab_fit_failure_{width}px.png'))
+            except Exception: pass
+            raise
+        finally:
+            browser.close()

@@ -54,7 +54,8 @@ def test_twelve_classes_through_the_pipeline(twelve, tmp_path):
     pytest.importorskip('onnxruntime')
     import torch
     from lstm_pfd.data import build_dataset, open_dataset
-    from lstm_pfd.export import Predictor, to_onnx
+    from lstm_pfd.export import to_onnx
+    from lstm_pfd.predict import Predictor
     from lstm_pfd.models import create_model
     from lstm_pfd.train import evaluate, fit
     from lstm_pfd.xai import explain

@@ -27,8 +27,10 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 import lstm_pfd
-from lstm_pfd.export import Predictor, write_metadata
-from lstm_pfd.serve import BodySizeLimit, create_app, serve, cmd_serve, file_sha256, _is_loopback
+from lstm_pfd.cli import main
+from lstm_pfd.export import write_metadata
+from lstm_pfd.predict import Predictor
+from lstm_pfd.serve import BodySizeLimit, create_app, serve, file_sha256, _is_loopback
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 
@@ -80,7 +82,7 @@ def compact_path(tmp_path_factory):
     from lstm_pfd.export import to_onnx
     from lstm_pfd.models import create_model
     p = tmp_path_factory.mktemp('serve_compact') / 'compact.onnx'
-    to_onnx(create_model('compact', n_classes=11, seed=0), p, window_len=2048, fs=10240.0, exporter='torchscript')
+    to_onnx(create_model('compact', seed=0), p, window_len=2048, fs=10240.0)   # the default exporter
     return p
 
 
@@ -380,7 +382,7 @@ def test_create_app_checks(tmp_path, mean_path):
 
 def test_serve_checks(mean_path, tmp_path):
     with pytest.raises(ValueError, match='port'): serve(mean_path, port=70000)
-    with pytest.raises(FileNotFoundError): cmd_serve(tmp_path / 'missing.onnx')
+    assert main(['serve', str(tmp_path / 'missing.onnx')]) == 2   # `lstm-pfd serve` refuses a missing model
     assert _is_loopback('127.0.0.1') and _is_loopback('::1') and _is_loopback('localhost')
     assert not _is_loopback('0.0.0.0') and not _is_loopback('10.0.0.2')
 
