@@ -108,6 +108,17 @@ def _mains_basis(t64: np.ndarray, fs: float, N: int, e):
     w = 2 * np.pi * e.mains_hz * t64[:length]
     return amps, length, ([(np.cos(h * w), np.sin(h * w)) for h in range(1, len(amps) + 1)] if e.enabled else [])
 
+# %% ../nbs/02_signals.ipynb #94ffdbb5
+_AXES: dict = {}
+
+def _axes(fs: float, N: int) -> tuple:
+    "Time axes (float64, float32), coarse grid, block weights and rfft frequencies of `N` samples at `fs` (cached: machines share them)."
+    if (fs, N) not in _AXES:
+        t64 = np.arange(N) / fs
+        _AXES[(fs, N)] = (t64, t64.astype(np.float32), np.arange(N // _BLOCK + 2) * _BLOCK / fs,
+                          (np.arange(_BLOCK) / _BLOCK).astype(np.float32), np.fft.rfftfreq(N, 1 / fs))
+    return _AXES[(fs, N)]
+
 # %% ../nbs/02_signals.ipynb #cd690dda
 class _Plan:
     "Everything about a config that does not depend on the record: time axes, noise spectra, mains basis."
@@ -117,13 +128,8 @@ class _Plan:
         s, nz = cfg.signal, cfg.noise
         self.fs, self.N = float(s.fs), s.n_samples
         self.T = self.N / self.fs
-        self.t64 = np.arange(self.N) / self.fs
-        self.t32 = self.t64.astype(np.float32)
-        self.K = self.N // _BLOCK + 2                          # coarse envelope grid
-        self.tc = np.arange(self.K) * _BLOCK / self.fs
-        self.wblk = (np.arange(_BLOCK) / _BLOCK).astype(np.float32)
-        self.M = self.N // 2 + 1
-        self.f = np.fft.rfftfreq(self.N, 1 / self.fs)
+        self.t64, self.t32, self.tc, self.wblk, self.f = _axes(self.fs, self.N)   # shared by every plan of the same grid
+        self.K, self.M = len(self.tc), self.N // 2 + 1                            # coarse envelope grid; rfft bins
         self.s_ref = nominal_sommerfeld(cfg)
         self.h_ref = 1 - float(eccentricity_ratio(self.s_ref, cfg.bearing.length_m / cfg.bearing.diameter_m))
         self.nominal_speed = s.nominal_speed_hz
