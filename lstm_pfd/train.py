@@ -463,7 +463,8 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
     train_seconds = float(state.history[-1]['train_seconds_total']) if state.history else 0.0
     try:
         _call(callbacks, 'on_fit_start', state)
-        bar = tqdm(range(start, epochs), desc='epochs', disable=not progress, initial=start, total=epochs)
+        shown = any(getattr(cb, 'replaces_progress', False) for cb in callbacks or ())   # e.g. a TrainingMonitor
+        bar = tqdm(range(start, epochs), desc='epochs', disable=not progress or shown, initial=start, total=epochs)
         for epoch in bar:
             if state.stop or (patience is not None and state.bad_epochs >= patience): break
             state.epoch = epoch

@@ -584,6 +584,7 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
                           n_steps: int = 32,             # IG steps (time IG and Fourier IG)
                           fmax: float | None = None,     # upper frequency limit of the spectrum panel, Hz
                           mains_hz: float | None = None, # mains frequency the control bands avoid
+                          class_names=None,              # the model's class names (e.g. a data file's); None: `physics.class_names(C)`
                           **kw,                          # options of `method`
                          ):
     "Figure (time attribution, Fourier IG with expected bands, deletion/insertion) for one window, and a summary dict."
@@ -600,7 +601,8 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
         ba = _alignment_scores(spec, bands, control)
     fig = figure((15, 3.4))
     axs = fig.subplots(1, 3, gridspec_kw={'width_ratios': [2, 2, 1.2]})
-    lab = physics.class_names(int(_logits(model, xb).shape[1]))[tgt]
+    C = int(_logits(model, xb).shape[1])
+    lab = (list(class_names) if class_names is not None else list(physics.class_names(C)))[tgt]
     plot_attribution(xb[0, 0], a[0, 0], fs, ax=axs[0], title=f"{method} for '{lab}' {title}".strip())
     sub = f"Fourier IG, gap {spec.gap[0]:.2g}" + (f"; alignment {ba['alignment']:.2f}" if ba and np.isfinite(ba['alignment']) else '')
     plot_spectrum(spec, bands, control, ax=axs[1], fmax=fmax, title=sub)
@@ -657,7 +659,7 @@ def explain_record_figure(checkpoint,             # checkpoint file of the model
     fault = names[label]
     fig, summary = explain_window_figure(model, x, fs, method=method, target=target, fault=fault, speed_hz=speed,
                                          title=f"(record {record}, window {window}, true '{fault}')", n_steps=n_steps,
-                                         mains_hz=mains, **kw)
+                                         mains_hz=mains, class_names=names, **kw)
     summary.update(record=int(record), window=int(window), split=split, label=label, label_name=fault, speed_hz=speed,
                    checkpoint=str(checkpoint))
     if out is not None: fig.savefig(out, dpi=dpi); summary['out'] = str(out)
