@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'EXPERIMENT_TRACKS',
@@ -138,7 +139,7 @@ def _plain(v):
     if isinstance(v, (tuple, list)): return [_plain(x) for x in v]
     return v
 
-# %% ../nbs/00_config.ipynb #e21cbb49
+# %% ../nbs/00_config.ipynb #bf109fb3
 class BaseConfig:
     "Behaviour shared by every config dataclass: validation, (de)serialisation, hashing, overrides."
     def _check(self):
@@ -184,68 +185,78 @@ class BaseConfig:
         if not _path: obj.validate()
         return obj
 
-    def to_yaml(self, path: str | Path | None = None) -> str:  # file to write the YAML to; None: only return the text
-        "YAML text (written to `path` if given)."
-        s = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
-        if path is not None: Path(path).write_text(s)
-        return s
-
-    @classmethod
-    def from_yaml(cls, text_or_path: str | Path):  # YAML text, or the path of a `.yaml`/`.yml` file
-        "Read from YAML text or a `.yaml`/`.yml` file (`yaml.safe_load` only)."
-        p = _as_path(text_or_path, ('.yaml', '.yml'))
-        text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
-        return cls.from_dict(_mapping(parse_yaml(text, source), source))
-
-    def to_json(self, path: str | Path | None = None) -> str:  # file to write the JSON to; None: only return the text
-        "JSON text (written to `path` if given)."
-        s = json.dumps(self.to_dict(), indent=1)
-        if path is not None: Path(path).write_text(s)
-        return s
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path):  # JSON text, or the path of a `.json` file
-        "Read from JSON text or a `.json` file."
-        p = _as_path(text_or_path, ('.json',))
-        text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
-        if not text.strip(): raise ConfigError(source, text[:40], 'a JSON object of config sections (this text is empty)')
-        try: return cls.from_dict(_mapping(json.loads(text), source))
-        except (json.JSONDecodeError, RecursionError) as e: raise ConfigError(source, text[:40], f'valid JSON ({str(e)[:MAX_QUOTE]})') from None
-
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ()  # execution settings that do not change the data
 
-    def _hash_dict(self) -> dict:
-        return {f.name: (v._hash_dict() if isinstance(v, BaseConfig) else _plain(v))
-                for f in fields(self) if f.name not in self.HASH_EXCLUDE for v in [getattr(self, f.name)]}
+# %% ../nbs/00_config.ipynb #b2b1f7d2
+@patch
+def to_yaml(self: BaseConfig, path: str | Path | None = None) -> str:  # file to write the YAML to; None: only return the text
+    "YAML text (written to `path` if given)."
+    s = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+    if path is not None: Path(path).write_text(s)
+    return s
 
-    def hash(self) -> str:
-        """Content hash (sha256, 16 hex digits) of everything that defines the data: stable across processes,
-        Python versions and key order; execution settings (`HASH_EXCLUDE`, e.g. `dataset.batch_size`) are left out."""
-        s = json.dumps(self._hash_dict(), sort_keys=True, separators=(',', ':'), allow_nan=False)
-        return hashlib.sha256(s.encode()).hexdigest()[:16]
+@patch(cls_method=True)
+def from_yaml(cls: BaseConfig, text_or_path: str | Path):  # YAML text, or the path of a `.yaml`/`.yml` file
+    "Read from YAML text or a `.yaml`/`.yml` file (`yaml.safe_load` only)."
+    p = _as_path(text_or_path, ('.yaml', '.yml'))
+    text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
+    return cls.from_dict(_mapping(parse_yaml(text, source), source))
 
-    def override(self,
-                 overrides: dict | None = None, # `{'dotted.key': value}`, e.g. `{'signal.fs': 8192}`
-                 **kw,                          # more overrides as keywords (top-level keys only, e.g. `seed=...` on a section)
-                ):
-        "A new, validated config with dotted-key overrides: `cfg.override({'signal.fs': 8192})`."
-        d = self.to_dict()
-        for key, value in {**(overrides or {}), **kw}.items():
-            parts, node = key.split('.'), d
-            for i, part in enumerate(parts):
-                if not isinstance(node, dict) or part not in node:
-                    valid = list(node) if isinstance(node, dict) else []
-                    close = difflib.get_close_matches(part, valid, n=1)
-                    hint = f"did you mean {close[0]!r}? " if close else ''
-                    raise ConfigError('.'.join(parts[:i + 1]), value, f"{hint}valid keys: {valid}")
-                if i == len(parts) - 1: node[part] = _plain(value)
-                else: node = node[part]
-        return type(self).from_dict(d)
+@patch
+def to_json(self: BaseConfig, path: str | Path | None = None) -> str:  # file to write the JSON to; None: only return the text
+    "JSON text (written to `path` if given)."
+    s = json.dumps(self.to_dict(), indent=1)
+    if path is not None: Path(path).write_text(s)
+    return s
 
-    def replace(self, **kw):  # fields of this section to replace, by name
-        "`dataclasses.replace`, then validate."
-        return dataclasses.replace(self, **kw).validate()
+@patch(cls_method=True)
+def from_json(cls: BaseConfig, text_or_path: str | Path):  # JSON text, or the path of a `.json` file
+    "Read from JSON text or a `.json` file."
+    p = _as_path(text_or_path, ('.json',))
+    text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
+    if not text.strip(): raise ConfigError(source, text[:40], 'a JSON object of config sections (this text is empty)')
+    try: return cls.from_dict(_mapping(json.loads(text), source))
+    except (json.JSONDecodeError, RecursionError) as e: raise ConfigError(source, text[:40], f'valid JSON ({str(e)[:MAX_QUOTE]})') from None
 
+# %% ../nbs/00_config.ipynb #ce691b1c
+@patch
+def _hash_dict(self: BaseConfig) -> dict:
+    return {f.name: (v._hash_dict() if isinstance(v, BaseConfig) else _plain(v))
+            for f in fields(self) if f.name not in self.HASH_EXCLUDE for v in [getattr(self, f.name)]}
+
+@patch
+def hash(self: BaseConfig) -> str:
+    """Content hash (sha256, 16 hex digits) of everything that defines the data: stable across processes,
+    Python versions and key order; execution settings (`HASH_EXCLUDE`, e.g. `dataset.batch_size`) are left out."""
+    s = json.dumps(self._hash_dict(), sort_keys=True, separators=(',', ':'), allow_nan=False)
+    return hashlib.sha256(s.encode()).hexdigest()[:16]
+
+# %% ../nbs/00_config.ipynb #c6d58d29
+@patch
+def override(self: BaseConfig,
+             overrides: dict | None = None, # `{'dotted.key': value}`, e.g. `{'signal.fs': 8192}`
+             **kw,                          # more overrides as keywords (top-level keys only, e.g. `seed=...` on a section)
+            ):
+    "A new, validated config with dotted-key overrides: `cfg.override({'signal.fs': 8192})`."
+    d = self.to_dict()
+    for key, value in {**(overrides or {}), **kw}.items():
+        parts, node = key.split('.'), d
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                valid = list(node) if isinstance(node, dict) else []
+                close = difflib.get_close_matches(part, valid, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ''
+                raise ConfigError('.'.join(parts[:i + 1]), value, f"{hint}valid keys: {valid}")
+            if i == len(parts) - 1: node[part] = _plain(value)
+            else: node = node[part]
+    return type(self).from_dict(d)
+
+@patch
+def replace(self: BaseConfig, **kw):  # fields of this section to replace, by name
+    "`dataclasses.replace`, then validate."
+    return dataclasses.replace(self, **kw).validate()
+
+# %% ../nbs/00_config.ipynb #23cdb301
 def _as_path(text_or_path, suffixes) -> Path | None:
     "The file meant by `text_or_path`, or None when it is the text itself (or empty); a missing file is an error."
     if isinstance(text_or_path, Path) or (text_or_path.strip() and '\n' not in text_or_path and not text_or_path.lstrip().startswith('{')
@@ -389,7 +400,7 @@ class SeverityConfig(BaseConfig):
         if not _prob(self.evolution_probability): yield 'evolution_probability', 'a probability in [0, 1]'
         if not (_nonneg(self.evolution_delta) and self.evolution_delta <= 1): yield 'evolution_delta', 'a severity increase in [0, 1]'
 
-# %% ../nbs/00_config.ipynb #eec31468
+# %% ../nbs/00_config.ipynb #ac6d35e1
 @dataclass
 class WhiteNoiseConfig(BaseConfig):
     "White measurement noise (sensor and amplifier)."
@@ -398,6 +409,7 @@ class WhiteNoiseConfig(BaseConfig):
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an RMS level >= 0'
 
+# %% ../nbs/00_config.ipynb #f5d3f29b
 @dataclass
 class EMIConfig(BaseConfig):
     "Mains interference at exactly `mains_hz` with weak harmonics."
@@ -410,6 +422,7 @@ class EMIConfig(BaseConfig):
         if self.mains_hz not in (50.0, 60.0): yield 'mains_hz', '50 or 60 (Hz)'
         if not all(_prob(h) for h in self.harmonics): yield 'harmonics', 'relative amplitudes in [0, 1]'
 
+# %% ../nbs/00_config.ipynb #dcecce49
 @dataclass
 class PinkNoiseConfig(BaseConfig):
     "True 1/f (pink) noise, zero mean."
@@ -418,6 +431,7 @@ class PinkNoiseConfig(BaseConfig):
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an RMS level >= 0'
 
+# %% ../nbs/00_config.ipynb #a2b462a7
 @dataclass
 class ThermalDriftConfig(BaseConfig):
     "Slow baseline wander with a random period and phase."
@@ -428,6 +442,7 @@ class ThermalDriftConfig(BaseConfig):
         if not _nonneg(self.level): yield 'level', 'an amplitude >= 0'
         if not (_range(self.period_s_range, 0, strict=False) and self.period_s_range[0] > 0): yield 'period_s_range', 'an ordered (min, max) period in s > 0'
 
+# %% ../nbs/00_config.ipynb #b71f8856
 @dataclass
 class CalibrationDriftConfig(BaseConfig):
     "Sensor gain drift, a relative rate per second."
@@ -436,6 +451,7 @@ class CalibrationDriftConfig(BaseConfig):
     def _check(self):
         if not (_nonneg(self.rate_per_s) and self.rate_per_s <= 0.1): yield 'rate_per_s', 'a relative gain rate per second within [0, 0.1]'
 
+# %% ../nbs/00_config.ipynb #c343247e
 @dataclass
 class ImpulseConfig(BaseConfig):
     "Random mechanical knocks (Poisson, a rate per second)."
@@ -446,6 +462,7 @@ class ImpulseConfig(BaseConfig):
         if not _nonneg(self.level): yield 'level', 'a peak amplitude >= 0'
         if not (_nonneg(self.rate_per_s) and self.rate_per_s <= 1000): yield 'rate_per_s', 'a rate per second within [0, 1000]'
 
+# %% ../nbs/00_config.ipynb #ac75ec33
 @dataclass
 class AliasingConfig(BaseConfig):
     "Occasional folded-back tones from an imperfect anti-alias filter."
@@ -456,6 +473,7 @@ class AliasingConfig(BaseConfig):
         if not _nonneg(self.level): yield 'level', 'an amplitude >= 0'
         if not _prob(self.probability): yield 'probability', 'a probability in [0, 1]'
 
+# %% ../nbs/00_config.ipynb #c4b84d1f
 @dataclass
 class QuantizationConfig(BaseConfig):
     "ADC quantization with `bits` over +- `full_scale`, applied last."
@@ -466,6 +484,7 @@ class QuantizationConfig(BaseConfig):
         if not (isinstance(self.bits, int) and 4 <= self.bits <= 32): yield 'bits', 'an integer within [4, 32]'
         if not _pos(self.full_scale): yield 'full_scale', 'a full-scale value > 0'
 
+# %% ../nbs/00_config.ipynb #6817c379
 @dataclass
 class NoiseConfig(BaseConfig):
     "The sensor-noise layers, each switchable with its own level; quantization is applied last."
@@ -558,7 +577,7 @@ class LimitsConfig(BaseConfig):
             v = getattr(self, f.name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1): yield f.name, 'an integer >= 1'
 
-# %% ../nbs/00_config.ipynb #7436fe64
+# %% ../nbs/00_config.ipynb #16be4e2e
 @dataclass
 class FleetConfig(BaseConfig):
     "Ranges a fleet of machines is drawn from; `n_machines = 0`: no fleet (the single reference machine)."
@@ -595,33 +614,35 @@ class FleetConfig(BaseConfig):
     @property
     def enabled(self) -> bool: return self.n_machines > 0
 
-    def _check(self):
-        if not (isinstance(self.n_machines, int) and 0 <= self.n_machines <= 100_000): yield 'n_machines', 'an integer within [0, 100000] (0: no fleet)'
-        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63): yield 'seed', 'an integer within [0, 2**63)'
-        ranges = dict(speed_hz_range=(1, 500, 'Hz'), clearance_ratio_range=(1e-4, 0.02, '(c/R)'),
-                      balance_grade_range=(0.1, 100, 'mm/s'), balance_transmission_range=(0, 2, ''),
-                      residual_2x_ratio_range=(0, 5, ''), mode_hz_range=(1, 1e5, 'Hz'), damping_range=(1e-4, 0.5, ''),
-                      mode_gain_db_range=(-60, 60, 'dB'), direct_gain_db_range=(-60, 60, 'dB'),
-                      stud_resonance_hz_range=(100, 1e6, 'Hz'), adhesive_resonance_hz_range=(100, 1e6, 'Hz'),
-                      magnet_resonance_hz_range=(100, 1e6, 'Hz'), mount_damping_range=(1e-3, 0.5, ''),
-                      noise_floor_ug_range=(0.1, 1e5, 'ug/sqrt(Hz)'), line_mm_s_range=(0, 50, 'mm/s'),
-                      neighbour_order_range=(0.05, 100, 'orders'), neighbour_mm_s_range=(0, 50, 'mm/s'))
-        for name, (lo, hi, unit) in ranges.items():
-            if not _range(getattr(self, name), lo, hi, strict=False):
-                yield name, f'an ordered (low, high) pair within [{lo:g}, {hi:g}] {unit}'.rstrip()
-        for name, hi in (('n_modes_range', 20), ('n_neighbours_range', 20)):
-            r = getattr(self, name)
-            if not (_range(r, 0, hi, strict=False) and all(isinstance(v, int) for v in r)): yield name, f'an ordered (low, high) pair of integers within [0, {hi}]'
-        if not self.oil_grades or any(g not in ISO_VG_OILS for g in self.oil_grades): yield 'oil_grades', f'a non-empty list of ISO VG grades from {sorted(ISO_VG_OILS)}'
-        if not (_nonneg(self.sensitivity_tolerance) and self.sensitivity_tolerance < 0.5): yield 'sensitivity_tolerance', 'a relative tolerance within [0, 0.5)'
-        if not self.mountings or len(set(self.mountings)) != len(self.mountings) or any(m not in self.MOUNTINGS for m in self.mountings):
-            yield 'mountings', f'distinct mounting types from {list(self.MOUNTINGS)}, at least one'
-        if len(self.mounting_weights) != len(self.mountings) or not all(_nonneg(w) for w in self.mounting_weights) or not sum(self.mounting_weights) > 0:
-            yield 'mounting_weights', f'one weight >= 0 per mounting ({len(self.mountings)}), not all 0'
-        if not self.line_hz or any(f not in (50.0, 60.0) for f in self.line_hz): yield 'line_hz', 'a non-empty list of line frequencies, each 50 or 60 (Hz)'
-        if self.iso_group not in (1, 2): yield 'iso_group', '1 (> 300 kW) or 2 (15-300 kW)'
+# %% ../nbs/00_config.ipynb #4be5428e
+@patch
+def _check(self: FleetConfig):
+    if not (isinstance(self.n_machines, int) and 0 <= self.n_machines <= 100_000): yield 'n_machines', 'an integer within [0, 100000] (0: no fleet)'
+    if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63): yield 'seed', 'an integer within [0, 2**63)'
+    ranges = dict(speed_hz_range=(1, 500, 'Hz'), clearance_ratio_range=(1e-4, 0.02, '(c/R)'),
+                  balance_grade_range=(0.1, 100, 'mm/s'), balance_transmission_range=(0, 2, ''),
+                  residual_2x_ratio_range=(0, 5, ''), mode_hz_range=(1, 1e5, 'Hz'), damping_range=(1e-4, 0.5, ''),
+                  mode_gain_db_range=(-60, 60, 'dB'), direct_gain_db_range=(-60, 60, 'dB'),
+                  stud_resonance_hz_range=(100, 1e6, 'Hz'), adhesive_resonance_hz_range=(100, 1e6, 'Hz'),
+                  magnet_resonance_hz_range=(100, 1e6, 'Hz'), mount_damping_range=(1e-3, 0.5, ''),
+                  noise_floor_ug_range=(0.1, 1e5, 'ug/sqrt(Hz)'), line_mm_s_range=(0, 50, 'mm/s'),
+                  neighbour_order_range=(0.05, 100, 'orders'), neighbour_mm_s_range=(0, 50, 'mm/s'))
+    for name, (lo, hi, unit) in ranges.items():
+        if not _range(getattr(self, name), lo, hi, strict=False):
+            yield name, f'an ordered (low, high) pair within [{lo:g}, {hi:g}] {unit}'.rstrip()
+    for name, hi in (('n_modes_range', 20), ('n_neighbours_range', 20)):
+        r = getattr(self, name)
+        if not (_range(r, 0, hi, strict=False) and all(isinstance(v, int) for v in r)): yield name, f'an ordered (low, high) pair of integers within [0, {hi}]'
+    if not self.oil_grades or any(g not in ISO_VG_OILS for g in self.oil_grades): yield 'oil_grades', f'a non-empty list of ISO VG grades from {sorted(ISO_VG_OILS)}'
+    if not (_nonneg(self.sensitivity_tolerance) and self.sensitivity_tolerance < 0.5): yield 'sensitivity_tolerance', 'a relative tolerance within [0, 0.5)'
+    if not self.mountings or len(set(self.mountings)) != len(self.mountings) or any(m not in self.MOUNTINGS for m in self.mountings):
+        yield 'mountings', f'distinct mounting types from {list(self.MOUNTINGS)}, at least one'
+    if len(self.mounting_weights) != len(self.mountings) or not all(_nonneg(w) for w in self.mounting_weights) or not sum(self.mounting_weights) > 0:
+        yield 'mounting_weights', f'one weight >= 0 per mounting ({len(self.mountings)}), not all 0'
+    if not self.line_hz or any(f not in (50.0, 60.0) for f in self.line_hz): yield 'line_hz', 'a non-empty list of line frequencies, each 50 or 60 (Hz)'
+    if self.iso_group not in (1, 2): yield 'iso_group', '1 (> 300 kW) or 2 (15-300 kW)'
 
-# %% ../nbs/00_config.ipynb #f1b790f8
+# %% ../nbs/00_config.ipynb #642b4c9d
 @dataclass
 class DataConfig(BaseConfig):
     "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset, fleet (+ limits)."
@@ -663,18 +684,20 @@ class DataConfig(BaseConfig):
     def hop_len(self) -> int:
         return int(round(self.dataset.hop_s * self.signal.fs))
 
-    @classmethod
-    def preset(cls,
-               name: str,                     # a preset name from `PRESETS`
-               overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
-              )->'DataConfig':
-        "A named protocol (`PRESETS`), optionally with dotted-key overrides."
-        if name not in PRESETS:
-            close = difflib.get_close_matches(name, list(PRESETS), n=1)
-            raise ConfigError('preset', name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {list(PRESETS)}")
-        cfg = cls().override(PRESETS[name])
-        return cfg.override(overrides) if overrides else cfg
+# %% ../nbs/00_config.ipynb #c1571896
+@patch(cls_method=True)
+def preset(cls: DataConfig,
+           name: str,                     # a preset name from `PRESETS`
+           overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
+          )->'DataConfig':
+    "A named protocol (`PRESETS`), optionally with dotted-key overrides."
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, list(PRESETS), n=1)
+        raise ConfigError('preset', name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {list(PRESETS)}")
+    cfg = cls().override(PRESETS[name])
+    return cfg.override(overrides) if overrides else cfg
 
+# %% ../nbs/00_config.ipynb #b81d9293
 PRESETS = {
     # the JBFD-11 benchmark protocol: 11 classes x 4 severities x 80 records of 5 s at 20,480 Hz
     'jbfd11': {},
