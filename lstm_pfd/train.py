@@ -422,6 +422,22 @@ def _save_progress(path, model, opt, state, best_sd, meta, fit_args) -> None:
           'bad_epochs': state.bad_epochs, 'fit_args': fit_args}
     save_checkpoint(path, model, state_dict=best_sd, train_state=ts, **meta)
 
+# %% ../nbs/05_train.ipynb #f7d43f2c
+def _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, train_seconds, *,
+               lr, schedule, seed, batch_size, augment, device, min_delta) -> tuple[dict, dict | None]:
+    "One epoch of `fit`: learning-rate schedule, training, validation, early-stopping bookkeeping; `(history row, best weights)`."
+    state.epoch = epoch
+    if schedule == 'cosine':
+        for g in opt.param_groups: g['lr'] = lr * 0.5 * (1 + math.cos(math.pi * epoch / state.epochs))
+    _call(callbacks, 'on_epoch_start', state)
+    row = _train_epoch(model, train_data, opt, loss_fn, state, callbacks, seeds=_epoch_seeds(seed, epoch),
+                       batch_size=batch_size, augment=augment, device=device)
+    row['train_seconds_total'] = train_seconds + row['epoch_seconds']
+    if val_data is not None: row.update(_validate(model, val_data, batch_size, device))
+    best_sd = _early_stopping(state, model, row[state.monitor], _MONITORS[state.monitor], min_delta) or best_sd
+    state.history.append(row)
+    return row, best_sd
+
 # %% ../nbs/05_train.ipynb #6f6d35e2
 def fit(model: nn.Module,                         # a registry model (`create_model`)
         train_data: Dataset,                      # window dataset: items `(x [1, L] float32, label, record_id)`
@@ -467,16 +483,10 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
         bar = tqdm(range(start, epochs), desc='epochs', disable=not progress or shown, initial=start, total=epochs)
         for epoch in bar:
             if state.stop or (patience is not None and state.bad_epochs >= patience): break
-            state.epoch = epoch
-            if schedule == 'cosine':
-                for g in opt.param_groups: g['lr'] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
-            _call(callbacks, 'on_epoch_start', state)
-            row = _train_epoch(model, train_data, opt, loss_fn, state, callbacks, seeds=_epoch_seeds(seed, epoch),
-                               batch_size=batch_size, augment=augment, device=device)
-            train_seconds += row['epoch_seconds']; row['train_seconds_total'] = train_seconds
-            if val_data is not None: row.update(_validate(model, val_data, batch_size, device))
-            best_sd = _early_stopping(state, model, row[monitor], _MONITORS[monitor], min_delta) or best_sd
-            state.history.append(row)
+            row, best_sd = _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, train_seconds,
+                                      lr=lr, schedule=schedule, seed=seed, batch_size=batch_size, augment=augment,
+                                      device=device, min_delta=min_delta)
+            train_seconds = row['train_seconds_total']
             bar.set_postfix({k: f"{row[k]:.4g}" for k in ('train_loss', monitor) if k in row})
             _call(callbacks, 'on_epoch_end', state)
             if checkpoint_path is not None: _save_progress(checkpoint_path, model, opt, state, best_sd, meta, fit_args)
