@@ -69,13 +69,12 @@ def _add_progress(p): p.add_argument('--no-progress', action='store_true', help=
 
 # %% ../nbs/09_cli.ipynb #opt00003
 def _parse_overrides(items: list[str]) -> dict:
-    "`['signal.fs=8192', ...]` -> `{'signal.fs': 8192}` (values parsed as YAML scalars/lists)."
-    import yaml
+    "`['signal.fs=8192', ...]` -> `{'signal.fs': 8192}` (values parsed by `config.parse_yaml`: `1e9` is a number)."
     out = {}
     for it in items or []:
-        if '=' not in it: raise ConfigError('--set', it, "KEY=VALUE with a dotted key, e.g. signal.fs=8192")
-        k, v = it.split('=', 1)
-        out[k.strip()] = yaml.safe_load(v)
+        k, eq, v = it.partition('=')
+        if not eq or not k.strip(): raise ConfigError('--set', it, "KEY=VALUE with a dotted key, e.g. signal.fs=8192")
+        out[k.strip()] = parse_yaml(v, f'--set {k.strip()}')
     return out
 
 def _load_config(args) -> DataConfig:
@@ -113,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd)
     return ap
 
+# %% ../nbs/09_cli.ipynb #par00004
+def _one_line(e: BaseException, limit: int = 500) -> str:
+    "The first non-empty line of `e`'s message (its type name if empty, 'out of memory' for MemoryError), at most `limit` characters."
+    if isinstance(e, MemoryError): return f"out of memory ({' '.join(str(e).split())[:200] or 'MemoryError'}); ask for less: a smaller protocol, a larger hop"
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    msg = lines[0] if lines else type(e).__name__
+    return msg if len(msg) <= limit else msg[:limit - 3] + '...'
+
 # %% ../nbs/09_cli.ipynb #par00003
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `lstm-pfd` console script."
@@ -124,11 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lstm-pfd {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, OSError, KeyError, ValueError, TypeError, ExportError) as e:
+    except (ConfigError, OSError, KeyError, ValueError, TypeError, ExportError, MemoryError) as e:
         if args.debug: raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"lstm-pfd {args.command}: error: {msg[:500]}", file=sys.stderr)
+        print(f"lstm-pfd {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:   # not a user error: a bug; still one line unless --debug
+        if args.debug: raise
+        print(f"lstm-pfd {args.command}: unexpected error: {_one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 # %% ../nbs/09_cli.ipynb #cfg00002
 def _config_args(p):
@@ -350,14 +360,16 @@ def _predict_args(p):
     p.add_argument('--hop', type=int, help='window hop in samples (default: the window length, no overlap)')
     p.add_argument('--key', help='array/dataset name inside .mat or .h5 files')
     p.add_argument('--json', action='store_true', help='print the result as JSON')
+    p.add_argument('--max-windows', type=int, default=None,
+                   help='refuse records that give more windows than this (default: lstm_pfd.predict.MAX_WINDOWS)')
     _add_threads(p, 'onnxruntime')
 
 @subcommand('predict', 'classify a recording with an ONNX model (no torch needed)', _predict_args)
 def cmd_predict(args) -> int:
     "Classify one recording with an ONNX model and print the class, the top probabilities and the windows' agreement."
     from lstm_pfd.data import load_recording
-    from lstm_pfd.predict import Predictor
-    pred = Predictor(args.model, threads=_thread_count(args))
+    from lstm_pfd.predict import MAX_WINDOWS, Predictor
+    pred = Predictor(args.model, threads=_thread_count(args), max_windows=MAX_WINDOWS if args.max_windows is None else args.max_windows)
     r = pred.predict(load_recording(args.recording, key=args.key), fs=args.fs, resample=args.resample, hop=args.hop)
     if args.json: print(strict_json(r.to_dict())); return 0
     top = sorted(r.probabilities_by_class().items(), key=lambda kv: -kv[1])[:3]

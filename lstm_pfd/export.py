@@ -218,6 +218,12 @@ def export_checkpoint(checkpoint, out, *, quantize: str | None = None, calibrati
                       window_len: int | None = None, exporter: str = 'auto', n_calibration: int = 256,
                       overwrite: bool = False) -> dict:
     "Export a checkpoint (or module) to verified ONNX at `out` with its normalisation, optionally also a quantized copy."
+    out = Path(out)
+    targets = [out] + ([out.with_name(out.stem + f'.{quantize}' + out.suffix)] if quantize else [])
+    for t in targets:   # refuse before the (slow) export, not after the FP32 file is written
+        if t.is_dir(): raise IsADirectoryError(f"{t} is a folder; give a file name")
+        if not t.parent.is_dir(): raise FileNotFoundError(f"folder {t.parent} does not exist; create it first")
+        if t.exists() and not overwrite: raise FileExistsError(f"{t} exists; pass overwrite=True (--force on the command line) to replace it")
     model, info = _load_model(checkpoint)
     wl = window_len or _info_get(info, 'window_len', 'window_length')
     if not wl: raise ValueError(f"{checkpoint}: the checkpoint holds no window length; pass window_len")
