@@ -89,7 +89,7 @@ def _as_samples(x) -> np.ndarray:
     if x.dtype.kind not in 'fiu':
         raise TypeError(f"x: dtype {x.dtype} is not allowed; expected real numbers (float32 preferred, ints and float64 are converted)")
     if x.size == 0: raise ValueError(f"x: empty input (shape {x.shape})")
-    with np.errstate(over='ignore', invalid='ignore'): x32 = x.astype(np.float32)
+    with np.errstate(over='ignore', invalid='ignore'): x32 = x.astype(np.float32, copy=False)   # float32 in: no copy
     bad = ~np.isfinite(x32)
     if bad.any():
         first = np.unravel_index(np.argmax(bad), x.shape)

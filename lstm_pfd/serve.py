@@ -230,7 +230,7 @@ def _error_items(errors, max_errors: int = 20) -> tuple[str, list[ErrorItem]]:
 
 def _parse(model: type[BaseModel], body: bytes):
     "Validate a JSON body against `model` (pydantic's Rust JSON parser); `InputError` (422) listing what is wrong."
-    if not body.strip():
+    if not body or len(body) < 4096 and not bytes(body).strip():   # no whole-body copy for large bodies
         raise InputError("the request body is empty: send a JSON object (GET /model describes it)")
     try: return model.model_validate_json(body)
     except ValidationError as e:
@@ -301,6 +301,7 @@ async def _read_and_call(self: BodySizeLimit, scope, receive, send, n: int | Non
     import asyncio
     if n == 0 or (n is None and b'transfer-encoding' not in headers): return await self.app(scope, receive, send)
     chunks, total, limit = [], 0, self.max_body_bytes
+    buf = bytearray(n) if n is not None else None   # Content-Length known: fill one buffer, keep no chunk list
     deadline = asyncio.get_running_loop().time() + self.body_timeout_s
     while True:
         left = deadline - asyncio.get_running_loop().time()
@@ -309,14 +310,17 @@ async def _read_and_call(self: BodySizeLimit, scope, receive, send, n: int | Non
             return await _send_error(send, 408, f"the request body did not arrive within {self.body_timeout_s:g} s "
                                                 f"({total} bytes received); send it at once")
         if msg['type'] == 'http.disconnect': return   # the client went away: nothing to answer
-        total += len(msg.get('body', b''))
-        if total > limit:
-            return await _send_error(send, 413, f"request body exceeds the limit of {limit} bytes (more than "
-                                                f"{total} bytes streamed); send fewer or shorter records")
-        chunks.append(msg.get('body', b''))
+        part = msg.get('body', b'')
+        if total + len(part) > (limit if buf is None else n):
+            return await _send_error(send, 413, f"request body exceeds the limit of {limit if buf is None else n} bytes "
+                                                f"(more than {total + len(part)} bytes streamed{'' if buf is None else ', over its Content-Length'}); "
+                                                "send fewer or shorter records")
+        if buf is None: chunks.append(part)
+        else: buf[total:total + len(part)] = part
+        total += len(part)
         if not msg.get('more_body', False): break
-    whole = chunks[0] if len(chunks) == 1 else b''.join(chunks)
-    del chunks
+    whole = (bytes(chunks[0]) if len(chunks) == 1 else b''.join(chunks)) if buf is None else buf[:total] if total < n else buf
+    del chunks, buf
     done = False
     async def replay():
         nonlocal done, whole
@@ -406,11 +410,11 @@ _Service._prepare = _svc_prepare
 def _svc_samples(self: _Service, rec: RecordIn, x, where: str, record: int | None) -> np.ndarray:
     "The record as finite float32 samples; the request's list of numbers is released as soon as it is converted."
     with np.errstate(over='ignore', invalid='ignore'):
-        x = (np.asarray(rec.samples, dtype=np.float64) if x is None else np.asarray(x)).astype(np.float32)
+        x = (np.asarray(rec.samples, dtype=np.float64) if x is None else np.asarray(x)).astype(np.float32, copy=False)
     finite = np.isfinite(x)
     if not finite.all():
         i = int(np.argmin(finite))
-        v = rec.samples[i] if rec.samples else x[i]
+        v = rec.samples[i] if rec.samples else float(x[i])
         raise InputError(f"value {v!r} is not finite or is outside the float32 range (|x| <= {np.finfo(np.float32).max:.4g})",
                          loc=f'{where}samples[{i}]', record=record)
     rec.samples = []   # the Python list costs ~8x the float32 array: drop it before inference
