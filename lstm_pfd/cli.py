@@ -98,6 +98,15 @@ def _torch_threads(args) -> int:
     n = _thread_count(args); torch.set_num_threads(n)
     return n
 
+# %% ../nbs/09_cli.ipynb #out00001
+def _check_out(path, force: bool = True) -> Path:
+    "`--out` as a Path, refused before any work if it names a folder, its folder is missing, or it exists without `--force`."
+    out = Path(path)
+    if out.is_dir(): raise IsADirectoryError(f"--out {out} is a folder; give a file name")
+    if not out.parent.is_dir(): raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if out.exists() and not force: raise FileExistsError(f"{out} exists; pass --force to replace it")
+    return out
+
 # %% ../nbs/09_cli.ipynb #par00002
 def build_parser() -> argparse.ArgumentParser:
     "The `lstm-pfd` argument parser: one sub-parser per registered command (`COMMANDS`)."
@@ -185,8 +194,7 @@ def cmd_generate(args) -> int:
     from lstm_pfd.data import build_dataset
     cfg = _load_config(args)
     _check_splits(cfg)
-    out = Path(args.out)
-    if out.exists() and not args.force: raise FileExistsError(f"{out} exists; pass --force to replace it")
+    out = _check_out(args.out, args.force)
     if args.workers > 0:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(args.workers) as ex:
@@ -223,7 +231,7 @@ def cmd_import(args) -> int:
     cfg = _load_config(args)
     lab_path = Path(args.labels)
     if not lab_path.exists(): raise FileNotFoundError(f"no labels file at {lab_path}")
-    if Path(args.out).exists() and not args.force: raise FileExistsError(f"{args.out} exists; pass --force to replace it")
+    _check_out(args.out, args.force)
     rows = _read_labels_csv(lab_path)
     files = [str(lab_path.parent / r['file']) for r in rows]
     fs = [float(r['fs']) if r.get('fs') else args.fs for r in rows]
@@ -259,7 +267,7 @@ def cmd_train(args) -> int:
     from lstm_pfd.data import open_dataset, OnTheFlyDataset
     from lstm_pfd.models import create_model
     from lstm_pfd.train import fit, evaluate, NoiseAugment
-    if Path(args.out).exists() and not args.force: raise FileExistsError(f"{args.out} exists; pass --force to replace it")
+    _check_out(args.out, args.force)
     _torch_threads(args)
     ds = open_dataset(args.dataset) if args.dataset else None
     try:
@@ -287,10 +295,10 @@ def _evaluate_args(p):
 def cmd_evaluate(args) -> int:
     "Window- and record-level accuracy of a checkpoint on a split and its SNR copies."
     from lstm_pfd.data import open_dataset
-    from lstm_pfd.train import load_checkpoint, evaluate
+    from lstm_pfd.train import data_expectations, load_checkpoint, evaluate
     _torch_threads(args)
-    with open_dataset(args.dataset) as ds:
-        model, info = load_checkpoint(args.checkpoint, window_len=ds.config.window_len, fs=ds.fs)
+    with open_dataset(args.dataset) as ds:   # the checkpoint must match the data: window length, rate and class names
+        model, info = load_checkpoint(args.checkpoint, **data_expectations(ds.windows(args.split)))
         splits = [args.split] + ([s for s in ds.splits if s.startswith(args.split + '_snr')] if args.split == 'test' else [])
         print(f"{'split':<14} {'windows':>8} {'records':>8} {'window acc':>11} {'record acc':>11} {'macro F1':>9}")
         for s in splits:
@@ -314,6 +322,7 @@ def _explain_args(p):
 def cmd_explain(args) -> int:
     "Explain one window of one record of a dataset file with a checkpoint; write the figure."
     from lstm_pfd.xai import explain_record_figure
+    _check_out(args.out)
     _torch_threads(args)
     fig, sm = explain_record_figure(args.checkpoint, args.dataset, args.record, method=args.method, out=args.out,
                                     split=args.split, window=args.window)
@@ -338,6 +347,7 @@ def _export_args(p):
 def cmd_export(args) -> int:
     "Export a checkpoint to verified ONNX (`lstm_pfd.export.export_checkpoint`) and say what was written."
     from lstm_pfd.export import export_checkpoint
+    _check_out(args.out, args.force)
     _torch_threads(args)
     res = export_checkpoint(args.checkpoint, args.out, quantize=args.quantize, calibration=args.calibration,
                             exporter=args.exporter, overwrite=args.force)

@@ -165,7 +165,7 @@ def _predict_windows(self: Predictor, windows: np.ndarray, batch_size: int = 256
 Predictor.predict_windows = _predict_windows
 
 # %% ../nbs/07a_predict.ipynb #1be78b29
-def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool) -> np.ndarray:
+def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool, hop: int | None = None) -> np.ndarray:
     "`x` at the model's rate: unchanged when the rates agree, resampled if asked for, else an error."
     if self.fs is None or math.isclose(fs, self.fs, rel_tol=1e-6): return x
     if not resample:
@@ -177,6 +177,10 @@ def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool) -> np.
     from lstm_pfd.data import resample as _resample, resample_ratio  # one resampler for import, predict and serve
     try: ratio = resample_ratio(fs, self.fs)
     except ValueError as e: raise ValueError(f"fs: {e}") from None
+    n_out = -(-x.shape[0] * ratio.numerator // ratio.denominator)   # bound the work before resampling, not after
+    if n_out >= self.window_len:
+        self._check_count((n_out - self.window_len) // (hop or self.window_len) + 1,
+                          f"a record of {x.shape[0]} samples resampled from {fs:g} to {self.fs:g} Hz ({n_out} samples)")
     log.info("resampling %d samples from %g Hz to %g Hz (x%d/%d)", x.shape[0], fs, self.fs, ratio.numerator, ratio.denominator)
     return np.asarray(_resample(x, fs, self.fs), np.float32)
 Predictor._resampled = _resampled
@@ -193,11 +197,13 @@ Predictor._check_count = _check_count
 def _windows_of(self: Predictor, x, fs, hop, resample) -> np.ndarray:
     "Checked float32 windows `[n, 1, L]` (a view of a record when possible) of a record `[N]` or of windows `[n, L]` / `[n, 1, L]`."
     x = _as_samples(x)
+    if hop is not None and (isinstance(hop, bool) or not isinstance(hop, (int, np.integer)) or hop < 1):
+        raise ValueError(f"hop: got {hop!r}; allowed: a positive whole number of samples (or None: the window length)")
     if x.ndim == 3 and x.shape[1] != 1 or x.ndim not in (1, 2, 3):
         raise ValueError(f"x: got shape {x.shape}; allowed: a record [N], or windows [n, L] or [n, 1, L] with L = {self.window_len}")
     if fs is None:
         if self.fs is not None: raise ValueError(f"fs: the sampling rate of x is required (this model expects {self.fs:g} Hz)")
-    else: x = self._resampled(x, _check_fs(fs), resample)
+    else: x = self._resampled(x, _check_fs(fs), resample, hop)
     if x.ndim == 1:
         if x.shape[0] < self.window_len:
             rate = self.fs or fs

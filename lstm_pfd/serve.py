@@ -286,6 +286,9 @@ async def _acquire(self: BodySizeLimit, send) -> bool:
     retry = [(b'retry-after', b'1')]
     if self._slots.locked() and self._waiting >= self.max_queue:
         await _send_error(send, 503, f"{busy}, {self._waiting} waiting); retry after 1 s", headers=retry); return False
+    if not self._slots.locked():
+        await self._slots.acquire()   # a free slot: taken at once, without a timer task
+        return True
     self._waiting += 1
     try: await asyncio.wait_for(self._slots.acquire(), self.body_timeout_s)
     except asyncio.TimeoutError:
