@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import PRESETS, ConfigError, DataConfig
+from .config import PRESETS, ConfigError, DataConfig, parse_yaml
 from .utils import strict_json
 
 DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config says otherwise
@@ -377,10 +377,13 @@ def _predict_args(p):
 @subcommand('predict', 'classify a recording with an ONNX model (no torch needed)', _predict_args)
 def cmd_predict(args) -> int:
     "Classify one recording with an ONNX model and print the class, the top probabilities and the windows' agreement."
+    import numpy as np
     from lstm_pfd.data import load_recording
     from lstm_pfd.predict import MAX_WINDOWS, Predictor
     pred = Predictor(args.model, threads=_thread_count(args), max_windows=MAX_WINDOWS if args.max_windows is None else args.max_windows)
-    r = pred.predict(load_recording(args.recording, key=args.key), fs=args.fs, resample=args.resample, hop=args.hop)
+    with np.errstate(over='ignore', invalid='ignore'):   # out-of-range values are refused by the Predictor, after the cast
+        x = load_recording(args.recording, key=args.key)
+    r = pred.predict(x, fs=args.fs, resample=args.resample, hop=args.hop)
     if args.json: print(strict_json(r.to_dict())); return 0
     top = sorted(r.probabilities_by_class().items(), key=lambda kv: -kv[1])[:3]
     print(f"{r.label} (p = {r.probabilities[r.index]:.3f}; {int((r.window_indices == r.index).sum())}/{r.n_windows} windows agree)")

@@ -384,7 +384,7 @@ CLI_CASES = {
     '--set without a key': (('config', '--set', '=3'), 'KEY=VALUE'),
     '--set without =': (('config', '--set', 'signal.fs'), 'KEY=VALUE'),
     '--set unknown key': (('config', '--set', 'signal.nope=1'), 'nope'),
-    '--set 1e9 Hz': (('config', '--set', 'signal.fs=1e9'), 'signal.fs'),
+    '--set 1e9 Hz': (('config', '--set', 'signal.fs=1e9'), 'fs x duration_s'),
     'config --out a folder': (('config', '--out', '{c}'), 'is a folder'),
     # the other commands
     'import: record 10 us': (('import', '{c}/labels.csv', '--fs', FS, '--record-s', '0.00001', '--out', '{c}/i.h5'), 'record'),
@@ -398,17 +398,40 @@ CLI_CASES = {
 }
 
 
-@pytest.mark.parametrize('name', list(CLI_CASES))
-def test_cli_one_line_error(cli_files, name):
-    args, words = CLI_CASES[name]
-    f = cli_files
+def _fill(f, args):
     fill = dict(d=f['d'], ds=f['ds'], onnx=f['onnx'], c=f['c'], onnx_d=f['onnx_d'])
-    before = sorted(p.name for p in f['c'].iterdir())
-    r = run(*[a.format(**fill) if isinstance(a, str) else a for a in args])
-    _one_line_error(r, words)
+    return [a.format(**fill) if isinstance(a, str) else str(a) for a in args]
+
+
+def _check_nothing_written(f, before):
     assert sorted(p.name for p in f['c'].iterdir()) == before, 'a file was written or left behind'
     assert not Path('/nonexistent_lstm_pfd').exists() and not Path('/tmp.tmp').exists()
     assert not f['flag'].exists()
+
+
+@pytest.mark.parametrize('name', list(CLI_CASES))
+def test_cli_one_line_error(cli_files, name, capfd):
+    "Each case through `cli.main` in this process (stderr captured at the file-descriptor level)."
+    from lstm_pfd.cli import main
+    args, words = CLI_CASES[name]
+    before = sorted(p.name for p in cli_files['c'].iterdir())
+    rc = main(_fill(cli_files, args))
+    out, err = capfd.readouterr()
+    _one_line_error(subprocess.CompletedProcess(args, rc, out, err), words)
+    _check_nothing_written(cli_files, before)
+
+
+SUBPROCESS_CASES = ['predict: 1e300 float64', 'evaluate: pickle with code', '--set YAML syntax error',
+                    'export: --out a folder', 'predict: garbage ONNX', 'train: 0 threads', 'generate: 1e5-s records']
+
+
+@pytest.mark.parametrize('name', SUBPROCESS_CASES)
+def test_cli_one_line_error_console_script(cli_files, name):
+    "A few cases through the installed console script: the exit status and all of stderr, warnings included."
+    args, words = CLI_CASES[name]
+    before = sorted(p.name for p in cli_files['c'].iterdir())
+    _one_line_error(run(*_fill(cli_files, args)), words)
+    _check_nothing_written(cli_files, before)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason='root writes into read-only folders')
