@@ -395,6 +395,10 @@ def _serve_args(p):
     p.add_argument('model', help='ONNX model written by export')
     p.add_argument('--host', default='127.0.0.1', help='bind address (default: 127.0.0.1, loopback only)')
     p.add_argument('--port', type=int, default=8000, help='TCP port (default: 8000)')
+    p.add_argument('--max-inflight', type=int, help='requests read and worked on at once; more wait, and past the queue get 503 '
+                                                    '(default: lstm_pfd.serve.DEFAULT_MAX_INFLIGHT)')
+    p.add_argument('--body-timeout', type=float, help='seconds for a request body to arrive before 408 '
+                                                      '(default: lstm_pfd.serve.DEFAULT_BODY_TIMEOUT_S)')
     _add_threads(p, 'onnxruntime')
 
 @subcommand('serve', 'HTTP inference service over an ONNX model (needs the serve extra)', _serve_args)
@@ -403,10 +407,11 @@ def cmd_serve(args) -> int:
     from lstm_pfd.serve import create_app, file_sha256, serve
     if not Path(args.model).is_file(): raise FileNotFoundError(f"ONNX model not found: {args.model}")
     threads = _thread_count(args)
-    create_app(args.model, threads=threads)   # load and check the model before saying it is served
+    limits = {k: v for k, v in dict(max_inflight=args.max_inflight, body_timeout_s=args.body_timeout).items() if v is not None}
+    create_app(args.model, threads=threads, **limits)   # load and check the model and the limits before saying it is served
     print(f"serving {Path(args.model).name} (sha256 {file_sha256(args.model)[:12]}...) on http://{args.host}:{args.port} "
           f"(GET /health, GET /model, POST /predict, POST /predict/batch; docs at /docs); Ctrl-C stops", flush=True)
-    serve(args.model, host=args.host, port=args.port, threads=threads)
+    serve(args.model, host=args.host, port=args.port, threads=threads, **limits)
     return 0
 
 # %% ../nbs/09_cli.ipynb #dmo00002

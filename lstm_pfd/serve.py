@@ -651,14 +651,15 @@ def _is_loopback(host: str) -> bool:
 # %% ../nbs/10_serve.ipynb #srv00001
 def serve(model_path, host: str = '127.0.0.1', port: int = 8000, *, threads: int = 1,
           max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
-          max_samples: int = DEFAULT_MAX_SAMPLES, max_inflight: int = DEFAULT_MAX_INFLIGHT,
+          max_samples: int = DEFAULT_MAX_SAMPLES, max_inflight: int = DEFAULT_MAX_INFLIGHT, max_queue: int = DEFAULT_MAX_QUEUE,
           body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, log_level: str = 'info', **uvicorn_kw):
     "Serve the ONNX model at `model_path` over HTTP with uvicorn on `host:port` (loopback by default); blocks."
     import uvicorn
     if isinstance(port, bool) or not isinstance(port, (int, np.integer)) or not 0 <= port <= 65535:
         raise ValueError(f"port: got {port!r}; allowed: an integer 0-65535")
     app = create_app(model_path, threads=threads, max_body_bytes=max_body_bytes, max_batch=max_batch,
-                     max_samples=max_samples, max_inflight=max_inflight, body_timeout_s=body_timeout_s)
+                     max_samples=max_samples, max_inflight=max_inflight, max_queue=max_queue,
+                     body_timeout_s=body_timeout_s)
     if not _is_loopback(host):
         log.warning("binding to %s: the service has no authentication; anyone who can reach this address can use it",
                     host)
