@@ -431,7 +431,8 @@ def export_report(models, dataset_path=None, *, precisions: Sequence[str] = PREC
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad: raise ValueError(f"precisions: {bad} not allowed; allowed: {', '.join(PRECISIONS)}")
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix='lstm_pfd_export_'))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not out_dir.parent.is_dir(): raise FileNotFoundError(f"out_dir: folder {out_dir.parent} does not exist; create it first")
+    out_dir.mkdir(exist_ok=True)   # the folder asked for, never its missing parents
     data = _test_windows(dataset_path, split, window_len) if dataset_path is not None else None
     if calibration is None and dataset_path is not None: calibration = dataset_path
     rng, timing = np.random.default_rng(seed), dict(warmup=warmup, runs=runs, runs_large=runs_large)
