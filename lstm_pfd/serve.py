@@ -566,6 +566,37 @@ def _check_limits(**kw):
         if not ok or not v > 0 or (k == 'body_timeout_s' and not math.isfinite(v)):
             raise ValueError(f"{k}: got {v!r}; allowed: a positive {'number of seconds' if k == 'body_timeout_s' else 'integer'}")
 
+# %% ../nbs/10_serve.ipynb #app00002
+async def _read_body(request: Request, binary_ok: bool = False) -> tuple[str, bytes]:
+    "('json' or 'binary', the body); 415 for any other Content-Type. The body is not cached on the request."
+    ct = request.headers.get('content-type', '').split(';')[0].strip().lower()
+    kind = 'json' if ct == 'application/json' or (ct.startswith('application/') and ct.endswith('+json')) else \
+           'binary' if binary_ok and ct == 'application/octet-stream' else None
+    if kind is None:
+        also = ' (or raw little-endian float32 as application/octet-stream with ?fs=...)' if binary_ok else ''
+        raise InputError(f"the body must be JSON sent with the header Content-Type: application/json{also} "
+                         f"(got {ct or 'no Content-Type'!r})", status=415)
+    chunks = [c async for c in request.stream()]
+    return kind, chunks[0] if len(chunks) == 1 else b''.join(chunks)
+
+# %% ../nbs/10_serve.ipynb #app00003
+def _add_error_handlers(app: FastAPI):
+    "Answer every refused request as `ErrorOut` JSON: 422 for validation, `InputError.status`, 500 (logged) for a bug."
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        detail, items = _error_items(exc.errors())
+        return JSONResponse(status_code=422, content=ErrorOut(detail=detail, errors=items).model_dump())
+
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, exc: InputError):
+        return JSONResponse(status_code=exc.status, content=ErrorOut(detail=str(exc), errors=exc.items).model_dump())
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content=ErrorOut(
+            detail=f"internal error ({type(exc).__name__}); this is a bug in lstm_pfd.serve, please report it").model_dump())
+
 # %% ../nbs/10_serve.ipynb #app00001
 def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                max_batch: int = DEFAULT_MAX_BATCH, max_samples: int = DEFAULT_MAX_SAMPLES,
@@ -583,32 +614,7 @@ def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MA
     app.add_middleware(BodySizeLimit, max_body_bytes=svc.max_body_bytes, max_inflight=int(max_inflight),
                        max_queue=int(max_queue), body_timeout_s=float(body_timeout_s))
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError):
-        detail, items = _error_items(exc.errors())
-        return JSONResponse(status_code=422, content=ErrorOut(detail=detail, errors=items).model_dump())
-
-    async def read_body(request: Request, binary_ok: bool = False) -> tuple[str, bytes]:
-        "('json' or 'binary', the body); 415 for any other Content-Type. The body is not cached on the request."
-        ct = request.headers.get('content-type', '').split(';')[0].strip().lower()
-        kind = 'json' if ct == 'application/json' or (ct.startswith('application/') and ct.endswith('+json')) else \
-               'binary' if binary_ok and ct == 'application/octet-stream' else None
-        if kind is None:
-            also = ' (or raw little-endian float32 as application/octet-stream with ?fs=...)' if binary_ok else ''
-            raise InputError(f"the body must be JSON sent with the header Content-Type: application/json{also} "
-                             f"(got {ct or 'no Content-Type'!r})", status=415)
-        chunks = [c async for c in request.stream()]
-        return kind, chunks[0] if len(chunks) == 1 else b''.join(chunks)
-
-    @app.exception_handler(InputError)
-    async def _input_error(request: Request, exc: InputError):
-        return JSONResponse(status_code=exc.status, content=ErrorOut(detail=str(exc), errors=exc.items).model_dump())
-
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content=ErrorOut(
-            detail=f"internal error ({type(exc).__name__}); this is a bug in lstm_pfd.serve, please report it").model_dump())
+    _add_error_handlers(app)
 
     @app.get('/health', response_model=HealthOut, summary='liveness, model hash and versions')
     def health() -> HealthOut: return svc.health()
@@ -619,7 +625,7 @@ def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MA
     @app.post('/predict', response_model=PredictionOut, responses=_ERRORS, summary='classify one record',
               openapi_extra=_body_doc(RecordIn))
     async def predict(request: Request) -> PredictionOut:
-        kind, body = await read_body(request, binary_ok=True)
+        kind, body = await _read_body(request, binary_ok=True)
         query = dict(request.query_params)
         if kind == 'json' and query: raise InputError("query parameters are for application/octet-stream bodies; put them in the JSON", loc='query')
         held = [body]; del body   # the worker thread drops the last reference once parsed
@@ -633,7 +639,7 @@ def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MA
     @app.post('/predict/batch', response_model=BatchOut, responses=_ERRORS, summary='classify several records',
               openapi_extra=_body_doc(BatchIn))
     async def predict_batch(request: Request) -> BatchOut:
-        _, body = await read_body(request)
+        _, body = await _read_body(request)
         held = [body]; del body
         def work():
             batch = _parse(BatchIn, held.pop())
