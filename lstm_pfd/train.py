@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+
+from .utils import atomic_write
 
 from . import __version__, physics
 from .config import DataConfig
@@ -129,14 +130,7 @@ def save_checkpoint(path,                                     # file to write (r
             'window_len': None if window_len is None else int(window_len), 'fs': None if fs is None else float(fs),
             'config_hash': None if config_hash is None else str(config_hash), 'extra': dict(extra or {}),
             'train_state': train_state, 'lstm_pfd_version': str(__version__)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+    with atomic_write(path, overwrite=True) as tmp: torch.save(ckpt, tmp)   # a missing folder is an error, never created
     return path
 
 # %% ../nbs/05_train.ipynb #13d5b3d0
