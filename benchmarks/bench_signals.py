@@ -1,14 +1,21 @@
 """Signal-generator benchmark (prints figures, asserts nothing).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_signals.py [--n 440] [--batch 64] [--repeats 3] [--preset jbfd11] [--fleet]
+    OMP_NUM_THREADS=1 python benchmarks/bench_signals.py [--n 440] [--batch 64] [--repeats 3] [--preset jbfd11] [--fleet] [--out FILE.json]
 
-`--fleet` measures the fleet generator (preset `jbfd11_fleet`: every record seen on a machine of the fleet,
-transfer path, sensor and site background on) and the single-machine preset in the same run, so that both
-meet the same load on the CPU; compare the CPU-time rates.
+`--fleet` also measures the fleet generator (preset `jbfd11_fleet`: every record seen on a machine of the fleet,
+transfer path, sensor and site background on) in the same run, so that both meet the same load on the CPU;
+compare the CPU-time rates. With `--out`, the figures are also written as JSON (nbs/02_signals.ipynb reads
+nbs/_data/signals_benchmark.json).
 """
 import os
 for v in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR_NUM_THREADS'): os.environ.setdefault(v, '1')
 import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
 
 from lstm_pfd.config import DataConfig
 from lstm_pfd.signals import benchmark, format_benchmark
@@ -20,6 +27,8 @@ if __name__ == '__main__':
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--preset', default='jbfd11')
     ap.add_argument('--fleet', action='store_true', help='also measure the fleet preset jbfd11_fleet (and compare)')
+    ap.add_argument('--out', default=None, help='also write the figures to this JSON file')
+    ap.add_argument('--hardware', default='2-core x86 CPU', help='how the CPU is named in the JSON')
     a = ap.parse_args()
     presets = [a.preset] + (['jbfd11_fleet'] if a.fleet and a.preset != 'jbfd11_fleet' else [])
     res = {}
@@ -30,3 +39,10 @@ if __name__ == '__main__':
         (b, rb), (f, rf) = res.items()
         print(f"{f} vs {b}: single {rf['single_rec_s_cpu']:.0f} vs {rb['single_rec_s_cpu']:.0f} records/s CPU "
               f"({rf['single_rec_s_cpu'] / rb['single_rec_s_cpu']:.0%}), batched {rf['batch_rec_s_cpu']:.0f} vs {rb['batch_rec_s_cpu']:.0f}")
+    if a.out:
+        doc = {'hardware': f'{a.hardware}, 1 thread', 'command': 'OMP_NUM_THREADS=1 python benchmarks/bench_signals.py ' + ' '.join(sys.argv[1:]),
+               'python': platform.python_version(), 'numpy': np.__version__, 'preset': a.preset, 'n': a.n, 'repeats': a.repeats,
+               'result': res[a.preset], **({'fleet_result': res['jbfd11_fleet']} if len(res) == 2 else {})}
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(doc, indent=1, allow_nan=False, default=float))
+        print(f'wrote {a.out}')

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import PRESETS, ConfigError, DataConfig
+from .config import PRESETS, ConfigError, DataConfig, parse_yaml
 from .utils import strict_json
 
 DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config says otherwise
@@ -69,13 +69,12 @@ def _add_progress(p): p.add_argument('--no-progress', action='store_true', help=
 
 # %% ../nbs/09_cli.ipynb #opt00003
 def _parse_overrides(items: list[str]) -> dict:
-    "`['signal.fs=8192', ...]` -> `{'signal.fs': 8192}` (values parsed as YAML scalars/lists)."
-    import yaml
+    "`['signal.fs=8192', ...]` -> `{'signal.fs': 8192}` (values parsed by `config.parse_yaml`: `1e9` is a number)."
     out = {}
     for it in items or []:
-        if '=' not in it: raise ConfigError('--set', it, "KEY=VALUE with a dotted key, e.g. signal.fs=8192")
-        k, v = it.split('=', 1)
-        out[k.strip()] = yaml.safe_load(v)
+        k, eq, v = it.partition('=')
+        if not eq or not k.strip(): raise ConfigError('--set', it, "KEY=VALUE with a dotted key, e.g. signal.fs=8192")
+        out[k.strip()] = parse_yaml(v, f'--set {k.strip()}')
     return out
 
 def _load_config(args) -> DataConfig:
@@ -99,6 +98,15 @@ def _torch_threads(args) -> int:
     n = _thread_count(args); torch.set_num_threads(n)
     return n
 
+# %% ../nbs/09_cli.ipynb #out00001
+def _check_out(path, force: bool = True) -> Path:
+    "`--out` as a Path, refused before any work if it names a folder, its folder is missing, or it exists without `--force`."
+    out = Path(path)
+    if out.is_dir(): raise IsADirectoryError(f"--out {out} is a folder; give a file name")
+    if not out.parent.is_dir(): raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if out.exists() and not force: raise FileExistsError(f"{out} exists; pass --force to replace it")
+    return out
+
 # %% ../nbs/09_cli.ipynb #par00002
 def build_parser() -> argparse.ArgumentParser:
     "The `lstm-pfd` argument parser: one sub-parser per registered command (`COMMANDS`)."
@@ -113,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd)
     return ap
 
+# %% ../nbs/09_cli.ipynb #par00004
+def _one_line(e: BaseException, limit: int = 500) -> str:
+    "The first non-empty line of `e`'s message (its type name if empty, 'out of memory' for MemoryError), at most `limit` characters."
+    if isinstance(e, MemoryError): return f"out of memory ({' '.join(str(e).split())[:200] or 'MemoryError'}); ask for less: a smaller protocol, a larger hop"
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    msg = lines[0] if lines else type(e).__name__
+    return msg if len(msg) <= limit else msg[:limit - 3] + '...'
+
 # %% ../nbs/09_cli.ipynb #par00003
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `lstm-pfd` console script."
@@ -124,11 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lstm-pfd {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, OSError, KeyError, ValueError, TypeError, ExportError) as e:
+    except (ConfigError, OSError, KeyError, ValueError, TypeError, ExportError, MemoryError) as e:
         if args.debug: raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"lstm-pfd {args.command}: error: {msg[:500]}", file=sys.stderr)
+        print(f"lstm-pfd {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:   # not a user error: a bug; still one line unless --debug
+        if args.debug: raise
+        print(f"lstm-pfd {args.command}: unexpected error: {_one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 # %% ../nbs/09_cli.ipynb #cfg00002
 def _config_args(p):
@@ -175,8 +194,7 @@ def cmd_generate(args) -> int:
     from lstm_pfd.data import build_dataset
     cfg = _load_config(args)
     _check_splits(cfg)
-    out = Path(args.out)
-    if out.exists() and not args.force: raise FileExistsError(f"{out} exists; pass --force to replace it")
+    out = _check_out(args.out, args.force)
     if args.workers > 0:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(args.workers) as ex:
@@ -213,7 +231,7 @@ def cmd_import(args) -> int:
     cfg = _load_config(args)
     lab_path = Path(args.labels)
     if not lab_path.exists(): raise FileNotFoundError(f"no labels file at {lab_path}")
-    if Path(args.out).exists() and not args.force: raise FileExistsError(f"{args.out} exists; pass --force to replace it")
+    _check_out(args.out, args.force)
     rows = _read_labels_csv(lab_path)
     files = [str(lab_path.parent / r['file']) for r in rows]
     fs = [float(r['fs']) if r.get('fs') else args.fs for r in rows]
@@ -249,7 +267,7 @@ def cmd_train(args) -> int:
     from lstm_pfd.data import open_dataset, OnTheFlyDataset
     from lstm_pfd.models import create_model
     from lstm_pfd.train import fit, evaluate, NoiseAugment
-    if Path(args.out).exists() and not args.force: raise FileExistsError(f"{args.out} exists; pass --force to replace it")
+    _check_out(args.out, args.force)
     _torch_threads(args)
     ds = open_dataset(args.dataset) if args.dataset else None
     try:
@@ -277,10 +295,10 @@ def _evaluate_args(p):
 def cmd_evaluate(args) -> int:
     "Window- and record-level accuracy of a checkpoint on a split and its SNR copies."
     from lstm_pfd.data import open_dataset
-    from lstm_pfd.train import load_checkpoint, evaluate
+    from lstm_pfd.train import data_expectations, load_checkpoint, evaluate
     _torch_threads(args)
-    with open_dataset(args.dataset) as ds:
-        model, info = load_checkpoint(args.checkpoint, window_len=ds.config.window_len, fs=ds.fs)
+    with open_dataset(args.dataset) as ds:   # the checkpoint must match the data: window length, rate and class names
+        model, info = load_checkpoint(args.checkpoint, **data_expectations(ds.windows(args.split)))
         splits = [args.split] + ([s for s in ds.splits if s.startswith(args.split + '_snr')] if args.split == 'test' else [])
         print(f"{'split':<14} {'windows':>8} {'records':>8} {'window acc':>11} {'record acc':>11} {'macro F1':>9}")
         for s in splits:
@@ -304,6 +322,7 @@ def _explain_args(p):
 def cmd_explain(args) -> int:
     "Explain one window of one record of a dataset file with a checkpoint; write the figure."
     from lstm_pfd.xai import explain_record_figure
+    _check_out(args.out)
     _torch_threads(args)
     fig, sm = explain_record_figure(args.checkpoint, args.dataset, args.record, method=args.method, out=args.out,
                                     split=args.split, window=args.window)
@@ -328,6 +347,7 @@ def _export_args(p):
 def cmd_export(args) -> int:
     "Export a checkpoint to verified ONNX (`lstm_pfd.export.export_checkpoint`) and say what was written."
     from lstm_pfd.export import export_checkpoint
+    _check_out(args.out, args.force)
     _torch_threads(args)
     res = export_checkpoint(args.checkpoint, args.out, quantize=args.quantize, calibration=args.calibration,
                             exporter=args.exporter, overwrite=args.force)
@@ -350,15 +370,20 @@ def _predict_args(p):
     p.add_argument('--hop', type=int, help='window hop in samples (default: the window length, no overlap)')
     p.add_argument('--key', help='array/dataset name inside .mat or .h5 files')
     p.add_argument('--json', action='store_true', help='print the result as JSON')
+    p.add_argument('--max-windows', type=int, default=None,
+                   help='refuse records that give more windows than this (default: lstm_pfd.predict.MAX_WINDOWS)')
     _add_threads(p, 'onnxruntime')
 
 @subcommand('predict', 'classify a recording with an ONNX model (no torch needed)', _predict_args)
 def cmd_predict(args) -> int:
     "Classify one recording with an ONNX model and print the class, the top probabilities and the windows' agreement."
+    import numpy as np
     from lstm_pfd.data import load_recording
-    from lstm_pfd.predict import Predictor
-    pred = Predictor(args.model, threads=_thread_count(args))
-    r = pred.predict(load_recording(args.recording, key=args.key), fs=args.fs, resample=args.resample, hop=args.hop)
+    from lstm_pfd.predict import MAX_WINDOWS, Predictor
+    pred = Predictor(args.model, threads=_thread_count(args), max_windows=MAX_WINDOWS if args.max_windows is None else args.max_windows)
+    with np.errstate(over='ignore', invalid='ignore'):   # out-of-range values are refused by the Predictor, after the cast
+        x = load_recording(args.recording, key=args.key)
+    r = pred.predict(x, fs=args.fs, resample=args.resample, hop=args.hop)
     if args.json: print(strict_json(r.to_dict())); return 0
     top = sorted(r.probabilities_by_class().items(), key=lambda kv: -kv[1])[:3]
     print(f"{r.label} (p = {r.probabilities[r.index]:.3f}; {int((r.window_indices == r.index).sum())}/{r.n_windows} windows agree)")
@@ -370,6 +395,10 @@ def _serve_args(p):
     p.add_argument('model', help='ONNX model written by export')
     p.add_argument('--host', default='127.0.0.1', help='bind address (default: 127.0.0.1, loopback only)')
     p.add_argument('--port', type=int, default=8000, help='TCP port (default: 8000)')
+    p.add_argument('--max-inflight', type=int, help='requests read and worked on at once; more wait, and past the queue get 503 '
+                                                    '(default: lstm_pfd.serve.DEFAULT_MAX_INFLIGHT)')
+    p.add_argument('--body-timeout', type=float, help='seconds for a request body to arrive before 408 '
+                                                      '(default: lstm_pfd.serve.DEFAULT_BODY_TIMEOUT_S)')
     _add_threads(p, 'onnxruntime')
 
 @subcommand('serve', 'HTTP inference service over an ONNX model (needs the serve extra)', _serve_args)
@@ -378,10 +407,11 @@ def cmd_serve(args) -> int:
     from lstm_pfd.serve import create_app, file_sha256, serve
     if not Path(args.model).is_file(): raise FileNotFoundError(f"ONNX model not found: {args.model}")
     threads = _thread_count(args)
-    create_app(args.model, threads=threads)   # load and check the model before saying it is served
+    limits = {k: v for k, v in dict(max_inflight=args.max_inflight, body_timeout_s=args.body_timeout).items() if v is not None}
+    create_app(args.model, threads=threads, **limits)   # load and check the model and the limits before saying it is served
     print(f"serving {Path(args.model).name} (sha256 {file_sha256(args.model)[:12]}...) on http://{args.host}:{args.port} "
           f"(GET /health, GET /model, POST /predict, POST /predict/batch; docs at /docs); Ctrl-C stops", flush=True)
-    serve(args.model, host=args.host, port=args.port, threads=threads)
+    serve(args.model, host=args.host, port=args.port, threads=threads, **limits)
     return 0
 
 # %% ../nbs/09_cli.ipynb #dmo00002

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'EXPERIMENT_TRACKS',
@@ -40,11 +41,14 @@ def _excerpt(value, limit: int = MAX_QUOTE) -> str:
     except Exception: s = f"<{type(value).__name__}>"  # e.g. an int too long to print
     return s if len(s) <= limit else s[:limit - 3] + '...'
 
-
 # %% ../nbs/00_config.ipynb #a80606fc
 class ConfigError(ValueError):
     "A config value is invalid: names the dotted field, the bad value and what is allowed."
-    def __init__(self, field: str, value: Any, allowed: str):
+    def __init__(self,
+                 field: str,   # dotted name of the bad field, e.g. `signal.fs`
+                 value: Any,   # the value given
+                 allowed: str, # what is allowed, in words
+                ):
         self.field, self.value, self.allowed = field, value, allowed
         super().__init__(f"{_excerpt(field, MAX_QUOTE)[1:-1] if isinstance(field, str) else _excerpt(field)}: got {_excerpt(value)}; "
                          f"allowed: {str(allowed)[:4 * MAX_QUOTE]}")
@@ -57,11 +61,12 @@ _Loader.add_implicit_resolver('tag:yaml.org,2002:float',
                               re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$'),
                               list('-+0123456789.'))
 
-
 # %% ../nbs/00_config.ipynb #51b4d388
 MAX_CONFIG_BYTES = 1 << 20  # largest config text read (a config is a few kB); raise it explicitly to read more
 
-def parse_yaml(text: str, source: str = 'config text'):
+def parse_yaml(text: str,                   # YAML text of a config (size-limited, no Python tags)
+               source: str = 'config text', # where the text came from, named in errors
+              ):
     "Parse config YAML with `_Loader`; oversized, binary, unparsable or empty text raises `ConfigError` naming `source`."
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(source, f'{len(text)} characters', f'at most MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES} characters (raise lstm_pfd.config.MAX_CONFIG_BYTES to read more)')
@@ -72,7 +77,6 @@ def parse_yaml(text: str, source: str = 'config text'):
         raise ConfigError(source, text[:40], f"valid YAML ({type(e).__name__}: {' '.join(str(e).split())[:MAX_QUOTE]})") from None
     if data is None: raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text holds only comments)')
     return data
-
 
 # %% ../nbs/00_config.ipynb #79cbfdc8
 def _is_config_type(tp) -> bool:
@@ -135,7 +139,7 @@ def _plain(v):
     if isinstance(v, (tuple, list)): return [_plain(x) for x in v]
     return v
 
-# %% ../nbs/00_config.ipynb #e21cbb49
+# %% ../nbs/00_config.ipynb #bf109fb3
 class BaseConfig:
     "Behaviour shared by every config dataclass: validation, (de)serialisation, hashing, overrides."
     def _check(self):
@@ -163,7 +167,10 @@ class BaseConfig:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, d: dict, _path: str = ''):
+    def from_dict(cls,
+                  d: dict, # plain nested dict, e.g. from `to_dict`, YAML or JSON
+                  _path: str = '',
+                 ):
         "Build from a plain dict; unknown keys raise `ConfigError` suggesting the closest valid key."
         if not isinstance(d, dict): raise ConfigError(_path.rstrip('.') or cls.__name__, d, 'a mapping')
         hints, names = cls._types(), [f.name for f in fields(cls)]
@@ -178,65 +185,78 @@ class BaseConfig:
         if not _path: obj.validate()
         return obj
 
-    def to_yaml(self, path: str | Path | None = None) -> str:
-        "YAML text (written to `path` if given)."
-        s = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
-        if path is not None: Path(path).write_text(s)
-        return s
-
-    @classmethod
-    def from_yaml(cls, text_or_path: str | Path):
-        "Read from YAML text or a `.yaml`/`.yml` file (`yaml.safe_load` only)."
-        p = _as_path(text_or_path, ('.yaml', '.yml'))
-        text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
-        return cls.from_dict(_mapping(parse_yaml(text, source), source))
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        "JSON text (written to `path` if given)."
-        s = json.dumps(self.to_dict(), indent=1)
-        if path is not None: Path(path).write_text(s)
-        return s
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path):
-        "Read from JSON text or a `.json` file."
-        p = _as_path(text_or_path, ('.json',))
-        text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
-        if not text.strip(): raise ConfigError(source, text[:40], 'a JSON object of config sections (this text is empty)')
-        try: return cls.from_dict(_mapping(json.loads(text), source))
-        except (json.JSONDecodeError, RecursionError) as e: raise ConfigError(source, text[:40], f'valid JSON ({str(e)[:MAX_QUOTE]})') from None
-
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ()  # execution settings that do not change the data
 
-    def _hash_dict(self) -> dict:
-        return {f.name: (v._hash_dict() if isinstance(v, BaseConfig) else _plain(v))
-                for f in fields(self) if f.name not in self.HASH_EXCLUDE for v in [getattr(self, f.name)]}
+# %% ../nbs/00_config.ipynb #b2b1f7d2
+@patch
+def to_yaml(self: BaseConfig, path: str | Path | None = None) -> str:  # file to write the YAML to; None: only return the text
+    "YAML text (written to `path` if given)."
+    s = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+    if path is not None: Path(path).write_text(s)
+    return s
 
-    def hash(self) -> str:
-        """Content hash (sha256, 16 hex digits) of everything that defines the data: stable across processes,
-        Python versions and key order; execution settings (`HASH_EXCLUDE`, e.g. `dataset.batch_size`) are left out."""
-        s = json.dumps(self._hash_dict(), sort_keys=True, separators=(',', ':'), allow_nan=False)
-        return hashlib.sha256(s.encode()).hexdigest()[:16]
+@patch(cls_method=True)
+def from_yaml(cls: BaseConfig, text_or_path: str | Path):  # YAML text, or the path of a `.yaml`/`.yml` file
+    "Read from YAML text or a `.yaml`/`.yml` file (`yaml.safe_load` only)."
+    p = _as_path(text_or_path, ('.yaml', '.yml'))
+    text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
+    return cls.from_dict(_mapping(parse_yaml(text, source), source))
 
-    def override(self, overrides: dict | None = None, **kw):
-        "A new, validated config with dotted-key overrides: `cfg.override({'signal.fs': 8192})`."
-        d = self.to_dict()
-        for key, value in {**(overrides or {}), **kw}.items():
-            parts, node = key.split('.'), d
-            for i, part in enumerate(parts):
-                if not isinstance(node, dict) or part not in node:
-                    valid = list(node) if isinstance(node, dict) else []
-                    close = difflib.get_close_matches(part, valid, n=1)
-                    hint = f"did you mean {close[0]!r}? " if close else ''
-                    raise ConfigError('.'.join(parts[:i + 1]), value, f"{hint}valid keys: {valid}")
-                if i == len(parts) - 1: node[part] = _plain(value)
-                else: node = node[part]
-        return type(self).from_dict(d)
+@patch
+def to_json(self: BaseConfig, path: str | Path | None = None) -> str:  # file to write the JSON to; None: only return the text
+    "JSON text (written to `path` if given)."
+    s = json.dumps(self.to_dict(), indent=1)
+    if path is not None: Path(path).write_text(s)
+    return s
 
-    def replace(self, **kw):
-        "`dataclasses.replace`, then validate."
-        return dataclasses.replace(self, **kw).validate()
+@patch(cls_method=True)
+def from_json(cls: BaseConfig, text_or_path: str | Path):  # JSON text, or the path of a `.json` file
+    "Read from JSON text or a `.json` file."
+    p = _as_path(text_or_path, ('.json',))
+    text, source = _read_config(p) if p is not None else (text_or_path, 'config text')
+    if not text.strip(): raise ConfigError(source, text[:40], 'a JSON object of config sections (this text is empty)')
+    try: return cls.from_dict(_mapping(json.loads(text), source))
+    except (json.JSONDecodeError, RecursionError) as e: raise ConfigError(source, text[:40], f'valid JSON ({str(e)[:MAX_QUOTE]})') from None
 
+# %% ../nbs/00_config.ipynb #ce691b1c
+@patch
+def _hash_dict(self: BaseConfig) -> dict:
+    return {f.name: (v._hash_dict() if isinstance(v, BaseConfig) else _plain(v))
+            for f in fields(self) if f.name not in self.HASH_EXCLUDE for v in [getattr(self, f.name)]}
+
+@patch
+def hash(self: BaseConfig) -> str:
+    """Content hash (sha256, 16 hex digits) of everything that defines the data: stable across processes,
+    Python versions and key order; execution settings (`HASH_EXCLUDE`, e.g. `dataset.batch_size`) are left out."""
+    s = json.dumps(self._hash_dict(), sort_keys=True, separators=(',', ':'), allow_nan=False)
+    return hashlib.sha256(s.encode()).hexdigest()[:16]
+
+# %% ../nbs/00_config.ipynb #c6d58d29
+@patch
+def override(self: BaseConfig,
+             overrides: dict | None = None, # `{'dotted.key': value}`, e.g. `{'signal.fs': 8192}`
+             **kw,                          # more overrides as keywords (top-level keys only, e.g. `seed=...` on a section)
+            ):
+    "A new, validated config with dotted-key overrides: `cfg.override({'signal.fs': 8192})`."
+    d = self.to_dict()
+    for key, value in {**(overrides or {}), **kw}.items():
+        parts, node = key.split('.'), d
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                valid = list(node) if isinstance(node, dict) else []
+                close = difflib.get_close_matches(part, valid, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ''
+                raise ConfigError('.'.join(parts[:i + 1]), value, f"{hint}valid keys: {valid}")
+            if i == len(parts) - 1: node[part] = _plain(value)
+            else: node = node[part]
+    return type(self).from_dict(d)
+
+@patch
+def replace(self: BaseConfig, **kw):  # fields of this section to replace, by name
+    "`dataclasses.replace`, then validate."
+    return dataclasses.replace(self, **kw).validate()
+
+# %% ../nbs/00_config.ipynb #23cdb301
 def _as_path(text_or_path, suffixes) -> Path | None:
     "The file meant by `text_or_path`, or None when it is the text itself (or empty); a missing file is an error."
     if isinstance(text_or_path, Path) or (text_or_path.strip() and '\n' not in text_or_path and not text_or_path.lstrip().startswith('{')
@@ -267,7 +287,6 @@ def _mapping(data, source: str = 'config text'):
     if not isinstance(data, dict): raise ConfigError(source, data, 'a mapping of config sections (signal, dataset, ...)')
     return data
 
-
 # %% ../nbs/00_config.ipynb #12345d45
 def _num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 def _pos(v): return _num(v) and v > 0
@@ -287,7 +306,7 @@ class SignalConfig(BaseConfig):
     fs: float = 20480.0             # sampling rate, Hz
     duration_s: float = 5.0         # record length, s
     nominal_speed_hz: float = 60.0  # shaft speed f_r, Hz (1X)
-    units: str = 'm/s^2'
+    units: str = 'm/s^2'            # physical units of the signal (only `'m/s^2'`, acceleration)
 
     @property
     def n_samples(self) -> int: return int(round(self.fs * self.duration_s))
@@ -306,14 +325,14 @@ class SignalConfig(BaseConfig):
 @dataclass
 class OilConfig(BaseConfig):
     "Lubricant: Walther (ASTM D341) constants and density. Defaults: ISO VG 32."
-    name: str = 'ISO VG 32'
+    name: str = 'ISO VG 32'         # oil name, e.g. `'ISO VG 32'`
     walther_a: float = 9.5308       # log10(log10(nu + 0.7)) = A - B log10(T[K]), nu in cSt
-    walther_b: float = 3.7466
+    walther_b: float = 3.7466       # Walther constant B (see `walther_a`)
     density_kg_m3: float = 860.0    # at 15 C
     density_slope: float = 0.65     # kg/m^3 lost per C above 15 C
 
     @classmethod
-    def iso_vg(cls, grade: int) -> 'OilConfig':
+    def iso_vg(cls, grade: int) -> 'OilConfig':  # ISO viscosity grade, a key of `ISO_VG_OILS` (e.g. 32, 46, 68)
         "The constants of an ISO VG grade from `ISO_VG_OILS`."
         if grade not in ISO_VG_OILS: raise ConfigError('bearing.oil', grade, f"one of the ISO VG grades {sorted(ISO_VG_OILS)}")
         return cls(**ISO_VG_OILS[grade])
@@ -332,11 +351,11 @@ ISO_VG_OILS = {  # Walther constants fitted to nu(40 C) / nu(100 C) of each grad
 @dataclass
 class BearingConfig(BaseConfig):
     "Plain journal bearing geometry (SI units) and its oil."
-    diameter_m: float = 0.050
-    length_m: float = 0.025
+    diameter_m: float = 0.050        # journal diameter D, m
+    length_m: float = 0.025          # bearing length L, m
     clearance_m: float = 50e-6       # radial clearance c
-    rated_load_n: float = 2000.0
-    oil: OilConfig = field(default_factory=OilConfig)
+    rated_load_n: float = 2000.0     # rated static load W, N
+    oil: OilConfig = field(default_factory=OilConfig)  # the lubricant
 
     @property
     def radius_m(self) -> float: return self.diameter_m / 2
@@ -353,9 +372,9 @@ class BearingConfig(BaseConfig):
 @dataclass
 class OperatingConfig(BaseConfig):
     "Ranges the operating point of each record is drawn from (uniformly)."
-    speed_hz_range: tuple[float, float] = (54.0, 66.0)
+    speed_hz_range: tuple[float, float] = (54.0, 66.0)     # (min, max) shaft speed f_r drawn per record, Hz
     load_range: tuple[float, float] = (0.3, 1.0)           # fraction of the rated load
-    temperature_c_range: tuple[float, float] = (40.0, 80.0)
+    temperature_c_range: tuple[float, float] = (40.0, 80.0)  # (min, max) oil temperature drawn per record, C
 
     def _check(self):
         if not _range(self.speed_hz_range, 0.5, 1000, strict=False): yield 'speed_hz_range', 'an ordered (min, max) in Hz within [0.5, 1000]'
@@ -366,10 +385,10 @@ class OperatingConfig(BaseConfig):
 @dataclass
 class SeverityConfig(BaseConfig):
     "Severity slots (names and factor bands) and temporal evolution."
-    names: tuple[str, ...] = ('incipient', 'mild', 'moderate', 'severe')
-    bands: tuple[tuple[float, float], ...] = ((0.20, 0.45), (0.45, 0.70), (0.70, 0.90), (0.90, 1.00))
-    evolution_probability: float = 0.3
-    evolution_delta: float = 0.3
+    names: tuple[str, ...] = ('incipient', 'mild', 'moderate', 'severe')  # severity slot names, mildest first
+    bands: tuple[tuple[float, float], ...] = ((0.20, 0.45), (0.45, 0.70), (0.70, 0.90), (0.90, 1.00))  # (low, high) severity range in [0, 1] of each slot
+    evolution_probability: float = 0.3  # share of records whose severity grows during the record
+    evolution_delta: float = 0.3  # largest severity increase over an evolving record
 
     def _check(self):
         if not self.names or len(set(self.names)) != len(self.names) or not all(self.names):
@@ -381,99 +400,107 @@ class SeverityConfig(BaseConfig):
         if not _prob(self.evolution_probability): yield 'evolution_probability', 'a probability in [0, 1]'
         if not (_nonneg(self.evolution_delta) and self.evolution_delta <= 1): yield 'evolution_delta', 'a severity increase in [0, 1]'
 
-# %% ../nbs/00_config.ipynb #eec31468
+# %% ../nbs/00_config.ipynb #ac6d35e1
 @dataclass
 class WhiteNoiseConfig(BaseConfig):
     "White measurement noise (sensor and amplifier)."
-    enabled: bool = True
+    enabled: bool = True             # add broadband measurement noise
     level: float = 0.02              # RMS, m/s^2
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an RMS level >= 0'
 
+# %% ../nbs/00_config.ipynb #f5d3f29b
 @dataclass
 class EMIConfig(BaseConfig):
     "Mains interference at exactly `mains_hz` with weak harmonics."
-    enabled: bool = True
+    enabled: bool = True             # add the mains (electromagnetic interference) tone and harmonics
     level: float = 0.01              # amplitude of the mains tone, m/s^2
-    mains_hz: float = 50.0
+    mains_hz: float = 50.0           # mains frequency, 50 or 60 Hz
     harmonics: tuple[float, ...] = (0.3, 0.1)  # relative amplitudes of the 2nd, 3rd ... harmonics
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an amplitude >= 0'
         if self.mains_hz not in (50.0, 60.0): yield 'mains_hz', '50 or 60 (Hz)'
         if not all(_prob(h) for h in self.harmonics): yield 'harmonics', 'relative amplitudes in [0, 1]'
 
+# %% ../nbs/00_config.ipynb #dcecce49
 @dataclass
 class PinkNoiseConfig(BaseConfig):
     "True 1/f (pink) noise, zero mean."
-    enabled: bool = True
+    enabled: bool = True             # add 1/f (pink) noise
     level: float = 0.01              # RMS, m/s^2
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an RMS level >= 0'
 
+# %% ../nbs/00_config.ipynb #a2b462a7
 @dataclass
 class ThermalDriftConfig(BaseConfig):
     "Slow baseline wander with a random period and phase."
-    enabled: bool = True
+    enabled: bool = True             # add a slow thermal baseline drift
     level: float = 0.005             # amplitude, m/s^2
-    period_s_range: tuple[float, float] = (5.0, 30.0)
+    period_s_range: tuple[float, float] = (5.0, 30.0)  # (min, max) period of the drift, s
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an amplitude >= 0'
         if not (_range(self.period_s_range, 0, strict=False) and self.period_s_range[0] > 0): yield 'period_s_range', 'an ordered (min, max) period in s > 0'
 
+# %% ../nbs/00_config.ipynb #b71f8856
 @dataclass
 class CalibrationDriftConfig(BaseConfig):
     "Sensor gain drift, a relative rate per second."
-    enabled: bool = True
+    enabled: bool = True             # let the sensor gain drift over a record
     rate_per_s: float = 0.002        # relative gain change per second (max magnitude)
     def _check(self):
         if not (_nonneg(self.rate_per_s) and self.rate_per_s <= 0.1): yield 'rate_per_s', 'a relative gain rate per second within [0, 0.1]'
 
+# %% ../nbs/00_config.ipynb #c343247e
 @dataclass
 class ImpulseConfig(BaseConfig):
     "Random mechanical knocks (Poisson, a rate per second)."
-    enabled: bool = True
+    enabled: bool = True             # add random impulses (knocks)
     level: float = 0.2               # peak, m/s^2
     rate_per_s: float = 0.2          # mean impulses per second (Poisson)
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'a peak amplitude >= 0'
         if not (_nonneg(self.rate_per_s) and self.rate_per_s <= 1000): yield 'rate_per_s', 'a rate per second within [0, 1000]'
 
+# %% ../nbs/00_config.ipynb #ac75ec33
 @dataclass
 class AliasingConfig(BaseConfig):
     "Occasional folded-back tones from an imperfect anti-alias filter."
-    enabled: bool = True
+    enabled: bool = True             # add folded (aliased) tones to some records
     level: float = 0.005             # amplitude of a folded tone, m/s^2
     probability: float = 0.1         # chance that a record has an aliasing artefact
     def _check(self):
         if not _nonneg(self.level): yield 'level', 'an amplitude >= 0'
         if not _prob(self.probability): yield 'probability', 'a probability in [0, 1]'
 
+# %% ../nbs/00_config.ipynb #c4b84d1f
 @dataclass
 class QuantizationConfig(BaseConfig):
     "ADC quantization with `bits` over +- `full_scale`, applied last."
-    enabled: bool = True
-    bits: int = 16
+    enabled: bool = True             # quantize the signal like an ADC
+    bits: int = 16                   # ADC resolution, bits
     full_scale: float = 50.0         # ADC range is +- full_scale, m/s^2
     def _check(self):
         if not (isinstance(self.bits, int) and 4 <= self.bits <= 32): yield 'bits', 'an integer within [4, 32]'
         if not _pos(self.full_scale): yield 'full_scale', 'a full-scale value > 0'
 
+# %% ../nbs/00_config.ipynb #6817c379
 @dataclass
 class NoiseConfig(BaseConfig):
     "The sensor-noise layers, each switchable with its own level; quantization is applied last."
-    measurement: WhiteNoiseConfig = field(default_factory=WhiteNoiseConfig)
-    emi: EMIConfig = field(default_factory=EMIConfig)
-    pink: PinkNoiseConfig = field(default_factory=PinkNoiseConfig)
-    thermal_drift: ThermalDriftConfig = field(default_factory=ThermalDriftConfig)
-    calibration_drift: CalibrationDriftConfig = field(default_factory=CalibrationDriftConfig)
-    impulses: ImpulseConfig = field(default_factory=ImpulseConfig)
-    aliasing: AliasingConfig = field(default_factory=AliasingConfig)
-    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    measurement: WhiteNoiseConfig = field(default_factory=WhiteNoiseConfig)  # broadband sensor noise
+    emi: EMIConfig = field(default_factory=EMIConfig)  # mains tone and harmonics
+    pink: PinkNoiseConfig = field(default_factory=PinkNoiseConfig)  # 1/f noise
+    thermal_drift: ThermalDriftConfig = field(default_factory=ThermalDriftConfig)  # slow baseline drift
+    calibration_drift: CalibrationDriftConfig = field(default_factory=CalibrationDriftConfig)  # sensor gain drift
+    impulses: ImpulseConfig = field(default_factory=ImpulseConfig)  # random impulses
+    aliasing: AliasingConfig = field(default_factory=AliasingConfig)  # folded tones
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)  # ADC quantization
 
     LAYERS: ClassVar[tuple[str, ...]] = ('measurement', 'emi', 'pink', 'thermal_drift', 'calibration_drift',
                                          'impulses', 'aliasing', 'quantization')
 
-    def only(self, *layers: str) -> 'NoiseConfig':
+    def only(self, *layers: str) -> 'NoiseConfig':  # names of the layers to keep enabled (`NoiseConfig.LAYERS`)
         "A copy with only `layers` enabled (none: a noise-free signal)."
         bad = [l for l in layers if l not in self.LAYERS]
         if bad: raise ConfigError('noise', bad, f"layer names from {list(self.LAYERS)}")
@@ -488,12 +515,12 @@ class NoiseConfig(BaseConfig):
 class TransientConfig(BaseConfig):
     "Non-stationary records: speed ramps, load steps and thermal settling."
     probability: float = 0.3                       # share of records with a transient
-    kinds: tuple[str, ...] = ('speed_ramp', 'load_step', 'thermal')
+    kinds: tuple[str, ...] = ('speed_ramp', 'load_step', 'thermal')  # transient kinds drawn from (`TransientConfig.KINDS`)
     max_speed_change: float = 0.05                 # relative speed change over a ramp
     max_load_step: float = 0.3                     # load step, fraction of rated load
     ramp_s_range: tuple[float, float] = (0.5, 3.0)  # ramp / step rise duration, s
-    thermal_tau_s_range: tuple[float, float] = (1.0, 5.0)
-    max_temperature_change_c: float = 10.0
+    thermal_tau_s_range: tuple[float, float] = (1.0, 5.0)  # (min, max) time constant of a thermal transient, s
+    max_temperature_change_c: float = 10.0         # largest temperature change of a thermal transient, C
 
     KINDS: ClassVar[tuple[str, ...]] = ('speed_ramp', 'load_step', 'thermal')
 
@@ -512,12 +539,12 @@ class TransientConfig(BaseConfig):
 @dataclass
 class DatasetConfig(BaseConfig):
     "The benchmark protocol: records, windows, splits, SNR copies, seed."
-    records_per_class_severity: int = 80
-    window_s: float = 1.0
-    hop_s: float = 1.0
+    records_per_class_severity: int = 80                      # records per (class, severity slot) pair
+    window_s: float = 1.0                                     # window length cut from each record, s
+    hop_s: float = 1.0                                        # step between window starts, s
     splits: tuple[float, float, float] = (0.70, 0.15, 0.15)   # train, val, test
-    snr_db: tuple[float, ...] = (20.0, 10.0, 5.0)
-    seed: int = 20240611
+    snr_db: tuple[float, ...] = (20.0, 10.0, 5.0)             # SNRs (dB) of the noisy test copies
+    seed: int = 20240611                                      # dataset seed: every record seed derives from it
     batch_size: int = 64                                      # records generated per batch
 
     SPLITS: ClassVar[tuple[str, ...]] = ('train', 'val', 'test')
@@ -550,12 +577,11 @@ class LimitsConfig(BaseConfig):
             v = getattr(self, f.name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1): yield f.name, 'an integer >= 1'
 
-
-# %% ../nbs/00_config.ipynb #7436fe64
+# %% ../nbs/00_config.ipynb #16be4e2e
 @dataclass
 class FleetConfig(BaseConfig):
     "Ranges a fleet of machines is drawn from; `n_machines = 0`: no fleet (the single reference machine)."
-    n_machines: int = 0
+    n_machines: int = 0                                         # machines in the fleet; 0: no fleet (the single reference machine)
     seed: int = 1                                               # fleet seed: machine i uses SeedSequence(seed, spawn_key=(i,))
     speed_hz_range: tuple[float, float] = (25.0, 60.0)          # nominal shaft speed of a machine
     clearance_ratio_range: tuple[float, float] = (0.0015, 0.003)  # radial clearance / journal radius, c/R
@@ -569,16 +595,16 @@ class FleetConfig(BaseConfig):
     mode_gain_db_range: tuple[float, float] = (-10.0, 10.0)     # peak gain of each mode
     direct_gain_db_range: tuple[float, float] = (-3.0, 3.0)     # the direct (quasi-static) path
     sensitivity_tolerance: float = 0.1                          # relative, +- (sensor +-5 %, more through mounting)
-    mountings: tuple[str, ...] = ('stud', 'adhesive', 'magnet')
-    mounting_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
-    stud_resonance_hz_range: tuple[float, float] = (15000.0, 30000.0)
-    adhesive_resonance_hz_range: tuple[float, float] = (10000.0, 20000.0)
-    magnet_resonance_hz_range: tuple[float, float] = (2000.0, 8000.0)
-    mount_damping_range: tuple[float, float] = (0.02, 0.06)
+    mountings: tuple[str, ...] = ('stud', 'adhesive', 'magnet')  # sensor mountings drawn from (`FleetConfig.MOUNTINGS`)
+    mounting_weights: tuple[float, ...] = (0.5, 0.3, 0.2)       # probability of each mounting
+    stud_resonance_hz_range: tuple[float, float] = (15000.0, 30000.0)  # (min, max) mounted resonance of a stud mount, Hz
+    adhesive_resonance_hz_range: tuple[float, float] = (10000.0, 20000.0)  # (min, max) mounted resonance of an adhesive mount, Hz
+    magnet_resonance_hz_range: tuple[float, float] = (2000.0, 8000.0)  # (min, max) mounted resonance of a magnet mount, Hz
+    mount_damping_range: tuple[float, float] = (0.02, 0.06)     # (min, max) damping ratio of the mounted resonance
     noise_floor_ug_range: tuple[float, float] = (10.0, 300.0)   # sensor noise density, ug/sqrt(Hz), log-uniform
-    line_hz: tuple[float, ...] = (50.0, 60.0)
+    line_hz: tuple[float, ...] = (50.0, 60.0)                   # line frequencies a site is drawn from, Hz
     line_mm_s_range: tuple[float, float] = (0.02, 0.2)          # velocity RMS of the 2 x line tone (motors)
-    n_neighbours_range: tuple[int, int] = (0, 3)
+    n_neighbours_range: tuple[int, int] = (0, 3)                # (min, max) number of tones from neighbouring machines
     neighbour_order_range: tuple[float, float] = (0.3, 10.0)    # in orders of the machine's nominal speed
     neighbour_mm_s_range: tuple[float, float] = (0.02, 0.3)     # velocity RMS of each neighbour tone
     iso_group: int = 2                                          # ISO 20816-3 machine group (1: > 300 kW, 2: 15-300 kW)
@@ -588,46 +614,47 @@ class FleetConfig(BaseConfig):
     @property
     def enabled(self) -> bool: return self.n_machines > 0
 
-    def _check(self):
-        if not (isinstance(self.n_machines, int) and 0 <= self.n_machines <= 100_000): yield 'n_machines', 'an integer within [0, 100000] (0: no fleet)'
-        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63): yield 'seed', 'an integer within [0, 2**63)'
-        ranges = dict(speed_hz_range=(1, 500, 'Hz'), clearance_ratio_range=(1e-4, 0.02, '(c/R)'),
-                      balance_grade_range=(0.1, 100, 'mm/s'), balance_transmission_range=(0, 2, ''),
-                      residual_2x_ratio_range=(0, 5, ''), mode_hz_range=(1, 1e5, 'Hz'), damping_range=(1e-4, 0.5, ''),
-                      mode_gain_db_range=(-60, 60, 'dB'), direct_gain_db_range=(-60, 60, 'dB'),
-                      stud_resonance_hz_range=(100, 1e6, 'Hz'), adhesive_resonance_hz_range=(100, 1e6, 'Hz'),
-                      magnet_resonance_hz_range=(100, 1e6, 'Hz'), mount_damping_range=(1e-3, 0.5, ''),
-                      noise_floor_ug_range=(0.1, 1e5, 'ug/sqrt(Hz)'), line_mm_s_range=(0, 50, 'mm/s'),
-                      neighbour_order_range=(0.05, 100, 'orders'), neighbour_mm_s_range=(0, 50, 'mm/s'))
-        for name, (lo, hi, unit) in ranges.items():
-            if not _range(getattr(self, name), lo, hi, strict=False):
-                yield name, f'an ordered (low, high) pair within [{lo:g}, {hi:g}] {unit}'.rstrip()
-        for name, hi in (('n_modes_range', 20), ('n_neighbours_range', 20)):
-            r = getattr(self, name)
-            if not (_range(r, 0, hi, strict=False) and all(isinstance(v, int) for v in r)): yield name, f'an ordered (low, high) pair of integers within [0, {hi}]'
-        if not self.oil_grades or any(g not in ISO_VG_OILS for g in self.oil_grades): yield 'oil_grades', f'a non-empty list of ISO VG grades from {sorted(ISO_VG_OILS)}'
-        if not (_nonneg(self.sensitivity_tolerance) and self.sensitivity_tolerance < 0.5): yield 'sensitivity_tolerance', 'a relative tolerance within [0, 0.5)'
-        if not self.mountings or len(set(self.mountings)) != len(self.mountings) or any(m not in self.MOUNTINGS for m in self.mountings):
-            yield 'mountings', f'distinct mounting types from {list(self.MOUNTINGS)}, at least one'
-        if len(self.mounting_weights) != len(self.mountings) or not all(_nonneg(w) for w in self.mounting_weights) or not sum(self.mounting_weights) > 0:
-            yield 'mounting_weights', f'one weight >= 0 per mounting ({len(self.mountings)}), not all 0'
-        if not self.line_hz or any(f not in (50.0, 60.0) for f in self.line_hz): yield 'line_hz', 'a non-empty list of line frequencies, each 50 or 60 (Hz)'
-        if self.iso_group not in (1, 2): yield 'iso_group', '1 (> 300 kW) or 2 (15-300 kW)'
+# %% ../nbs/00_config.ipynb #4be5428e
+@patch
+def _check(self: FleetConfig):
+    if not (isinstance(self.n_machines, int) and 0 <= self.n_machines <= 100_000): yield 'n_machines', 'an integer within [0, 100000] (0: no fleet)'
+    if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63): yield 'seed', 'an integer within [0, 2**63)'
+    ranges = dict(speed_hz_range=(1, 500, 'Hz'), clearance_ratio_range=(1e-4, 0.02, '(c/R)'),
+                  balance_grade_range=(0.1, 100, 'mm/s'), balance_transmission_range=(0, 2, ''),
+                  residual_2x_ratio_range=(0, 5, ''), mode_hz_range=(1, 1e5, 'Hz'), damping_range=(1e-4, 0.5, ''),
+                  mode_gain_db_range=(-60, 60, 'dB'), direct_gain_db_range=(-60, 60, 'dB'),
+                  stud_resonance_hz_range=(100, 1e6, 'Hz'), adhesive_resonance_hz_range=(100, 1e6, 'Hz'),
+                  magnet_resonance_hz_range=(100, 1e6, 'Hz'), mount_damping_range=(1e-3, 0.5, ''),
+                  noise_floor_ug_range=(0.1, 1e5, 'ug/sqrt(Hz)'), line_mm_s_range=(0, 50, 'mm/s'),
+                  neighbour_order_range=(0.05, 100, 'orders'), neighbour_mm_s_range=(0, 50, 'mm/s'))
+    for name, (lo, hi, unit) in ranges.items():
+        if not _range(getattr(self, name), lo, hi, strict=False):
+            yield name, f'an ordered (low, high) pair within [{lo:g}, {hi:g}] {unit}'.rstrip()
+    for name, hi in (('n_modes_range', 20), ('n_neighbours_range', 20)):
+        r = getattr(self, name)
+        if not (_range(r, 0, hi, strict=False) and all(isinstance(v, int) for v in r)): yield name, f'an ordered (low, high) pair of integers within [0, {hi}]'
+    if not self.oil_grades or any(g not in ISO_VG_OILS for g in self.oil_grades): yield 'oil_grades', f'a non-empty list of ISO VG grades from {sorted(ISO_VG_OILS)}'
+    if not (_nonneg(self.sensitivity_tolerance) and self.sensitivity_tolerance < 0.5): yield 'sensitivity_tolerance', 'a relative tolerance within [0, 0.5)'
+    if not self.mountings or len(set(self.mountings)) != len(self.mountings) or any(m not in self.MOUNTINGS for m in self.mountings):
+        yield 'mountings', f'distinct mounting types from {list(self.MOUNTINGS)}, at least one'
+    if len(self.mounting_weights) != len(self.mountings) or not all(_nonneg(w) for w in self.mounting_weights) or not sum(self.mounting_weights) > 0:
+        yield 'mounting_weights', f'one weight >= 0 per mounting ({len(self.mountings)}), not all 0'
+    if not self.line_hz or any(f not in (50.0, 60.0) for f in self.line_hz): yield 'line_hz', 'a non-empty list of line frequencies, each 50 or 60 (Hz)'
+    if self.iso_group not in (1, 2): yield 'iso_group', '1 (> 300 kW) or 2 (15-300 kW)'
 
-
-# %% ../nbs/00_config.ipynb #f1b790f8
+# %% ../nbs/00_config.ipynb #642b4c9d
 @dataclass
 class DataConfig(BaseConfig):
     "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset, fleet (+ limits)."
-    signal: SignalConfig = field(default_factory=SignalConfig)
-    bearing: BearingConfig = field(default_factory=BearingConfig)
-    operating: OperatingConfig = field(default_factory=OperatingConfig)
-    severity: SeverityConfig = field(default_factory=SeverityConfig)
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
-    transient: TransientConfig = field(default_factory=TransientConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    fleet: FleetConfig = field(default_factory=FleetConfig)
-    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    signal: SignalConfig = field(default_factory=SignalConfig)  # sampling and record length
+    bearing: BearingConfig = field(default_factory=BearingConfig)  # bearing geometry and oil
+    operating: OperatingConfig = field(default_factory=OperatingConfig)  # operating ranges drawn per record
+    severity: SeverityConfig = field(default_factory=SeverityConfig)  # severity slots
+    noise: NoiseConfig = field(default_factory=NoiseConfig)  # noise and artefact layers
+    transient: TransientConfig = field(default_factory=TransientConfig)  # speed, load and thermal transients
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)  # record counts, windows, splits, seed
+    fleet: FleetConfig = field(default_factory=FleetConfig)  # machines the records are spread over (off by default)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)  # resource budget (never changes the data)
 
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('limits',)  # the resource budget never changes the data
 
@@ -657,15 +684,20 @@ class DataConfig(BaseConfig):
     def hop_len(self) -> int:
         return int(round(self.dataset.hop_s * self.signal.fs))
 
-    @classmethod
-    def preset(cls, name: str, overrides: dict | None = None) -> 'DataConfig':
-        "A named protocol (`PRESETS`), optionally with dotted-key overrides."
-        if name not in PRESETS:
-            close = difflib.get_close_matches(name, list(PRESETS), n=1)
-            raise ConfigError('preset', name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {list(PRESETS)}")
-        cfg = cls().override(PRESETS[name])
-        return cfg.override(overrides) if overrides else cfg
+# %% ../nbs/00_config.ipynb #c1571896
+@patch(cls_method=True)
+def preset(cls: DataConfig,
+           name: str,                     # a preset name from `PRESETS`
+           overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
+          )->'DataConfig':
+    "A named protocol (`PRESETS`), optionally with dotted-key overrides."
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, list(PRESETS), n=1)
+        raise ConfigError('preset', name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {list(PRESETS)}")
+    cfg = cls().override(PRESETS[name])
+    return cfg.override(overrides) if overrides else cfg
 
+# %% ../nbs/00_config.ipynb #b81d9293
 PRESETS = {
     # the JBFD-11 benchmark protocol: 11 classes x 4 severities x 80 records of 5 s at 20,480 Hz
     'jbfd11': {},
@@ -680,7 +712,7 @@ PRESETS = {
 }
 
 # %% ../nbs/00_config.ipynb #95cac71c
-def _budget(self: DataConfig, n_classes: int) -> dict:
+def _budget(self: DataConfig, n_classes: int) -> dict:  # number of classes the data set will hold
     "Sizes asked for with `n_classes` classes: samples per record, rows and float32 bytes of a file and of one batch."
     ds, n_sev = self.dataset, len(self.severity.names)
     samples = self.signal.fs * self.signal.duration_s                 # a float: finite even when absurd
@@ -691,7 +723,6 @@ def _budget(self: DataConfig, n_classes: int) -> dict:
     return dict(samples_per_record=samples, records=records, file_bytes=records * samples * 4,
                 batch_bytes=batch * samples * 4 * (1 + len(ds.snr_db)))
 DataConfig.budget = _budget
-
 
 # %% ../nbs/00_config.ipynb #02f9d278
 def _budget_problems(self: DataConfig, n_classes: int):
@@ -711,18 +742,20 @@ def _budget_problems(self: DataConfig, n_classes: int):
         yield 'dataset.batch_size', (f"a generation batch of at most limits.max_batch_bytes = {lim.max_batch_bytes:,} bytes; "
                                      f"this asks for {b['batch_bytes']:,.0f} (lower dataset.batch_size or raise the limit)")
 
-def _check_budget(self: DataConfig, n_classes: int) -> DataConfig:
+def _check_budget(self: DataConfig, n_classes: int) -> DataConfig:  # number of classes the data set will hold
     "Raise `ConfigError` (size asked for and limit) if this config does not fit its `limits` with `n_classes` classes."
     for name, allowed in self._budget_problems(n_classes): raise ConfigError(name, _get_dotted(self, name), allowed)
     return self
 DataConfig._budget_problems, DataConfig.check_budget = _budget_problems, _check_budget
 
-
 # %% ../nbs/00_config.ipynb #84c9b948
 class StrDict(BaseConfig):
     "Field type marker: a plain mapping with string keys (dotted overrides, keyword arguments); tuples become lists."
     @classmethod
-    def from_dict(cls, d, _path: str = ''):
+    def from_dict(cls,
+                  d, # a mapping with string keys
+                  _path: str = '',
+                 ):
         if not isinstance(d, dict) or not all(isinstance(k, str) for k in d):
             raise ConfigError(_path.rstrip('.') or 'mapping', d, 'a mapping with string keys')
         return {k: _plain_deep(v) for k, v in d.items()}
@@ -743,7 +776,7 @@ class ExperimentDataConfig(BaseConfig):
     preset: str | None = None          # a DataConfig preset name (ExperimentConfig's default data is 'quick')
     path: str | None = None            # an existing dataset file (generated or imported); excludes `preset`
     overrides: StrDict = field(default_factory=dict)  # dotted DataConfig overrides of the preset
-    track: str = 'iid'
+    track: str = 'iid'                 # evaluation track (`EXPERIMENT_TRACKS`; 'iid': the record-level random split)
     normalize: str | None = None       # per-window normalisation: None, 'zscore' or 'rms'
 
     def __post_init__(self): self.overrides = _plain_deep(dict(self.overrides))
@@ -770,8 +803,8 @@ class ExperimentDataConfig(BaseConfig):
 @dataclass
 class ModelSpec(BaseConfig):
     "A registry model: `name` in `lstm_pfd.models.MODELS` and keyword arguments of its constructor."
-    name: str = 'compact'
-    kwargs: StrDict = field(default_factory=dict)
+    name: str = 'compact'  # registry model name (`models.MODELS`)
+    kwargs: StrDict = field(default_factory=dict)  # the model's constructor arguments (not `n_classes`: it comes from the data)
 
     def __post_init__(self): self.kwargs = _plain_deep(dict(self.kwargs))
 
@@ -792,18 +825,18 @@ class ModelSpec(BaseConfig):
 @dataclass
 class TrainConfig(BaseConfig):
     "How to train: the arguments of `lstm_pfd.train.fit` plus augmentation, device, threads and seed."
-    epochs: int = 30
-    lr: float = 1e-3
-    batch_size: int = 64
-    optimizer: str = 'adam'
-    weight_decay: float = 0.0
-    schedule: str | None = None
-    patience: int | None = 5
-    augment_snr_db: tuple[float, float] | None = (0.0, 30.0)
-    augment_p: float = 0.5
-    device: str = 'cpu'
-    threads: int | None = 1
-    seed: int = 0
+    epochs: int = 30  # maximum number of epochs
+    lr: float = 1e-3  # learning rate
+    batch_size: int = 64  # windows per batch
+    optimizer: str = 'adam'  # 'adam', 'adamw' or 'sgd'
+    weight_decay: float = 0.0  # weight decay of the optimizer
+    schedule: str | None = None  # None (constant lr) or 'cosine'
+    patience: int | None = 5  # epochs without improvement before stopping; None: never
+    augment_snr_db: tuple[float, float] | None = (0.0, 30.0)  # (min, max) SNR, dB, of the noise augmentation; None: no augmentation
+    augment_p: float = 0.5  # fraction of training windows that get noise
+    device: str = 'cpu'  # torch device, e.g. `'cpu'`
+    threads: int | None = 1  # torch threads; None: leave as set
+    seed: int = 0  # seed of the initialisation, batch order and augmentation
 
     OPTIMIZERS: ClassVar[tuple[str, ...]] = ('adam', 'adamw', 'sgd')
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('device', 'threads')
@@ -826,11 +859,11 @@ class TrainConfig(BaseConfig):
 @dataclass
 class EvalConfig(BaseConfig):
     "What to report: test conditions, levels, and an XAI summary (methods, test records explained per class)."
-    conditions: tuple[str, ...] = ('clean', 'snr20', 'snr10', 'snr5')
-    levels: tuple[str, ...] = ('window', 'record')
-    xai_methods: tuple[str, ...] = ()
-    xai_records: int = 1
-    batch_size: int = 256
+    conditions: tuple[str, ...] = ('clean', 'snr20', 'snr10', 'snr5')  # test conditions: 'clean' and 'snr<dB>' copies
+    levels: tuple[str, ...] = ('window', 'record')  # 'window' and/or 'record' metrics
+    xai_methods: tuple[str, ...] = ()  # attribution methods to run on test records (`xai.METHODS`); empty: none
+    xai_records: int = 1  # test records explained per class (0: none)
+    batch_size: int = 256  # windows per forward pass
 
     LEVELS: ClassVar[tuple[str, ...]] = ('window', 'record')
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('batch_size',)
@@ -855,12 +888,12 @@ class EvalConfig(BaseConfig):
 @dataclass
 class ExperimentConfig(BaseConfig):
     "One experiment: data, model, training, evaluation, a name and tags (see `lstm_pfd.experiments`)."
-    name: str = 'experiment'
-    tags: tuple[str, ...] = ()
-    data: ExperimentDataConfig = field(default_factory=lambda: ExperimentDataConfig(preset='quick'))
-    model: ModelSpec = field(default_factory=ModelSpec)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    name: str = 'experiment'           # experiment name (not part of the hash)
+    tags: tuple[str, ...] = ()         # free labels (not part of the hash)
+    data: ExperimentDataConfig = field(default_factory=lambda: ExperimentDataConfig(preset='quick'))  # the data: a preset with overrides, or a dataset file
+    model: ModelSpec = field(default_factory=ModelSpec)  # the model and its arguments
+    train: TrainConfig = field(default_factory=TrainConfig)  # training settings
+    eval: EvalConfig = field(default_factory=EvalConfig)  # evaluation settings
     mlflow: str | None = None          # optional MLflow tracking URI the run is mirrored to
 
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('name', 'tags', 'mlflow')
@@ -870,7 +903,10 @@ class ExperimentConfig(BaseConfig):
         if any(not t or not isinstance(t, str) for t in self.tags): yield 'tags', 'non-empty strings'
 
     @classmethod
-    def preset(cls, name: str, overrides: dict | None = None) -> 'ExperimentConfig':
+    def preset(cls,
+               name: str,                     # a name from `EXPERIMENT_PRESETS`
+               overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
+              )->'ExperimentConfig':
         "A named experiment (`EXPERIMENT_PRESETS`), optionally with dotted-key overrides."
         if name not in EXPERIMENT_PRESETS:
             close = difflib.get_close_matches(name, list(EXPERIMENT_PRESETS), n=1)

@@ -218,6 +218,12 @@ def export_checkpoint(checkpoint, out, *, quantize: str | None = None, calibrati
                       window_len: int | None = None, exporter: str = 'auto', n_calibration: int = 256,
                       overwrite: bool = False) -> dict:
     "Export a checkpoint (or module) to verified ONNX at `out` with its normalisation, optionally also a quantized copy."
+    out = Path(out)
+    targets = [out] + ([out.with_name(out.stem + f'.{quantize}' + out.suffix)] if quantize else [])
+    for t in targets:   # refuse before the (slow) export, not after the FP32 file is written
+        if t.is_dir(): raise IsADirectoryError(f"{t} is a folder; give a file name")
+        if not t.parent.is_dir(): raise FileNotFoundError(f"folder {t.parent} does not exist; create it first")
+        if t.exists() and not overwrite: raise FileExistsError(f"{t} exists; pass overwrite=True (--force on the command line) to replace it")
     model, info = _load_model(checkpoint)
     wl = window_len or _info_get(info, 'window_len', 'window_length')
     if not wl: raise ValueError(f"{checkpoint}: the checkpoint holds no window length; pass window_len")
@@ -425,7 +431,8 @@ def export_report(models, dataset_path=None, *, precisions: Sequence[str] = PREC
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad: raise ValueError(f"precisions: {bad} not allowed; allowed: {', '.join(PRECISIONS)}")
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix='lstm_pfd_export_'))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not out_dir.parent.is_dir(): raise FileNotFoundError(f"out_dir: folder {out_dir.parent} does not exist; create it first")
+    out_dir.mkdir(exist_ok=True)   # the folder asked for, never its missing parents
     data = _test_windows(dataset_path, split, window_len) if dataset_path is not None else None
     if calibration is None and dataset_path is not None: calibration = dataset_path
     rng, timing = np.random.default_rng(seed), dict(warmup=warmup, runs=runs, runs_large=runs_large)

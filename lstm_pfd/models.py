@@ -32,7 +32,10 @@ def _exporting() -> bool:
             or torch.compiler.is_compiling())
 
 # %% ../nbs/04_models.ipynb #61e45c84
-def check_windows(x, min_len: int = 1, name: str = 'x') -> torch.Tensor:
+def check_windows(x,                # the batch to check
+                  min_len: int = 1, # shortest window length the model accepts, samples
+                  name: str = 'x',  # name of the input in error messages
+                 )->torch.Tensor:
     "Validate a batch of windows `[B, 1, L]` (float32, finite, `L >= min_len`); return it unchanged."
     if not torch.is_tensor(x):
         raise TypeError(f"{name}: expected a torch.Tensor of shape [B, 1, L], got {type(x).__name__}")
@@ -52,10 +55,10 @@ def check_windows(x, min_len: int = 1, name: str = 'x') -> torch.Tensor:
 # %% ../nbs/04_models.ipynb #b44cf341
 class AmplitudeNorm(nn.Module):
     "Instance scaling `x / rms(x)`; also returns `log10(rms)` `[B, 1]` so the level is kept as a feature."
-    def __init__(self, eps: float = 1e-6):
+    def __init__(self, eps: float = 1e-6):  # added to the RMS before dividing (an all-zero window stays zero)
         super().__init__()
         self.eps = eps
-    def forward(self, x):
+    def forward(self, x):  # windows, `[B, 1, L]` float32
         rms = torch.sqrt(torch.mean(x * x, dim=(1, 2), keepdim=True) + self.eps ** 2)
         return x / rms, torch.log10(rms).flatten(1)
 
@@ -63,7 +66,7 @@ class AmplitudeNorm(nn.Module):
 MODELS: dict[str, type] = {}
 
 # %% ../nbs/04_models.ipynb #a69bc77c
-def register_model(name: str):
+def register_model(name: str):  # registry name of the model class
     "Class decorator: add a model to `MODELS` under `name`."
     def deco(cls):
         if name in MODELS and MODELS[name] is not cls: raise ValueError(f"model name {name!r} is already registered")
@@ -94,15 +97,20 @@ class BaseModel(nn.Module):
     def _scale(self, x):
         if self.norm is not None: return self.norm(x)
         return x, x.new_zeros(x.shape[0], 0)
-    def forward(self, x): raise NotImplementedError
+    def forward(self, x): raise NotImplementedError  # windows, `[B, 1, L]` float32
 
 # %% ../nbs/04_models.ipynb #3018ebbd
-def count_parameters(model: nn.Module) -> int:
+def count_parameters(model: nn.Module) -> int:  # any torch module
     "Number of trainable parameters."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 # %% ../nbs/04_models.ipynb #1279d1e2
-def create_model(name: str, n_classes: int | None = None, *, seed: int | None = None, **kw) -> BaseModel:
+def create_model(name: str,                    # registry name (`MODELS`)
+                 n_classes: int | None = None, # number of classes; None: the registered classes (`physics.n_classes()`)
+                 *,
+                 seed: int | None = None,      # seed of the weight initialisation; None: torch's global generator
+                 **kw,                         # the model's constructor arguments
+                )->BaseModel:
     "Build registry model `name` (`n_classes` default: the catalogue's); `seed` makes the initialisation reproducible."
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}")
@@ -112,7 +120,7 @@ def create_model(name: str, n_classes: int | None = None, *, seed: int | None = 
         return MODELS[name](n_classes=n_classes, **kw)
 
 # %% ../nbs/04_models.ipynb #a82ed075
-def model_config(model: BaseModel) -> dict:
+def model_config(model: BaseModel) -> dict:  # a registry model
     "`{'name': ..., 'kwargs': ...}`, enough to rebuild `model` with `model_from_config`."
     if not getattr(model, 'name', '') or not hasattr(model, 'hparams'):
         raise TypeError(f"{type(model).__name__} is not a registry model (see MODELS); cannot record its config")
@@ -136,7 +144,7 @@ def _check_size(key, value):
                              f"(MODEL_LIMITS[{key!r}])")
 
 # %% ../nbs/04_models.ipynb #7a9b1060
-def check_model_config(cfg) -> dict:
+def check_model_config(cfg) -> dict:  # `{'name': ..., 'kwargs': {...}}`, e.g. from a checkpoint
     "Validate `{'name', 'kwargs'}` (e.g. read from a checkpoint) before building: known name and kwargs, bounded sizes."
     if not isinstance(cfg, dict) or not isinstance(cfg.get('kwargs'), dict):
         raise ValueError(f"model config: expected {{'name': str, 'kwargs': dict}}, got {str(cfg)[:80]}")
@@ -154,7 +162,7 @@ def check_model_config(cfg) -> dict:
     return cfg
 
 # %% ../nbs/04_models.ipynb #f25f9c47
-def model_from_config(cfg: dict) -> BaseModel:
+def model_from_config(cfg: dict) -> BaseModel:  # `{'name': ..., 'kwargs': {...}}` from `model_config`
     "Rebuild an (untrained) model from `model_config` output; the config is checked first (`check_model_config`)."
     check_model_config(cfg)
     return create_model(cfg['name'], **dict(cfg['kwargs']))
@@ -180,8 +188,14 @@ class _PoolHead(nn.Module):
 @register_model('compact')
 class Compact(BaseModel):
     "Compact CPU model: wide strided first kernel, few channels, avg+max pooling, log-RMS feature."
-    def __init__(self, n_classes: int | None = None, channels: Sequence[int] = (16, 32, 48, 64, 64), first_kernel: int = 64,
-                 first_stride: int = 16, dropout: float = 0.1, norm: bool = True):
+    def __init__(self,
+                 n_classes: int | None = None,                   # number of classes; None: the registered classes (`physics.n_classes()`)
+                 channels: Sequence[int] = (16, 32, 48, 64, 64), # output channels of each convolution block
+                 first_kernel: int = 64,                         # length of the first (wide) convolution kernel, samples
+                 first_stride: int = 16,                         # stride of the first convolution
+                 dropout: float = 0.1,                           # dropout probability before the classifier
+                 norm: bool = True,                              # divide each window by its RMS amplitude first (`AmplitudeNorm`)
+                ):
         super().__init__()
         self._store_hparams(locals())
         channels = list(channels)
@@ -191,7 +205,7 @@ class Compact(BaseModel):
         blocks += [_conv_block(a, b, 3, pool=2) for a, b in zip(channels[:-1], channels[1:])]
         self.features = nn.Sequential(*blocks)
         self.head = _PoolHead(channels[-1], self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):
+    def forward(self, x):  # windows, `[B, 1, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         return self.head(self.features(x), feat)
@@ -200,8 +214,15 @@ class Compact(BaseModel):
 @register_model('cnn1d')
 class CNN1D(BaseModel):
     "Plain 1-D CNN: strided wide first kernel, three conv/max-pool blocks, avg+max pooling head."
-    def __init__(self, n_classes: int | None = None, channels: Sequence[int] = (32, 64, 128, 128), kernels: Sequence[int] = (64, 7, 7, 3),
-                 first_stride: int = 8, pools: Sequence[int] = (4, 4, 4, 1), dropout: float = 0.2, norm: bool = True):
+    def __init__(self,
+                 n_classes: int | None = None,                 # number of classes; None: the registered classes (`physics.n_classes()`)
+                 channels: Sequence[int] = (32, 64, 128, 128), # output channels of each convolution block
+                 kernels: Sequence[int] = (64, 7, 7, 3),       # kernel length of each block, samples
+                 first_stride: int = 8,                        # stride of the first convolution
+                 pools: Sequence[int] = (4, 4, 4, 1),          # max-pool size after each block (1: none)
+                 dropout: float = 0.2,                         # dropout probability before the classifier
+                 norm: bool = True,                            # divide each window by its RMS amplitude first (`AmplitudeNorm`)
+                ):
         super().__init__()
         self._store_hparams(locals())
         if not (len(channels) == len(kernels) == len(pools)):
@@ -213,7 +234,7 @@ class CNN1D(BaseModel):
             blocks.append(_conv_block(cin, c, k, stride=first_stride if i == 0 else 1, pool=p)); cin = c
         self.features = nn.Sequential(*blocks)
         self.head = _PoolHead(cin, self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):
+    def forward(self, x):  # windows, `[B, 1, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         return self.head(self.features(x), feat)
@@ -221,24 +242,31 @@ class CNN1D(BaseModel):
 # %% ../nbs/04_models.ipynb #e8f76a42
 class SqueezeExcite1d(nn.Module):
     "Channel attention: global average -> bottleneck MLP -> sigmoid gate per channel."
-    def __init__(self, c: int, reduction: int = 4):
+    def __init__(self,
+                 c: int,             # number of channels
+                 reduction: int = 4, # bottleneck reduction factor of the gate MLP
+                ):
         super().__init__()
         hidden = max(4, c // reduction)
         self.fc1, self.act, self.fc2, self.gate = nn.Linear(c, hidden), nn.ReLU(), nn.Linear(hidden, c), nn.Sigmoid()
-    def forward(self, h):
+    def forward(self, h):  # features, `[B, C, T]`
         s = self.gate(self.fc2(self.act(self.fc1(h.mean(-1)))))
         return h * s.unsqueeze(-1)
 
 # %% ../nbs/04_models.ipynb #904b4752
 class SelfAttention1d(nn.Module):
     "Multi-head self-attention over tokens `[B, T, D]` (explicit ops: ONNX-exportable, hookable)."
-    def __init__(self, d: int, heads: int = 4, dropout: float = 0.0):
+    def __init__(self,
+                 d: int,               # token width D (divisible by `heads`)
+                 heads: int = 4,       # number of attention heads
+                 dropout: float = 0.0, # dropout on the attention weights
+                ):
         super().__init__()
         if d % heads: raise ValueError(f"attention width {d} must be divisible by heads={heads}")
         self.heads, self.dh = heads, d // heads
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.softmax, self.drop = nn.Softmax(dim=-1), nn.Dropout(dropout)
-    def forward(self, x):
+    def forward(self, x):  # token features, `[B, T, D]`
         B, T, D = x.shape
         q, k, v = self.qkv(x).reshape(B, T, 3, self.heads, self.dh).permute(2, 0, 3, 1, 4)
         att = self.drop(self.softmax(torch.matmul(q, k.transpose(-1, -2)) * (self.dh ** -0.5)))
@@ -248,8 +276,15 @@ class SelfAttention1d(nn.Module):
 @register_model('attention_cnn')
 class AttentionCNN(BaseModel):
     "Conv blocks with squeeze-excitation, then temporal self-attention (residual + LayerNorm), avg+max head."
-    def __init__(self, n_classes: int | None = None, channels: Sequence[int] = (32, 64, 96, 128), first_kernel: int = 64,
-                 first_stride: int = 8, heads: int = 4, dropout: float = 0.2, norm: bool = True):
+    def __init__(self,
+                 n_classes: int | None = None,                # number of classes; None: the registered classes (`physics.n_classes()`)
+                 channels: Sequence[int] = (32, 64, 96, 128), # output channels of each convolution block
+                 first_kernel: int = 64,                      # length of the first (wide) convolution kernel, samples
+                 first_stride: int = 8,                       # stride of the first convolution
+                 heads: int = 4,                              # attention heads of the self-attention layer
+                 dropout: float = 0.2,                        # dropout probability before the classifier
+                 norm: bool = True,                           # divide each window by its RMS amplitude first (`AmplitudeNorm`)
+                ):
         super().__init__()
         self._store_hparams(locals())
         self.min_len = first_kernel
@@ -261,7 +296,7 @@ class AttentionCNN(BaseModel):
         self.features = nn.Sequential(*blocks)
         self.attn, self.ln = SelfAttention1d(cin, heads, dropout), nn.LayerNorm(cin)
         self.head = _PoolHead(cin, self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):
+    def forward(self, x):  # windows, `[B, 1, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         t = self.features(x).transpose(1, 2)                # [B, T, C]
@@ -271,11 +306,14 @@ class AttentionCNN(BaseModel):
 # %% ../nbs/04_models.ipynb #9690c1ca
 class AttentionPool1d(nn.Module):
     "Additive attention pooling over time: `[B, T, D] -> [B, D]`; weights kept in `last_attention`."
-    def __init__(self, d: int, hidden: int = 64):
+    def __init__(self,
+                 d: int,           # token width D
+                 hidden: int = 64, # width of the scoring MLP
+                ):
         super().__init__()
         self.proj, self.act, self.score, self.softmax = nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, 1), nn.Softmax(dim=1)
         self.last_attention = None
-    def forward(self, h):
+    def forward(self, h):  # token features, `[B, T, D]`
         w = self.softmax(self.score(self.act(self.proj(h))))  # [B, T, 1]
         if not _exporting(): self.last_attention = w.detach()[..., 0]
         return (w * h).sum(1)
@@ -284,9 +322,17 @@ class AttentionPool1d(nn.Module):
 @register_model('cnn_lstm')
 class CNNLSTM(BaseModel):
     "Conv front end -> bidirectional LSTM -> attention pooling (+ global max, log-RMS) -> linear."
-    def __init__(self, n_classes: int | None = None, channels: Sequence[int] = (32, 64, 64), first_kernel: int = 64,
-                 first_stride: int = 8, pools: Sequence[int] = (2, 2, 4), hidden: int = 64, layers: int = 1,
-                 dropout: float = 0.2, norm: bool = True):
+    def __init__(self,
+                 n_classes: int | None = None,           # number of classes; None: the registered classes (`physics.n_classes()`)
+                 channels: Sequence[int] = (32, 64, 64), # output channels of each convolution block
+                 first_kernel: int = 64,                 # length of the first (wide) convolution kernel, samples
+                 first_stride: int = 8,                  # stride of the first convolution
+                 pools: Sequence[int] = (2, 2, 4),       # max-pool size after each block
+                 hidden: int = 64,                       # LSTM hidden size (per direction)
+                 layers: int = 1,                        # number of stacked LSTM layers
+                 dropout: float = 0.2,                   # dropout probability before the classifier
+                 norm: bool = True,                      # divide each window by its RMS amplitude first (`AmplitudeNorm`)
+                ):
         super().__init__()
         self._store_hparams(locals())
         self.min_len = first_kernel
@@ -300,7 +346,7 @@ class CNNLSTM(BaseModel):
         self.pool = AttentionPool1d(2 * hidden)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(4 * hidden + (1 if norm else 0), self.n_classes)
-    def forward(self, x):
+    def forward(self, x):  # windows, `[B, 1, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         h, _ = self.lstm(self.features(x).transpose(1, 2))   # [B, T, 2H]
@@ -310,13 +356,17 @@ class CNNLSTM(BaseModel):
 # %% ../nbs/04_models.ipynb #20fc13ec
 class BasicBlock1d(nn.Module):
     "ResNet basic block (two 3-tap convolutions, shortcut projected when the shape changes)."
-    def __init__(self, cin: int, cout: int, stride: int = 1):
+    def __init__(self,
+                 cin: int,        # input channels
+                 cout: int,       # output channels
+                 stride: int = 1, # stride of the first convolution (2 halves the length)
+                ):
         super().__init__()
         self.conv1, self.bn1, self.relu1 = nn.Conv1d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm1d(cout), nn.ReLU()
         self.conv2, self.bn2, self.relu2 = nn.Conv1d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm1d(cout), nn.ReLU()
         self.short = (nn.Sequential(nn.Conv1d(cin, cout, 1, stride, bias=False), nn.BatchNorm1d(cout))
                       if stride != 1 or cin != cout else nn.Identity())
-    def forward(self, x):
+    def forward(self, x):  # features, `[B, cin, T]`
         out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
         return self.relu2(out + self.short(x))
 
@@ -324,8 +374,14 @@ class BasicBlock1d(nn.Module):
 @register_model('resnet18')
 class ResNet18_1D(BaseModel):
     "1-D ResNet-18: strided wide stem, 4 stages x 2 basic blocks, avg+max pooling head."
-    def __init__(self, n_classes: int | None = None, width: int = 64, stem_kernel: int = 32, stem_stride: int = 8,
-                 dropout: float = 0.2, norm: bool = True):
+    def __init__(self,
+                 n_classes: int | None = None, # number of classes; None: the registered classes (`physics.n_classes()`)
+                 width: int = 64,              # channels of the first stage (doubled per stage)
+                 stem_kernel: int = 32,        # kernel length of the stem convolution, samples
+                 stem_stride: int = 8,         # stride of the stem convolution
+                 dropout: float = 0.2,         # dropout probability before the classifier
+                 norm: bool = True,            # divide each window by its RMS amplitude first (`AmplitudeNorm`)
+                ):
         super().__init__()
         self._store_hparams(locals())
         self.min_len = stem_kernel
@@ -337,7 +393,7 @@ class ResNet18_1D(BaseModel):
             stages += [BasicBlock1d(cin, c, 1 if i == 0 else 2), BasicBlock1d(c, c)]; cin = c
         self.stages = nn.Sequential(*stages)
         self.head = _PoolHead(cin, self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):
+    def forward(self, x):  # windows, `[B, 1, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         return self.head(self.stages(self.stem(x)), feat)
@@ -345,12 +401,17 @@ class ResNet18_1D(BaseModel):
 # %% ../nbs/04_models.ipynb #7d339a39
 class TransformerBlock(nn.Module):
     "Pre-norm transformer encoder block: x + MHSA(LN(x)); x + MLP(LN(x))."
-    def __init__(self, d: int, heads: int = 4, mlp_ratio: int = 2, dropout: float = 0.1):
+    def __init__(self,
+                 d: int,               # token width D
+                 heads: int = 4,       # number of attention heads
+                 mlp_ratio: int = 2,   # MLP hidden width as a multiple of D
+                 dropout: float = 0.1, # dropout in attention and MLP
+                ):
         super().__init__()
         self.ln1, self.attn = nn.LayerNorm(d), SelfAttention1d(d, heads, dropout)
         self.ln2 = nn.LayerNorm(d)
         self.fc1, self.act, self.fc2, self.drop = nn.Linear(d, mlp_ratio * d), nn.GELU(), nn.Linear(mlp_ratio * d, d), nn.Dropout(dropout)
-    def forward(self, x):
+    def forward(self, x):  # token features, `[B, T, D]`
         x = x + self.drop(self.attn(self.ln1(x)))
         return x + self.drop(self.fc2(self.act(self.fc1(self.ln2(x)))))
 
@@ -358,8 +419,16 @@ class TransformerBlock(nn.Module):
 @register_model('patchtst')
 class PatchTST(BaseModel):
     "Patch transformer: strided patch embedding, conv positional encoding, transformer blocks, avg+max head."
-    def __init__(self, n_classes: int | None = None, patch_len: int = 256, stride: int = 128, d_model: int = 64,
-                 depth: int = 3, heads: int = 4, dropout: float = 0.1, norm: bool = True):
+    def __init__(self,
+                 n_classes: int | None = None, # number of classes; None: the registered classes (`physics.n_classes()`)
+                 patch_len: int = 256,         # samples per patch (token)
+                 stride: int = 128,            # step between patch starts, samples
+                 d_model: int = 64,            # token width
+                 depth: int = 3,               # number of transformer blocks
+                 heads: int = 4,               # attention heads per block
+                 dropout: float = 0.1,         # dropout in the blocks and before the classifier
+                 norm: bool = True,            # divide each window by its RMS amplitude first (`AmplitudeNorm`)
+                ):
         super().__init__()
         self._store_hparams(locals())
         self.min_len = patch_len
@@ -369,7 +438,7 @@ class PatchTST(BaseModel):
         self.blocks = nn.Sequential(*[TransformerBlock(d_model, heads, 2, dropout) for _ in range(depth)])
         self.ln = nn.LayerNorm(d_model)
         self.head = _PoolHead(d_model, self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):
+    def forward(self, x):  # windows, `[B, 1, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         t = self.embed(x)                                      # [B, D, T]
@@ -380,11 +449,15 @@ class PatchTST(BaseModel):
 # %% ../nbs/04_models.ipynb #dfdf8244
 class ClassificationLoss(nn.Module):
     "Cross-entropy on logits; called as `loss(logits, y, x=None)`; parts of the last call in `last_terms`."
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, label_smoothing: float = 0.0):  # label smoothing of the cross-entropy, in [0, 1)
         super().__init__()
         self.label_smoothing = float(label_smoothing)
         self.last_terms: dict = {}
-    def forward(self, logits, y, x=None):
+    def forward(self,
+                logits, # model outputs, `[B, C]`
+                y,      # integer labels, `[B]`
+                x=None, # the input windows (unused here; physics losses read them)
+               ):
         ce = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         self.last_terms = {'ce': float(ce.detach())}
         return ce
@@ -422,10 +495,19 @@ def _band_masks(bands: list, L: int, fs: float, ring: float) -> tuple:
 # %% ../nbs/04_models.ipynb #c92690a7
 class BandEnergyLoss(ClassificationLoss):
     "CE + `weight` * KL(physics prior || model), the prior from band-to-surroundings energy of the catalogue bands."
-    def __init__(self, fs: float, weight: float = 0.1, *, cfg: DataConfig | None = None,
-                 fault_names: Sequence[str] | None = None, speed_hz: float | tuple[float, float] | None = None,
-                 temperature: float = 3.0, healthy_db: float = 6.0, ring: float = 1.5, band_fn: Callable | None = None,
-                 label_smoothing: float = 0.0):
+    def __init__(self,
+                 fs: float,                                           # sampling rate of the windows, Hz
+                 weight: float = 0.1,                                 # weight of the physics penalty; 0: plain cross-entropy (ablation)
+                 *,
+                 cfg: DataConfig | None = None,                       # data config whose operating speed range is used when `speed_hz` is None
+                 fault_names: Sequence[str] | None = None,            # class names in label order; None: the registered classes
+                 speed_hz: float | tuple[float, float] | None = None, # shaft speed, Hz, or a (min, max) range the bands must cover
+                 temperature: float = 3.0,                            # dB per logit of the prior (softmax temperature)
+                 healthy_db: float = 6.0,                             # prior logit, dB, of classes without bands (e.g. healthy)
+                 ring: float = 1.5,                                   # widening factor of the surrounding ring that band energy is compared with (> 1)
+                 band_fn: Callable | None = None,                     # `band_fn(name, speed_hz) -> [k, 2]` bands; None: `physics.expected_bands`
+                 label_smoothing: float = 0.0,                        # label smoothing of the cross-entropy
+                ):
         super().__init__(label_smoothing)
         if not fs > 0: raise ValueError(f"fs: got {fs!r}; expected a sampling rate in Hz > 0")
         if weight < 0: raise ValueError(f"weight: got {weight!r}; expected >= 0 (0 = ablation, plain cross-entropy)")
@@ -456,7 +538,7 @@ class BandEnergyLoss(ClassificationLoss):
 
 # %% ../nbs/04_models.ipynb #7d3aed62
 @torch.no_grad()
-def _prior_logits(self: BandEnergyLoss, x: torch.Tensor) -> torch.Tensor:
+def _prior_logits(self: BandEnergyLoss, x: torch.Tensor) -> torch.Tensor:  # windows, `[B, 1, L]` float32
     "Physics prior logits `[B, C]`: band-to-surroundings ratio (dB) / temperature; `healthy_db` for band-less classes."
     check_windows(x)
     L = x.shape[-1]
@@ -471,7 +553,10 @@ def _prior_logits(self: BandEnergyLoss, x: torch.Tensor) -> torch.Tensor:
 BandEnergyLoss.prior_logits = _prior_logits
 
 # %% ../nbs/04_models.ipynb #974a9fe1
-def _penalty(self: BandEnergyLoss, logits, x):
+def _penalty(self: BandEnergyLoss,
+             logits, # model outputs, `[B, C]`
+             x,      # windows, `[B, 1, L]` float32
+            ):
     "KL(prior || model softmax), averaged over the batch."
     if x is None: raise ValueError("BandEnergyLoss needs the windows: call loss(logits, y, x)")
     if logits.shape[1] != len(self.bands()):
@@ -483,7 +568,11 @@ def _penalty(self: BandEnergyLoss, logits, x):
 BandEnergyLoss.penalty = _penalty
 
 # %% ../nbs/04_models.ipynb #eb0d2b83
-def _band_energy_forward(self: BandEnergyLoss, logits, y, x=None):
+def _band_energy_forward(self: BandEnergyLoss,
+                         logits, # model outputs, `[B, C]`
+                         y,      # integer labels, `[B]`
+                         x=None, # the input windows, `[B, 1, L]` (the penalty needs them)
+                        ):
     "Cross-entropy plus `weight` x penalty; the penalty is measured (not trained on) when `weight` is 0."
     ce = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
     if self.enabled:

@@ -47,7 +47,9 @@ def _lookup(value, names: tuple, aliases: dict, what: str) -> int:
 # %% ../nbs/01_physics.ipynb #b1d26a3c
 SEVERITIES = tuple(SeverityConfig().names)
 
-def severity_index(severity, names: tuple | None = None) -> int:
+def severity_index(severity,                   # a severity slot name (e.g. `'mild'`) or index
+                   names: tuple | None = None, # slot names; None: `SEVERITIES`
+                  )->int:
     "Index of a severity slot given by name or index (`names` default: `SEVERITIES`)."
     return _lookup(severity, tuple(names or SEVERITIES), {}, 'severity')
 
@@ -58,11 +60,11 @@ FILMS = ('', 'low_S', 'high_S')  # film dependence: none, grows as S falls, grow
 @dataclass(frozen=True)
 class Atom:
     "One mechanism: order bands `(order, rel_half_width)`, absolute bands `(lo_hz, hi_hz)`, film dependence, generator draw ranges."
-    name: str
-    orders: tuple[tuple[float, float], ...] = ()
-    bands_hz: tuple[tuple[float, float], ...] = ()
-    film: str = ''
-    description: str = ''
+    name: str                                                 # atom name (catalogue key)
+    orders: tuple[tuple[float, float], ...] = ()              # (low, high) bands in shaft orders (multiples of f_r)
+    bands_hz: tuple[tuple[float, float], ...] = ()            # (low, high) bands in absolute Hz (speed-independent)
+    film: str = ''                                            # film behaviour: 'low_S', 'high_S', both or ''
+    description: str = ''                                     # one line on the physics
     draws: dict = field(default_factory=dict, compare=False)  # generator parameter -> (lo, hi) range
 
 # %% ../nbs/01_physics.ipynb #ffe7159c
@@ -76,7 +78,14 @@ def _check_pairs(name: str, what: str, pairs) -> tuple:
     return out
 
 # %% ../nbs/01_physics.ipynb #c4a9c9e0
-def register_atom(name: str, *, orders=(), bands_hz=(), film: str = '', description: str = '', draws: dict | None = None) -> Atom:
+def register_atom(name: str,                 # new atom name
+                  *,
+                  orders=(),                 # (low, high) bands in shaft orders
+                  bands_hz=(),               # (low, high) bands in absolute Hz
+                  film: str = '',            # film behaviour: 'low_S', 'high_S', both or ''
+                  description: str = '',     # one line on the physics
+                  draws: dict | None = None, # generator parameter -> (lo, hi) range drawn per record
+                 )->Atom:
     "Add an atom to the catalogue (its generator renderer is registered with `signals.register_atom`)."
     if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
         raise ValueError(f"atom name must be a lower-case identifier, got {name!r}")
@@ -106,7 +115,7 @@ register_atom('oil_whirl', orders=((0.45, 0.03 / 0.45),), film='high_S',
 _BUILTIN_ATOMS = frozenset(ATOMS)
 
 # %% ../nbs/01_physics.ipynb #71a76213
-def unregister_atom(name: str):
+def unregister_atom(name: str):  # name of an added atom
     "Remove an added atom (built-in atoms and atoms used by a registered class are refused)."
     if name in _BUILTIN_ATOMS: raise ValueError(f"atom {name!r} is built in and cannot be removed")
     if name not in ATOMS: raise ValueError(f"unknown atom {name!r}; atoms: {', '.join(ATOMS)}")
@@ -118,14 +127,14 @@ def unregister_atom(name: str):
 @dataclass(frozen=True)
 class FaultSignature:
     "Expected spectral content of one class: order bands `(order, rel_half_width)` and absolute bands `(lo_hz, hi_hz)`."
-    name: str
-    label: int
-    alias: str
-    atoms: tuple[str, ...]
-    orders: tuple[tuple[float, float], ...] = ()
-    bands_hz: tuple[tuple[float, float], ...] = ()
+    name: str                  # canonical class name
+    label: int                 # label index (position in the catalogue)
+    alias: str                 # short alternative name
+    atoms: tuple[str, ...]     # names of the atoms the class is made of
+    orders: tuple[tuple[float, float], ...] = ()  # (low, high) bands in shaft orders, from the atoms
+    bands_hz: tuple[tuple[float, float], ...] = ()  # (low, high) bands in Hz, from the atoms
     film: str = ''             # 'low_S' (grows as S falls), 'high_S' (grows as S rises), both ('high_S+low_S') or ''
-    description: str = ''
+    description: str = ''      # one line on the fault
 
 # %% ../nbs/01_physics.ipynb #a29def0a
 def _signature(name: str, label: int, atoms: tuple, alias: str = '', description: str | None = None) -> FaultSignature:
@@ -143,7 +152,7 @@ CATALOGUE: dict[str, FaultSignature] = {n: _signature(n, i, _BUILTIN_CLASS_ATOMS
                                         for i, n in enumerate(FAULTS)}
 
 # %% ../nbs/01_physics.ipynb #b3adccff
-def class_names(n: int | None = None) -> tuple[str, ...]:
+def class_names(n: int | None = None) -> tuple[str, ...]:  # number of classes; None or the registry size: the registered names
     "Registered class names in label order; for a count `n` other than the registry size, `('class_0', ...)`."
     names = tuple(CATALOGUE)
     if n is None or n == len(names): return names
@@ -157,17 +166,22 @@ def n_classes() -> int:
     return len(CATALOGUE)
 
 # %% ../nbs/01_physics.ipynb #3314b969
-def fault_index(fault) -> int:
+def fault_index(fault) -> int:  # a class name, alias or label index
     "Label of `fault`: a canonical name, an alias or an index; a clear `ValueError` otherwise."
     return _lookup(fault, class_names(), FAULT_ALIASES, 'fault')
 
 # %% ../nbs/01_physics.ipynb #e8693c0a
-def fault_name(fault) -> str:
+def fault_name(fault) -> str:  # a class name, alias or label index
     "Canonical name of `fault` (name, alias or index)."
     return class_names()[fault_index(fault)]
 
 # %% ../nbs/01_physics.ipynb #f212fd60
-def register_fault(name: str, *, atoms, alias: str | None = None, description: str | None = None) -> FaultSignature:
+def register_fault(name: str,                      # new class name (not already used)
+                   *,
+                   atoms,                          # names of existing atoms (`ATOMS`) the class is made of
+                   alias: str | None = None,       # short alternative name; None: none
+                   description: str | None = None, # one line on the fault; None: from the atoms
+                  )->FaultSignature:
     "Register a class made of existing `atoms` (next label); returns its signature."
     if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
         raise ValueError(f"class name must be a lower-case identifier, got {name!r}")
@@ -183,7 +197,7 @@ def register_fault(name: str, *, atoms, alias: str | None = None, description: s
     return sig
 
 # %% ../nbs/01_physics.ipynb #3eefffcf
-def unregister_fault(name: str):
+def unregister_fault(name: str):  # name or alias of a registered (not built-in) class
     "Remove a registered class (built-in classes are refused); the classes after it move down one label."
     name = fault_name(name)
     if name in FAULTS: raise ValueError(f"class {name!r} is built in and cannot be removed")
@@ -211,7 +225,10 @@ def _bands_hz(orders, bands_hz, speed_hz: float) -> np.ndarray:
     return np.array(rows, dtype=float).reshape(-1, 2)
 
 # %% ../nbs/01_physics.ipynb #93fd989c
-def expected_bands(fault, speed_hz: float, merge: bool = True) -> np.ndarray:
+def expected_bands(fault,              # a class name, alias or label index
+                   speed_hz: float,    # shaft speed f_r, Hz
+                   merge: bool = True, # merge overlapping bands into one
+                  )->np.ndarray:
     "`[k, 2]` array of `(low_hz, high_hz)` where `fault`'s signature lives at shaft speed `speed_hz`."
     sig = CATALOGUE[fault_name(fault)]
     _check_speed(speed_hz)
@@ -219,7 +236,7 @@ def expected_bands(fault, speed_hz: float, merge: bool = True) -> np.ndarray:
     return _merge(b) if merge else b
 
 # %% ../nbs/01_physics.ipynb #82a2b12f
-def catalogue_bands(speed_hz: float) -> dict[str, np.ndarray]:
+def catalogue_bands(speed_hz: float) -> dict[str, np.ndarray]:  # shaft speed f_r, Hz
     "Every atom's (unmerged) bands at shaft speed `speed_hz`: `{atom: [k, 2] array in Hz}`, catalogue order."
     _check_speed(speed_hz)
     return {n: _bands_hz(a.orders, a.bands_hz, speed_hz) for n, a in ATOMS.items()}
@@ -247,7 +264,12 @@ def _control_band(sig, i, lo, hi, speed_hz, nyq, taken) -> tuple:
     raise ValueError(f"no control band of width {w:g} Hz found for {sig.name} band ({lo:g}, {hi:g}) Hz below fs/2 = {nyq:g} Hz")
 
 # %% ../nbs/01_physics.ipynb #2f6c8d1b
-def control_bands(fault, speed_hz: float, fs: float, mains_hz: float | None = 50.0, n_mains: int = 3) -> np.ndarray:
+def control_bands(fault,                         # a class name, alias or label index
+                  speed_hz: float,               # shaft speed f_r, Hz
+                  fs: float,                     # sampling rate, Hz (bands stay below fs/2)
+                  mains_hz: float | None = 50.0, # mains frequency whose harmonics the control bands avoid; None: none
+                  n_mains: int = 3,              # number of mains harmonics to avoid
+                 )->np.ndarray:
     "For each (unmerged) expected band of `fault`, a band of equal width elsewhere below `fs`/2 (`[k, 2]`, Hz)."
     sig = CATALOGUE[fault_name(fault)]
     exp = expected_bands(fault, speed_hz, merge=False)
@@ -258,7 +280,10 @@ def control_bands(fault, speed_hz: float, fs: float, mains_hz: float | None = 50
     return np.array(out, dtype=float).reshape(-1, 2)
 
 # %% ../nbs/01_physics.ipynb #e51fb3ed
-def band_mask(freqs: np.ndarray, bands: np.ndarray, nearest: bool = False) -> np.ndarray:
+def band_mask(freqs: np.ndarray,     # frequencies, Hz, e.g. FFT bin centres
+              bands: np.ndarray,     # `[k, 2]` (low, high) bands, Hz
+              nearest: bool = False, # an empty (too narrow) band takes its nearest bin
+             )->np.ndarray:
     "Boolean mask of `freqs` (Hz) inside any of `bands` (`[k, 2]`); `nearest`: an empty band takes its nearest bin."
     freqs = np.asarray(freqs)
     m = np.zeros(freqs.shape, bool)
@@ -269,7 +294,9 @@ def band_mask(freqs: np.ndarray, bands: np.ndarray, nearest: bool = False) -> np
     return m
 
 # %% ../nbs/01_physics.ipynb #0f2f79f5
-def amplitude_spectrum(x, fs: float) -> tuple[np.ndarray, np.ndarray]:
+def amplitude_spectrum(x,         # signal(s), `[..., L]`
+                       fs: float, # sampling rate, Hz
+                      )->tuple[np.ndarray, np.ndarray]:
     "Single-sided amplitude spectrum of `x` (Hann window, mean removed): `(freqs Hz, amplitude in x's units, float32)`."
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 1 or len(x) < 2: raise ValueError(f"x must be one signal of >= 2 samples, got shape {x.shape}")
@@ -281,7 +308,10 @@ def amplitude_spectrum(x, fs: float) -> tuple[np.ndarray, np.ndarray]:
     return np.fft.rfftfreq(len(x), 1 / fs), amp.astype(np.float32)
 
 # %% ../nbs/01_physics.ipynb #43024aad
-def band_fraction(x, fs: float, bands) -> np.ndarray | float:
+def band_fraction(x,         # signal(s), `[..., L]`
+                  fs: float, # sampling rate, Hz
+                  bands,     # `[k, 2]` (low, high) bands, Hz
+                 )->np.ndarray | float:
     "Share of the (mean-removed, Hann-windowed) energy of `x` (`[..., L]`) inside `bands` (Hz); nearest bin for narrow bands."
     x = np.asarray(x, dtype=float)
     if x.shape[-1] < 2 or not fs > 0: raise ValueError(f"x needs >= 2 samples on its last axis and fs > 0, got {x.shape}, fs={fs!r}")
@@ -291,13 +321,19 @@ def band_fraction(x, fs: float, bands) -> np.ndarray | float:
     return P[..., m].sum(-1) / (P.sum(-1) + 1e-300)
 
 # %% ../nbs/01_physics.ipynb #0fa0faa0
-def band_features(x, fs: float, speed_hz: float, eps: float = 1e-12) -> np.ndarray:
+def band_features(x,                  # windows, `[n, L]`
+                  fs: float,          # sampling rate, Hz
+                  speed_hz: float,    # shaft speed f_r, Hz (scalar or one per window)
+                  eps: float = 1e-12, # floor added before the log10
+                 )->np.ndarray:
     "`[n, n_atoms]` log10 share of energy in each atom's bands (`catalogue_bands(speed_hz)`) for windows `x` `[n, L]`."
     x = np.atleast_2d(np.asarray(x, dtype=float))
     return np.stack([np.log10(band_fraction(x, fs, b) + eps) for b in catalogue_bands(speed_hz).values()], axis=1)
 
 # %% ../nbs/01_physics.ipynb #be0d41e0
-def kinematic_viscosity(temperature_c, oil: OilConfig | None = None):
+def kinematic_viscosity(temperature_c,                # oil temperature(s), C
+                        oil: OilConfig | None = None, # lubricant; None: ISO VG 32
+                       ):
     "Kinematic viscosity in m^2/s (Walther / ASTM D341) at `temperature_c` (C); vectorized."
     oil = oil or OilConfig()
     t = np.asarray(temperature_c, dtype=float)
@@ -306,7 +342,10 @@ def kinematic_viscosity(temperature_c, oil: OilConfig | None = None):
     return nu_cst * 1e-6
 
 # %% ../nbs/01_physics.ipynb #bc975da4
-def viscosity(temperature_c, oil: OilConfig | None = None, kind: str = 'dynamic'):
+def viscosity(temperature_c,                # oil temperature(s), C
+              oil: OilConfig | None = None, # lubricant; None: ISO VG 32
+              kind: str = 'dynamic',        # 'dynamic' (Pa s) or 'kinematic' (m^2/s)
+             ):
     "Oil viscosity at `temperature_c` (C): dynamic in Pa s (default) or `kind='kinematic'` in m^2/s; vectorized."
     if kind not in ('dynamic', 'kinematic'): raise ValueError(f"kind must be 'dynamic' or 'kinematic', got {kind!r}")
     oil = oil or OilConfig()
@@ -316,12 +355,20 @@ def viscosity(temperature_c, oil: OilConfig | None = None, kind: str = 'dynamic'
     return nu * rho
 
 # %% ../nbs/01_physics.ipynb #44d94198
-def modified_sommerfeld(sommerfeld_number, l_over_d):
+def modified_sommerfeld(sommerfeld_number, # Sommerfeld number S
+                        l_over_d,          # length-to-diameter ratio L/D
+                       ):
     "Short-bearing (Ocvirk) number S_s = pi S (L/D)^2."
     return np.pi * np.asarray(sommerfeld_number, dtype=float) * np.asarray(l_over_d, dtype=float) ** 2
 
 # %% ../nbs/01_physics.ipynb #1d588471
-def sommerfeld(viscosity_pa_s, speed_hz, load_n, radius_m, length_m, clearance_m):
+def sommerfeld(viscosity_pa_s, # dynamic viscosity mu, Pa s
+               speed_hz,       # shaft speed N, rev/s
+               load_n,         # load W, N
+               radius_m,       # journal radius R, m
+               length_m,       # bearing length L, m
+               clearance_m,    # radial clearance c, m
+              ):
     "Sommerfeld number S = (mu N / P)(R / c)^2: Pa s, rev/s, N, m (P = W / (L D), D = 2 R); vectorized."
     mu, n, w = (np.asarray(v, dtype=float) for v in (viscosity_pa_s, speed_hz, load_n))
     if np.any(w <= 0): raise ValueError(f"load_n must be > 0 N, got {load_n!r}")
@@ -333,14 +380,21 @@ _EPS = np.concatenate([np.geomspace(1e-6, 1e-2, 400, endpoint=False), np.linspac
 _SS = (1 - _EPS ** 2) ** 2 / (_EPS * np.sqrt(np.pi ** 2 * (1 - _EPS ** 2) + 16 * _EPS ** 2))
 _LOG_SS, _EPS_R = np.log(_SS[::-1]), _EPS[::-1]
 
-def eccentricity_ratio(sommerfeld_number, l_over_d):
+def eccentricity_ratio(sommerfeld_number, # Sommerfeld number S
+                       l_over_d,          # length-to-diameter ratio L/D
+                      ):
     "Eccentricity ratio e/c in (0, 1) from short-bearing (Ocvirk) theory; vectorized."
     s = modified_sommerfeld(sommerfeld_number, l_over_d)
     if np.any(s <= 0): raise ValueError(f"the Sommerfeld number must be > 0, got {sommerfeld_number!r}")
     return np.interp(np.log(s), _LOG_SS, _EPS_R)
 
 # %% ../nbs/01_physics.ipynb #b8b51702
-def reynolds(viscosity_pa_s, speed_hz, radius_m, clearance_m, density_kg_m3=860.0):
+def reynolds(viscosity_pa_s,      # dynamic viscosity mu, Pa s
+             speed_hz,            # shaft speed N, rev/s
+             radius_m,            # journal radius R, m
+             clearance_m,         # radial clearance c, m
+             density_kg_m3=860.0, # oil density rho, kg/m^3
+            ):
     "Film Reynolds number Re = rho U c / mu, U = 2 pi N R (laminar well below ~1000); vectorized."
     return (np.asarray(density_kg_m3, dtype=float) * 2 * np.pi * np.asarray(speed_hz, dtype=float) * radius_m
             * clearance_m / np.asarray(viscosity_pa_s, dtype=float))
@@ -352,7 +406,12 @@ def _check_range(name: str, value, rng: tuple, unit: str, field: str):
         raise ConfigError(name, value, f"within [{rng[0]:g}, {rng[1]:g}] {unit} (operating.{field})")
 
 # %% ../nbs/01_physics.ipynb #31272f06
-def operating_point(cfg: DataConfig, speed_hz, load, temperature_c, check: bool = True) -> dict:
+def operating_point(cfg: DataConfig,    # data config (bearing geometry, oil, rated load)
+                    speed_hz,           # shaft speed, Hz
+                    load,               # load as a fraction of the rated load
+                    temperature_c,      # oil temperature, C
+                    check: bool = True, # raise when an input lies outside the config's operating ranges
+                   )->dict:
     "Viscosity (Pa s), kinematic viscosity (m^2/s), S, eccentricity, h_min (m), Re, pressure (Pa) at an operating point; vectorized."
     op, b = cfg.operating, cfg.bearing
     if check:
@@ -370,13 +429,16 @@ def operating_point(cfg: DataConfig, speed_hz, load, temperature_c, check: bool 
                 pressure_pa=w / (b.length_m * b.diameter_m), load_n=w)
 
 # %% ../nbs/01_physics.ipynb #7e755dee
-def nominal_sommerfeld(cfg: DataConfig) -> float:
+def nominal_sommerfeld(cfg: DataConfig) -> float:  # data config (bearing, oil, operating ranges)
     "S at the centre of the operating ranges (the reference of `film_drivers`)."
     op = cfg.operating
     return float(operating_point(cfg, np.mean(op.speed_hz_range), np.mean(op.load_range), np.mean(op.temperature_c_range))['sommerfeld'])
 
 # %% ../nbs/01_physics.ipynb #248430fb
-def film_drivers(sommerfeld_number, cfg: DataConfig, s_ref: float | None = None):
+def film_drivers(sommerfeld_number,          # Sommerfeld number(s) S of the operating point(s)
+                 cfg: DataConfig,            # data config (bearing geometry)
+                 s_ref: float | None = None, # reference S; None: `nominal_sommerfeld(cfg)`
+                ):
     "`(contact, whirl)`: h_ref/h (friction, wear; grows as S falls) and h/h_ref (oil whirl; grows as S rises)."
     b = cfg.bearing
     ld = b.length_m / b.diameter_m

@@ -14,12 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .utils import frame, record_vote, softmax
+from .utils import frame, record_vote, softmax, window_starts
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'read_metadata', 'Prediction', 'Predictor']
+__all__ = ['log', 'MAX_WINDOWS', 'read_metadata', 'Prediction', 'Predictor']
 
 # %% ../nbs/07a_predict.ipynb #9ef3072d
 def _session(path_or_bytes, threads: int = 1):
@@ -89,7 +89,7 @@ def _as_samples(x) -> np.ndarray:
     if x.dtype.kind not in 'fiu':
         raise TypeError(f"x: dtype {x.dtype} is not allowed; expected real numbers (float32 preferred, ints and float64 are converted)")
     if x.size == 0: raise ValueError(f"x: empty input (shape {x.shape})")
-    with np.errstate(over='ignore', invalid='ignore'): x32 = x.astype(np.float32)
+    with np.errstate(over='ignore', invalid='ignore'): x32 = x.astype(np.float32, copy=False)   # float32 in: no copy
     bad = ~np.isfinite(x32)
     if bad.any():
         first = np.unravel_index(np.argmax(bad), x.shape)
@@ -97,26 +97,50 @@ def _as_samples(x) -> np.ndarray:
                          f"{tuple(int(i) for i in first)}); expected finite samples: clean or rescale the recording first")
     return x32
 
+# %% ../nbs/07a_predict.ipynb #mxw00001
+MAX_WINDOWS = 10_000   # windows per call: 100 MB of float32 at L = 2,560; raise with Predictor(..., max_windows=)
+
+# %% ../nbs/07a_predict.ipynb #chkio001
+def _check_io(session, path):
+    "(input, number of outputs or None) of a session whose model maps float `[batch, 1, L]` to `[batch, C]`; else ValueError."
+    ins, outs = session.get_inputs(), session.get_outputs()
+    if len(ins) != 1 or not outs:
+        raise ValueError(f"{path}: the model has {len(ins)} inputs and {len(outs)} outputs; expected one input [batch, 1, L] and an output [batch, C]")
+    inp, out = ins[0], outs[0]
+    if inp.type != 'tensor(float)' or len(inp.shape) != 3 or isinstance(inp.shape[1], int) and inp.shape[1] != 1:
+        raise ValueError(f"{path}: input {inp.name!r} is {inp.type} of shape {inp.shape}; expected tensor(float) of shape [batch, 1, L]")
+    if len(out.shape) != 2:
+        raise ValueError(f"{path}: output {out.name!r} has shape {out.shape}; expected [batch, C] (one logit per class)")
+    return inp, out.shape[-1] if isinstance(out.shape[-1], int) else None
+
 # %% ../nbs/07a_predict.ipynb #60f1e382
 class Predictor:
     "Classify records or windows with an exported ONNX model, using onnxruntime only (no torch)."
-    def __init__(self, path, *, threads: int = 1, class_names: Sequence[str] | None = None):
+    def __init__(self, path, *, threads: int = 1, class_names: Sequence[str] | None = None,
+                 max_windows: int = MAX_WINDOWS):
         if not Path(path).is_file(): raise FileNotFoundError(f"ONNX model not found: {path}")
-        if isinstance(threads, bool) or int(threads) < 1: raise ValueError(f"threads: got {threads}; allowed: an integer >= 1")
-        self.path, self.threads = Path(path), int(threads)
+        for k, v in dict(threads=threads, max_windows=max_windows).items():
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{k}: got {v!r}; allowed: an integer >= 1")
+        self.path, self.threads, self.max_windows = Path(path), int(threads), int(max_windows)
         try: self.session = _session(self.path, self.threads)
         except Exception as e:   # onnxruntime's own errors: not a model file, truncated, unsupported op
             raise ValueError(f"{path}: not a usable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
         self.metadata = _parse_meta(self.session.get_modelmeta().custom_metadata_map)
-        inp = self.session.get_inputs()[0]
+        inp, n_out = _check_io(self.session, path)
         self.input_name = inp.name
         wl = self.metadata.get('window_len') or (inp.shape[-1] if isinstance(inp.shape[-1], int) else None)
-        if wl is None: raise ValueError(f"{path}: no window length in the metadata or the input shape")
-        self.window_len = int(wl)
+        if isinstance(wl, bool) or not isinstance(wl, int) or wl < 1:
+            raise ValueError(f"{path}: no usable window length in the metadata or the input shape (got {wl!r})")
+        if isinstance(inp.shape[-1], int) and inp.shape[-1] != wl:
+            raise ValueError(f"{path}: metadata window_len = {wl} but the model's input takes {inp.shape[-1]} samples")
+        self.window_len = wl
         self.fs = self.metadata.get('fs')
+        if self.fs is not None: self.fs = _check_fs(self.fs, f"{path}: metadata fs")
         names = class_names or self.metadata.get('class_names')
-        n_out = self.session.get_outputs()[0].shape[-1]
-        self.class_names = list(names) if names else [f'class_{i}' for i in range(int(n_out))]
+        self.class_names = list(names) if names else [f'class_{i}' for i in range(int(n_out or 0))]
+        if isinstance(n_out, int) and len(self.class_names) != n_out:
+            raise ValueError(f"{path}: {len(self.class_names)} class names for a model with {n_out} outputs")
 
     def __repr__(self):
         return (f"Predictor({self.path.name}: {self.metadata.get('model_name', '?')}, {self.metadata.get('precision', '?')}, "
@@ -124,9 +148,16 @@ class Predictor:
 
 # %% ../nbs/07a_predict.ipynb #4829aea9
 def _predict_windows(self: Predictor, windows: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    "Window probabilities `[n, C]` for validated float32 windows `[n, 1, L]` (no input checks: see `predict`)."
-    out = np.concatenate([self.session.run(None, {self.input_name: windows[i:i + batch_size]})[0]
-                          for i in range(0, len(windows), batch_size)])
+    "Window probabilities `[n, C]` for validated float32 windows `[n, 1, L]` (a view is fine: each batch is copied alone)."
+    def run(b):
+        try: return self.session.run(None, {self.input_name: np.ascontiguousarray(b)})[0]
+        except Exception as e:   # onnxruntime refused the input or failed inside the graph
+            raise ValueError(f"{self.path.name}: onnxruntime failed on windows of shape {b.shape} "
+                             f"({type(e).__name__}: {str(e)[:200]})") from None
+    out = np.concatenate([run(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)])
+    if out.ndim != 2 or out.shape != (len(windows), len(self.class_names)):
+        raise ValueError(f"{self.path.name}: the model gave outputs of shape {out.shape} for {len(windows)} windows; "
+                         f"expected ({len(windows)}, {len(self.class_names)})")
     if not np.isfinite(out).all():
         raise ValueError(f"{self.path.name}: the model's outputs are not finite for {int((~np.isfinite(out).all(1)).sum())} "
                          f"of {len(out)} windows (max |sample| {float(np.abs(windows).max()):.3g}); check the units and scale")
@@ -134,7 +165,7 @@ def _predict_windows(self: Predictor, windows: np.ndarray, batch_size: int = 256
 Predictor.predict_windows = _predict_windows
 
 # %% ../nbs/07a_predict.ipynb #1be78b29
-def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool) -> np.ndarray:
+def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool, hop: int | None = None) -> np.ndarray:
     "`x` at the model's rate: unchanged when the rates agree, resampled if asked for, else an error."
     if self.fs is None or math.isclose(fs, self.fs, rel_tol=1e-6): return x
     if not resample:
@@ -146,29 +177,45 @@ def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool) -> np.
     from lstm_pfd.data import resample as _resample, resample_ratio  # one resampler for import, predict and serve
     try: ratio = resample_ratio(fs, self.fs)
     except ValueError as e: raise ValueError(f"fs: {e}") from None
+    n_out = -(-x.shape[0] * ratio.numerator // ratio.denominator)   # bound the work before resampling, not after
+    if n_out >= self.window_len:
+        self._check_count((n_out - self.window_len) // (hop or self.window_len) + 1,
+                          f"a record of {x.shape[0]} samples resampled from {fs:g} to {self.fs:g} Hz ({n_out} samples)")
     log.info("resampling %d samples from %g Hz to %g Hz (x%d/%d)", x.shape[0], fs, self.fs, ratio.numerator, ratio.denominator)
     return np.asarray(_resample(x, fs, self.fs), np.float32)
 Predictor._resampled = _resampled
 
+# %% ../nbs/07a_predict.ipynb #cnt00001
+def _check_count(self: Predictor, n: int, what: str):
+    "ValueError when `n` windows are over `self.max_windows`, naming the count, the limit and how to raise it."
+    if n > self.max_windows:
+        raise ValueError(f"x: {what} gives {n} windows, over max_windows = {self.max_windows}; use a larger hop, "
+                         "a shorter record, or raise the limit with Predictor(..., max_windows=...)")
+Predictor._check_count = _check_count
+
 # %% ../nbs/07a_predict.ipynb #f724f59b
 def _windows_of(self: Predictor, x, fs, hop, resample) -> np.ndarray:
-    "Checked float32 windows `[n, 1, L]` of a record `[N]` or of windows `[n, L]` / `[n, 1, L]` sampled at `fs`."
+    "Checked float32 windows `[n, 1, L]` (a view of a record when possible) of a record `[N]` or of windows `[n, L]` / `[n, 1, L]`."
     x = _as_samples(x)
+    if hop is not None and (isinstance(hop, bool) or not isinstance(hop, (int, np.integer)) or hop < 1):
+        raise ValueError(f"hop: got {hop!r}; allowed: a positive whole number of samples (or None: the window length)")
     if x.ndim == 3 and x.shape[1] != 1 or x.ndim not in (1, 2, 3):
         raise ValueError(f"x: got shape {x.shape}; allowed: a record [N], or windows [n, L] or [n, 1, L] with L = {self.window_len}")
     if fs is None:
         if self.fs is not None: raise ValueError(f"fs: the sampling rate of x is required (this model expects {self.fs:g} Hz)")
-    else: x = self._resampled(x, _check_fs(fs), resample)
+    else: x = self._resampled(x, _check_fs(fs), resample, hop)
     if x.ndim == 1:
         if x.shape[0] < self.window_len:
             rate = self.fs or fs
             secs = f" ({x.shape[0] / rate:.3g} s at {rate:g} Hz)" if rate else ''
             raise ValueError(f"x: record too short: {x.shape[0]} samples{secs}; the model needs at least one window of {self.window_len} samples")
-        return np.ascontiguousarray(frame(x, self.window_len, hop)[:, None, :])
+        self._check_count(len(window_starts(x.shape[0], self.window_len, hop)), f"a record of {x.shape[0]} samples with hop = {hop or self.window_len}")
+        return frame(x, self.window_len, hop)[:, None, :]
     if hop is not None: raise ValueError("hop: only applies to a 1-D record, not to windows")
     if x.shape[-1] != self.window_len:
         raise ValueError(f"x: windows of length {x.shape[-1]}; this model needs L = {self.window_len} (pass a 1-D record to have it windowed)")
-    return np.ascontiguousarray(x.reshape(x.shape[0], 1, -1))
+    self._check_count(x.shape[0], 'the windows sent')
+    return x.reshape(x.shape[0], 1, -1)
 Predictor._windows_of = _windows_of
 
 # %% ../nbs/07a_predict.ipynb #62a31f47

@@ -31,15 +31,19 @@ except ImportError as e:  # the optional extra is missing
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH', 'DEFAULT_MAX_SAMPLES', 'Sample', 'RecordIn', 'BatchIn',
-           'WindowOut', 'PredictionOut', 'BatchOut', 'HealthOut', 'InputContract', 'ModelOut', 'ErrorItem', 'ErrorOut',
-           'InputError', 'BodySizeLimit', 'file_sha256', 'create_app', 'serve']
+__all__ = ['log', 'MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH', 'DEFAULT_MAX_SAMPLES', 'DEFAULT_MAX_INFLIGHT',
+           'DEFAULT_MAX_QUEUE', 'DEFAULT_BODY_TIMEOUT_S', 'Sample', 'RecordIn', 'BatchIn', 'WindowOut', 'PredictionOut',
+           'BatchOut', 'HealthOut', 'InputContract', 'ModelOut', 'ErrorItem', 'ErrorOut', 'InputError', 'BodySizeLimit',
+           'file_sha256', 'create_app', 'serve']
 
 # %% ../nbs/10_serve.ipynb #75e5c673
 MAX_FS = 1_000_000.0                   # Hz; above this a "vibration record" is a units mistake
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20    # 16 MiB of JSON: about 0.8 M samples written as 20-character floats
 DEFAULT_MAX_BATCH = 64                 # records per /predict/batch request
 DEFAULT_MAX_SAMPLES = 2**23            # samples per request at the model rate (after resampling / windowing)
+DEFAULT_MAX_INFLIGHT = 2               # requests read and worked on at once; the rest wait in the queue
+DEFAULT_MAX_QUEUE = 64                 # requests waiting for a slot; beyond this: 503 with Retry-After
+DEFAULT_BODY_TIMEOUT_S = 30.0          # seconds to receive a whole body (and to wait in the queue); then 408 / 503
 
 # %% ../nbs/10_serve.ipynb #6e5ac472
 Sample = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -226,7 +230,7 @@ def _error_items(errors, max_errors: int = 20) -> tuple[str, list[ErrorItem]]:
 
 def _parse(model: type[BaseModel], body: bytes):
     "Validate a JSON body against `model` (pydantic's Rust JSON parser); `InputError` (422) listing what is wrong."
-    if not body.strip():
+    if not body or len(body) < 4096 and not bytes(body).strip():   # no whole-body copy for large bodies
         raise InputError("the request body is empty: send a JSON object (GET /model describes it)")
     try: return model.model_validate_json(body)
     except ValidationError as e:
@@ -234,53 +238,101 @@ def _parse(model: type[BaseModel], body: bytes):
         raise InputError(detail, items=items) from None
 
 # %% ../nbs/10_serve.ipynb #7033db19
-async def _send_error(send, status: int, detail: str, loc: str = 'body'):
+async def _send_error(send, status: int, detail: str, loc: str = 'body', headers=()):
     import json
     body = json.dumps({'detail': detail, 'errors': [{'loc': loc, 'msg': detail, 'record': None}]}).encode()
     await send({'type': 'http.response.start', 'status': status,
                 'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()),
-                            (b'connection', b'close')]})
+                            (b'connection', b'close'), *headers]})
     await send({'type': 'http.response.body', 'body': body})
 
+# %% ../nbs/10_serve.ipynb #lim00001
 class BodySizeLimit:
-    "ASGI middleware: answer 413 to request bodies over `max_body_bytes` (by Content-Length, then by streamed size)."
-    def __init__(self, app, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
-        self.app, self.max_body_bytes = app, int(max_body_bytes)
+    "ASGI middleware bounding requests with a body: size (413), read time (408), requests at work at once (503 when the queue is full)."
+    def __init__(self, app, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, *, max_inflight: int | None = None,
+                 max_queue: int = DEFAULT_MAX_QUEUE, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):
+        self.app, self.max_body_bytes, self.body_timeout_s = app, int(max_body_bytes), float(body_timeout_s)
+        self.max_inflight, self.max_queue = max_inflight, int(max_queue)
+        self._slots, self._waiting = None, 0
 
     async def __call__(self, scope, receive, send):
-        if scope['type'] != 'http': return await self.app(scope, receive, send)
-        limit = self.max_body_bytes
+        if scope['type'] != 'http' or scope.get('method') in ('GET', 'HEAD', 'OPTIONS'):
+            return await self.app(scope, receive, send)
         headers = dict(scope.get('headers') or [])
-        cl = headers.get(b'content-length')
-        if cl is not None:
-            try: n = int(cl)
-            except ValueError: n = -1
-            if n < 0:
-                return await _send_error(send, 400, f"Content-Length header {cl[:40]!r} is not a non-negative integer")
-            if n > limit:
-                return await _send_error(send, 413, f"request body of {n} bytes exceeds the limit of {limit} bytes "
-                                                    "(Content-Length); send fewer or shorter records")
-            if n == 0: return await self.app(scope, receive, send)
-        elif b'transfer-encoding' not in headers: return await self.app(scope, receive, send)
-        chunks, total = [], 0
-        while True:
-            msg = await receive()
-            if msg['type'] == 'http.disconnect': return   # the client went away: nothing to answer
-            body = msg.get('body', b'')
-            total += len(body)
-            if total > limit:
-                return await _send_error(send, 413, f"request body exceeds the limit of {limit} bytes (more than "
-                                                    f"{total} bytes streamed); send fewer or shorter records")
-            chunks.append(body)
-            if not msg.get('more_body', False): break
-        whole, done = b''.join(chunks), False
-        async def replay():
-            nonlocal done
-            if not done:
-                done = True
-                return {'type': 'http.request', 'body': whole, 'more_body': False}
-            return await receive()
-        return await self.app(scope, replay, send)
+        n = _content_length(headers.get(b'content-length'))
+        if n == -1: return await _send_error(send, 400, f"Content-Length header {headers[b'content-length'][:40]!r} is not a non-negative integer")
+        if n is not None and n > self.max_body_bytes:
+            return await _send_error(send, 413, f"request body of {n} bytes exceeds the limit of {self.max_body_bytes} "
+                                                "bytes (Content-Length); send fewer or shorter records")
+        if not await self._acquire(send): return
+        try: await self._read_and_call(scope, receive, send, n, headers)
+        finally:
+            if self._slots is not None: self._slots.release()
+
+# %% ../nbs/10_serve.ipynb #lim00002
+def _content_length(v) -> int | None:
+    "A Content-Length header value as an int; None if absent, -1 if not a non-negative integer."
+    if v is None: return None
+    try: n = int(v)
+    except ValueError: return -1
+    return n if n >= 0 else -1
+
+async def _acquire(self: BodySizeLimit, send) -> bool:
+    "Wait for a work slot (at most `max_queue` waiters, at most `body_timeout_s`); False after answering 503."
+    import asyncio
+    if self.max_inflight is None: return True
+    if self._slots is None: self._slots = asyncio.Semaphore(int(self.max_inflight))
+    busy = f"the service is busy ({self.max_inflight} requests at work"
+    retry = [(b'retry-after', b'1')]
+    if self._slots.locked() and self._waiting >= self.max_queue:
+        await _send_error(send, 503, f"{busy}, {self._waiting} waiting); retry after 1 s", headers=retry); return False
+    if not self._slots.locked():
+        await self._slots.acquire()   # a free slot: taken at once, without a timer task
+        return True
+    self._waiting += 1
+    try: await asyncio.wait_for(self._slots.acquire(), self.body_timeout_s)
+    except asyncio.TimeoutError:
+        await _send_error(send, 503, f"{busy}; waited {self.body_timeout_s:g} s for a slot); retry later", headers=retry)
+        return False
+    finally: self._waiting -= 1
+    return True
+BodySizeLimit._acquire = _acquire
+
+# %% ../nbs/10_serve.ipynb #lim00003
+async def _read_and_call(self: BodySizeLimit, scope, receive, send, n: int | None, headers: dict):
+    "Read the whole body within `body_timeout_s` and at most `max_body_bytes`, then call the app with it."
+    import asyncio
+    if n == 0 or (n is None and b'transfer-encoding' not in headers): return await self.app(scope, receive, send)
+    chunks, total, limit = [], 0, self.max_body_bytes
+    buf = bytearray(n) if n is not None else None   # Content-Length known: fill one buffer, keep no chunk list
+    deadline = asyncio.get_running_loop().time() + self.body_timeout_s
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        try: msg = await asyncio.wait_for(receive(), max(left, 0.0))
+        except asyncio.TimeoutError:
+            return await _send_error(send, 408, f"the request body did not arrive within {self.body_timeout_s:g} s "
+                                                f"({total} bytes received); send it at once")
+        if msg['type'] == 'http.disconnect': return   # the client went away: nothing to answer
+        part = msg.get('body', b'')
+        if total + len(part) > (limit if buf is None else n):
+            return await _send_error(send, 413, f"request body exceeds the limit of {limit if buf is None else n} bytes "
+                                                f"(more than {total + len(part)} bytes streamed{'' if buf is None else ', over its Content-Length'}); "
+                                                "send fewer or shorter records")
+        if buf is None: chunks.append(part)
+        else: buf[total:total + len(part)] = part
+        total += len(part)
+        if not msg.get('more_body', False): break
+    whole = (bytes(chunks[0]) if len(chunks) == 1 else b''.join(chunks)) if buf is None else buf[:total] if total < n else buf
+    del chunks, buf
+    done = False
+    async def replay():
+        nonlocal done, whole
+        if not done:
+            done, body, whole = True, whole, b''   # hand the body over once; keep no copy here
+            return {'type': 'http.request', 'body': body, 'more_body': False}
+        return await receive()
+    return await self.app(scope, replay, send)
+BodySizeLimit._read_and_call = _read_and_call
 
 # %% ../nbs/10_serve.ipynb #bcd710fe
 def file_sha256(path, chunk: int = 1 << 20) -> str:
@@ -295,12 +347,13 @@ def _ceil_div(a: int, b: int) -> int: return -(-a // b)
 
 class _Service:
     "The state behind the app: the predictor, its metadata and the limits."
-    def __init__(self, model_path, *, threads: int, max_body_bytes: int, max_batch: int, max_samples: int):
+    def __init__(self, model_path, *, threads: int, max_body_bytes: int, max_batch: int, max_samples: int,
+                 max_windows: int | None = None):
         for name, v in dict(max_body_bytes=max_body_bytes, max_batch=max_batch, max_samples=max_samples).items():
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}: got {v!r}; allowed: a positive integer")
         self.path = Path(model_path)
-        self.predictor = Predictor(self.path, threads=threads)
+        self.predictor = Predictor(self.path, threads=threads, **({} if max_windows is None else dict(max_windows=max_windows)))
         self.sha256, self.nbytes = file_sha256(self.path), self.path.stat().st_size
         self.max_body_bytes, self.max_batch, self.max_samples = int(max_body_bytes), int(max_batch), int(max_samples)
         self.started = time.monotonic()
@@ -321,10 +374,11 @@ def _svc_n_model(self: _Service, n: int, fs: float) -> int:
     return _ceil_div(n * r.numerator, r.denominator)
 _Service._n_model = _svc_n_model
 
-def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | None = None) -> dict:
+def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | None = None, x=None) -> dict:
+    "Check one record (its samples in `rec.samples`, or already an array `x`) against the model and the limits."
     p, L = self.predictor, self.predictor.window_len
     def bad(msg, field='samples'): return InputError(msg, loc=f'{where}{field}', record=record)
-    n = len(rec.samples)
+    n = len(rec.samples) if x is None else len(x)
     model_fs = p.fs
     resampled = model_fs is not None and not math.isclose(rec.fs, model_fs, rel_tol=1e-6)
     need = math.ceil(L * rec.fs / model_fs) if resampled else L
@@ -337,7 +391,8 @@ def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | N
     if resampled and not rec.resample:
         raise bad(f"the record is sampled at {rec.fs:g} Hz but the model expects {model_fs:g} Hz and resample is "
                   "false; resample it yourself or send resample=true", 'fs')
-    n_model = self._n_model(n, rec.fs) if resampled else n
+    try: n_model = self._n_model(n, rec.fs) if resampled else n
+    except ValueError as e: raise bad(f"{e}; send the record at {model_fs:g} Hz or at a rate with a simple ratio to it", 'fs') from None
     if n_model > self.max_samples:
         raise bad(f"resampling {n} samples from {rec.fs:g} Hz to {model_fs:g} Hz gives {n_model} samples, over "
                   f"max_samples = {self.max_samples}; check fs, or send a shorter record", 'fs')
@@ -347,18 +402,27 @@ def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | N
                   + (f", i.e. at least {need} samples at {rec.fs:g} Hz" if resampled else ''))
     hop = rec.hop or L
     n_windows = (n_model - L) // hop + 1
-    if n_windows * L > self.max_samples:
+    if n_windows * L > self.max_samples or n_windows > p.max_windows:
         raise bad(f"hop = {hop} gives {n_windows} windows of {L} samples ({n_windows * L} samples), over "
-                  f"max_samples = {self.max_samples}; use a larger hop", 'hop')
+                  f"max_samples = {self.max_samples} or max_windows = {p.max_windows}; use a larger hop", 'hop')
+    x = self._samples(rec, x, where, record)
+    return dict(x=x, rec=rec, resampled=resampled, hop=hop, where=where, record=record)
+_Service._prepare = _svc_prepare
+
+# %% ../nbs/10_serve.ipynb #svc00001b
+def _svc_samples(self: _Service, rec: RecordIn, x, where: str, record: int | None) -> np.ndarray:
+    "The record as finite float32 samples; the request's list of numbers is released as soon as it is converted."
     with np.errstate(over='ignore', invalid='ignore'):
-        x = np.asarray(rec.samples, dtype=np.float64).astype(np.float32)
+        x = (np.asarray(rec.samples, dtype=np.float64) if x is None else np.asarray(x)).astype(np.float32, copy=False)
     finite = np.isfinite(x)
     if not finite.all():
         i = int(np.argmin(finite))
-        raise InputError(f"value {rec.samples[i]!r} is outside the float32 range (|x| <= {np.finfo(np.float32).max:.4g})",
+        v = rec.samples[i] if rec.samples else float(x[i])
+        raise InputError(f"value {v!r} is not finite or is outside the float32 range (|x| <= {np.finfo(np.float32).max:.4g})",
                          loc=f'{where}samples[{i}]', record=record)
-    return dict(x=x, rec=rec, resampled=resampled, hop=hop, where=where, record=record)
-_Service._prepare = _svc_prepare
+    rec.samples = []   # the Python list costs ~8x the float32 array: drop it before inference
+    return x
+_Service._samples = _svc_samples
 
 # %% ../nbs/10_serve.ipynb #svc00002
 def _svc_run(self: _Service, prep: dict) -> PredictionOut:
@@ -390,9 +454,9 @@ def _svc_run(self: _Service, prep: dict) -> PredictionOut:
 _Service._run = _svc_run
 
 # %% ../nbs/10_serve.ipynb #svc00003
-def _svc_predict(self: _Service, rec: RecordIn) -> PredictionOut:
+def _svc_predict(self: _Service, rec: RecordIn, x=None) -> PredictionOut:
     t0 = time.perf_counter()
-    out = self._run(self._prepare(rec))
+    out = self._run(self._prepare(rec, x=x))
     out.latency_ms = (time.perf_counter() - t0) * 1e3
     return out
 _Service.predict = _svc_predict
@@ -455,7 +519,9 @@ _Service.health = _svc_health
 
 # %% ../nbs/10_serve.ipynb #a0637ddb
 _ERRORS = {413: {'model': ErrorOut, 'description': 'body over max_body_bytes'},
-           415: {'model': ErrorOut, 'description': 'body not sent as application/json'},
+           408: {'model': ErrorOut, 'description': 'the body did not arrive within body_timeout_s'},
+           415: {'model': ErrorOut, 'description': 'body not sent as application/json (or, for /predict, application/octet-stream)'},
+           503: {'model': ErrorOut, 'description': 'max_inflight requests at work and the queue full: retry after Retry-After s'},
            422: {'model': ErrorOut, 'description': 'invalid or unusable input; errors[] says where and why'}}
 
 def _body_doc(model: type[BaseModel]) -> dict:
@@ -469,30 +535,57 @@ def _body_doc(model: type[BaseModel]) -> dict:
         return [resolve(v) for v in o] if isinstance(o, list) else o
     return {'requestBody': {'required': True, 'content': {'application/json': {'schema': resolve(schema)}}}}
 
-# %% ../nbs/10_serve.ipynb #app00001
-def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               max_batch: int = DEFAULT_MAX_BATCH, max_samples: int = DEFAULT_MAX_SAMPLES) -> FastAPI:
-    "FastAPI app serving the ONNX model at `model_path`: GET /health, GET /model, POST /predict, POST /predict/batch."
-    svc = _Service(model_path, threads=threads, max_body_bytes=max_body_bytes, max_batch=max_batch,
-                   max_samples=max_samples)
-    p = svc.predictor
-    app = FastAPI(title='lstm_pfd inference service', version=__version__,
-                  description=f"Journal-bearing fault diagnosis with `{svc.path.name}` ({len(p.class_names)} classes, "
-                              f"windows of {p.window_len} samples at {p.fs} Hz). GET /model for the input contract.")
-    app.state.service = svc
-    app.add_middleware(BodySizeLimit, max_body_bytes=svc.max_body_bytes)
+# %% ../nbs/10_serve.ipynb #bin00001
+_TRUE, _FALSE = ('true', '1', 'yes'), ('false', '0', 'no')
 
+def _binary_record(query, body: bytes) -> tuple[RecordIn, np.ndarray]:
+    "(record fields, float32 samples) of a `/predict` body of raw little-endian float32 with fs/hop/resample/id in the query."
+    extra = sorted(set(query) - {'fs', 'hop', 'resample', 'id'})
+    if extra: raise InputError(f"unknown query parameter(s) {', '.join(map(repr, extra))}; allowed: fs, hop, resample, id", loc='query')
+    if len(body) % 4: raise InputError(f"{len(body)} bytes is not a whole number of float32 samples (4 bytes each)")
+    def num(k, cast):
+        try: return cast(query[k])
+        except ValueError: raise InputError(f"expected a number, got {query[k][:40]!r}", loc=f'query.{k}') from None
+    if 'fs' not in query: raise InputError("required query parameter is missing: ?fs=<sampling rate in Hz>", loc='query.fs')
+    fields = dict(samples=[], fs=num('fs', float), hop=num('hop', int) if 'hop' in query else None, id=query.get('id'))
+    if 'resample' in query:
+        r = query['resample'].lower()
+        if r not in _TRUE + _FALSE: raise InputError(f"expected true or false, got {query['resample'][:40]!r}", loc='query.resample')
+        fields['resample'] = r in _TRUE
+    try: rec = RecordIn.model_validate(fields)
+    except ValidationError as e:
+        detail, items = _error_items(e.errors(include_url=False))
+        raise InputError(detail, items=items) from None
+    return rec, np.frombuffer(body, '<f4')
+
+# %% ../nbs/10_serve.ipynb #bin00002
+def _check_limits(**kw):
+    "ValueError unless every limit is a positive number (integers for counts)."
+    for k, v in kw.items():
+        ok = not isinstance(v, bool) and isinstance(v, (int, np.integer) if k != 'body_timeout_s' else (int, float, np.number))
+        if not ok or not v > 0 or (k == 'body_timeout_s' and not math.isfinite(v)):
+            raise ValueError(f"{k}: got {v!r}; allowed: a positive {'number of seconds' if k == 'body_timeout_s' else 'integer'}")
+
+# %% ../nbs/10_serve.ipynb #app00002
+async def _read_body(request: Request, binary_ok: bool = False) -> tuple[str, bytes]:
+    "('json' or 'binary', the body); 415 for any other Content-Type. The body is not cached on the request."
+    ct = request.headers.get('content-type', '').split(';')[0].strip().lower()
+    kind = 'json' if ct == 'application/json' or (ct.startswith('application/') and ct.endswith('+json')) else \
+           'binary' if binary_ok and ct == 'application/octet-stream' else None
+    if kind is None:
+        also = ' (or raw little-endian float32 as application/octet-stream with ?fs=...)' if binary_ok else ''
+        raise InputError(f"the body must be JSON sent with the header Content-Type: application/json{also} "
+                         f"(got {ct or 'no Content-Type'!r})", status=415)
+    chunks = [c async for c in request.stream()]
+    return kind, chunks[0] if len(chunks) == 1 else b''.join(chunks)
+
+# %% ../nbs/10_serve.ipynb #app00003
+def _add_error_handlers(app: FastAPI):
+    "Answer every refused request as `ErrorOut` JSON: 422 for validation, `InputError.status`, 500 (logged) for a bug."
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
         detail, items = _error_items(exc.errors())
         return JSONResponse(status_code=422, content=ErrorOut(detail=detail, errors=items).model_dump())
-
-    async def json_body(request: Request) -> bytes:
-        ct = request.headers.get('content-type', '').split(';')[0].strip().lower()
-        if not (ct == 'application/json' or (ct.startswith('application/') and ct.endswith('+json'))):
-            raise InputError(f"the body must be JSON sent with the header Content-Type: application/json "
-                             f"(got {ct or 'no Content-Type'!r})", status=415)
-        return await request.body()
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError):
@@ -504,6 +597,25 @@ def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MA
         return JSONResponse(status_code=500, content=ErrorOut(
             detail=f"internal error ({type(exc).__name__}); this is a bug in lstm_pfd.serve, please report it").model_dump())
 
+# %% ../nbs/10_serve.ipynb #app00001
+def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               max_batch: int = DEFAULT_MAX_BATCH, max_samples: int = DEFAULT_MAX_SAMPLES,
+               max_inflight: int = DEFAULT_MAX_INFLIGHT, max_queue: int = DEFAULT_MAX_QUEUE,
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, max_windows: int | None = None) -> FastAPI:
+    "FastAPI app serving the ONNX model at `model_path`: GET /health, GET /model, POST /predict, POST /predict/batch."
+    svc = _Service(model_path, threads=threads, max_body_bytes=max_body_bytes, max_batch=max_batch,
+                   max_samples=max_samples, max_windows=max_windows)
+    _check_limits(max_inflight=max_inflight, max_queue=max_queue, body_timeout_s=body_timeout_s)
+    p = svc.predictor
+    app = FastAPI(title='lstm_pfd inference service', version=__version__,
+                  description=f"Journal-bearing fault diagnosis with `{svc.path.name}` ({len(p.class_names)} classes, "
+                              f"windows of {p.window_len} samples at {p.fs} Hz). GET /model for the input contract.")
+    app.state.service = svc
+    app.add_middleware(BodySizeLimit, max_body_bytes=svc.max_body_bytes, max_inflight=int(max_inflight),
+                       max_queue=int(max_queue), body_timeout_s=float(body_timeout_s))
+
+    _add_error_handlers(app)
+
     @app.get('/health', response_model=HealthOut, summary='liveness, model hash and versions')
     def health() -> HealthOut: return svc.health()
 
@@ -513,14 +625,26 @@ def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MA
     @app.post('/predict', response_model=PredictionOut, responses=_ERRORS, summary='classify one record',
               openapi_extra=_body_doc(RecordIn))
     async def predict(request: Request) -> PredictionOut:
-        body = await json_body(request)
-        return await run_in_threadpool(lambda: svc.predict(_parse(RecordIn, body)))
+        kind, body = await _read_body(request, binary_ok=True)
+        query = dict(request.query_params)
+        if kind == 'json' and query: raise InputError("query parameters are for application/octet-stream bodies; put them in the JSON", loc='query')
+        held = [body]; del body   # the worker thread drops the last reference once parsed
+        def work():
+            b = held.pop()
+            rec, x = _binary_record(query, b) if kind == 'binary' else (_parse(RecordIn, b), None)
+            del b
+            return svc.predict(rec, x)
+        return await run_in_threadpool(work)
 
     @app.post('/predict/batch', response_model=BatchOut, responses=_ERRORS, summary='classify several records',
               openapi_extra=_body_doc(BatchIn))
     async def predict_batch(request: Request) -> BatchOut:
-        body = await json_body(request)
-        return await run_in_threadpool(lambda: svc.predict_batch(_parse(BatchIn, body)))
+        _, body = await _read_body(request)
+        held = [body]; del body
+        def work():
+            batch = _parse(BatchIn, held.pop())
+            return svc.predict_batch(batch)
+        return await run_in_threadpool(work)
 
     return app
 
@@ -533,13 +657,15 @@ def _is_loopback(host: str) -> bool:
 # %% ../nbs/10_serve.ipynb #srv00001
 def serve(model_path, host: str = '127.0.0.1', port: int = 8000, *, threads: int = 1,
           max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
-          max_samples: int = DEFAULT_MAX_SAMPLES, log_level: str = 'info', **uvicorn_kw):
+          max_samples: int = DEFAULT_MAX_SAMPLES, max_inflight: int = DEFAULT_MAX_INFLIGHT, max_queue: int = DEFAULT_MAX_QUEUE,
+          body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, log_level: str = 'info', **uvicorn_kw):
     "Serve the ONNX model at `model_path` over HTTP with uvicorn on `host:port` (loopback by default); blocks."
     import uvicorn
     if isinstance(port, bool) or not isinstance(port, (int, np.integer)) or not 0 <= port <= 65535:
         raise ValueError(f"port: got {port!r}; allowed: an integer 0-65535")
     app = create_app(model_path, threads=threads, max_body_bytes=max_body_bytes, max_batch=max_batch,
-                     max_samples=max_samples)
+                     max_samples=max_samples, max_inflight=max_inflight, max_queue=max_queue,
+                     body_timeout_s=body_timeout_s)
     if not _is_loopback(host):
         log.warning("binding to %s: the service has no authentication; anyone who can reach this address can use it",
                     host)

@@ -72,12 +72,14 @@ META_COLUMNS = {
 }
 
 # %% ../nbs/02_signals.ipynb #70f7dbef
-def empty_meta(n: int) -> dict:
+def empty_meta(n: int) -> dict:  # number of records
     "Typed meta columns for `n` records (zeros)."
     return {k: np.zeros(n, dtype=t) for k, t in META_COLUMNS.items()}
 
 # %% ../nbs/02_signals.ipynb #faf76692
-def record_seed(dataset_seed: int, index: int) -> int:
+def record_seed(dataset_seed: int, # the data set seed (`DatasetConfig.seed`)
+                index: int,        # record index within the data set
+               )->int:
     "The seed of record `index` of a data set: `SeedSequence(dataset_seed, spawn_key=(index,))`, one 32-bit word."
     if not (isinstance(dataset_seed, (int, np.integer)) and dataset_seed >= 0): raise ValueError(f"dataset_seed must be an integer >= 0, got {dataset_seed!r}")
     if not (isinstance(index, (int, np.integer)) and index >= 0): raise ValueError(f"index must be an integer >= 0, got {index!r}")
@@ -238,7 +240,14 @@ def _tone(w: _Work, N: int, cycles_per_sample: float, phase0: float, amp: float,
 # %% ../nbs/02_signals.ipynb #cef6783d
 class RecordState:
     "One record under construction: plan, workspace, RNG, drawn state, envelopes and the fault parts drawn so far."
-    def __init__(self, plan: _Plan, label: int, sev: int, seed: int, x: np.ndarray, parts: dict | None = None):
+    def __init__(self,
+                 plan: _Plan,               # the config's precomputed sampling plan
+                 label: int,                # class label of the record
+                 sev: int,                  # severity slot index
+                 seed: int,                 # record seed (its random generator)
+                 x: np.ndarray,             # float32 output buffer `[N]` the record is written into
+                 parts: dict | None = None, # dict to receive the fault and baseline components separately; None: don't keep them
+                ):
         self.plan, self.cfg, self.w, self.x, self.parts = plan, plan.cfg, _work(plan), x, parts
         self.label, self.sev, self.seed = label, sev, seed
         self.atoms = CATALOGUE[class_names()[label]].atoms
@@ -251,19 +260,26 @@ class RecordState:
         self.machine, self.n_bg, self.unit = plan.machine, 0, False   # unit: severity factor 1, no law (calibration renders)
 
 # %% ../nbs/02_signals.ipynb #8623d5ce
-def _env_scalar(r: RecordState, k: str):
+def _env_scalar(r: RecordState, # the record being rendered
+                k: str,         # envelope name
+               ):
     "The constant value of envelope `k`, or None when it varies over the record."
     e = r.envs[k]
     return float(e[0]) if len(e) == 1 or np.ptp(e) == 0 else None
 
 # %% ../nbs/02_signals.ipynb #c19814b7
-def _env_at(r: RecordState, k: str, t: np.ndarray) -> np.ndarray:
+def _env_at(r: RecordState, # the record being rendered
+            k: str,         # envelope name
+            t: np.ndarray,  # times, s
+           )->np.ndarray:
     "Envelope `k` at times `t` (s)."
     e = r.envs[k]
     return np.full(len(t), e[0]) if len(e) == 1 else np.interp(t, r.plan.tc, e)
 
 # %% ../nbs/02_signals.ipynb #502f7a50
-def _up(r: RecordState, k: str) -> np.ndarray:
+def _up(r: RecordState, # the record being rendered
+        k: str,         # envelope name
+       )->np.ndarray:
     "Envelope `k` interpolated linearly to the N samples (float32, in the workspace)."
     c, w = r.envs[k].astype(np.float32), r.w
     e2 = w.env.reshape(-1, _BLOCK)
@@ -273,12 +289,20 @@ def _up(r: RecordState, k: str) -> np.ndarray:
 RecordState.env_scalar, RecordState.env_at, RecordState.up = _env_scalar, _env_at, _up
 
 # %% ../nbs/02_signals.ipynb #1ff0a653
-def _add_sync(r: RecordState, env: str, amps: dict, jitter, phases):
+def _add_sync(r: RecordState, # the record being rendered
+              env: str,       # envelope that scales the part (`'sev'`, `'contact'`, `'whirl'`)
+              amps: dict,     # `{shaft order: amplitude}`
+              jitter,         # U(0, 1) draws, one per tone (amplitude jitter)
+              phases,         # phases, rad, one per tone
+             ):
     "Add components `{order: amplitude}` (times the atom weight and a U(0.8, 1.2) jitter) under envelope `env`."
     r.sync.setdefault(env, []).extend((o, r.weight * a * (0.8 + 0.4 * j), ph) for (o, a), j, ph in zip(amps.items(), jitter, phases))
 
 # %% ../nbs/02_signals.ipynb #993d388d
-def _draw_tones(r: RecordState, env: str, amps: dict):
+def _draw_tones(r: RecordState, # the record being rendered
+                env: str,       # envelope that scales the part (`'sev'`, `'contact'`, `'whirl'`)
+                amps: dict,     # `{shaft order: amplitude}`
+               ):
     "Draw jitter and phase of each tone of `amps` (`{order: amplitude}`), then add them under envelope `env`."
     bad = [o for o in amps if abs(2 * o - round(2 * o)) > 1e-9 or o <= 0]
     if bad: raise ValueError(f"synchronous orders must be positive multiples of 0.5, got {bad}")
@@ -288,12 +312,18 @@ def _draw_tones(r: RecordState, env: str, amps: dict):
 RecordState.add_sync, RecordState.draw_tones = _add_sync, _draw_tones
 
 # %% ../nbs/02_signals.ipynb #87f004a4
-def _add_later(r: RecordState, env: str, fn):
+def _add_later(r: RecordState, # the record being rendered
+               env: str,       # envelope that scales the part (`'sev'`, `'contact'`, `'whirl'`)
+               fn,             # `fn(r, y) -> y` writing the part into the float32 buffer `y`
+              ):
     "Add a part written at render time by `fn(r, y)` into the float32 buffer `y` (returns `y`), scaled by envelope `env`."
     r.todo.append((env, fn))
 
 # %% ../nbs/02_signals.ipynb #0e389d97
-def _add_events_to(r: RecordState, starts: np.ndarray, waves: np.ndarray):
+def _add_events_to(r: RecordState,     # the record being rendered
+                   starts: np.ndarray, # start sample of each event
+                   waves: np.ndarray,  # float32 event waveforms, one row per event
+                  ):
     "Add events: float32 waveforms `waves[i]` starting at sample `starts[i]` (final amplitudes)."
     r.events.append((starts, waves)); r.n_events += len(starts)
 
@@ -368,7 +398,7 @@ def _severity_state(r: RecordState):
 # %% ../nbs/02_signals.ipynb #0c0ac0fc
 RENDERERS: dict = {}   # atom name -> renderer fn(r: RecordState)
 
-def register_atom(name: str):
+def register_atom(name: str):  # catalogue atom name (`physics.ATOMS`)
     "Decorator: register `fn(r: RecordState)` as the renderer of catalogue atom `name`."
     if name not in ATOMS: raise ValueError(f"unknown atom {name!r}: add its catalogue entry first with physics.register_atom; atoms: {', '.join(ATOMS)}")
     if name in RENDERERS: raise ValueError(f"atom {name!r} has a renderer already ({RENDERERS[name].__name__})")
@@ -724,8 +754,17 @@ def _resolve(cfg, fault, severity, seed, speed_hz, load, temperature_c):
             _check_override('temperature_c', temperature_c, op.temperature_c_range, 'C', 'temperature_c_range'))
 
 # %% ../nbs/02_signals.ipynb #4af3b046
-def generate(cfg: DataConfig, fault, *, severity, seed: int, speed_hz: float | None = None, load: float | None = None,
-             temperature_c: float | None = None, components: bool = False, machine: Machine | None = None):
+def generate(cfg: DataConfig,                    # data config
+             fault,                              # class name, alias or label
+             *,
+             severity,                           # severity slot name or index
+             seed: int,                          # record seed (e.g. `record_seed(dataset_seed, i)`)
+             speed_hz: float | None = None,      # mean shaft speed, Hz; None: drawn from `operating.speed_hz_range`
+             load: float | None = None,          # load as a fraction of the rated load; None: drawn
+             temperature_c: float | None = None, # oil temperature, C; None: drawn
+             components: bool = False,           # also return the parts (`parts['fault']`, `parts['baseline']`)
+             machine: Machine | None = None,     # the fleet machine the record is seen on; None: the reference machine
+            ):
     """One record: `(x, meta)` with `x` float32 `[N]` acceleration in m/s^2 and `meta` every drawn parameter.
     `components=True` returns `(x, meta, parts)` with `parts['fault']` (the fault component alone) and `parts['baseline']`.
     `machine`: a `fleet.Machine` the record is seen on (None or the reference machine: the single idealised machine);
@@ -746,7 +785,7 @@ def _per_record(name, v, n):
     if len(v) != n: raise ValueError(f"{name} has {len(v)} values for {n} records")
     return v
 
-# %% ../nbs/02_signals.ipynb #b309c921
+# %% ../nbs/02_signals.ipynb #batchplans01
 def _batch_plans(cfg: DataConfig, machines, n: int) -> list:
     "One plan per record: `machines` None, one `Machine` for all, or one `Machine` (or None) per record."
     if machines is None or isinstance(machines, Machine): return [_plan(cfg, machines)] * n
@@ -755,8 +794,19 @@ def _batch_plans(cfg: DataConfig, machines, n: int) -> list:
     by = {}
     return [by[m] if m in by else by.setdefault(m, _plan(cfg, m)) for m in machines]
 
-def generate_batch(cfg: DataConfig, faults, severities, seeds, *, speed_hz=None, load=None, temperature_c=None,
-                   out: np.ndarray | None = None, progress: bool = False, machines=None):
+# %% ../nbs/02_signals.ipynb #b309c921
+def generate_batch(cfg: DataConfig,               # data config
+                   faults,                        # class (name, alias or label) of each record
+                   severities,                    # severity slot of each record
+                   seeds,                         # record seed of each record
+                   *,
+                   speed_hz=None,                 # mean shaft speed, Hz: None (drawn), a scalar, or one value per record
+                   load=None,                     # load fraction: None (drawn), a scalar, or one value per record
+                   temperature_c=None,            # oil temperature, C: None (drawn), a scalar, or one value per record
+                   out: np.ndarray | None = None, # float32 `[n, N]` array to write into; None: a new one
+                   progress: bool = False,        # show a progress bar
+                   machines=None,                 # fleet machines: None, one `Machine`, or one per record (None allowed)
+                  ):
     """Many records: `(X float32 [n, N], meta)` with `meta` typed columns (`META_COLUMNS`). Row i is bit-identical to
     `generate(cfg, faults[i], severity=severities[i], seed=seeds[i], machine=machines[i], ...)`. Overrides: None, a scalar
     or one per record; `machines`: None, one `fleet.Machine`, or one per record."""
@@ -809,9 +859,13 @@ def _stage_costs(plan: _Plan | list, labels, sevs, seeds, repeats: int) -> dict:
     return stages
 
 # %% ../nbs/02_signals.ipynb #449d688e
-def benchmark(cfg: DataConfig | None = None, n: int = 220, batch_size: int = 64, repeats: int = 3, seed: int = 0) -> dict:
-    """Records/s single and batched (best of `repeats`, wall and CPU), peak batch memory (bytes) and per-stage cost (us/record).
-    With a fleet config, record i is seen on machine i mod n_machines (the machines' severity laws are computed in the warm-up)."""
+def benchmark(cfg: DataConfig | None = None, # data config; None: the `'jbfd11'` preset
+              n: int = 220,                  # records generated per timing
+              batch_size: int = 64,          # records per `generate_batch` call
+              repeats: int = 3,              # timings per measurement (the best is kept)
+              seed: int = 0,                 # data set seed of the records
+             )->dict:
+    "Records/s single and batched (best of `repeats`, wall and CPU), peak batch memory (bytes) and per-stage cost (us/record)."
     import tracemalloc
     from .fleet import fleet as _fleet
     cfg = cfg or DataConfig.preset('jbfd11')
@@ -842,7 +896,7 @@ def benchmark(cfg: DataConfig | None = None, n: int = 220, batch_size: int = 64,
     return res
 
 # %% ../nbs/02_signals.ipynb #51685849
-def format_benchmark(res: dict) -> str:
+def format_benchmark(res: dict) -> str:  # the dict `benchmark` returns
     "The benchmark as a text table."
     tot = sum(res['stages_us'].values())
     lines = [f"records of {res['n_samples']} samples at {res['fs']:g} Hz, one thread (best of the repeats)"

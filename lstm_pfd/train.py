@@ -37,8 +37,17 @@ __all__ = ['CHECKPOINT_FORMAT', 'ToneDataset', 'NoiseAugment', 'CheckpointMismat
 # %% ../nbs/05_train.ipynb #4764ef0e
 class ToneDataset(Dataset):
     "Synthetic windows: class 0 noise, class k a tone at k*f0 Hz; items `(x [1, L] float32, label, record_id)`."
-    def __init__(self, n_classes: int = 4, records_per_class: int = 8, windows_per_record: int = 4, window_len: int = 1024,
-                 fs: float = 2048.0, f0: float = 100.0, noise: float = 0.3, seed: int = 0, record_offset: int = 0):
+    def __init__(self,
+                 n_classes: int = 4,          # number of classes (class 0 is noise only)
+                 records_per_class: int = 8,  # records per class
+                 windows_per_record: int = 4, # windows cut from each record
+                 window_len: int = 1024,      # samples per window
+                 fs: float = 2048.0,          # sampling rate, Hz
+                 f0: float = 100.0,           # base frequency: class k is a tone at k*f0 Hz
+                 noise: float = 0.3,          # RMS of the added white noise
+                 seed: int = 0,               # seed of the data
+                 record_offset: int = 0,      # added to the record ids (keeps ids of several splits apart)
+                ):
         rng = np.random.default_rng(seed)
         R, W, L = n_classes * records_per_class, windows_per_record, window_len
         rec_labels = np.repeat(np.arange(n_classes), records_per_class)
@@ -59,7 +68,10 @@ class ToneDataset(Dataset):
 # %% ../nbs/05_train.ipynb #13bc72ac
 class NoiseAugment:
     "Add white noise at a random SNR (dB, uniform in `snr_db`) relative to each window's RMS, to a fraction `p`."
-    def __init__(self, snr_db: tuple[float, float] = (0.0, 30.0), p: float = 0.5):
+    def __init__(self,
+                 snr_db: tuple[float, float] = (0.0, 30.0), # (min, max) SNR, dB, drawn uniformly per window
+                 p: float = 0.5,                            # fraction of windows that get noise
+                ):
         lo, hi = map(float, snr_db)
         if not lo <= hi: raise ValueError(f"snr_db: got {snr_db!r}; expected (low, high) in dB with low <= high")
         if not 0 <= p <= 1: raise ValueError(f"p: got {p!r}; expected a probability in [0, 1]")
@@ -95,9 +107,18 @@ def _check_finite_weights(state: Mapping, where: str) -> None:
                                  f"first {first!r}); the model is unusable (did training diverge?)")
 
 # %% ../nbs/05_train.ipynb #6bfcbf3f
-def save_checkpoint(path, model: nn.Module, *, class_names: Sequence[str] | None = None, window_len: int | None = None,
-                    fs: float | None = None, config_hash: str | None = None, normalize: str | None = None,
-                    state_dict: Mapping | None = None, train_state: dict | None = None, extra: dict | None = None) -> Path:
+def save_checkpoint(path,                                     # file to write (replaced atomically)
+                    model: nn.Module,                         # the model (its registry config and, unless `state_dict` is given, its weights)
+                    *,
+                    class_names: Sequence[str] | None = None, # class names in label order
+                    window_len: int | None = None,            # samples per window the model was trained on
+                    fs: float | None = None,                  # sampling rate of the training data, Hz
+                    config_hash: str | None = None,           # `DataConfig.hash()` of the training data
+                    normalize: str | None = None,             # window normalisation of the training data (None, 'zscore', 'rms')
+                    state_dict: Mapping | None = None,        # weights to store instead of the model's current ones (e.g. the best epoch)
+                    train_state: dict | None = None,          # optimizer and loop state, to resume training
+                    extra: dict | None = None,                # more JSON-like metadata
+                   )->Path:
     "Write `model` (or `state_dict`, e.g. the best weights) with its metadata to `path` atomically."
     path, cfg, n = Path(path), model_config(model), model.n_classes
     names = list(class_names) if class_names is not None else list(physics.class_names(n))
@@ -119,7 +140,9 @@ def save_checkpoint(path, model: nn.Module, *, class_names: Sequence[str] | None
     return path
 
 # %% ../nbs/05_train.ipynb #13d5b3d0
-def check_checkpoint(info: Mapping, **expected) -> None:
+def check_checkpoint(info: Mapping, # checkpoint metadata (the `info` of `load_checkpoint`)
+                     **expected,    # `config_hash`, `window_len`, `fs`, `class_names` or `n_classes` to compare
+                    )->None:
     "Raise `CheckpointMismatch` if any given expectation (`config_hash`, `window_len`, `fs`, `class_names`, `n_classes`) differs."
     allowed = {'config_hash', 'window_len', 'fs', 'class_names', 'n_classes'}
     bad = set(expected) - allowed
@@ -147,7 +170,11 @@ def _read_checkpoint(path, map_location='cpu'):
                                  "written by lstm_pfd.train.save_checkpoint (loaded with weights_only=True)") from None
 
 # %% ../nbs/05_train.ipynb #baf3d338
-def load_checkpoint(path, *, map_location='cpu', **expected) -> tuple[nn.Module, dict]:
+def load_checkpoint(path,               # checkpoint file written by `save_checkpoint` or `fit`
+                    *,
+                    map_location='cpu', # torch device to load the weights onto
+                    **expected,         # expectations checked by `check_checkpoint`
+                   )->tuple[nn.Module, dict]:
     "Rebuild the model from a checkpoint (weights_only load) -> `(model in eval mode, info)`; checks `expected`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no checkpoint at {path}")
@@ -165,7 +192,7 @@ def load_checkpoint(path, *, map_location='cpu', **expected) -> tuple[nn.Module,
     return model.eval(), info
 
 # %% ../nbs/05_train.ipynb #d5318819
-def data_expectations(dataset) -> dict:
+def data_expectations(dataset) -> dict:  # a window dataset (e.g. `WindowDataset`)
     "`{'window_len', 'fs', 'class_names'}` of a window dataset, for `load_checkpoint(path, **data_expectations(ds))`."
     if len(dataset) == 0: raise ValueError("dataset: empty; cannot check a checkpoint against it")
     meta = _dataset_info(dataset)
@@ -175,41 +202,41 @@ def data_expectations(dataset) -> dict:
 # %% ../nbs/05_train.ipynb #833b40f6
 class Callback:
     "Base class for `fit` callbacks; override any of the hooks (each receives the `FitState`)."
-    def on_fit_start(self, state): pass
-    def on_epoch_start(self, state): pass
-    def on_batch_end(self, state): pass
-    def on_epoch_end(self, state): pass
-    def on_fit_end(self, state): pass
+    def on_fit_start(self, state): pass  # the live `FitState`
+    def on_epoch_start(self, state): pass  # the live `FitState`
+    def on_batch_end(self, state): pass  # the live `FitState`
+    def on_epoch_end(self, state): pass  # the live `FitState`
+    def on_fit_end(self, state): pass  # the live `FitState`
 
 # %% ../nbs/05_train.ipynb #3f0f0b92
 @dataclass
 class FitState:
     "Live training state handed to callbacks."
-    model: nn.Module
-    epochs: int
-    epoch: int = 0
-    batch: int = 0
-    n_batches: int = 0
-    batch_loss: float = float('nan')
-    history: list = field(default_factory=list)
-    best_score: float | None = None
-    best_epoch: int | None = None
-    bad_epochs: int = 0
-    stop: bool = False
-    monitor: str = 'val_loss'
+    model: nn.Module  # the model being trained
+    epochs: int  # epochs asked for
+    epoch: int = 0  # current epoch (0-based)
+    batch: int = 0  # current batch within the epoch (0-based)
+    n_batches: int = 0  # batches per epoch
+    batch_loss: float = float('nan')  # loss of the last batch
+    history: list = field(default_factory=list)  # one dict of metrics per finished epoch
+    best_score: float | None = None  # best value of the monitored metric so far
+    best_epoch: int | None = None  # epoch (0-based) of `best_score`
+    bad_epochs: int = 0  # epochs since the last improvement
+    stop: bool = False  # set True in a callback to stop after this epoch
+    monitor: str = 'val_loss'  # the metric early stopping watches (e.g. `'val_loss'`)
 
 # %% ../nbs/05_train.ipynb #91000aa6
 @dataclass
 class FitResult:
     "What `fit` returns: the model with its best weights loaded, the per-epoch history and where the best was."
-    model: nn.Module
-    history: list
-    best_epoch: int | None
-    best_score: float | None
-    monitor: str
-    stopped_early: bool
-    train_seconds: float
-    checkpoint_path: str | None = None
+    model: nn.Module  # the model with its best weights loaded, in eval mode
+    history: list  # one dict of metrics per epoch
+    best_epoch: int | None  # epoch (0-based) of the best monitored score
+    best_score: float | None  # best value of the monitored metric
+    monitor: str  # the metric early stopping watched
+    stopped_early: bool  # training stopped before `epochs` (patience or a callback)
+    train_seconds: float  # seconds spent in training epochs (resumed runs included)
+    checkpoint_path: str | None = None  # where the checkpoint was written; None: nowhere
     def __repr__(self):
         return (f"FitResult(epochs={len(self.history)}, best_epoch={self.best_epoch}, {self.monitor}={self.best_score}, "
                 f"stopped_early={self.stopped_early}, train_seconds={self.train_seconds:.1f})")
@@ -395,15 +422,50 @@ def _save_progress(path, model, opt, state, best_sd, meta, fit_args) -> None:
           'bad_epochs': state.bad_epochs, 'fit_args': fit_args}
     save_checkpoint(path, model, state_dict=best_sd, train_state=ts, **meta)
 
+# %% ../nbs/05_train.ipynb #f7d43f2c
+def _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, train_seconds, *,
+               lr, schedule, seed, batch_size, augment, device, min_delta) -> tuple[dict, dict | None]:
+    "One epoch of `fit`: learning-rate schedule, training, validation, early-stopping bookkeeping; `(history row, best weights)`."
+    state.epoch = epoch
+    if schedule == 'cosine':
+        for g in opt.param_groups: g['lr'] = lr * 0.5 * (1 + math.cos(math.pi * epoch / state.epochs))
+    _call(callbacks, 'on_epoch_start', state)
+    row = _train_epoch(model, train_data, opt, loss_fn, state, callbacks, seeds=_epoch_seeds(seed, epoch),
+                       batch_size=batch_size, augment=augment, device=device)
+    row['train_seconds_total'] = train_seconds + row['epoch_seconds']
+    if val_data is not None: row.update(_validate(model, val_data, batch_size, device))
+    best_sd = _early_stopping(state, model, row[state.monitor], _MONITORS[state.monitor], min_delta) or best_sd
+    state.history.append(row)
+    return row, best_sd
+
 # %% ../nbs/05_train.ipynb #6f6d35e2
-def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, *, epochs: int = 30, lr: float = 1e-3,
-        batch_size: int = 64, optimizer: str = 'adam', weight_decay: float = 0.0, schedule: str | None = None,
-        patience: int | None = 5, monitor: str | None = None, min_delta: float = 0.0, seed: int = 0,
-        loss: Callable | None = None, augment: Callable | None = None, callbacks: Sequence = (),
-        checkpoint_path=None, resume_from=None, progress: bool = True, device: str = 'cpu',
-        class_names: Sequence[str] | None = None, fs: float | None = None, config_hash: str | None = None,
-        num_threads: int | None = None) -> FitResult:
-    "Train `model` on `train_data` with early stopping on `val_data`; see the notebook for the details."
+def fit(model: nn.Module,                         # a registry model (`create_model`)
+        train_data: Dataset,                      # window dataset: items `(x [1, L] float32, label, record_id)`
+        val_data: Dataset | None = None,          # validation windows for early stopping; None: monitor `train_loss`
+        *,
+        epochs: int = 30,                         # maximum number of epochs
+        lr: float = 1e-3,                         # learning rate (peak, with `schedule`)
+        batch_size: int = 64,                     # windows per batch
+        optimizer: str = 'adam',                  # 'adam', 'adamw' or 'sgd' (momentum 0.9)
+        weight_decay: float = 0.0,                # weight decay of the optimizer
+        schedule: str | None = None,              # None (constant lr) or 'cosine' (cosine decay over `epochs`)
+        patience: int | None = 5,                 # stop after this many epochs without improvement; None: never
+        monitor: str | None = None,               # 'val_loss', 'val_acc', 'val_record_acc' or 'train_loss'; None: 'val_loss' with `val_data`, else 'train_loss'
+        min_delta: float = 0.0,                   # smallest change of the monitored metric that counts as an improvement
+        seed: int = 0,                            # seed of the batch order and augmentation (the run is reproducible)
+        loss: Callable | None = None,             # `loss(logits, y, x)`; None: `ClassificationLoss()`
+        augment: Callable | None = None,          # `augment(x, generator) -> x` applied to training batches; None: none
+        callbacks: Sequence = (),                 # `Callback` objects called at fit, epoch and batch events
+        checkpoint_path=None,                     # file the best weights and the resume state are written to after each epoch; None: none
+        resume_from=None,                         # checkpoint of an interrupted run to continue exactly
+        progress: bool = True,                    # show a progress bar
+        device: str = 'cpu',                      # torch device, e.g. `'cpu'`
+        class_names: Sequence[str] | None = None, # class names in label order; None: the training data's
+        fs: float | None = None,                  # sampling rate stored in the checkpoint; None: the training data's
+        config_hash: str | None = None,           # data config hash stored in the checkpoint; None: the training data's
+        num_threads: int | None = None,           # torch threads during training (restored afterwards); None: leave as set
+       )->FitResult:
+    "Train `model` on `train_data`: the best weights by `monitor` are kept, training stops after `patience` epochs without improvement; a `checkpoint_path` makes the run resumable (`resume_from`)."
     monitor = _fit_monitor(epochs, batch_size, schedule, monitor, val_data)
     meta = _fit_meta(model, train_data, val_data, class_names, fs, config_hash)
     loss_fn = loss if loss is not None else ClassificationLoss()
@@ -417,19 +479,14 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     train_seconds = float(state.history[-1]['train_seconds_total']) if state.history else 0.0
     try:
         _call(callbacks, 'on_fit_start', state)
-        bar = tqdm(range(start, epochs), desc='epochs', disable=not progress, initial=start, total=epochs)
+        shown = any(getattr(cb, 'replaces_progress', False) for cb in callbacks or ())   # e.g. a TrainingMonitor
+        bar = tqdm(range(start, epochs), desc='epochs', disable=not progress or shown, initial=start, total=epochs)
         for epoch in bar:
             if state.stop or (patience is not None and state.bad_epochs >= patience): break
-            state.epoch = epoch
-            if schedule == 'cosine':
-                for g in opt.param_groups: g['lr'] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
-            _call(callbacks, 'on_epoch_start', state)
-            row = _train_epoch(model, train_data, opt, loss_fn, state, callbacks, seeds=_epoch_seeds(seed, epoch),
-                               batch_size=batch_size, augment=augment, device=device)
-            train_seconds += row['epoch_seconds']; row['train_seconds_total'] = train_seconds
-            if val_data is not None: row.update(_validate(model, val_data, batch_size, device))
-            best_sd = _early_stopping(state, model, row[monitor], _MONITORS[monitor], min_delta) or best_sd
-            state.history.append(row)
+            row, best_sd = _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, train_seconds,
+                                      lr=lr, schedule=schedule, seed=seed, batch_size=batch_size, augment=augment,
+                                      device=device, min_delta=min_delta)
+            train_seconds = row['train_seconds_total']
             bar.set_postfix({k: f"{row[k]:.4g}" for k in ('train_loss', monitor) if k in row})
             _call(callbacks, 'on_epoch_end', state)
             if checkpoint_path is not None: _save_progress(checkpoint_path, model, opt, state, best_sd, meta, fit_args)
@@ -447,8 +504,14 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
 
 # %% ../nbs/05_train.ipynb #6cfb818f
 @torch.no_grad()
-def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 256, device: str = 'cpu', progress: bool = False,
-            check_labels: bool = True):
+def predict(model: nn.Module,          # a trained model
+            dataset: Dataset,          # window dataset: items `(x [1, L] float32, label, record_id)`
+            *,
+            batch_size: int = 256,     # windows per forward pass
+            device: str = 'cpu',       # torch device, e.g. `'cpu'`
+            progress: bool = False,    # show a progress bar
+            check_labels: bool = True, # check the dataset's labels and class names against the model first
+           ):
     "Window probabilities `[N, C]` (float32), labels `[N]`, record ids `[N]` and the mean cross-entropy."
     n_classes = int(getattr(model, 'n_classes'))
     if check_labels:
@@ -508,11 +571,11 @@ class _Metrics:
 @dataclass(repr=False)
 class Evaluation(_Metrics):
     "Window probabilities with labels and record ids; window- and record-level metrics derived on demand."
-    probs: np.ndarray
-    labels: np.ndarray
-    record_ids: np.ndarray
-    class_names: list | None = None
-    loss: float = float('nan')
+    probs: np.ndarray  # window probabilities, `[N, C]`
+    labels: np.ndarray  # true labels, `[N]`
+    record_ids: np.ndarray  # record of each window, `[N]`
+    class_names: list | None = None  # class names in label order; None: `class_0` ...
+    loss: float = float('nan')  # mean cross-entropy of the windows
     def __post_init__(self):
         self.probs, self.labels, self.record_ids = np.asarray(self.probs), np.asarray(self.labels), np.asarray(self.record_ids)
         if not (len(self.probs) == len(self.labels) == len(self.record_ids)):
@@ -541,8 +604,15 @@ class Evaluation(_Metrics):
     def record_acc(self) -> float: return float((self.record_pred == self.record_labels).mean())
 
 # %% ../nbs/05_train.ipynb #4c51a54f
-def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int = 256, device: str = 'cpu', progress: bool = False,
-             class_names: Sequence[str] | None = None, check_labels: bool = True) -> Evaluation:
+def evaluate(model: nn.Module,                         # a trained model, or the path of a checkpoint
+             dataset: Dataset,                         # window dataset: items `(x [1, L] float32, label, record_id)`
+             *,
+             batch_size: int = 256,                    # windows per forward pass
+             device: str = 'cpu',                      # torch device, e.g. `'cpu'`
+             progress: bool = False,                   # show a progress bar
+             class_names: Sequence[str] | None = None, # class names in label order; None: the dataset's
+             check_labels: bool = True,                # check the dataset's labels and class names against the model first
+            )->Evaluation:
     "Evaluate `model` (or a checkpoint path) on `dataset` at window and record level (soft vote)."
     if isinstance(model, (str, os.PathLike)): model, _ = load_checkpoint(model, **data_expectations(dataset))
     probs, labels, rids, loss = predict(model, dataset, batch_size=batch_size, device=device, progress=progress,
@@ -551,13 +621,16 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int = 256, devic
     return Evaluation(probs, labels, rids, names, loss)
 
 # %% ../nbs/05_train.ipynb #708d2465
-def evaluate_snr(model: nn.Module, datasets: Mapping[str, Dataset], **kw) -> dict[str, Evaluation]:
+def evaluate_snr(model: nn.Module,                # a trained model, or the path of a checkpoint
+                 datasets: Mapping[str, Dataset], # `{name: dataset}`, e.g. one per SNR
+                 **kw,                            # passed to `evaluate`
+                )->dict[str, Evaluation]:
     "Evaluate `model` on each named dataset (e.g. `{'clean': test, 'snr5': test_snr5}`)."
     if not datasets: raise ValueError("datasets: expected a non-empty dict name -> dataset")
     return {name: evaluate(model, ds, **kw) for name, ds in datasets.items()}
 
 # %% ../nbs/05_train.ipynb #d5ec4e01
-def snr_table(evals: Mapping[str, Evaluation]) -> dict[str, dict]:
+def snr_table(evals: Mapping[str, Evaluation]) -> dict[str, dict]:  # `{name: Evaluation}` from `evaluate_snr`
     "`{name: {'window_acc', 'record_acc', 'macro_f1'}}` from `evaluate_snr` output."
     return {k: {m: v.summary()[m] for m in ('window_acc', 'record_acc', 'macro_f1')} for k, v in evals.items()}
 
@@ -568,7 +641,10 @@ def _correct(ev: Evaluation, level: str):
     raise ValueError(f"level: got {level!r}; allowed: 'record', 'window'")
 
 # %% ../nbs/05_train.ipynb #1d295833
-def mcnemar(a: Evaluation, b: Evaluation, level: str = 'record') -> dict:
+def mcnemar(a: Evaluation,         # evaluation of the first model
+            b: Evaluation,         # evaluation of the second model on the same windows
+            level: str = 'record', # 'record' (soft vote) or 'window'
+           )->dict:
     "Exact McNemar test of `a` vs `b` on the same records: `{'n10', 'n01', 'pvalue', 'acc_a', 'acc_b'}`."
     from scipy.stats import binomtest
     ia, ca = _correct(a, level); ib, cb = _correct(b, level)
@@ -580,8 +656,13 @@ def mcnemar(a: Evaluation, b: Evaluation, level: str = 'record') -> dict:
     return {'n10': n10, 'n01': n01, 'pvalue': p, 'acc_a': float(ca.mean()), 'acc_b': float(cb.mean()), 'level': level}
 
 # %% ../nbs/05_train.ipynb #ffd98ffd
-def summarize_runs(evals: Sequence[Evaluation], metric: str = 'record_acc', *, n_boot: int = 2000, ci: float = 0.95,
-                   seed: int = 0) -> dict:
+def summarize_runs(evals: Sequence[Evaluation], # one `Evaluation` per run (e.g. per seed), same records
+                   metric: str = 'record_acc',  # 'record_acc' or 'window_acc'
+                   *,
+                   n_boot: int = 2000,          # bootstrap resamples
+                   ci: float = 0.95,            # confidence level of the interval
+                   seed: int = 0,               # seed of the bootstrap
+                  )->dict:
     "Mean, std (ddof=1) over runs and a bootstrap `ci` interval over records for `record_acc` or `window_acc`."
     if not evals: raise ValueError("evals: expected at least one Evaluation")
     if metric not in ('record_acc', 'window_acc'): raise ValueError(f"metric: got {metric!r}; allowed: 'record_acc', 'window_acc'")
@@ -684,8 +765,14 @@ def _features_chunk(x, fs, bands, speed, speed_range, n_log_bands):
     return np.stack(time_f + freq_f + _envelope_features(x, fs, rms), 1).astype(np.float32)
 
 # %% ../nbs/05_train.ipynb #6e7bcd42
-def classical_features(x, fs: float, *, speed_hz=None, cfg: DataConfig | None = None, n_log_bands: int = 12,
-                       chunk: int = 256) -> tuple[np.ndarray, list[str]]:
+def classical_features(x,                             # windows, `[N, L]` or `[N, 1, L]`
+                       fs: float,                     # sampling rate, Hz
+                       *,
+                       speed_hz=None,                 # shaft speed per window (or one), Hz; None: the order bands span the config speed range
+                       cfg: DataConfig | None = None, # data config (operating speed range); None: defaults
+                       n_log_bands: int = 12,         # number of log-spaced spectral bands
+                       chunk: int = 256,              # windows per vectorised chunk (bounds memory)
+                      )->tuple[np.ndarray, list[str]]:
     "Time, frequency and envelope features of windows `x` (`[N, L]` or `[N, 1, L]`) -> `(features [N, F], names)`."
     x = np.asarray(x)
     if x.ndim == 3 and x.shape[1] == 1: x = x[:, 0]
@@ -712,13 +799,22 @@ def _window_speeds(dataset, default):
 # %% ../nbs/05_train.ipynb #8fa90b6b
 class ClassicalBaseline:
     "Classical features + random forest (scikit-learn); `fit(dataset)`, `evaluate(dataset) -> Evaluation`."
-    def __init__(self, fs: float | None = None, n_classes: int | None = None, *, n_estimators: int = 300, seed: int = 0,
-                 n_jobs: int = 1, speed_hz: float | None = None, cfg: DataConfig | None = None, batch_size: int = 512,
-                 progress: bool = False):
+    def __init__(self,
+                 fs: float | None = None,       # sampling rate, Hz; None: the dataset's
+                 n_classes: int | None = None,  # number of classes; None: from the training data's class names or labels
+                 *,
+                 n_estimators: int = 300,       # trees of the random forest
+                 seed: int = 0,                 # seed of the forest
+                 n_jobs: int = 1,               # worker processes of the forest
+                 speed_hz: float | None = None, # shaft speed, Hz, for data without per-record speeds; None: order bands span the config speed range
+                 cfg: DataConfig | None = None, # data config (operating speed range); None: defaults
+                 batch_size: int = 512,         # windows per feature batch
+                 progress: bool = False,        # show a progress bar
+                ):
         self.fs, self.n_classes, self.n_estimators, self.seed, self.n_jobs = fs, n_classes, n_estimators, seed, n_jobs
         self.speed_hz, self.cfg, self.batch_size, self.progress, self.rf = speed_hz, cfg, batch_size, progress, None
 
-    def features(self, dataset):
+    def features(self, dataset):  # window dataset: items `(x [1, L] float32, label, record_id)`
         "`(features, labels, record_ids)` of a dataset."
         fs = self.fs or _dataset_info(dataset)['fs']
         if fs is None: raise ValueError("ClassicalBaseline needs fs (the dataset carries none): pass fs=...")
@@ -732,7 +828,7 @@ class ClassicalBaseline:
             ys.append(y.numpy()); rs.append(np.asarray(r))
         return np.concatenate(feats), np.concatenate(ys).astype(np.int64), np.concatenate(rs).astype(np.int64)
 
-    def fit(self, dataset):
+    def fit(self, dataset):  # training windows
         try: from sklearn.ensemble import RandomForestClassifier
         except ImportError as e: raise ImportError("the classical baseline needs scikit-learn: pip install 'lstm_pfd[ml]'") from e
         Fx, y, _ = self.features(dataset)
@@ -742,7 +838,7 @@ class ClassicalBaseline:
         self.rf = RandomForestClassifier(n_estimators=self.n_estimators, random_state=self.seed, n_jobs=self.n_jobs).fit(Fx, y)
         return self
 
-    def evaluate(self, dataset) -> Evaluation:
+    def evaluate(self, dataset) -> Evaluation:  # windows to evaluate
         if self.rf is None: raise RuntimeError("call fit(train_dataset) before evaluate")
         Fx, y, r = self.features(dataset)
         if y.max() >= self.n_classes: raise ValueError(f"labels reach {y.max()} but the baseline has n_classes={self.n_classes}")
@@ -751,8 +847,16 @@ class ClassicalBaseline:
         return Evaluation(probs, y, r, _dataset_info(dataset)['class_names'])
 
 # %% ../nbs/05_train.ipynb #e45b217f
-def train_throughput(model: nn.Module, window_len: int, *, batch_size: int = 64, n_batches: int = 20, warmup: int = 3,
-                     num_threads: int | None = None, seed: int = 0, device: str = 'cpu') -> dict:
+def train_throughput(model: nn.Module,               # the model to time (trained in place on random data: use a fresh one)
+                     window_len: int,                # samples per window
+                     *,
+                     batch_size: int = 64,           # windows per step
+                     n_batches: int = 20,            # timed steps
+                     warmup: int = 3,                # untimed steps first
+                     num_threads: int | None = None, # torch threads while timing; None: leave as set
+                     seed: int = 0,                  # seed of the random batches
+                     device: str = 'cpu',            # torch device, e.g. `'cpu'`
+                    )->dict:
     "Windows/s of full training steps (forward + backward + Adam) on random `[batch_size, 1, window_len]` batches."
     old = torch.get_num_threads()
     if num_threads: torch.set_num_threads(int(num_threads))

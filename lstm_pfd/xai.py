@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from . import physics
+from .plotting import figure
 from .config import DataConfig
 from .data import open_dataset
 from .train import data_expectations, load_checkpoint
@@ -92,7 +93,13 @@ def _resolve_target(model, xb, target) -> torch.Tensor:
 # %% ../nbs/06_xai.ipynb #309ad1eb
 class ToneDetector(nn.Module):
     "Two-class model with a known answer: logit 1 is `gain` x (squared amplitude of the `f0` tone - `threshold`)."
-    def __init__(self, f0: float, fs: float, length: int, gain: float = 1.0, threshold: float = 0.25):
+    def __init__(self,
+                 f0: float,               # frequency of the detected tone, Hz
+                 fs: float,               # sampling rate, Hz
+                 length: int,             # window length, samples
+                 gain: float = 1.0,       # scale of logit 1
+                 threshold: float = 0.25, # squared tone amplitude at which logit 1 crosses 0
+                ):
         super().__init__()
         k = round(f0 * length / fs)
         if not 0 < k < length // 2: raise ValueError(f"f0={f0} Hz is not inside (0, fs/2) for fs={fs}, length={length}")
@@ -100,7 +107,7 @@ class ToneDetector(nn.Module):
         n = torch.arange(length, dtype=torch.float64)
         w = torch.stack([torch.cos(2 * math.pi * k * n / length), torch.sin(2 * math.pi * k * n / length)]) * (2 / length)
         self.register_buffer('w', w.float())
-    def forward(self, x):
+    def forward(self, x):  # windows, `[B, 1, length]`
         p = (x[:, 0] @ self.w.T).square().sum(1)              # squared amplitude of the f0 tone
         s = self.gain * (p - self.threshold)
         return torch.stack([torch.zeros_like(s), s], 1)
@@ -158,7 +165,10 @@ def _module_by_name(model, layer):
     return mods[layer], layer
 
 # %% ../nbs/06_xai.ipynb #0a9037e2
-def conv_layers(model, length: int, fs: float | None = None) -> list[dict]:
+def conv_layers(model,                   # a model with `Conv1d` layers
+                length: int,             # window length, samples
+                fs: float | None = None, # sampling rate, Hz, to report the resolution in ms; None: samples only
+               )->list[dict]:
     "Every `Conv1d` of `model` with its output positions for a window of `length` samples (the Grad-CAM resolution)."
     rows, hooks = [], []
     for name, m in model.named_modules():
@@ -247,7 +257,12 @@ def _shap(model, xb, target, *, background=None, n_background: int = 32, nsample
 _IMPL = {'ig': _ig, 'gradcam': _gradcam, 'occlusion': _occlusion, 'shap': _shap}
 
 # %% ../nbs/06_xai.ipynb #18fa9ba0
-def explain_info(model: nn.Module, x, method: str = 'ig', target=None, **kw):
+def explain_info(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
+                 x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+                 method: str = 'ig', # 'ig', 'gradcam', 'occlusion' or 'shap' (`METHODS`)
+                 target=None,        # class to explain: None (the predicted class), an index, or one index per window
+                 **kw,               # the method's options (e.g. `n_steps`, `baseline`, `layer`, `window`, `background`)
+                ):
     "Like `explain`, and also a dict: target per window, seconds, and the method's diagnostics (IG/SHAP completeness gap...)."
     if method not in _IMPL: raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
     allowed = [p for p in inspect.signature(_IMPL[method]).parameters if p not in ('model', 'xb', 'target')]
@@ -263,7 +278,12 @@ def explain_info(model: nn.Module, x, method: str = 'ig', target=None, **kw):
     return restore(a), info
 
 # %% ../nbs/06_xai.ipynb #8b8d5a48
-def explain(model: nn.Module, x, method: str = 'ig', target=None, **kw):
+def explain(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
+            x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+            method: str = 'ig', # 'ig', 'gradcam', 'occlusion' or 'shap' (`METHODS`)
+            target=None,        # class to explain: None (the predicted class), an index, or one index per window
+            **kw,               # the method's options (e.g. `n_steps`, `baseline`, `layer`, `window`, `background`)
+           ):
     "Attribution of `model`'s `target` score (default: predicted class) for `x`, with the shape and type of `x`."
     return explain_info(model, x, method, target, **kw)[0]
 
@@ -271,12 +291,12 @@ def explain(model: nn.Module, x, method: str = 'ig', target=None, **kw):
 @dataclass
 class SpectralAttribution:
     "Frequency attribution: `values[b, k]` for bin `freqs[k]` (Hz); `gap` is the completeness gap per window."
-    freqs: np.ndarray
-    values: np.ndarray
-    target: np.ndarray
-    gap: np.ndarray | None = None
-    method: str = 'ig_fourier'
-    def band_sum(self, bands) -> np.ndarray:
+    freqs: np.ndarray  # bin frequencies, Hz, `[K]`
+    values: np.ndarray  # attribution per window and bin, `[B, K]`
+    target: np.ndarray  # explained class per window, `[B]`
+    gap: np.ndarray | None = None  # completeness gap per window (IG); None: not measured
+    method: str = 'ig_fourier'  # how the values were computed
+    def band_sum(self, bands) -> np.ndarray:  # `[k, 2]` (low, high) bands, Hz
         "Attribution summed inside `bands` (`[k, 2]` Hz), per window."
         m = physics.band_mask(self.freqs, bands)
         return self.values[:, m].sum(1)
@@ -293,8 +313,16 @@ def _spectrum(xb):
     return torch.stack([X.real, X.imag], 1).float()
 
 # %% ../nbs/06_xai.ipynb #c1c8fdc7
-def frequency_attribution(model: nn.Module, x, fs: float, target=None, *, baseline='noise', n_steps: int = 32,
-                          seed: int = 0, internal_batch_size: int | None = None) -> SpectralAttribution:
+def frequency_attribution(model: nn.Module,                       # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
+                          x,                                      # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+                          fs: float,                              # sampling rate, Hz
+                          target=None,                            # class to explain: None (the predicted class), an index, or one index per window
+                          *,
+                          baseline='noise',                       # 'noise' (white, the window's RMS), 'zero', a number or an array
+                          n_steps: int = 32,                      # IG integration steps
+                          seed: int = 0,                          # seed of the 'noise' baseline
+                          internal_batch_size: int | None = None, # IG steps evaluated per forward pass; None: all at once
+                         )->SpectralAttribution:
     "Integrated Gradients w.r.t. the real and imaginary parts of `rfft(x)`, summed per frequency bin."
     from captum.attr import IntegratedGradients
     if not fs > 0: raise ValueError(f"fs: got {fs!r}; expected a sampling rate in Hz > 0")
@@ -311,8 +339,17 @@ def frequency_attribution(model: nn.Module, x, fs: float, target=None, *, baseli
     return SpectralAttribution(np.fft.rfftfreq(L, 1 / fs), vals, tgt.numpy(), gap)
 
 # %% ../nbs/06_xai.ipynb #78bc7ff8
-def band_occlusion(model: nn.Module, x, fs: float, target=None, *, band_hz: float = 10.0, fmax: float | None = None,
-                   baseline='zero', seed: int = 0, batch_size: int = 64) -> SpectralAttribution:
+def band_occlusion(model: nn.Module,          # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
+                   x,                         # one window (`[L]` or `[1, L]`), numpy or torch
+                   fs: float,                 # sampling rate, Hz
+                   target=None,               # class to explain: None (the predicted class), an index, or one index per window
+                   *,
+                   band_hz: float = 10.0,     # width of each occluded band, Hz
+                   fmax: float | None = None, # highest occluded frequency, Hz; None: fs/2
+                   baseline='zero',           # spectrum put in the band: 'zero', 'noise', a number or an array
+                   seed: int = 0,             # seed of the 'noise' baseline
+                   batch_size: int = 64,      # occluded windows per forward pass
+                  )->SpectralAttribution:
     "Drop of the target logit when each `band_hz`-wide band of the spectrum is replaced by the baseline's; one window."
     xb, _ = _to_batch(x)
     if xb.shape[0] != 1: raise ValueError(f"band_occlusion explains one window at a time, got a batch of {xb.shape[0]}")
@@ -350,8 +387,16 @@ def _physics_bands(fault, speed_hz: float, fs: float, mains_hz: float | None = N
         return bands, None
 
 # %% ../nbs/06_xai.ipynb #6bf834a7
-def band_alignment(spec: SpectralAttribution, fault=None, speed_hz=None, *, fs: float | None = None, bands=None,
-                   control=None, positive_only: bool = False, mains_hz: float | None = None) -> dict:
+def band_alignment(spec: SpectralAttribution,     # frequency attribution of one window
+                   fault=None,                    # class whose catalogue bands are expected (name, alias or index)
+                   speed_hz=None,                 # shaft speed of the window, Hz
+                   *,
+                   fs: float | None = None,       # sampling rate, Hz; None: twice the highest bin
+                   bands=None,                    # expected `[k, 2]` bands, Hz, instead of the catalogue's
+                   control=None,                  # control `[k, 2]` bands, Hz, instead of `physics.control_bands`
+                   positive_only: bool = False,   # count only attribution for the target (positive values)
+                   mains_hz: float | None = None, # mains frequency the control bands avoid; None: none
+                  )->dict:
     "Share of |frequency attribution| in `fault`'s expected bands at `speed_hz` vs equal-width control bands (one window)."
     v = np.asarray(spec.values, float)
     if v.ndim == 2 and len(v) != 1:
@@ -382,13 +427,13 @@ def _alignment_scores(spec: SpectralAttribution, bands, control, positive_only: 
 @dataclass
 class Faithfulness:
     "Deletion/insertion curves (target probability vs fraction changed) and AUCs, with the random-order reference."
-    fraction: np.ndarray
-    deletion: np.ndarray
-    insertion: np.ndarray
-    deletion_random: np.ndarray
-    insertion_random: np.ndarray
-    target: int
-    auc: dict = field(default_factory=dict)
+    fraction: np.ndarray  # fraction of the window changed, `[n_segments + 1]`
+    deletion: np.ndarray  # target probability as the top-ranked segments are removed
+    insertion: np.ndarray  # target probability as the top-ranked segments are put back into the baseline
+    deletion_random: np.ndarray  # mean deletion curve over random orderings
+    insertion_random: np.ndarray  # mean insertion curve over random orderings
+    target: int  # explained class
+    auc: dict = field(default_factory=dict)  # areas under the four curves (`'deletion'`, `'insertion'`, ...)
 
 # %% ../nbs/06_xai.ipynb #c600a876
 def _auc(y, x): return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2)
@@ -405,8 +450,17 @@ def _curves(model, xb, b, order, target, seg_of, batch_size):
     return p[:n + 1], p[n + 1:]
 
 # %% ../nbs/06_xai.ipynb #2ea3b1aa
-def deletion_insertion(model: nn.Module, x, attribution, target=None, *, n_segments: int = 32, baseline='zero',
-                       n_random: int = 5, seed: int = 0, batch_size: int = 64) -> Faithfulness:
+def deletion_insertion(model: nn.Module,     # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
+                       x,                    # one window (`[L]` or `[1, L]`), numpy or torch
+                       attribution,          # attribution of `x`, same shape
+                       target=None,          # class to explain: None (the predicted class), an index, or one index per window
+                       *,
+                       n_segments: int = 32, # segments the window is cut into
+                       baseline='zero',      # what a removed segment becomes: 'zero', 'noise', a number or an array
+                       n_random: int = 5,    # random orderings averaged for the reference
+                       seed: int = 0,        # seed of the random orderings and baseline
+                       batch_size: int = 64, # perturbed windows per forward pass
+                      )->Faithfulness:
     "Deletion and insertion curves of one window for `attribution` (same shape as `x`) and for random orderings."
     xb, _ = _to_batch(x)
     ab, _ = _to_batch(attribution, 'attribution')
@@ -440,7 +494,14 @@ def _reinitialised(model: nn.Module, seed: int) -> nn.Module:
     return m
 
 # %% ../nbs/06_xai.ipynb #bc60f12b
-def randomization_check(model: nn.Module, x, method: str = 'ig', target=None, *, seed: int = 0, **kw) -> dict:
+def randomization_check(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
+                        x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+                        method: str = 'ig', # attribution method (`METHODS`)
+                        target=None,        # class to explain: None (the predicted class), an index, or one index per window
+                        *,
+                        seed: int = 0,      # seed of the re-initialisation
+                        **kw,               # the method's options
+                       )->dict:
     "Spearman correlations (signed and of |.|) between the attributions of `model` and of a re-initialised copy."
     from scipy.stats import spearmanr
     a, info = explain_info(model, x, method, target, **kw)
@@ -451,12 +512,17 @@ def randomization_check(model: nn.Module, x, method: str = 'ig', target=None, *,
 
 # %% ../nbs/06_xai.ipynb #8334a255
 def _ax(ax, figsize=(9, 2.6)):
-    if ax is not None: return ax
-    import matplotlib.pyplot as plt
-    return plt.subplots(figsize=figsize)[1]
+    "`ax`, or the axes of a new figure (`plotting.figure`: shown as an image in Jupyter, no pyplot)."
+    return ax if ax is not None else figure(figsize).subplots()
 
 # %% ../nbs/06_xai.ipynb #f3a991cf
-def plot_attribution(x, attribution, fs: float, ax=None, title: str = '', cmap: str = 'RdBu_r'):
+def plot_attribution(x,                    # one window (`[L]` or `[1, L]`), numpy or torch
+                     attribution,          # its attribution, same length
+                     fs: float,            # sampling rate, Hz
+                     ax=None,              # axes to draw on; None: a new figure
+                     title: str = '',      # axes title
+                     cmap: str = 'RdBu_r', # diverging colour map of the attribution
+                    ):
     "The window (black) over a colour band of its attribution (red: for the target, blue: against)."
     x = np.asarray(torch.as_tensor(x).cpu(), float).ravel(); a = np.asarray(torch.as_tensor(attribution).cpu(), float).ravel()
     ax = _ax(ax)
@@ -469,7 +535,14 @@ def plot_attribution(x, attribution, fs: float, ax=None, title: str = '', cmap: 
     return ax
 
 # %% ../nbs/06_xai.ipynb #cfb44213
-def plot_spectrum(spec: SpectralAttribution, bands=None, control=None, ax=None, fmax: float | None = None, title: str = '', i: int = 0):
+def plot_spectrum(spec: SpectralAttribution, # frequency attribution
+                  bands=None,                # expected `[k, 2]` bands to shade green, Hz
+                  control=None,              # control `[k, 2]` bands to shade grey, Hz
+                  ax=None,                   # axes to draw on; None: a new figure
+                  fmax: float | None = None, # upper frequency limit, Hz; None: fs/2
+                  title: str = '',           # axes title
+                  i: int = 0,                # which window of `spec` to draw
+                 ):
     "Frequency attribution per bin with the expected bands (green) and control bands (grey) shaded."
     ax = _ax(ax)
     ax.plot(spec.freqs, spec.values[i], lw=0.8, color='C3')
@@ -483,7 +556,10 @@ def plot_spectrum(spec: SpectralAttribution, bands=None, control=None, ax=None, 
     return ax
 
 # %% ../nbs/06_xai.ipynb #a2aa6696
-def plot_faithfulness(f: Faithfulness, ax=None, title: str = ''):
+def plot_faithfulness(f: Faithfulness, # deletion/insertion curves of `deletion_insertion`
+                      ax=None,         # axes to draw on; None: a new figure
+                      title: str = '', # axes title
+                     ):
     "Deletion (falling) and insertion (rising) curves against their random-order references (dashed)."
     ax = _ax(ax, (4.5, 3))
     ax.plot(f.fraction, f.deletion, 'C0', label=f"deletion AUC {f.auc['deletion']:.2f}")
@@ -495,11 +571,23 @@ def plot_faithfulness(f: Faithfulness, ax=None, title: str = ''):
     return ax
 
 # %% ../nbs/06_xai.ipynb #32133cb0
-def explain_window_figure(model: nn.Module, x, fs: float, *, method: str = 'ig', target=None, fault=None,
-                          speed_hz: float | None = None, title: str = '', n_segments: int = 32, n_steps: int = 32,
-                          fmax: float | None = None, mains_hz: float | None = None, **kw):
+def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
+                          x,                             # one window (`[L]` or `[1, L]`), numpy or torch
+                          fs: float,                     # sampling rate, Hz
+                          *,
+                          method: str = 'ig',            # attribution method of the time panel (`METHODS`)
+                          target=None,                   # class to explain: None (the predicted class), an index, or one index per window
+                          fault=None,                    # class whose expected bands are shaded (with `speed_hz`); None: none
+                          speed_hz: float | None = None, # shaft speed of the window, Hz
+                          title: str = '',               # added to the first panel title
+                          n_segments: int = 32,          # segments of the deletion/insertion curves
+                          n_steps: int = 32,             # IG steps (time IG and Fourier IG)
+                          fmax: float | None = None,     # upper frequency limit of the spectrum panel, Hz
+                          mains_hz: float | None = None, # mains frequency the control bands avoid
+                          class_names=None,              # the model's class names (e.g. a data file's); None: `physics.class_names(C)`
+                          **kw,                          # options of `method`
+                         ):
     "Figure (time attribution, Fourier IG with expected bands, deletion/insertion) for one window, and a summary dict."
-    from matplotlib.figure import Figure
     xb, _ = _to_batch(x)
     if xb.shape[0] != 1: raise ValueError(f"explain_window_figure takes one window, got a batch of {xb.shape[0]}")
     if method == 'ig': kw.setdefault('n_steps', n_steps)
@@ -511,9 +599,10 @@ def explain_window_figure(model: nn.Module, x, fs: float, *, method: str = 'ig',
     if fault is not None and speed_hz is not None:
         bands, control = _physics_bands(fault, speed_hz, fs, mains_hz)
         ba = _alignment_scores(spec, bands, control)
-    fig = Figure(figsize=(15, 3.4), layout='constrained')
+    fig = figure((15, 3.4))
     axs = fig.subplots(1, 3, gridspec_kw={'width_ratios': [2, 2, 1.2]})
-    lab = physics.class_names(int(_logits(model, xb).shape[1]))[tgt]
+    C = int(_logits(model, xb).shape[1])
+    lab = (list(class_names) if class_names is not None else list(physics.class_names(C)))[tgt]
     plot_attribution(xb[0, 0], a[0, 0], fs, ax=axs[0], title=f"{method} for '{lab}' {title}".strip())
     sub = f"Fourier IG, gap {spec.gap[0]:.2g}" + (f"; alignment {ba['alignment']:.2f}" if ba and np.isfinite(ba['alignment']) else '')
     plot_spectrum(spec, bands, control, ax=axs[1], fmax=fmax, title=sub)
@@ -543,9 +632,21 @@ def _shap_background(ds, n_background: int, seed: int) -> np.ndarray:
     return ds.windows('train', rows=rows).windows()
 
 # %% ../nbs/06_xai.ipynb #7f41364d
-def explain_record_figure(checkpoint, dataset, record: int, *, method: str = 'ig', out=None, split: str = 'test',
-                          window: int = 0, target=None, n_steps: int = 32, n_background: int = 32, seed: int = 0,
-                          dpi: int = 120, **kw):
+def explain_record_figure(checkpoint,             # checkpoint file of the model
+                          dataset,                # path of a dataset file (`build_dataset`, `import_recordings`)
+                          record: int,            # record row within `split`
+                          *,
+                          method: str = 'ig',     # attribution method (`METHODS`)
+                          out=None,               # image file to save the figure to; None: not saved
+                          split: str = 'test',    # 'train', 'val' or 'test'
+                          window: int = 0,        # window index within the record
+                          target=None,            # class to explain: None (the predicted class), an index, or one index per window
+                          n_steps: int = 32,      # IG steps
+                          n_background: int = 32, # training records drawn as SHAP background
+                          seed: int = 0,          # seed of IG noise baselines and the SHAP background
+                          dpi: int = 120,         # resolution of the saved image
+                          **kw,                   # options of `method`
+                         ):
     "Explain window `window` of record `record` (row of `split`) of a dataset file with a checkpoint; save to `out`."
     with open_dataset(dataset) as ds:
         wds, x, label, speed = _record_window(ds, split, record, window)
@@ -558,7 +659,7 @@ def explain_record_figure(checkpoint, dataset, record: int, *, method: str = 'ig
     fault = names[label]
     fig, summary = explain_window_figure(model, x, fs, method=method, target=target, fault=fault, speed_hz=speed,
                                          title=f"(record {record}, window {window}, true '{fault}')", n_steps=n_steps,
-                                         mains_hz=mains, **kw)
+                                         mains_hz=mains, class_names=names, **kw)
     summary.update(record=int(record), window=int(window), split=split, label=label, label_name=fault, speed_hz=speed,
                    checkpoint=str(checkpoint))
     if out is not None: fig.savefig(out, dpi=dpi); summary['out'] = str(out)

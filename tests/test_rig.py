@@ -295,8 +295,6 @@ def test_explain_a_record_of_an_own_class(tmp_path, caplog):
     assert "'rub' is not in the fault catalogue" in caplog.text
 
 
-@pytest.mark.xfail(reason="xai.explain_window_figure names the target from physics.class_names(n) instead of the "
-                          "checkpoint's/file's class names (06_xai)")
 def test_explain_names_the_target_from_the_file_classes(tmp_path):
     assert _explained(tmp_path)['target_name'] in ('rub', 'whip')
 

@@ -342,3 +342,14 @@ def test_unreadable_checkpoints_are_refused_in_one_line(tmp_path, capsys, data):
         with pytest.raises(CheckpointMismatch):
             fit(create_model('compact', n_classes=4, seed=0), data[0], epochs=1, progress=False, resume_from=tmp_path / name)
     assert 'this must never run' not in capsys.readouterr().out
+
+
+def test_a_callback_that_shows_progress_replaces_the_bar(data, capsys):
+    "A callback with `replaces_progress = True` (e.g. explorers.TrainingMonitor) switches fit's tqdm bar off."
+    class Shows(Callback):
+        replaces_progress = True
+    train, val = data
+    for cbs, shown in (((), True), ((Shows(),), False)):
+        fit(create_model('compact', n_classes=4, seed=0), train, val, epochs=1, batch_size=64, seed=0, progress=True, callbacks=cbs)
+        err = capsys.readouterr().err
+        assert ('epochs' in err) == shown, err[-300:]

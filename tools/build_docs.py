@@ -101,6 +101,9 @@ def _skip(cell, flags: set[str]) -> bool:
     return bool(flags & d.keys())
 
 
+_re_no_output = re.compile(r'^(\s*#\s*\|\s*no-output)\s*$', re.M)
+
+
 def execute_one(rel: str, timeout: int) -> tuple[str, float, int]:
     "Execute nbs/`rel` (cwd: its folder) into docs/_src/exec/`rel`; returns (rel, seconds, skipped cells)."
     import nbformat
@@ -132,6 +135,8 @@ def execute_one(rel: str, timeout: int) -> tuple[str, float, int]:
                        resources={'metadata': {'path': str(src.parent)}}).execute()
             finally:  # a km passed in is not shut down by nbclient
                 if km.has_kernel: km.shutdown_kernel(now=True)
+    for c in nb.cells:  # nbdev's processing keeps only `#| key: value` directives: give `#| no-output` its value
+        if c.cell_type == 'code': c.source = _re_no_output.sub(r'\1: true', c.source)
     dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
     return rel, time.time() - t0, skipped
@@ -340,9 +345,13 @@ def source_url(obj) -> str | None:
 def param_docs(obj) -> dict[str, dict]:
     """Parameters of a callable (class: its constructor) as {name: {anno, default, docment}} from nbdev
     docments comments or a numpy-style docstring; `self`/`cls` left out. {} when there are none or no source."""
-    import inspect
+    import dataclasses, inspect
     from fastcore.docments import docments
-    try: d = docments(obj, full=True, returns=False)
+    if inspect.isclass(obj) and not dataclasses.is_dataclass(obj):
+        # a constructor inherited from object, torch or an exception is not this package's API
+        pkg = obj.__module__.split('.')[0]
+        if not (getattr(obj.__init__, '__module__', None) or '').split('.')[0] == pkg: return {}
+    try: d = docments(obj, full=True, returns=False, args_kwargs=True)  # `**kw,  # comment` counts too
     except Exception: return {}  # noqa: BLE001 - builtins, C extensions, objects without source
     return {k: v for k, v in d.items() if k not in ('self', 'cls', 'return')}
 
