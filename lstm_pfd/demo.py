@@ -20,6 +20,7 @@ import numpy as np
 from . import __version__, physics
 from .config import DataConfig
 from .utils import atomic_write
+from .plotting import figure
 from .physics import expected_bands
 
 _log = logging.getLogger(__name__)
@@ -30,9 +31,8 @@ __all__ = ['REPORT_SECTIONS', 'FLEET_DEMO', 'FLEET_TRACK', 'FLEET_EPOCHS', 'FLEE
 
 # %% ../nbs/11_demo.ipynb #d3b4b359
 def _figure(nrows=1, ncols=1, figsize=(8, 3)):
-    "A pyplot-free figure with constrained layout and a 2-D array of axes."
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=figsize, layout='constrained')
+    "A pyplot-free figure (`plotting.figure`: it shows as an image in a fresh kernel) and a 2-D array of axes."
+    fig = figure(figsize)
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 # %% ../nbs/11_demo.ipynb #87876fc1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from fastcore.basics import patch
+from .plotting import figure
 
 from . import physics
 from .config import DataConfig, NoiseConfig
@@ -74,12 +75,8 @@ def _widgets():
 
 # %% ../nbs/08_explorers.ipynb #5c4a36ac
 def _figure(figsize, dpi):
-    "A pyplot-free matplotlib figure on an Agg canvas."
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=figsize, dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
+    "A pyplot-free matplotlib figure on an Agg canvas (`plotting.figure`, no layout engine: the explorers place their axes)."
+    return figure(figsize, layout=None, dpi=dpi)
 
 # %% ../nbs/08_explorers.ipynb #d43f9c2a
 def _canvas_png(canvas) -> bytes:
