@@ -145,7 +145,7 @@ class Machine:
 # %% ../nbs/01a_fleet.ipynb #fcca6f58
 def reference_machine(cfg:DataConfig | None=None, # data config (None: the default `DataConfig()`)
                      )->Machine:
-    "Today's single idealised machine of `cfg`: its speed, bearing and oil; identity transfer path; no background."
+    "The idealised machine of a single-machine `cfg`: its speed, bearing and oil; identity transfer path; no background."
     cfg = cfg or DataConfig()
     grade = next((g for g, o in ISO_VG_OILS.items() if o['name'] == cfg.bearing.oil.name), 0)
     return Machine(id=-1, seed=0, speed_hz=cfg.signal.nominal_speed_hz, clearance_ratio=cfg.bearing.clearance_m / cfg.bearing.radius_m,
