@@ -228,6 +228,24 @@ def _check_target(path: Path, overwrite: bool):
     if not path.parent.is_dir(): raise FileNotFoundError(f"folder {path.parent} does not exist (create it first: it is never created here)")
 
 
+# %% ../nbs/03_data.ipynb #b0a76d5f
+def _start_file(f: h5py.File, cfg: DataConfig, plan: dict) -> dict:
+    "Write the header of a new dataset file `f`; return one `_GroupWriter` per split and per SNR copy of the test split."
+    ds, N = cfg.dataset, cfg.signal.n_samples
+    f.attrs.update(config=cfg.to_yaml(), config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
+                   fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
+                   format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
+    n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
+    writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
+    writers.update({_snr_group(snr): _GroupWriter(f, _snr_group(snr), n_split['test'], N) for snr in ds.snr_db})
+    for snr in ds.snr_db:  # say, in the group itself, how its records derive from the test split
+        writers[_snr_group(snr)].g.attrs.update(derived_from='test', snr_db=float(snr),
+            recipe='add_snr_noise(generate(fault, severity, seed), snr_db, [seed]): white noise at snr_db relative to '
+                   'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
+    f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
+    f.attrs['snr_db'] = list(ds.snr_db)
+    return writers
+
 # %% ../nbs/03_data.ipynb #2429cd50
 def build_dataset(cfg:DataConfig | str, # a data config or a preset name
                   path:str | os.PathLike, # HDF5 file to write
@@ -243,7 +261,6 @@ def build_dataset(cfg:DataConfig | str, # a data config or a preset name
     path = Path(path)
     _check_target(path, overwrite)
     plan, ds = record_plan(cfg), cfg.dataset
-    cfg_yaml, N = cfg.to_yaml(), cfg.signal.n_samples
     tasks = []  # (split name, row indices into plan)
     for si, split in enumerate(ds.SPLITS):
         rows = np.flatnonzero(plan['split'] == si)
@@ -253,18 +270,7 @@ def build_dataset(cfg:DataConfig | str, # a data config or a preset name
     try:
         with atomic_write(path, overwrite=overwrite) as tmp:
             with h5py.File(tmp, 'w') as f:
-                f.attrs.update(config=cfg_yaml, config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                               fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
-                               format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
-                n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
-                writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
-                writers.update({_snr_group(snr): _GroupWriter(f, _snr_group(snr), n_split['test'], N) for snr in ds.snr_db})
-                for snr in ds.snr_db:  # say, in the group itself, how its records derive from the test split
-                    writers[_snr_group(snr)].g.attrs.update(derived_from='test', snr_db=float(snr),
-                        recipe='add_snr_noise(generate(fault, severity, seed), snr_db, [seed]): white noise at snr_db relative to '
-                               'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
-                f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
-                f.attrs['snr_db'] = list(ds.snr_db)
+                writers = _start_file(f, cfg, plan)
                 laws = _fleet_laws(cfg, executor) if cfg.fleet.enabled else None
                 def args(t):
                     if laws is None: return (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2])
@@ -295,6 +301,7 @@ def build_dataset(cfg:DataConfig | str, # a data config or a preset name
     log.info("wrote %s (%d records)", path, len(plan['label']))
     return path
 
+# %% ../nbs/03_data.ipynb #31109847
 def _run_tasks(tasks, args, executor, max_in_flight: int | None = None):
     "Yield task results in order; with an executor keep at most `max_in_flight` tasks submitted."
     if executor is None:
@@ -379,6 +386,7 @@ class RecordTable:
             m &= (self.meta[col] >= lo) & (self.meta[col] <= hi)
         return m
 
+# %% ../nbs/03_data.ipynb #868127fd
 class DatasetFile:
     "An open lstm_pfd dataset file: `ds['train']` is a `RecordTable`; use as a context manager or `close()`."
     def __init__(self,
@@ -406,6 +414,7 @@ class DatasetFile:
     def __repr__(self):
         return f"DatasetFile({self.path.name}: " + ', '.join(f"{s}={len(self[s])}" for s in self.splits) + f"; fs={self.fs:g} Hz, config {self.config_hash})"
 
+# %% ../nbs/03_data.ipynb #c7705b48
 def open_dataset(path, # dataset file written by `build_dataset` or `import_recordings`
                  verify:bool=False, # check every record's checksum and the file's structure on opening
                 )->DatasetFile:
@@ -558,7 +567,7 @@ class WindowDataset:
                  hop_len:int | None=None, # samples between window starts; default: `window_len`
                  normalize:str | None=None, # per-window normalisation: None, 'zscore' or 'rms'
                  meta:dict | None=None, # further per-record columns (speed, load, ...)
-                 fs:float | None=None, # sampling rate, Hz of the records (None: unknown)
+                 fs:float | None=None, # sampling rate of the records, Hz (None: unknown)
                  class_names:Sequence[str] | None=None, # class names in label order (None: the registry's)
                  config_hash:str | None=None, # hash of the data config that produced the records
                 ):
@@ -599,17 +608,20 @@ class WindowDataset:
         import torch  # imported here: reading, building and windowing data files needs no torch
         return torch.from_numpy(np.ascontiguousarray(self.window(j))[None]), int(self.labels[j]), int(self.record_ids[j])
 
-    def windows(self,
+# %% ../nbs/03_data.ipynb #b26ad047
+def _wd_windows(self:WindowDataset,
                 rows=None, # window indices; None: all windows
                )->np.ndarray:
-        "All windows (or those of `rows`) as one float32 array `[n, 1, L]` (a strided view made contiguous)."
-        v = np.lib.stride_tricks.sliding_window_view(self.signals, self.window_len, axis=1)[:, self.starts]
-        v = v.reshape(-1, self.window_len)
-        if rows is not None: v = v[rows]
-        return np.ascontiguousarray(self._norm(v), dtype=np.float32)[:, None, :]
+    "All windows (or those of `rows`) as one float32 array `[n, 1, L]` (a strided view made contiguous)."
+    v = np.lib.stride_tricks.sliding_window_view(self.signals, self.window_len, axis=1)[:, self.starts]
+    v = v.reshape(-1, self.window_len)
+    if rows is not None: v = v[rows]
+    return np.ascontiguousarray(self._norm(v), dtype=np.float32)[:, None, :]
 
-    @classmethod
-    def from_table(cls,
+WindowDataset.windows = _wd_windows
+
+# %% ../nbs/03_data.ipynb #dbe4167c
+def _wd_from_table(cls,
                    table:RecordTable, # one split of a dataset file
                    *,
                    window_len:int, # samples per window
@@ -619,19 +631,21 @@ class WindowDataset:
                    classes=None, # keep these classes (names or labels); None: all
                    severities=None, # keep these severity slots (names or indices); None: all
                    groups=None, # keep records whose `group` column holds one of these values; None: all
-                   fs=None, # sampling rate, Hz of the records
+                   fs=None, # sampling rate of the records, Hz
                    class_names=None, # class names in label order (None: the table's)
                    config_hash=None, # hash of the data config of the file
                    **ranges, # `column=(lo, hi)`: keep rows with lo <= column <= hi
                   )->'WindowDataset':
-        "Windows of the records of a split (all, `rows`, or those selected by class/severity/group/column ranges)."
-        mask = table.select(classes=classes, severities=severities, groups=groups, **ranges)
-        if rows is not None:
-            keep = np.zeros(len(table), bool); keep[np.asarray(rows)] = True; mask &= keep
-        rows = np.flatnonzero(mask)
-        return cls(table.load(rows), table.labels[rows], table.record_index[rows], window_len=window_len, hop_len=hop_len,
-                   normalize=normalize, meta={k: v[rows] for k, v in table.meta.items()}, fs=fs,
-                   class_names=class_names, config_hash=config_hash)
+    "Windows of the records of a split (all, `rows`, or those selected by class/severity/group/column ranges)."
+    mask = table.select(classes=classes, severities=severities, groups=groups, **ranges)
+    if rows is not None:
+        keep = np.zeros(len(table), bool); keep[np.asarray(rows)] = True; mask &= keep
+    rows = np.flatnonzero(mask)
+    return cls(table.load(rows), table.labels[rows], table.record_index[rows], window_len=window_len, hop_len=hop_len,
+               normalize=normalize, meta={k: v[rows] for k, v in table.meta.items()}, fs=fs,
+               class_names=class_names, config_hash=config_hash)
+
+WindowDataset.from_table = classmethod(_wd_from_table)
 
 # %% ../nbs/03_data.ipynb #e2aab7a3
 from .utils import record_vote  # the soft vote, defined once for train, export and predict
@@ -1253,6 +1267,18 @@ def _write_import(f, segs: list, rec_split, lab, sev, ids, ofs, meta: dict, snr:
                 _write_split(f, _snr_group(level), add_snr_noise(X, level, rows['seed']), rows, cols,
                              dict(derived_from='test', snr_db=float(level), recipe=_IMPORT_SNR_RECIPE))
 
+# %% ../nbs/03_data.ipynb #c9fdf3ea
+def _load_recordings(recordings, ids, fss, progress: bool, **kw) -> tuple[list, np.ndarray]:
+    "Every recording loaded, checked, resampled and cut (`_load_one`): (segments, original sampling rates)."
+    from tqdm.auto import tqdm
+    segs, ofs = [], np.empty(len(recordings))
+    for i in tqdm(range(len(recordings)), desc='import', disable=not progress):
+        src = recordings[i]
+        name = str(src) if isinstance(src, (str, os.PathLike)) else f"recording {ids[i]}"
+        x, ofs[i] = _load_one(src, name, fss[i], **kw)
+        segs.append(x)
+    return segs, ofs
+
 # %% ../nbs/03_data.ipynb #c241b412
 def import_recordings(recordings:Sequence, # arrays or recording files (see `read_recording`), one per recording
                       labels:Sequence, # class of each recording (name or label)
@@ -1279,12 +1305,8 @@ def import_recordings(recordings:Sequence, # arrays or recording files (see `rea
                       progress:bool=True, # show a progress bar
                       overwrite:bool=False, # replace an existing `path`
                      )->Path:
-    """Write external recordings (arrays or files) with labels and sampling rates as a dataset file.
-    Each is resampled to `target_fs` (default: the config's fs) and cut into records of `record_s` s
-    (default: the config's duration). `split`: a split name for all, one per recording, or (train, val, test)
-    fractions of whole recordings stratified by label; `split_by='group'` with `groups` holds out whole groups.
-    `snr_db` adds noisy copies of the test split. An existing `path` is replaced only with `overwrite=True`."""
-    from tqdm.auto import tqdm
+    """Write external recordings (arrays or files) with labels and sampling rates as a dataset file: each resampled to
+    `target_fs`, cut into records of `record_s` s and assigned to a split (whole recordings or whole groups)."""
     cfg = cfg or DataConfig.preset('jbfd11')
     cfg_out = _import_config(cfg, target_fs, record_s)  # early: sizes checked before any loading
     target_fs, record_s, N = cfg_out.signal.fs, cfg_out.signal.duration_s, cfg_out.signal.n_samples
@@ -1300,12 +1322,8 @@ def import_recordings(recordings:Sequence, # arrays or recording files (see `rea
     groups, snr, seed = _import_options(n, groups, snr_db, seed)
     if groups is not None: meta['group'] = groups
     rec_split = _recording_splits(split, lab, seed, groups, split_by, test_groups, val_groups)
-    segs, ofs = [], np.empty(n)
-    for i in tqdm(range(n), desc='import', disable=not progress):
-        src = recordings[i]
-        name = str(src) if isinstance(src, (str, os.PathLike)) else f"recording {ids[i]}"
-        x, ofs[i] = _load_one(src, name, fss[i], key=key, fs_key=fs_key, column=column, target_fs=target_fs, N=N, record_s=record_s)
-        segs.append(x)
+    segs, ofs = _load_recordings(recordings, ids, fss, progress, key=key, fs_key=fs_key, column=column,
+                                 target_fs=target_fs, N=N, record_s=record_s)
     guard = _SignalGuard()
     try:
         with atomic_write(path, overwrite=overwrite) as tmp:

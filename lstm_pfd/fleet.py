@@ -111,20 +111,6 @@ class Machine:
         return (not self.mode_hz and self.direct_gain == 1 and self.sensitivity == 1 and self.mount_hz == 0
                 and self.line_mm_s == 0 and not any(self.neighbour_mm_s))
 
-    def response(self,
-                 freqs, # frequencies, Hz (any shape)
-                )->np.ndarray:
-        "Complex frequency response H(f) of the transfer path, bearing to sensor output (vectorised over `freqs`, Hz)."
-        f = np.asarray(freqs, dtype=float)
-        h = np.full(f.shape, complex(self.direct_gain))
-        for fm, z, g in zip(self.mode_hz, self.mode_damping, self.mode_gain):
-            jb = 2j * z * fm * f
-            h += g * jb / (fm * fm - f * f + jb)
-        if self.mount_hz > 0:
-            r = f / self.mount_hz
-            h /= 1 - r * r + 2j * self.mount_damping * r
-        return self.sensitivity * h
-
     def zone(self,
              v_mm_s, # velocity RMS in mm/s, scalar or array
             ):
@@ -141,6 +127,23 @@ class Machine:
                  )->'Machine':
         "Back from `to_dict`; unknown or missing keys raise a `ValueError` naming them."
         return _from_plain(cls, d)
+
+# %% ../nbs/01a_fleet.ipynb #b4147ced
+def _response(self:Machine,
+              freqs, # frequencies, Hz (any shape)
+             )->np.ndarray:
+    "Complex frequency response H(f) of the transfer path, bearing to sensor output (vectorised over `freqs`, Hz)."
+    f = np.asarray(freqs, dtype=float)
+    h = np.full(f.shape, complex(self.direct_gain))
+    for fm, z, g in zip(self.mode_hz, self.mode_damping, self.mode_gain):
+        jb = 2j * z * fm * f
+        h += g * jb / (fm * fm - f * f + jb)
+    if self.mount_hz > 0:
+        r = f / self.mount_hz
+        h /= 1 - r * r + 2j * self.mount_damping * r
+    return self.sensitivity * h
+
+Machine.response = _response
 
 # %% ../nbs/01a_fleet.ipynb #fcca6f58
 def reference_machine(cfg:DataConfig | None=None, # data config (None: the default `DataConfig()`)
