@@ -599,6 +599,7 @@ class WindowDataset:
     def window(self,
                j:int, # window index over all records
               )->np.ndarray: # float32 window `[window_len]`, normalised
+        "Window `j`: window `j % windows_per_record` of record `j // windows_per_record`."
         r, s = divmod(j, len(self.starts))
         return self._norm(self.signals[r, self.starts[s]:self.starts[s] + self.window_len])
 
