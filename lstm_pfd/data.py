@@ -50,7 +50,8 @@ def _split_counts(n: int, fractions: Sequence[float]) -> list[int]:
         if n >= int((f > 0).sum()): counts[i] += 1; counts[np.argmax(counts)] -= 1
     return counts.tolist()
 
-def record_plan(cfg: DataConfig) -> dict[str, np.ndarray]:
+def record_plan(cfg:DataConfig, # the data config whose protocol is planned
+               )->dict[str, np.ndarray]:
     "Every record of the protocol: `record_index`, `label`, `severity`, `seed`, `split` (index into `DatasetConfig.SPLITS`)."
     cfg.validate()
     ds = cfg.dataset
@@ -87,11 +88,16 @@ def _fleet_plan(cfg: DataConfig, n_cls: int, n_sev: int) -> dict[str, np.ndarray
                 machine_id=machine.astype(np.int64))
 
 # %% ../nbs/03_data.ipynb #eb610d1a
-def snr_seed(seed: int, snr_db: float) -> np.random.SeedSequence:
+def snr_seed(seed:int, # the record's own seed
+             snr_db:float, # signal-to-noise ratio of the copy, dB
+            )->np.random.SeedSequence:
     "The random stream of the noisy copy of record `seed` at `snr_db` (its own, never the record's)."
     return np.random.SeedSequence(int(seed), spawn_key=(0x534E52, int(round(snr_db * 1000)) & 0xFFFFFFFF))
 
-def add_snr_noise(x: np.ndarray, snr_db: float, seeds: Sequence[int]) -> np.ndarray:
+def add_snr_noise(x:np.ndarray, # records `[n, N]` (or one record `[N]`)
+                  snr_db:float, # signal-to-noise ratio, dB, relative to each row's RMS
+                  seeds:Sequence[int], # seed of each row (see `snr_seed`)
+                 )->np.ndarray:
     "Rows of `x` plus white noise at `snr_db` relative to each row's RMS (float32, new array)."
     x = np.asarray(x, dtype=np.float32)
     x2 = np.atleast_2d(x)
@@ -104,7 +110,8 @@ def add_snr_noise(x: np.ndarray, snr_db: float, seeds: Sequence[int]) -> np.ndar
         out[i] += x2[i]
     return out.reshape(x.shape)
 
-def checksum(x: np.ndarray) -> str:
+def checksum(x:np.ndarray, # one record (cast to float32 before hashing)
+            )->str:
     "SHA-256 hex digest of a record's float32 bytes."
     return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()
 
@@ -221,9 +228,32 @@ def _check_target(path: Path, overwrite: bool):
     if not path.parent.is_dir(): raise FileNotFoundError(f"folder {path.parent} does not exist (create it first: it is never created here)")
 
 
+# %% ../nbs/03_data.ipynb #b0a76d5f
+def _start_file(f: h5py.File, cfg: DataConfig, plan: dict) -> dict:
+    "Write the header of a new dataset file `f`; return one `_GroupWriter` per split and per SNR copy of the test split."
+    ds, N = cfg.dataset, cfg.signal.n_samples
+    f.attrs.update(config=cfg.to_yaml(), config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
+                   fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
+                   format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
+    n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
+    writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
+    writers.update({_snr_group(snr): _GroupWriter(f, _snr_group(snr), n_split['test'], N) for snr in ds.snr_db})
+    for snr in ds.snr_db:  # say, in the group itself, how its records derive from the test split
+        writers[_snr_group(snr)].g.attrs.update(derived_from='test', snr_db=float(snr),
+            recipe='add_snr_noise(generate(fault, severity, seed), snr_db, [seed]): white noise at snr_db relative to '
+                   'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
+    f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
+    f.attrs['snr_db'] = list(ds.snr_db)
+    return writers
+
 # %% ../nbs/03_data.ipynb #2429cd50
-def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: Executor | None = None,
-                  progress: bool = True, overwrite: bool = False) -> Path:
+def build_dataset(cfg:DataConfig | str, # a data config or a preset name
+                  path:str | os.PathLike, # HDF5 file to write
+                  *,
+                  executor:Executor | None=None, # a `concurrent.futures` executor to generate records in parallel (None: in this process)
+                  progress:bool=True, # show a progress bar
+                  overwrite:bool=False, # replace an existing `path`
+                 )->Path:
     "Generate the protocol of `cfg` (a config or a preset name) into the HDF5 file `path`; returns the path."
     from tqdm.auto import tqdm
     if isinstance(cfg, str): cfg = DataConfig.preset(cfg)
@@ -231,7 +261,6 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
     path = Path(path)
     _check_target(path, overwrite)
     plan, ds = record_plan(cfg), cfg.dataset
-    cfg_yaml, N = cfg.to_yaml(), cfg.signal.n_samples
     tasks = []  # (split name, row indices into plan)
     for si, split in enumerate(ds.SPLITS):
         rows = np.flatnonzero(plan['split'] == si)
@@ -241,18 +270,7 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
     try:
         with atomic_write(path, overwrite=overwrite) as tmp:
             with h5py.File(tmp, 'w') as f:
-                f.attrs.update(config=cfg_yaml, config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
-                               fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
-                               format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
-                n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
-                writers = {s: _GroupWriter(f, s, n_split[s], N) for s in ds.SPLITS}
-                writers.update({_snr_group(snr): _GroupWriter(f, _snr_group(snr), n_split['test'], N) for snr in ds.snr_db})
-                for snr in ds.snr_db:  # say, in the group itself, how its records derive from the test split
-                    writers[_snr_group(snr)].g.attrs.update(derived_from='test', snr_db=float(snr),
-                        recipe='add_snr_noise(generate(fault, severity, seed), snr_db, [seed]): white noise at snr_db relative to '
-                               'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
-                f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
-                f.attrs['snr_db'] = list(ds.snr_db)
+                writers = _start_file(f, cfg, plan)
                 laws = _fleet_laws(cfg, executor) if cfg.fleet.enabled else None
                 def args(t):
                     if laws is None: return (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2])
@@ -283,6 +301,7 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
     log.info("wrote %s (%d records)", path, len(plan['label']))
     return path
 
+# %% ../nbs/03_data.ipynb #31109847
 def _run_tasks(tasks, args, executor, max_in_flight: int | None = None):
     "Yield task results in order; with an executor keep at most `max_in_flight` tasks submitted."
     if executor is None:
@@ -313,26 +332,30 @@ def _class_label(c, names: Sequence[str] | None) -> int:
 @dataclass
 class RecordTable:
     "One split of a dataset file: typed columns in memory, signals read lazily."
-    name: str
+    name: str  # split name: 'train', 'val' or 'test' (or a noisy copy's group)
     signals: Any                 # h5py.Dataset [n, N] float32 (lazy)
-    labels: np.ndarray
-    severity: np.ndarray
-    seed: np.ndarray
-    record_index: np.ndarray
-    meta: dict[str, np.ndarray]
-    checksums: np.ndarray
+    labels: np.ndarray  # class label of each record `[n]`
+    severity: np.ndarray  # severity slot of each record `[n]` (-1: unknown)
+    seed: np.ndarray  # seed of each record `[n]`
+    record_index: np.ndarray  # index of each record in the protocol `[n]`
+    meta: dict[str, np.ndarray]  # further columns, one value per record (speed, load, machine id, ...)
+    checksums: np.ndarray  # SHA-256 of each record's float32 samples `[n]`
     class_names: list | None = None   # the file's classes (None: the registry's)
 
     def __len__(self): return len(self.labels)
 
-    def record(self, i: int) -> tuple[np.ndarray, dict]:
+    def record(self,
+               i:int, # row index in the split
+              )->tuple[np.ndarray, dict]:
         "Record `i` as float32 samples and a dict of its columns."
         if not -len(self) <= i < len(self): raise IndexError(f"record {i} out of range for split {self.name!r} ({len(self)} records)")
         m = {k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in self.meta.items()}
         m.update(label=int(self.labels[i]), severity=int(self.severity[i]), seed=int(self.seed[i]), record_index=int(self.record_index[i]))
         return self.signals[i], m
 
-    def load(self, rows=None) -> np.ndarray:
+    def load(self,
+             rows=None, # row indices or a boolean mask; None: all rows
+            )->np.ndarray:
         "Signals of `rows` (all by default) as an in-memory float32 array."
         if rows is None: return self.signals[:]
         rows = np.asarray(rows)
@@ -343,7 +366,13 @@ class RecordTable:
         out[order] = self.signals[rows[order]]
         return out
 
-    def select(self, *, classes=None, severities=None, groups=None, **ranges) -> np.ndarray:
+    def select(self,
+               *,
+               classes=None, # keep these classes (names or labels); None: all
+               severities=None, # keep these severity slots (names or indices); None: all
+               groups=None, # keep records whose `group` column holds one of these values; None: all
+               **ranges, # `column=(lo, hi)`: keep rows with lo <= column <= hi
+              )->np.ndarray:
         "Row mask: classes (names or labels), severity slots, `groups` (values of the `group` column) and `column=(lo, hi)` ranges."
         m = np.ones(len(self), bool)
         if classes is not None: m &= np.isin(self.labels, [_class_label(c, self.class_names) for c in classes])
@@ -357,9 +386,13 @@ class RecordTable:
             m &= (self.meta[col] >= lo) & (self.meta[col] <= hi)
         return m
 
+# %% ../nbs/03_data.ipynb #868127fd
 class DatasetFile:
     "An open lstm_pfd dataset file: `ds['train']` is a `RecordTable`; use as a context manager or `close()`."
-    def __init__(self, path, verify: bool = False):
+    def __init__(self,
+                 path, # dataset file written by `build_dataset` or `import_recordings`
+                 verify:bool=False, # check every record's checksum and the file's structure on opening
+                ):
         self.path = Path(path)
         if not self.path.exists(): raise FileNotFoundError(f"no dataset file at {self.path}")
         try: self.file = h5py.File(self.path, 'r')
@@ -381,7 +414,10 @@ class DatasetFile:
     def __repr__(self):
         return f"DatasetFile({self.path.name}: " + ', '.join(f"{s}={len(self[s])}" for s in self.splits) + f"; fs={self.fs:g} Hz, config {self.config_hash})"
 
-def open_dataset(path, verify: bool = False) -> DatasetFile:
+# %% ../nbs/03_data.ipynb #c7705b48
+def open_dataset(path, # dataset file written by `build_dataset` or `import_recordings`
+                 verify:bool=False, # check every record's checksum and the file's structure on opening
+                )->DatasetFile:
     "Open a dataset file written by `build_dataset` or `import_recordings` (optionally verifying it)."
     return DatasetFile(path, verify=verify)
 
@@ -469,7 +505,9 @@ DatasetFile._check_columns = _check_columns
 
 
 # %% ../nbs/03_data.ipynb #dd0f8a5f
-def _verify(self: DatasetFile, progress: bool = False):
+def _verify(self:DatasetFile,
+            progress:bool=False, # show a progress bar over the records
+           ):
     "Check the whole file (see above); raise `DatasetError` naming what is wrong and where."
     from tqdm.auto import tqdm
     p = self.path
@@ -520,9 +558,19 @@ from .utils import window_starts  # the one definition of window positions (reco
 # %% ../nbs/03_data.ipynb #b87fa43b
 class WindowDataset:
     "Windows of in-memory records: items are `(window [1, L] float32 tensor, label, record_id)`."
-    def __init__(self, signals: np.ndarray, labels, record_ids, *, window_len: int, hop_len: int | None = None,
-                 normalize: str | None = None, meta: dict | None = None, fs: float | None = None,
-                 class_names: Sequence[str] | None = None, config_hash: str | None = None):
+    def __init__(self,
+                 signals:np.ndarray, # records `[n_records, N]` float32
+                 labels, # class label of each record `[n_records]`
+                 record_ids, # id of each record `[n_records]`
+                 *,
+                 window_len:int, # samples per window
+                 hop_len:int | None=None, # samples between window starts; default: `window_len`
+                 normalize:str | None=None, # per-window normalisation: None, 'zscore' or 'rms'
+                 meta:dict | None=None, # further per-record columns (speed, load, ...)
+                 fs:float | None=None, # sampling rate of the records, Hz (None: unknown)
+                 class_names:Sequence[str] | None=None, # class names in label order (None: the registry's)
+                 config_hash:str | None=None, # hash of the data config that produced the records
+                ):
         signals = np.asarray(signals)
         if signals.ndim != 2: raise ValueError(f"signals must be [records, samples], got shape {signals.shape}")
         if signals.dtype != np.float32: signals = signals.astype(np.float32)
@@ -548,7 +596,10 @@ class WindowDataset:
 
     def _norm(self, w: np.ndarray) -> np.ndarray: return normalize_windows(w, self.normalize)
 
-    def window(self, j: int) -> np.ndarray:
+    def window(self,
+               j:int, # window index over all records
+              )->np.ndarray: # float32 window `[window_len]`, normalised
+        "Window `j`: window `j % windows_per_record` of record `j // windows_per_record`."
         r, s = divmod(j, len(self.starts))
         return self._norm(self.signals[r, self.starts[s]:self.starts[s] + self.window_len])
 
@@ -558,32 +609,59 @@ class WindowDataset:
         import torch  # imported here: reading, building and windowing data files needs no torch
         return torch.from_numpy(np.ascontiguousarray(self.window(j))[None]), int(self.labels[j]), int(self.record_ids[j])
 
-    def windows(self, rows=None) -> np.ndarray:
-        "All windows (or those of `rows`) as one float32 array `[n, 1, L]` (a strided view made contiguous)."
-        v = np.lib.stride_tricks.sliding_window_view(self.signals, self.window_len, axis=1)[:, self.starts]
-        v = v.reshape(-1, self.window_len)
-        if rows is not None: v = v[rows]
-        return np.ascontiguousarray(self._norm(v), dtype=np.float32)[:, None, :]
+# %% ../nbs/03_data.ipynb #b26ad047
+def _wd_windows(self:WindowDataset,
+                rows=None, # window indices; None: all windows
+               )->np.ndarray:
+    "All windows (or those of `rows`) as one float32 array `[n, 1, L]` (a strided view made contiguous)."
+    v = np.lib.stride_tricks.sliding_window_view(self.signals, self.window_len, axis=1)[:, self.starts]
+    v = v.reshape(-1, self.window_len)
+    if rows is not None: v = v[rows]
+    return np.ascontiguousarray(self._norm(v), dtype=np.float32)[:, None, :]
 
-    @classmethod
-    def from_table(cls, table: RecordTable, *, window_len: int, hop_len: int | None = None, rows=None,
-                   normalize: str | None = None, classes=None, severities=None, groups=None, fs=None, class_names=None,
-                   config_hash=None, **ranges) -> 'WindowDataset':
-        "Windows of the records of a split (all, `rows`, or those selected by class/severity/group/column ranges)."
-        mask = table.select(classes=classes, severities=severities, groups=groups, **ranges)
-        if rows is not None:
-            keep = np.zeros(len(table), bool); keep[np.asarray(rows)] = True; mask &= keep
-        rows = np.flatnonzero(mask)
-        return cls(table.load(rows), table.labels[rows], table.record_index[rows], window_len=window_len, hop_len=hop_len,
-                   normalize=normalize, meta={k: v[rows] for k, v in table.meta.items()}, fs=fs,
-                   class_names=class_names, config_hash=config_hash)
+WindowDataset.windows = _wd_windows
+
+# %% ../nbs/03_data.ipynb #dbe4167c
+def _wd_from_table(cls,
+                   table:RecordTable, # one split of a dataset file
+                   *,
+                   window_len:int, # samples per window
+                   hop_len:int | None=None, # samples between window starts; default: `window_len`
+                   rows=None, # record rows to keep (indices or boolean mask); None: use the filters
+                   normalize:str | None=None, # per-window normalisation: None, 'zscore' or 'rms' (`NORMALIZE_MODES`)
+                   classes=None, # keep these classes (names or labels); None: all
+                   severities=None, # keep these severity slots (names or indices); None: all
+                   groups=None, # keep records whose `group` column holds one of these values; None: all
+                   fs=None, # sampling rate of the records, Hz
+                   class_names=None, # class names in label order (None: the table's)
+                   config_hash=None, # hash of the data config of the file
+                   **ranges, # `column=(lo, hi)`: keep rows with lo <= column <= hi
+                  )->'WindowDataset':
+    "Windows of the records of a split (all, `rows`, or those selected by class/severity/group/column ranges)."
+    mask = table.select(classes=classes, severities=severities, groups=groups, **ranges)
+    if rows is not None:
+        keep = np.zeros(len(table), bool); keep[np.asarray(rows)] = True; mask &= keep
+    rows = np.flatnonzero(mask)
+    return cls(table.load(rows), table.labels[rows], table.record_index[rows], window_len=window_len, hop_len=hop_len,
+               normalize=normalize, meta={k: v[rows] for k, v in table.meta.items()}, fs=fs,
+               class_names=class_names, config_hash=config_hash)
+
+WindowDataset.from_table = classmethod(_wd_from_table)
 
 # %% ../nbs/03_data.ipynb #e2aab7a3
 from .utils import record_vote  # the soft vote, defined once for train, export and predict
 
 # %% ../nbs/03_data.ipynb #bf85a402
-def _windows(self: DatasetFile, split: str = 'train', *, window_len: int | None = None, hop_len: int | None = None,
-             normalize: str | None = None, track: str | None = None, snr_db: float | None = None, **filters) -> WindowDataset:
+def _windows(self:DatasetFile,
+             split:str='train', # 'train', 'val' or 'test'
+             *,
+             window_len:int | None=None, # samples per window (default: the protocol's)
+             hop_len:int | None=None, # samples between window starts (default: the protocol's)
+             normalize:str | None=None, # per-window normalisation: None, 'zscore' or 'rms' (`NORMALIZE_MODES`)
+             track:str | None=None, # evaluation track (`TRACKS`); None: the stored split
+             snr_db:float | None=None, # noise level of the test split's noisy copy, dB; None: clean
+             **filters, # `classes=`, `severities=`, `groups=` and column ranges, as `RecordTable.select`
+            )->WindowDataset:
     "A `WindowDataset` over a split (protocol window/hop by default; filters as `RecordTable.select`); `track`/`snr_db` as `table`."
     table = self[split] if track is None and snr_db is None else self.table(split, track=track, snr_db=snr_db)
     return WindowDataset.from_table(table, window_len=window_len or self.config.window_len,
@@ -593,7 +671,9 @@ def _windows(self: DatasetFile, split: str = 'train', *, window_len: int | None 
 DatasetFile.windows = _windows
 
 # %% ../nbs/03_data.ipynb #5e712055
-def _conditions(self: DatasetFile, split: str = 'test') -> dict[str, str]:
+def _conditions(self:DatasetFile,
+                split:str='test', # 'train', 'val' or 'test'
+               )->dict[str, str]:
     "Evaluation conditions of `split`: `{'clean': split}` and, for the test split, `{'snr{level}': group}` of its noisy copies."
     if split not in self.splits: raise KeyError(f"no split {split!r} in {self.path.name}; splits: {self.splits}")
     out = {'clean': split}
@@ -648,7 +728,11 @@ def _stratified_pick(keys: np.ndarray, frac: float, rng: np.random.Generator, sc
     return pick
 
 # %% ../nbs/03_data.ipynb #b39327d9
-def fleet_tracks(cfg: DataConfig, plan: dict, speed_hz: np.ndarray, load: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+def fleet_tracks(cfg:DataConfig, # the data config of the fleet
+                 plan:dict, # the record plan (`record_plan`) with a `machine_id` column
+                 speed_hz:np.ndarray, # shaft speed of each record, Hz
+                 load:np.ndarray, # load of each record (operating condition)
+                )->dict[str, dict[str, np.ndarray]]:
     "The tracks of a fleet plan (`TRACKS`): name -> {'train', 'val', 'test'} sorted record indices; from the plan and each record's speed and load."
     fr, ds, op = TRACK_FRACTIONS, cfg.dataset, cfg.operating
     idx, lab, sev, mid = plan['record_index'], plan['label'], plan['severity'], plan['machine_id']
@@ -722,7 +806,9 @@ def _machines(self: DatasetFile) -> list[Machine]:
         except (KeyError, ValueError, TypeError) as e: raise DatasetError(f"{self.path}: unreadable machines table: {_short(e)}") from None
     return self._machine_list
 
-def _machine(self: DatasetFile, machine_id: int) -> Machine:
+def _machine(self:DatasetFile,
+             machine_id:int, # id of a machine of the file's fleet
+            )->Machine:
     "The machine with id `machine_id`; a `KeyError` naming the ids in the file otherwise."
     ms = {m.id: m for m in self.machines}
     if machine_id not in ms:
@@ -736,7 +822,12 @@ def _check_track(self: DatasetFile, track: str):
     if track not in self.tracks:
         raise KeyError(f"unknown track {track!r} in {self.path.name}; tracks: {list(self.tracks) or 'none (no fleet in this file)'}")
 
-def _table(self: DatasetFile, split: str, *, track: str | None = None, snr_db: float | None = None) -> RecordTable:
+def _table(self:DatasetFile,
+           split:str, # 'train', 'val' or 'test'
+           *,
+           track:str | None=None, # evaluation track (`TRACKS`); None: the stored split
+           snr_db:float | None=None, # noise level of the noisy copy, dB; None: clean
+          )->RecordTable:
     "The `RecordTable` of `split` ('train', 'val', 'test') of `track` (None: the stored split groups), noised at `snr_db` if given."
     splits = DataConfig().dataset.SPLITS
     if split not in splits: raise KeyError(f"split must be one of {list(splits)} (SNR copies: snr_db=...), got {split!r}")
@@ -766,8 +857,16 @@ def _fresh_seed(dataset_seed: int, index: int, epoch: int) -> int:
 
 class OnTheFlyDataset(WindowDataset):
     "Windows of a split generated in memory from the config (no file); `fresh=True` gives new records each epoch."
-    def __init__(self, cfg: DataConfig | str, split: str = 'train', *, fresh: bool = False, window_len: int | None = None,
-                 hop_len: int | None = None, normalize: str | None = None, progress: bool = False):
+    def __init__(self,
+                 cfg:DataConfig | str, # a data config or a preset name
+                 split:str='train', # 'train', 'val' or 'test'
+                 *,
+                 fresh:bool=False, # new records every epoch (`set_epoch`) instead of the protocol's
+                 window_len:int | None=None, # samples per window (default: the protocol's)
+                 hop_len:int | None=None, # samples between window starts (default: the protocol's)
+                 normalize:str | None=None, # per-window normalisation: None, 'zscore' or 'rms' (`NORMALIZE_MODES`)
+                 progress:bool=False, # show a progress bar while generating
+                ):
         if isinstance(cfg, str): cfg = DataConfig.preset(cfg)
         cfg.validate()
         if split not in cfg.dataset.SPLITS: raise ValueError(f"split must be one of {cfg.dataset.SPLITS}, got {split!r}")
@@ -796,7 +895,9 @@ class OnTheFlyDataset(WindowDataset):
                          normalize=self._normalize, meta=meta, fs=self.cfg.signal.fs, config_hash=self.cfg.hash())
         self.seeds = np.asarray(seeds, np.int64)
 
-    def set_epoch(self, epoch: int):
+    def set_epoch(self,
+                  epoch:int, # epoch number (0: the protocol's records)
+                 ):
         "With `fresh=True`, regenerate the records for `epoch` (epoch 0 is the protocol's own records)."
         if self.fresh and epoch != self.epoch:
             seeds = self.plan['seed'] if epoch == 0 else np.array([_fresh_seed(self.cfg.dataset.seed, i, epoch) for i in self.plan['record_index']])
@@ -892,7 +993,12 @@ def _read_wav(path: Path) -> tuple[np.ndarray, float]:
 # %% ../nbs/03_data.ipynb #7f3cb5c4
 _RECORDING_EXTS = ('.npy', '.csv', '.tsv', '.txt', '.mat', '.h5', '.hdf5', '.wav')
 
-def read_recording(path, *, key: str | None = None, column=None, fs_key: str | None = None) -> tuple[np.ndarray, float | None]:
+def read_recording(path, # .npy, .csv/.tsv/.txt, .wav, .mat or .h5/.hdf5 file
+                   *,
+                   key:str | None=None, # entry to read in a .mat/.h5 file (dotted for struct fields); None: the only numeric one
+                   column=None, # channel of multi-channel data: an index (or a header name in a delimited file)
+                   fs_key:str | None=None, # entry holding the sampling rate in a .mat/.h5 file
+                  )->tuple[np.ndarray, float | None]:
     "One channel of a recording file as float32 samples, and its sampling rate where the file gives it (else None)."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no recording at {path}")
@@ -926,7 +1032,11 @@ def _one_channel(a: np.ndarray, name: str, column) -> np.ndarray:
     if a.ndim != 1: raise ValueError(f"{name}: expected one channel, got shape {a.shape}")
     return a.astype(np.float32)
 
-def load_recording(path, *, key: str | None = None, column=None) -> np.ndarray:
+def load_recording(path, # .npy, .csv/.tsv/.txt, .wav, .mat or .h5/.hdf5 file
+                   *,
+                   key:str | None=None, # entry to read in a .mat/.h5 file (dotted for struct fields); None: the only numeric one
+                   column=None, # channel of multi-channel data: an index (or a header name in a delimited file)
+                  )->np.ndarray:
     "One channel of a recording file as float32 samples (see `read_recording`, which also returns the rate)."
     return read_recording(path, key=key, column=column)[0]
 
@@ -1037,7 +1147,8 @@ def _recording_splits(split, lab: np.ndarray, seed: int, groups=None, split_by: 
     return out
 
 # %% ../nbs/03_data.ipynb #ffaf1385
-def leave_one_group_out(groups) -> list[tuple[list, Any]]:
+def leave_one_group_out(groups, # group of each recording (any hashable values)
+                       )->list[tuple[list, Any]]:
     "Folds of a leave-one-group-out cross-validation: `[(train_groups, test_group), ...]` in first-seen order."
     present = list(dict.fromkeys(np.asarray(groups).tolist()))
     if len(present) < 2: raise ValueError(f"leave-one-group-out needs at least 2 groups, got {present}")
@@ -1059,7 +1170,9 @@ def _as_samples(x, name: str) -> np.ndarray:
 # %% ../nbs/03_data.ipynb #6992c8b5
 MAX_RESAMPLE_TERM = 20_000  # largest numerator/denominator of a resampling ratio used as is
 
-def resample_ratio(fs: float, target_fs: float):
+def resample_ratio(fs:float, # original sampling rate, Hz
+                   target_fs:float, # target sampling rate, Hz
+                  ):
     """The ratio `target_fs / fs` as a `Fraction`: exact when its terms are <= `MAX_RESAMPLE_TERM`, otherwise the
     nearest ratio with such terms (a logged warning gives the rate error), or a ValueError when none is within 1 ppm."""
     from fractions import Fraction
@@ -1074,7 +1187,10 @@ def resample_ratio(fs: float, target_fs: float):
                 fs, target_fs, exact, MAX_RESAMPLE_TERM, r, err * 1e6, fs * float(r))
     return r
 
-def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
+def resample(x:np.ndarray, # samples along the last axis
+             fs:float, # original sampling rate, Hz
+             target_fs:float, # target sampling rate, Hz
+            )->np.ndarray:
     "`x` (samples along the last axis) at `fs` resampled to `target_fs` with `scipy.signal.resample_poly` (anti-aliased), float32."
     from scipy.signal import resample_poly
     if fs == target_fs: return np.asarray(x, np.float32)
@@ -1152,19 +1268,46 @@ def _write_import(f, segs: list, rec_split, lab, sev, ids, ofs, meta: dict, snr:
                 _write_split(f, _snr_group(level), add_snr_noise(X, level, rows['seed']), rows, cols,
                              dict(derived_from='test', snr_db=float(level), recipe=_IMPORT_SNR_RECIPE))
 
-# %% ../nbs/03_data.ipynb #c241b412
-def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: DataConfig | None = None,
-                      target_fs: float | None = None, record_s: float | None = None, record_ids=None,
-                      split='test', severity=None, meta: dict | None = None, key: str | None = None,
-                      fs_key: str | None = None, column=None, class_names: Sequence[str] | None = None,
-                      groups=None, split_by: str = 'recording', test_groups=None, val_groups=None, snr_db=(),
-                      seed: int = 0, progress: bool = True, overwrite: bool = False) -> Path:
-    """Write external recordings (arrays or files) with labels and sampling rates as a dataset file.
-    Each is resampled to `target_fs` (default: the config's fs) and cut into records of `record_s` s
-    (default: the config's duration). `split`: a split name for all, one per recording, or (train, val, test)
-    fractions of whole recordings stratified by label; `split_by='group'` with `groups` holds out whole groups.
-    `snr_db` adds noisy copies of the test split. An existing `path` is replaced only with `overwrite=True`."""
+# %% ../nbs/03_data.ipynb #c9fdf3ea
+def _load_recordings(recordings, ids, fss, progress: bool, **kw) -> tuple[list, np.ndarray]:
+    "Every recording loaded, checked, resampled and cut (`_load_one`): (segments, original sampling rates)."
     from tqdm.auto import tqdm
+    segs, ofs = [], np.empty(len(recordings))
+    for i in tqdm(range(len(recordings)), desc='import', disable=not progress):
+        src = recordings[i]
+        name = str(src) if isinstance(src, (str, os.PathLike)) else f"recording {ids[i]}"
+        x, ofs[i] = _load_one(src, name, fss[i], **kw)
+        segs.append(x)
+    return segs, ofs
+
+# %% ../nbs/03_data.ipynb #c241b412
+def import_recordings(recordings:Sequence, # arrays or recording files (see `read_recording`), one per recording
+                      labels:Sequence, # class of each recording (name or label)
+                      fs, # sampling rate, Hz: one for all, one per recording, or None to read it from the file
+                      path, # dataset file to write
+                      *,
+                      cfg:DataConfig | None=None, # data config giving record length and rate (default: the jbfd11 preset)
+                      target_fs:float | None=None, # sampling rate of the records, Hz (default: the config's)
+                      record_s:float | None=None, # record length, s (default: the config's duration)
+                      record_ids=None, # distinct id of each recording (default: 0..n-1)
+                      split='test', # a split name for all, one per recording, or (train, val, test) fractions of whole recordings
+                      severity=None, # severity slot of each recording (name or index; -1/None: unknown)
+                      meta:dict | None=None, # further columns: name -> one value per recording
+                      key:str | None=None, # entry to read in a .mat/.h5 file (dotted for struct fields); None: the only numeric one
+                      fs_key:str | None=None, # entry holding the sampling rate in a .mat/.h5 file
+                      column=None, # channel of multi-channel data: an index (or a header name in a delimited file)
+                      class_names:Sequence[str] | None=None, # class names in label order (default: the registry's)
+                      groups=None, # group of each recording (machine, site, ...)
+                      split_by:str='recording', # 'recording' or 'group' (hold out whole groups)
+                      test_groups=None, # groups of the test split (with `split_by='group'`)
+                      val_groups=None, # groups of the validation split (with `split_by='group'`)
+                      snr_db=(), # SNR levels, dB, of noisy copies of the test split
+                      seed:int=0, # seed of the split and the noisy copies
+                      progress:bool=True, # show a progress bar
+                      overwrite:bool=False, # replace an existing `path`
+                     )->Path:
+    """Write external recordings (arrays or files) with labels and sampling rates as a dataset file: each resampled to
+    `target_fs`, cut into records of `record_s` s and assigned to a split (whole recordings or whole groups)."""
     cfg = cfg or DataConfig.preset('jbfd11')
     cfg_out = _import_config(cfg, target_fs, record_s)  # early: sizes checked before any loading
     target_fs, record_s, N = cfg_out.signal.fs, cfg_out.signal.duration_s, cfg_out.signal.n_samples
@@ -1180,12 +1323,8 @@ def import_recordings(recordings: Sequence, labels: Sequence, fs, path, *, cfg: 
     groups, snr, seed = _import_options(n, groups, snr_db, seed)
     if groups is not None: meta['group'] = groups
     rec_split = _recording_splits(split, lab, seed, groups, split_by, test_groups, val_groups)
-    segs, ofs = [], np.empty(n)
-    for i in tqdm(range(n), desc='import', disable=not progress):
-        src = recordings[i]
-        name = str(src) if isinstance(src, (str, os.PathLike)) else f"recording {ids[i]}"
-        x, ofs[i] = _load_one(src, name, fss[i], key=key, fs_key=fs_key, column=column, target_fs=target_fs, N=N, record_s=record_s)
-        segs.append(x)
+    segs, ofs = _load_recordings(recordings, ids, fss, progress, key=key, fs_key=fs_key, column=column,
+                                 target_fs=target_fs, N=N, record_s=record_s)
     guard = _SignalGuard()
     try:
         with atomic_write(path, overwrite=overwrite) as tmp:

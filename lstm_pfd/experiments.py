@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from .config import BaseConfig, ConfigError, ExperimentConfig, StrDict
+from . import plotting
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ def _write_json(path, obj): _write_text(path, json.dumps(_json_safe(obj), indent
 def _read_json(path): return json.loads(Path(path).read_text())
 
 # %% ../nbs/12_experiments.ipynb #de980ffe
-def load_experiment(spec, overrides: dict | None = None) -> ExperimentConfig:
+def load_experiment(spec, # an `ExperimentConfig`, dict, YAML/JSON file or text, or preset name
+                    overrides:dict | None=None, # dotted overrides, e.g. `{'train.epochs': 3}`
+                   )->ExperimentConfig:
     "An `ExperimentConfig` from a config, dict, YAML/JSON file or text, or preset name, with dotted overrides."
     if isinstance(spec, ExperimentConfig): cfg = spec.validate()
     elif isinstance(spec, dict): cfg = ExperimentConfig.from_dict(spec)
@@ -78,18 +81,25 @@ def _presets():
     return EXPERIMENT_PRESETS
 
 # %% ../nbs/12_experiments.ipynb #c3babd84
-def run_id(cfg: ExperimentConfig) -> str:
+def run_id(cfg:ExperimentConfig, # the experiment
+          )->str:
     "Folder name of the run of `cfg`: `<model>-s<seed>-<hash>` (same hash and seed -> same folder)."
     return f"{cfg.model.name}-s{cfg.train.seed}-{cfg.hash()}"
 
 # %% ../nbs/12_experiments.ipynb #8899affb
-def dataset_path(cfg: ExperimentConfig, root='runs') -> Path:
+def dataset_path(cfg:ExperimentConfig, # the experiment
+                 root='runs', # folder holding the run folders (generated datasets go to `<root>/datasets`)
+                )->Path:
     "Where the data of `cfg` lives: its `data.path`, or `<root>/datasets/<preset>-<data hash>.h5`."
     if cfg.data.path is not None: return Path(cfg.data.path)
     return Path(root) / 'datasets' / f"{cfg.data.preset}-{cfg.data.data_config().hash()}.h5"
 
 # %% ../nbs/12_experiments.ipynb #0e5de0d4
-def prepare_data(cfg: ExperimentConfig, root='runs', *, progress: bool = False) -> Path:
+def prepare_data(cfg:ExperimentConfig, # the experiment
+                 root='runs', # folder holding the run folders (generated datasets go to `<root>/datasets`)
+                 *,
+                 progress:bool=False, # show a progress bar while generating
+                )->Path:
     "Make sure the data of `cfg` exists (generating a preset's once) and return its path."
     from lstm_pfd.data import build_dataset
     p = dataset_path(cfg, root)
@@ -129,7 +139,8 @@ def _environment(cfg: ExperimentConfig) -> dict:
 def _now(): return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
 
 # %% ../nbs/12_experiments.ipynb #a534bdb6
-def run_status(run_dir) -> str | None:
+def run_status(run_dir, # a run folder
+              )->str | None:
     "The status in `run_dir/run.json` ('running', 'done', 'failed', 'interrupted'), or None when there is none."
     p = Path(run_dir) / 'run.json'
     return _read_json(p).get('status') if p.exists() else None
@@ -192,17 +203,16 @@ def _xai_summary(model, ds, cfg, normalize) -> list[dict]:
 
 # %% ../nbs/12_experiments.ipynb #0b26dfe2
 def _figures(run_dir: Path, history: list, metrics: dict):
-    import matplotlib; import matplotlib.pyplot as plt
     (run_dir / 'figures').mkdir(exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3))
-    _plot_history(ax, history, run_dir.name)
-    fig.tight_layout(); fig.savefig(run_dir / 'figures' / 'history.png', dpi=90); plt.close(fig)
+    fig = plotting.figure((5, 3), layout='tight')
+    _plot_history(fig.add_subplot(), history, run_dir.name)
+    fig.savefig(run_dir / 'figures' / 'history.png', dpi=90)
     cond = next(iter(metrics['conditions']))
     m = metrics['conditions'][cond]
     if 'record' in m:
-        fig, ax = plt.subplots(figsize=(4.5, 4))
-        _plot_confusion(ax, np.asarray(m['record']['confusion']), metrics['class_names'], f"{run_dir.name}: {cond}")
-        fig.tight_layout(); fig.savefig(run_dir / 'figures' / 'confusion.png', dpi=90); plt.close(fig)
+        fig = plotting.figure((4.5, 4), layout='tight')
+        _plot_confusion(fig.add_subplot(), np.asarray(m['record']['confusion']), metrics['class_names'], f"{run_dir.name}: {cond}")
+        fig.savefig(run_dir / 'figures' / 'confusion.png', dpi=90)
 
 # %% ../nbs/12_experiments.ipynb #3bdd197d
 def _plot_history(ax, history, label=''):
@@ -220,7 +230,13 @@ def _plot_confusion(ax, cm, names, title=''):
     ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(title, fontsize=8)
 
 # %% ../nbs/12_experiments.ipynb #34954ef1
-def run_experiment(cfg, root='runs', *, overrides: dict | None = None, progress: bool = False, mlflow: str | None = None) -> Path:
+def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
+                   root='runs', # folder holding the run folders
+                   *,
+                   overrides:dict | None=None, # dotted overrides, e.g. `{'train.epochs': 3}`
+                   progress:bool=False, # show progress bars
+                   mlflow:str | None=None, # MLflow tracking URI to mirror the finished run to; None: none
+                  )->Path:
     "Run experiment `cfg` into `<root>/<run_id>` (skipped if done, resumed if interrupted); returns the run folder."
     from lstm_pfd.data import open_dataset
     cfg = load_experiment(cfg, overrides)
@@ -301,8 +317,12 @@ def _backtick(expr: str, columns) -> str:
     return pat.sub(lambda m: f"`{m.group(1)}`", expr)
 
 # %% ../nbs/12_experiments.ipynb #e21ad860
-def filter_runs(df: pd.DataFrame, *, tags: Sequence[str] | None = None, where: str | None = None,
-                status: str | None = None) -> pd.DataFrame:
+def filter_runs(df:pd.DataFrame, # a runs table (`runs`)
+                *,
+                tags:Sequence[str] | None=None, # keep runs carrying all of these tags
+                where:str | None=None, # pandas query on the runs table's columns, e.g. `'clean.record_acc > 0.9'`
+                status:str | None=None, # keep runs with this status ('running', 'done', 'failed', 'interrupted')
+               )->pd.DataFrame:
     "Rows of a runs table with all of `tags`, matching the `where` expression and the `status`."
     if tags:
         tags = [tags] if isinstance(tags, str) else list(tags)
@@ -314,8 +334,13 @@ def filter_runs(df: pd.DataFrame, *, tags: Sequence[str] | None = None, where: s
     return df
 
 # %% ../nbs/12_experiments.ipynb #d6f8cea3
-def runs(root='runs', *, tags: Sequence[str] | None = None, where: str | None = None, status: str | None = None,
-         search: str | None = None) -> pd.DataFrame:
+def runs(root='runs', # folder holding the run folders
+         *,
+         tags:Sequence[str] | None=None, # keep runs carrying all of these tags
+         where:str | None=None, # pandas query on the runs table's columns, e.g. `'clean.record_acc > 0.9'`
+         status:str | None=None, # keep runs with this status ('running', 'done', 'failed', 'interrupted')
+         search:str | None=None, # name of a saved search (`save_search`) to apply
+        )->pd.DataFrame:
     "The run catalogue of `root` as a DataFrame (one row per run folder), optionally filtered."
     root = Path(root)
     rows = []
@@ -334,14 +359,20 @@ def runs(root='runs', *, tags: Sequence[str] | None = None, where: str | None = 
 def _searches_file(root) -> Path: return Path(root) / 'searches.yaml'
 
 # %% ../nbs/12_experiments.ipynb #0f3262d6
-def searches(root='runs') -> dict:
+def searches(root='runs', # folder holding the run folders
+            )->dict:
     "The saved searches of `root`: `{name: {'tags': [...], 'where': '...', 'status': ...}}`."
     p = _searches_file(root)
     return (yaml.safe_load(p.read_text()) or {}) if p.exists() else {}
 
 # %% ../nbs/12_experiments.ipynb #7f653622
-def save_search(root, name: str, *, tags: Sequence[str] | None = None, where: str | None = None,
-                status: str | None = None) -> dict:
+def save_search(root, # folder holding the run folders
+                name:str, # name of the search
+                *,
+                tags:Sequence[str] | None=None, # keep runs carrying all of these tags
+                where:str | None=None, # pandas query on the runs table's columns, e.g. `'clean.record_acc > 0.9'`
+                status:str | None=None, # keep runs with this status ('running', 'done', 'failed', 'interrupted')
+               )->dict:
     "Save (or replace) the named search `name` beside the runs of `root`."
     if not name or not re.fullmatch(r'[\w.-]+', name): raise ValueError(f"name: got {name!r}; expected letters, digits, '_', '-', '.'")
     s = searches(root)
@@ -371,7 +402,8 @@ def _dataset_row(path: Path) -> dict:
     return row
 
 # %% ../nbs/12_experiments.ipynb #4dc170d4
-def datasets(root='runs') -> pd.DataFrame:
+def datasets(root='runs', # folder holding the run folders
+            )->pd.DataFrame:
     "Every dataset file under `root` or used by its runs: config hash, record counts, provenance, runs that used it."
     root = Path(root)
     r = runs(root)
@@ -384,7 +416,8 @@ def datasets(root='runs') -> pd.DataFrame:
     return df
 
 # %% ../nbs/12_experiments.ipynb #e9b4b170
-def xai_results(root='runs') -> pd.DataFrame:
+def xai_results(root='runs', # folder holding the run folders
+               )->pd.DataFrame:
     "One row per explained record and method over all runs: band alignment, lift, deletion/insertion AUCs."
     rows = []
     for p in sorted(Path(root).glob('*/xai.json')):
@@ -399,9 +432,9 @@ def xai_results(root='runs') -> pd.DataFrame:
 @dataclass
 class SweepConfig(BaseConfig):
     "A sweep: a base experiment, a grid over dotted keys (each a list of values) and seeds."
-    base: ExperimentConfig = field(default_factory=ExperimentConfig)
-    grid: StrDict = field(default_factory=dict)
-    seeds: tuple[int, ...] = (0,)
+    base: ExperimentConfig = field(default_factory=ExperimentConfig)  # the experiment every point of the grid starts from
+    grid: StrDict = field(default_factory=dict)  # dotted key -> list of values; the sweep runs their product
+    seeds: tuple[int, ...] = (0,)  # training seeds, each point of the grid runs once per seed
 
     def validate(self, _path: str = ''):
         super().validate(_path)
@@ -462,7 +495,9 @@ def _map_slurm(fn, items, folder: Path, slurm: dict | None = None, **_):
 EXECUTORS = {'local': _map_local, 'dask': _map_dask, 'slurm': _map_slurm}
 
 # %% ../nbs/12_experiments.ipynb #dee183ff
-def load_sweep(spec, overrides: dict | None = None) -> SweepConfig:
+def load_sweep(spec, # a `SweepConfig`, dict, or YAML/JSON file or text
+               overrides:dict | None=None, # dotted overrides of the base experiment
+              )->SweepConfig:
     "A `SweepConfig` from a config, dict, or YAML/JSON file or text; `overrides` are dotted keys of the base experiment."
     if isinstance(spec, SweepConfig): sw = spec.validate()
     elif isinstance(spec, dict): sw = SweepConfig.from_dict(spec)
@@ -472,8 +507,16 @@ def load_sweep(spec, overrides: dict | None = None) -> SweepConfig:
     return sw
 
 # %% ../nbs/12_experiments.ipynb #fe5488ad
-def run_sweep(sweep, root='runs', *, executor: str = 'local', workers: int = 2, address: str | None = None,
-              slurm: dict | None = None, per_task: int | None = None, overrides: dict | None = None) -> pd.DataFrame:
+def run_sweep(sweep, # a sweep (anything `load_sweep` accepts)
+              root='runs', # folder holding the run folders
+              *,
+              executor:str='local', # 'local' (processes), 'dask' or 'slurm' (`EXECUTORS`)
+              workers:int=2, # parallel processes (local) or Dask workers
+              address:str | None=None, # address of a running Dask scheduler; None: a local cluster
+              slurm:dict | None=None, # submitit parameters for 'slurm' (`cluster` included)
+              per_task:int | None=None, # experiments per task; default: 1 on Slurm, else spread evenly over the workers
+              overrides:dict | None=None, # dotted overrides of the base experiment
+             )->pd.DataFrame:
     "Run every experiment of `sweep` not yet done under `root` on `executor`; returns run_id, action ('ran'/'skipped'), path."
     if executor not in EXECUTORS: raise ValueError(f"executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}")
     sw, root = load_sweep(sweep, overrides), Path(root)
@@ -512,27 +555,30 @@ def _ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
 @dataclass
 class Leaderboard:
     "A leaderboard: `table` (one row per group), `mcnemar` (top two groups, seed against seed), the metric and grouping."
-    table: pd.DataFrame
-    mcnemar: pd.DataFrame
-    metric: str
-    by: list
+    table: pd.DataFrame  # one row per group: mean, std, interval, number of seeds
+    mcnemar: pd.DataFrame  # McNemar tests of the top two groups, seed against seed
+    metric: str  # the ranked metric
+    by: list  # the grouping columns
 
     def _repr_html_(self): return self.table._repr_html_()
     def __repr__(self): return f"Leaderboard({self.metric} by {self.by})\n{self.table.to_string()}"
 
-    def plot(self, ax=None):
-        "Horizontal bars of the mean with the 95 % interval, best at the top."
-        import matplotlib.pyplot as plt
+    def plot(self,
+             ax=None, # a matplotlib `Axes` to draw on; None: a new figure
+            ): # the figure drawn on
+        "Horizontal bars of the mean with the 95 % interval, best at the top; returns the figure."
         t = self.table.iloc[::-1]
-        if ax is None: _, ax = plt.subplots(figsize=(6, 0.35 * len(t) + 1))
+        if ax is None: ax = plotting.figure((6, 0.35 * len(t) + 1)).add_subplot()
         labels = [' / '.join(str(r[b]) for b in self.by) for _, r in t.iterrows()]
         ax.barh(labels, t['mean'], xerr=[t['mean'] - t['ci_low'], t['ci_high'] - t['mean']], color='C0', alpha=.8, capsize=3)
         ax.set_xlabel(f"{self.metric} (mean over seeds, 95 % CI)")
         lo = float(np.nanmin(t['ci_low'])); ax.set_xlim(max(0.0, lo - 0.05), min(1.0, float(np.nanmax(t['ci_high'])) + 0.02))
-        return ax
+        return ax.figure
 
 # %% ../nbs/12_experiments.ipynb #df83448e
-def record_evaluation(run_dir, condition: str = 'clean'):
+def record_evaluation(run_dir, # a finished run folder
+                      condition:str='clean', # evaluation condition: 'clean' or 'snr<level>'
+                     ):
     "A record-level `lstm_pfd.train.Evaluation` of a finished run rebuilt from its stored record predictions (one-hot)."
     from lstm_pfd.train import Evaluation
     run_path, cond = run_dir, condition
@@ -557,8 +603,14 @@ def _mcnemar_top2(long: pd.DataFrame, table: pd.DataFrame, by: list, cond: str) 
     return pd.DataFrame(rows)
 
 # %% ../nbs/12_experiments.ipynb #1650177c
-def leaderboard(runs_df: pd.DataFrame, by: Sequence[str] = ('model',), *, metric: str = 'record_acc',
-                conditions: Sequence[str] | None = None, ci: float = 0.95, mcnemar: bool = True) -> Leaderboard:
+def leaderboard(runs_df:pd.DataFrame, # a runs table (`runs`)
+                by:Sequence[str]=('model',), # grouping columns (aliases: 'model', 'track', 'preset', 'seed'; 'condition' too)
+                *,
+                metric:str='record_acc', # metric of each condition, e.g. 'record_acc' or 'macro_f1'
+                conditions:Sequence[str] | None=None, # conditions to include ('clean', 'snr<level>'); None: all in the table
+                ci:float=0.95, # confidence level of the interval over seeds
+                mcnemar:bool=True, # test the top two groups against each other
+               )->Leaderboard:
     "Mean, std and `ci` interval over seeds of `metric` per group of `by`; McNemar between the top two groups."
     by = [_ALIASES.get(b, b) for b in by]
     df = runs_df[runs_df['status'] == 'done'] if 'status' in runs_df else runs_df
@@ -580,7 +632,11 @@ def leaderboard(runs_df: pd.DataFrame, by: Sequence[str] = ('model',), *, metric
     return Leaderboard(t, mc, metric, by)
 
 # %% ../nbs/12_experiments.ipynb #61e3a752
-def log_to_mlflow(run_dir, uri: str, *, experiment: str = 'lstm_pfd') -> str:
+def log_to_mlflow(run_dir, # a finished run folder
+                  uri:str, # MLflow tracking URI (a folder or a server)
+                  *,
+                  experiment:str='lstm_pfd', # MLflow experiment name
+                 )->str:
     "Mirror the finished run in `run_dir` to the MLflow tracking store at `uri`; returns the MLflow run id."
     from mlflow.tracking import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
@@ -605,7 +661,11 @@ def log_to_mlflow(run_dir, uri: str, *, experiment: str = 'lstm_pfd') -> str:
 # %% ../nbs/12_experiments.ipynb #29a79b9c
 class RunsExplorer:
     "Compare runs of a catalogue: training curves, confusion matrices, per-class recall (ipywidgets)."
-    def __init__(self, root='runs', runs_df: pd.DataFrame | None = None, max_runs: int = 4):
+    def __init__(self,
+                 root='runs', # folder holding the run folders
+                 runs_df:pd.DataFrame | None=None, # a runs table to explore; None: the finished runs of `root`
+                 max_runs:int=4, # most runs compared in one figure
+                ):
         self.df = runs(root, status='done') if runs_df is None else runs_df
         self.max_runs = max_runs
 
@@ -613,13 +673,16 @@ class RunsExplorer:
         p = Path(self.df.set_index('run_id').loc[rid, 'path'])
         return _read_json(p / 'history.json'), _read_json(p / 'metrics.json')
 
-    def figure(self, run_ids: Sequence[str], condition: str = 'clean', level: str = 'record'):
+    def figure(self,
+               run_ids:Sequence[str], # run ids to compare
+               condition:str='clean', # evaluation condition: 'clean' or 'snr<level>'
+               level:str='record', # 'record' or 'window'
+              ):
         "The comparison figure for `run_ids` (at most `max_runs`): curves, confusion matrices, per-class recall."
-        import matplotlib.pyplot as plt
         run_ids = list(run_ids)[:self.max_runs]
         if not run_ids: raise ValueError("run_ids: pick at least one run")
-        fig, axs = plt.subplots(1, 2 + len(run_ids), figsize=(4 * (2 + len(run_ids)), 3.6), squeeze=False)
-        axs = axs[0]
+        fig = plotting.figure((4 * (2 + len(run_ids)), 3.6), layout='tight')
+        axs = fig.subplots(1, 2 + len(run_ids), squeeze=False)[0]
         for i, rid in enumerate(run_ids):
             hist, m = self._load(rid)
             _plot_history(axs[0], hist, rid)
@@ -630,13 +693,12 @@ class RunsExplorer:
             axs[1].bar(np.arange(len(rec)) + i * w, rec, width=w, label=rid)
         axs[1].set_xticks(range(len(rec)), m['class_names'] or range(len(rec)), rotation=90, fontsize=6)
         axs[1].set_ylabel('recall'); axs[1].set_ylim(0, 1.05); axs[1].legend(fontsize=6)
-        fig.tight_layout()
         return fig
 
     def widget(self):
         "The interactive explorer: a run picker, condition and level selectors, and the figure."
         import ipywidgets as W
-        import matplotlib.pyplot as plt
+        from IPython.display import display
         ids = list(self.df['run_id'])
         conds = sorted({c.split('.')[0] for c in self.df.columns if c.endswith('.record_acc')})
         pick = W.SelectMultiple(options=ids, value=tuple(ids[:2]), description='runs', rows=min(8, max(2, len(ids))))
@@ -646,7 +708,7 @@ class RunsExplorer:
         def draw(*_):
             out.clear_output(wait=True)
             with out:
-                if pick.value: plt.show(self.figure(pick.value, cond.value, level.value))
+                if pick.value: display(self.figure(pick.value, cond.value, level.value))
         for w in (pick, cond, level): w.observe(draw, names='value')
         draw()
         return W.VBox([W.HBox([pick, W.VBox([cond, level])]), out])
@@ -656,7 +718,8 @@ class RunsExplorer:
         display(self.widget())
 
 # %% ../nbs/12_experiments.ipynb #def11b5f
-def parse_sets(items: Sequence[str] | None) -> dict:
+def parse_sets(items:Sequence[str] | None, # `key=value` strings; None: none
+              )->dict:
     "`['train.epochs=3', 'tags=[a, b]']` -> `{'train.epochs': 3, 'tags': ['a', 'b']}` (values parsed as YAML)."
     out = {}
     for it in items or ():
@@ -666,8 +729,14 @@ def parse_sets(items: Sequence[str] | None) -> dict:
     return out
 
 # %% ../nbs/12_experiments.ipynb #c8c437ae
-def runs_table(root='runs', *, tags=None, where=None, status=None, search=None,
-               columns: Sequence[str] = ('run_id', 'status', 'name', 'model.name', 'train.seed', 'clean.record_acc')) -> str:
+def runs_table(root='runs', # folder holding the run folders
+               *,
+               tags=None, # keep runs carrying all of these tags
+               where=None, # pandas query on the runs table's columns, e.g. `'clean.record_acc > 0.9'`
+               status=None, # keep runs with this status ('running', 'done', 'failed', 'interrupted')
+               search=None, # name of a saved search to apply
+               columns:Sequence[str]=('run_id', 'status', 'name', 'model.name', 'train.seed', 'clean.record_acc'), # columns to print
+              )->str:
     "The filtered run catalogue as plain text (what `lstm-pfd runs` prints)."
     df = runs(root, tags=tags, where=where, status=status, search=search)
     if df.empty: return f"no runs under {root}"

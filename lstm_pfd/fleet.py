@@ -25,7 +25,10 @@ __all__ = ['log', 'ISO_20816_3', 'ISO_ZONES', 'G0', 'LINE_HARMONICS', 'CALIBRATI
            'band_energy', 'calibrate']
 
 # %% ../nbs/01a_fleet.ipynb #cdf9c8a6
-def velocity_rms(x, fs: float, band: tuple[float, float] = (10.0, 1000.0)):
+def velocity_rms(x, # acceleration in m/s^2, samples along the last axis
+                 fs:float, # sampling rate, Hz
+                 band:tuple[float, float]=(10.0, 1000.0), # (low, high) frequency band, Hz
+                ):
     "RMS velocity in mm/s within `band` (Hz) of acceleration `x` (m/s^2, `[..., N]`): v = a / (2 pi f), summed by Parseval."
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[-1]
@@ -43,13 +46,18 @@ ISO_20816_3 = {  # (group, support) -> (A/B, B/C, C/D) limits, velocity RMS 10-1
 }
 ISO_ZONES = ('A', 'B', 'C', 'D')
 
-def zone_limits(group: int = 2, support: str = 'rigid') -> tuple[float, float, float]:
+def zone_limits(group:int=2, # ISO 20816-3 machine group: 1 (large) or 2 (medium)
+                support:str='rigid', # 'rigid' or 'flexible'
+               )->tuple[float, float, float]:
     "The (A/B, B/C, C/D) limits in mm/s of an ISO 20816-3 machine group (1 or 2) on a 'rigid' or 'flexible' support."
     if (group, support) not in ISO_20816_3:
         raise ValueError(f"no ISO 20816-3 limits for group={group!r}, support={support!r}; allowed: group 1 or 2, support 'rigid' or 'flexible'")
     return ISO_20816_3[(group, support)]
 
-def iso_zone(v_mm_s, group: int = 2, support: str = 'rigid'):
+def iso_zone(v_mm_s, # velocity RMS in mm/s, scalar or array
+             group:int=2, # ISO 20816-3 machine group: 1 or 2
+             support:str='rigid', # 'rigid' or 'flexible'
+            ):
     "ISO 20816-3 zone ('A'..'D') of velocity RMS `v_mm_s` (scalar: a str; array: an array of str); a limit belongs to the lower zone."
     v = np.asarray(v_mm_s, dtype=float)
     if np.any(~np.isfinite(v)) or np.any(v < 0): raise ValueError(f"v_mm_s must be finite velocities >= 0 mm/s, got {v_mm_s!r}")
@@ -80,18 +88,18 @@ class Machine:
     residual_1x_mm_s: float                  # healthy 1X velocity at the sensor, at nominal speed
     residual_2x_mm_s: float                  # healthy 2X velocity at the sensor, at nominal speed
     mode_hz: tuple[float, ...] = ()          # structural modes of the transfer path
-    mode_damping: tuple[float, ...] = ()
+    mode_damping: tuple[float, ...] = ()  # damping ratio of each structural mode
     mode_gain: tuple[float, ...] = ()        # peak gain of each mode (linear)
     direct_gain: float = 1.0                 # the direct path d
     sensitivity: float = 1.0                 # sensor sensitivity relative to nominal
     mounting: str = 'ideal'                  # 'stud', 'adhesive', 'magnet' or 'ideal' (no mounted resonance)
     mount_hz: float = 0.0                    # mounted resonance (0: none)
-    mount_damping: float = 0.0
+    mount_damping: float = 0.0  # damping ratio of the mounted resonance
     noise_floor_ug: float = 0.0              # sensor noise density, ug/sqrt(Hz) (0: the config's measurement noise)
     line_hz: float = 50.0                    # line frequency of the site
     line_mm_s: float = 0.0                   # velocity of the 2 x line tone (motors); 0: none
     neighbour_hz: tuple[float, ...] = ()     # tones of neighbouring machinery
-    neighbour_mm_s: tuple[float, ...] = ()
+    neighbour_mm_s: tuple[float, ...] = ()  # velocity of each neighbouring tone
     iso_group: int = 2                       # ISO 20816-3 group
     support: str = 'rigid'                   # 'rigid' or 'flexible' (from the lowest mode)
     @property
@@ -103,19 +111,9 @@ class Machine:
         return (not self.mode_hz and self.direct_gain == 1 and self.sensitivity == 1 and self.mount_hz == 0
                 and self.line_mm_s == 0 and not any(self.neighbour_mm_s))
 
-    def response(self, freqs) -> np.ndarray:
-        "Complex frequency response H(f) of the transfer path, bearing to sensor output (vectorised over `freqs`, Hz)."
-        f = np.asarray(freqs, dtype=float)
-        h = np.full(f.shape, complex(self.direct_gain))
-        for fm, z, g in zip(self.mode_hz, self.mode_damping, self.mode_gain):
-            jb = 2j * z * fm * f
-            h += g * jb / (fm * fm - f * f + jb)
-        if self.mount_hz > 0:
-            r = f / self.mount_hz
-            h /= 1 - r * r + 2j * self.mount_damping * r
-        return self.sensitivity * h
-
-    def zone(self, v_mm_s):
+    def zone(self,
+             v_mm_s, # velocity RMS in mm/s, scalar or array
+            ):
         "ISO 20816-3 zone of a velocity on this machine (its group and support)."
         return iso_zone(v_mm_s, self.iso_group, self.support)
 
@@ -124,13 +122,33 @@ class Machine:
         return _to_plain(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> 'Machine':
+    def from_dict(cls,
+                  d:dict, # a dict written by `Machine.to_dict`
+                 )->'Machine':
         "Back from `to_dict`; unknown or missing keys raise a `ValueError` naming them."
         return _from_plain(cls, d)
 
+# %% ../nbs/01a_fleet.ipynb #b4147ced
+def _response(self:Machine,
+              freqs, # frequencies, Hz (any shape)
+             )->np.ndarray:
+    "Complex frequency response H(f) of the transfer path, bearing to sensor output (vectorised over `freqs`, Hz)."
+    f = np.asarray(freqs, dtype=float)
+    h = np.full(f.shape, complex(self.direct_gain))
+    for fm, z, g in zip(self.mode_hz, self.mode_damping, self.mode_gain):
+        jb = 2j * z * fm * f
+        h += g * jb / (fm * fm - f * f + jb)
+    if self.mount_hz > 0:
+        r = f / self.mount_hz
+        h /= 1 - r * r + 2j * self.mount_damping * r
+    return self.sensitivity * h
+
+Machine.response = _response
+
 # %% ../nbs/01a_fleet.ipynb #fcca6f58
-def reference_machine(cfg: DataConfig | None = None) -> Machine:
-    "Today's single idealised machine of `cfg`: its speed, bearing and oil; identity transfer path; no background."
+def reference_machine(cfg:DataConfig | None=None, # data config (None: the default `DataConfig()`)
+                     )->Machine:
+    "The idealised machine of a single-machine `cfg`: its speed, bearing and oil; identity transfer path; no background."
     cfg = cfg or DataConfig()
     grade = next((g for g, o in ISO_VG_OILS.items() if o['name'] == cfg.bearing.oil.name), 0)
     return Machine(id=-1, seed=0, speed_hz=cfg.signal.nominal_speed_hz, clearance_ratio=cfg.bearing.clearance_m / cfg.bearing.radius_m,
@@ -181,7 +199,9 @@ def _draw(fc: FleetConfig, i: int) -> Machine:
         iso_group=fc.iso_group, support='rigid' if lowest >= 1.25 * speed else 'flexible')
 
 # %% ../nbs/01a_fleet.ipynb #7d206e63
-def fleet(cfg: DataConfig | FleetConfig, n: int | None = None) -> list[Machine]:
+def fleet(cfg:DataConfig | FleetConfig, # a data config (its `fleet` section) or a `FleetConfig`
+          n:int | None=None, # number of machines; default: `n_machines` of the fleet config
+         )->list[Machine]:
     "The machines of `cfg.fleet` (or of a `FleetConfig`), reproducibly: machine i from `SeedSequence(seed, spawn_key=(i,))`."
     fc = cfg.fleet if isinstance(cfg, DataConfig) else cfg
     if not isinstance(fc, FleetConfig): raise TypeError(f"cfg must be a DataConfig or a FleetConfig, got {type(cfg).__name__}")
@@ -193,7 +213,9 @@ def fleet(cfg: DataConfig | FleetConfig, n: int | None = None) -> list[Machine]:
 # %% ../nbs/01a_fleet.ipynb #76aa9728
 G0 = 9.80665  # m/s^2 per g
 
-def machine_config(cfg: DataConfig, machine: Machine) -> DataConfig:
+def machine_config(cfg:DataConfig, # the data config of the fleet
+                   machine:Machine, # one machine of `fleet(cfg)`
+                  )->DataConfig:
     "The config of `cfg` as seen on `machine`: nominal speed and speed range, clearance, oil, line frequency, sensor noise floor."
     if machine.is_reference: return cfg
     fac = machine.speed_hz / cfg.signal.nominal_speed_hz
@@ -212,7 +234,10 @@ def transfer(machine: Machine, fs: float, n: int) -> np.ndarray:
     h.flags.writeable = False
     return h
 
-def apply_machine(x, fs: float, machine: Machine) -> np.ndarray:
+def apply_machine(x, # acceleration at the bearing, m/s^2, `[..., N]`
+                  fs:float, # sampling rate, Hz
+                  machine:Machine, # the machine whose transfer path filters `x`
+                 )->np.ndarray:
     "`x` (`[..., N]`, m/s^2 at the bearing) as the machine's sensor sees it: irfft(rfft(x) H), float32."
     x = np.asarray(x, dtype=np.float32)
     if not machine.mode_hz and machine.direct_gain == 1 and machine.sensitivity == 1 and machine.mount_hz == 0:
@@ -229,7 +254,9 @@ def _accel_amp(v_mm_s, f_hz):
     "Acceleration amplitude (m/s^2) of a tone of velocity RMS `v_mm_s` at `f_hz`."
     return np.asarray(v_mm_s, float) * 1e-3 * math.sqrt(2) * 2 * np.pi * np.asarray(f_hz, float)
 
-def residual_components(machine: Machine, u=(0.5, 0.5, 0.5, 0.5)) -> list[tuple[float, float, float]]:
+def residual_components(machine:Machine, # the machine (its balance grade and residual velocities)
+                        u=(0.5, 0.5, 0.5, 0.5), # four uniform draws in [0, 1): level and phase of 1X, then of 2X
+                       )->list[tuple[float, float, float]]:
     "Healthy residual as `(order, acceleration amplitude at the bearing, phase)` at nominal speed; `u`: 4 uniforms (level, phase per order)."
     out = []
     for j, (order, v) in enumerate(((1.0, machine.residual_1x_mm_s), (2.0, machine.residual_2x_mm_s))):
@@ -239,7 +266,11 @@ def residual_components(machine: Machine, u=(0.5, 0.5, 0.5, 0.5)) -> list[tuple[
         out.append((order, a, 2 * np.pi * u[2 * j + 1]))
     return out
 
-def background_lines(machine: Machine, fs: float, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def background_lines(machine:Machine, # the machine (its line and neighbour tones)
+                     fs:float, # sampling rate, Hz
+                     n:int, # samples in the record
+                     rng:np.random.Generator, # random generator of the record (phases)
+                    )->tuple[np.ndarray, np.ndarray]:
     "Site background of a record of `n` samples as rfft lines `(bins, complex values)`; draws one phase per possible tone."
     freqs = np.array([k * machine.line_hz for k in LINE_HARMONICS] + list(machine.neighbour_hz))
     vel = np.array([machine.line_mm_s * r for r in LINE_HARMONICS.values()] + list(machine.neighbour_mm_s))
@@ -249,7 +280,11 @@ def background_lines(machine: Machine, fs: float, n: int, rng: np.random.Generat
     k, amp = k[ok], _accel_amp(vel[ok], k[ok] * fs / n)
     return k, amp * (n / 2) * np.exp(1j * ph[ok])
 
-def site_background(machine: Machine, fs: float, n: int, rng: np.random.Generator) -> np.ndarray:
+def site_background(machine:Machine, # the machine (its line and neighbour tones)
+                    fs:float, # sampling rate, Hz
+                    n:int, # samples in the record
+                    rng:np.random.Generator, # random generator of the record (phases)
+                   )->np.ndarray:
     "The site background alone as a float32 record (m/s^2 at the sensor)."
     k, v = background_lines(machine, fs, n, rng)
     X = np.zeros(n // 2 + 1, np.complex128)
@@ -257,7 +292,12 @@ def site_background(machine: Machine, fs: float, n: int, rng: np.random.Generato
     return np.fft.irfft(X, n).astype(np.float32)
 
 # %% ../nbs/01a_fleet.ipynb #5692a3fd
-def render_machine(x: np.ndarray, fs: float, machine: Machine, rng: np.random.Generator, extra: np.ndarray | None = None) -> int:
+def render_machine(x:np.ndarray, # float32 record `[N]` at the bearing, overwritten
+                   fs:float, # sampling rate, Hz
+                   machine:Machine, # the machine seen by the sensor
+                   rng:np.random.Generator, # random generator of the record (background phases)
+                   extra:np.ndarray | None=None, # complex rfft spectrum `[N // 2 + 1]` added before the inverse transform
+                  )->int: # number of background lines added
     "In place: `x` (float32 `[N]`, at the bearing) becomes the sensor signal: filtered by H, plus the site background (+ `extra` spectrum)."
     if machine.is_identity and extra is None: return 0
     n = x.shape[-1]
@@ -277,7 +317,8 @@ CALIBRATION = {  # kind -> ((slot, edge, measure, level), ...): slot 0 = first (
              (-1, 0, 'in_band_db', 17.0), (-1, 1, 'in_band_db', 22.0)),
 }
 
-def fault_kind(fault) -> str | None:
+def fault_kind(fault, # a class name or label (see `physics.class_names`)
+              )->str | None:
     "'tonal' (all atoms order-locked), 'band' (some atom with absolute bands) or None (healthy: no fault component)."
     sig = CATALOGUE[fault_name(fault)]
     if not sig.orders and not sig.bands_hz: return None
@@ -287,10 +328,10 @@ def fault_kind(fault) -> str | None:
 @dataclass(frozen=True)
 class SeverityLaw:
     "Severity factor s -> multiplier of the unit fault component, log-linear between anchors `(s, gain)`."
-    fault: str
-    machine_id: int
-    s: tuple[float, ...]
-    gain: tuple[float, ...]
+    fault: str  # fault class name
+    machine_id: int  # id of the machine the law was calibrated on
+    s: tuple[float, ...]  # severity anchors, increasing
+    gain: tuple[float, ...]  # multiplier of the unit fault component at each anchor
 
     def __call__(self, s):
         s = np.asarray(s, dtype=float)
@@ -298,7 +339,11 @@ class SeverityLaw:
         return np.where(s < self.s[0], self.gain[0] * np.clip(s, 0, None) / self.s[0], g)
 
 # %% ../nbs/01a_fleet.ipynb #6739980d
-def band_energy(x, fs: float, fault, speed_hz) -> np.ndarray:
+def band_energy(x, # records, samples along the last axis
+                fs:float, # sampling rate, Hz
+                fault, # a class name or label
+                speed_hz, # shaft speed, Hz: a scalar or one per record
+               )->np.ndarray:
     "Mean-square of each record of `x` (`[..., N]`) inside `fault`'s catalogue bands at its speed `speed_hz` (scalar or one per record)."
     x = np.asarray(x, dtype=np.float64)
     n, lead = x.shape[-1], x.shape[:-1]
@@ -314,8 +359,16 @@ def band_energy(x, fs: float, fault, speed_hz) -> np.ndarray:
     return out.reshape(lead)
 
 # %% ../nbs/01a_fleet.ipynb #47f81e63
-def calibrate(machine: Machine, fault, *, unit, healthy, fs: float, severity: SeverityConfig | None = None,
-              unit_speed_hz=None, healthy_speed_hz=None) -> SeverityLaw:
+def calibrate(machine:Machine, # the machine to calibrate on
+              fault, # a fault class name or label (not healthy)
+              *,
+              unit, # fault component records at severity 1, at the sensor `[n, N]`
+              healthy, # healthy records of the machine at the sensor `[n, N]`
+              fs:float, # sampling rate, Hz
+              severity:SeverityConfig | None=None, # severity slots whose edges anchor the law (default: `SeverityConfig()`)
+              unit_speed_hz=None, # shaft speed of each unit record, Hz (default: the nominal speed)
+              healthy_speed_hz=None, # shaft speed of each healthy record, Hz (default: the nominal speed)
+             )->SeverityLaw:
     """The `SeverityLaw` meeting `CALIBRATION` on `machine` for `fault`, from unit-severity fault records and healthy records (at the
     sensor); order bands follow each record's speed (`*_speed_hz`, default: the machine's nominal speed)."""
     name, kind = fault_name(fault), fault_kind(fault)

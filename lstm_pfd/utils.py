@@ -20,7 +20,10 @@ __all__ = ['NORMALIZE_MODES', 'NORMALIZE_EPS', 'atomic_write', 'window_starts', 
 
 # %% ../nbs/00a_utils.ipynb #5595e9e4
 @contextmanager
-def atomic_write(path, *, overwrite: bool = False):
+def atomic_write(path, # file to write; its folder must exist
+                 *,
+                 overwrite:bool=False, # replace an existing `path` (otherwise `FileExistsError`)
+                ):
     "Yield a unique temporary `Path` beside `path`; rename it onto `path` on success, remove it on any exception."
     path = Path(path)
     if path.is_dir(): raise IsADirectoryError(f"{path} is a folder; give a file name")
@@ -38,7 +41,10 @@ def atomic_write(path, *, overwrite: bool = False):
         raise
 
 # %% ../nbs/00a_utils.ipynb #1f626b0d
-def window_starts(n: int, window_len: int, hop: int | None = None) -> np.ndarray:
+def window_starts(n:int, # samples in the record
+                  window_len:int, # samples per window
+                  hop:int | None=None, # samples between window starts; default: `window_len`
+                 )->np.ndarray:
     "First sample of every full window of `window_len` samples, `hop` apart, in a record of `n` samples."
     hop = int(window_len if hop is None else hop)
     if int(window_len) < 1: raise ValueError(f"window_len: got {window_len}; allowed: a positive number of samples")
@@ -48,7 +54,10 @@ def window_starts(n: int, window_len: int, hop: int | None = None) -> np.ndarray
     return np.arange(0, int(n) - int(window_len) + 1, hop, dtype=np.int64)
 
 # %% ../nbs/00a_utils.ipynb #bbfd6e53
-def frame(x, window_len: int, hop: int | None = None) -> np.ndarray:
+def frame(x, # 1-D record
+          window_len:int, # samples per window
+          hop:int | None=None, # samples between window starts; default: `window_len`
+         )->np.ndarray:
     "Windows `[n_windows, window_len]` float32 of a 1-D record `x` (a view when `x` is float32)."
     x = np.asarray(x)
     if x.ndim != 1: raise ValueError(f"x: expected a 1-D record, got shape {x.shape}")
@@ -62,7 +71,9 @@ NORMALIZE_MODES = (None, 'zscore', 'rms')
 NORMALIZE_EPS = 1e-8   # floor of the divisor: a silent window stays zero instead of NaN
 
 # %% ../nbs/00a_utils.ipynb #eb644931
-def normalize_windows(w, mode: str | None) -> np.ndarray:
+def normalize_windows(w, # windows, `[..., window_len]`
+                      mode:str | None, # one of `NORMALIZE_MODES`: None, 'zscore' or 'rms'
+                     )->np.ndarray:
     "Normalise each window (last axis) of `w`: `None` (as is), `'zscore'` or `'rms'`, divisor floored at `NORMALIZE_EPS`."
     if mode not in NORMALIZE_MODES:
         raise ValueError(f"normalize: got {mode!r}; allowed: {', '.join(map(repr, NORMALIZE_MODES))}")
@@ -74,14 +85,17 @@ def normalize_windows(w, mode: str | None) -> np.ndarray:
     return w / np.maximum(np.sqrt(np.mean(w * w, -1, keepdims=True)), NORMALIZE_EPS)
 
 # %% ../nbs/00a_utils.ipynb #0e1e57a9
-def softmax(logits) -> np.ndarray:
+def softmax(logits, # scores, classes along the last axis
+           )->np.ndarray:
     "Numerically stable softmax over the last axis (float64 inside, float32 out)."
     z = np.asarray(logits, dtype=np.float64)
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 # %% ../nbs/00a_utils.ipynb #b623b1f0
-def record_vote(probs, record_ids) -> tuple[np.ndarray, np.ndarray]:
+def record_vote(probs, # window probabilities `[n_windows, C]`
+                record_ids, # record id of each window `[n_windows]`
+               )->tuple[np.ndarray, np.ndarray]:
     "Soft vote: `(unique record ids, mean window probability per record [n_rec, C])`."
     probs = np.asarray(probs)
     ids, inv = np.unique(np.asarray(record_ids), return_inverse=True)
@@ -101,6 +115,8 @@ def _plain(o):
     return o
 
 # %% ../nbs/00a_utils.ipynb #9d1f0a80
-def strict_json(obj, **kw) -> str:
+def strict_json(obj, # dicts, lists, tuples, numpy values, paths, floats
+                **kw, # keyword arguments of `json.dumps` (e.g. `indent`)
+               )->str:
     "`obj` as strict JSON text: NaN/Infinity -> null, numpy values and tuples as plain JSON (kwargs go to `json.dumps`)."
     return json.dumps(_plain(obj), allow_nan=False, **kw)

@@ -184,3 +184,23 @@ def test_datasets_catalogue_lists_imported_file_with_provenance(tmp_path):
     row = df.iloc[0]
     assert row['source'] == 'external' and row['source_ids'] == ['pump_a', 'pump_b']
     assert row['n_runs'] == 0 and row['records']['test'] >= 2
+
+
+def test_figures_are_made_without_pyplot(tmp_path):
+    """The leaderboard plot and the run figures saved by a run are drawn without importing pyplot (no global figure
+    state) and show as PNG images in a notebook."""
+    import subprocess, sys, textwrap
+    code = textwrap.dedent("""
+        import sys
+        import pandas as pd
+        from lstm_pfd.experiments import leaderboard
+        df = pd.DataFrame({'status': 'done', 'model.name': ['a'] * 2 + ['b'] * 2, 'train.seed': [0, 1] * 2,
+                           'clean.record_acc': [0.6, 0.8, 0.5, 0.5]})
+        fig = leaderboard(df, by=['model'], mcnemar=False).plot()
+        assert fig._repr_png_()[:8] == b'\\x89PNG\\r\\n\\x1a\\n'
+        assert len(fig.axes[0].patches) == 2, fig.axes[0].patches
+        assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'
+        """)
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path,
+                       env={k: v for k, v in os.environ.items() if k != 'MPLBACKEND'})
+    assert r.returncode == 0, r.stderr[-2000:]
