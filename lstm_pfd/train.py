@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import contextmanager
 import os
 import time
 from dataclasses import dataclass, field
@@ -432,6 +433,16 @@ def _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callback
     state.history.append(row)
     return row, best_sd
 
+# %% ../nbs/05_train.ipynb #2159c300
+@contextmanager
+def _torch_threads(n: int | None):
+    "torch's intra-op threads set to `n` inside the block and restored after it (None or 0: left as set)."
+    old = torch.get_num_threads()
+    if n: torch.set_num_threads(int(n))
+    try: yield
+    finally:
+        if n: torch.set_num_threads(old)
+
 # %% ../nbs/05_train.ipynb #6f6d35e2
 def fit(model: nn.Module,                         # a registry model (`create_model`)
         train_data: Dataset,                      # window dataset: items `(x [1, L] float32, label, record_id)`
@@ -468,10 +479,9 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
                     seed=seed, monitor=monitor, augment=repr(augment))
     state, best_sd, start = FitState(model=model, epochs=epochs, monitor=monitor), None, 0
     if resume_from is not None: best_sd, start = _resume(resume_from, model, opt, state, meta, fit_args)
-    old_threads, t_start = torch.get_num_threads(), time.perf_counter()
-    if num_threads: torch.set_num_threads(int(num_threads))
+    t_start = time.perf_counter()
     train_seconds = float(state.history[-1]['train_seconds_total']) if state.history else 0.0
-    try:
+    with _torch_threads(num_threads):
         _call(callbacks, 'on_fit_start', state)
         shown = any(getattr(cb, 'replaces_progress', False) for cb in callbacks or ())   # e.g. a TrainingMonitor
         bar = tqdm(range(start, epochs), desc='epochs', disable=not progress or shown, initial=start, total=epochs)
@@ -485,8 +495,6 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
             _call(callbacks, 'on_epoch_end', state)
             if checkpoint_path is not None: _save_progress(checkpoint_path, model, opt, state, best_sd, meta, fit_args)
         bar.close()
-    finally:
-        if num_threads: torch.set_num_threads(old_threads)
     stopped = patience is not None and state.bad_epochs >= patience and len(state.history) < epochs
     if best_sd is not None: model.load_state_dict(best_sd)
     model.eval()
