@@ -370,7 +370,7 @@ def _group_rows(ds, split: str, conds: list, norm) -> list[tuple[str, object]]:
     out = []
     for g in sorted(set(meta['group'].tolist())):
         name = g.decode() if isinstance(g, bytes) else str(g)
-        out += [(f"{c}/group={name}", ds.windows(s, groups=[g], normalize=norm)) for c, s in conds]
+        out += [(f"{c}/group={name}", ds.windows(s, groups=[name], normalize=norm)) for c, s in conds]
     return out
 
 @subcommand('evaluate', 'accuracy of a checkpoint on a dataset split (or a fleet track) under every SNR condition', _evaluate_args)
