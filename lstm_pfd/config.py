@@ -271,6 +271,14 @@ def _get_dotted(obj, name):
         obj = getattr(obj, part)
     return obj
 
+def _from_preset(cls, presets: dict, name: str, overrides: dict | None = None):
+    "`cls` built from `presets[name]`, then dotted-key `overrides`; an unknown name suggests the closest one."
+    if name not in presets:
+        close = difflib.get_close_matches(name, list(presets), n=1)
+        raise ConfigError('preset', name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {list(presets)}")
+    cfg = cls().override(presets[name])
+    return cfg.override(overrides) if overrides else cfg
+
 # %% ../nbs/00_config.ipynb #33f1c5bc
 def _exists(s: str) -> bool:
     try: return Path(s).exists()
@@ -691,11 +699,7 @@ def preset(cls: DataConfig,
            overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
           )->'DataConfig':
     "A named protocol (`PRESETS`), optionally with dotted-key overrides."
-    if name not in PRESETS:
-        close = difflib.get_close_matches(name, list(PRESETS), n=1)
-        raise ConfigError('preset', name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {list(PRESETS)}")
-    cfg = cls().override(PRESETS[name])
-    return cfg.override(overrides) if overrides else cfg
+    return _from_preset(cls, PRESETS, name, overrides)
 
 # %% ../nbs/00_config.ipynb #b81d9293
 PRESETS = {
@@ -908,11 +912,7 @@ class ExperimentConfig(BaseConfig):
                overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
               )->'ExperimentConfig':
         "A named experiment (`EXPERIMENT_PRESETS`), optionally with dotted-key overrides."
-        if name not in EXPERIMENT_PRESETS:
-            close = difflib.get_close_matches(name, list(EXPERIMENT_PRESETS), n=1)
-            raise ConfigError('preset', name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {list(EXPERIMENT_PRESETS)}")
-        cfg = cls().override(EXPERIMENT_PRESETS[name])
-        return cfg.override(overrides) if overrides else cfg
+        return _from_preset(cls, EXPERIMENT_PRESETS, name, overrides)
 
 # %% ../nbs/00_config.ipynb #fe2f7e1f
 EXPERIMENT_PRESETS = {

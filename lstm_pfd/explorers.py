@@ -710,6 +710,14 @@ def _model_and_info(model):
     if not hasattr(model, 'n_classes'): raise TypeError(f"model must be a registry model (with n_classes) or a checkpoint path, got {type(model).__name__}")
     return model.eval(), {}
 
+# %% ../nbs/08_explorers.ipynb #dd17b8af
+def _head_names(info: dict, model, ds) -> list[str]:
+    "Class names of `model`'s outputs: the checkpoint's, else the file's when the counts match, else `physics.class_names(n)`."
+    if info.get('class_names'): return list(info['class_names'])
+    n = int(model.n_classes)
+    return list(ds.fault_names) if len(ds.fault_names) == n else list(physics.class_names(n))
+
+
 # %% ../nbs/08_explorers.ipynb #80e0ff33
 class ModelExplorer(_Explorer):
     """Predictions, attributions and the confusion matrix of a model on a dataset split. State: `evaluation`,
@@ -738,9 +746,10 @@ def _evaluate(self: ModelExplorer, batch_size):
     from lstm_pfd import train as T
     self.table, cfg, info = self.ds[self.split], self.ds.config, self.checkpoint_info
     wl = int(info.get('window_len') or cfg.window_len)
-    self.windows = self.ds.windows(self.split, window_len=wl, hop_len=cfg.hop_len if wl == cfg.window_len else wl)
+    self.windows = self.ds.windows(self.split, window_len=wl, hop_len=cfg.hop_len if wl == cfg.window_len else wl,
+                                   normalize=info.get('normalize'))
     C = int(self.model.n_classes)
-    self.class_names = list(info.get('class_names') or physics.class_names(C))
+    self.class_names = _head_names(info, self.model, self.ds)
     self.evaluation = ev = T.evaluate(self.model, self.windows, batch_size=batch_size, class_names=self.class_names)
     self.wpr, n = self.windows.windows_per_record, len(self.table)
     self.window_probs_all = ev.probs.reshape(n, self.wpr, C)            # windows are in row order
@@ -925,22 +934,32 @@ def _balanced_rows(labels, max_records):
     by_class = [rows[labels == c] for c in np.unique(labels)]
     return np.sort(np.concatenate([r[:int(np.ceil(max_records / len(by_class)))] for r in by_class]))[:max_records]
 
+# %% ../nbs/08_explorers.ipynb #3830eb4b
+def _clean_split(ds, split: str) -> str:
+    "`split`, or the split its records derive from when it is a stored noisy copy (`derived_from`, e.g. `test_snr10`)."
+    src = ds.file[split].attrs.get('derived_from')
+    if src is None: return split
+    _log.info("split %r holds noisy copies of %r: the explorer adds its own noise to the clean %r records", split, src, src)
+    return str(src)
+
+
 # %% ../nbs/08_explorers.ipynb #3bb45a35
 class RobustnessExplorer(_Explorer):
-    """Accuracy of a model on freshly noised records of a split. State: `layers`, `snr_db` (None: no added noise),
-    `X_clean`, `X`, `evaluation`, `accuracy`, `results` (one dict per run), `png`."""
+    """Accuracy of a model on freshly noised records of a split. State: `split` (the clean split used), `imported`
+    (SNR only), `layers`, `snr_db` (None: no added noise), `X_clean`, `X`, `evaluation`, `accuracy`, `results`, `png`."""
     def __init__(self, model, dataset, split: str = 'test', *, snr_db: float | None = 10.0, noise_seed: int = 0,
                  max_records: int | None = None, batch_size: int = 256, auto: bool = True, figsize=(10, 3.4), dpi: int = 80):
         _widgets()
         self.model, self.checkpoint_info = _model_and_info(model)
         self.ds, self._owns = _open(dataset)
         if split not in self.ds.splits: raise ValueError(f"split: got {split!r}; allowed: {self.ds.splits}")
-        self.cfg, self.table, self.batch_size, self.figsize, self.dpi = self.ds.config, self.ds[split], batch_size, figsize, dpi
+        self.split, self.imported = _clean_split(self.ds, split), self.ds.file.attrs.get('source') == 'external'
+        self.cfg, self.table, self.batch_size, self.figsize, self.dpi = self.ds.config, self.ds[self.split], batch_size, figsize, dpi
         self.rows = _balanced_rows(self.table.labels, max_records)
-        if (self.table.seed[self.rows] < 0).any(): raise ValueError("RobustnessExplorer needs generated records (stored seeds); this split holds imported recordings")
         wl = int(self.checkpoint_info.get('window_len') or self.cfg.window_len)
         self.window_len, self.hop_len = wl, (self.cfg.hop_len if wl == self.cfg.window_len else wl)
-        self.class_names = list(self.checkpoint_info.get('class_names') or physics.class_names(int(self.model.n_classes)))
+        self.class_names = _head_names(self.checkpoint_info, self.model, self.ds)
+        self.normalize = self.checkpoint_info.get('normalize')
         self.auto, self.results, self._signals_cache = auto, [], {}
         self._controls(snr_db, noise_seed)
         self.update()
@@ -956,14 +975,16 @@ def _controls(self: RobustnessExplorer, snr_db, noise_seed):
     self.clean = W.Checkbox(value=snr_db is None, description='no added noise', indent=False)
     self.noise_seed = W.BoundedIntText(value=noise_seed, min=0, max=2**32 - 1, description='noise seed', style=_STYLE,
                                        layout=_control_layout())
-    self.noise = {l: W.Checkbox(value=getattr(self.cfg.noise, l).enabled, description=l.replace('_', ' '), indent=False,
-                                layout=W.Layout(width='150px')) for l in NoiseConfig.LAYERS}
+    self.noise = {l: W.Checkbox(value=getattr(self.cfg.noise, l).enabled and not self.imported, disabled=self.imported,
+                                description=l.replace('_', ' '), indent=False, layout=W.Layout(width='150px')) for l in NoiseConfig.LAYERS}
     self.run_button, self.sweep_button = W.Button(description='evaluate', button_style='primary'), W.Button(description='sweep SNR')
     self.run_button.on_click(lambda _b: self.update())
     self.sweep_button.on_click(lambda _b: self.sweep())
     for c in (self.snr, self.clean, self.noise_seed, *self.noise.values()): c.observe(self._on_change, names='value')
     self.status, self.image = W.HTML(), _image()
-    layers = W.VBox([W.HTML('<b>noise layers of the regenerated records</b>'),
+    head = ('<b>noise layers</b>: off - imported recordings cannot be regenerated; only the added noise (SNR) applies'
+            if self.imported else '<b>noise layers of the regenerated records</b>')
+    layers = W.VBox([W.HTML(head),
                      W.GridBox(list(self.noise.values()), layout=W.Layout(grid_template_columns='150px 150px'))])
     left = W.VBox([self.snr, self.clean, self.noise_seed, W.HBox([self.run_button, self.sweep_button])])
     self.widget = W.VBox([_row([left, layers]), self.status, self.image])
@@ -976,10 +997,10 @@ def _on_change(self: RobustnessExplorer, change=None):
 # %% ../nbs/08_explorers.ipynb #ab6a2fbb
 @patch
 def signals(self: RobustnessExplorer, layers: tuple) -> np.ndarray:
-    "Clean records of the rows with exactly `layers` on: from the file when they are its layers, else regenerated."
+    "Clean records of the rows with exactly `layers` on: from the file when they are its layers (or imported), else regenerated."
     if layers not in self._signals_cache:
         t, rows = self.table, self.rows
-        if layers == self.cfg.noise.enabled_layers: X = t.load(rows)
+        if self.imported or layers == self.cfg.noise.enabled_layers: X = t.load(rows)
         else:
             cfg = self.cfg.override({f'noise.{l}.enabled': l in layers for l in NoiseConfig.LAYERS})
             X, _ = generate_batch(cfg, [self.ds.fault_names[int(l)] for l in t.labels[rows]], [int(s) for s in t.severity[rows]],
@@ -994,18 +1015,20 @@ def update(self: RobustnessExplorer):
     from lstm_pfd import train as T
     from lstm_pfd.data import WindowDataset, add_snr_noise
     t0, t = time.perf_counter(), self.table
-    self.layers = tuple(l for l, c in self.noise.items() if c.value)
+    self.layers = () if self.imported else tuple(l for l, c in self.noise.items() if c.value)
     self.snr_db = None if self.clean.value else float(self.snr.value)
     self.X_clean = self.signals(self.layers)
     self.X = self.X_clean if self.snr_db is None else add_snr_noise(self.X_clean, self.snr_db, _fresh_seeds(t.seed[self.rows], self.noise_seed.value))
-    wds = WindowDataset(self.X, t.labels[self.rows], t.record_index[self.rows], window_len=self.window_len, hop_len=self.hop_len)
+    wds = WindowDataset(self.X, t.labels[self.rows], t.record_index[self.rows], window_len=self.window_len, hop_len=self.hop_len,
+                        normalize=self.normalize, class_names=self.class_names)
     self.evaluation = ev = T.evaluate(self.model, wds, batch_size=self.batch_size, class_names=self.class_names)
     self.accuracy = {'window': ev.window_acc, 'record': ev.record_acc, 'macro_f1': ev.macro_f1('record')}
     self.results.append(dict(snr_db=self.snr_db, layers=self.layers, noise_seed=int(self.noise_seed.value), window_acc=ev.window_acc,
                              record_acc=ev.record_acc, macro_f1=self.accuracy['macro_f1'], n_records=len(self.rows)))
     self._draw()
     snr = 'no added noise' if self.snr_db is None else f'SNR {self.snr_db:g} dB'
-    self.status.value = (f"{snr}, layers: {', '.join(self.layers) or 'none'}; {len(self.rows)} records: record accuracy "
+    layers = 'as recorded (imported)' if self.imported else ', '.join(self.layers) or 'none'
+    self.status.value = (f"{snr}, layers: {layers}; {len(self.rows)} records: record accuracy "
                          f"<b>{ev.record_acc:.3f}</b>, window accuracy {ev.window_acc:.3f} ({time.perf_counter() - t0:.1f} s)")
     return self
 

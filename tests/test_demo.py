@@ -62,6 +62,15 @@ def test_demo_quick(tmp_path):
         assert text in doc, text
     flagged = [x['true'] for x in s['xai'] if x['faithful'] is False]
     assert doc.count('NO BETTER THAN RANDOM') == len(flagged)
+    # step 7: a small fleet, trained per track; the new-machines track holds its test machines out of training
+    f = s['fleet']
+    assert (out / 'fleet.h5').stat().st_size > 0 and f['n_machines'] == D.FLEET_DEMO['fleet.n_machines']
+    assert [t['track'] for t in f['tracks']] == ['iid', D.FLEET_TRACK] and set(f['track_rules']) == {'iid', D.FLEET_TRACK}
+    iid, new = f['tracks']
+    assert iid['train_machines'] == list(range(f['n_machines'])) and not set(new['train_machines']) & set(new['test_machines'])
+    for t in f['tracks']: assert 0 <= t['record_acc'] <= 1 and t['test_records'] > 0 and 1 <= t['epochs_run'] <= 3
+    assert f"[7/7] fleet of {f['n_machines']} machines" in r.stdout
+    assert 'Why a new machine is harder' in doc and f"<b>{new['record_acc']:.4f}</b> (iid: {iid['record_acc']:.4f})" in doc
 
 
 def test_demo_threads_respects_omp(monkeypatch):

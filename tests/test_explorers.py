@@ -269,6 +269,35 @@ def test_robustness_explorer_noise_and_layers(ds, model):
     assert len(rx.results) == n + 1 and rx.results[-1]['snr_db'] == 3.0
 
 
+
+def test_robustness_explorer_on_imported_recordings(tmp_path):
+    "An imported 3-class file: the file's class names, SNR only (noise layers off and disabled), clean records for a noisy split."
+    from lstm_pfd.data import add_snr_noise, import_recordings, open_dataset
+    from lstm_pfd.models import create_model
+    fs, rng = 6144.0, np.random.default_rng(0)
+    t = np.arange(int(2 * fs)) / fs
+    recs = [(np.sin(2 * np.pi * f0 * t) + 0.3 * rng.standard_normal(len(t))).astype(np.float32) for f0 in (100, 300, 50) for _ in range(2)]
+    p = import_recordings(recs, ['inner'] * 2 + ['outer'] * 2 + ['ok'] * 2, fs, tmp_path / 'own.h5', cfg=DataConfig.preset('quick'),
+                          target_fs=fs, record_s=1.0, split=(0.5, 0, 0.5), snr_db=[10.0], progress=False)
+    model = create_model('compact', n_classes=3, channels=(8, 16), first_stride=32, seed=0)
+    rx = E.RobustnessExplorer(model, p, 'test', snr_db=5.0)
+    with open_dataset(p) as ds: tab, clean, stored = ds['test'], ds['test'].load(rx.rows), ds['test_snr10'].load(rx.rows)
+    assert rx.imported and rx.class_names == ['inner', 'outer', 'ok'] and len(rx.evaluation.per_class_recall('record')) == 3
+    assert all(c.disabled and not c.value for c in rx.noise.values()) and rx.layers == ()
+    assert any('cannot be regenerated' in w.value for w in _boxes(rx.widget) if isinstance(w, W.HTML))
+    np.testing.assert_array_equal(rx.X_clean, clean)
+    np.testing.assert_array_equal(rx.X, add_snr_noise(clean, 5.0, E._fresh_seeds(tab.seed[rx.rows], 0)))
+    snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2, 1) / np.mean((rx.X - clean).astype(np.float64) ** 2, 1))
+    np.testing.assert_allclose(snr, 5.0, atol=0.3)
+    rx.noise['pink'].value = True                      # set from code: still the recorded signals, nothing regenerated
+    assert rx.layers == () and 'as recorded' in rx.status.value
+    np.testing.assert_array_equal(rx.X_clean, clean)
+    rz = E.RobustnessExplorer(model, p, 'test_snr10', snr_db=None)   # a stored noisy copy: its clean records are used
+    assert rz.split == 'test' and rz.X is rz.X_clean
+    np.testing.assert_array_equal(rz.X_clean, clean)
+    assert not np.array_equal(rz.X_clean, stored)
+    for e in (rx, rz): e.close()
+
 # ------------------------------------------------------------------------------------------ fitting the page
 def _boxes(w):
     "Every widget under `w` (depth first)."
