@@ -19,12 +19,16 @@ DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config s
 
 # %% auto #0
 __all__ = ['DEFAULT_PRESET', 'COMMANDS', 'subcommand', 'build_parser', 'main', 'cmd_config', 'cmd_generate', 'cmd_import',
-           'cmd_train', 'cmd_evaluate', 'cmd_explain', 'cmd_export', 'cmd_predict', 'cmd_serve', 'cmd_demo']
+           'cmd_train', 'cmd_evaluate', 'cmd_explain', 'cmd_export', 'cmd_predict', 'cmd_serve', 'cmd_demo', 'cmd_run',
+           'cmd_sweep', 'cmd_runs']
 
 # %% ../nbs/09_cli.ipynb #reg00002
 COMMANDS: dict[str, tuple] = {}
 
-def subcommand(name: str, help: str, add_args):
+def subcommand(name: str,  # the command as typed after `lstm-pfd`
+               help: str,  # one line, shown by `lstm-pfd --help` and as the command's description
+               add_args,   # `add_args(parser)` adds the command's options to its sub-parser
+              ):
     "Decorator: register `cmd(args) -> int` as `lstm-pfd NAME`, its options added by `add_args(parser)`."
     def deco(cmd):
         COMMANDS[name] = (help, add_args, cmd)
@@ -130,7 +134,8 @@ def _one_line(e: BaseException, limit: int = 500) -> str:
     return msg if len(msg) <= limit else msg[:limit - 3] + '...'
 
 # %% ../nbs/09_cli.ipynb #par00003
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None,  # the arguments after `lstm-pfd` (default: `sys.argv[1:]`)
+        ) -> int:
     "Entry point of the `lstm-pfd` console script."
     from lstm_pfd.export import ExportError
     args = build_parser().parse_args(argv)
@@ -156,7 +161,8 @@ def _config_args(p):
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
 
 @subcommand('config', 'print or write a data protocol (preset or file, with overrides) as YAML with its hash', _config_args)
-def cmd_config(args) -> int:
+def cmd_config(args,  # the parsed options of `lstm-pfd config`
+              ) -> int:
     "Print (or write) the config as YAML with its hash."
     from lstm_pfd.utils import atomic_write
     cfg = _load_config(args)
@@ -189,7 +195,8 @@ def _generate_args(p):
     _add_progress(p)
 
 @subcommand('generate', 'build a synthetic dataset file from a data protocol', _generate_args)
-def cmd_generate(args) -> int:
+def cmd_generate(args,  # the parsed options of `lstm-pfd generate`
+                ) -> int:
     "Build a dataset file from a preset or config (optionally on a process pool)."
     from lstm_pfd.data import build_dataset
     cfg = _load_config(args)
@@ -208,38 +215,83 @@ def _read_labels_csv(path: Path) -> list[dict]:
     import csv
     with open(path, newline='') as f: rows = list(csv.DictReader(f))
     if not rows or not {'file', 'label'} <= set(rows[0]):
-        raise ValueError(f"{path} must be a CSV with a header holding at least 'file' and 'label' (optional: 'fs', 'severity')")
+        raise ValueError(f"{path} must be a CSV with a header holding at least 'file' and 'label' "
+                         "(optional: 'fs', 'severity', 'group', 'split')")
     return rows
 
 def _import_args(p):
-    p.add_argument('labels', help='CSV with a header: file,label[,fs][,severity]; files relative to the CSV')
+    p.add_argument('labels', help='CSV with a header: file,label[,fs][,severity][,group][,split]; files relative to the CSV')
     _add_config_args(p)
-    p.add_argument('--fs', type=float, help="sampling rate of the recordings, Hz (or an 'fs' column)")
+    p.add_argument('--fs', type=float, help="sampling rate of the recordings, Hz (else an 'fs' column, --fs-key, or the file's own rate)")
+    p.add_argument('--fs-key', metavar='FIELD', help='field holding the rate inside .mat/.h5 files, e.g. bearing.sr')
+    p.add_argument('--key', help='array inside .mat or .h5 files; a dotted key reaches a struct field, e.g. bearing.gs')
+    p.add_argument('--column', help='column of .csv/.tsv/.txt recordings: an index (digits) or a header name')
     p.add_argument('--target-fs', type=float, help="resample to this rate (default: the protocol's fs)")
     p.add_argument('--record-s', type=float, help="record length in s (default: the protocol's record duration)")
-    p.add_argument('--split', default='test', help="train, val, test, or fractions 'a,b,c' by recording (default: test)")
-    p.add_argument('--key', help='array/dataset name inside .mat or .h5 files')
+    p.add_argument('--classes', metavar='A,B,...', help='class names in label order (default: the labels in first-seen order)')
+    p.add_argument('--split', help="train, val, test, or fractions 'a,b,c' of whole recordings "
+                                   "(default: the CSV's 'split' column if it has one, else test)")
+    p.add_argument('--split-by', choices=['recording', 'group'], default='recording',
+                   help='assign whole recordings (default) or whole groups to the splits')
+    p.add_argument('--group-column', metavar='NAME', help="CSV column holding each recording's group (default: 'group' if present)")
+    p.add_argument('--test-groups', metavar='G,...', help='groups held out for testing (with --split-by group)')
+    p.add_argument('--val-groups', metavar='G,...', help='groups held out for validation (with --split-by group)')
+    p.add_argument('--snr-db', type=float, nargs='+', metavar='DB', help='also write noisy copies of the test split at these SNRs (dB)')
+    p.add_argument('--seed', type=int, default=0, help='import seed: record seeds, noise and stratified fractions (default: 0)')
     p.add_argument('--out', required=True, help='the dataset file (.h5) to write')
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
     _add_progress(p)
 
+# %% ../nbs/09_cli.ipynb #imp00h02
+def _csv_list(s: str | None) -> list[str] | None:
+    "`'a, b,c'` -> `['a', 'b', 'c']`; None or empty -> None."
+    v = [x.strip() for x in (s or '').split(',') if x.strip()]
+    return v or None
+
+def _int_or_name(v: str):
+    "`'3'` -> 3, `'-1'` -> -1, `'outer'` -> 'outer'."
+    v = v.strip()
+    return int(v) if v.lstrip('-').isdigit() else v
+
+# %% ../nbs/09_cli.ipynb #imp00h05
+def _import_groups(args, rows: list[dict]) -> list[str] | None:
+    "The group of each row: `--group-column`, else a 'group' column, else None."
+    col = args.group_column or ('group' if 'group' in rows[0] else None)
+    if col is None: return None
+    if col not in rows[0]: raise ValueError(f"--group-column {col!r} is not a column of the labels CSV; columns: {', '.join(rows[0])}")
+    if not all((r[col] or '').strip() for r in rows): raise ValueError(f"labels CSV: column {col!r} is empty in some rows; give every recording a group")
+    return [r[col].strip() for r in rows]
+
+def _import_split(args, rows: list[dict]):
+    "`--split`, else the CSV's 'split' column (one per recording), else 'test'."
+    if args.split is None: return [r['split'].strip() for r in rows] if 'split' in rows[0] and all(r['split'] for r in rows) else 'test'
+    if args.split in ('train', 'val', 'test'): return args.split
+    try: return tuple(float(v) for v in args.split.split(','))
+    except ValueError: raise ValueError(f"--split: got {args.split!r}; allowed: train, val, test, or three fractions 'a,b,c'") from None
+
+def _import_severity(rows: list[dict]):
+    "Severities (names or indices) when every row gives one, else None."
+    return [_int_or_name(r['severity']) for r in rows] if all((r.get('severity') or '').strip() for r in rows) else None
+
 # %% ../nbs/09_cli.ipynb #imp00003
-@subcommand('import', 'import recordings listed in a labels CSV (file,label[,fs][,severity]) into a dataset file', _import_args)
-def cmd_import(args) -> int:
-    "Import recordings listed in a labels CSV (file,label[,fs][,severity]) into a dataset file."
+@subcommand('import', 'import recordings listed in a labels CSV (file,label[,fs][,severity][,group][,split]) into a dataset file', _import_args)
+def cmd_import(args,  # the parsed options of `lstm-pfd import`
+              ) -> int:
+    "Import the recordings of a labels CSV (your own classes, grouped splits, SNR copies) into a dataset file."
     from lstm_pfd.data import import_recordings
     cfg = _load_config(args)
     lab_path = Path(args.labels)
     if not lab_path.exists(): raise FileNotFoundError(f"no labels file at {lab_path}")
     _check_out(args.out, args.force)
     rows = _read_labels_csv(lab_path)
-    files = [str(lab_path.parent / r['file']) for r in rows]
-    fs = [float(r['fs']) if r.get('fs') else args.fs for r in rows]
-    if any(f is None for f in fs): raise ValueError("give --fs or an 'fs' column for every recording")
-    sev = [int(r['severity']) for r in rows] if all(r.get('severity') for r in rows) else None
-    split = args.split if args.split in ('train', 'val', 'test') else tuple(float(v) for v in args.split.split(','))
-    out = import_recordings(files, [r['label'] for r in rows], fs, args.out, cfg=cfg, target_fs=args.target_fs,
-                            record_s=args.record_s, split=split, severity=sev, key=args.key, progress=not args.no_progress)
+    fs = [float(r['fs']) if (r.get('fs') or '').strip() else args.fs for r in rows]
+    out = import_recordings([str(lab_path.parent / r['file']) for r in rows], [_int_or_name(r['label']) for r in rows], fs, args.out,
+                            cfg=cfg, target_fs=args.target_fs, record_s=args.record_s, split=_import_split(args, rows),
+                            severity=_import_severity(rows), key=args.key, fs_key=args.fs_key,
+                            column=None if args.column is None else _int_or_name(args.column), class_names=_csv_list(args.classes),
+                            groups=_import_groups(args, rows), split_by=args.split_by, test_groups=_csv_list(args.test_groups),
+                            val_groups=_csv_list(args.val_groups), snr_db=tuple(args.snr_db or ()), seed=args.seed,
+                            progress=not args.no_progress, overwrite=args.force)
     print(f"wrote {out} ({len(rows)} recordings)")
     return 0
 
@@ -247,6 +299,7 @@ def cmd_import(args) -> int:
 def _train_args(p):
     p.add_argument('dataset', nargs='?', help='dataset .h5 (omit to generate the protocol on the fly)')
     _add_config_args(p)
+    p.add_argument('--track', metavar='NAME', help="a fleet track of the dataset file (default: the file's stored splits)")
     p.add_argument('--model', default='compact', choices=_Lazy(_models), metavar='MODEL',
                    help='registry model (default: compact); one of: %(choices)s')
     p.add_argument('--epochs', type=int, default=30, help='maximum epochs; early stopping may end sooner (default: 30)')
@@ -260,18 +313,27 @@ def _train_args(p):
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
     _add_threads(p); _add_progress(p)
 
+def _check_track(ds, track: str | None):
+    "ValueError naming the valid tracks if `track` is not one of the file's."
+    if track is not None and track not in ds.tracks:
+        raise ValueError(f"--track {track!r} is not a track of {ds.path.name}; tracks: {', '.join(ds.tracks) or 'none (no fleet in this file)'}")
+
 # %% ../nbs/09_cli.ipynb #trn00003
 @subcommand('train', 'train a registry model on a dataset file (or on-the-fly data) with early stopping', _train_args)
-def cmd_train(args) -> int:
-    "Train a registry model on a dataset file (or on-the-fly data) with early stopping; writes a checkpoint."
+def cmd_train(args,  # the parsed options of `lstm-pfd train`
+             ) -> int:
+    "Train a registry model on a dataset file, a track of it, or on-the-fly data, with early stopping; writes a checkpoint."
     from lstm_pfd.data import open_dataset, OnTheFlyDataset
     from lstm_pfd.models import create_model
     from lstm_pfd.train import fit, evaluate, NoiseAugment
     _check_out(args.out, args.force)
+    if args.track and not args.dataset: raise ValueError("--track needs a dataset file (tracks live in fleet files)")
     _torch_threads(args)
     ds = open_dataset(args.dataset) if args.dataset else None
     try:
-        if ds is not None: tr, va = ds.windows('train'), ds.windows('val')
+        if ds is not None:
+            _check_track(ds, args.track)
+            tr, va = ds.windows('train', track=args.track), ds.windows('val', track=args.track)
         else:
             cfg = _load_config(args)
             tr, va = (OnTheFlyDataset(cfg, s, progress=not args.no_progress) for s in ('train', 'val'))
@@ -288,22 +350,49 @@ def cmd_train(args) -> int:
 def _evaluate_args(p):
     p.add_argument('checkpoint', help='checkpoint written by train (.pt)')
     p.add_argument('dataset', help='dataset file (.h5)')
-    p.add_argument('--split', default='test', help='split to score; test also scores its SNR copies (default: test)')
+    p.add_argument('--split', default='test', help='split to score; test also scores every SNR condition (default: test)')
+    p.add_argument('--track', metavar='NAME', help="a fleet track of the dataset file (default: the file's stored splits)")
+    p.add_argument('--by-group', action='store_true', help="also one row per group of an imported file's group column")
     _add_threads(p)
 
-@subcommand('evaluate', 'accuracy of a checkpoint on a dataset split and its SNR copies', _evaluate_args)
-def cmd_evaluate(args) -> int:
-    "Window- and record-level accuracy of a checkpoint on a split and its SNR copies."
+def _conditions(ds, split: str, track: str | None, norm) -> list[tuple[str, object]]:
+    "(condition, windows) for clean and every SNR condition of `split` (of `track`), normalised with `norm`."
+    if track is None: return [(c, ds.windows(g, normalize=norm)) for c, g in ds.conditions(split).items()]
+    levels = [float(l) for l in ds.file.attrs.get('snr_db', ())] if split == 'test' else []
+    return [('clean', ds.windows(split, track=track, normalize=norm))] + \
+           [(f'snr{l:g}', ds.windows(split, track=track, snr_db=l, normalize=norm)) for l in levels]
+
+# %% ../nbs/09_cli.ipynb #evl00h01
+def _group_rows(ds, split: str, conds: list, norm) -> list[tuple[str, object]]:
+    "(condition/group=G, windows) for every group of an imported file's test split, under every condition."
+    meta = ds[split].meta
+    if 'group' not in meta: raise ValueError(f"--by-group: {ds.path.name} has no group column; import with a 'group' column or --group-column")
+    out = []
+    for g in sorted(set(meta['group'].tolist())):
+        name = g.decode() if isinstance(g, bytes) else str(g)
+        out += [(f"{c}/group={name}", ds.windows(s, groups=[name], normalize=norm)) for c, s in conds]
+    return out
+
+@subcommand('evaluate', 'accuracy of a checkpoint on a dataset split (or a fleet track) under every SNR condition', _evaluate_args)
+def cmd_evaluate(args,  # the parsed options of `lstm-pfd evaluate`
+                ) -> int:
+    "Window- and record-level accuracy and macro-F1 of a checkpoint on a split, clean and under every SNR condition."
     from lstm_pfd.data import open_dataset
     from lstm_pfd.train import data_expectations, load_checkpoint, evaluate
     _torch_threads(args)
     with open_dataset(args.dataset) as ds:   # the checkpoint must match the data: window length, rate and class names
+        _check_track(ds, args.track)
+        if args.split not in ds.splits: raise ValueError(f"--split {args.split!r} is not a split of {ds.path.name}; splits: {', '.join(ds.splits)}")
         model, info = load_checkpoint(args.checkpoint, **data_expectations(ds.windows(args.split)))
-        splits = [args.split] + ([s for s in ds.splits if s.startswith(args.split + '_snr')] if args.split == 'test' else [])
-        print(f"{'split':<14} {'windows':>8} {'records':>8} {'window acc':>11} {'record acc':>11} {'macro F1':>9}")
-        for s in splits:
-            e = evaluate(model, ds.windows(s)).summary()
-            print(f"{s:<14} {e['n_windows']:>8} {e['n_records']:>8} {e['window_acc']:>11.4f} {e['record_acc']:>11.4f} {e['macro_f1']:>9.4f}")
+        rows = _conditions(ds, args.split, args.track, info.get('normalize'))
+        if args.by_group:
+            if args.track: raise ValueError("--by-group reads an imported file's groups; it does not combine with --track")
+            rows += _group_rows(ds, args.split, list(ds.conditions(args.split).items()), info.get('normalize'))
+        w = max(14, *(len(c) + 1 for c, _ in rows))
+        print(f"{'condition':<{w}} {'windows':>8} {'records':>8} {'window acc':>11} {'record acc':>11} {'macro F1':>9}")
+        for c, wd in rows:
+            e = evaluate(model, wd).summary()
+            print(f"{c:<{w}} {e['n_windows']:>8} {e['n_records']:>8} {e['window_acc']:>11.4f} {e['record_acc']:>11.4f} {e['macro_f1']:>9.4f}")
     return 0
 
 # %% ../nbs/09_cli.ipynb #xpl00002
@@ -319,7 +408,8 @@ def _explain_args(p):
     _add_threads(p)
 
 @subcommand('explain', 'explain a prediction: time and frequency attribution, deletion curves (a figure)', _explain_args)
-def cmd_explain(args) -> int:
+def cmd_explain(args,  # the parsed options of `lstm-pfd explain`
+               ) -> int:
     "Explain one window of one record of a dataset file with a checkpoint; write the figure."
     from lstm_pfd.xai import explain_record_figure
     _check_out(args.out)
@@ -344,7 +434,8 @@ def _export_args(p):
     _add_threads(p)
 
 @subcommand('export', 'export a checkpoint to verified ONNX (optionally also quantized)', _export_args)
-def cmd_export(args) -> int:
+def cmd_export(args,  # the parsed options of `lstm-pfd export`
+              ) -> int:
     "Export a checkpoint to verified ONNX (`lstm_pfd.export.export_checkpoint`) and say what was written."
     from lstm_pfd.export import export_checkpoint
     _check_out(args.out, args.force)
@@ -364,26 +455,31 @@ def cmd_export(args) -> int:
 # %% ../nbs/09_cli.ipynb #prd00002
 def _predict_args(p):
     p.add_argument('model', help='ONNX model written by export')
-    p.add_argument('recording', help='one channel: .npy, .csv, .txt, .mat or .h5')
-    p.add_argument('--fs', type=float, required=True, help='sampling rate of the recording, Hz')
-    p.add_argument('--resample', action='store_true', help="resample to the model's rate if --fs differs")
+    p.add_argument('recording', help='one channel: .npy, .csv, .tsv, .txt, .wav, .mat or .h5')
+    p.add_argument('--fs', type=float, help="sampling rate of the recording, Hz (default: the rate the file gives: WAV, or --fs-key)")
+    p.add_argument('--fs-key', metavar='FIELD', help='field holding the rate inside .mat/.h5 files, e.g. bearing.sr')
+    p.add_argument('--key', help='array inside .mat or .h5 files; a dotted key reaches a struct field, e.g. bearing.gs')
+    p.add_argument('--column', help='column of .csv/.tsv/.txt recordings: an index (digits) or a header name')
+    p.add_argument('--resample', action='store_true', help="resample to the model's rate if the recording's rate differs")
     p.add_argument('--hop', type=int, help='window hop in samples (default: the window length, no overlap)')
-    p.add_argument('--key', help='array/dataset name inside .mat or .h5 files')
     p.add_argument('--json', action='store_true', help='print the result as JSON')
     p.add_argument('--max-windows', type=int, default=None,
                    help='refuse records that give more windows than this (default: lstm_pfd.predict.MAX_WINDOWS)')
     _add_threads(p, 'onnxruntime')
 
 @subcommand('predict', 'classify a recording with an ONNX model (no torch needed)', _predict_args)
-def cmd_predict(args) -> int:
+def cmd_predict(args,  # the parsed options of `lstm-pfd predict`
+               ) -> int:
     "Classify one recording with an ONNX model and print the class, the top probabilities and the windows' agreement."
     import numpy as np
-    from lstm_pfd.data import load_recording
+    from lstm_pfd.data import read_recording
     from lstm_pfd.predict import MAX_WINDOWS, Predictor
     pred = Predictor(args.model, threads=_thread_count(args), max_windows=MAX_WINDOWS if args.max_windows is None else args.max_windows)
     with np.errstate(over='ignore', invalid='ignore'):   # out-of-range values are refused by the Predictor, after the cast
-        x = load_recording(args.recording, key=args.key)
-    r = pred.predict(x, fs=args.fs, resample=args.resample, hop=args.hop)
+        x, file_fs = read_recording(args.recording, key=args.key, column=None if args.column is None else _int_or_name(args.column), fs_key=args.fs_key)
+    fs = args.fs if args.fs is not None else file_fs
+    if fs is None: raise ValueError(f"{args.recording}: the file gives no sampling rate; pass --fs, or --fs-key naming the field that holds it")
+    r = pred.predict(x, fs=fs, resample=args.resample, hop=args.hop)
     if args.json: print(strict_json(r.to_dict())); return 0
     top = sorted(r.probabilities_by_class().items(), key=lambda kv: -kv[1])[:3]
     print(f"{r.label} (p = {r.probabilities[r.index]:.3f}; {int((r.window_indices == r.index).sum())}/{r.n_windows} windows agree)")
@@ -402,7 +498,8 @@ def _serve_args(p):
     _add_threads(p, 'onnxruntime')
 
 @subcommand('serve', 'HTTP inference service over an ONNX model (needs the serve extra)', _serve_args)
-def cmd_serve(args) -> int:
+def cmd_serve(args,  # the parsed options of `lstm-pfd serve`
+             ) -> int:
     "Say what is served where, then run the service until interrupted."
     from lstm_pfd.serve import create_app, file_sha256, serve
     if not Path(args.model).is_file(): raise FileNotFoundError(f"ONNX model not found: {args.model}")
@@ -424,11 +521,90 @@ def _demo_args(p):
     _add_threads(p); _add_progress(p)
 
 @subcommand('demo', 'run the main job end to end: dataset, training, evaluation, explanations, ONNX, report', _demo_args)
-def cmd_demo(args) -> int:
+def cmd_demo(args,  # the parsed options of `lstm-pfd demo`
+            ) -> int:
     "The main job on the default protocol: dataset, training, evaluation, explanations, ONNX, report."
     from lstm_pfd.demo import run_demo
     cfg = _load_config(args)
     print(f"lstm-pfd {__version__} demo: preset {args.preset!r}, config hash {cfg.hash()}, output in {args.out}/")
     run_demo(args.out, args.preset, cfg=cfg if (args.config or args.set) else None, epochs=args.epochs, seed=args.seed,
              workers=args.workers, progress=not args.no_progress, threads=_thread_count(args), say=print)
+    return 0
+
+# %% ../nbs/09_cli.ipynb #run00002
+def _run_args(p):
+    p.add_argument('experiment', help='an experiment YAML/JSON file, or an experiment preset (lstm_pfd.config.EXPERIMENT_PRESETS)')
+    p.add_argument('--set', action='append', metavar='KEY=VALUE', help='dotted-key override, e.g. train.epochs=3 (repeatable)')
+    p.add_argument('--root', default='runs', help='folder of the run folders (default: runs)')
+    p.add_argument('--mlflow', metavar='URI', help='also log the run to this MLflow tracking URI (needs the track extra)')
+    _add_progress(p)
+
+def _experiment_spec(spec: str) -> str:
+    "`spec` if it is an experiment preset or an existing file; else FileNotFoundError naming both."
+    from lstm_pfd.config import EXPERIMENT_PRESETS
+    if spec in EXPERIMENT_PRESETS or Path(spec).is_file(): return spec
+    raise FileNotFoundError(f"no experiment file {spec!r} and no such preset; presets: {', '.join(EXPERIMENT_PRESETS)}")
+
+@subcommand('run', 'run an experiment (file or preset) into its own run folder; done runs are skipped, interrupted ones resume', _run_args)
+def cmd_run(args,  # the parsed options of `lstm-pfd run`
+           ) -> int:
+    "Run one experiment and print its folder, status and headline metrics."
+    import json
+    from lstm_pfd.experiments import parse_sets, run_experiment
+    d = run_experiment(_experiment_spec(args.experiment), args.root, overrides=parse_sets(args.set) or None,
+                       progress=not args.no_progress, mlflow=args.mlflow)
+    rec = json.loads((d / 'run.json').read_text())
+    print(f"{d} ({rec['status']})")
+    for k, v in rec.get('metrics', {}).items(): print(f"  {k:<24} {'n/a' if v is None else f'{v:.4f}'}")
+    return 0
+
+# %% ../nbs/09_cli.ipynb #swp00002
+def _executors():
+    from lstm_pfd.experiments import EXECUTORS
+    return EXECUTORS
+
+def _sweep_args(p):
+    p.add_argument('sweep_file', help='sweep YAML/JSON: base (an experiment), grid (dotted key -> list of values), seeds')
+    p.add_argument('--set', action='append', metavar='KEY=VALUE', help="dotted-key override of the base experiment, e.g. train.epochs=3 (repeatable)")
+    p.add_argument('--root', default='runs', help='folder of the run folders (default: runs)')
+    p.add_argument('--executor', default='local', choices=_Lazy(_executors), metavar='EXECUTOR',
+                   help='where the runs go (default: local); one of: %(choices)s')
+    p.add_argument('--workers', type=int, default=2, help='local processes or Dask workers (default: 2)')
+    p.add_argument('--address', help='address of a running Dask scheduler (default: a local cluster)')
+    p.add_argument('--slurm', action='append', metavar='KEY=VALUE', help='submitit Slurm parameter, e.g. timeout_min=60 (repeatable)')
+    p.add_argument('--per-task', type=int, metavar='N', help='runs per task (default: 1 on Slurm, else spread over --workers)')
+
+@subcommand('sweep', 'run a sweep (grid x seeds) on local processes, Dask or Slurm; done runs are skipped', _sweep_args)
+def cmd_sweep(args,  # the parsed options of `lstm-pfd sweep`
+             ) -> int:
+    "Run every experiment of a sweep file not yet done and print run_id, action and status of each."
+    from lstm_pfd.experiments import parse_sets, run_sweep
+    if not Path(args.sweep_file).is_file(): raise FileNotFoundError(f"no sweep file at {args.sweep_file}")
+    df = run_sweep(args.sweep_file, args.root, executor=args.executor, workers=args.workers, address=args.address,
+                   slurm=parse_sets(args.slurm) or None, per_task=args.per_task, overrides=parse_sets(args.set) or None)
+    print(df[['run_id', 'action', 'status']].to_string(index=False))
+    return 0
+
+# %% ../nbs/09_cli.ipynb #rns00002
+_RUN_COLUMNS = 'run_id,status,name,model.name,train.seed,clean.record_acc'
+
+def _runs_args(p):
+    p.add_argument('--root', default='runs', help='folder of the run folders (default: runs)')
+    p.add_argument('--tag', action='append', metavar='T', help='only runs with this tag (repeatable: all of them)')
+    p.add_argument('--where', metavar='EXPR', help="a pandas expression over the columns, e.g. \"clean.record_acc > 0.5\"")
+    p.add_argument('--status', metavar='S', help='only runs with this status (done, running, failed, interrupted)')
+    p.add_argument('--search', metavar='NAME', help='apply a saved search')
+    p.add_argument('--save', metavar='NAME', help='save --tag/--where/--status as a named search beside the runs')
+    p.add_argument('--columns', default=_RUN_COLUMNS, metavar='C1,C2,...', help=f'columns to print (default: {_RUN_COLUMNS})')
+
+@subcommand('runs', 'list and filter the run catalogue; save searches', _runs_args)
+def cmd_runs(args,  # the parsed options of `lstm-pfd runs`
+            ) -> int:
+    "Print the (filtered) run catalogue of `--root`, after saving the filter as a named search if asked."
+    from lstm_pfd.experiments import runs_table, save_search
+    if args.save:
+        save_search(args.root, args.save, tags=args.tag, where=args.where, status=args.status)
+        print(f"saved search {args.save!r} in {Path(args.root) / 'searches.yaml'}")
+    print(runs_table(args.root, tags=args.tag, where=args.where, status=args.status, search=args.search,
+                     columns=_csv_list(args.columns) or _RUN_COLUMNS.split(',')))
     return 0

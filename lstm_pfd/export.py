@@ -35,7 +35,10 @@ class ExportError(RuntimeError):
 PRECISIONS = ('fp32', 'int8', 'int8-dynamic', 'fp16')
 
 # %% ../nbs/07_export.ipynb #meta0001
-def write_metadata(proto, meta: dict):
+def write_metadata(
+    proto,  # the `onnx.ModelProto` to change in place (and return)
+    meta: dict,  # entries to set: key -> any JSON-able value
+):
     "Set (replace) `meta` entries as strict JSON strings in an `onnx.ModelProto`'s `metadata_props`."
     keep = {p.key: p.value for p in proto.metadata_props if p.key not in meta}
     del proto.metadata_props[:]
@@ -163,9 +166,22 @@ def _first_export(model, example, opset: int, exporter: str):
     raise ExportError("every exporter failed:\n" + "\n".join(errors))
 
 # %% ../nbs/07_export.ipynb #exp0012
-def to_onnx(model, path, *, window_len: int, opset: int = 18, class_names: Sequence[str] | None = None,
-            fs: float | None = None, config_hash: str | None = None, normalize: str | None = None, exporter: str = 'auto',
-            atol: float = 1e-4, check_batches: Sequence[int] = (1, 32), seed: int = 0, overwrite: bool = False) -> dict:
+def to_onnx(
+    model,  # a PyTorch module mapping windows `[B, 1, window_len]` to logits
+    path,  # the `.onnx` file to write
+    *,
+    window_len: int,  # samples per window the graph takes
+    opset: int = 18,  # ONNX opset version
+    class_names: Sequence[str] | None = None,  # class names in logit order, stored as metadata (default: from the model, else the registry)
+    fs: float | None = None,  # sampling rate (Hz) of the windows, stored as metadata
+    config_hash: str | None = None,  # hash of the data protocol the model was trained on, stored as metadata
+    normalize: str | None = None,  # per-window normalisation built into the graph: None, 'zscore' or 'rms' (as in training)
+    exporter: str = 'auto',  # 'auto' (dynamo, falling back to torchscript), 'dynamo' or 'torchscript'
+    atol: float = 1e-4,  # largest |logit difference| allowed between ONNX and PyTorch in the check
+    check_batches: Sequence[int] = (1, 32),  # batch sizes of the parity check (random and edge-case windows)
+    seed: int = 0,  # seed of the check windows
+    overwrite: bool = False,  # replace an existing `path`
+) -> dict:
     "Export `model` (`[B, 1, window_len]` -> logits) to one verified ONNX file at `path`; return a report dict."
     import onnx, torch
     _check_export_args(exporter, window_len, fs)
@@ -214,9 +230,18 @@ def _info_get(info: dict, *keys, default=None):
     return default
 
 # %% ../nbs/07_export.ipynb #ckpt0003
-def export_checkpoint(checkpoint, out, *, quantize: str | None = None, calibration=None, opset: int = 18,
-                      window_len: int | None = None, exporter: str = 'auto', n_calibration: int = 256,
-                      overwrite: bool = False) -> dict:
+def export_checkpoint(
+    checkpoint,  # a checkpoint written by `fit` (path), or a module
+    out,  # the FP32 `.onnx` file to write
+    *,
+    quantize: str | None = None,  # also write a quantized copy beside `out`: one of `PRECISIONS` except 'fp32' (None: no copy)
+    calibration=None,  # dataset `.h5` (or windows) whose training windows calibrate static INT8
+    opset: int = 18,  # ONNX opset version
+    window_len: int | None = None,  # samples per window (default: from the checkpoint)
+    exporter: str = 'auto',  # 'auto', 'dynamo' or 'torchscript'
+    n_calibration: int = 256,  # calibration windows drawn for static INT8
+    overwrite: bool = False,  # replace existing output files
+) -> dict:
     "Export a checkpoint (or module) to verified ONNX at `out` with its normalisation, optionally also a quantized copy."
     out = Path(out)
     targets = [out] + ([out.with_name(out.stem + f'.{quantize}' + out.suffix)] if quantize else [])
@@ -240,7 +265,12 @@ def export_checkpoint(checkpoint, out, *, quantize: str | None = None, calibrati
 # %% ../nbs/07_export.ipynb #a5487b35
 class WindowReader:
     "onnxruntime `CalibrationDataReader` over windows `[n, 1, L]` (float32), in batches."
-    def __init__(self, windows: np.ndarray, input_name: str = 'x', batch_size: int = 16):
+    def __init__(
+        self,
+        windows: np.ndarray,  # calibration windows `[n, 1, L]` (or `[n, L]`)
+        input_name: str = 'x',  # name of the model's input
+        batch_size: int = 16,  # windows per batch handed to onnxruntime
+    ):
         self.windows = np.ascontiguousarray(np.asarray(windows, np.float32).reshape(len(windows), 1, -1))
         self.input_name, self.batch_size, self._i = input_name, int(batch_size), 0
     def get_next(self):
@@ -278,11 +308,35 @@ def _pre_process(src: Path, dst: Path):
         log.info("symbolic shape inference failed (%s); pre-processing with ONNX shape inference only", e)
         quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
 
+# %% ../nbs/07_export.ipynb #qz0fp16a
+def _to_fp16(src: Path, dst: Path):
+    "Write an FP16 copy of FP32 ONNX model `src` to `dst` (FP32 inputs and outputs); recurrent models are refused."
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    m32 = onnx.load(str(src))
+    rnn = sorted({n.op_type for n in m32.graph.node if n.op_type in ('LSTM', 'GRU', 'RNN')})
+    if rnn:   # even with the RNN op kept FP32 the converted cnn_lstm crashed onnxruntime's CPU provider
+        raise ValueError(f"fp16: {src} contains {', '.join(rnn)}; FP16 of recurrent models segfaults onnxruntime's "
+                         "CPU provider: use 'int8' or 'int8-dynamic' instead")
+    m16 = convert_float_to_float16(m32, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + ['LSTM', 'GRU', 'RNN'])
+    onnx.save(m16, str(dst))
+
 # %% ../nbs/07_export.ipynb #qz000003
-def quantize(src, dst, *, mode: str = 'int8', calibration=None, n_calibration: int = 256, seed: int = 0,
-             per_channel: bool = True, reduce_range: bool = False, calibrate_method: str = 'minmax',
-             op_types: Sequence[str] | None = ('Conv', 'MaxPool', 'Relu'), check: bool = True,
-             overwrite: bool = False) -> dict:
+def quantize(
+    src,  # the FP32 ONNX model
+    dst,  # the quantized model to write
+    *,
+    mode: str = 'int8',  # 'int8' (static, calibrated), 'int8-dynamic' or 'fp16'
+    calibration=None,  # dataset `.h5` or windows `[n, 1, L]` calibrating static INT8 (default: random windows)
+    n_calibration: int = 256,  # calibration windows used
+    seed: int = 0,  # seed of the calibration draw
+    per_channel: bool = True,  # per-channel weight scales (static INT8)
+    reduce_range: bool = False,  # 7-bit weights, for CPUs without VNNI
+    calibrate_method: str = 'minmax',  # 'minmax', 'entropy' or 'percentile'
+    op_types: Sequence[str] | None = ('Conv', 'MaxPool', 'Relu'),  # operator types to quantize (None: all that onnxruntime can)
+    check: bool = True,  # compare the quantized model's predictions with FP32 on check windows
+    overwrite: bool = False,  # replace an existing `dst`
+) -> dict:
     "Write a quantized copy of FP32 ONNX model `src` to `dst` (`mode` in 'int8', 'int8-dynamic', 'fp16'); return a report."
     import onnx
     from onnxruntime import quantization as q
@@ -312,16 +366,7 @@ def quantize(src, dst, *, mode: str = 'int8', calibration=None, n_calibration: i
             q.quantize_dynamic(str(td / 'pre.onnx'), str(td / 'q.onnx'), weight_type=q.QuantType.QInt8,
                                per_channel=per_channel, reduce_range=reduce_range,
                                op_types_to_quantize=['LSTM', 'GRU', 'MatMul', 'Gemm'])  # never Conv: ConvInteger is slow
-        else:
-            from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-            m32 = onnx.load(str(src))
-            rnn = sorted({n.op_type for n in m32.graph.node if n.op_type in ('LSTM', 'GRU', 'RNN')})
-            if rnn:   # even with the RNN op kept FP32 the converted cnn_lstm crashed onnxruntime's CPU provider
-                raise ValueError(f"fp16: {src} contains {', '.join(rnn)}; FP16 of recurrent models segfaults onnxruntime's "
-                                 "CPU provider: use 'int8' or 'int8-dynamic' instead")
-            m16 = convert_float_to_float16(m32, keep_io_types=True,
-                                           op_block_list=list(DEFAULT_OP_BLOCK_LIST) + ['LSTM', 'GRU', 'RNN'])
-            onnx.save(m16, str(td / 'q.onnx'))
+        else: _to_fp16(src, td / 'q.onnx')
         proto = onnx.load(str(td / 'q.onnx'))
     write_metadata(proto, {**meta, 'precision': mode})
     with atomic_write(dst, overwrite=overwrite) as tmpf: onnx.save(proto, str(tmpf))
@@ -338,7 +383,12 @@ def quantize(src, dst, *, mode: str = 'int8', calibration=None, n_calibration: i
 _quantize = quantize  # `export_checkpoint` has a parameter named `quantize`
 
 # %% ../nbs/07_export.ipynb #9bea97b2
-def benchmark_latency(fn: Callable[[], Any], *, warmup: int = 10, runs: int = 100) -> dict:
+def benchmark_latency(
+    fn: Callable[[], Any],  # the call to time, without arguments
+    *,
+    warmup: int = 10,  # untimed calls first
+    runs: int = 100,  # timed calls
+) -> dict:
     "Median, 10th and 90th percentile wall time (ms) of `fn()` over `runs` calls after `warmup` calls."
     for _ in range(warmup): fn()
     t = np.empty(runs)
@@ -418,11 +468,24 @@ def _precision_row(name, prec, fp32: Path, out_dir: Path, xs, data, calibration,
     return row, ref_pred
 
 # %% ../nbs/07_export.ipynb #rep00003
-def export_report(models, dataset_path=None, *, precisions: Sequence[str] = PRECISIONS,
-                  window_len: int | None = None, fs: float | None = None, out_dir=None, split: str = 'test',
-                  calibration=None, n_calibration: int = 256, batch_sizes: Sequence[int] = (1, 32),
-                  warmup: int = 10, runs: int = 100, runs_large: int = 20, seed: int = 0,
-                  progress: bool = True) -> ReportTable:
+def export_report(
+    models,  # checkpoint paths or modules (a dict: name -> model)
+    dataset_path=None,  # dataset `.h5` whose `split` gives the accuracy (None: no accuracy)
+    *,
+    precisions: Sequence[str] = PRECISIONS,  # precisions to export and time (`PRECISIONS`)
+    window_len: int | None = None,  # samples per window (default: from the checkpoint or the data)
+    fs: float | None = None,  # sampling rate, Hz (default: from the data)
+    out_dir=None,  # folder for the exported files (default: a temporary folder)
+    split: str = 'test',  # split scored for accuracy
+    calibration=None,  # calibration data of static INT8 (default: `dataset_path`)
+    n_calibration: int = 256,  # calibration windows for static INT8
+    batch_sizes: Sequence[int] = (1, 32),  # batch sizes timed
+    warmup: int = 10,  # untimed calls before timing
+    runs: int = 100,  # timed calls at batch 1
+    runs_large: int = 20,  # timed calls at the larger batch sizes
+    seed: int = 0,  # seed of the random timing input
+    progress: bool = True,  # show a progress bar
+) -> ReportTable:
     "Size, 1-thread latency (batch 1/32) and test accuracy per model and precision, beside PyTorch eager."
     import torch
     from tqdm.auto import tqdm

@@ -41,7 +41,9 @@ def _parse_meta(raw: dict) -> dict:
         except (TypeError, ValueError): out[k] = v
     return out
 
-def read_metadata(path) -> dict:
+def read_metadata(
+    path,  # an ONNX file written by `lstm_pfd.export`
+) -> dict:
     "The lstm_pfd metadata of an ONNX file as Python values (`class_names`, `fs`, `window_len`, ...)."
     return _parse_meta(_session(path).get_modelmeta().custom_metadata_map)
 
@@ -52,11 +54,11 @@ class Prediction:
     label: str                      # class name of the record
     index: int                      # class index of the record
     probabilities: np.ndarray       # [C] mean window probability (soft vote)
-    class_names: list[str]
+    class_names: list[str]          # class names in index order
     window_indices: np.ndarray      # [n] class index per window
     window_probabilities: np.ndarray  # [n, C]
-    fs: float | None = None
-    window_len: int | None = None
+    fs: float | None = None         # sampling rate of the record, Hz (None: not given)
+    window_len: int | None = None   # samples per window of the model
 
     @property
     def window_labels(self) -> list[str]: return [self.class_names[i] for i in self.window_indices]
@@ -116,8 +118,14 @@ def _check_io(session, path):
 # %% ../nbs/07a_predict.ipynb #60f1e382
 class Predictor:
     "Classify records or windows with an exported ONNX model, using onnxruntime only (no torch)."
-    def __init__(self, path, *, threads: int = 1, class_names: Sequence[str] | None = None,
-                 max_windows: int = MAX_WINDOWS):
+    def __init__(
+        self,
+        path,  # ONNX model written by `lstm_pfd.export`
+        *,
+        threads: int = 1,  # onnxruntime intra-op threads
+        class_names: Sequence[str] | None = None,  # class names in output order (default: from the model's metadata)
+        max_windows: int = MAX_WINDOWS,  # refuse inputs with more windows than this (memory bound)
+    ):
         if not Path(path).is_file(): raise FileNotFoundError(f"ONNX model not found: {path}")
         for k, v in dict(threads=threads, max_windows=max_windows).items():
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -147,7 +155,11 @@ class Predictor:
                 f"window {self.window_len} samples at {self.fs} Hz, {len(self.class_names)} classes)")
 
 # %% ../nbs/07a_predict.ipynb #4829aea9
-def _predict_windows(self: Predictor, windows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def _predict_windows(
+    self: Predictor,
+    windows: np.ndarray,  # float32 windows `[n, 1, L]` at the model's rate and length
+    batch_size: int = 256,  # windows per onnxruntime call
+) -> np.ndarray:
     "Window probabilities `[n, C]` for validated float32 windows `[n, 1, L]` (a view is fine: each batch is copied alone)."
     def run(b):
         try: return self.session.run(None, {self.input_name: np.ascontiguousarray(b)})[0]
@@ -219,8 +231,15 @@ def _windows_of(self: Predictor, x, fs, hop, resample) -> np.ndarray:
 Predictor._windows_of = _windows_of
 
 # %% ../nbs/07a_predict.ipynb #62a31f47
-def _predict(self: Predictor, x, fs: float | None = None, *, hop: int | None = None, resample: bool = False,
-             batch_size: int = 256) -> Prediction:
+def _predict(
+    self: Predictor,
+    x,  # one record `[N]`, or windows `[n, L]` / `[n, 1, L]`
+    fs: float | None = None,  # sampling rate of `x`, Hz (None: the model's)
+    *,
+    hop: int | None = None,  # hop between windows in samples (default: the window length)
+    resample: bool = False,  # resample to the model's rate when `fs` differs (else a differing rate is refused)
+    batch_size: int = 256,  # windows per onnxruntime call
+) -> Prediction:
     "Soft-voted `Prediction` for a record `[N]` or windows `[n, L]`/`[n, 1, L]` sampled at `fs` Hz."
     probs = self.predict_windows(self._windows_of(x, fs, hop, resample), batch_size)
     _, mean = record_vote(probs, np.zeros(len(probs), np.int64))

@@ -155,8 +155,14 @@ class ErrorOut(BaseModel):
 # %% ../nbs/10_serve.ipynb #5b37c15a
 class InputError(ValueError):
     "A request the service refuses (invalid, too short, wrong rate, ...): answered `status` (422) with `items`."
-    def __init__(self, msg: str, loc: str = 'body', record: int | None = None, status: int = 422,
-                 items: list[ErrorItem] | None = None):
+    def __init__(
+        self,
+        msg: str,  # what is wrong, for the client
+        loc: str = 'body',  # where: 'body', a field name or a dotted path
+        record: int | None = None,  # index of the record in a batch
+        status: int = 422,  # HTTP status of the answer
+        items: list[ErrorItem] | None = None,  # several errors at once (then `msg` is the summary)
+    ):
         super().__init__(msg if items is not None else f"{loc}: {msg}")
         self.items, self.status = items if items is not None else [ErrorItem(loc=loc, msg=msg, record=record)], status
 
@@ -249,8 +255,15 @@ async def _send_error(send, status: int, detail: str, loc: str = 'body', headers
 # %% ../nbs/10_serve.ipynb #lim00001
 class BodySizeLimit:
     "ASGI middleware bounding requests with a body: size (413), read time (408), requests at work at once (503 when the queue is full)."
-    def __init__(self, app, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, *, max_inflight: int | None = None,
-                 max_queue: int = DEFAULT_MAX_QUEUE, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):
+    def __init__(
+        self,
+        app,  # the ASGI app to wrap
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,  # largest request body (413 above)
+        *,
+        max_inflight: int | None = None,  # requests read and worked on at once (None: no bound)
+        max_queue: int = DEFAULT_MAX_QUEUE,  # requests waiting for a slot before 503
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,  # seconds for a body to arrive before 408
+    ):
         self.app, self.max_body_bytes, self.body_timeout_s = app, int(max_body_bytes), float(body_timeout_s)
         self.max_inflight, self.max_queue = max_inflight, int(max_queue)
         self._slots, self._waiting = None, 0
@@ -335,7 +348,10 @@ async def _read_and_call(self: BodySizeLimit, scope, receive, send, n: int | Non
 BodySizeLimit._read_and_call = _read_and_call
 
 # %% ../nbs/10_serve.ipynb #bcd710fe
-def file_sha256(path, chunk: int = 1 << 20) -> str:
+def file_sha256(
+    path,  # the file to hash
+    chunk: int = 1 << 20,  # bytes read at a time
+) -> str:
     "Hex SHA-256 of a file, read in chunks."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -598,10 +614,18 @@ def _add_error_handlers(app: FastAPI):
             detail=f"internal error ({type(exc).__name__}); this is a bug in lstm_pfd.serve, please report it").model_dump())
 
 # %% ../nbs/10_serve.ipynb #app00001
-def create_app(model_path, *, threads: int = 1, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               max_batch: int = DEFAULT_MAX_BATCH, max_samples: int = DEFAULT_MAX_SAMPLES,
-               max_inflight: int = DEFAULT_MAX_INFLIGHT, max_queue: int = DEFAULT_MAX_QUEUE,
-               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, max_windows: int | None = None) -> FastAPI:
+def create_app(
+    model_path,  # ONNX model written by `lstm_pfd.export`
+    *,
+    threads: int = 1,  # onnxruntime intra-op threads
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,  # largest request body (413 above)
+    max_batch: int = DEFAULT_MAX_BATCH,  # most records in one /predict/batch request
+    max_samples: int = DEFAULT_MAX_SAMPLES,  # most samples in one record
+    max_inflight: int = DEFAULT_MAX_INFLIGHT,  # requests read and worked on at once
+    max_queue: int = DEFAULT_MAX_QUEUE,  # requests waiting for a slot before 503
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,  # seconds for a body to arrive before 408
+    max_windows: int | None = None,  # most windows per record (default: `lstm_pfd.predict.MAX_WINDOWS`)
+) -> FastAPI:
     "FastAPI app serving the ONNX model at `model_path`: GET /health, GET /model, POST /predict, POST /predict/batch."
     svc = _Service(model_path, threads=threads, max_body_bytes=max_body_bytes, max_batch=max_batch,
                    max_samples=max_samples, max_windows=max_windows)
@@ -655,10 +679,21 @@ def _is_loopback(host: str) -> bool:
     except ValueError: return False
 
 # %% ../nbs/10_serve.ipynb #srv00001
-def serve(model_path, host: str = '127.0.0.1', port: int = 8000, *, threads: int = 1,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_batch: int = DEFAULT_MAX_BATCH,
-          max_samples: int = DEFAULT_MAX_SAMPLES, max_inflight: int = DEFAULT_MAX_INFLIGHT, max_queue: int = DEFAULT_MAX_QUEUE,
-          body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, log_level: str = 'info', **uvicorn_kw):
+def serve(
+    model_path,  # ONNX model written by `lstm_pfd.export`
+    host: str = '127.0.0.1',  # bind address (loopback by default)
+    port: int = 8000,  # TCP port
+    *,
+    threads: int = 1,  # onnxruntime intra-op threads
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,  # largest request body (413 above)
+    max_batch: int = DEFAULT_MAX_BATCH,  # most records in one /predict/batch request
+    max_samples: int = DEFAULT_MAX_SAMPLES,  # most samples in one record
+    max_inflight: int = DEFAULT_MAX_INFLIGHT,  # requests read and worked on at once
+    max_queue: int = DEFAULT_MAX_QUEUE,  # requests waiting for a slot before 503
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,  # seconds for a body to arrive before 408
+    log_level: str = 'info',  # uvicorn log level
+    **uvicorn_kw,  # further keyword arguments of `uvicorn.run`
+):
     "Serve the ONNX model at `model_path` over HTTP with uvicorn on `host:port` (loopback by default); blocks."
     import uvicorn
     if isinstance(port, bool) or not isinstance(port, (int, np.integer)) or not 0 <= port <= 65535:

@@ -42,7 +42,7 @@ def test_train_evaluate_export_predict_chain(tmp_path: Path):
     r = run('evaluate', str(ck), str(ds))
     assert r.returncode == 0, r.stderr
     rows = [l.split() for l in r.stdout.splitlines()[1:]]
-    assert [row[0] for row in rows] == ['test', 'test_snr20', 'test_snr10', 'test_snr5']
+    assert [row[0] for row in rows] == ['clean', 'snr20', 'snr10', 'snr5']
     assert all(0 <= float(row[4]) <= 1 for row in rows)
     png = tmp_path / 'why.png'
     r = run('explain', str(ck), str(ds), '--record', '1', '--method', 'ig', '--out', str(png))
@@ -80,7 +80,7 @@ def test_every_option_has_help_and_one_default_preset():
     from lstm_pfd.cli import DEFAULT_PRESET
     from lstm_pfd.config import PRESETS
     ap, subs = _subparsers()
-    assert {'config', 'generate', 'import', 'train', 'evaluate', 'explain', 'export', 'predict', 'serve', 'demo'} <= set(subs)
+    assert {'config', 'generate', 'import', 'train', 'evaluate', 'explain', 'export', 'predict', 'serve', 'demo', 'run', 'sweep', 'runs'} <= set(subs)
     for name, p in [('lstm-pfd', ap), *subs.items()]:
         for a in p._actions:
             if a.dest in ('help', 'command', 'version'): continue
