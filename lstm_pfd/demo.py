@@ -432,8 +432,7 @@ def _summary(preset_name, cfg, ds, net, model, res, rob, xai_method, xai_rows, r
 # %% ../nbs/11_demo.ipynb #838cfdb8
 def run_demo(out='lstm_pfd_demo',  # output folder (created): dataset, model, ONNX, figures, report
              preset: str = 'quick',  # name of the `DataConfig` preset to run (ignored when `cfg` is given)
-             *,
-             cfg: DataConfig | None = None,  # a data config to use instead of `preset`
+             *, cfg: DataConfig | None = None,  # a data config to use instead of `preset`
              model: str = 'compact',  # model architecture name from the models registry
              epochs: int = 30,  # maximum training epochs
              patience: int = 5,  # early-stopping patience in epochs
