@@ -47,6 +47,7 @@ class _Lazy:
     def __iter__(self): return iter(self.items)
     def __len__(self): return len(self.items)
 
+# %% ../nbs/09_cli.ipynb #reg000s10
 def _models():
     from lstm_pfd.models import MODELS
     return MODELS
@@ -65,10 +66,12 @@ def _add_config_args(p):
     p.add_argument('--set', action='append', metavar='KEY=VALUE',
                    help='dotted-key override of the protocol, e.g. signal.fs=8192 (repeatable)')
 
+# %% ../nbs/09_cli.ipynb #opt000s12
 def _add_threads(p, what: str = 'PyTorch'):
     p.add_argument('--threads', type=int, default=None,
                    help=f'{what} threads (default: $OMP_NUM_THREADS if set, else 1: fastest when the CPU is shared)')
 
+# %% ../nbs/09_cli.ipynb #opt000s20
 def _add_progress(p): p.add_argument('--no-progress', action='store_true', help='no progress bars')
 
 # %% ../nbs/09_cli.ipynb #opt00003
@@ -81,6 +84,7 @@ def _parse_overrides(items: list[str]) -> dict:
         out[k.strip()] = parse_yaml(v, f'--set {k.strip()}')
     return out
 
+# %% ../nbs/09_cli.ipynb #opt000s11
 def _load_config(args) -> DataConfig:
     "The protocol of `--config` or `--preset`, with the `--set` overrides."
     cfg = DataConfig.from_yaml(Path(args.config)) if getattr(args, 'config', None) else DataConfig.preset(args.preset)
@@ -96,6 +100,7 @@ def _thread_count(args) -> int:
     if n < 1: raise ValueError(f"--threads: got {n}; allowed: an integer >= 1")
     return n
 
+# %% ../nbs/09_cli.ipynb #opt000s10
 def _torch_threads(args) -> int:
     "Set PyTorch's intra-op threads from `_thread_count` and return the count."
     import torch
@@ -160,6 +165,7 @@ def _config_args(p):
     p.add_argument('--out', metavar='YAML', help='write the YAML to this file instead of printing it')
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
 
+# %% ../nbs/09_cli.ipynb #cfg000s10
 @subcommand('config', 'print or write a data protocol (preset or file, with overrides) as YAML with its hash', _config_args)
 def cmd_config(args,  # the parsed options of `lstm-pfd config`
               ) -> int:
@@ -194,6 +200,7 @@ def _generate_args(p):
     p.add_argument('--workers', type=int, default=0, help='worker processes (default 0: in this process)')
     _add_progress(p)
 
+# %% ../nbs/09_cli.ipynb #gen000s10
 @subcommand('generate', 'build a synthetic dataset file from a data protocol', _generate_args)
 def cmd_generate(args,  # the parsed options of `lstm-pfd generate`
                 ) -> int:
@@ -219,6 +226,7 @@ def _read_labels_csv(path: Path) -> list[dict]:
                          "(optional: 'fs', 'severity', 'group', 'split')")
     return rows
 
+# %% ../nbs/09_cli.ipynb #imp000s10
 def _import_args(p):
     p.add_argument('labels', help='CSV with a header: file,label[,fs][,severity][,group][,split]; files relative to the CSV')
     _add_config_args(p)
@@ -248,6 +256,7 @@ def _csv_list(s: str | None) -> list[str] | None:
     v = [x.strip() for x in (s or '').split(',') if x.strip()]
     return v or None
 
+# %% ../nbs/09_cli.ipynb #imp00hs11
 def _int_or_name(v: str):
     "`'3'` -> 3, `'-1'` -> -1, `'outer'` -> 'outer'."
     v = v.strip()
@@ -262,6 +271,7 @@ def _import_groups(args, rows: list[dict]) -> list[str] | None:
     if not all((r[col] or '').strip() for r in rows): raise ValueError(f"labels CSV: column {col!r} is empty in some rows; give every recording a group")
     return [r[col].strip() for r in rows]
 
+# %% ../nbs/09_cli.ipynb #imp00hs10
 def _import_split(args, rows: list[dict]):
     "`--split`, else the CSV's 'split' column (one per recording), else 'test'."
     if args.split is None: return [r['split'].strip() for r in rows] if 'split' in rows[0] and all(r['split'] for r in rows) else 'test'
@@ -269,6 +279,7 @@ def _import_split(args, rows: list[dict]):
     try: return tuple(float(v) for v in args.split.split(','))
     except ValueError: raise ValueError(f"--split: got {args.split!r}; allowed: train, val, test, or three fractions 'a,b,c'") from None
 
+# %% ../nbs/09_cli.ipynb #imp00hs20
 def _import_severity(rows: list[dict]):
     "Severities (names or indices) when every row gives one, else None."
     return [_int_or_name(r['severity']) for r in rows] if all((r.get('severity') or '').strip() for r in rows) else None
@@ -313,6 +324,7 @@ def _train_args(p):
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
     _add_threads(p); _add_progress(p)
 
+# %% ../nbs/09_cli.ipynb #trn000s10
 def _check_track(ds, track: str | None):
     "ValueError naming the valid tracks if `track` is not one of the file's."
     if track is not None and track not in ds.tracks:
@@ -355,6 +367,7 @@ def _evaluate_args(p):
     p.add_argument('--by-group', action='store_true', help="also one row per group of an imported file's group column")
     _add_threads(p)
 
+# %% ../nbs/09_cli.ipynb #evl000s10
 def _conditions(ds, split: str, track: str | None, norm) -> list[tuple[str, object]]:
     "(condition, windows) for clean and every SNR condition of `split` (of `track`), normalised with `norm`."
     if track is None: return [(c, ds.windows(g, normalize=norm)) for c, g in ds.conditions(split).items()]
@@ -373,6 +386,7 @@ def _group_rows(ds, split: str, conds: list, norm) -> list[tuple[str, object]]:
         out += [(f"{c}/group={name}", ds.windows(s, groups=[name], normalize=norm)) for c, s in conds]
     return out
 
+# %% ../nbs/09_cli.ipynb #evl00hs10
 @subcommand('evaluate', 'accuracy of a checkpoint on a dataset split (or a fleet track) under every SNR condition', _evaluate_args)
 def cmd_evaluate(args,  # the parsed options of `lstm-pfd evaluate`
                 ) -> int:
@@ -407,6 +421,7 @@ def _explain_args(p):
     p.add_argument('--out', default='explanation.png', help='figure to write (default: explanation.png)')
     _add_threads(p)
 
+# %% ../nbs/09_cli.ipynb #xpl000s10
 @subcommand('explain', 'explain a prediction: time and frequency attribution, deletion curves (a figure)', _explain_args)
 def cmd_explain(args,  # the parsed options of `lstm-pfd explain`
                ) -> int:
@@ -433,6 +448,7 @@ def _export_args(p):
                    help='torch.onnx exporter (default auto: dynamo, falling back to torchscript)')
     _add_threads(p)
 
+# %% ../nbs/09_cli.ipynb #exp000s10
 @subcommand('export', 'export a checkpoint to verified ONNX (optionally also quantized)', _export_args)
 def cmd_export(args,  # the parsed options of `lstm-pfd export`
               ) -> int:
@@ -467,6 +483,7 @@ def _predict_args(p):
                    help='refuse records that give more windows than this (default: lstm_pfd.predict.MAX_WINDOWS)')
     _add_threads(p, 'onnxruntime')
 
+# %% ../nbs/09_cli.ipynb #prd000s10
 @subcommand('predict', 'classify a recording with an ONNX model (no torch needed)', _predict_args)
 def cmd_predict(args,  # the parsed options of `lstm-pfd predict`
                ) -> int:
@@ -497,6 +514,7 @@ def _serve_args(p):
                                                       '(default: lstm_pfd.serve.DEFAULT_BODY_TIMEOUT_S)')
     _add_threads(p, 'onnxruntime')
 
+# %% ../nbs/09_cli.ipynb #srv000s10
 @subcommand('serve', 'HTTP inference service over an ONNX model (needs the serve extra)', _serve_args)
 def cmd_serve(args,  # the parsed options of `lstm-pfd serve`
              ) -> int:
@@ -520,6 +538,7 @@ def _demo_args(p):
     p.add_argument('--workers', type=int, default=0, help='dataset build processes (default 0: in this process)')
     _add_threads(p); _add_progress(p)
 
+# %% ../nbs/09_cli.ipynb #dmo000s10
 @subcommand('demo', 'run the main job end to end: dataset, training, evaluation, explanations, ONNX, report', _demo_args)
 def cmd_demo(args,  # the parsed options of `lstm-pfd demo`
             ) -> int:
@@ -539,12 +558,14 @@ def _run_args(p):
     p.add_argument('--mlflow', metavar='URI', help='also log the run to this MLflow tracking URI (needs the track extra)')
     _add_progress(p)
 
+# %% ../nbs/09_cli.ipynb #run000s10
 def _experiment_spec(spec: str) -> str:
     "`spec` if it is an experiment preset or an existing file; else FileNotFoundError naming both."
     from lstm_pfd.config import EXPERIMENT_PRESETS
     if spec in EXPERIMENT_PRESETS or Path(spec).is_file(): return spec
     raise FileNotFoundError(f"no experiment file {spec!r} and no such preset; presets: {', '.join(EXPERIMENT_PRESETS)}")
 
+# %% ../nbs/09_cli.ipynb #run000s20
 @subcommand('run', 'run an experiment (file or preset) into its own run folder; done runs are skipped, interrupted ones resume', _run_args)
 def cmd_run(args,  # the parsed options of `lstm-pfd run`
            ) -> int:
@@ -563,6 +584,7 @@ def _executors():
     from lstm_pfd.experiments import EXECUTORS
     return EXECUTORS
 
+# %% ../nbs/09_cli.ipynb #swp000s10
 def _sweep_args(p):
     p.add_argument('sweep_file', help='sweep YAML/JSON: base (an experiment), grid (dotted key -> list of values), seeds')
     p.add_argument('--set', action='append', metavar='KEY=VALUE', help="dotted-key override of the base experiment, e.g. train.epochs=3 (repeatable)")
@@ -574,6 +596,7 @@ def _sweep_args(p):
     p.add_argument('--slurm', action='append', metavar='KEY=VALUE', help='submitit Slurm parameter, e.g. timeout_min=60 (repeatable)')
     p.add_argument('--per-task', type=int, metavar='N', help='runs per task (default: 1 on Slurm, else spread over --workers)')
 
+# %% ../nbs/09_cli.ipynb #swp000s20
 @subcommand('sweep', 'run a sweep (grid x seeds) on local processes, Dask or Slurm; done runs are skipped', _sweep_args)
 def cmd_sweep(args,  # the parsed options of `lstm-pfd sweep`
              ) -> int:
@@ -597,6 +620,7 @@ def _runs_args(p):
     p.add_argument('--save', metavar='NAME', help='save --tag/--where/--status as a named search beside the runs')
     p.add_argument('--columns', default=_RUN_COLUMNS, metavar='C1,C2,...', help=f'columns to print (default: {_RUN_COLUMNS})')
 
+# %% ../nbs/09_cli.ipynb #rns000s10
 @subcommand('runs', 'list and filter the run catalogue; save searches', _runs_args)
 def cmd_runs(args,  # the parsed options of `lstm-pfd runs`
             ) -> int:

@@ -36,7 +36,8 @@ def _figure(nrows=1, ncols=1, figsize=(8, 3)):
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 # %% ../nbs/11_demo.ipynb #87876fc1
-def nominal_point(cfg: DataConfig) -> dict:
+def nominal_point(cfg: DataConfig,  # the data config whose `operating` ranges and nominal speed are read
+                 ) -> dict:
     "The config's nominal operating point: nominal speed (clipped to its range), mid-range load and oil temperature."
     op = cfg.operating
     return dict(speed_hz=float(np.clip(cfg.signal.nominal_speed_hz, *op.speed_hz_range)),
@@ -57,7 +58,12 @@ def _catalogue_panel(ax, c, k, fault, sev, seed, op):
     ax.set_xlim(0, fmax)
 
 # %% ../nbs/11_demo.ipynb #f178dfb1
-def plot_catalogue(cfg: DataConfig, *, severity: int | str = -1, seed: int = 0, duration_s: float = 1.0):
+def plot_catalogue(cfg: DataConfig,  # the data config that generates the records
+                   *,
+                   severity: int | str = -1,  # severity level: a name of `cfg.severity.names`, or an index into it
+                   seed: int = 0,  # random seed of the generated records
+                   duration_s: float = 1.0,  # record length in seconds (capped at the config's duration)
+                  ):
     "Amplitude spectrum of one record per catalogue class (nominal operating point) with the expected bands shaded."
     c = cfg.override({'signal.duration_s': min(duration_s, cfg.signal.duration_s)})
     sev = severity if isinstance(severity, str) else c.severity.names[severity]
@@ -72,7 +78,9 @@ def plot_catalogue(cfg: DataConfig, *, severity: int | str = -1, seed: int = 0, 
     return fig
 
 # %% ../nbs/11_demo.ipynb #25b60f31
-def plot_history(history: list[dict], best_epoch: int | None = None):
+def plot_history(history: list[dict],  # one dict per epoch from `fit` (`epoch` 0-based, losses, accuracies)
+                 best_epoch: int | None = None,  # the epoch to mark, counted from 1; None marks none
+                ):
     "Loss and accuracy per epoch (train and validation), epochs counted from 1; `best_epoch` (1-based) marked."
     fig, axs = _figure(1, 2, (10, 3.2))
     ax1, ax2 = axs[0]
@@ -87,7 +95,10 @@ def plot_history(history: list[dict], best_epoch: int | None = None):
     return fig
 
 # %% ../nbs/11_demo.ipynb #78049efd
-def plot_confusion(cm: np.ndarray, names=None, title: str = ''):
+def plot_confusion(cm: np.ndarray,  # [n_classes, n_classes] counts, rows true, columns predicted
+                   names=None,  # class names in label order; None: the catalogue's names for `len(cm)` classes
+                   title: str = '',  # axes title
+                  ):
     "Confusion matrix (rows true, columns predicted) with counts; `names` default to the catalogue's classes."
     names = list(names) if names is not None else list(physics.class_names(len(cm)))
     if len(names) != len(cm): raise ValueError(f"names: got {len(names)} names for a {len(cm)}-class confusion matrix")
@@ -115,7 +126,9 @@ def _strict(obj, path: str = '', notes: dict | None = None, out: dict | None = N
     return obj
 
 # %% ../nbs/11_demo.ipynb #5043056b
-def strict_summary(summary: dict, notes: dict | None = None) -> dict:
+def strict_summary(summary: dict,  # the demo summary (nested dicts, lists, numbers)
+                   notes: dict | None = None,  # path -> reason a value there is null (NaN/inf); None: a generic reason
+                  ) -> dict:
     "The summary as strict-JSON values, with `null_values`: path -> why that value is null."
     nulls: dict = {}
     s = _strict(summary, '', notes, nulls)
@@ -233,7 +246,11 @@ _CSS = ('body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
         'table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}'
         'pre{background:#f6f6f6;padding:1em;max-height:20em;overflow:auto;font-size:80%}')
 
-def write_report(out_dir, summary: dict, figures: dict[str, list[Path]], config_yaml: str) -> Path:
+def write_report(out_dir,  # folder to write `report.html` into (must exist)
+                 summary: dict,  # the demo summary (`run_demo`'s return value)
+                 figures: dict[str, list[Path]],  # report section key -> PNG files shown in that section
+                 config_yaml: str,  # the config as YAML text, shown verbatim
+                ) -> Path:
     "Write `report.html` in `out_dir` from the demo `summary`, PNG `figures` per section and the config text."
     s, parts = summary, _sections(summary, config_yaml)
     body = [f"<h1>lstm_pfd demo report</h1><p>Generated {time.strftime('%Y-%m-%d %H:%M:%S')} in {s['total_seconds']:.0f} s. "
@@ -248,7 +265,8 @@ def write_report(out_dir, summary: dict, figures: dict[str, list[Path]], config_
     return _write_text(Path(out_dir) / 'report.html', doc)
 
 # %% ../nbs/11_demo.ipynb #15382d85
-def demo_threads(threads: int | None = None) -> int:
+def demo_threads(threads: int | None = None,  # torch threads (positive int); None: `OMP_NUM_THREADS`, else 1
+                ) -> int:
     "Torch threads for the demo: `threads`, else `OMP_NUM_THREADS` when set to a positive integer, else 1."
     if threads is None:
         env = os.environ.get('OMP_NUM_THREADS', '').strip()
@@ -412,9 +430,19 @@ def _summary(preset_name, cfg, ds, net, model, res, rob, xai_method, xai_rows, r
                 predictor=dict(label=p.label, true=true, probabilities=p.probabilities_by_class()), latency=lat)
 
 # %% ../nbs/11_demo.ipynb #838cfdb8
-def run_demo(out='lstm_pfd_demo', preset: str = 'quick', *, cfg: DataConfig | None = None, model: str = 'compact',
-             epochs: int = 30, patience: int = 5, seed: int = 0, workers: int = 0, progress: bool = True,
-             xai_method: str = 'ig', threads: int | None = None, say: Callable[[str], None] | None = None) -> dict:
+def run_demo(out='lstm_pfd_demo',  # output folder (created): dataset, model, ONNX, figures, report
+             preset: str = 'quick',  # name of the `DataConfig` preset to run (ignored when `cfg` is given)
+             *, cfg: DataConfig | None = None,  # a data config to use instead of `preset`
+             model: str = 'compact',  # model architecture name from the models registry
+             epochs: int = 30,  # maximum training epochs
+             patience: int = 5,  # early-stopping patience in epochs
+             seed: int = 0,  # random seed for training, figures and the fleet track
+             workers: int = 0,  # worker processes for the dataset build (0: in process)
+             progress: bool = True,  # show tqdm progress bars
+             xai_method: str = 'ig',  # attribution method for the explanation step
+             threads: int | None = None,  # torch threads (see `demo_threads`)
+             say: Callable[[str], None] | None = None,  # callback for one line per stage; None: `logging` info
+            ) -> dict:
     "Run the whole pipeline into folder `out`; returns the summary (also in `summary.json`, and `report.html`)."
     import torch
     from lstm_pfd.data import open_dataset

@@ -43,7 +43,10 @@ def _hann(n: int) -> np.ndarray:
     return w
 
 # %% ../nbs/08_explorers.ipynb #ac9683f4
-def spectrogram_db(x, fs: float, nperseg: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def spectrogram_db(x,  # one signal [n_samples]
+                   fs: float,  # sampling rate in Hz
+                   nperseg: int | None = None,  # samples per frame; None: a power of two near fs/40 (32..4096)
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "`(freqs Hz [F], frame centres s [T], amplitude dB re 1 unit [F, T])` with Hann frames and half overlap."
     import scipy.fft
     x = np.asarray(x, dtype=np.float32)
@@ -59,7 +62,11 @@ def spectrogram_db(x, fs: float, nperseg: int | None = None) -> tuple[np.ndarray
     return np.fft.rfftfreq(nperseg, 1 / fs), t, (20 * np.log10(amp.T + 1e-9)).astype(np.float32)
 
 # %% ../nbs/08_explorers.ipynb #aa85f0d7
-def log_rows(freqs: np.ndarray, fmin: float, fmax: float, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def log_rows(freqs: np.ndarray,  # ascending bin frequencies in Hz [F]
+             fmin: float,  # lowest displayed frequency in Hz (> 0)
+             fmax: float,  # highest displayed frequency in Hz (> fmin)
+             n: int = 256,  # number of log-spaced display rows
+            ) -> tuple[np.ndarray, np.ndarray]:
     "`(row index into freqs [n], display frequency Hz [n])`: the nearest bin for `n` log-spaced frequencies in [fmin, fmax]."
     if not 0 < fmin < fmax: raise ValueError(f"need 0 < fmin < fmax, got fmin={fmin!r}, fmax={fmax!r}")
     grid = np.geomspace(fmin, fmax, n)
@@ -87,7 +94,8 @@ def _canvas_png(canvas) -> bytes:
     return buf.getvalue()
 
 # %% ../nbs/08_explorers.ipynb #c8d3cfa8
-def figure_png(fig) -> bytes:
+def figure_png(fig,  # a matplotlib figure
+              ) -> bytes:
     "PNG bytes of a matplotlib figure."
     fig.canvas.draw()
     return _canvas_png(fig.canvas)
@@ -199,10 +207,23 @@ class SignalExplorer(_Explorer):
     State: `params`, `x` (whole record), `meta`, `view`/`t` (analysed window), `freqs`/`amp` (spectrum),
     `spec_f`/`spec_t`/`spec_db` (spectrogram), `spec_rows`/`spec_freqs` (its displayed rows), `bands`
     (expected bands, Hz), `physics`, `png`, `timings`."""
-    def __init__(self, cfg: DataConfig | str | None = None, fault='misalignment', *, severity=2, seed: int = 0,
-                 speed_hz: float | None = None, load: float | None = None, temperature_c: float | None = None,
-                 window_s: float | None = None, start_s: float = 0.0, spec_fmax: float | None = None, spec_log: bool = True,
-                 figsize=(10, 5.8), dpi: int = 80, render: bool = True):
+    def __init__(self,
+                 cfg: DataConfig | str | None = None,  # a data config or preset name; None: the 'jbfd11' preset
+                 fault='misalignment',  # initial class name (from the catalogue)
+                 *,
+                 severity=2,  # initial severity: a name of `cfg.severity.names` or an index into it
+                 seed: int = 0,  # initial record seed
+                 speed_hz: float | None = None,  # initial shaft speed in Hz; None: the nominal operating point
+                 load: float | None = None,  # initial load (config units); None: the nominal operating point
+                 temperature_c: float | None = None,  # initial oil temperature in C; None: the nominal operating point
+                 window_s: float | None = None,  # analysed window length in s; None: 1 s when offered, else the dataset window
+                 start_s: float = 0.0,  # start of the analysed window in s
+                 spec_fmax: float | None = None,  # spectrogram upper frequency in Hz; None: Nyquist
+                 spec_log: bool = True,  # log-spaced spectrogram frequency axis
+                 figsize=(10, 5.8),  # figure size in inches (width, height)
+                 dpi: int = 80,  # figure resolution in dots per inch
+                 render: bool = True,  # draw the figure on each update (False: compute the state only)
+                ):
         _widgets()
         cfg = DataConfig.preset(cfg) if isinstance(cfg, str) else (cfg if cfg is not None else DataConfig.preset('jbfd11'))
         self.cfg, self.figsize, self.dpi, self.render = cfg.validate(), figsize, dpi, render
@@ -294,7 +315,9 @@ def controls(self: SignalExplorer) -> dict:
 
 # %% ../nbs/08_explorers.ipynb #96b0f77d
 @patch
-def config(self: SignalExplorer, layers: tuple) -> DataConfig:
+def config(self: SignalExplorer,
+           layers: tuple,  # names of the noise layers to switch on (of `NoiseConfig.LAYERS`)
+          ) -> DataConfig:
     "The explorer's config with exactly `layers` switched on (cached)."
     cfg = self._configs.get(layers)
     if cfg is None:
@@ -464,7 +487,14 @@ def _open(dataset):
 class DatasetExplorer(_Explorer):
     """Filter a dataset file and open its records. State: `table` (the split), `mask`/`rows` (kept records),
     `counts` ([classes, severities]), `row`, `x`, `record_meta`, `freqs`/`amp`, `bands`, `png`."""
-    def __init__(self, dataset, split: str = 'train', *, figsize=(10, 4.2), dpi: int = 80, max_options: int = 1000):
+    def __init__(self,
+                 dataset,  # a dataset file path or an open `DatasetFile`
+                 split: str = 'train',  # initial split name
+                 *,
+                 figsize=(10, 4.2),  # figure size in inches (width, height)
+                 dpi: int = 80,  # figure resolution in dots per inch
+                 max_options: int = 1000,  # most records listed in the record picker
+                ):
         _widgets()
         self.ds, self._owns = _open(dataset)
         if split not in self.ds.splits: raise ValueError(f"split: got {split!r}; allowed: {self.ds.splits}")
@@ -561,7 +591,9 @@ def _on_record(self: DatasetExplorer, change):
 
 # %% ../nbs/08_explorers.ipynb #b562107d
 @patch
-def show(self: DatasetExplorer, row: int | None):
+def show(self: DatasetExplorer,
+         row: int | None,  # row of the current split to open; None: show that no record is kept
+        ):
     "Open record `row` of the current split (None: nothing kept by the filters)."
     self.row = row
     if row is None:
@@ -610,7 +642,13 @@ class TrainingMonitor(_Explorer):
     (`(epoch + fraction, loss)`), `epoch`, `best_epoch` (fit's index), `monitor`, `done`, `n_draws`, `png`."""
     replaces_progress = True  # a fit with this callback needs no text progress bar
 
-    def __init__(self, *, every: int = 1, figsize=(9, 3), dpi: int = 80, auto_display: bool = True):
+    def __init__(self,
+                 *,
+                 every: int = 1,  # redraw the curves every `every` epochs (>= 1)
+                 figsize=(9, 3),  # figure size in inches (width, height)
+                 dpi: int = 80,  # figure resolution in dots per inch
+                 auto_display: bool = True,  # display the widget in the notebook when fit starts
+                ):
         _widgets()
         if every < 1: raise ValueError(f"every: got {every!r}; expected an integer >= 1 (redraw every n epochs)")
         self.every, self.figsize, self.dpi, self.auto_display = int(every), figsize, dpi, auto_display
@@ -623,7 +661,9 @@ class TrainingMonitor(_Explorer):
 
 # %% ../nbs/08_explorers.ipynb #63aa6aed
 @patch
-def on_fit_start(self: TrainingMonitor, state):
+def on_fit_start(self: TrainingMonitor,
+                 state,  # the FitState
+                ):
     self.history, self.batch_losses, self.done = [dict(r) for r in state.history], [], False
     self.monitor, self.epochs_bar.max, self.epochs_bar.value = state.monitor, state.epochs, len(state.history)
     self.status.value = f'training {type(state.model).__name__} for up to {state.epochs} epochs'
@@ -635,12 +675,16 @@ def on_fit_start(self: TrainingMonitor, state):
 
 # %% ../nbs/08_explorers.ipynb #7290bc2d
 @patch
-def on_epoch_start(self: TrainingMonitor, state):
+def on_epoch_start(self: TrainingMonitor,
+                   state,  # the FitState
+                  ):
     self.epoch, self.batch_bar.value = state.epoch, 0
 
 # %% ../nbs/08_explorers.ipynb #8a7e586e
 @patch
-def on_batch_end(self: TrainingMonitor, state):
+def on_batch_end(self: TrainingMonitor,
+                 state,  # the FitState
+                ):
     n = max(int(state.n_batches), 1)
     self.batch_losses.append((state.epoch + (state.batch + 1) / n, float(state.batch_loss)))
     if self.batch_bar.max != n: self.batch_bar.max = n
@@ -648,7 +692,9 @@ def on_batch_end(self: TrainingMonitor, state):
 
 # %% ../nbs/08_explorers.ipynb #0295e6c1
 @patch
-def on_epoch_end(self: TrainingMonitor, state):
+def on_epoch_end(self: TrainingMonitor,
+                 state,  # the FitState
+                ):
     self.history = [dict(r) for r in state.history]
     self.best_epoch, self.epochs_bar.value = state.best_epoch, len(self.history)
     row = self.history[-1]
@@ -659,7 +705,9 @@ def on_epoch_end(self: TrainingMonitor, state):
 
 # %% ../nbs/08_explorers.ipynb #b57673a1
 @patch
-def on_fit_end(self: TrainingMonitor, state):
+def on_fit_end(self: TrainingMonitor,
+               state,  # the FitState
+              ):
     self.done, self.best_epoch = True, state.best_epoch
     self.status.value = (f"done: {len(self.history)} epochs, best {state.monitor} = {state.best_score:.4g} at epoch "
                          f"{state.best_epoch + 1}" if state.best_score is not None else 'done')
@@ -720,8 +768,20 @@ class ModelExplorer(_Explorer):
     """Predictions, attributions and the confusion matrix of a model on a dataset split. State: `evaluation`,
     `record_probs`/`record_pred` (per row), `cm`, `cells` ((true, pred) -> rows), `row`, `window_index`,
     `window_probs`, `probs`, `x`, `target`, `attribution`, `spectral`, `bands`, `alignment`, `png`."""
-    def __init__(self, model, dataset, split: str = 'test', *, method: str = 'ig', target: str = 'predicted', row: int | None = None,
-                 n_steps: int = 16, batch_size: int = 256, explainer=None, figsize=(10, 5.4), dpi: int = 80):
+    def __init__(self,
+                 model,  # a registry model or a checkpoint path
+                 dataset,  # a dataset file path or an open `DatasetFile`
+                 split: str = 'test',  # split to evaluate
+                 *,
+                 method: str = 'ig',  # initial attribution method ('none' or one of `xai.METHODS`)
+                 target: str = 'predicted',  # class the attribution explains: 'predicted' or 'true'
+                 row: int | None = None,  # initial record row; None: the first
+                 n_steps: int = 16,  # integration steps of path attribution methods
+                 batch_size: int = 256,  # windows per forward pass when evaluating
+                 explainer=None,  # attribution function with `xai.explain`'s signature; None: `xai.explain`
+                 figsize=(10, 5.4),  # figure size in inches (width, height)
+                 dpi: int = 80,  # figure resolution in dots per inch
+                ):
         _widgets()
         self.model, self.checkpoint_info = _model_and_info(model)
         self.ds, self._owns = _open(dataset)
@@ -810,7 +870,10 @@ def _layout(self: ModelExplorer):
 
 # %% ../nbs/08_explorers.ipynb #3b2be0b5
 @patch
-def open_cell(self: ModelExplorer, true: int, pred: int):
+def open_cell(self: ModelExplorer,
+              true: int,  # true class label (matrix row)
+              pred: int,  # predicted class label (matrix column)
+             ):
     "List the records of confusion-matrix cell (`true`, `pred`) in `cell_list` (picking one opens it)."
     self.cell = (int(true), int(pred))
     rows = self.cells.get(self.cell, [])
@@ -944,8 +1007,19 @@ def _clean_split(ds, split: str) -> str:
 class RobustnessExplorer(_Explorer):
     """Accuracy of a model on freshly noised records of a split. State: `split` (the clean split used), `imported`
     (SNR only), `layers`, `snr_db` (None: no added noise), `X_clean`, `X`, `evaluation`, `accuracy`, `results`, `png`."""
-    def __init__(self, model, dataset, split: str = 'test', *, snr_db: float | None = 10.0, noise_seed: int = 0,
-                 max_records: int | None = None, batch_size: int = 256, auto: bool = True, figsize=(10, 3.4), dpi: int = 80):
+    def __init__(self,
+                 model,  # a registry model or a checkpoint path
+                 dataset,  # a dataset file path or an open `DatasetFile`
+                 split: str = 'test',  # split whose clean records are noised
+                 *,
+                 snr_db: float | None = 10.0,  # initial added-noise SNR in dB; None: no added noise
+                 noise_seed: int = 0,  # seed of the added noise
+                 max_records: int | None = None,  # most records used, taken class by class; None: all
+                 batch_size: int = 256,  # windows per forward pass
+                 auto: bool = True,  # re-evaluate whenever a control changes
+                 figsize=(10, 3.4),  # figure size in inches (width, height)
+                 dpi: int = 80,  # figure resolution in dots per inch
+                ):
         _widgets()
         self.model, self.checkpoint_info = _model_and_info(model)
         self.ds, self._owns = _open(dataset)
@@ -993,7 +1067,9 @@ def _on_change(self: RobustnessExplorer, change=None):
 
 # %% ../nbs/08_explorers.ipynb #ab6a2fbb
 @patch
-def signals(self: RobustnessExplorer, layers: tuple) -> np.ndarray:
+def signals(self: RobustnessExplorer,
+            layers: tuple,  # names of the noise layers switched on (of `NoiseConfig.LAYERS`)
+           ) -> np.ndarray:
     "Clean records of the rows with exactly `layers` on: from the file when they are its layers (or imported), else regenerated."
     if layers not in self._signals_cache:
         t, rows = self.table, self.rows
@@ -1031,7 +1107,9 @@ def update(self: RobustnessExplorer):
 
 # %% ../nbs/08_explorers.ipynb #9d37bcd7
 @patch
-def sweep(self: RobustnessExplorer, snrs=(30, 20, 10, 5, 0, -5)):
+def sweep(self: RobustnessExplorer,
+          snrs=(30, 20, 10, 5, 0, -5),  # SNR values in dB, run in this order
+         ):
     "Run every SNR in `snrs` (dB) with the current layers; returns the new `results` rows."
     n, auto, self.auto = len(self.results), self.auto, False
     try:

@@ -102,6 +102,7 @@ def _generated_window(window_len: int, fs: float | None, seed: int) -> np.ndarra
     x, _ = generate(cfg, FAULTS[-1], severity=len(cfg.severity.names) - 1, seed=seed)
     return np.resize(np.asarray(x, np.float32), window_len)
 
+# %% ../nbs/07_export.ipynb #exp000s10
 def _edge_windows(window_len: int, fs: float | None, rng: np.random.Generator, seed: int = 0) -> dict[str, np.ndarray]:
     "Named `[1, 1, L]` float32 windows on which exported numerics break first."
     noise = rng.standard_normal(window_len).astype(np.float32)
@@ -143,11 +144,13 @@ def _check_export_args(exporter, window_len, fs):
     if fs is not None and not (isinstance(fs, (int, float, np.number)) and math.isfinite(fs) and fs > 0):
         raise ValueError(f"fs: got {fs!r}; allowed: a positive sampling rate in Hz, or None")
 
+# %% ../nbs/07_export.ipynb #exp001s10
 def _default_class_names(n: int) -> list[str]:
     "The registry's class names when the model has that many outputs, else `class_0 ...` (`physics.class_names`)."
     from lstm_pfd.physics import class_names
     return list(class_names(n))
 
+# %% ../nbs/07_export.ipynb #exp001s20
 def _jsonable(d: dict) -> dict:
     "Constructor kwargs as plain JSON values (tuples -> lists; others by repr)."
     return json.loads(strict_json(d, default=repr))
@@ -222,6 +225,7 @@ def _load_model(obj):
         return model, dict(info or {})
     return obj, {}
 
+# %% ../nbs/07_export.ipynb #ckpt00s10
 def _info_get(info: dict, *keys, default=None):
     "The first of `keys` set in a checkpoint's info (top level, then its `extra` dict)."
     for d in (info, info.get('extra') or {}):
@@ -426,12 +430,14 @@ def _test_windows(dataset_path, split: str, window_len: int | None = None):
         return (np.asarray(wd.windows(), np.float32), np.asarray(wd.labels), np.asarray(wd.record_ids),
                 float(ds.fs), ds.config_hash)
 
+# %% ../nbs/07_export.ipynb #rep000s10
 def _accuracy(probs, labels, record_ids) -> tuple[float, float]:
     win = float((probs.argmax(1) == labels).mean())
     ids, rp = record_vote(probs, record_ids)
     _, first = np.unique(np.asarray(record_ids), return_index=True)
     return win, float((rp.argmax(1) == np.asarray(labels)[first]).mean())
 
+# %% ../nbs/07_export.ipynb #rep000s20
 def _time_row(row: dict, run, xs: dict, warmup: int, runs: int, runs_large: int) -> dict:
     "Add `b{B}_ms` and `b{B}_p10_p90` to `row` for `run(x)` at each batch of `xs`."
     for b, x in xs.items():
@@ -439,6 +445,7 @@ def _time_row(row: dict, run, xs: dict, warmup: int, runs: int, runs_large: int)
         row[f'b{b}_ms'], row[f'b{b}_p10_p90'] = lat['median_ms'], f"{lat['p10_ms']:.3g}-{lat['p90_ms']:.3g}"
     return row
 
+# %% ../nbs/07_export.ipynb #rep000s30
 def _run_batches(run, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate([run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 

@@ -62,6 +62,7 @@ class RecordIn(BaseModel):
     id: Annotated[str, Field(strict=True, max_length=200)] | None = Field(
         None, description="caller's record identifier, echoed in the answer")
 
+# %% ../nbs/10_serve.ipynb #6e5ac4s10
 class BatchIn(BaseModel):
     "Several records; each is validated, and a failure names the record's index."
     model_config = ConfigDict(extra='forbid')
@@ -77,6 +78,7 @@ class WindowOut(BaseModel):
     confidence: float = Field(description="probability of `label`")
     probabilities: list[float] = Field(description="probability per class, in the order of GET /model class_names")
 
+# %% ../nbs/10_serve.ipynb #d187b9s10
 class PredictionOut(BaseModel):
     "Soft-voted answer for one record, with every window's result and how the record was handled."
     id: str | None = None
@@ -96,6 +98,7 @@ class PredictionOut(BaseModel):
     unused_samples: int = Field(description="trailing samples at the model rate that do not fill a window")
     latency_ms: float = Field(description="server time for this record: checks, resampling, inference")
 
+# %% ../nbs/10_serve.ipynb #d187b9s20
 class BatchOut(BaseModel):
     "Answer of POST /predict/batch: one result per record, in order."
     results: list[PredictionOut]
@@ -114,6 +117,7 @@ class HealthOut(BaseModel):
     onnxruntime_version: str
     uptime_s: float
 
+# %% ../nbs/10_serve.ipynb #eaccbds10
 class InputContract(BaseModel):
     "What POST /predict accepts (and /predict/batch, per record)."
     content_type: str = 'application/json'
@@ -127,6 +131,7 @@ class InputContract(BaseModel):
     max_batch: int
     max_samples: int
 
+# %% ../nbs/10_serve.ipynb #eaccbds20
 class ModelOut(BaseModel):
     "Answer of GET /model: classes, rates, window and the input contract."
     class_names: list[str]
@@ -141,12 +146,14 @@ class ModelOut(BaseModel):
     lstm_pfd_version: str | None = Field(description="library version that exported the model")
     input: InputContract
 
+# %% ../nbs/10_serve.ipynb #eaccbds30
 class ErrorItem(BaseModel):
     "One problem of a refused request: where it is and what is wrong."
     loc: str = Field(description="where: a field path such as records[2].samples[17], or 'body'")
     msg: str
     record: int | None = Field(None, description="index of the failing record in a batch")
 
+# %% ../nbs/10_serve.ipynb #eaccbds40
 class ErrorOut(BaseModel):
     "Body of every 4xx/5xx answer."
     detail: str
@@ -177,10 +184,12 @@ def _json_type(v) -> str:
     if isinstance(v, (int, float)): return 'a number'
     return type(v).__name__
 
+# %% ../nbs/10_serve.ipynb #err000s11
 def _scalar(v) -> str:
     s = repr(v) if isinstance(v, (bool, int, float, str)) or v is None else _json_type(v)
     return s if len(s) <= 60 else s[:57] + '...'
 
+# %% ../nbs/10_serve.ipynb #err000s20
 def _loc(parts) -> tuple[str, int | None]:
     "('body', 'records', 2, 'samples', 17) -> ('records[2].samples[17]', 2)"
     parts = list(parts)
@@ -234,6 +243,7 @@ def _error_items(errors, max_errors: int = 20) -> tuple[str, list[ErrorItem]]:
     if len(items) > 3: detail += f" (and {len(items) - 3} more error{'s' if len(items) > 4 else ''})"
     return detail, shown
 
+# %% ../nbs/10_serve.ipynb #err000s10
 def _parse(model: type[BaseModel], body: bytes):
     "Validate a JSON body against `model` (pydantic's Rust JSON parser); `InputError` (422) listing what is wrong."
     if not body or len(body) < 4096 and not bytes(body).strip():   # no whole-body copy for large bodies
@@ -290,6 +300,7 @@ def _content_length(v) -> int | None:
     except ValueError: return -1
     return n if n >= 0 else -1
 
+# %% ../nbs/10_serve.ipynb #lim000s10
 async def _acquire(self: BodySizeLimit, send) -> bool:
     "Wait for a work slot (at most `max_queue` waiters, at most `body_timeout_s`); False after answering 503."
     import asyncio
@@ -361,6 +372,7 @@ def file_sha256(
 # %% ../nbs/10_serve.ipynb #cabea51c
 def _ceil_div(a: int, b: int) -> int: return -(-a // b)
 
+# %% ../nbs/10_serve.ipynb #cabea5s10
 class _Service:
     "The state behind the app: the predictor, its metadata and the limits."
     def __init__(self, model_path, *, threads: int, max_body_bytes: int, max_batch: int, max_samples: int,
@@ -390,6 +402,7 @@ def _svc_n_model(self: _Service, n: int, fs: float) -> int:
     return _ceil_div(n * r.numerator, r.denominator)
 _Service._n_model = _svc_n_model
 
+# %% ../nbs/10_serve.ipynb #svc000s12
 def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | None = None, x=None) -> dict:
     "Check one record (its samples in `rec.samples`, or already an array `x`) against the model and the limits."
     p, L = self.predictor, self.predictor.window_len
@@ -477,6 +490,7 @@ def _svc_predict(self: _Service, rec: RecordIn, x=None) -> PredictionOut:
     return out
 _Service.predict = _svc_predict
 
+# %% ../nbs/10_serve.ipynb #svc000s11
 def _svc_predict_batch(self: _Service, batch: BatchIn) -> BatchOut:
     t0 = time.perf_counter()
     recs = batch.records
@@ -525,6 +539,7 @@ def _svc_model_card(self: _Service) -> ModelOut:
             max_body_bytes=self.max_body_bytes, max_batch=self.max_batch, max_samples=self.max_samples))
 _Service.model_card = _svc_model_card
 
+# %% ../nbs/10_serve.ipynb #svc000s10
 def _svc_health(self: _Service) -> HealthOut:
     import onnxruntime
     return HealthOut(model_loaded=self.predictor.session is not None, model_file=self.path.name,
@@ -540,6 +555,7 @@ _ERRORS = {413: {'model': ErrorOut, 'description': 'body over max_body_bytes'},
            503: {'model': ErrorOut, 'description': 'max_inflight requests at work and the queue full: retry after Retry-After s'},
            422: {'model': ErrorOut, 'description': 'invalid or unusable input; errors[] says where and why'}}
 
+# %% ../nbs/10_serve.ipynb #a0637ds10
 def _body_doc(model: type[BaseModel]) -> dict:
     "OpenAPI request-body entry for a route that parses its own body (schema inlined, `$defs` resolved)."
     schema = model.model_json_schema()

@@ -714,14 +714,19 @@ def _ensure_laws(plan: _Plan):
     plan.laws = laws
 
 # %% ../nbs/02_signals.ipynb #93cae2e0
-def severity_laws(cfg: DataConfig, machine: Machine) -> dict:
+def severity_laws(cfg: DataConfig,  # the data config of the build
+                  machine: Machine,  # the fleet machine whose laws are wanted
+                 ) -> dict:
     "The severity laws (label -> `fleet.SeverityLaw`) of `machine` under `cfg` (computed once per plan, then cached)."
     plan = _plan(cfg, machine)
     if plan.machine is None: return {}
     if plan.laws is None: _ensure_laws(plan)
     return dict(plan.laws)
 
-def set_severity_laws(cfg: DataConfig, machine: Machine, laws: dict):
+def set_severity_laws(cfg: DataConfig,  # the data config of the build
+                      machine: Machine,  # the fleet machine the laws belong to
+                      laws: dict,  # label -> `fleet.SeverityLaw`, as returned by `severity_laws`
+                     ):
     "Install laws computed elsewhere (`severity_laws` in another process: parallel builds compute each machine's once)."
     plan = _plan(cfg, machine)
     if plan.machine is not None and plan.laws is None: plan.laws = dict(laws)
