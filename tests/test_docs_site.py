@@ -319,8 +319,8 @@ def test_every_page_loads_locally_and_fits_the_column(server, browser):
     for html in _pages():
         rel = html.relative_to(SITE).as_posix()
         page, rec = _open(browser, f'{server}/{rel}')
-        if 'application/vnd.jupyter.widget-state+json' in html.read_text(encoding='utf-8'):
-            # embedded widgets render from the vendored html-manager (no kernel, no CDN)
+        if 'application/vnd.jupyter.widget-view+json' in html.read_text(encoding='utf-8'):
+            # displayed widgets (a widget view, not stored state alone) render from the vendored html-manager (no kernel, no CDN)
             page.locator('.jupyter-widgets').first.wait_for(timeout=15_000)
         wide += [f'{rel}: {w}' for w in page.evaluate(_JS_WIDE_TABLES)]
         rec.check()
