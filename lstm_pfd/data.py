@@ -29,9 +29,9 @@ from .utils import NORMALIZE_MODES, atomic_write, normalize_windows
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MAX_RESAMPLE_TERM', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset',
-           'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'OnTheFlyDataset', 'load_recording',
-           'resample_ratio', 'resample', 'import_recordings']
+__all__ = ['log', 'TRACKS', 'TRACK_FRACTIONS', 'MAX_RESAMPLE_TERM', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise',
+           'checksum', 'build_dataset', 'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'fleet_tracks',
+           'OnTheFlyDataset', 'load_recording', 'resample_ratio', 'resample', 'import_recordings']
 
 # %% ../nbs/03_data.ipynb #c7bd6324
 class DatasetError(ValueError):
@@ -55,6 +55,7 @@ def record_plan(cfg: DataConfig) -> dict[str, np.ndarray]:
     ds = cfg.dataset
     n, n_cls, n_sev = ds.records_per_class_severity, physics.n_classes(), len(cfg.severity.names)
     cfg.check_budget(n_cls)  # sizes over `cfg.limits` fail here, before anything is allocated
+    if cfg.fleet.enabled: return _fleet_plan(cfg, n_cls, n_sev)
     idx = np.arange(n_cls * n_sev * n, dtype=np.int64)
     label, sev = idx // (n_sev * n), (idx // n) % n_sev
     counts = _split_counts(n, ds.splits)
@@ -66,6 +67,23 @@ def record_plan(cfg: DataConfig) -> dict[str, np.ndarray]:
         split[stratum * n:(stratum + 1) * n] = base[rng.permutation(n)]
     seed = np.array([record_seed(ds.seed, int(i)) for i in idx], dtype=np.int64)
     return dict(record_index=idx, label=label, severity=sev, seed=seed, split=split)
+
+# %% ../nbs/03_data.ipynb #f0420c3a
+def _fleet_plan(cfg: DataConfig, n_cls: int, n_sev: int) -> dict[str, np.ndarray]:
+    "The record plan of a fleet config (see above): `record_plan` columns plus `machine_id`."
+    ds, M = cfg.dataset, cfg.fleet.n_machines
+    n = ds.records_per_class_severity; r = n // M
+    idx = np.arange(n_cls * n_sev * n, dtype=np.int64)
+    stratum, within = idx // n, idx % n
+    machine, rep = within // r, within % r
+    c_train, c_val, c_test = _split_counts(n, ds.splits)
+    order = np.random.default_rng(np.random.SeedSequence(ds.seed, spawn_key=(2**32 + 2,))).permutation(M)
+    rank = np.argsort(order)                                   # machine -> its place in the seeded order
+    pos = rep * M + (rank[machine] - stratum * (c_val + c_test)) % M
+    split = np.where(pos < c_test, 2, np.where(pos < c_test + c_val, 1, 0)).astype(np.int64)
+    seed = np.array([record_seed(ds.seed, int(i)) for i in idx], dtype=np.int64)
+    return dict(record_index=idx, label=stratum // n_sev, severity=stratum % n_sev, seed=seed, split=split,
+                machine_id=machine.astype(np.int64))
 
 # %% ../nbs/03_data.ipynb #eb610d1a
 def snr_seed(seed: int, snr_db: float) -> np.random.SeedSequence:
@@ -90,9 +108,14 @@ def checksum(x: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()
 
 # %% ../nbs/03_data.ipynb #eb8c40ee
-def _generate_task(cfg: DataConfig, labels, severities, seeds, snr_levels) -> dict:
-    "One batch: records, checksums and SNR copies (runs in a worker; arguments pickle cheaply)."
-    X, meta = generate_batch(cfg, [int(l) for l in labels], [int(s) for s in severities], [int(s) for s in seeds])
+def _generate_task(cfg: DataConfig, labels, severities, seeds, snr_levels, machine_ids=None, laws=None) -> dict:
+    "One batch: records, checksums and SNR copies (runs in a worker; arguments pickle cheaply). Fleet: machine ids and their laws."
+    machines = None
+    if machine_ids is not None:
+        ms = _fleet_of(cfg)
+        for i, lw in (laws or {}).items(): set_severity_laws(cfg, ms[i], lw)
+        machines = [ms[int(i)] for i in machine_ids]
+    X, meta = generate_batch(cfg, [int(l) for l in labels], [int(s) for s in severities], [int(s) for s in seeds], machines=machines)
     snr = {}
     for level in snr_levels:
         Xn = add_snr_noise(X, level, seeds)
@@ -229,13 +252,19 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
                                'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
                 f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
                 f.attrs['snr_db'] = list(ds.snr_db)
-                args = lambda t: (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2])
+                laws = _fleet_laws(cfg, executor) if cfg.fleet.enabled else None
+                def args(t):
+                    if laws is None: return (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2])
+                    mid = plan['machine_id'][t[1]]
+                    return (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2], mid, {int(i): laws[int(i)] for i in np.unique(mid)})
+                cond = {k: np.zeros(len(plan['label'])) for k in ('speed_hz', 'load', 'temperature_c')}
                 results = _run_tasks(tasks, args, executor)
                 with tqdm(total=len(plan['label']), desc='records', unit='rec', disable=not progress) as bar:
                     for (split, rows, snr_levels), r in zip(tasks, results):
                         guard.check()
                         prow = {k: v[rows] for k, v in plan.items()}
                         writers[split].write(r['X'], prow, r['meta'], r['checksum'])
+                        for k in cond: cond[k][rows] = r['meta'][k]
                         for snr in snr_levels:
                             Xn, sums = r['snr'][snr]
                             writers[_snr_group(snr)].write(Xn, prow, r['meta'], sums)
@@ -243,6 +272,7 @@ def build_dataset(cfg: DataConfig | str, path: str | os.PathLike, *, executor: E
                 for name, w in writers.items():
                     if w.pos != w.n: raise RuntimeError(f"internal error: split {name} got {w.pos} of {w.n} records")
                     w.finish()
+                if cfg.fleet.enabled: _write_fleet(f, cfg, plan, cond)
                 guard.check()
                 f.attrs['complete'] = True
     except BaseException as e:  # atomic_write has removed the temporary file
@@ -343,6 +373,8 @@ def open_dataset(path, verify: bool = False) -> DatasetFile:
 # %% ../nbs/03_data.ipynb #afc6df89
 def _short(e: BaseException) -> str: return ' '.join(str(e).split())[:200]
 
+_FLEET_GROUPS = ('machines', 'tracks')   # a fleet file's groups that are not splits
+
 def _read_header(self: DatasetFile):
     "Read and check the root attributes: format, completeness, the stored config (parsed, bounded), `fs`, names, splits."
     p = self.path
@@ -360,7 +392,7 @@ def _read_header(self: DatasetFile):
         self.severity_names = [str(s) for s in a['severity_names']]
         self.version = str(a['lstm_pfd_version'])
         self.splits = [k for k in ('train', 'val', 'test') if k in self.file] + [str(s) for s in a.get('snr_groups', [])]
-        self.splits += [k for k in self.file if k not in self.splits]
+        self.splits += [k for k in self.file if k not in self.splits and k not in _FLEET_GROUPS]
     except DatasetError: raise
     except ConfigError as e: raise DatasetError(f"{p}: its stored config is invalid: {e}") from None
     except (KeyError, TypeError, ValueError, OSError, RuntimeError) as e: raise DatasetError(f"{p}: unreadable root attributes (corrupted?): {_short(e)}") from None
@@ -440,9 +472,28 @@ def _verify(self: DatasetFile, progress: bool = False):
             if checksum(x) != t.checksums[i].decode(errors='replace'):
                 raise DatasetError(f"{p}: record {i} of split {split!r} (record_index {t.record_index[i]}) is corrupted: checksum mismatch")
             if not np.isfinite(x).all(): raise DatasetError(f"{p}: record {i} of split {split!r} holds NaN or Inf samples")
+    if self.config.fleet.enabled or 'tracks' in self.file: self._verify_fleet(plan)
     return True
 DatasetFile.verify = _verify
 
+
+# %% ../nbs/03_data.ipynb #68b225ac
+def _verify_fleet(self: DatasetFile, plan: dict | None):
+    "A fleet file: the machines table is the config's fleet; every track is a partition of the records (no record on two sides)."
+    p = self.path
+    if not self.config.fleet.enabled: raise DatasetError(f"{p}: tracks stored but its config has no fleet (fleet.n_machines = 0)")
+    if self.machines != fleet(self.config): raise DatasetError(f"{p}: the machines table differs from its config's fleet (fleet.*): edited")
+    if plan is not None:
+        mid = np.concatenate([self[s].meta['machine_id'] for s in DataConfig().dataset.SPLITS])
+        ri = np.concatenate([self[s].record_index for s in DataConfig().dataset.SPLITS])
+        if not np.array_equal(plan['machine_id'][ri], mid): raise DatasetError(f"{p}: meta/machine_id differs from its config's record plan: edited")
+    n = sum(len(self[s]) for s in DataConfig().dataset.SPLITS)
+    for name in self.tracks:
+        sides = [self.file[f'tracks/{name}/{s}'][()] for s in DataConfig().dataset.SPLITS]
+        allr = np.concatenate(sides)
+        if len(np.unique(allr)) != len(allr): raise DatasetError(f"{p}: track {name!r} puts a record on two sides (or twice on one)")
+        if len(allr) and (allr.min() < 0 or allr.max() >= n): raise DatasetError(f"{p}: track {name!r} names records outside 0..{n - 1}")
+DatasetFile._verify_fleet = _verify_fleet
 
 # %% ../nbs/03_data.ipynb #ae08bb0a
 from .utils import window_starts  # the one definition of window positions (record, window, hop)
@@ -513,13 +564,170 @@ from .utils import record_vote  # the soft vote, defined once for train, export 
 
 # %% ../nbs/03_data.ipynb #bf85a402
 def _windows(self: DatasetFile, split: str = 'train', *, window_len: int | None = None, hop_len: int | None = None,
-             normalize: str | None = None, **filters) -> WindowDataset:
-    "A `WindowDataset` over a split (protocol window/hop by default; filters as `RecordTable.select`)."
-    return WindowDataset.from_table(self[split], window_len=window_len or self.config.window_len,
+             normalize: str | None = None, track: str | None = None, snr_db: float | None = None, **filters) -> WindowDataset:
+    "A `WindowDataset` over a split (protocol window/hop by default; filters as `RecordTable.select`); `track`/`snr_db` as `table`."
+    table = self[split] if track is None and snr_db is None else self.table(split, track=track, snr_db=snr_db)
+    return WindowDataset.from_table(table, window_len=window_len or self.config.window_len,
                                     hop_len=hop_len or (self.config.hop_len if window_len is None else window_len),
                                     normalize=normalize, fs=self.fs, class_names=self.fault_names,
                                     config_hash=self.config_hash, **filters)
 DatasetFile.windows = _windows
+
+# %% ../nbs/03_data.ipynb #fcf78ae0
+import json
+from .fleet import Machine, fleet
+from .signals import set_severity_laws, severity_laws
+
+TRACKS = {
+    'iid': 'the default split: stratified by class x severity, balanced over machines (every machine in every split)',
+    'new_machines': 'test and validation machines never in training (25 % of the machines test, 15 % validation, by machine)',
+    'new_conditions': 'training on the lower 60 % of each class x severity by operating condition q = (load position + '
+                      'relative-speed position) / 2 within their configured ranges; test on the upper 40 %',
+    'incipient': 'training on the upper severity slots (moderate, severe), test on the lower (incipient, mild); healthy '
+                 'records split by their slot the same way, so both sides have healthy records',
+}
+TRACK_FRACTIONS = dict(machines_test=0.25, machines_val=0.15, conditions_train=0.6, val_of_train_side=0.25)
+
+# %% ../nbs/03_data.ipynb #16d35dea
+_FLEETS: dict = {}
+
+def _fleet_of(cfg: DataConfig) -> list[Machine]:
+    "The machines of `cfg.fleet` (cached per config hash: workers draw them once)."
+    key = cfg.hash()
+    if key not in _FLEETS: _FLEETS[key] = fleet(cfg)
+    return _FLEETS[key]
+
+def _laws_task(cfg: DataConfig, i: int) -> dict:
+    return severity_laws(cfg, _fleet_of(cfg)[i])
+
+def _fleet_laws(cfg: DataConfig, executor=None) -> dict:
+    "Severity laws of every machine (machine id -> laws), computed once per machine, in parallel with an executor."
+    n = cfg.fleet.n_machines
+    if executor is None: return {i: _laws_task(cfg, i) for i in range(n)}
+    return dict(zip(range(n), executor.map(_laws_task, [cfg] * n, range(n))))
+
+# %% ../nbs/03_data.ipynb #e4600527
+def _stratified_pick(keys: np.ndarray, frac: float, rng: np.random.Generator, score: np.ndarray | None = None) -> np.ndarray:
+    "Mask of the first round(frac n) records of each stratum (`keys` equal), by `score` (ascending) or in a random order."
+    pick = np.zeros(len(keys), bool)
+    for k in np.unique(keys):
+        rows = np.flatnonzero(keys == k)
+        rows = rows[np.argsort(score[rows], kind='stable')] if score is not None else rows[rng.permutation(len(rows))]
+        pick[rows[:int(round(frac * len(rows)))]] = True
+    return pick
+
+# %% ../nbs/03_data.ipynb #b39327d9
+def fleet_tracks(cfg: DataConfig, plan: dict, speed_hz: np.ndarray, load: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    "The tracks of a fleet plan (`TRACKS`): name -> {'train', 'val', 'test'} sorted record indices; from the plan and each record's speed and load."
+    fr, ds, op = TRACK_FRACTIONS, cfg.dataset, cfg.operating
+    idx, lab, sev, mid = plan['record_index'], plan['label'], plan['severity'], plan['machine_id']
+    rng = lambda k: np.random.default_rng(np.random.SeedSequence(ds.seed, spawn_key=(2**32 + 3, k)))
+    stratum, n_sev = lab * len(cfg.severity.names) + sev, len(cfg.severity.names)
+    sides = {}
+    sides['iid'] = np.asarray(plan['split'])
+    M = cfg.fleet.n_machines; order = rng(0).permutation(M)
+    n_test, n_val = max(1, int(round(fr['machines_test'] * M))), max(1, int(round(fr['machines_val'] * M)))
+    role = np.zeros(M, np.int64); role[order[:n_test]] = 2; role[order[n_test:n_test + n_val]] = 1
+    sides['new_machines'] = role[mid]
+    nominal = np.array([m.speed_hz for m in _fleet_of(cfg)])[mid]
+    rel = np.asarray(op.speed_hz_range) / cfg.signal.nominal_speed_hz
+    q = 0.5 * ((speed_hz / nominal - rel[0]) / (rel[1] - rel[0]) + (load - op.load_range[0]) / (op.load_range[1] - op.load_range[0]))
+    train_side = _stratified_pick(stratum, fr['conditions_train'], rng(1), q)
+    sides['new_conditions'] = np.where(train_side, 0, 2)
+    sides['incipient'] = np.where(sev >= n_sev // 2, 0, 2)
+    for k, name in enumerate(('new_conditions', 'incipient'), 2):   # validation: a random share of the training side
+        s = sides[name]; tr = np.flatnonzero(s == 0)
+        s[tr[_stratified_pick(stratum[tr], fr['val_of_train_side'], rng(k))]] = 1
+    return {name: {sp: np.sort(idx[s == i]) for i, sp in enumerate(ds.SPLITS)} for name, s in sides.items()}
+
+# %% ../nbs/03_data.ipynb #cab90a74
+_MACHINE_COLUMNS = [f.name for f in __import__('dataclasses').fields(Machine) if f.type in ('int', 'float', 'str')]
+
+def _write_fleet(f: h5py.File, cfg: DataConfig, plan: dict, cond: dict):
+    "Write the `machines` table and the `tracks` of a fleet build into the open file `f`."
+    ms = _fleet_of(cfg)
+    g = f.create_group('machines')
+    for col in _MACHINE_COLUMNS:
+        v = np.array([getattr(m, col) for m in ms])
+        g.create_dataset(col, data=v.astype('S') if v.dtype.kind == 'U' else v)
+    g.create_dataset('json', data=np.array([json.dumps(m.to_dict()) for m in ms], dtype=h5py.string_dtype()))
+    tg = f.create_group('tracks')
+    for name, t in fleet_tracks(cfg, plan, cond['speed_hz'], cond['load']).items():
+        gt = tg.create_group(name)
+        for sp, rows in t.items(): gt.create_dataset(sp, data=rows.astype(np.int64))
+        gt.attrs.update(description=TRACKS[name], rule=TRACKS[name] if name != 'new_conditions' else TRACKS[name] + ' (a random quarter of the training side is validation)',
+                        snr='stored test_snr* groups' if name == 'iid' else 'derived on read: add_snr_noise(record, snr_db, [seed]) (the recipe of the test_snr* groups)')
+    f.attrs.update(tracks=list(TRACKS), default_track='iid', n_machines=len(ms))
+
+# %% ../nbs/03_data.ipynb #7cc139ae
+class _TrackSignals:
+    "Lazy signals of a track's split: rows gathered from the stored groups (sorted reads), optionally noised at `snr_db`."
+    def __init__(self, groups: list, where: np.ndarray, n_samples: int, seeds: np.ndarray, snr_db=None):
+        self.groups, self.where, self.seeds, self.snr_db = groups, where, seeds, snr_db   # where: [n, 2] (group, row)
+        self.shape, self.dtype = (len(where), n_samples), np.dtype(np.float32)
+    def __len__(self): return self.shape[0]
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), self.shape[1]), np.float32)
+        for gi in np.unique(self.where[rows, 0]):
+            k = np.flatnonzero(self.where[rows, 0] == gi); r = self.where[rows[k], 1]
+            o = np.argsort(r); out[k[o]] = self.groups[gi]['signals'][r[o]]
+        return out if self.snr_db is None else add_snr_noise(out, self.snr_db, self.seeds[rows])
+    def __getitem__(self, i):
+        if isinstance(i, (int, np.integer)): return self._read(np.array([int(i) % len(self)]))[0]
+        rows = np.arange(len(self))[i] if isinstance(i, slice) else np.asarray(i)
+        return self._read(rows)
+
+# %% ../nbs/03_data.ipynb #454bb71b
+def _tracks(self: DatasetFile) -> dict[str, str]:
+    "The file's tracks: name -> description (empty for a file without a fleet)."
+    g = self.file.get('tracks')
+    return {k: str(g[k].attrs.get('description', '')) for k in self.file.attrs.get('tracks', [])} if g is not None else {}
+
+def _machines(self: DatasetFile) -> list[Machine]:
+    "The file's machines (`fleet.Machine`, from the stored JSON), in id order; empty without a fleet."
+    if '_machine_list' not in self.__dict__:
+        g = self.file.get('machines')
+        try: self._machine_list = [Machine.from_dict(json.loads(s)) for s in g['json'][()]] if g is not None else []
+        except (KeyError, ValueError, TypeError) as e: raise DatasetError(f"{self.path}: unreadable machines table: {_short(e)}") from None
+    return self._machine_list
+
+def _machine(self: DatasetFile, machine_id: int) -> Machine:
+    "The machine with id `machine_id`; a `KeyError` naming the ids in the file otherwise."
+    ms = {m.id: m for m in self.machines}
+    if machine_id not in ms:
+        raise KeyError(f"machine_id {machine_id!r} is not in {self.path.name}; machine ids: " + (f"0..{len(ms) - 1}" if ms else "none (no fleet in this file)"))
+    return ms[machine_id]
+
+DatasetFile.tracks, DatasetFile.machines, DatasetFile.machine = property(_tracks), property(_machines), _machine
+
+# %% ../nbs/03_data.ipynb #7eb0fe7d
+def _check_track(self: DatasetFile, track: str):
+    if track not in self.tracks:
+        raise KeyError(f"unknown track {track!r} in {self.path.name}; tracks: {list(self.tracks) or 'none (no fleet in this file)'}")
+
+def _table(self: DatasetFile, split: str, *, track: str | None = None, snr_db: float | None = None) -> RecordTable:
+    "The `RecordTable` of `split` ('train', 'val', 'test') of `track` (None: the stored split groups), noised at `snr_db` if given."
+    splits = DataConfig().dataset.SPLITS
+    if split not in splits: raise KeyError(f"split must be one of {list(splits)} (SNR copies: snr_db=...), got {split!r}")
+    if track is not None: self._check_track(track)
+    stored = _snr_group(snr_db) if snr_db is not None else split
+    if track in (None, 'iid') and (snr_db is None or (split == 'test' and stored in self.splits)): return self[stored]
+    if snr_db is not None and not (isinstance(snr_db, (int, float)) and math.isfinite(snr_db)): raise ValueError(f"snr_db must be a finite number (dB), got {snr_db!r}")
+    base = [self[s] for s in splits]
+    ridx = np.concatenate([t.record_index for t in base])
+    where = np.concatenate([np.stack([np.full(len(t), i), np.arange(len(t))], 1) for i, t in enumerate(base)])
+    want = self.file[f'tracks/{track}/{split}'][()] if track not in (None, 'iid') else self[split].record_index
+    pos = np.searchsorted(ridx, want, sorter=np.argsort(ridx)); pos = np.argsort(ridx)[np.minimum(pos, len(ridx) - 1)]
+    if not np.array_equal(ridx[pos], want): raise DatasetError(f"{self.path}: track {track!r} split {split!r} names records not in the file")
+    w = where[pos]
+    col = lambda name: np.concatenate([getattr(t, name) for t in base])[pos]
+    meta = {k: np.concatenate([t.meta[k] for t in base])[pos] for k in base[0].meta}
+    sig = _TrackSignals([self.file[s] for s in splits], w, self.config.signal.n_samples, col('seed'), snr_db)
+    name = f"{track or 'default'}/{split}" + (f"@{snr_db:g}dB" if snr_db is not None else '')
+    return RecordTable(name, sig, col('labels'), col('severity'), col('seed'), col('record_index'), meta,
+                       np.array([b''] * len(w)) if snr_db is not None else col('checksums'))
+
+DatasetFile._check_track, DatasetFile.table = _check_track, _table
 
 # %% ../nbs/03_data.ipynb #5c08d0dd
 def _fresh_seed(dataset_seed: int, index: int, epoch: int) -> int:

@@ -15,13 +15,15 @@ import numpy as np
 from .config import ConfigError, DataConfig, NoiseConfig
 from .physics import (ATOMS, CATALOGUE, class_names, fault_index, severity_index, operating_point,
                               nominal_sommerfeld, eccentricity_ratio)
+from .fleet import Machine, apply_machine, calibrate, fault_kind, machine_config, render_machine, residual_components
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'TRANSIENTS', 'NOISE_LAYERS', 'AMPLITUDES', 'MIX_WEIGHT', 'CAVITATION_RATE_PER_S', 'FRICTION_RATE_PER_S',
-           'STICK', 'META_COLUMNS', 'RENDERERS', 'empty_meta', 'record_seed', 'RecordState', 'register_atom',
-           'generate', 'generate_batch', 'benchmark', 'format_benchmark']
+           'STICK', 'META_COLUMNS', 'RENDERERS', 'CALIBRATION_RENDERS', 'empty_meta', 'record_seed', 'RecordState',
+           'register_atom', 'severity_laws', 'set_severity_laws', 'generate', 'generate_batch', 'benchmark',
+           'format_benchmark']
 
 # %% ../nbs/02_signals.ipynb #516a3e28
 TRANSIENTS = ('none', 'speed_ramp', 'load_step', 'thermal')   # codes of the `transient` meta column
@@ -66,6 +68,7 @@ META_COLUMNS = {
     'whirl_ratio': np.float64, 'n_fault_events': np.int32, 'gain_drift_per_s': np.float64,
     'n_impulses': np.int32, 'aliasing': np.bool_, 'alias_hz': np.float64, 'adc_saturated': np.bool_,
     **{f'noise_{l}': np.bool_ for l in NOISE_LAYERS},
+    'machine_id': np.int32, 'n_background_tones': np.int16,
 }
 
 # %% ../nbs/02_signals.ipynb #70f7dbef
@@ -108,9 +111,9 @@ def _mains_basis(t64: np.ndarray, fs: float, N: int, e):
 # %% ../nbs/02_signals.ipynb #cd690dda
 class _Plan:
     "Everything about a config that does not depend on the record: time axes, noise spectra, mains basis."
-    def __init__(self, cfg: DataConfig):
+    def __init__(self, cfg: DataConfig, machine: Machine | None = None):
         cfg.validate()
-        self.cfg = cfg
+        self.cfg, self.machine, self.laws = cfg, machine, None     # laws: label -> SeverityLaw (machines only)
         s, nz = cfg.signal, cfg.noise
         self.fs, self.N = float(s.fs), s.n_samples
         self.T = self.N / self.fs
@@ -137,15 +140,18 @@ class _Plan:
 
 # %% ../nbs/02_signals.ipynb #ec9fbbf7
 _PLANS: dict = {}
+_MAX_PLANS = 128               # a whole fleet (one plan per machine) stays cached
 
-def _plan(cfg: DataConfig) -> _Plan:
-    "The (cached) plan of `cfg`, keyed by its content hash."
+def _plan(cfg: DataConfig, machine: Machine | None = None) -> _Plan:
+    "The (cached) plan of `cfg` as seen on `machine`, keyed by the config's content hash (and the machine)."
     if not isinstance(cfg, DataConfig): raise TypeError(f"cfg must be a DataConfig, got {type(cfg).__name__}")
-    key = cfg.hash()
+    if machine is not None and not isinstance(machine, Machine): raise TypeError(f"machine must be a fleet.Machine or None, got {type(machine).__name__}")
+    if machine is not None and machine.is_reference: machine = None      # the reference machine is today's generator
+    key = cfg.hash() if machine is None else (cfg.hash(), machine)
     plan = _PLANS.get(key)
     if plan is None:
-        if len(_PLANS) >= 8: _PLANS.pop(next(iter(_PLANS)))
-        plan = _PLANS[key] = _Plan(copy.deepcopy(cfg))
+        if len(_PLANS) >= _MAX_PLANS: _PLANS.pop(next(iter(_PLANS)))
+        plan = _PLANS[key] = _Plan(copy.deepcopy(cfg), None) if machine is None else _Plan(machine_config(cfg, machine), machine)
     return plan
 
 # %% ../nbs/02_signals.ipynb #dfb64f9d
@@ -166,9 +172,9 @@ class _Work:
 _LOCAL = threading.local()
 
 def _work(plan) -> _Work:
-    "This thread's workspace for `plan` (made again when the plan changes)."
+    "This thread's workspace for `plan` (made again when the record length or rate changes: machines share it)."
     w = getattr(_LOCAL, 'work', None)
-    if w is None or w[0] is not plan: _LOCAL.work = w = (plan, _Work(plan))
+    if w is None or w[0] != (plan.N, plan.fs): _LOCAL.work = w = ((plan.N, plan.fs), _Work(plan))
     return w[1]
 
 # %% ../nbs/02_signals.ipynb #ead76de8
@@ -236,6 +242,7 @@ class RecordState:
         self.sync, self.todo, self.events = {}, [], []                # table components; later parts; events
         self.n_events, self.whirl_ratio, self.ramp, self.fault = 0, 0.0, None, None
         self.n_impulses, self.gain_drift, self.alias_on, self.alias_hz, self.saturated = 0, 0.0, False, 0.0, False
+        self.machine, self.n_bg, self.unit = plan.machine, 0, False   # unit: severity factor 1, no law (calibration renders)
 
 # %% ../nbs/02_signals.ipynb #8623d5ce
 def _env_scalar(r: RecordState, k: str):
@@ -344,7 +351,10 @@ def _severity_state(r: RecordState):
     r.s0 = _span((lo, hi), p[9]) if r.label else 0.0
     r.evolving = bool(r.label) and p[10] < sv.evolution_probability
     r.s1 = min(r.s0 + sv.evolution_delta, 1.0) if r.evolving else r.s0
+    if r.unit and r.label: r.s0 = r.s1 = 1.0; r.evolving = False          # a calibration render: the unit fault component
     sev_c = r.s0 + (r.s1 - r.s0) * tc / T if r.evolving else np.full(1, float(r.s0))
+    law = r.plan.laws.get(r.label) if (r.plan.laws and not r.unit) else None
+    if law is not None: sev_c = law(sev_c)                   # a machine: s -> the physically calibrated multiplier
     speed2_c = (r.speed_c / r.plan.nominal_speed) ** 2
     r.envs = {'speed2': speed2_c, 'sev': sev_c, 'sev_speed2': sev_c * speed2_c, 'contact': sev_c * r.contact_c,
               'whirl': sev_c * r.whirl_c}
@@ -455,7 +465,8 @@ def _check_renderers(label: int):
 def _draw_faults(r: RecordState):
     "The baseline 1X/2X (from the fixed block), then each atom's draws through its renderer, in the class's atom order."
     p, base = r.p, AMPLITUDES['baseline']
-    r.sync['speed2'] = [(1.0, base[1.0] * (0.5 + p[11]), 2 * np.pi * p[12]), (2.0, base[2.0] * (0.5 + p[13]), 2 * np.pi * p[14])]
+    if r.machine is None: r.sync['speed2'] = [(1.0, base[1.0] * (0.5 + p[11]), 2 * np.pi * p[12]), (2.0, base[2.0] * (0.5 + p[13]), 2 * np.pi * p[14])]
+    else: r.sync['speed2'] = residual_components(r.machine, p[11:15])     # the machine's own healthy residual
     for atom in r.atoms:
         fn = RENDERERS.get(atom)
         if fn is None: _check_renderers(r.label)   # raises, naming the atom and how to register it
@@ -522,6 +533,13 @@ def _render_nonsynchronous(r: RecordState):
         x += acc[:N]
         if fault is not None: fault += acc[:N]
     if r.parts is not None: r.parts['fault'] = fault
+
+# %% ../nbs/02_signals.ipynb #6500abf1
+def _machine_stage(r: RecordState):
+    "The machine's transfer path, sensor and site background (in place); parts kept go through the same path."
+    r.n_bg = render_machine(r.x, r.plan.fs, r.machine, r.rng)
+    if r.parts is not None:
+        for k in ('fault', 'baseline'): r.parts[k] = apply_machine(r.parts[k], r.plan.fs, r.machine)
 
 # %% ../nbs/02_signals.ipynb #7a73fc1b
 def _impulses(r: RecordState):
@@ -613,23 +631,64 @@ def _meta(r: RecordState) -> dict:
                 severity_end=r.s1, evolving=r.evolving, transient=r.kind, transient_start_s=r.t0, transient_duration_s=r.dur,
                 whirl_ratio=r.whirl_ratio, n_fault_events=r.n_events, gain_drift_per_s=r.gain_drift, n_impulses=r.n_impulses,
                 aliasing=r.alias_on, alias_hz=r.alias_hz, adc_saturated=r.saturated,
+                machine_id=-1 if r.machine is None else r.machine.id, n_background_tones=r.n_bg,
                 **{f'noise_{l}': getattr(nz, l).enabled for l in NOISE_LAYERS})
 
 # %% ../nbs/02_signals.ipynb #53adfb00
 def _record(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temperature_c, x: np.ndarray,
-            parts: dict | None = None, timer=None) -> dict:
+            parts: dict | None = None, timer=None, unit: bool = False) -> dict:
     "Generate one record into `x` (float32 [N]); return its meta as scalars. `timer(name)` is called after each stage."
+    if plan.machine is not None and plan.laws is None: _ensure_laws(plan)   # before this record touches the workspace
     tick = timer or (lambda name: None)
     r = RecordState(plan, label, sev, seed, x, parts)
-    _draw_operating(r, speed_hz, load, temperature_c); _draw_transient(r); _film_state(r); _severity_state(r)
+    r.unit = unit
+    _draw_operating(r, speed_hz, load, temperature_c); _draw_transient(r)
+    if unit: r.kind, r.t0, r.dur, r.f_start, r.f_end, r.load_end, r.temp_target = 0, 0.0, 0.0, r.f_mean, r.f_mean, r.load0, r.temp0
+    _film_state(r); _severity_state(r)
     tick('params')
     _draw_faults(r); tick('fault draws')
     _shaft_position(r); _render_synchronous(r); tick('synchronous')
     _render_nonsynchronous(r); tick('fault')
-    # r.x is now the mechanical vibration: a transfer-path stage (structural modes, sensor) goes here
+    if r.machine is not None and unit and label:       # a unit calibration render: only its fault part at the sensor
+        parts['fault'] = apply_machine(parts['fault'], plan.fs, r.machine); return _meta(r)
+    if r.machine is not None: _machine_stage(r); tick('machine')
     for name, enabled, layer in _NOISE_STAGES:
         if enabled(r): layer(r); tick(name)
     return _meta(r)
+
+# %% ../nbs/02_signals.ipynb #b800af69
+CALIBRATION_RENDERS = 2        # healthy and unit-severity renders per class behind a machine's severity laws
+
+def _ensure_laws(plan: _Plan):
+    "Compute `plan.laws` (label -> `SeverityLaw`) for the plan's machine, once."
+    m, N = plan.machine, plan.N
+    plan.laws = {}                                   # the calibration renders themselves use no law
+    try:
+        seeds = [record_seed(m.seed, k) for k in range(CALIBRATION_RENDERS)]
+        healthy = np.empty((len(seeds), N), np.float32)
+        for k, s in enumerate(seeds): _record(plan, 0, 0, s, m.speed_hz, None, None, healthy[k], unit=True)
+        laws, unit, last = {}, np.empty((len(seeds), N), np.float32), len(plan.cfg.severity.names) - 1
+        for label, name in enumerate(class_names()):
+            if fault_kind(name) is None: continue
+            for k, s in enumerate(seeds):
+                parts = {}; _record(plan, label, last, s, m.speed_hz, None, None, np.empty(N, np.float32), parts, unit=True)
+                unit[k] = parts['fault']
+            laws[label] = calibrate(m, name, unit=unit, healthy=healthy, fs=plan.fs, severity=plan.cfg.severity)
+    except BaseException: plan.laws = None; raise
+    plan.laws = laws
+
+# %% ../nbs/02_signals.ipynb #93cae2e0
+def severity_laws(cfg: DataConfig, machine: Machine) -> dict:
+    "The severity laws (label -> `fleet.SeverityLaw`) of `machine` under `cfg` (computed once per plan, then cached)."
+    plan = _plan(cfg, machine)
+    if plan.machine is None: return {}
+    if plan.laws is None: _ensure_laws(plan)
+    return dict(plan.laws)
+
+def set_severity_laws(cfg: DataConfig, machine: Machine, laws: dict):
+    "Install laws computed elsewhere (`severity_laws` in another process: parallel builds compute each machine's once)."
+    plan = _plan(cfg, machine)
+    if plan.machine is not None and plan.laws is None: plan.laws = dict(laws)
 
 # %% ../nbs/02_signals.ipynb #6b66837f
 def _check_override(name, value, rng, unit, field):
@@ -660,11 +719,13 @@ def _resolve(cfg, fault, severity, seed, speed_hz, load, temperature_c):
 
 # %% ../nbs/02_signals.ipynb #4af3b046
 def generate(cfg: DataConfig, fault, *, severity, seed: int, speed_hz: float | None = None, load: float | None = None,
-             temperature_c: float | None = None, components: bool = False):
+             temperature_c: float | None = None, components: bool = False, machine: Machine | None = None):
     """One record: `(x, meta)` with `x` float32 `[N]` acceleration in m/s^2 and `meta` every drawn parameter.
-    `components=True` returns `(x, meta, parts)` with `parts['fault']` (the fault component alone) and `parts['baseline']`."""
-    label, sev, seed, spd, ld, tmp = _resolve(cfg, fault, severity, seed, speed_hz, load, temperature_c)
-    plan = _plan(cfg)
+    `components=True` returns `(x, meta, parts)` with `parts['fault']` (the fault component alone) and `parts['baseline']`.
+    `machine`: a `fleet.Machine` the record is seen on (None or the reference machine: the single idealised machine);
+    operating overrides are then within the machine's ranges (`fleet.machine_config`)."""
+    plan = _plan(cfg, machine)
+    label, sev, seed, spd, ld, tmp = _resolve(plan.cfg, fault, severity, seed, speed_hz, load, temperature_c)
     x = np.empty(plan.N, np.float32)
     parts = {} if components else None
     meta = dict(label=label, severity=sev, seed=seed, **_record(plan, label, sev, seed, spd, ld, tmp, x, parts))
@@ -680,18 +741,28 @@ def _per_record(name, v, n):
     return v
 
 # %% ../nbs/02_signals.ipynb #b309c921
+def _batch_plans(cfg: DataConfig, machines, n: int) -> list:
+    "One plan per record: `machines` None, one `Machine` for all, or one `Machine` (or None) per record."
+    if machines is None or isinstance(machines, Machine): return [_plan(cfg, machines)] * n
+    machines = list(machines)
+    if len(machines) != n: raise ValueError(f"machines has {len(machines)} values for {n} records (give one Machine, or one per record)")
+    by = {}
+    return [by[m] if m in by else by.setdefault(m, _plan(cfg, m)) for m in machines]
+
 def generate_batch(cfg: DataConfig, faults, severities, seeds, *, speed_hz=None, load=None, temperature_c=None,
-                   out: np.ndarray | None = None, progress: bool = False):
+                   out: np.ndarray | None = None, progress: bool = False, machines=None):
     """Many records: `(X float32 [n, N], meta)` with `meta` typed columns (`META_COLUMNS`). Row i is bit-identical to
-    `generate(cfg, faults[i], severity=severities[i], seed=seeds[i], ...)`. Overrides: None, a scalar or one per record."""
+    `generate(cfg, faults[i], severity=severities[i], seed=seeds[i], machine=machines[i], ...)`. Overrides: None, a scalar
+    or one per record; `machines`: None, one `fleet.Machine`, or one per record."""
     n = len(seeds)
     faults, severities = _per_record('faults', faults, n), _per_record('severities', severities, n)
     spd, ld, tmp = (_per_record(k, v, n) for k, v in (('speed_hz', speed_hz), ('load', load), ('temperature_c', temperature_c)))
-    args = [_resolve(cfg, faults[i], severities[i], seeds[i], spd[i], ld[i], tmp[i]) for i in range(n)]  # validate all first
-    plan = _plan(cfg)
-    if out is None: out = np.empty((n, plan.N), np.float32)
-    elif out.shape != (n, plan.N) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, plan.N)}, got {out.dtype} {out.shape}")
+    plans = _batch_plans(cfg, machines, n)
+    args = [_resolve(plans[i].cfg, faults[i], severities[i], seeds[i], spd[i], ld[i], tmp[i]) for i in range(n)]  # validate all first
+    N = plans[0].N if n else _plan(cfg).N
+    if out is None: out = np.empty((n, N), np.float32)
+    elif out.shape != (n, N) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, N)}, got {out.dtype} {out.shape}")
     meta = empty_meta(n)
     it = range(n)
     if progress:
@@ -699,7 +770,7 @@ def generate_batch(cfg: DataConfig, faults, severities, seeds, *, speed_hz=None,
         it = tqdm(it, desc='generate', unit='rec')
     for i in it:
         label, sev, seed, s, l, t = args[i]
-        m = _record(plan, label, sev, seed, s, l, t, out[i])
+        m = _record(plans[i], label, sev, seed, s, l, t, out[i])
         meta['label'][i], meta['severity'][i], meta['seed'][i] = label, sev, seed
         for k, v in m.items(): meta[k][i] = v
     return out, meta
