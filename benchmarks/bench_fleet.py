@@ -74,6 +74,13 @@ def track_windows(ds, split: str, track: str, snr_db=None):
 
 
 # ---------------------------------------------------------------- run identity
+def dataset_id(ds) -> str:
+    "A digest of the records' checksums: the feature cache of one file is never used for another."
+    h = hashlib.sha256()
+    for s in ('train', 'val', 'test'): h.update(b''.join(ds[s].checksums[:]))
+    return h.hexdigest()[:16]
+
+
 def run_spec(ds, track: str, model: str, seed: int, train: dict) -> dict:
     "The resolved configuration of one run (flattened by `experiments.runs` into columns)."
     is_net = model not in FEATURE_MODELS
@@ -196,7 +203,7 @@ def run_one(data: str, root: str, scratch: str, track: str, model: str, seed: in
         rec['dataset'] = {'path': Path(data).name, 'config_hash': ds.config_hash, 'track': track,
                           'records': {'train': len(tr.record_labels), 'val': len(va.record_labels)}}
         if model in FEATURE_MODELS:
-            net = feature_model(model, seed, scratch / 'features')
+            net = feature_model(model, seed, scratch / 'features' / dataset_id(ds))
             net.fit(tr); history, extra = [], {'epochs': None, 'best_epoch': None, 'params': None}
         else:
             net, history, extra = _train_net(spec, tr, va, scratch, d)
@@ -205,7 +212,8 @@ def run_one(data: str, root: str, scratch: str, track: str, model: str, seed: in
         t1, out = time.perf_counter(), {'conditions': {}, 'class_names': None, 'records': None}
         for cond, snr in conditions(ds).items():
             te = track_windows(ds, 'test', track, snr)
-            if model in FEATURE_MODELS: net._cond = cond; ev = net.evaluate(te)
+            if model in FEATURE_MODELS:       # iid reads the stored noisy copies, other tracks derive them on read
+                net._cond = cond if snr is None or track == 'iid' else f'{cond}-derived'; ev = net.evaluate(te)
             else: ev = evaluate(net, te)
             out['class_names'] = ev.class_names
             if out['records'] is None: out['records'] = {'record_ids': ev.records, 'labels': ev.record_labels}

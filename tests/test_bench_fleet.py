@@ -1,8 +1,4 @@
-"""The fleet benchmark runner (benchmarks/bench_fleet.py) end to end on a small dataset.
-
-The dataset's tracks are emulated here from an ordinary `quick` file (index sets derived from its own splits and
-meta), so the runner is tested through the track API it uses: `ds.windows(split, track=..., snr_db=...)`.
-"""
+"""The fleet benchmark runner (benchmarks/bench_fleet.py) end to end on the small `quick_fleet` dataset."""
 import importlib.util
 import json
 import sys
@@ -11,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lstm_pfd.data as data
 from lstm_pfd.data import build_dataset, open_dataset
 from lstm_pfd.experiments import leaderboard, runs
 
@@ -25,60 +20,34 @@ def _load_bench():
     return mod
 
 
-class _TrackedFile:
-    "An ordinary dataset file seen through the track API: `iid` = its splits, `new_conditions` = a speed split."
-    def __init__(self, ds):
-        self.ds, self.path, self.file, self.config_hash = ds, ds.path, ds.file, ds.config_hash
-        sp = np.concatenate([ds[s].meta['speed_hz'] for s in ('train', 'val', 'test')])
-        self.cut = float(np.median(sp))
-        self.tracks = {'iid': 'the file splits', 'new_conditions': 'train below the median speed, test above'}
-
-    def _rows(self, split, track):
-        t = self.ds[split]
-        if track == 'iid': return np.arange(len(t))
-        if track not in self.tracks: raise KeyError(f"track: {track!r}; tracks of this file: {sorted(self.tracks)}")
-        low = t.meta['speed_hz'] < self.cut
-        return np.flatnonzero(~low if split == 'test' else low)
-
-    def windows(self, split, *, track=None, snr_db=None, **kw):
-        rows = self._rows(split, track or 'iid')
-        group = split if snr_db is None else dict(zip(map(float, self.file.attrs['snr_db']), self.file.attrs['snr_groups']))[float(snr_db)]
-        return self.ds.windows(group, rows=rows, **kw)
-
-    def __enter__(self): return self
-    def __exit__(self, *a): self.ds.close()
-    def close(self): self.ds.close()
-
-
 @pytest.fixture(scope='module')
 def quick_file(tmp_path_factory):
-    p = tmp_path_factory.mktemp('fleet') / 'quick.h5'
-    build_dataset('quick', p, progress=False)
+    p = tmp_path_factory.mktemp('fleet') / 'quick_fleet.h5'
+    build_dataset('quick_fleet', p, progress=False)
     return p
 
 
-def test_runs_resume_and_rank(quick_file, tmp_path, monkeypatch):
+def test_runs_resume_and_rank(quick_file, tmp_path):
     bench = _load_bench()
-    monkeypatch.setattr(data, 'open_dataset', lambda p, verify=False: _TrackedFile(open_dataset(p)))
     root, scratch = tmp_path / 'runs', tmp_path / 'scratch'
     train = dict(bench.TRAIN, epochs=1, patience=1)
     msgs = [bench.run_one(str(quick_file), str(root), str(scratch), t, m, s, train)
-            for t in ('iid', 'new_conditions') for m in ('compact', 'classical', 'order_spectrum') for s in (0, 1)]
+            for t in ('iid', 'new_machines') for m in ('compact', 'classical', 'order_spectrum') for s in (0, 1)]
     assert not any('FAILED' in m for m in msgs), msgs
     df = runs(root, status='done')
-    assert len(df) == 12 and set(df['data.track']) == {'iid', 'new_conditions'}
+    assert len(df) == 12 and set(df['data.track']) == {'iid', 'new_machines'}
     assert {'clean.record_acc', 'snr5.record_acc', 'clean.window_acc', 'clean.macro_f1'} <= set(df.columns)
-    # the speed split holds: every new_conditions test record is above the cut, every training record below
-    m = json.loads((Path(df[df['data.track'] == 'new_conditions']['path'].iloc[0]) / 'metrics.json').read_text())
+    # the machine split holds: no new_machines test record comes from a machine of the training side
+    m = json.loads((Path(df[df['data.track'] == 'new_machines']['path'].iloc[0]) / 'metrics.json').read_text())
     with open_dataset(quick_file) as ds:
-        t = ds['test']; speed = dict(zip(t.record_index, t.meta['speed_hz']))
-        cut = np.median(np.concatenate([ds[s].meta['speed_hz'] for s in ('train', 'val', 'test')]))
-    assert all(speed[r] >= cut for r in m['records']['record_ids'])
+        train_machines = set(ds.table('train', track='new_machines').meta['machine_id'])
+        t = ds.table('test', track='new_machines'); machine = dict(zip(t.record_index, t.meta['machine_id']))
+    assert train_machines and not {machine[r] for r in m['records']['record_ids']} & train_machines
     for cond in ('clean', 'snr20', 'snr10', 'snr5'):
         c = m['conditions'][cond]
         assert len(c['record_pred']) == len(m['records']['labels']) == sum(map(sum, c['record']['confusion']))
     # the features of a record are computed once per condition and reused by the other seed and track
-    assert (scratch / 'features' / 'order_spectrum-clean.npz').exists()
+    assert len(list(scratch.glob('features/*/order_spectrum-clean.npz'))) == 1
     # a finished run is not repeated
     again = bench.run_one(str(quick_file), str(root), str(scratch), 'iid', 'classical', 0, train)
     assert 'skipped' in again
@@ -86,7 +55,7 @@ def test_runs_resume_and_rank(quick_file, tmp_path, monkeypatch):
     assert set(lb.table['model.name']) == {'compact', 'classical', 'order_spectrum'} and (lb.table['n'] == 2).all()
     assert len(lb.mcnemar) == 2
     _, tabs = bench.summary_tables(root)
-    assert set(tabs) == {'iid', 'new_conditions'}
+    assert set(tabs) == {'iid', 'new_machines'}
     bench.figure('iid', tabs['iid'], df, tmp_path / 'iid.png')
     assert (tmp_path / 'iid.png').stat().st_size > 1000
 
