@@ -7,7 +7,8 @@ Tables and figures of the finished runs only (no training):
     python benchmarks/bench_fleet.py --root nbs/tutorials/fleet_runs --summary --figures nbs/images
 
 Each (track, model, seed) is trained on the track's `train` split (`val` for early stopping of the networks),
-then evaluated on the track's `test` split, clean and at each SNR copy of the file. One run folder per run,
+then evaluated on the track's `test` split: clean, and noisy at every SNR of the file's stored copies (`iid`) or at
+`SHIFT_SNR` (5 dB; the other tracks, whose noisy copies are derived on read with the same recipe). One run folder per run,
 `<root>/<track>-<model>-s<seed>-<hash>/`, in the format of `lstm_pfd.experiments` (`run.json` with the flattened
 headline metrics, `metrics.json` with per-condition summaries, per-class recall, confusion matrices and the
 predicted class of every test record, `history.json`), so `experiments.runs(root)` and
@@ -42,6 +43,7 @@ FEATURE_MODELS = ('classical', 'order_spectrum')
 NOT_RUN = {'cnn_lstm': 'too slow on a 2-core CPU in the time available (GPU-scale model)',
            'resnet18': 'too slow on a 2-core CPU in the time available (GPU-scale model)',
            'patchtst': 'too slow on a 2-core CPU in the time available (GPU-scale model)'}
+FOREST_TREES = 100   # trees of the feature baselines' random forests in this benchmark
 TRAIN = {'epochs': 15, 'patience': 3, 'lr': 1e-3, 'batch_size': 64, 'optimizer': 'adam',
          'augment_snr_db': [0.0, 30.0], 'augment_p': 0.5, 'threads': 1, 'device': 'cpu'}
 
@@ -63,9 +65,13 @@ def snr_levels(ds) -> list[float]:
     return [float(v) for v in a.get('snr_db', [])]
 
 
-def conditions(ds) -> dict:
-    "`{'clean': None, 'snr20': 20.0, ...}`"
-    return {'clean': None, **{f'snr{v:g}': v for v in snr_levels(ds)}}
+SHIFT_SNR = (5.0,)   # SNR levels (dB) evaluated on the shift tracks, whose noisy copies are derived on read
+
+
+def conditions(ds, track: str = 'iid', shift_snr=SHIFT_SNR) -> dict:
+    "`{'clean': None, 'snr20': 20.0, ...}`: every stored SNR copy for `iid`, `shift_snr` for the other tracks."
+    levels = snr_levels(ds) if track == 'iid' else [float(v) for v in shift_snr]
+    return {'clean': None, **{f'snr{v:g}': v for v in levels}}
 
 
 def track_windows(ds, split: str, track: str, snr_db=None):
@@ -84,11 +90,11 @@ def dataset_id(ds) -> str:
 def run_spec(ds, track: str, model: str, seed: int, train: dict) -> dict:
     "The resolved configuration of one run (flattened by `experiments.runs` into columns)."
     is_net = model not in FEATURE_MODELS
-    tr = dict(train, seed=seed) if is_net else {'seed': seed, 'threads': 1, 'device': 'cpu'}
+    tr = dict(train, seed=seed) if is_net else {'seed': seed, 'n_estimators': FOREST_TREES, 'threads': 1, 'device': 'cpu'}
     return {'name': 'fleet', 'tags': ['fleet', track],
             'data': {'path': str(Path(ds.path).name), 'config_hash': ds.config_hash, 'track': track, 'normalize': None},
             'model': {'name': model, 'kwargs': {}}, 'train': tr,
-            'eval': {'conditions': list(conditions(ds)), 'levels': ['window', 'record']}}
+            'eval': {'conditions': list(conditions(ds, track)), 'levels': ['window', 'record']}}
 
 
 def spec_hash(spec: dict) -> str:
@@ -105,6 +111,17 @@ def run_dir(root: Path, spec: dict) -> Path:
 def is_done(d: Path) -> bool:
     p = d / 'run.json'
     return p.exists() and json.loads(p.read_text()).get('status') == 'done'
+
+
+def is_running_elsewhere(d: Path) -> bool:
+    "True when another live process on this host is running the run in `d`."
+    p = d / 'run.json'
+    if not p.exists(): return False
+    r = json.loads(p.read_text())
+    pid = r.get('pid')
+    if r.get('status') != 'running' or not pid or pid == os.getpid() or r.get('environment', {}).get('host') != platform.node(): return False
+    try: os.kill(pid, 0); return True
+    except OSError: return False
 
 
 # ---------------------------------------------------------------- feature cache of the feature baselines
@@ -147,7 +164,8 @@ def cached_features(cache: Path, kind: str, cond: str, wds, featurize):
 
 def feature_model(kind: str, seed: int, cache: Path):
     from lstm_pfd.train import ClassicalBaseline, OrderSpectrumBaseline
-    m = ClassicalBaseline(seed=seed, n_jobs=1) if kind == 'classical' else OrderSpectrumBaseline(seed=seed, n_jobs=1)
+    cls = ClassicalBaseline if kind == 'classical' else OrderSpectrumBaseline
+    m = cls(seed=seed, n_jobs=1, n_estimators=FOREST_TREES)
     raw = m.features
     m._cond = 'clean'              # the training records' clean features (the cache is keyed by record and condition)
     m.features = lambda d: cached_features(cache, kind, m._cond, d, raw)
@@ -183,50 +201,58 @@ def _train_net(spec, tr, va, scratch: Path, d: Path):
     return res.model, res.history, extra
 
 
+def _train_and_evaluate(ds, spec, d, data, scratch, rec) -> tuple[dict, list, dict, dict]:
+    from lstm_pfd.train import evaluate
+    track, model, seed = spec['data']['track'], spec['model']['name'], spec['train']['seed']
+    t0 = time.perf_counter()
+    tr, va = track_windows(ds, 'train', track), track_windows(ds, 'val', track)
+    rec['dataset'] = {'path': Path(data).name, 'config_hash': ds.config_hash, 'track': track,
+                      'records': {'train': len(tr.record_labels), 'val': len(va.record_labels)}}
+    if model in FEATURE_MODELS:
+        net = feature_model(model, seed, scratch / 'features' / dataset_id(ds))
+        net.fit(tr); history, extra = [], {}
+    else: net, history, extra = _train_net(spec, tr, va, scratch, d)
+    del tr, va
+    tm = {'train_seconds': time.perf_counter() - t0}
+    t1, out = time.perf_counter(), {'conditions': {}, 'class_names': None, 'records': None}
+    for cond, snr in conditions(ds, track).items():
+        te = track_windows(ds, 'test', track, snr)
+        if model in FEATURE_MODELS:           # iid reads the stored noisy copies, the other tracks derive them on read
+            net._cond = cond if snr is None or track == 'iid' else f'{cond}-derived'; ev = net.evaluate(te)
+        else: ev = evaluate(net, te)
+        out['class_names'] = ev.class_names
+        if out['records'] is None: out['records'] = {'record_ids': ev.records, 'labels': ev.record_labels}
+        elif not np.array_equal(out['records']['record_ids'], ev.records):
+            raise RuntimeError(f"{track}: the test records at {cond} differ from the clean ones")
+        out['conditions'][cond] = _metrics(ev)
+        rec['dataset']['records']['test'] = len(ev.records)
+    tm['eval_seconds'] = time.perf_counter() - t1
+    tm['wall_seconds'] = time.perf_counter() - t0
+    return out, history, extra, tm
+
+
 def run_one(data: str, root: str, scratch: str, track: str, model: str, seed: int, train: dict) -> str:
-    "Train and evaluate one (track, model, seed); returns the run folder (skipped when already done)."
+    "Train and evaluate one (track, model, seed); returns a line about it (skipped when done or running elsewhere)."
     import torch
     from lstm_pfd.data import open_dataset
-    from lstm_pfd.train import evaluate
     torch.set_num_threads(1)
     root, scratch = Path(root), Path(scratch)
     with open_dataset(data) as ds:
         spec = run_spec(ds, track, model, seed, train)
         d = run_dir(root, spec)
         if is_done(d): return f'{d.name}: done before, skipped'
+        if is_running_elsewhere(d): return f'{d.name}: running in another process, skipped'
         d.mkdir(parents=True, exist_ok=True)
         rec = {'run_id': d.name, 'name': spec['name'], 'tags': spec['tags'], 'config_hash': spec_hash(spec), 'config': spec,
-               'status': 'running', 'started': _now(), 'environment': _environment()}
+               'status': 'running', 'started': _now(), 'pid': os.getpid(), 'environment': _environment()}
         _write_json(d / 'run.json', rec)
-        t0 = time.perf_counter()
-        tr, va = track_windows(ds, 'train', track), track_windows(ds, 'val', track)
-        rec['dataset'] = {'path': Path(data).name, 'config_hash': ds.config_hash, 'track': track,
-                          'records': {'train': len(tr.record_labels), 'val': len(va.record_labels)}}
-        if model in FEATURE_MODELS:
-            net = feature_model(model, seed, scratch / 'features' / dataset_id(ds))
-            net.fit(tr); history, extra = [], {'epochs': None, 'best_epoch': None, 'params': None}
-        else:
-            net, history, extra = _train_net(spec, tr, va, scratch, d)
-        del tr, va
-        tm = {'train_seconds': time.perf_counter() - t0}
-        t1, out = time.perf_counter(), {'conditions': {}, 'class_names': None, 'records': None}
-        for cond, snr in conditions(ds).items():
-            te = track_windows(ds, 'test', track, snr)
-            if model in FEATURE_MODELS:       # iid reads the stored noisy copies, other tracks derive them on read
-                net._cond = cond if snr is None or track == 'iid' else f'{cond}-derived'; ev = net.evaluate(te)
-            else: ev = evaluate(net, te)
-            out['class_names'] = ev.class_names
-            if out['records'] is None: out['records'] = {'record_ids': ev.records, 'labels': ev.record_labels}
-            elif not np.array_equal(out['records']['record_ids'], ev.records):
-                raise RuntimeError(f"{track}: the test records at {cond} differ from the clean ones")
-            out['conditions'][cond] = _metrics(ev)
-            rec['dataset']['records']['test'] = len(ev.records)
-        tm['eval_seconds'] = time.perf_counter() - t1
-        tm['wall_seconds'] = time.perf_counter() - t0
+        try: out, history, extra, tm = _train_and_evaluate(ds, spec, d, data, scratch, rec)
+        except BaseException as e:
+            rec.update(status='interrupted' if isinstance(e, KeyboardInterrupt) else 'failed', error=repr(e), finished=_now())
+            _write_json(d / 'run.json', rec); raise
     _write_json(d / 'metrics.json', out, indent=None)
     _write_json(d / 'history.json', history)
-    rec.update(status='done', finished=_now(), timings=tm, epochs=extra.get('epochs'), best_epoch=extra.get('best_epoch'),
-               params=extra.get('params'), stopped_early=extra.get('stopped_early'),
+    rec.update(status='done', finished=_now(), timings=tm, **{k: extra.get(k) for k in ('epochs', 'best_epoch', 'params', 'stopped_early')},
                metrics={f'{c}.{k}': v for c, m in out['conditions'].items() for k, v in m['summary'].items()
                         if k in ('window_acc', 'record_acc', 'macro_f1', 'window_macro_f1')})
     _write_json(d / 'run.json', rec)
@@ -252,17 +278,18 @@ def _deadline(stop_at: str | None):
     return now.replace(hour=h, minute=m, second=0, microsecond=0)
 
 
-def sweep(data, root, scratch, tracks, models, seeds, *, workers=2, stop_at=None, train=None):
+def sweep(data, root, scratch, tracks, models, seeds, *, workers=2, stop_at=None, train=None, reverse=False):
     "Run every planned run not done yet on `workers` processes; no new run starts after `stop_at` (HH:MM UTC)."
     from lstm_pfd.data import open_dataset
     train, end = {**TRAIN, **(train or {})}, _deadline(stop_at)
     with open_dataset(data) as ds:
         todo = [(t, m, s) for t, m, s in plan(tracks, models, seeds) if not is_done(run_dir(root, run_spec(ds, t, m, s, train)))]
+        if reverse: todo = todo[::-1]
     print(f"{len(plan(tracks, models, seeds))} runs planned, {len(todo)} to run on {workers} processes", flush=True)
     ctx, pending = mp.get_context('spawn'), []
     def flush():
         for p in [p for p in pending if p.ready()]: print(p.get(), flush=True); pending.remove(p)
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+    with ctx.Pool(workers) as pool:
         for t, m, s in todo:
             while len(pending) >= workers: time.sleep(1); flush()
             if end and datetime.datetime.now(datetime.timezone.utc) >= end:
@@ -347,6 +374,7 @@ def main(argv=None):
     p.add_argument('--epochs', type=int, default=TRAIN['epochs'])
     p.add_argument('--patience', type=int, default=TRAIN['patience'])
     p.add_argument('--stop-at', help='HH:MM (UTC): launch no new run after this time')
+    p.add_argument('--reverse', action='store_true', help='run the plan from its end (a second sweep sharing the work)')
     p.add_argument('--summary', action='store_true', help='only print the tables of the finished runs under --root')
     p.add_argument('--figures', help='with --summary: write one PNG per track into this folder')
     a = p.parse_args(argv)
@@ -354,7 +382,7 @@ def main(argv=None):
     if not a.summary:
         if not a.data: p.error('--data is required to run the benchmark')
         sweep(a.data, a.root, a.scratch, a.tracks, a.models, a.seeds, workers=a.workers, stop_at=a.stop_at,
-              train={'epochs': a.epochs, 'patience': a.patience})
+              train={'epochs': a.epochs, 'patience': a.patience}, reverse=a.reverse)
     print_summary(a.root, a.figures)
 
 
