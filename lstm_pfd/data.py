@@ -753,11 +753,12 @@ class OnTheFlyDataset(WindowDataset):
         from tqdm.auto import tqdm
         n, bs = len(seeds), self.cfg.dataset.batch_size
         X = np.empty((n, self.cfg.signal.n_samples), np.float32)
-        metas = []
+        metas, ms = [], _fleet_of(self.cfg) if self.cfg.fleet.enabled else None    # a fleet: each record on its machine
         for a in tqdm(range(0, n, bs), desc=f'generate {self.split}', disable=not self.progress):
             b = min(a + bs, n)
             X[a:b], m = generate_batch(self.cfg, [int(l) for l in self.plan['label'][a:b]],
-                                       [int(s) for s in self.plan['severity'][a:b]], [int(s) for s in seeds[a:b]])
+                                       [int(s) for s in self.plan['severity'][a:b]], [int(s) for s in seeds[a:b]],
+                                       machines=None if ms is None else [ms[int(i)] for i in self.plan['machine_id'][a:b]])
             metas.append(m)
         meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]} if metas else {}
         super().__init__(X, self.plan['label'], self.plan['record_index'], window_len=self._wl, hop_len=self._hl,

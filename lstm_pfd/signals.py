@@ -108,6 +108,17 @@ def _mains_basis(t64: np.ndarray, fs: float, N: int, e):
     w = 2 * np.pi * e.mains_hz * t64[:length]
     return amps, length, ([(np.cos(h * w), np.sin(h * w)) for h in range(1, len(amps) + 1)] if e.enabled else [])
 
+# %% ../nbs/02_signals.ipynb #94ffdbb5
+_AXES: dict = {}
+
+def _axes(fs: float, N: int) -> tuple:
+    "Time axes (float64, float32), coarse grid, block weights and rfft frequencies of `N` samples at `fs` (cached: machines share them)."
+    if (fs, N) not in _AXES:
+        t64 = np.arange(N) / fs
+        _AXES[(fs, N)] = (t64, t64.astype(np.float32), np.arange(N // _BLOCK + 2) * _BLOCK / fs,
+                          (np.arange(_BLOCK) / _BLOCK).astype(np.float32), np.fft.rfftfreq(N, 1 / fs))
+    return _AXES[(fs, N)]
+
 # %% ../nbs/02_signals.ipynb #cd690dda
 class _Plan:
     "Everything about a config that does not depend on the record: time axes, noise spectra, mains basis."
@@ -117,13 +128,8 @@ class _Plan:
         s, nz = cfg.signal, cfg.noise
         self.fs, self.N = float(s.fs), s.n_samples
         self.T = self.N / self.fs
-        self.t64 = np.arange(self.N) / self.fs
-        self.t32 = self.t64.astype(np.float32)
-        self.K = self.N // _BLOCK + 2                          # coarse envelope grid
-        self.tc = np.arange(self.K) * _BLOCK / self.fs
-        self.wblk = (np.arange(_BLOCK) / _BLOCK).astype(np.float32)
-        self.M = self.N // 2 + 1
-        self.f = np.fft.rfftfreq(self.N, 1 / self.fs)
+        self.t64, self.t32, self.tc, self.wblk, self.f = _axes(self.fs, self.N)   # shared by every plan of the same grid
+        self.K, self.M = len(self.tc), self.N // 2 + 1                            # coarse envelope grid; rfft bins
         self.s_ref = nominal_sommerfeld(cfg)
         self.h_ref = 1 - float(eccentricity_ratio(self.s_ref, cfg.bearing.length_m / cfg.bearing.diameter_m))
         self.nominal_speed = s.nominal_speed_hz
@@ -786,46 +792,52 @@ def _best_rate(fn, n: int, repeats: int) -> tuple[float, float]:
     return n / min(w), n / min(c)
 
 # %% ../nbs/02_signals.ipynb #c7ecc427
-def _stage_costs(plan: _Plan, labels, sevs, seeds, repeats: int) -> dict:
-    "Seconds per stage of each record: the minimum over `repeats` runs (robust to other processes), summed over records."
+def _stage_costs(plan: _Plan | list, labels, sevs, seeds, repeats: int) -> dict:
+    "Seconds per stage of each record (`plan`: one, or one per record): the minimum over `repeats` runs (robust to other processes), summed over records."
     import time
+    plans = plan if isinstance(plan, list) else [plan] * len(seeds)
     stages, last, cur = {}, [0.0], {}
     def timer(name):
         t = time.perf_counter(); cur[name] = min(cur.get(name, np.inf), t - last[0]); last[0] = t
-    x = np.empty(plan.N, np.float32)
-    for l, s, d in zip(labels, sevs, seeds):
+    x = np.empty(plans[0].N, np.float32)
+    for p, l, s, d in zip(plans, labels, sevs, seeds):
         cur.clear()
         for _ in range(repeats):
             last[0] = time.perf_counter()
-            _record(plan, l, s, d, None, None, None, x, timer=timer)
+            _record(p, l, s, d, None, None, None, x, timer=timer)
         for k, v in cur.items(): stages[k] = stages.get(k, 0.0) + v
     return stages
 
 # %% ../nbs/02_signals.ipynb #449d688e
 def benchmark(cfg: DataConfig | None = None, n: int = 220, batch_size: int = 64, repeats: int = 3, seed: int = 0) -> dict:
-    "Records/s single and batched (best of `repeats`, wall and CPU), peak batch memory (bytes) and per-stage cost (us/record)."
+    """Records/s single and batched (best of `repeats`, wall and CPU), peak batch memory (bytes) and per-stage cost (us/record).
+    With a fleet config, record i is seen on machine i mod n_machines (the machines' severity laws are computed in the warm-up)."""
     import tracemalloc
+    from .fleet import fleet as _fleet
     cfg = cfg or DataConfig.preset('jbfd11')
     names = class_names(); nc = len(names)
     faults = [names[i % nc] for i in range(n)]
     sevs = [i // nc % len(cfg.severity.names) for i in range(n)]
     seeds = [record_seed(seed, i) for i in range(n)]
-    plan = _plan(cfg)
-    generate_batch(cfg, faults[:nc], sevs[:nc], seeds[:nc])   # warm-up
-    res = {'n_samples': plan.N, 'fs': plan.fs}
-    res['single_rec_s'], res['single_rec_s_cpu'] = _best_rate(lambda: [generate(cfg, f, severity=s, seed=d) for f, s, d in zip(faults, sevs, seeds)], n, repeats)
-    out = np.empty((batch_size, plan.N), np.float32)
+    ms = _fleet(cfg) if cfg.fleet.enabled else [None]
+    mach = [ms[i % len(ms)] for i in range(n)]
+    plans = [_plan(cfg, m) for m in mach]
+    for m in set(mach) - {None}: severity_laws(cfg, m)      # warm-up: the laws of every machine
+    generate_batch(cfg, faults[:nc], sevs[:nc], seeds[:nc], machines=mach[:nc])   # warm-up
+    res = {'n_samples': plans[0].N, 'fs': plans[0].fs, 'n_machines': len(set(mach) - {None})}
+    res['single_rec_s'], res['single_rec_s_cpu'] = _best_rate(lambda: [generate(cfg, f, severity=s, seed=d, machine=m) for f, s, d, m in zip(faults, sevs, seeds, mach)], n, repeats)
+    out = np.empty((batch_size, plans[0].N), np.float32)
     def batched():
         for i in range(0, n, batch_size):
             k = min(batch_size, n - i)
-            generate_batch(cfg, faults[i:i + k], sevs[i:i + k], seeds[i:i + k], out=out[:k] if k == batch_size else None)
+            generate_batch(cfg, faults[i:i + k], sevs[i:i + k], seeds[i:i + k], out=out[:k] if k == batch_size else None, machines=mach[i:i + k])
     res['batch_rec_s'], res['batch_rec_s_cpu'] = _best_rate(batched, n, repeats)
     tracemalloc.start()
-    generate_batch(cfg, faults[:batch_size], sevs[:batch_size], seeds[:batch_size])
+    generate_batch(cfg, faults[:batch_size], sevs[:batch_size], seeds[:batch_size], machines=mach[:batch_size])
     res['batch_peak_bytes'] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    res['batch_size'], res['batch_output_bytes'] = batch_size, batch_size * plan.N * 4
-    stages = _stage_costs(plan, [fault_index(f) for f in faults], sevs, seeds, repeats)
+    res['batch_size'], res['batch_output_bytes'] = batch_size, batch_size * plans[0].N * 4
+    stages = _stage_costs(plans, [fault_index(f) for f in faults], sevs, seeds, repeats)
     res['stages_us'] = {k: v / n * 1e6 for k, v in stages.items()}
     return res
 
@@ -833,7 +845,8 @@ def benchmark(cfg: DataConfig | None = None, n: int = 220, batch_size: int = 64,
 def format_benchmark(res: dict) -> str:
     "The benchmark as a text table."
     tot = sum(res['stages_us'].values())
-    lines = [f"records of {res['n_samples']} samples at {res['fs']:g} Hz, one thread (best of the repeats)",
+    lines = [f"records of {res['n_samples']} samples at {res['fs']:g} Hz, one thread (best of the repeats)"
+             + (f", on {res['n_machines']} machines of a fleet" if res.get('n_machines') else ''),
              f"single  : {res['single_rec_s']:7.0f} records/s wall, {res['single_rec_s_cpu']:7.0f} records/s CPU",
              f"batched : {res['batch_rec_s']:7.0f} records/s wall, {res['batch_rec_s_cpu']:7.0f} records/s CPU (batch {res['batch_size']})",
              f"peak memory per batch of {res['batch_size']}: {res['batch_peak_bytes'] / 2**20:.1f} MiB "
