@@ -38,11 +38,13 @@ def test_runs_resume_and_rank(quick_file, tmp_path):
     assert len(df) == 12 and set(df['data.track']) == {'iid', 'new_machines'}
     assert {'clean.record_acc', 'snr5.record_acc', 'clean.window_acc', 'clean.macro_f1'} <= set(df.columns)
     # the machine split holds: no new_machines test record comes from a machine of the training side
-    m = json.loads((Path(df[df['data.track'] == 'new_machines']['path'].iloc[0]) / 'metrics.json').read_text())
+    sel = (df['data.track'] == 'new_machines') & (df['model.name'] == 'compact')
+    m = json.loads((Path(df[sel]['path'].iloc[0]) / 'metrics.json').read_text())
     with open_dataset(quick_file) as ds:
         train_machines = set(ds.table('train', track='new_machines').meta['machine_id'])
         t = ds.table('test', track='new_machines'); machine = dict(zip(t.record_index, t.meta['machine_id']))
     assert train_machines and not {machine[r] for r in m['records']['record_ids']} & train_machines
+    assert list(m['conditions']) == ['clean', 'snr5']                     # shift tracks: clean and 5 dB for the networks
     for cond in ('clean', 'snr5'):
         c = m['conditions'][cond]
         assert len(c['record_pred']) == len(m['records']['labels']) == sum(map(sum, c['record']['confusion']))
