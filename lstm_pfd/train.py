@@ -34,7 +34,8 @@ _log = logging.getLogger(__name__)
 __all__ = ['CHECKPOINT_FORMAT', 'ToneDataset', 'NoiseAugment', 'CheckpointMismatch', 'save_checkpoint', 'check_checkpoint',
            'load_checkpoint', 'data_expectations', 'Callback', 'FitState', 'FitResult', 'fit', 'predict', 'Evaluation',
            'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs', 'classical_features',
-           'ClassicalBaseline', 'train_throughput']
+           'ClassicalBaseline', 'order_edges', 'order_spectrum', 'order_features', 'OrderSpectrumBaseline',
+           'train_throughput']
 
 # %% ../nbs/05_train.ipynb #4764ef0e
 class ToneDataset(Dataset):
@@ -846,6 +847,94 @@ class ClassicalBaseline:
         if y.max() >= self.n_classes: raise ValueError(f"labels reach {y.max()} but the baseline has n_classes={self.n_classes}")
         probs = np.zeros((len(y), self.n_classes), np.float32)
         probs[:, self.rf.classes_] = self.rf.predict_proba(Fx)
+        return Evaluation(probs, y, r, _dataset_info(dataset)['class_names'])
+
+# %% ../nbs/05_train.ipynb #06822e21
+def order_edges(max_order: float = 20.0, step: float = 0.1, start: float = 0.25) -> np.ndarray:
+    "Edges of the shaft-order bins: `step`-wide bins from `start` to `max_order` (in orders of the shaft speed)."
+    if not (0 < start < max_order and 0 < step <= max_order - start):
+        raise ValueError(f"order_edges: need 0 < start < max_order and 0 < step <= max_order - start; got start={start!r}, "
+                         f"max_order={max_order!r}, step={step!r}")
+    n = int(np.floor((max_order - start) / step + 1e-9))        # whole bins only: the last edge is <= max_order
+    return start + step * np.arange(n + 1)
+
+# %% ../nbs/05_train.ipynb #c6b3bad2
+def order_spectrum(x, fs: float, speed_hz, edges=None, eps: float = 1e-20) -> np.ndarray:
+    "Log10 mean power of windows `x` `[N, L]` in shaft-order bins at each window's `speed_hz`, minus its median -> `[N, bins]`."
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    edges = order_edges() if edges is None else np.asarray(edges, float)
+    speed = np.broadcast_to(np.asarray(speed_hz, float), (len(x),))
+    if not (np.isfinite(speed).all() and (speed > 0).all()): raise ValueError("speed_hz: expected shaft speeds in Hz > 0")
+    if not fs > 0: raise ValueError(f"fs: got {fs!r}; expected a sampling rate in Hz > 0")
+    L = x.shape[1]
+    P = np.abs(np.fft.rfft((x - x.mean(1, keepdims=True)) * np.hanning(L), axis=1)) ** 2
+    C = np.concatenate([np.zeros((len(x), 1)), np.cumsum(P, 1)], 1)          # cumulative power: any bin in two lookups
+    K = P.shape[1]
+    i = np.clip(np.rint(edges[None, :] * speed[:, None] * L / fs).astype(int), 0, K)   # edge -> FFT bin, per window
+    i1 = np.maximum(i[:, 1:], i[:, :-1] + 1).clip(max=K); i0 = np.minimum(i[:, :-1], i1 - 1)   # at least one FFT bin each
+    s = np.log10((np.take_along_axis(C, i1, 1) - np.take_along_axis(C, i0, 1)) / (i1 - i0) + eps)
+    return (s - np.median(s, 1, keepdims=True)).astype(np.float32)
+
+# %% ../nbs/05_train.ipynb #8ef0aee1
+def order_features(x, fs: float, speed_hz, edges=None) -> np.ndarray:
+    "Order spectrum, catalogue band energies at the window's speed, log crest factor and log kurtosis -> `[N, F]`."
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    speed = np.broadcast_to(np.asarray(speed_hz, float), (len(x),))
+    bands = np.empty((len(x), len(physics.ATOMS)))
+    for s in np.unique(speed):                       # one call per distinct speed (a record's windows share one)
+        m = speed == s; bands[m] = physics.band_features(x[m], fs, float(s))
+    t, _ = _time_features(x)
+    shape = np.log10(np.stack([t[4], t[8]], 1))      # crest factor, kurtosis
+    return np.concatenate([order_spectrum(x, fs, speed, edges), bands, shape], 1).astype(np.float32)
+
+# %% ../nbs/05_train.ipynb #55ee7126
+class OrderSpectrumBaseline:
+    "Order-normalised log spectra + catalogue band energies + a small classifier; `fit(dataset)`, `evaluate(dataset)`."
+    def __init__(self, fs: float | None = None, n_classes: int | None = None, *, classifier: str = 'forest', seed: int = 0,
+                 edges=None, C: float = 1.0, n_estimators: int = 300, n_jobs: int = 1, batch_size: int = 512, progress: bool = False):
+        if classifier not in ('forest', 'logreg'): raise ValueError(f"classifier: got {classifier!r}; allowed: 'forest', 'logreg'")
+        self.fs, self.n_classes, self.classifier, self.seed, self.edges, self.C = fs, n_classes, classifier, seed, edges, C
+        self.n_estimators, self.n_jobs, self.batch_size, self.progress, self.clf = n_estimators, n_jobs, batch_size, progress, None
+
+    def features(self, dataset):
+        "`(features, labels, record_ids)` of a dataset whose records carry `meta['speed_hz']`."
+        fs = self.fs or _dataset_info(dataset)['fs']
+        if fs is None: raise ValueError("OrderSpectrumBaseline needs fs (the dataset carries none): pass fs=...")
+        speeds = _window_speeds(dataset, None)
+        if speeds is None: raise ValueError("OrderSpectrumBaseline needs each record's shaft speed: a dataset with "
+                                            "meta['speed_hz'] and record_of_window (e.g. DatasetFile.windows)")
+        self.fs, j, out = float(fs), 0, ([], [], [])
+        for x, y, r in tqdm(_loader(dataset, self.batch_size), desc='order features', disable=not self.progress, leave=False):
+            check_windows(x, name='dataset windows')
+            out[0].append(order_features(x.numpy()[:, 0], self.fs, speeds[j:j + len(x)], self.edges)); j += len(x)
+            out[1].append(y.numpy()); out[2].append(np.asarray(r))
+        return np.concatenate(out[0]), np.concatenate(out[1]).astype(np.int64), np.concatenate(out[2]).astype(np.int64)
+
+    def _make(self):
+        try:
+            from sklearn.ensemble import RandomForestClassifier
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+        except ImportError as e: raise ImportError("the order-spectrum baseline needs scikit-learn: pip install 'lstm_pfd[ml]'") from e
+        if self.classifier == 'forest':
+            return RandomForestClassifier(n_estimators=self.n_estimators, random_state=self.seed, n_jobs=self.n_jobs)
+        return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed))
+
+    def fit(self, dataset):
+        Fx, y, _ = self.features(dataset)
+        names = _dataset_info(dataset)['class_names']
+        self.n_classes = self.n_classes or (len(names) if names is not None else int(y.max()) + 1)
+        if y.max() >= self.n_classes: raise ValueError(f"labels reach {y.max()} but n_classes={self.n_classes}")
+        self.clf = self._make().fit(Fx, y)
+        return self
+
+    def evaluate(self, dataset) -> Evaluation:
+        if self.clf is None: raise RuntimeError("call fit(train_dataset) before evaluate")
+        Fx, y, r = self.features(dataset)
+        if y.max() >= self.n_classes: raise ValueError(f"labels reach {y.max()} but the baseline has n_classes={self.n_classes}")
+        probs = np.zeros((len(y), self.n_classes), np.float32)
+        probs[:, self.clf.classes_] = self.clf.predict_proba(Fx)
         return Evaluation(probs, y, r, _dataset_info(dataset)['class_names'])
 
 # %% ../nbs/05_train.ipynb #e45b217f
