@@ -799,6 +799,16 @@ def _window_speeds(dataset, default):
     if 'speed_hz' in meta and rec is not None: return np.asarray(meta['speed_hz'], float)[np.asarray(rec)]
     return None if default is None else np.full(len(dataset), float(default))
 
+# %% ../nbs/05_train.ipynb #bc6fe5aa
+def _feature_evaluation(baseline, clf, dataset) -> Evaluation:
+    "Record- and window-level `Evaluation` of a feature baseline whose fitted scikit-learn classifier is `clf`."
+    if clf is None: raise RuntimeError("call fit(train_dataset) before evaluate")
+    Fx, y, r = baseline.features(dataset)
+    if y.max() >= baseline.n_classes: raise ValueError(f"labels reach {y.max()} but the baseline has n_classes={baseline.n_classes}")
+    probs = np.zeros((len(y), baseline.n_classes), np.float32)
+    probs[:, clf.classes_] = clf.predict_proba(Fx)
+    return Evaluation(probs, y, r, _dataset_info(dataset)['class_names'])
+
 # %% ../nbs/05_train.ipynb #8fa90b6b
 class ClassicalBaseline:
     "Classical features + random forest (scikit-learn); `fit(dataset)`, `evaluate(dataset) -> Evaluation`."
@@ -842,12 +852,7 @@ class ClassicalBaseline:
         return self
 
     def evaluate(self, dataset) -> Evaluation:  # windows to evaluate
-        if self.rf is None: raise RuntimeError("call fit(train_dataset) before evaluate")
-        Fx, y, r = self.features(dataset)
-        if y.max() >= self.n_classes: raise ValueError(f"labels reach {y.max()} but the baseline has n_classes={self.n_classes}")
-        probs = np.zeros((len(y), self.n_classes), np.float32)
-        probs[:, self.rf.classes_] = self.rf.predict_proba(Fx)
-        return Evaluation(probs, y, r, _dataset_info(dataset)['class_names'])
+        return _feature_evaluation(self, self.rf, dataset)
 
 # %% ../nbs/05_train.ipynb #06822e21
 def order_edges(max_order: float = 20.0, step: float = 0.1, start: float = 0.25) -> np.ndarray:
@@ -930,12 +935,7 @@ class OrderSpectrumBaseline:
         return self
 
     def evaluate(self, dataset) -> Evaluation:
-        if self.clf is None: raise RuntimeError("call fit(train_dataset) before evaluate")
-        Fx, y, r = self.features(dataset)
-        if y.max() >= self.n_classes: raise ValueError(f"labels reach {y.max()} but the baseline has n_classes={self.n_classes}")
-        probs = np.zeros((len(y), self.n_classes), np.float32)
-        probs[:, self.clf.classes_] = self.clf.predict_proba(Fx)
-        return Evaluation(probs, y, r, _dataset_info(dataset)['class_names'])
+        return _feature_evaluation(self, self.clf, dataset)
 
 # %% ../nbs/05_train.ipynb #e45b217f
 def train_throughput(model: nn.Module,               # the model to time (trained in place on random data: use a fresh one)
