@@ -855,7 +855,10 @@ class ClassicalBaseline:
         return _feature_evaluation(self, self.rf, dataset)
 
 # %% ../nbs/05_train.ipynb #06822e21
-def order_edges(max_order: float = 20.0, step: float = 0.1, start: float = 0.25) -> np.ndarray:
+def order_edges(max_order: float = 20.0, # highest order of the last bin edge
+                step: float = 0.1,       # bin width, in orders
+                start: float = 0.25,     # first bin edge, in orders
+               ) -> np.ndarray:
     "Edges of the shaft-order bins: `step`-wide bins from `start` to `max_order` (in orders of the shaft speed)."
     if not (0 < start < max_order and 0 < step <= max_order - start):
         raise ValueError(f"order_edges: need 0 < start < max_order and 0 < step <= max_order - start; got start={start!r}, "
@@ -864,7 +867,12 @@ def order_edges(max_order: float = 20.0, step: float = 0.1, start: float = 0.25)
     return start + step * np.arange(n + 1)
 
 # %% ../nbs/05_train.ipynb #c6b3bad2
-def order_spectrum(x, fs: float, speed_hz, edges=None, eps: float = 1e-20) -> np.ndarray:
+def order_spectrum(x,                  # windows `[N, L]` (or one window `[L]`)
+                   fs: float,          # sampling rate, Hz
+                   speed_hz,           # shaft speed of each window (or one for all), Hz
+                   edges=None,         # order-bin edges; None: `order_edges()`
+                   eps: float = 1e-20, # floor added before the logarithm
+                  ) -> np.ndarray:
     "Log10 mean power of windows `x` `[N, L]` in shaft-order bins at each window's `speed_hz`, minus its median -> `[N, bins]`."
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     edges = order_edges() if edges is None else np.asarray(edges, float)
@@ -881,7 +889,11 @@ def order_spectrum(x, fs: float, speed_hz, edges=None, eps: float = 1e-20) -> np
     return (s - np.median(s, 1, keepdims=True)).astype(np.float32)
 
 # %% ../nbs/05_train.ipynb #8ef0aee1
-def order_features(x, fs: float, speed_hz, edges=None) -> np.ndarray:
+def order_features(x,          # windows `[N, L]` (or one window `[L]`)
+                   fs: float,  # sampling rate, Hz
+                   speed_hz,   # shaft speed of each window (or one for all), Hz
+                   edges=None, # order-bin edges; None: `order_edges()`
+                  ) -> np.ndarray:
     "Order spectrum, catalogue band energies at the window's speed, log crest factor and log kurtosis -> `[N, F]`."
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     speed = np.broadcast_to(np.asarray(speed_hz, float), (len(x),))
@@ -895,13 +907,25 @@ def order_features(x, fs: float, speed_hz, edges=None) -> np.ndarray:
 # %% ../nbs/05_train.ipynb #55ee7126
 class OrderSpectrumBaseline:
     "Order-normalised log spectra + catalogue band energies + a small classifier; `fit(dataset)`, `evaluate(dataset)`."
-    def __init__(self, fs: float | None = None, n_classes: int | None = None, *, classifier: str = 'forest', seed: int = 0,
-                 edges=None, C: float = 1.0, n_estimators: int = 300, n_jobs: int = 1, batch_size: int = 512, progress: bool = False):
+    def __init__(self,
+                 fs: float | None = None,        # sampling rate, Hz; None: the training data's
+                 n_classes: int | None = None,   # number of classes; None: the training data's
+                 *,
+                 classifier: str = 'forest',     # 'forest' (random forest) or 'logreg' (logistic regression)
+                 seed: int = 0,                  # seed of the classifier
+                 edges=None,                     # order-bin edges; None: `order_edges()`
+                 C: float = 1.0,                 # inverse regularisation of 'logreg'
+                 n_estimators: int = 300,        # trees of 'forest'
+                 n_jobs: int = 1,                # parallel jobs of the classifier
+                 batch_size: int = 512,          # windows per feature batch
+                 progress: bool = False,         # show a progress bar
+                ):
         if classifier not in ('forest', 'logreg'): raise ValueError(f"classifier: got {classifier!r}; allowed: 'forest', 'logreg'")
         self.fs, self.n_classes, self.classifier, self.seed, self.edges, self.C = fs, n_classes, classifier, seed, edges, C
         self.n_estimators, self.n_jobs, self.batch_size, self.progress, self.clf = n_estimators, n_jobs, batch_size, progress, None
 
-    def features(self, dataset):
+    def features(self, dataset # window dataset with `meta['speed_hz']` per record
+                ):
         "`(features, labels, record_ids)` of a dataset whose records carry `meta['speed_hz']`."
         fs = self.fs or _dataset_info(dataset)['fs']
         if fs is None: raise ValueError("OrderSpectrumBaseline needs fs (the dataset carries none): pass fs=...")
@@ -926,7 +950,8 @@ class OrderSpectrumBaseline:
             return RandomForestClassifier(n_estimators=self.n_estimators, random_state=self.seed, n_jobs=self.n_jobs)
         return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed))
 
-    def fit(self, dataset):
+    def fit(self, dataset # training windows
+           ):
         Fx, y, _ = self.features(dataset)
         names = _dataset_info(dataset)['class_names']
         self.n_classes = self.n_classes or (len(names) if names is not None else int(y.max()) + 1)
@@ -934,7 +959,8 @@ class OrderSpectrumBaseline:
         self.clf = self._make().fit(Fx, y)
         return self
 
-    def evaluate(self, dataset) -> Evaluation:
+    def evaluate(self, dataset # windows to evaluate
+                ) -> Evaluation:
         return _feature_evaluation(self, self.clf, dataset)
 
 # %% ../nbs/05_train.ipynb #e45b217f
