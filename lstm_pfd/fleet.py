@@ -254,6 +254,11 @@ def _accel_amp(v_mm_s, f_hz):
     "Acceleration amplitude (m/s^2) of a tone of velocity RMS `v_mm_s` at `f_hz`."
     return np.asarray(v_mm_s, float) * 1e-3 * math.sqrt(2) * 2 * np.pi * np.asarray(f_hz, float)
 
+@functools.lru_cache(maxsize=1024)
+def _path_gain(machine: Machine, f: float) -> float:
+    "|H(f)| of the machine's path (floored at 1e-6), cached: every record of a machine divides its residual by it."
+    return max(abs(complex(machine.response(f))), 1e-6)
+
 def residual_components(machine:Machine, # the machine (its balance grade and residual velocities)
                         u=(0.5, 0.5, 0.5, 0.5), # four uniform draws in [0, 1): level and phase of 1X, then of 2X
                        )->list[tuple[float, float, float]]:
@@ -262,9 +267,21 @@ def residual_components(machine:Machine, # the machine (its balance grade and re
     for j, (order, v) in enumerate(((1.0, machine.residual_1x_mm_s), (2.0, machine.residual_2x_mm_s))):
         if v <= 0: continue
         f = order * machine.speed_hz
-        a = float(_accel_amp(v, f)) * (0.9 + 0.2 * u[2 * j]) / max(abs(complex(machine.response(f))), 1e-6)
+        a = float(_accel_amp(v, f)) * (0.9 + 0.2 * u[2 * j]) / _path_gain(machine, f)
         out.append((order, a, 2 * np.pi * u[2 * j + 1]))
     return out
+
+# %% ../nbs/01a_fleet.ipynb #159e5128
+@functools.lru_cache(maxsize=128)
+def _site_lines(machine: Machine, fs: float, n: int) -> tuple:
+    "`(n_tones, kept, bins, amplitudes)` of the site's tones on the rfft grid (cached: only the phases are drawn per record)."
+    freqs = np.array([k * machine.line_hz for k in LINE_HARMONICS] + list(machine.neighbour_hz))
+    vel = np.array([machine.line_mm_s * r for r in LINE_HARMONICS.values()] + list(machine.neighbour_mm_s))
+    k = np.rint(freqs * n / fs).astype(np.int64)
+    ok = (vel > 0) & (k >= 1) & (k < (n - 1) // 2 + 1)
+    k, amp = k[ok], _accel_amp(vel[ok], k[ok] * fs / n) * (n / 2)
+    for a in (ok, k, amp): a.flags.writeable = False
+    return len(freqs), ok, k, amp
 
 def background_lines(machine:Machine, # the machine (its line and neighbour tones)
                      fs:float, # sampling rate, Hz
@@ -272,13 +289,9 @@ def background_lines(machine:Machine, # the machine (its line and neighbour tone
                      rng:np.random.Generator, # random generator of the record (phases)
                     )->tuple[np.ndarray, np.ndarray]:
     "Site background of a record of `n` samples as rfft lines `(bins, complex values)`; draws one phase per possible tone."
-    freqs = np.array([k * machine.line_hz for k in LINE_HARMONICS] + list(machine.neighbour_hz))
-    vel = np.array([machine.line_mm_s * r for r in LINE_HARMONICS.values()] + list(machine.neighbour_mm_s))
-    ph = 2 * np.pi * rng.random(len(freqs))
-    k = np.rint(freqs * n / fs).astype(np.int64)
-    ok = (vel > 0) & (k >= 1) & (k < (n - 1) // 2 + 1)
-    k, amp = k[ok], _accel_amp(vel[ok], k[ok] * fs / n)
-    return k, amp * (n / 2) * np.exp(1j * ph[ok])
+    n_tones, ok, k, amp = _site_lines(machine, float(fs), n)
+    ph = 2 * np.pi * rng.random(n_tones)
+    return k, amp * np.exp(1j * ph[ok])
 
 def site_background(machine:Machine, # the machine (its line and neighbour tones)
                     fs:float, # sampling rate, Hz

@@ -11,11 +11,13 @@ import logging
 import math
 
 import numpy as np
+import scipy.fft as sfft
 
 from .config import ConfigError, DataConfig, NoiseConfig
 from .physics import (ATOMS, CATALOGUE, class_names, fault_index, severity_index, operating_point,
                               nominal_sommerfeld, eccentricity_ratio)
-from .fleet import Machine, apply_machine, calibrate, fault_kind, machine_config, render_machine, residual_components
+from .fleet import (Machine, apply_machine, background_lines, calibrate, fault_kind, machine_config, residual_components,
+                            transfer)
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,7 @@ class _Plan:
         self.noise_on = nz.measurement.enabled or nz.pink.enabled
         self.emi_amps, self.emi_len, self.emi_basis = _mains_basis(self.t64, self.fs, self.N, nz.emi)
         self.q_step = 2 * nz.quantization.full_scale / 2 ** nz.quantization.bits
+        self.H = None if machine is None else transfer(machine, self.fs, self.N)   # the machine's path on the rfft grid
         self._memo = {}
 
     def memo(self, key: str, fn):
@@ -171,6 +174,7 @@ class _Work:
         self.ph = np.empty(self.nq * _PBLK, np.float32)          # wrapped phase, blocks of _PBLK samples
         self.idx = np.empty(N, np.int32)
         self.frac, self.a, self.b, self.c, self.ramp = (np.empty(N, np.float32) for _ in range(5))
+        self.mech = np.empty(N, np.float32)                        # machines: the part filtered by FFT
         self.env = np.empty((plan.K - 1) * _BLOCK, np.float32)
         self.u = np.empty(2 * M, np.float32)
         self.spec = np.empty(M, np.complex64)
@@ -258,6 +262,7 @@ class RecordState:
         self.n_events, self.whirl_ratio, self.ramp, self.fault = 0, 0.0, None, None
         self.n_impulses, self.gain_drift, self.alias_on, self.alias_hz, self.saturated = 0, 0.0, False, 0.0, False
         self.machine, self.n_bg, self.unit = plan.machine, 0, False   # unit: severity factor 1, no law (calibration renders)
+        self.split, self.through, self.spectra = False, None, []      # machines: tones at the sensor by table, the rest by FFT
 
 # %% ../nbs/02_signals.ipynb #8623d5ce
 def _env_scalar(r: RecordState, # the record being rendered
@@ -312,12 +317,14 @@ def _draw_tones(r: RecordState, # the record being rendered
 RecordState.add_sync, RecordState.draw_tones = _add_sync, _draw_tones
 
 # %% ../nbs/02_signals.ipynb #87f004a4
-def _add_later(r: RecordState, # the record being rendered
-               env: str,       # envelope that scales the part (`'sev'`, `'contact'`, `'whirl'`)
-               fn,             # `fn(r, y) -> y` writing the part into the float32 buffer `y`
+def _add_later(r: RecordState,     # the record being rendered
+               env: str,           # envelope that scales the part (`'sev'`, `'contact'`, `'whirl'`)
+               fn,                 # `fn(r, y) -> y` writing the part into the float32 buffer `y`
+               spectrum=None,      # optional `spectrum(r) -> (k0, z)`: the same part as complex64 rfft bins k0, k0+1, ...
+               at_sensor:bool=False, # True: in a split record `fn` writes the part as the sensor sees it (`r.gain`)
               ):
     "Add a part written at render time by `fn(r, y)` into the float32 buffer `y` (returns `y`), scaled by envelope `env`."
-    r.todo.append((env, fn))
+    r.todo.append((env, fn, spectrum, at_sensor))
 
 # %% ../nbs/02_signals.ipynb #0e389d97
 def _add_events_to(r: RecordState,     # the record being rendered
@@ -328,6 +335,15 @@ def _add_events_to(r: RecordState,     # the record being rendered
     r.events.append((starts, waves)); r.n_events += len(starts)
 
 RecordState.add_later, RecordState.add_events = _add_later, _add_events_to
+
+# %% ../nbs/02_signals.ipynb #7de7106e
+def _gain(r: RecordState, # the record being rendered
+          f: float,       # frequency, Hz
+         )->complex:
+    "H(f) of the record's machine in a split record (its parts are rendered at the sensor), else 1."
+    return complex(r.machine.response(f)) if r.split else 1.0
+
+RecordState.gain = _gain
 
 # %% ../nbs/02_signals.ipynb #283499b3
 def _span(r, u): return r[0] + u * (r[1] - r[0])
@@ -436,8 +452,9 @@ def _wear(r: RecordState):
     a = r.weight * AMPLITUDES['wear_broadband'] * (0.8 + 0.4 * u[4])
     def floor(r, y):
         r.w.spec[:] = 0; np.multiply(z, np.float32(a * unit), out=r.w.spec[k0:k1])
+        if r.split: r.w.spec[k0:k1] *= r.plan.H[k0:k1]              # at the sensor: filtered on its own bins
         return np.fft.irfft(r.w.spec, r.plan.N, out=y)
-    r.add_later('contact', floor)
+    r.add_later('contact', floor, at_sensor=True, spectrum=lambda r: (k0, z * np.float32(a * unit)))
 
 # %% ../nbs/02_signals.ipynb #ffbba565
 @register_atom('oil_whirl')
@@ -446,9 +463,10 @@ def _oil_whirl(r: RecordState):
     ratio = r.whirl_ratio = _span(ATOMS['oil_whirl'].draws['ratio'], u[0])
     ph0, a = 2 * np.pi * u[1], r.weight * AMPLITUDES['oil_whirl'] * (0.8 + 0.4 * u[2])
     def tone(r, y):
-        fs = r.plan.fs
-        return _tone(r.w, r.plan.N, ratio * r.f_start / fs, ph0, a, y, r.ramp, ratio * (r.f_end - r.f_start))
-    r.add_later('whirl', tone)
+        fs, g = r.plan.fs, r.gain(ratio * r.f_mean)      # a steady tone through the path: times H (1 off a machine)
+        p, b = (ph0, a) if g == 1 else (ph0 + math.atan2(g.imag, g.real), a * abs(g))
+        return _tone(r.w, r.plan.N, ratio * r.f_start / fs, p, b, y, r.ramp, ratio * (r.f_end - r.f_start))
+    r.add_later('whirl', tone, at_sensor=True)
 
 # %% ../nbs/02_signals.ipynb #e25902e0
 def _stick_slip(f_ss: float, ph0: float, a: float):
@@ -535,28 +553,40 @@ def _lookup(r: RecordState, comps: list, out: np.ndarray) -> np.ndarray:
     np.take(tab, w.idx, out=w.c); out += w.c
     return out
 
+# %% ../nbs/02_signals.ipynb #09015e8f
+def _at_sensor(r: RecordState, # the record being rendered (its machine and mean speed)
+               sync: dict,     # `{envelope: [(order, amplitude, phase), ...]}`
+              )->dict:
+    "The components as the machine's sensor sees them at the record's mean speed: amplitude times |H|, phase plus arg H."
+    h = iter(r.machine.response(np.array([o for c in sync.values() for o, _, _ in c]) * r.f_mean).tolist())
+    return {k: [(o, a * abs(g), ph + math.atan2(g.imag, g.real)) for (o, a, ph), g in zip(c, h)] for k, c in sync.items()}
+
 # %% ../nbs/02_signals.ipynb #74a69de3
 def _render_synchronous(r: RecordState):
-    "Write the synchronous part into `r.x`; with `parts`, also the baseline and the synchronous fault part alone."
+    "Write the synchronous part into `r.x` (at the sensor in a split record); with `parts`, also the baseline and the synchronous fault part alone."
     x, w, N = r.x, r.w, r.plan.N
-    const = [(o, a * r.env_scalar(k), ph) for k, comps in r.sync.items() if r.env_scalar(k) is not None for o, a, ph in comps]
+    sync = _at_sensor(r, r.sync) if r.split else r.sync
+    const = [(o, a * r.env_scalar(k), ph) for k, comps in sync.items() if r.env_scalar(k) is not None for o, a, ph in comps]
     _lookup(r, const, x)
-    for k, comps in r.sync.items():
+    for k, comps in sync.items():
         if r.env_scalar(k) is None: _lookup(r, comps, w.a); w.a *= r.up(k); x += w.a
     if r.parts is None: return
     e = r.env_scalar('speed2')            # slow path: the fault component and the baseline on their own
-    r.parts['baseline'] = _lookup(r, r.sync['speed2'], np.empty(N, np.float32)) * (r.up('speed2') if e is None else np.float32(e))
+    r.parts['baseline'] = _lookup(r, sync['speed2'], np.empty(N, np.float32)) * (r.up('speed2') if e is None else np.float32(e))
     r.fault = np.zeros(N, np.float32)
-    for k, comps in r.sync.items():
+    for k, comps in sync.items():
         if k != 'speed2':
             e = r.env_scalar(k)
             r.fault += _lookup(r, comps, np.empty(N, np.float32)) * (r.up(k) if e is None else np.float32(e))
 
 # %% ../nbs/02_signals.ipynb #eaea2a80
 def _render_nonsynchronous(r: RecordState):
-    "Add the later parts (scaled by their envelopes) and the events to `r.x` (and to the fault part when kept)."
-    x, w, N, fault = r.x, r.w, r.plan.N, r.fault
-    for k, fn in r.todo:
+    "Add the later parts (scaled by their envelopes) and the events to `r.x`, in a split record to `r.through` (and to the fault part when kept)."
+    x, w, N = r.x, r.w, r.plan.N
+    fault = None if r.split else r.fault          # a split record's non-synchronous fault part is `r.through` itself
+    todo = _split_later(r) if r.split else r.todo
+    if r.split and (todo or r.events): x = r.through = w.mech; x[:] = 0
+    for k, fn, *_ in todo:
         y = fn(r, w.a)
         e = r.env_scalar(k)
         if e is None: y *= r.up(k)
@@ -568,14 +598,54 @@ def _render_nonsynchronous(r: RecordState):
         for s, wv in r.events: _add_events(acc, s, wv)
         x += acc[:N]
         if fault is not None: fault += acc[:N]
-    if r.parts is not None: r.parts['fault'] = fault
+    if r.parts is not None: r.parts['fault'] = r.fault
+
+# %% ../nbs/02_signals.ipynb #de28b5fe
+def _parts_at_sensor(r: RecordState):
+    "The kept fault and baseline parts as the sensor sees them, by the record's own path (split: the tones are there already)."
+    p, fs, m, N = r.parts, r.plan.fs, r.machine, r.plan.N
+    if not r.split:
+        for k in ('fault', 'baseline'): p[k] = apply_machine(p[k], fs, m)
+        return
+    if r.through is not None: p['fault'] = p['fault'] + apply_machine(r.through, fs, m)
+    if r.spectra:
+        Z, H = np.zeros(r.plan.M, np.complex64), r.plan.H
+        for k0, z in r.spectra: Z[k0:k0 + len(z)] += z * H[k0:k0 + len(z)]
+        p['fault'] = p['fault'] + np.fft.irfft(Z, N).astype(np.float32)
 
 # %% ../nbs/02_signals.ipynb #6500abf1
 def _machine_stage(r: RecordState):
-    "The machine's transfer path, sensor and site background (in place); parts kept go through the same path."
-    r.n_bg = render_machine(r.x, r.plan.fs, r.machine, r.rng)
-    if r.parts is not None:
-        for k in ('fault', 'baseline'): r.parts[k] = apply_machine(r.parts[k], r.plan.fs, r.machine)
+    "Transfer path, sensor, site background and the sensor's measurement + pink noise (one inverse FFT), in place."
+    w, p, m = r.w, r.plan, r.machine
+    H = p.H
+    if r.parts is not None: _parts_at_sensor(r)
+    src = r.through if r.split else r.x                 # what still needs the filter: the remainder, or the whole record
+    k, v = background_lines(m, p.fs, p.N, r.rng); r.n_bg = len(k)
+    spec = w.spec; spec[0] = 0
+    if p.noise_on: _complex_normal(r.rng, p.M - 1, w, spec[1:], p.noise_amp[1:])
+    else: spec[1:] = 0
+    if src is not None:
+        X = sfft.rfft(src); X *= H; spec += X
+    for k0, z in r.spectra: spec[k0:k0 + len(z)] += z * H[k0:k0 + len(z)]
+    np.add.at(spec, k, v.astype(np.complex64))
+    np.fft.irfft(spec, p.N, out=w.a)
+    if r.split: r.x += w.a
+    else: r.x[:] = w.a
+
+# %% ../nbs/02_signals.ipynb #cc50d194
+def _split_later(r: RecordState)->list:
+    "Split record: parts with a spectrum (constant envelope) -> `r.spectra`, parts rendered at the sensor -> `r.x`; the rest is returned."
+    rest, w = [], r.w
+    for item in r.todo:
+        k, fn, spectrum, at_sensor = item
+        e = r.env_scalar(k)
+        if spectrum is not None and e is not None:
+            k0, z = spectrum(r); r.spectra.append((k0, z * np.float32(e)))
+        elif at_sensor:
+            y = fn(r, w.a); y *= r.up(k) if e is None else np.float32(e); r.x += y
+            if r.fault is not None: r.fault += y
+        else: rest.append(item)
+    return rest
 
 # %% ../nbs/02_signals.ipynb #7a73fc1b
 def _impulses(r: RecordState):
@@ -649,7 +719,7 @@ def _quantization(r: RecordState):
 _NOISE_STAGES = (
     ('impulses', lambda r: r.cfg.noise.impulses.enabled, _impulses),
     ('calibration_drift', lambda r: r.cfg.noise.calibration_drift.enabled, _calibration_drift),
-    ('measurement+pink', lambda r: r.plan.noise_on, _measurement_pink),
+    ('measurement+pink', lambda r: r.plan.noise_on and r.machine is None, _measurement_pink),   # machines: in the machine stage
     ('emi', lambda r: r.cfg.noise.emi.enabled, _emi),
     ('thermal_drift', lambda r: r.cfg.noise.thermal_drift.enabled, _thermal_drift),
     ('aliasing', lambda r: r.cfg.noise.aliasing.enabled, _aliasing),
@@ -680,14 +750,15 @@ def _record(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temper
     r.unit = unit
     _draw_operating(r, speed_hz, load, temperature_c); _draw_transient(r)
     if unit: r.kind, r.t0, r.dur, r.f_start, r.f_end, r.load_end, r.temp_target = 0, 0.0, 0.0, r.f_mean, r.f_mean, r.load0, r.temp0
+    r.split = r.machine is not None and r.kind != 1      # a speed ramp keeps the exact path (its tones sweep through H)
     _film_state(r); _severity_state(r)
     tick('params')
     _draw_faults(r); tick('fault draws')
     _shaft_position(r); _render_synchronous(r); tick('synchronous')
     _render_nonsynchronous(r); tick('fault')
     if r.machine is not None and unit and label:       # a unit calibration render: only its fault part at the sensor
-        parts['fault'] = apply_machine(parts['fault'], plan.fs, r.machine); return _meta(r)
-    if r.machine is not None: _machine_stage(r); tick('machine')
+        _parts_at_sensor(r); return _meta(r)
+    if r.machine is not None: _machine_stage(r); tick('machine+measurement')
     for name, enabled, layer in _NOISE_STAGES:
         if enabled(r): layer(r); tick(name)
     return _meta(r)

@@ -267,6 +267,33 @@ def test_healthy_and_incipient_overlap_across_the_fleet_but_not_on_one_machine()
     assert _auc(vh1, vi1) == 1.0
 
 
+@pytest.mark.parametrize('fault', ['imbalance', 'wear', 'oil_whirl', 'wear_lubrication', 'cavitation_looseness'])
+def test_parts_add_up_at_the_sensor_and_match_the_whole_record_filter(fault):
+    """With every noise layer off, a record on a machine is its fault part + baseline + the site's lines, on both paths: split
+    (shaft-order tones put through H at their frequency before rendering, the rest filtered by FFT) and speed ramp (the whole
+    record filtered). On a steady record the split fault part matches the fault part rendered at the bearing and filtered by
+    FFT (`apply_machine`), up to the severity law's factor, away from the record's ends (there the FFT filter wraps the record
+around, the table gives the steady-state response): the two ways of seeing it through the transfer path agree."""
+    from lstm_pfd.fleet import _site_lines
+    m = MACHINES[2]
+    for ramp in (False, True):
+        quiet = CFG.override({'noise': CFG.noise.only(), 'severity.evolution_probability': 0.0,
+                              'transient.probability': float(ramp), 'transient.kinds': ['speed_ramp']})
+        x, meta, parts = generate(quiet, fault, severity=2, seed=17, machine=m, components=True)
+        assert meta['transient'] == (1 if ramp else 0)
+        rest = np.abs(np.fft.rfft((x - parts['fault'] - parts['baseline']).astype(np.float64))) ** 2
+        lines = np.zeros(len(rest), bool); lines[_site_lines(m, FS, N)[2]] = True
+        assert rest[~lines].sum() < 1e-8 * np.sum(np.abs(np.fft.rfft(x.astype(np.float64))) ** 2), (fault, ramp)
+        assert meta['n_background_tones'] == lines.sum()
+        if ramp: continue
+        _, _, bearing = generate(machine_config(quiet, m), fault, severity=2, seed=17, speed_hz=meta['speed_hz'],
+                                 load=meta['load'], temperature_c=meta['temperature_c'], components=True)
+        mid = slice(N // 4, 3 * N // 4)              # away from the ends, where the FFT's circular filter wraps the record
+        a, b = parts['fault'][mid].astype(np.float64), apply_machine(bearing['fault'], FS, m)[mid].astype(np.float64)
+        g = a @ b / (b @ b)
+        assert g > 0 and np.linalg.norm(a - g * b) < 1e-3 * np.linalg.norm(a), (fault, np.linalg.norm(a - g * b) / np.linalg.norm(a))
+
+
 def test_reference_machine_and_none_are_the_single_machine_generator():
     cfg = DataConfig.preset('jbfd11')
     for f in ('healthy', 'wear', 'cavitation_looseness'):
