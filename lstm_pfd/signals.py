@@ -149,6 +149,19 @@ class _Plan:
         if key not in self._memo: self._memo[key] = fn(self)
         return self._memo[key]
 
+# %% ../nbs/02_signals.ipynb #8b29d839
+_HASHES: dict = {}             # id(cfg) -> (a copy of cfg, its content hash)
+_MAX_HASHES = 64
+
+def _cfg_hash(cfg: DataConfig) -> str:
+    "`cfg.hash()`, remembered for a config seen before and unchanged since (compared with a copy)."
+    hit = _HASHES.get(id(cfg))
+    if hit is not None and type(hit[0]) is type(cfg) and hit[0] == cfg: return hit[1]
+    h = cfg.hash()
+    if len(_HASHES) >= _MAX_HASHES: _HASHES.pop(next(iter(_HASHES)))
+    _HASHES[id(cfg)] = (copy.deepcopy(cfg), h)
+    return h
+
 # %% ../nbs/02_signals.ipynb #ec9fbbf7
 _PLANS: dict = {}
 _MAX_PLANS = 128               # a whole fleet (one plan per machine) stays cached
@@ -158,7 +171,8 @@ def _plan(cfg: DataConfig, machine: Machine | None = None) -> _Plan:
     if not isinstance(cfg, DataConfig): raise TypeError(f"cfg must be a DataConfig, got {type(cfg).__name__}")
     if machine is not None and not isinstance(machine, Machine): raise TypeError(f"machine must be a fleet.Machine or None, got {type(machine).__name__}")
     if machine is not None and machine.is_reference: machine = None      # the reference machine is today's generator
-    key = cfg.hash() if machine is None else (cfg.hash(), machine)
+    h = _cfg_hash(cfg)
+    key = h if machine is None else (h, machine)
     plan = _PLANS.get(key)
     if plan is None:
         if len(_PLANS) >= _MAX_PLANS: _PLANS.pop(next(iter(_PLANS)))
