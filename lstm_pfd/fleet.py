@@ -324,9 +324,9 @@ def render_machine(x:np.ndarray, # float32 record `[N]` at the bearing, overwrit
 
 # %% ../nbs/01a_fleet.ipynb #a7289c0d
 CALIBRATION = {  # kind -> ((slot, edge, measure, level), ...): slot 0 = first (incipient), -2 = second-to-last, -1 = last
-    'tonal': ((0, 0, 'in_band_db', -10.0), (0, 1, 'in_band_db', 3.0), (-2, 0, 'zone', 'B/C'),
+    'tonal': ((0, 0, 'in_band_db', 2.0), (0, 1, 'zone', 'A/B'), (-2, 0, 'zone', 'B/C'),
               (-1, 0, 'zone', 'C/D'), (-1, 1, 'zone', 1.25)),        # a number: that multiple of the C/D limit
-    'band': ((0, 0, 'in_band_db', -10.0), (0, 1, 'in_band_db', 3.0), (-2, 0, 'in_band_db', 10.0),
+    'band': ((0, 0, 'in_band_db', 2.0), (0, 1, 'in_band_db', 10.0), (-2, 0, 'in_band_db', 13.0),
              (-1, 0, 'in_band_db', 17.0), (-1, 1, 'in_band_db', 22.0)),
 }
 
