@@ -419,6 +419,7 @@ def _explain_args(p):
     p.add_argument('--method', default='ig', choices=_Lazy(_xai_methods), metavar='METHOD',
                    help='attribution method (default: ig); one of: %(choices)s')
     p.add_argument('--out', default='explanation.png', help='figure to write (default: explanation.png)')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
     _add_threads(p)
 
 # %% ../nbs/09_cli.ipynb #xpl000s10
@@ -427,10 +428,10 @@ def cmd_explain(args,  # the parsed options of `lstm-pfd explain`
                ) -> int:
     "Explain one window of one record of a dataset file with a checkpoint; write the figure."
     from lstm_pfd.xai import explain_record_figure
-    _check_out(args.out)
+    _check_out(args.out, args.force)
     _torch_threads(args)
     fig, sm = explain_record_figure(args.checkpoint, args.dataset, args.record, method=args.method, out=args.out,
-                                    split=args.split, window=args.window)
+                                    split=args.split, window=args.window, overwrite=args.force)
     align, auc = sm.get('band_alignment'), sm.get('auc_deletion')
     print(f"record {sm['record']} of {sm['split']} (true {sm['label_name']}): explained {sm['target_name']!r} with {args.method}; "
           f"band alignment {'n/a' if align is None else f'{align:.2f}'}; deletion AUC {'n/a' if auc is None else f'{auc:.3f}'}\nwrote {args.out}")

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from .plotting import figure
 from .config import DataConfig
 from .data import open_dataset
 from .train import data_expectations, load_checkpoint
+from .utils import atomic_write
 
 _log = logging.getLogger(__name__)
 
@@ -645,9 +647,12 @@ def explain_record_figure(checkpoint,             # checkpoint file of the model
                           n_background: int = 32, # training records drawn as SHAP background
                           seed: int = 0,          # seed of IG noise baselines and the SHAP background
                           dpi: int = 120,         # resolution of the saved image
+                          overwrite: bool = False, # replace an existing `out` (otherwise `FileExistsError`, before any work)
                           **kw,                   # options of `method`
                          ):
-    "Explain window `window` of record `record` (row of `split`) of a dataset file with a checkpoint; save to `out`."
+    "Explain window `window` of record `record` (row of `split`) of a dataset file with a checkpoint; save to `out` (atomically)."
+    if out is not None and Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True (--force on the command line) to replace it")
     with open_dataset(dataset) as ds:
         wds, x, label, speed = _record_window(ds, split, record, window)
         model, info = load_checkpoint(checkpoint, **data_expectations(wds))
@@ -662,5 +667,7 @@ def explain_record_figure(checkpoint,             # checkpoint file of the model
                                          mains_hz=mains, class_names=names, **kw)
     summary.update(record=int(record), window=int(window), split=split, label=label, label_name=fault, speed_hz=speed,
                    checkpoint=str(checkpoint))
-    if out is not None: fig.savefig(out, dpi=dpi); summary['out'] = str(out)
+    if out is not None:
+        with atomic_write(out, overwrite=overwrite) as tmp: fig.savefig(tmp, dpi=dpi, format=Path(out).suffix[1:] or 'png')
+        summary['out'] = str(out)
     return fig, summary

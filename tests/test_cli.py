@@ -48,6 +48,12 @@ def test_train_evaluate_export_predict_chain(tmp_path: Path):
     r = run('explain', str(ck), str(ds), '--record', '1', '--method', 'ig', '--out', str(png))
     assert r.returncode == 0, r.stderr
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and 'band alignment' in r.stdout
+    before = png.read_bytes()
+    r = run('explain', str(ck), str(ds), '--record', '2', '--out', str(png))           # no --force: refused, figure kept
+    assert r.returncode == 2 and 'exists' in r.stderr and png.read_bytes() == before
+    r = run('explain', str(ck), str(ds), '--record', '2', '--out', str(png), '--force')
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and sorted(p.name for p in tmp_path.glob('.why.png*')) == []
     r = run('explain', str(ck), str(ds), '--record', '999')
     assert r.returncode == 2 and 'out of range' in r.stderr and 'Traceback' not in r.stderr
     onnx = tmp_path / 'm.onnx'

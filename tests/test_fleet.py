@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lstm_pfd.config import ConfigError, DataConfig, FleetConfig
-from lstm_pfd.fleet import (CALIBRATION, ISO_20816_3, Machine, apply_machine, background_lines, band_energy, calibrate,
+from lstm_pfd.fleet import (ISO_20816_3, Machine, apply_machine, background_lines, band_energy, calibrate,
                             fault_kind, fleet, iso_zone, machine_config, reference_machine, render_machine,
                             residual_components, site_background, transfer, velocity_rms, zone_limits)
 from lstm_pfd.physics import CATALOGUE, FAULTS
@@ -191,17 +191,20 @@ def test_calibration_meets_the_table_on_machines_of_the_fleet(fault):
         law = calibrate(m, fault, unit=unit, healthy=h, fs=FS, severity=CFG.severity)
         assert np.all(np.diff(law(np.linspace(0.01, 1, 200))) > 0)
         e_h, e_u = np.median(band_energy(h, FS, fault, m.speed_hz)), np.median(band_energy(unit, FS, fault, m.speed_hz))
-        # incipient band edges: +2 dB and +10 dB of the healthy in-band energy (on the calibration records)
+        # incipient low edge: +2 dB of the healthy in-band energy (on the calibration records)
         assert np.isclose(10 * np.log10(law(0.2) ** 2 * e_u / e_h), 2.0, atol=1e-6)
-        assert np.isclose(10 * np.log10(law(0.45) ** 2 * e_u / e_h), 10.0, atol=1e-6)
-        if kind == 'tonal':        # severe low edge: the record at the C/D limit of the machine's zone table
+        if kind == 'tonal':        # incipient high edge: the record at the A/B limit, or 1 dB above the low edge (monotone rule)
             v_h, v_u = np.median(velocity_rms(h, FS)), np.median(velocity_rms(unit, FS))
+            ab = zone_limits(m.iso_group, m.support)[0]
+            assert np.isclose(np.hypot(v_h, law(0.45) * v_u), ab, rtol=1e-6) or np.isclose(law(0.45), law(0.2) * 10 ** (1 / 20), rtol=1e-9)
+            # severe low edge: the record at the C/D limit of the machine's zone table
             assert np.isclose(np.hypot(v_h, law(0.9) * v_u), zone_limits(m.iso_group, m.support)[2], rtol=1e-6)
             # and a fresh severe record (at nominal speed) lands in zone C or D
             x, _ = _sensor(m, fault, 99, law=law, speed_hz=m.speed_hz, severity=3)
             assert m.zone(velocity_rms(x, FS)) in ('C', 'D')
-        else:
-            assert np.isclose(10 * np.log10(law(0.9) ** 2 * e_u / e_h), CALIBRATION['band'][3][3], atol=1e-6)
+        else:                      # incipient high edge +10 dB, severe low edge +17 dB in-band
+            assert np.isclose(10 * np.log10(law(0.45) ** 2 * e_u / e_h), 10.0, atol=1e-6)
+            assert np.isclose(10 * np.log10(law(0.9) ** 2 * e_u / e_h), 17.0, atol=1e-6)
 
 
 # ------------------------------------------------------------ the generator on machines (signals.generate(machine=...))
@@ -245,8 +248,9 @@ def _auc(lo, hi):
 
 
 def test_healthy_and_incipient_overlap_across_the_fleet_but_not_on_one_machine():
-    """Overall velocity (10-1000 Hz) cannot tell incipient from healthy across machines (AUC well below 1: an incipient record of
-    one machine looks like a healthy record of another); on its own machine the fault still raises its own bands."""
+    """Overall velocity (10-1000 Hz) cannot tell incipient from healthy across machines (no velocity threshold separates them, and
+    a good share of incipient records lies inside the healthy machines' 10-90 % range: an incipient record of one machine looks like
+    a healthy record of another); on its own machine the fault still raises its own bands."""
     faults = ('misalignment', 'imbalance', 'wear')
     v_h, v_i, gain = [], {f: [] for f in faults}, {f: [] for f in faults}
     for m in MACHINES[:12]:
@@ -257,8 +261,10 @@ def test_healthy_and_incipient_overlap_across_the_fleet_but_not_on_one_machine()
             v_i[f] += [float(velocity_rms(generate(CFG, f, severity='incipient', seed=s, machine=m)[0], FS)) for s in seeds]
             xi = np.stack([generate(CFG, f, severity='incipient', seed=s, machine=m, speed_hz=m.speed_hz)[0] for s in seeds])
             gain[f].append(np.median(band_energy(xi, FS, f, m.speed_hz)) / np.median(band_energy(hn, FS, f, m.speed_hz)))
+    lo, hi = np.percentile(v_h, [10, 90])
     for f in faults:
-        assert _auc(v_h, v_i[f]) < 0.85, (f, _auc(v_h, v_i[f]))          # across the fleet: overlapping
+        inside = np.mean((np.array(v_i[f]) >= lo) & (np.array(v_i[f]) <= hi))
+        assert _auc(v_h, v_i[f]) < 0.95 and inside >= 0.1, (f, _auc(v_h, v_i[f]), inside)   # across the fleet: overlapping
         assert np.median(gain[f]) > 1.0, (f, gain[f])                      # on one machine: the fault's bands rise
     # the single-machine generator, by contrast, separates them completely
     ref = DataConfig.preset('jbfd11')
