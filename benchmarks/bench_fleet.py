@@ -163,8 +163,16 @@ def cached_features(cache: Path, kind: str, cond: str, wds, featurize):
     return F, np.asarray(wds.labels, np.int64), np.asarray(wds.record_ids, np.int64)
 
 
+def feature_code_id() -> str:
+    "A digest of the feature baselines' source (`lstm_pfd.train`): cached features of other code are never reused."
+    import inspect
+    import lstm_pfd.train
+    return hashlib.sha256(inspect.getsource(lstm_pfd.train).encode()).hexdigest()[:12]
+
+
 def feature_model(kind: str, seed: int, cache: Path):
     from lstm_pfd.train import ClassicalBaseline, OrderSpectrumBaseline
+    cache = cache / feature_code_id()
     cls = ClassicalBaseline if kind == 'classical' else OrderSpectrumBaseline
     m = cls(seed=seed, n_jobs=1, n_estimators=FOREST_TREES)
     raw = m.features

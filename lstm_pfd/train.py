@@ -699,10 +699,20 @@ def _catalogue_feature_bands() -> list[tuple[str, float, float, bool]]:
         for lo, hi in sig.bands_hz: out.setdefault(f'band_{lo:g}-{hi:g}Hz', (float(lo), float(hi), False))
     return [(name, *v) for name, v in out.items()]
 
+# %% ../nbs/05_train.ipynb #ordratio1
+def _order_ratio_pairs(bands):
+    "`(i, i_1X)` for every order band `i` of `bands` other than 1X (none when the catalogue has no 1X band)."
+    names = [b[0] for b in bands]
+    if 'band_1X' not in names: return []
+    j = names.index('band_1X')
+    return [(i, j) for i, b in enumerate(bands) if b[3] and i != j]
+
+
 # %% ../nbs/05_train.ipynb #bcb940e5
 def _feature_names(bands, n_log_bands=12):
     t = ['log_rms', 'std', 'log_peak', 'log_p2p', 'crest', 'shape', 'impulse', 'skew', 'kurtosis']
-    f = [b[0] for b in bands] + [f'logband_{i}' for i in range(n_log_bands)] + ['log_total', 'centroid', 'flatness']
+    f = ([b[0] for b in bands] + [f'{bands[i][0]}_over_1X' for i, _ in _order_ratio_pairs(bands)]
+         + [f'logband_{i}' for i in range(n_log_bands)] + ['log_total', 'centroid', 'flatness'])
     e = ['env_kurtosis', 'env_peak_median', 'env_frac_above4', 'env_rel_level']
     return t + f + e
 
@@ -764,7 +774,8 @@ def _features_chunk(x, fs, bands, speed, speed_range, n_log_bands):
     logb = _band_log_fractions(P, freqs, edges[:-1], edges[1:], total)
     centroid = (P * freqs).sum(1) / total / nyq
     flat = np.exp(np.log(P[:, 1:] + eps).mean(1)) / (P[:, 1:].mean(1) + eps)
-    freq_f = list(cat.T) + list(logb.T) + [np.log10(total), centroid, flat]
+    ratio = [cat[:, i] - cat[:, j] for i, j in _order_ratio_pairs(bands)]     # log10(order band / 1X band)
+    freq_f = list(cat.T) + ratio + list(logb.T) + [np.log10(total), centroid, flat]
     return np.stack(time_f + freq_f + _envelope_features(x, fs, rms), 1).astype(np.float32)
 
 # %% ../nbs/05_train.ipynb #6e7bcd42
