@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_pfd.config import ExperimentConfig
+from lstm_pfd.experiments import ExperimentConfig
 from lstm_pfd.experiments import leaderboard, run_id, runs, save_search
 
 

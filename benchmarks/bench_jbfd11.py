@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lstm_pfd.config import ExperimentConfig
-from lstm_pfd.experiments import leaderboard, parse_sets, run_id, run_sweep, runs
+from lstm_pfd.experiments import ExperimentConfig
+from lstm_pfd.config import parse_sets
+from lstm_pfd.experiments import leaderboard, run_id, run_sweep, runs
 
 CONDITIONS = ('clean', 'snr20', 'snr10', 'snr5')
 OLD_FORMAT = 'lstm_pfd.bench_jbfd11/1'
@@ -123,7 +124,7 @@ def main(argv=None):
             from lstm_pfd.data import build_dataset
             with ProcessPoolExecutor(max(1, os.cpu_count() // 2)) as ex: build_dataset(a.preset, data, executor=ex)
         res = run_sweep(sweep_for(data, a.models, a.seeds, a.device, a.threads), root, executor=a.executor,
-                        workers=a.workers, address=a.address, slurm=parse_sets(a.slurm) or None)
+                        workers=a.workers, address=a.address, slurm=parse_sets(a.slurm, '--slurm') or None)
         print(res.to_string(index=False))
     print_summary(root)
 

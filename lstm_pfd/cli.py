@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import PRESETS, ConfigError, DataConfig, parse_yaml
-from .utils import strict_json
+from .config import PRESETS, ConfigError, DataConfig, parse_sets
+from .utils import check_output, strict_json
 
 DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config says otherwise
 
@@ -74,21 +74,11 @@ def _add_threads(p, what: str = 'PyTorch'):
 # %% ../nbs/09_cli.ipynb #opt000s20
 def _add_progress(p): p.add_argument('--no-progress', action='store_true', help='no progress bars')
 
-# %% ../nbs/09_cli.ipynb #opt00003
-def _parse_overrides(items: list[str]) -> dict:
-    "`['signal.fs=8192', ...]` -> `{'signal.fs': 8192}` (values parsed by `config.parse_yaml`: `1e9` is a number)."
-    out = {}
-    for it in items or []:
-        k, eq, v = it.partition('=')
-        if not eq or not k.strip(): raise ConfigError('--set', it, "KEY=VALUE with a dotted key, e.g. signal.fs=8192")
-        out[k.strip()] = parse_yaml(v, f'--set {k.strip()}')
-    return out
-
 # %% ../nbs/09_cli.ipynb #opt000s11
 def _load_config(args) -> DataConfig:
     "The protocol of `--config` or `--preset`, with the `--set` overrides."
     cfg = DataConfig.from_yaml(Path(args.config)) if getattr(args, 'config', None) else DataConfig.preset(args.preset)
-    ov = _parse_overrides(getattr(args, 'set', None))
+    ov = parse_sets(getattr(args, 'set', None))
     return cfg.override(ov) if ov else cfg
 
 # %% ../nbs/09_cli.ipynb #opt00005
@@ -110,11 +100,7 @@ def _torch_threads(args) -> int:
 # %% ../nbs/09_cli.ipynb #out00001
 def _check_out(path, force: bool = True) -> Path:
     "`--out` as a Path, refused before any work if it names a folder, its folder is missing, or it exists without `--force`."
-    out = Path(path)
-    if out.is_dir(): raise IsADirectoryError(f"--out {out} is a folder; give a file name")
-    if not out.parent.is_dir(): raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist; create it first")
-    if out.exists() and not force: raise FileExistsError(f"{out} exists; pass --force to replace it")
-    return out
+    return check_output(path, overwrite=force, name='--out')
 
 # %% ../nbs/09_cli.ipynb #par00002
 def build_parser() -> argparse.ArgumentParser:
@@ -562,7 +548,7 @@ def _run_args(p):
 # %% ../nbs/09_cli.ipynb #run000s10
 def _experiment_spec(spec: str) -> str:
     "`spec` if it is an experiment preset or an existing file; else FileNotFoundError naming both."
-    from lstm_pfd.config import EXPERIMENT_PRESETS
+    from lstm_pfd.experiments import EXPERIMENT_PRESETS
     if spec in EXPERIMENT_PRESETS or Path(spec).is_file(): return spec
     raise FileNotFoundError(f"no experiment file {spec!r} and no such preset; presets: {', '.join(EXPERIMENT_PRESETS)}")
 
@@ -572,7 +558,7 @@ def cmd_run(args,  # the parsed options of `lstm-pfd run`
            ) -> int:
     "Run one experiment and print its folder, status and headline metrics."
     import json
-    from lstm_pfd.experiments import parse_sets, run_experiment
+    from lstm_pfd.experiments import run_experiment
     d = run_experiment(_experiment_spec(args.experiment), args.root, overrides=parse_sets(args.set) or None,
                        progress=not args.no_progress, mlflow=args.mlflow)
     rec = json.loads((d / 'run.json').read_text())
@@ -602,10 +588,10 @@ def _sweep_args(p):
 def cmd_sweep(args,  # the parsed options of `lstm-pfd sweep`
              ) -> int:
     "Run every experiment of a sweep file not yet done and print run_id, action and status of each."
-    from lstm_pfd.experiments import parse_sets, run_sweep
+    from lstm_pfd.experiments import run_sweep
     if not Path(args.sweep_file).is_file(): raise FileNotFoundError(f"no sweep file at {args.sweep_file}")
     df = run_sweep(args.sweep_file, args.root, executor=args.executor, workers=args.workers, address=args.address,
-                   slurm=parse_sets(args.slurm) or None, per_task=args.per_task, overrides=parse_sets(args.set) or None)
+                   slurm=parse_sets(args.slurm, '--slurm') or None, per_task=args.per_task, overrides=parse_sets(args.set) or None)
     print(df[['run_id', 'action', 'status']].to_string(index=False))
     return 0
 

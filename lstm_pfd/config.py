@@ -22,12 +22,11 @@ import yaml
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'EXPERIMENT_TRACKS',
-           'EXPERIMENT_PRESETS', 'ConfigError', 'parse_yaml', 'BaseConfig', 'SignalConfig', 'OilConfig',
-           'BearingConfig', 'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig',
-           'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig',
-           'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'DataConfig', 'StrDict',
-           'ExperimentDataConfig', 'ModelSpec', 'TrainConfig', 'EvalConfig', 'ExperimentConfig']
+__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'SPLITS', 'TRACKS', 'PRESETS', 'ConfigError',
+           'parse_yaml', 'parse_sets', 'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig',
+           'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig',
+           'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig', 'NoiseConfig',
+           'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'DataConfig', 'StrDict']
 
 # %% ../nbs/00_config.ipynb #c0abe54d
 MAX_QUOTE = 200  # most characters of a value (or field name) quoted in an error message
@@ -64,19 +63,36 @@ _Loader.add_implicit_resolver('tag:yaml.org,2002:float',
 # %% ../nbs/00_config.ipynb #51b4d388
 MAX_CONFIG_BYTES = 1 << 20  # largest config text read (a config is a few kB); raise it explicitly to read more
 
+def _load_yaml(text: str, source: str):
+    "One YAML value read by `_Loader` (None for `null`); oversized, binary or unparsable text raises `ConfigError` naming `source`."
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, f'{len(text)} characters', f'at most MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES} characters (raise lstm_pfd.config.MAX_CONFIG_BYTES to read more)')
+    if '\x00' in text: raise ConfigError(source, text[:40], 'YAML text (this holds NUL bytes: a binary file?)')
+    try: return yaml.load(text, Loader=_Loader)
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as e:
+        raise ConfigError(source, text[:40], f"valid YAML ({type(e).__name__}: {' '.join(str(e).split())[:MAX_QUOTE]})") from None
+
 def parse_yaml(text: str,                   # YAML text of a config (size-limited, no Python tags)
                source: str = 'config text', # where the text came from, named in errors
               ):
     "Parse config YAML with `_Loader`; oversized, binary, unparsable or empty text raises `ConfigError` naming `source`."
-    if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigError(source, f'{len(text)} characters', f'at most MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES} characters (raise lstm_pfd.config.MAX_CONFIG_BYTES to read more)')
     if not text.strip(): raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text is empty: write {} for all defaults)')
-    if '\x00' in text: raise ConfigError(source, text[:40], 'YAML text (this holds NUL bytes: a binary file?)')
-    try: data = yaml.load(text, Loader=_Loader)
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as e:
-        raise ConfigError(source, text[:40], f"valid YAML ({type(e).__name__}: {' '.join(str(e).split())[:MAX_QUOTE]})") from None
+    data = _load_yaml(text, source)
     if data is None: raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text holds only comments)')
     return data
+
+# %% ../nbs/00_config.ipynb #e7b1680b
+def parse_sets(items, # `key=value` strings (None: none)
+               option: str = '--set', # the option they came from, named in errors
+              )->dict:
+    "`['train.lr=1e-3', 'tags=[a, b]']` -> `{'train.lr': 0.001, 'tags': ['a', 'b']}` (values read as YAML by `_Loader`)."
+    out = {}
+    for it in items or ():
+        k, eq, v = str(it).partition('=')
+        if not eq or not k.strip(): raise ConfigError(option, it, "KEY=VALUE with a dotted key, e.g. signal.fs=8192 or train.lr=1e-3")
+        if not v.strip(): raise ConfigError(f'{option} {k.strip()}', v, 'a YAML value (write null for None)')
+        out[k.strip()] = _load_yaml(v, f'{option} {k.strip()}')
+    return out
 
 # %% ../nbs/00_config.ipynb #79cbfdc8
 def _is_config_type(tp) -> bool:
@@ -543,6 +559,9 @@ class TransientConfig(BaseConfig):
         if not (_range(self.thermal_tau_s_range, strict=False) and self.thermal_tau_s_range[0] > 0): yield 'thermal_tau_s_range', 'an ordered (min, max) time constant in s > 0'
         if not (_nonneg(self.max_temperature_change_c) and self.max_temperature_change_c <= 50): yield 'max_temperature_change_c', 'a temperature change in C within [0, 50]'
 
+# %% ../nbs/00_config.ipynb #3deb64bd
+SPLITS = ('train', 'val', 'test')  # the split names of every dataset file, in this order (`DatasetConfig.splits` fractions)
+
 # %% ../nbs/00_config.ipynb #f049fc19
 @dataclass
 class DatasetConfig(BaseConfig):
@@ -555,7 +574,7 @@ class DatasetConfig(BaseConfig):
     seed: int = 20240611                                      # dataset seed: every record seed derives from it
     batch_size: int = 64                                      # records generated per batch
 
-    SPLITS: ClassVar[tuple[str, ...]] = ('train', 'val', 'test')
+    SPLITS: ClassVar[tuple[str, ...]] = SPLITS  # the split names, in `splits` order
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('batch_size',)  # how records are batched never changes them
 
     def _check(self):
@@ -570,6 +589,16 @@ class DatasetConfig(BaseConfig):
             yield 'snr_db', 'distinct SNR levels in dB within [-30, 80]'
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63): yield 'seed', 'an integer within [0, 2**63)'
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1): yield 'batch_size', 'an integer >= 1'
+
+# %% ../nbs/00_config.ipynb #8bde1f54
+TRACKS = {
+    'iid': 'the default split: stratified by class x severity, balanced over machines (every machine in every split)',
+    'new_machines': 'test and validation machines never in training (25 % of the machines test, 15 % validation, by machine)',
+    'new_conditions': 'training on the lower 60 % of each class x severity by operating condition q = (load position + '
+                      'relative-speed position) / 2 within their configured ranges; test on the upper 40 %',
+    'incipient': 'training on the upper severity slots (moderate, severe), test on the lower (incipient, mild); healthy '
+                 'records split by their slot the same way, so both sides have healthy records',
+}
 
 # %% ../nbs/00_config.ipynb #dd3806dd
 @dataclass
@@ -769,158 +798,3 @@ def _plain_deep(v):
     if isinstance(v, dict): return {str(k): _plain_deep(x) for k, x in v.items()}
     if isinstance(v, (tuple, list)): return [_plain_deep(x) for x in v]
     return v
-
-# %% ../nbs/00_config.ipynb #74a64e9c
-EXPERIMENT_TRACKS = ('iid',)  # evaluation tracks known to this build; 'iid' = the record-level random split of DataConfig
-
-# %% ../nbs/00_config.ipynb #c4852b22
-@dataclass
-class ExperimentDataConfig(BaseConfig):
-    "Which data an experiment uses: a preset (with dotted overrides) or a dataset file, and a track."
-    preset: str | None = None          # a DataConfig preset name (ExperimentConfig's default data is 'quick')
-    path: str | None = None            # an existing dataset file (generated or imported); excludes `preset`
-    overrides: StrDict = field(default_factory=dict)  # dotted DataConfig overrides of the preset
-    track: str = 'iid'                 # evaluation track (`EXPERIMENT_TRACKS`; 'iid': the record-level random split)
-    normalize: str | None = None       # per-window normalisation: None, 'zscore' or 'rms'
-
-    def __post_init__(self): self.overrides = _plain_deep(dict(self.overrides))
-
-    def _check(self):
-        if (self.preset is None) == (self.path is None): yield 'preset', 'exactly one of data.preset and data.path (set the other to null)'
-        if self.preset is not None and self.preset not in PRESETS: yield 'preset', f'one of {list(PRESETS)}'
-        if self.path is not None and self.overrides: yield 'overrides', 'no overrides with data.path (a file is fixed)'
-        if self.track not in EXPERIMENT_TRACKS: yield "track", f"one of {list(EXPERIMENT_TRACKS)}"
-        if self.normalize not in (None, 'zscore', 'rms'): yield 'normalize', "None, 'zscore' or 'rms'"
-
-    def validate(self, _path: str = ''):
-        super().validate(_path)
-        if self.preset is not None and self.overrides: self.data_config(_path)
-        return self
-
-    def data_config(self, _path: str = '') -> DataConfig:
-        "The `DataConfig` of a preset with its overrides (a bad override raises `ConfigError` naming it)."
-        if self.preset is None: raise ValueError("data.path experiments read their DataConfig from the file")
-        try: return DataConfig.preset(self.preset, self.overrides)
-        except ConfigError as e: raise ConfigError(f"{_path}overrides.{e.field}", e.value, e.allowed) from None
-
-# %% ../nbs/00_config.ipynb #b69193c3
-@dataclass
-class ModelSpec(BaseConfig):
-    "A registry model: `name` in `lstm_pfd.models.MODELS` and keyword arguments of its constructor."
-    name: str = 'compact'  # registry model name (`models.MODELS`)
-    kwargs: StrDict = field(default_factory=dict)  # the model's constructor arguments (not `n_classes`: it comes from the data)
-
-    def __post_init__(self): self.kwargs = _plain_deep(dict(self.kwargs))
-
-    def validate(self, _path: str = ''):
-        super().validate(_path)
-        import inspect
-        from lstm_pfd.models import MODELS   # lazy: the config module stays torch-free
-        if self.name not in MODELS:
-            close = difflib.get_close_matches(self.name, list(MODELS), n=1)
-            raise ConfigError(f"{_path}name", self.name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {sorted(MODELS)}")
-        params = [p for p in inspect.signature(MODELS[self.name].__init__).parameters if p not in ('self', 'n_classes')]
-        for k, v in self.kwargs.items():
-            if k not in params:
-                raise ConfigError(f"{_path}kwargs.{k}", v, f"a keyword of {self.name}: {params} (n_classes comes from the data)")
-        return self
-
-# %% ../nbs/00_config.ipynb #0bc310b0
-@dataclass
-class TrainConfig(BaseConfig):
-    "How to train: the arguments of `lstm_pfd.train.fit` plus augmentation, device, threads and seed."
-    epochs: int = 30  # maximum number of epochs
-    lr: float = 1e-3  # learning rate
-    batch_size: int = 64  # windows per batch
-    optimizer: str = 'adam'  # 'adam', 'adamw' or 'sgd'
-    weight_decay: float = 0.0  # weight decay of the optimizer
-    schedule: str | None = None  # None (constant lr) or 'cosine'
-    patience: int | None = 5  # epochs without improvement before stopping; None: never
-    augment_snr_db: tuple[float, float] | None = (0.0, 30.0)  # (min, max) SNR, dB, of the noise augmentation; None: no augmentation
-    augment_p: float = 0.5  # fraction of training windows that get noise
-    device: str = 'cpu'  # torch device, e.g. `'cpu'`
-    threads: int | None = 1  # torch threads; None: leave as set
-    seed: int = 0  # seed of the initialisation, batch order and augmentation
-
-    OPTIMIZERS: ClassVar[tuple[str, ...]] = ('adam', 'adamw', 'sgd')
-    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('device', 'threads')
-
-    def _check(self):
-        if not (isinstance(self.epochs, int) and self.epochs >= 1): yield 'epochs', 'an integer >= 1'
-        if not _pos(self.lr): yield 'lr', 'a learning rate > 0'
-        if not self.batch_size >= 1: yield 'batch_size', 'an integer >= 1'
-        if self.optimizer not in self.OPTIMIZERS: yield 'optimizer', f'one of {list(self.OPTIMIZERS)}'
-        if not _nonneg(self.weight_decay): yield 'weight_decay', 'a number >= 0'
-        if self.schedule not in (None, 'cosine'): yield 'schedule', "None or 'cosine'"
-        if self.patience is not None and self.patience < 1: yield 'patience', 'None or an integer >= 1'
-        if self.augment_snr_db is not None and not _range(self.augment_snr_db, strict=False): yield 'augment_snr_db', 'an ordered (min, max) SNR in dB, or None'
-        if not _prob(self.augment_p): yield 'augment_p', 'a probability in [0, 1]'
-        if not (self.device == 'cpu' or self.device.startswith(('cuda', 'mps'))): yield 'device', "'cpu', 'cuda[:N]' or 'mps'"
-        if self.threads is not None and self.threads < 1: yield 'threads', 'None or an integer >= 1'
-        if not 0 <= self.seed < 2**63: yield 'seed', 'an integer within [0, 2**63)'
-
-# %% ../nbs/00_config.ipynb #ec392cf7
-@dataclass
-class EvalConfig(BaseConfig):
-    "What to report: test conditions, levels, and an XAI summary (methods, test records explained per class)."
-    conditions: tuple[str, ...] = ('clean', 'snr20', 'snr10', 'snr5')  # test conditions: 'clean' and 'snr<dB>' copies
-    levels: tuple[str, ...] = ('window', 'record')  # 'window' and/or 'record' metrics
-    xai_methods: tuple[str, ...] = ()  # attribution methods to run on test records (`xai.METHODS`); empty: none
-    xai_records: int = 1  # test records explained per class (0: none)
-    batch_size: int = 256  # windows per forward pass
-
-    LEVELS: ClassVar[tuple[str, ...]] = ('window', 'record')
-    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('batch_size',)
-
-    def _check(self):
-        ok = lambda c: c == 'clean' or (c.startswith('snr') and c[3:].lstrip('-').isdigit())
-        if not self.conditions or not all(ok(c) for c in self.conditions) or len(set(self.conditions)) != len(self.conditions):
-            yield 'conditions', "distinct names 'clean' or 'snrNN' (the test copy at NN dB)"
-        if not self.levels or any(l not in self.LEVELS for l in self.levels): yield 'levels', f'a non-empty subset of {list(self.LEVELS)}'
-        if not self.xai_records >= 0: yield 'xai_records', 'an integer >= 0 (records explained per class)'
-        if not self.batch_size >= 1: yield 'batch_size', 'an integer >= 1'
-
-    def validate(self, _path: str = ''):
-        super().validate(_path)
-        if self.xai_methods:
-            from lstm_pfd.xai import METHODS   # lazy: the config module stays torch-free
-            bad = [m for m in self.xai_methods if m not in METHODS]
-            if bad: raise ConfigError(f"{_path}xai_methods", bad, f"methods of lstm_pfd.xai.METHODS: {list(METHODS)}")
-        return self
-
-# %% ../nbs/00_config.ipynb #677d127f
-@dataclass
-class ExperimentConfig(BaseConfig):
-    "One experiment: data, model, training, evaluation, a name and tags (see `lstm_pfd.experiments`)."
-    name: str = 'experiment'           # experiment name (not part of the hash)
-    tags: tuple[str, ...] = ()         # free labels (not part of the hash)
-    data: ExperimentDataConfig = field(default_factory=lambda: ExperimentDataConfig(preset='quick'))  # the data: a preset with overrides, or a dataset file
-    model: ModelSpec = field(default_factory=ModelSpec)  # the model and its arguments
-    train: TrainConfig = field(default_factory=TrainConfig)  # training settings
-    eval: EvalConfig = field(default_factory=EvalConfig)  # evaluation settings
-    mlflow: str | None = None          # optional MLflow tracking URI the run is mirrored to
-
-    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('name', 'tags', 'mlflow')
-
-    def _check(self):
-        if not self.name or any(c in self.name for c in '/\\'): yield 'name', 'a non-empty name without slashes'
-        if any(not t or not isinstance(t, str) for t in self.tags): yield 'tags', 'non-empty strings'
-
-    @classmethod
-    def preset(cls,
-               name: str,                     # a name from `EXPERIMENT_PRESETS`
-               overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
-              )->'ExperimentConfig':
-        "A named experiment (`EXPERIMENT_PRESETS`), optionally with dotted-key overrides."
-        return _from_preset(cls, EXPERIMENT_PRESETS, name, overrides)
-
-# %% ../nbs/00_config.ipynb #fe2f7e1f
-EXPERIMENT_PRESETS = {
-    # seconds on one CPU thread: 3 records per class and severity (one per split), 1 epoch, clean + 5 dB test
-    'quick': {'name': 'quick', 'data.preset': 'quick', 'data.overrides': {'dataset.records_per_class_severity': 3},
-              'train.epochs': 1, 'train.batch_size': 32, 'eval.conditions': ['clean', 'snr5']},
-    # the demo: the quick data preset, a few epochs
-    'demo': {'name': 'demo', 'data.preset': 'quick', 'train.epochs': 8, 'train.patience': 3},
-    # the JBFD-11 benchmark protocol (DESIGN.md): 30 epochs max, early stopping after 3, noise augmentation
-    'jbfd11': {'name': 'jbfd11', 'data.preset': 'jbfd11', 'train.epochs': 30, 'train.patience': 3},
-}

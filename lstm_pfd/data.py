@@ -20,19 +20,18 @@ import h5py
 import numpy as np
 
 import lstm_pfd
-from .config import DataConfig, ConfigError, parse_yaml
+from .config import DataConfig, ConfigError, SPLITS, TRACKS, parse_yaml
 from . import physics
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
-from .utils import NORMALIZE_MODES, atomic_write, normalize_windows
+from .utils import NORMALIZE_MODES, atomic_write, check_output, normalize_windows, resample
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'TRACKS', 'TRACK_FRACTIONS', 'MAX_RESAMPLE_TERM', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise',
-           'checksum', 'build_dataset', 'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'fleet_tracks',
-           'OnTheFlyDataset', 'read_recording', 'load_recording', 'leave_one_group_out', 'resample_ratio', 'resample',
-           'import_recordings']
+__all__ = ['log', 'TRACK_FRACTIONS', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset',
+           'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'fleet_tracks', 'OnTheFlyDataset',
+           'read_recording', 'load_recording', 'leave_one_group_out', 'import_recordings']
 
 # %% ../nbs/03_data.ipynb #c7bd6324
 class DatasetError(ValueError):
@@ -222,10 +221,8 @@ def _stop_executor(executor):
 
 # %% ../nbs/03_data.ipynb #d3bc3585
 def _check_target(path: Path, overwrite: bool):
-    "Refuse a folder, an existing file (unless `overwrite`) and a missing parent folder (output folders are never created here)."
-    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: give the path of the dataset file")
-    if path.exists() and not overwrite: raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-    if not path.parent.is_dir(): raise FileNotFoundError(f"folder {path.parent} does not exist (create it first: it is never created here)")
+    "Refuse a folder, an existing file (unless `overwrite`) and a missing parent folder (`utils.check_output`)."
+    check_output(path, overwrite=overwrite)
 
 
 # %% ../nbs/03_data.ipynb #b0a76d5f
@@ -492,8 +489,8 @@ def _check_columns(self: DatasetFile, split: str, t: RecordTable, plan: dict | N
         raise DatasetError(f"{p}: the per-record columns (labels, severity, seed, meta) of split {split!r} were edited: digest mismatch")
     if plan is None: return
     src = 'test' if split in self.file.attrs.get('snr_groups', []) else split
-    if src not in DataConfig().dataset.SPLITS: raise DatasetError(f"{p}: unexpected group {split!r} in a generated file")
-    si, idx = DataConfig().dataset.SPLITS.index(src), t.record_index
+    if src not in SPLITS: raise DatasetError(f"{p}: unexpected group {split!r} in a generated file")
+    si, idx = SPLITS.index(src), t.record_index
     if len(t) != int((plan['split'] == si).sum()) or np.any((idx < 0) | (idx >= len(plan['label']))) or len(np.unique(idx)) != len(idx):
         raise DatasetError(f"{p}: split {split!r} does not hold the records its config's plan assigns to {src!r}")
     ok = (plan['label'][idx] == t.labels) & (plan['severity'][idx] == t.severity) & (plan['seed'][idx] == t.seed) & (plan['split'][idx] == si)
@@ -541,12 +538,12 @@ def _verify_fleet(self: DatasetFile, plan: dict | None):
     if not self.config.fleet.enabled: raise DatasetError(f"{p}: tracks stored but its config has no fleet (fleet.n_machines = 0)")
     if self.machines != fleet(self.config): raise DatasetError(f"{p}: the machines table differs from its config's fleet (fleet.*): edited")
     if plan is not None:
-        mid = np.concatenate([self[s].meta['machine_id'] for s in DataConfig().dataset.SPLITS])
-        ri = np.concatenate([self[s].record_index for s in DataConfig().dataset.SPLITS])
+        mid = np.concatenate([self[s].meta['machine_id'] for s in SPLITS])
+        ri = np.concatenate([self[s].record_index for s in SPLITS])
         if not np.array_equal(plan['machine_id'][ri], mid): raise DatasetError(f"{p}: meta/machine_id differs from its config's record plan: edited")
-    n = sum(len(self[s]) for s in DataConfig().dataset.SPLITS)
+    n = sum(len(self[s]) for s in SPLITS)
     for name in self.tracks:
-        sides = [self.file[f'tracks/{name}/{s}'][()] for s in DataConfig().dataset.SPLITS]
+        sides = [self.file[f'tracks/{name}/{s}'][()] for s in SPLITS]
         allr = np.concatenate(sides)
         if len(np.unique(allr)) != len(allr): raise DatasetError(f"{p}: track {name!r} puts a record on two sides (or twice on one)")
         if len(allr) and (allr.min() < 0 or allr.max() >= n): raise DatasetError(f"{p}: track {name!r} names records outside 0..{n - 1}")
@@ -689,14 +686,6 @@ import json
 from .fleet import Machine, fleet
 from .signals import set_severity_laws, severity_laws
 
-TRACKS = {
-    'iid': 'the default split: stratified by class x severity, balanced over machines (every machine in every split)',
-    'new_machines': 'test and validation machines never in training (25 % of the machines test, 15 % validation, by machine)',
-    'new_conditions': 'training on the lower 60 % of each class x severity by operating condition q = (load position + '
-                      'relative-speed position) / 2 within their configured ranges; test on the upper 40 %',
-    'incipient': 'training on the upper severity slots (moderate, severe), test on the lower (incipient, mild); healthy '
-                 'records split by their slot the same way, so both sides have healthy records',
-}
 TRACK_FRACTIONS = dict(machines_test=0.25, machines_val=0.15, conditions_train=0.6, val_of_train_side=0.25)
 
 # %% ../nbs/03_data.ipynb #16d35dea
@@ -829,7 +818,7 @@ def _table(self:DatasetFile,
            snr_db:float | None=None, # noise level of the noisy copy, dB; None: clean
           )->RecordTable:
     "The `RecordTable` of `split` ('train', 'val', 'test') of `track` (None: the stored split groups), noised at `snr_db` if given."
-    splits = DataConfig().dataset.SPLITS
+    splits = SPLITS
     if split not in splits: raise KeyError(f"split must be one of {list(splits)} (SNR copies: snr_db=...), got {split!r}")
     if track is not None: self._check_track(track)
     stored = _snr_group(snr_db) if snr_db is not None else split
@@ -1101,8 +1090,6 @@ def _import_labels(labels: Sequence, class_names: Sequence[str] | None) -> tuple
     return np.array([names.index(str(l)) for l in labels], np.int64), names
 
 # %% ../nbs/03_data.ipynb #a9f09d78
-_SPLITS = ('train', 'val', 'test')
-
 def _group_splits(groups, split, seed: int, test_groups, val_groups) -> np.ndarray:
     "Split index of each recording from its group: named held-out groups, or fractions over whole groups."
     g = np.asarray(groups).astype(str)
@@ -1132,13 +1119,13 @@ def _recording_splits(split, lab: np.ndarray, seed: int, groups=None, split_by: 
         if groups is None: raise ValueError("split_by='group' (or test_groups/val_groups) needs groups=, one group per recording")
         return _group_splits(groups, split, seed, test_groups, val_groups)
     if isinstance(split, str):
-        if split not in _SPLITS: raise ValueError(f"split must be one of {_SPLITS} or 3 fractions, got {split!r}")
-        return np.full(len(lab), _SPLITS.index(split))
+        if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS} or 3 fractions, got {split!r}")
+        return np.full(len(lab), SPLITS.index(split))
     if len(split) and all(isinstance(s, str) for s in split):                        # a split column
         if len(split) != len(lab): raise ValueError(f"split: {len(split)} split names for {len(lab)} recordings; give one per recording")
-        bad = sorted({s for s in split if s not in _SPLITS})
-        if bad: raise ValueError(f"split names {bad[:5]} are not splits; allowed: {_SPLITS}")
-        return np.array([_SPLITS.index(s) for s in split], np.int64)
+        bad = sorted({s for s in split if s not in SPLITS})
+        if bad: raise ValueError(f"split names {bad[:5]} are not splits; allowed: {SPLITS}")
+        return np.array([SPLITS.index(s) for s in split], np.int64)
     split = _check_fractions(split)
     rng, out = np.random.default_rng(seed), np.empty(len(lab), np.int64)
     for c in np.unique(lab):
@@ -1166,36 +1153,6 @@ def _as_samples(x, name: str) -> np.ndarray:
         raise ValueError(f"{name}: contains NaN or Inf, or values beyond the float32 range (+-3.4e38) (first at sample {int(np.flatnonzero(~np.isfinite(x))[0])})")
     return x
 
-
-# %% ../nbs/03_data.ipynb #6992c8b5
-MAX_RESAMPLE_TERM = 20_000  # largest numerator/denominator of a resampling ratio used as is
-
-def resample_ratio(fs:float, # original sampling rate, Hz
-                   target_fs:float, # target sampling rate, Hz
-                  ):
-    """The ratio `target_fs / fs` as a `Fraction`: exact when its terms are <= `MAX_RESAMPLE_TERM`, otherwise the
-    nearest ratio with such terms (a logged warning gives the rate error), or a ValueError when none is within 1 ppm."""
-    from fractions import Fraction
-    exact = Fraction(repr(float(target_fs))) / Fraction(repr(float(fs)))     # the rates as written (decimal), exactly
-    if max(exact.numerator, exact.denominator) <= MAX_RESAMPLE_TERM: return exact
-    r = exact.limit_denominator(MAX_RESAMPLE_TERM)
-    err = float(r / exact) - 1 if r else float('inf')
-    if r.numerator > MAX_RESAMPLE_TERM or not abs(err) <= 1e-6:
-        raise ValueError(f"cannot resample {fs:g} Hz to {target_fs:g} Hz with a rational factor of terms <= {MAX_RESAMPLE_TERM} "
-                         f"within 1 ppm (exact ratio {exact})")
-    log.warning("resampling %g Hz -> %g Hz: the exact ratio %s has terms over %d; using %s (rate error %+.3g ppm, %.6f Hz)",
-                fs, target_fs, exact, MAX_RESAMPLE_TERM, r, err * 1e6, fs * float(r))
-    return r
-
-def resample(x:np.ndarray, # samples along the last axis
-             fs:float, # original sampling rate, Hz
-             target_fs:float, # target sampling rate, Hz
-            )->np.ndarray:
-    "`x` (samples along the last axis) at `fs` resampled to `target_fs` with `scipy.signal.resample_poly` (anti-aliased), float32."
-    from scipy.signal import resample_poly
-    if fs == target_fs: return np.asarray(x, np.float32)
-    r = resample_ratio(fs, target_fs)
-    return resample_poly(np.asarray(x, np.float64), r.numerator, r.denominator, axis=-1).astype(np.float32)
 
 # %% ../nbs/03_data.ipynb #664df342
 def _recording_fs(fs, n: int) -> list:
@@ -1253,7 +1210,7 @@ def _write_split(f, name: str, X: np.ndarray, rows: dict, cols: dict, attrs: dic
 
 def _write_import(f, segs: list, rec_split, lab, sev, ids, ofs, meta: dict, snr: tuple, seed: int, N: int):
     "Write the three splits of an import (records with seeds) and the noisy copies of its test split."
-    for s, name in enumerate(_SPLITS):
+    for s, name in enumerate(SPLITS):
         mine = [i for i in range(len(segs)) if rec_split[i] == s]
         rec = np.array([i for i in mine for _ in range(len(segs[i]))], np.int64)
         X = np.concatenate([segs[i] for i in mine]) if mine else np.empty((0, N), np.float32)

@@ -19,8 +19,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .predict import _parse_meta, _session
-from .utils import NORMALIZE_EPS, NORMALIZE_MODES, atomic_write, record_vote, softmax, strict_json
+from .predict import ort_session, parse_metadata
+from .utils import NORMALIZE_EPS, NORMALIZE_MODES, atomic_write, check_output, record_vote, softmax, strict_json
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def to_onnx(
         except Exception as e: raise ExportError(f"onnx checker rejected the exported model: {e}") from e
         data = proto.SerializeToString()
         inputs = {f'random batch of {b}': rng.standard_normal((int(b), 1, int(window_len))).astype(np.float32) for b in check_batches}
-        diffs = _parity(model, _session(data), {**inputs, **_edge_windows(int(window_len), fs, rng, seed)}, atol)
+        diffs = _parity(model, ort_session(data), {**inputs, **_edge_windows(int(window_len), fs, rng, seed)}, atol)
         with atomic_write(path, overwrite=overwrite) as tmp: tmp.write_bytes(data)
         worst = max(diffs.values())
         log.info("exported %s with %s to %s (%d bytes), max |diff| %.2g", meta['model_name'], used, path, len(data), worst)
@@ -250,9 +250,7 @@ def export_checkpoint(
     out = Path(out)
     targets = [out] + ([out.with_name(out.stem + f'.{quantize}' + out.suffix)] if quantize else [])
     for t in targets:   # refuse before the (slow) export, not after the FP32 file is written
-        if t.is_dir(): raise IsADirectoryError(f"{t} is a folder; give a file name")
-        if not t.parent.is_dir(): raise FileNotFoundError(f"folder {t.parent} does not exist; create it first")
-        if t.exists() and not overwrite: raise FileExistsError(f"{t} exists; pass overwrite=True (--force on the command line) to replace it")
+        check_output(t, overwrite=overwrite)
     model, info = _load_model(checkpoint)
     wl = window_len or _info_get(info, 'window_len', 'window_length')
     if not wl: raise ValueError(f"{checkpoint}: the checkpoint holds no window length; pass window_len")
@@ -347,7 +345,7 @@ def quantize(
     if mode not in PRECISIONS[1:]:
         raise ValueError(f"mode: got {mode!r}; allowed: {', '.join(map(repr, PRECISIONS[1:]))}")
     src, dst = Path(src), Path(dst)
-    meta = _parse_meta({p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props})
+    meta = parse_metadata({p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props})
     if meta.get('precision', 'fp32') != 'fp32':
         raise ValueError(f"{src}: already {meta['precision']}; quantize the FP32 export instead")
     wl = int(meta['window_len'])
@@ -378,7 +376,7 @@ def quantize(
     if check:   # run both on a few windows: the quantized model must run and give finite logits
         x = (_calibration_windows(calibration, wl, 64, seed + 1) if mode == 'int8'
              else np.random.default_rng(seed).standard_normal((16, 1, wl)).astype(np.float32))
-        a, b = _session(src).run(None, {'x': x})[0], _session(dst).run(None, {'x': x})[0]
+        a, b = ort_session(src).run(None, {'x': x})[0], ort_session(dst).run(None, {'x': x})[0]
         if not np.isfinite(b).all(): raise ExportError(f"{mode} model {dst} gives NaN/Inf logits")
         rep.update(max_abs_diff=float(np.abs(a - b).max()), argmax_agreement=float((a.argmax(1) == b.argmax(1)).mean()))
     log.info("quantized %s -> %s (%s): %s", src, dst, mode, rep)
@@ -460,7 +458,7 @@ def _precision_row(name, prec, fp32: Path, out_dir: Path, xs, data, calibration,
             if prec == 'int8' and cal is None:
                 log.warning("%s: no calibration windows; skipping static INT8", name); return None, ref_pred
             quantize(fp32, path, mode=prec, calibration=cal, n_calibration=n_calibration, seed=seed, overwrite=True)
-        sess = _session(path, 1)
+        sess = ort_session(path, 1)
     except Exception as e:
         log.warning("%s %s failed: %s", name, prec, e)
         return dict(model=name, precision=prec, error=str(e)[:200]), ref_pred

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from . import physics
 from .config import DataConfig
+from .utils import NORMALIZE_EPS
 
 _log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def check_windows(x,                # the batch to check
 # %% ../nbs/04_models.ipynb #b44cf341
 class AmplitudeNorm(nn.Module):
     "Instance scaling `x / rms(x)`; also returns `log10(rms)` `[B, 1]` so the level is kept as a feature."
-    def __init__(self, eps: float = 1e-6):  # added to the RMS before dividing (an all-zero window stays zero)
+    def __init__(self, eps: float = NORMALIZE_EPS):  # RMS floor, m/s² (`utils.NORMALIZE_EPS`, the floor of every RMS divisor)
         super().__init__()
         self.eps = eps
     def forward(self, x):  # windows, `[B, 1, L]` float32

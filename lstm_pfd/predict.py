@@ -14,15 +14,16 @@ from typing import Sequence
 
 import numpy as np
 
-from .utils import frame, record_vote, softmax, window_starts
+from .utils import frame, record_vote, resample_ratio, softmax, window_starts
+from .utils import resample as _resample  # the one resampler (`resample` is a flag of `predict`)
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MAX_WINDOWS', 'read_metadata', 'Prediction', 'Predictor']
+__all__ = ['log', 'MAX_WINDOWS', 'ort_session', 'parse_metadata', 'read_metadata', 'Prediction', 'Predictor']
 
 # %% ../nbs/07a_predict.ipynb #9ef3072d
-def _session(path_or_bytes, threads: int = 1):
+def ort_session(path_or_bytes, threads: int = 1):
     "An onnxruntime CPU session on a file path or serialized model bytes, with `threads` intra-op threads."
     import onnxruntime as ort
     so = ort.SessionOptions()
@@ -33,7 +34,7 @@ def _session(path_or_bytes, threads: int = 1):
     return ort.InferenceSession(src, so, providers=['CPUExecutionProvider'])
 
 # %% ../nbs/07a_predict.ipynb #99fd665a
-def _parse_meta(raw: dict) -> dict:
+def parse_metadata(raw: dict) -> dict:
     "ONNX metadata strings -> Python values (JSON where it parses, the raw string otherwise)."
     out = {}
     for k, v in raw.items():
@@ -45,7 +46,7 @@ def read_metadata(
     path,  # an ONNX file written by `lstm_pfd.export`
 ) -> dict:
     "The lstm_pfd metadata of an ONNX file as Python values (`class_names`, `fs`, `window_len`, ...)."
-    return _parse_meta(_session(path).get_modelmeta().custom_metadata_map)
+    return parse_metadata(ort_session(path).get_modelmeta().custom_metadata_map)
 
 # %% ../nbs/07a_predict.ipynb #b2fc7894
 @dataclass
@@ -131,10 +132,10 @@ class Predictor:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{k}: got {v!r}; allowed: an integer >= 1")
         self.path, self.threads, self.max_windows = Path(path), int(threads), int(max_windows)
-        try: self.session = _session(self.path, self.threads)
+        try: self.session = ort_session(self.path, self.threads)
         except Exception as e:   # onnxruntime's own errors: not a model file, truncated, unsupported op
             raise ValueError(f"{path}: not a usable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
-        self.metadata = _parse_meta(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map)
         inp, n_out = _check_io(self.session, path)
         self.input_name = inp.name
         wl = self.metadata.get('window_len') or (inp.shape[-1] if isinstance(inp.shape[-1], int) else None)
@@ -186,7 +187,6 @@ def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool, hop: i
     if x.ndim != 1:
         raise ValueError(f"resample=True needs a 1-D record; got windows of shape {x.shape} at {fs:g} Hz "
                          f"(the model expects {self.fs:g} Hz)")
-    from lstm_pfd.data import resample as _resample, resample_ratio  # one resampler for import, predict and serve
     try: ratio = resample_ratio(fs, self.fs)
     except ValueError as e: raise ValueError(f"fs: {e}") from None
     n_out = -(-x.shape[0] * ratio.numerator // ratio.denominator)   # bound the work before resampling, not after

@@ -387,7 +387,7 @@ class _Service:
         self.started = time.monotonic()
         p = self.predictor
         if p.fs is not None:
-            from lstm_pfd.data import resample  # noqa: F401  (the resampler's imports, ~1 s, paid at start-up, not by the first request)
+            import scipy.signal  # noqa: F401  (the resampler's import, ~1 s, paid at start-up, not by the first request)
         probe = p.predict_windows(np.zeros((1, 1, p.window_len), np.float32))
         if probe.shape != (1, len(p.class_names)) or not np.isfinite(probe).all():
             raise ValueError(f"{self.path}: the model gives outputs of shape {probe.shape} (finite: "
@@ -397,7 +397,7 @@ class _Service:
 # %% ../nbs/10_serve.ipynb #svc00001
 def _svc_n_model(self: _Service, n: int, fs: float) -> int:
     "Length of `n` samples at `fs` after `resample_poly` to the model rate (as `Predictor` does it)."
-    from lstm_pfd.data import resample_ratio
+    from lstm_pfd.utils import resample_ratio
     r = resample_ratio(fs, self.predictor.fs)
     return _ceil_div(n * r.numerator, r.denominator)
 _Service._n_model = _svc_n_model

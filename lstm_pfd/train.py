@@ -31,11 +31,11 @@ from .models import ClassificationLoss, check_model_config, check_windows, model
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'ToneDataset', 'NoiseAugment', 'CheckpointMismatch', 'save_checkpoint', 'check_checkpoint',
-           'load_checkpoint', 'data_expectations', 'Callback', 'FitState', 'FitResult', 'fit', 'predict', 'Evaluation',
-           'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs', 'classical_features',
-           'ClassicalBaseline', 'order_edges', 'order_spectrum', 'order_features', 'OrderSpectrumBaseline',
-           'train_throughput']
+__all__ = ['CHECKPOINT_FORMAT', 'OPTIMIZERS', 'ToneDataset', 'NoiseAugment', 'CheckpointMismatch', 'save_checkpoint',
+           'check_checkpoint', 'load_checkpoint', 'data_expectations', 'Callback', 'FitState', 'FitResult', 'fit',
+           'predict', 'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs',
+           'classical_features', 'ClassicalBaseline', 'order_edges', 'order_spectrum', 'order_features',
+           'OrderSpectrumBaseline', 'train_throughput']
 
 # %% ../nbs/05_train.ipynb #4764ef0e
 class ToneDataset(Dataset):
@@ -298,12 +298,14 @@ def _loader(ds, batch_size, shuffle=False, generator=None):
 _MONITORS = {'val_loss': 'min', 'val_acc': 'max', 'val_record_acc': 'max', 'train_loss': 'min'}
 
 # %% ../nbs/05_train.ipynb #138d73af
+OPTIMIZERS = ('adam', 'adamw', 'sgd')  # the optimizer names `fit` (and `experiments.TrainConfig`) accept; sgd with momentum 0.9
+
 def _make_optimizer(name, params, lr, weight_decay):
     name = name.lower()
     if name == 'adam': return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == 'adamw': return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == 'sgd': return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    raise ValueError(f"optimizer: got {name!r}; allowed: 'adam', 'adamw', 'sgd'")
+    raise ValueError(f"optimizer: got {name!r}; allowed: {', '.join(map(repr, OPTIMIZERS))}")
 
 # %% ../nbs/05_train.ipynb #295526aa
 def _epoch_seeds(seed: int, epoch: int) -> list[int]:
@@ -452,7 +454,7 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
         epochs: int = 30,                         # maximum number of epochs
         lr: float = 1e-3,                         # learning rate (peak, with `schedule`)
         batch_size: int = 64,                     # windows per batch
-        optimizer: str = 'adam',                  # 'adam', 'adamw' or 'sgd' (momentum 0.9)
+        optimizer: str = 'adam',                  # one of `OPTIMIZERS`: 'adam', 'adamw' or 'sgd' (momentum 0.9)
         weight_decay: float = 0.0,                # weight decay of the optimizer
         schedule: str | None = None,              # None (constant lr) or 'cosine' (cosine decay over `epochs`)
         patience: int | None = 5,                 # stop after this many epochs without improvement; None: never

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -14,9 +15,25 @@ from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 # %% auto #0
-__all__ = ['NORMALIZE_MODES', 'NORMALIZE_EPS', 'atomic_write', 'window_starts', 'frame', 'normalize_windows', 'softmax',
-           'record_vote', 'strict_json']
+__all__ = ['log', 'NORMALIZE_MODES', 'NORMALIZE_EPS', 'MAX_RESAMPLE_TERM', 'check_output', 'atomic_write', 'window_starts',
+           'frame', 'normalize_windows', 'softmax', 'record_vote', 'resample_ratio', 'resample', 'strict_json']
+
+# %% ../nbs/00a_utils.ipynb #3393c92f
+def check_output(path, # a file about to be written
+                 *,
+                 overwrite:bool=False, # an existing file may be replaced
+                 name:str | None=None, # how the caller names it in errors (e.g. '--out'); default: the path alone
+                )->Path:
+    "`path` as a `Path`; refused before any work if it is a folder, its folder is missing (never created), or it exists."
+    path = Path(path); who = f"{name} {path}" if name else str(path)
+    if path.is_dir(): raise IsADirectoryError(f"{who} is a folder; give a file name")
+    if not path.parent.is_dir(): raise FileNotFoundError(f"{who}: folder {path.parent} does not exist; create it first")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{who} exists; pass overwrite=True (--force on the command line) to replace it")
+    return path
 
 # %% ../nbs/00a_utils.ipynb #5595e9e4
 @contextmanager
@@ -25,11 +42,7 @@ def atomic_write(path, # file to write; its folder must exist
                  overwrite:bool=False, # replace an existing `path` (otherwise `FileExistsError`)
                 ):
     "Yield a unique temporary `Path` beside `path`; rename it onto `path` on success, remove it on any exception."
-    path = Path(path)
-    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder; give a file name")
-    if not path.parent.is_dir(): raise FileNotFoundError(f"folder {path.parent} does not exist; create it first")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
+    path = check_output(path, overwrite=overwrite)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
@@ -102,6 +115,36 @@ def record_vote(probs, # window probabilities `[n_windows, C]`
     sums = np.zeros((len(ids), probs.shape[1]), np.float64)
     np.add.at(sums, inv, probs)
     return ids, (sums / np.bincount(inv)[:, None]).astype(np.float32)
+
+# %% ../nbs/00a_utils.ipynb #6992c8b5
+MAX_RESAMPLE_TERM = 20_000  # largest numerator/denominator of a resampling ratio used as is
+
+def resample_ratio(fs:float, # original sampling rate, Hz
+                   target_fs:float, # target sampling rate, Hz
+                  ):
+    """The ratio `target_fs / fs` as a `Fraction`: exact when its terms are <= `MAX_RESAMPLE_TERM`, otherwise the
+    nearest ratio with such terms (a logged warning gives the rate error), or a ValueError when none is within 1 ppm."""
+    from fractions import Fraction
+    exact = Fraction(repr(float(target_fs))) / Fraction(repr(float(fs)))     # the rates as written (decimal), exactly
+    if max(exact.numerator, exact.denominator) <= MAX_RESAMPLE_TERM: return exact
+    r = exact.limit_denominator(MAX_RESAMPLE_TERM)
+    err = float(r / exact) - 1 if r else float('inf')
+    if r.numerator > MAX_RESAMPLE_TERM or not abs(err) <= 1e-6:
+        raise ValueError(f"cannot resample {fs:g} Hz to {target_fs:g} Hz with a rational factor of terms <= {MAX_RESAMPLE_TERM} "
+                         f"within 1 ppm (exact ratio {exact})")
+    log.warning("resampling %g Hz -> %g Hz: the exact ratio %s has terms over %d; using %s (rate error %+.3g ppm, %.6f Hz)",
+                fs, target_fs, exact, MAX_RESAMPLE_TERM, r, err * 1e6, fs * float(r))
+    return r
+
+def resample(x:np.ndarray, # samples along the last axis
+             fs:float, # original sampling rate, Hz
+             target_fs:float, # target sampling rate, Hz
+            )->np.ndarray:
+    "`x` (samples along the last axis) at `fs` resampled to `target_fs` with `scipy.signal.resample_poly` (anti-aliased), float32."
+    from scipy.signal import resample_poly
+    if fs == target_fs: return np.asarray(x, np.float32)
+    r = resample_ratio(fs, target_fs)
+    return resample_poly(np.asarray(x, np.float64), r.numerator, r.denominator, axis=-1).astype(np.float32)
 
 # %% ../nbs/00a_utils.ipynb #16cb134c
 def _plain(o):

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_pfd.config import ConfigError, ExperimentConfig
+from lstm_pfd.config import ConfigError
+from lstm_pfd.experiments import ExperimentConfig
 from lstm_pfd.experiments import (SweepConfig, dataset_path, leaderboard, load_experiment, log_to_mlflow, prepare_data,
                                   run_experiment, run_id, run_status, run_sweep, runs, xai_results)
 

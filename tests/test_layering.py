@@ -1,0 +1,70 @@
+"""The package's layering, read from the source (function-local imports included): no module imports a higher one.
+
+The layers are those of CONTRIBUTING.md ("Architecture"). A new module must be placed in `LAYERS` explicitly."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / 'lstm_pfd'
+
+# rank of each module: a module may import only modules of a strictly lower rank
+LAYERS = {
+    'utils': 0, 'plotting': 0,                 # no lstm_pfd imports
+    'config': 1,                               # the data protocol only
+    'physics': 2, 'rotor': 3, 'fleet': 4, 'signals': 5, 'orbits': 6,
+    'data': 7, 'models': 8, 'baselines': 9, 'train': 10, 'xai': 11, 'export': 12,
+    'predict': 1,                              # the torch-free runtime: utils only (checked below)
+    'experiments': 20, 'serve': 20,            # applications on top of the library
+    'explorers': 21, 'demo': 22, 'cli': 23,
+}
+ONLY = {'predict': {'utils'}}                  # modules whose lstm_pfd imports are restricted to a set
+
+
+def _modules() -> dict[str, Path]:
+    return {p.stem: p for p in PKG.glob('*.py') if p.stem not in ('__init__', '_modidx')}
+
+
+def _imports(path: Path) -> set[str]:
+    "The lstm_pfd modules `path` imports anywhere (module level or inside functions)."
+    mods, out = set(_modules()), set()
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.ImportFrom):
+            base = n.module or ''
+            if n.level: base = 'lstm_pfd' + ('.' + base if base else '')
+            if base == 'lstm_pfd': cands = [a.name for a in n.names]
+            elif base.startswith('lstm_pfd.'): cands = [base.split('.')[1]]
+            else: continue
+        elif isinstance(n, ast.Import):
+            cands = [a.name.split('.')[1] for a in n.names if a.name.startswith('lstm_pfd.')]
+        else: continue
+        out |= {c for c in cands if c in mods}
+    return out - {path.stem}
+
+
+def test_every_module_is_placed():
+    unknown = sorted(set(_modules()) - set(LAYERS))
+    assert not unknown, f"modules without a layer: {unknown}; add them to LAYERS in tests/test_layering.py and CONTRIBUTING.md"
+
+
+@pytest.mark.parametrize('name', sorted(_modules()))
+def test_no_upward_import(name):
+    if name not in LAYERS: pytest.skip('unplaced (see test_every_module_is_placed)')
+    imports = _imports(_modules()[name])
+    up = sorted(m for m in imports if LAYERS.get(m, 99) >= LAYERS[name])
+    assert not up, f"lstm_pfd.{name} (layer {LAYERS[name]}) imports {up} (layers {[LAYERS.get(m) for m in up]}): not lower"
+    if name in ONLY: assert imports <= ONLY[name], f"lstm_pfd.{name} may import only {sorted(ONLY[name])}; imports {sorted(imports)}"
+
+
+def test_checker_sees_function_local_imports(tmp_path):
+    p = tmp_path / 'config.py'
+    p.write_text("def f():\n    from lstm_pfd.models import MODELS\n    from . import xai\n    import lstm_pfd.train\n")
+    assert _imports(p) == {'models', 'xai', 'train'}
+
+
+def test_predict_loads_neither_torch_nor_h5py():
+    code = "import sys, lstm_pfd.predict; print(sorted(m for m in ('torch', 'h5py', 'lstm_pfd.data') if m in sys.modules))"
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == '[]', f"import lstm_pfd.predict loaded {out}"
