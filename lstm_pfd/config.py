@@ -22,11 +22,11 @@ import yaml
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'SPLITS', 'TRACKS', 'PRESETS', 'ConfigError',
-           'parse_yaml', 'parse_sets', 'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig',
-           'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig',
-           'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig', 'NoiseConfig',
-           'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'DataConfig', 'StrDict']
+__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'SPLITS', 'TRACKS', 'GENERATOR_VERSION', 'PRESETS',
+           'ConfigError', 'parse_yaml', 'parse_sets', 'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig',
+           'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig',
+           'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig',
+           'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'DataConfig', 'StrDict']
 
 # %% ../nbs/00_config.ipynb #c0abe54d
 MAX_QUOTE = 200  # most characters of a value (or field name) quoted in an error message
@@ -679,6 +679,9 @@ def _check(self: FleetConfig):
     if not self.line_hz or any(f not in (50.0, 60.0) for f in self.line_hz): yield 'line_hz', 'a non-empty list of line frequencies, each 50 or 60 (Hz)'
     if self.iso_group not in (1, 2): yield 'iso_group', '1 (> 300 kW) or 2 (15-300 kW)'
 
+# %% ../nbs/00_config.ipynb #5302cb3c
+GENERATOR_VERSION = 2  # version of the record generator and its calibration (physics, fleet, signals); part of every data hash
+
 # %% ../nbs/00_config.ipynb #642b4c9d
 @dataclass
 class DataConfig(BaseConfig):
@@ -709,7 +712,8 @@ class DataConfig(BaseConfig):
 
     def _hash_dict(self) -> dict:
         d = super()._hash_dict()
-        if not self.fleet.enabled: d.pop('fleet')   # no fleet: the hash of the single-machine protocols is unchanged
+        if not self.fleet.enabled: d.pop('fleet')   # no fleet: the fleet section plays no part in the data
+        d['generator_version'] = GENERATOR_VERSION  # a recalibrated generator gives the same config a new hash
         return d
 
     @property

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 import lstm_pfd
-from .config import DataConfig, ConfigError, SPLITS, TRACKS, parse_yaml
+from .config import DataConfig, ConfigError, GENERATOR_VERSION, SPLITS, TRACKS, parse_yaml
 from . import physics
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
@@ -229,7 +229,7 @@ def _check_target(path: Path, overwrite: bool):
 def _start_file(f: h5py.File, cfg: DataConfig, plan: dict) -> dict:
     "Write the header of a new dataset file `f`; return one `_GroupWriter` per split and per SNR copy of the test split."
     ds, N = cfg.dataset, cfg.signal.n_samples
-    f.attrs.update(config=cfg.to_yaml(), config_hash=cfg.hash(), lstm_pfd_version=lstm_pfd.__version__,
+    f.attrs.update(config=cfg.to_yaml(), config_hash=cfg.hash(), generator_version=GENERATOR_VERSION, lstm_pfd_version=lstm_pfd.__version__,
                    fs=cfg.signal.fs, fault_names=list(physics.class_names()), severity_names=list(cfg.severity.names),
                    format='lstm_pfd-dataset', format_version=1, units=cfg.signal.units, complete=False)
     n_split = {s: int((plan['split'] == i).sum()) for i, s in enumerate(ds.SPLITS)}
@@ -439,7 +439,8 @@ def _read_header(self: DatasetFile):
         self.fault_names = [str(s) for s in a['fault_names']]
         self.severity_names = [str(s) for s in a['severity_names']]
         self.version = str(a['lstm_pfd_version'])
-        self.splits = [k for k in ('train', 'val', 'test') if k in self.file] + [str(s) for s in a.get('snr_groups', [])]
+        self.generator_version = int(a.get('generator_version', 1))   # files written before it was recorded: 1
+        self.splits = [k for k in SPLITS if k in self.file] + [str(s) for s in a.get('snr_groups', [])]
         self.splits += [k for k in self.file if k not in self.splits and k not in _FLEET_GROUPS]
     except DatasetError: raise
     except ConfigError as e: raise DatasetError(f"{p}: its stored config is invalid: {e}") from None
@@ -508,6 +509,9 @@ def _verify(self:DatasetFile,
     "Check the whole file (see above); raise `DatasetError` naming what is wrong and where."
     from tqdm.auto import tqdm
     p = self.path
+    if self.generator_version != GENERATOR_VERSION:
+        raise DatasetError(f"{p}: written by generator version {self.generator_version}; this build generates version "
+                           f"{GENERATOR_VERSION} (config.GENERATOR_VERSION), so its records cannot be checked: rebuild the file")
     if self.config.hash() != self.config_hash:
         raise DatasetError(f"{p}: stored config hash {self.config_hash} does not match its config ({self.config.hash()})")
     names, external = self.fault_names, self.file.attrs.get('source') == 'external'
@@ -1286,7 +1290,7 @@ def import_recordings(recordings:Sequence, # arrays or recording files (see `rea
     try:
         with atomic_write(path, overwrite=overwrite) as tmp:
             with h5py.File(tmp, 'w') as f:
-                f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), lstm_pfd_version=lstm_pfd.__version__,
+                f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), generator_version=GENERATOR_VERSION, lstm_pfd_version=lstm_pfd.__version__,
                                fs=target_fs, fault_names=names, severity_names=list(cfg.severity.names), format='lstm_pfd-dataset',
                                format_version=1, source='external', units='as recorded', import_seed=seed,
                                snr_groups=[_snr_group(s) for s in snr], snr_db=list(snr), complete=False)

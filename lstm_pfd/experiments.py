@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'EXPERIMENT_PRESETS', 'EXECUTORS', 'ExperimentDataConfig', 'ModelSpec', 'TrainConfig', 'EvalConfig',
-           'ExperimentConfig', 'load_experiment', 'run_id', 'dataset_path', 'prepare_data', 'run_status',
-           'run_experiment', 'filter_runs', 'runs', 'searches', 'save_search', 'datasets', 'xai_results', 'SweepConfig',
-           'load_sweep', 'run_sweep', 'Leaderboard', 'record_evaluation', 'leaderboard', 'log_to_mlflow',
+           'ExperimentConfig', 'load_experiment', 'data_identity', 'run_id', 'dataset_path', 'prepare_data',
+           'run_status', 'run_experiment', 'filter_runs', 'runs', 'searches', 'save_search', 'datasets', 'xai_results',
+           'SweepConfig', 'load_sweep', 'run_sweep', 'Leaderboard', 'record_evaluation', 'leaderboard', 'log_to_mlflow',
            'RunsExplorer', 'runs_table']
 
 # %% ../nbs/12_experiments.ipynb #c4852b22
@@ -225,10 +225,27 @@ def load_experiment(spec, # an `ExperimentConfig`, dict, YAML/JSON file or text,
     return cfg.override(overrides) if overrides else cfg
 
 # %% ../nbs/12_experiments.ipynb #c3babd84
+def data_identity(cfg:ExperimentConfig, # the experiment
+                 )->str:
+    """What the data of `cfg` is, as a hash: a preset's `DataConfig.hash()` (the generator version included), or for a
+    `data.path` file its stored config hash, generator version and record checksums (another file at the same path differs)."""
+    if cfg.data.path is None: return cfg.data.data_config().hash()
+    from lstm_pfd.config import SPLITS
+    from lstm_pfd.data import open_dataset
+    p = Path(cfg.data.path)
+    if not p.is_file(): raise FileNotFoundError(f"data.path: no dataset file at {p}")
+    with open_dataset(p) as ds:
+        h = hashlib.sha256(f"{ds.config_hash}:{ds.generator_version}".encode())
+        for s in SPLITS:
+            if s in ds.splits: h.update(b''.join(ds[s].checksums[:]))
+    return h.hexdigest()[:16]
+
+# %% ../nbs/12_experiments.ipynb #c2518035
 def run_id(cfg:ExperimentConfig, # the experiment
           )->str:
-    "Folder name of the run of `cfg`: `<model>-s<seed>-<hash>` (same hash and seed -> same folder)."
-    return f"{cfg.model.name}-s{cfg.train.seed}-{cfg.hash()}"
+    "Folder name of the run of `cfg`: `<model>-s<seed>-<hash of the experiment and its data identity>`."
+    h = hashlib.sha256(f"{cfg.hash()}:{data_identity(cfg)}".encode()).hexdigest()[:16]
+    return f"{cfg.model.name}-s{cfg.train.seed}-{h}"
 
 # %% ../nbs/12_experiments.ipynb #8899affb
 def dataset_path(cfg:ExperimentConfig, # the experiment
@@ -260,15 +277,24 @@ def _test_checksum(ds) -> str:
     return hashlib.sha256(b''.join(ds['test'].checksums[:])).hexdigest()[:16]
 
 # %% ../nbs/12_experiments.ipynb #90dce679
-def _condition_splits(ds, conditions) -> dict:
-    "Map evaluation conditions ('clean', 'snrNN') to the dataset's split names; refuse a missing one."
+def _track(ds, cfg) -> str | None:
+    "The `track=` of `ds.windows` for `cfg.data.track` (None: the stored split); a track the file lacks is refused."
+    t = cfg.data.track
+    if t == 'iid': return None
+    if t not in ds.tracks: raise ConfigError('data.track', t, f"a track of {ds.path.name}: {['iid'] + [k for k in ds.tracks if k != 'iid']} (the others need a fleet file)")
+    return t
+
+# %% ../nbs/12_experiments.ipynb #5e79e7f9
+def _condition_splits(ds, conditions, track: str | None = None) -> dict:
+    "Map evaluation conditions ('clean', 'snrNN') to `ds.windows` arguments (split, track, SNR); refuse a missing one."
     a = ds.file.attrs
     snr = {float(v): str(g) for v, g in zip(a.get('snr_db', []), a.get('snr_groups', []))}
     out = {}
     for c in conditions:
-        if c == 'clean': out[c] = 'test'
-        elif float(c[3:]) in snr: out[c] = snr[float(c[3:])]
-        else: raise ConfigError('eval.conditions', c, f"conditions this dataset has: {['clean'] + [f'snr{v:g}' for v in snr]}")
+        if c == 'clean': out[c] = dict(split='test', track=track)
+        elif float(c[3:]) not in snr: raise ConfigError('eval.conditions', c, f"conditions this dataset has: {['clean'] + [f'snr{v:g}' for v in snr]}")
+        elif track is None: out[c] = dict(split=snr[float(c[3:])])
+        else: out[c] = dict(split='test', track=track, snr_db=float(c[3:]))   # a track's noisy copy, derived on read
     return out
 
 # %% ../nbs/12_experiments.ipynb #38f38a8c
@@ -308,8 +334,8 @@ def _train(cfg, tr, va, run_dir, config_hash, progress):
 def _evaluate(model, ds, cfg, normalize) -> dict:
     from lstm_pfd.train import evaluate
     out = {'conditions': {}, 'class_names': None, 'records': None}
-    for cond, split in _condition_splits(ds, cfg.eval.conditions).items():
-        ev = evaluate(model, ds.windows(split, normalize=normalize), batch_size=cfg.eval.batch_size, device=cfg.train.device)
+    for cond, where in _condition_splits(ds, cfg.eval.conditions, _track(ds, cfg)).items():
+        ev = evaluate(model, ds.windows(**where, normalize=normalize), batch_size=cfg.eval.batch_size, device=cfg.train.device)
         out['class_names'] = ev.class_names
         out['records'] = {'record_ids': ev.records, 'labels': ev.record_labels}
         m = {'summary': ev.summary(), 'record_pred': ev.record_pred}
@@ -329,8 +355,9 @@ def _xai_summary(model, ds, cfg, normalize) -> list[dict]:
     from lstm_pfd.xai import explain, frequency_attribution, band_alignment, deletion_insertion
     n = cfg.eval.xai_records
     if not cfg.eval.xai_methods or n == 0: return []
-    test = ds['test']
-    wds = ds.windows('test', normalize=normalize)
+    tr = _track(ds, cfg)
+    test = ds.table('test', track=tr) if tr else ds['test']
+    wds = ds.windows('test', normalize=normalize, track=tr)
     rows, names = [], list(ds.fault_names)
     speed = test.meta.get('speed_hz')
     for k, cls in enumerate(names):
@@ -389,7 +416,7 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
         log.info("%s: already done, skipped", run_dir.name); return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_text(run_dir / 'config.yaml', cfg.to_yaml())
-    rec = {'run_id': run_dir.name, 'name': cfg.name, 'tags': list(cfg.tags), 'config_hash': cfg.hash(),
+    rec = {'run_id': run_dir.name, 'name': cfg.name, 'tags': list(cfg.tags), 'config_hash': cfg.hash(), 'data_identity': data_identity(cfg),
            'config': cfg.to_dict(), 'status': 'running', 'started': _now(), 'environment': _environment(cfg)}
     _write_json(run_dir / 'run.json', rec)
     t0 = time.perf_counter()
@@ -412,12 +439,12 @@ def _run_steps(cfg, root, run_dir, progress, open_dataset) -> dict:
     path = prepare_data(cfg, root, progress=progress)
     out, tm = {}, {}
     with open_dataset(path) as ds:
-        _condition_splits(ds, cfg.eval.conditions)          # refuse a missing condition before training
+        tr = _track(ds, cfg); _condition_splits(ds, cfg.eval.conditions, tr)   # refuse a missing track or condition before training
         norm = cfg.data.normalize
         out['dataset'] = {'path': str(path.resolve()), 'config_hash': ds.config_hash, 'test_checksum': _test_checksum(ds),
                           'track': cfg.data.track, 'records': {s: len(ds[s]) for s in ds.splits}}
         t = time.perf_counter()
-        res, resumed = _train(cfg, ds.windows('train', normalize=norm), ds.windows('val', normalize=norm), run_dir, ds.config_hash, progress)
+        res, resumed = _train(cfg, ds.windows('train', normalize=norm, track=tr), ds.windows('val', normalize=norm, track=tr), run_dir, ds.config_hash, progress)
         tm['train_seconds'], tm['fit_seconds_this_session'] = res.train_seconds, time.perf_counter() - t
         _write_json(run_dir / 'history.json', res.history)
         t = time.perf_counter()
@@ -664,17 +691,18 @@ def run_sweep(sweep, # a sweep (anything `load_sweep` accepts)
     "Run every experiment of `sweep` not yet done under `root` on `executor`; returns run_id, action ('ran'/'skipped'), path."
     if executor not in EXECUTORS: raise ValueError(f"executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}")
     sw, root = load_sweep(sweep, overrides), Path(root)
-    cfgs = list({run_id(c): c for c in sw.experiments()}.values())
-    for c in {c.data.to_json(): c for c in cfgs}.values(): prepare_data(c, root)
-    todo = [c for c in cfgs if run_status(root / run_id(c)) != 'done']
-    log.info("sweep: %d runs, %d done, %d to run on %s", len(cfgs), len(cfgs) - len(todo), len(todo), executor)
+    exps = list(sw.experiments())
+    for c in {c.data.to_json(): c for c in exps}.values(): prepare_data(c, root)   # data first: a file's identity is read from it
+    runs_ = {run_id(c): c for c in exps}
+    todo = {r: c for r, c in runs_.items() if run_status(root / r) != 'done'}
+    log.info("sweep: %d runs, %d done, %d to run on %s", len(runs_), len(runs_) - len(todo), len(todo), executor)
     if todo:
         k = per_task or (1 if executor == 'slurm' else math.ceil(len(todo) / workers))
-        tasks = [([c.to_dict() for c in todo[i:i + k]], str(root)) for i in range(0, len(todo), k)]
+        items = [c.to_dict() for c in todo.values()]
+        tasks = [(items[i:i + k], str(root)) for i in range(0, len(items), k)]
         EXECUTORS[executor](_run_many, tasks, workers=workers, address=address, slurm=slurm, folder=root / '_submitit')
-    ran = {run_id(c) for c in todo}
-    return pd.DataFrame([{'run_id': run_id(c), 'action': 'ran' if run_id(c) in ran else 'skipped',
-                          'status': run_status(root / run_id(c)), 'path': str(root / run_id(c))} for c in cfgs])
+    return pd.DataFrame([{'run_id': r, 'action': 'ran' if r in todo else 'skipped', 'status': run_status(root / r),
+                          'path': str(root / r)} for r in runs_])
 
 # %% ../nbs/12_experiments.ipynb #1997a51f
 _ALIASES = {'model': 'model.name', 'track': 'data.track', 'preset': 'data.preset', 'seed': 'train.seed'}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lstm_pfd.config import ConfigError
+from lstm_pfd.data import open_dataset
 from lstm_pfd.experiments import ExperimentConfig
 from lstm_pfd.experiments import (SweepConfig, dataset_path, leaderboard, load_experiment, log_to_mlflow, prepare_data,
                                   run_experiment, run_id, run_status, run_sweep, runs, xai_results)
@@ -205,3 +206,31 @@ def test_figures_are_made_without_pyplot(tmp_path):
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path,
                        env={k: v for k, v in os.environ.items() if k != 'MPLBACKEND'})
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_fleet_track_is_trained_and_tested_on_its_own_sides(tmp_path):
+    exp = _quick(**{'data.preset': 'quick_fleet', 'data.track': 'new_machines', 'eval.conditions': ['clean', 'snr5']})
+    d = run_experiment(exp, tmp_path)
+    rj, m = (json.loads((d / f).read_text()) for f in ('run.json', 'metrics.json'))
+    assert rj['status'] == 'done' and rj['dataset']['track'] == 'new_machines'
+    with open_dataset(prepare_data(exp, tmp_path)) as ds:
+        test, iid = ds.table('test', track='new_machines'), ds['test']
+        test_machines = set(test.meta['machine_id'].tolist())
+        assert test_machines < set(iid.meta['machine_id'].tolist())           # a proper subset: machines held out
+        assert not test_machines & set(ds.table('train', track='new_machines').meta['machine_id'].tolist())
+    assert sorted(m['records']['record_ids']) == sorted(test.record_index.tolist())
+
+
+def test_a_track_the_file_lacks_is_refused(data_file, tmp_path):
+    exp = _quick(**{'data.preset': None, 'data.overrides': {}, 'data.path': str(data_file), 'data.track': 'new_machines'})
+    with pytest.raises(ConfigError, match='data.track'): run_experiment(exp, tmp_path)
+
+
+def test_run_identity_follows_the_data_file(data_file, tmp_path):
+    "Another file at the same path (same config, other records) is another run, never 'done before'."
+    p = tmp_path / 'd.h5'; shutil.copy(data_file, p)
+    exp = _quick(**{'data.preset': None, 'data.overrides': {}, 'data.path': str(p)})
+    before = run_id(exp)
+    import h5py
+    with h5py.File(p, 'r+') as f: f.attrs['generator_version'] = 1   # as a file from an older generator
+    assert run_id(exp) != before

@@ -80,9 +80,15 @@ def test_bad_fleet_configs_name_the_field(bad, field):
 
 
 def test_disabled_fleet_keeps_the_hashes():
-    assert DataConfig.preset('jbfd11').hash() == 'ceeb703c49b23cd0'
     assert DataConfig.preset('jbfd11').hash() == DataConfig.preset('jbfd11', {'fleet.speed_hz_range': [30.0, 40.0]}).hash()
     assert CFG.hash() != CFG.override({'fleet.seed': 2}).hash()
+
+
+def test_generator_version_is_part_of_the_hash(monkeypatch):
+    import lstm_pfd.config as config
+    before = {name: DataConfig.preset(name).hash() for name in ('jbfd11', 'jbfd11_fleet')}
+    monkeypatch.setattr(config, 'GENERATOR_VERSION', config.GENERATOR_VERSION + 1)   # a recalibration
+    assert all(DataConfig.preset(name).hash() != h for name, h in before.items())
 
 
 def test_every_machine_config_is_valid_and_keeps_the_protocol():
