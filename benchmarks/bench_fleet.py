@@ -39,7 +39,7 @@ import numpy as np
 
 log = logging.getLogger('bench_fleet')
 
-TRACKS = ('iid', 'new_machines', 'new_conditions', 'incipient')
+from lstm_pfd.config import SPLITS, TRACKS   # the track and split names, one place
 FEATURE_MODELS = ('classical', 'order_spectrum')
 NOT_RUN = {'cnn_lstm': 'too slow on a 2-core CPU in the time available (GPU-scale model)',
            'resnet18': 'too slow on a 2-core CPU in the time available (GPU-scale model)',
@@ -53,10 +53,8 @@ def _now(): return datetime.datetime.now(datetime.timezone.utc).isoformat(timesp
 
 
 def _write_json(path: Path, obj, indent=1):
-    from lstm_pfd.experiments import _json_safe
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps(_json_safe(obj), indent=indent, allow_nan=False) + '\n')
-    os.replace(tmp, path)
+    from lstm_pfd.utils import atomic_write, strict_json
+    with atomic_write(path, overwrite=True) as tmp: tmp.write_text(strict_json(obj, indent=indent) + '\n')
 
 
 # ---------------------------------------------------------------- data access (the dataset's track API)
@@ -84,7 +82,7 @@ def track_windows(ds, split: str, track: str, snr_db=None):
 def dataset_id(ds) -> str:
     "A digest of the records' checksums: the feature cache of one file is never used for another."
     h = hashlib.sha256()
-    for s in ('train', 'val', 'test'): h.update(b''.join(ds[s].checksums[:]))
+    for s in SPLITS: h.update(b''.join(ds[s].checksums[:]))
     return h.hexdigest()[:16]
 
 

@@ -7,7 +7,7 @@ Run (CPU):  python benchmarks/bench_jbfd11.py --data /tmp/jbfd11.h5 --models com
      on Slurm: ... --executor slurm --slurm partition=gpu timeout_min=60 gpus_per_node=1
      table of existing runs only:  python benchmarks/bench_jbfd11.py --root nbs/tutorials/jbfd11_runs --summary
 
-The protocol is DESIGN.md's "Benchmark protocol" (the `jbfd11` experiment preset): record-level 70/15/15 split, 1-s
+The protocol is the "Benchmark protocol" of CONTRIBUTING.md (the `jbfd11` experiment preset): record-level 70/15/15 split, 1-s
 windows (5 per record), soft vote per record, test copies at 20/10/5 dB, NoiseAugment((0, 30) dB, p=0.5), early
 stopping on the validation loss after 3 epochs without improvement, at most 30 epochs. Each (model, seed) is one run
 folder under --root (see `lstm_pfd.experiments`): the sweep is resumable (finished runs are skipped, an interrupted

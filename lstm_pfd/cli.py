@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import PRESETS, ConfigError, DataConfig, parse_sets
+from .config import PRESETS, SPLITS, ConfigError, DataConfig, parse_sets
 from .utils import check_output, strict_json
 
 DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config says otherwise
@@ -261,7 +261,7 @@ def _import_groups(args, rows: list[dict]) -> list[str] | None:
 def _import_split(args, rows: list[dict]):
     "`--split`, else the CSV's 'split' column (one per recording), else 'test'."
     if args.split is None: return [r['split'].strip() for r in rows] if 'split' in rows[0] and all(r['split'] for r in rows) else 'test'
-    if args.split in ('train', 'val', 'test'): return args.split
+    if args.split in SPLITS: return args.split
     try: return tuple(float(v) for v in args.split.split(','))
     except ValueError: raise ValueError(f"--split: got {args.split!r}; allowed: train, val, test, or three fractions 'a,b,c'") from None
 

@@ -1,4 +1,4 @@
-"CLI: experiments (run, sweep, runs), imports from your own rig (classes, groups, split column, SNR copies), fleet tracks."
+"The command line over multi-step workflows: experiment runs and sweeps, imports from your own rig (classes, groups, split column, SNR copies), fleet tracks."
 import json
 import os
 import subprocess
@@ -71,6 +71,16 @@ def test_run_sweep_runs(small, tmp_path):
     assert r.stdout.count('-s1-') == 1 and r.stdout.count('-s0-') == 0
     one_line_error(run('runs', '--root', root, '--search', 'nope'), 'nope')
     one_line_error(run('runs', '--root', root, '--where', 'train.seed >'), 'where')
+
+
+def test_run_set_reads_numbers_as_yaml_1_2(small, tmp_path):
+    "`--set train.lr=1e-3` is the float 0.001 (PyYAML alone reads 1e-3 as a string), the same parser as every --set."
+    exp = tmp_path / 'exp.yaml'; exp.write_text(yaml.safe_dump(_exp(small)))
+    r = run('run', exp, '--root', tmp_path / 'runs', '--set', 'train.lr=1e-3', '--set', 'train.weight_decay=1E-4', '--no-progress')
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((Path(r.stdout.split()[0]) / 'run.json').read_text())['config']['train']
+    assert (cfg['lr'], cfg['weight_decay']) == (0.001, 0.0001) and isinstance(cfg['lr'], float)
+    one_line_error(run('run', exp, '--root', tmp_path / 'runs', '--set', 'train.lr'), 'KEY=VALUE')
 
 
 def test_run_and_sweep_refuse_bad_files(small, tmp_path):

@@ -1,4 +1,4 @@
-"The physics contract (DESIGN.md) as tests of `lstm_pfd.signals` against the catalogue of `lstm_pfd.physics`."
+"The physics contract (CONTRIBUTING.md, \"Physics contract\") as tests of `lstm_pfd.signals` against the catalogue of `lstm_pfd.physics`."
 import itertools
 from concurrent.futures import ProcessPoolExecutor
 

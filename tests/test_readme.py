@@ -95,3 +95,15 @@ def test_readme_relative_links_resolve():
     links = [u for u in re.findall(r'\]\(([^)\s]+)\)', text) if '://' not in u and not u.startswith(('#', 'mailto:'))]
     missing = [u for u in links if not (ROOT / u.split('#')[0]).exists()]
     assert not missing, f'README.md links to files that do not exist: {missing}'
+
+
+def test_module_table_lists_every_library_notebook():
+    "The README's module table is generated from the numbered notebooks: each one and its module appears."
+    text = README.read_text(encoding='utf-8')
+    nbs = sorted((ROOT / 'nbs').glob('[0-9]*.ipynb'))
+    assert nbs
+    for p in nbs:
+        assert f'| `{p.stem}` |' in text, f'{p.name} is missing from the module table of README.md'
+    for stem, _, _, mod in make_readme.library_notebooks():
+        if mod: assert f'| `{stem}` | `lstm_pfd.{mod}` |' in text
+    assert make_readme.MODULE_TABLE not in text

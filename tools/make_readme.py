@@ -11,6 +11,10 @@ directives (`#| ...`) are stripped; cells marked `hide`, `include: false`, `expo
 notebook are kept as plain fences (images and widgets are dropped). The notebook is not executed,
 so the README depends only on the committed notebook and its committed figures.
 
+Module table: a markdown line `<!-- module-table -->` in the notebook becomes the table of the numbered notebooks
+(`nbs/NN*.ipynb`): each one's title and summary (its first cell) and its `#| default_exp` module, so the table
+lists every library notebook and cannot go stale. The docs build expands the same line the same way.
+
 Figures: a code cell with `#| readme-image: images/x.png` (a path relative to nbs/) is shown in the
 README as that committed PNG instead of its outputs; `--figures` executes those cells (their code
 alone, with the Agg backend) and saves the figure their last expression returns to that path.
@@ -72,6 +76,37 @@ def _outputs(cell) -> list[str]:
         else: continue
         if text.strip(): res.append('```\n' + text.strip('\n') + '\n```')
     return res
+
+
+MODULE_TABLE = '<!-- module-table -->'
+
+
+def library_notebooks(nbs: Path = ROOT / 'nbs') -> list[tuple[str, str, str, str | None]]:
+    "(notebook stem, title, summary, default_exp module) of every numbered notebook, in file order."
+    res = []
+    for p in sorted(Path(nbs).glob('[0-9]*.ipynb')):
+        nb = nbformat.read(p, as_version=4)
+        first = nb.cells[0].source if nb.cells else ''
+        title = next((l[2:].strip() for l in first.splitlines() if l.startswith('# ')), p.stem)
+        summary = ' '.join(l.lstrip('>').strip() for l in first.splitlines() if l.startswith('>'))
+        mod = next((m.group(1) for c in nb.cells if c.cell_type == 'code'
+                    for m in [re.search(r'^\s*#\|\s*default_exp\s+(\S+)', c.source, flags=re.MULTILINE)] if m), None)
+        res.append((p.stem, title, summary, mod))
+    return res
+
+
+def module_table(nbs: Path = ROOT / 'nbs') -> str:
+    "The markdown table of the numbered notebooks: notebook, module, title and summary."
+    rows = ['| notebook | module | what it holds |', '|---|---|---|']
+    for stem, title, summary, mod in library_notebooks(nbs):
+        what = f"**{title}**" + (f": {summary}" if summary else '')
+        rows.append(f"| `{stem}` | {f'`lstm_pfd.{mod}`' if mod else '-'} | {what.replace('|', '/')} |")
+    return '\n'.join(rows)
+
+
+def expand_module_table(md: str, nbs: Path = ROOT / 'nbs') -> str:
+    "`md` with the `MODULE_TABLE` marker line replaced by `module_table(nbs)`."
+    return md.replace(MODULE_TABLE, module_table(nbs)) if MODULE_TABLE in md else md
 
 
 IMAGE_KEY = 'readme-image'
@@ -141,7 +176,7 @@ def render(index: Path = INDEX) -> str:
             heads = re.findall(r'^#+\s+(.+?)\s*$', cell.source, flags=re.MULTILINE)
             if heads: alt = heads[-1]
             if i == 0 and cell.source.lstrip().startswith('# '): blocks += _title(cell.source)
-            elif cell.source.strip(): blocks.append(_page_links(cell.source.strip(), Path(index).parent))
+            elif cell.source.strip(): blocks.append(_page_links(expand_module_table(cell.source.strip(), Path(index).parent), Path(index).parent))
         elif cell.cell_type == 'code':
             dirs, code = split_directives(cell.source)
             if _hidden(dirs) or not code.strip(): continue
