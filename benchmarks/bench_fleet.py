@@ -6,21 +6,20 @@ Run (CPU, 2 processes of 1 thread each; resumable: finished runs are skipped):
 Tables and figures of the finished runs only (no training):
     python benchmarks/bench_fleet.py --root nbs/tutorials/fleet_runs --summary --figures nbs/images
 
-Each (track, model, seed) is trained on the track's `train` split (`val` for early stopping of the networks),
-then evaluated on the track's `test` split: clean, and noisy at every SNR of the file's stored copies (`iid`) or at
-`SHIFT_SNR` (5 dB; the networks on the other tracks, whose noisy copies are derived on read with the same recipe;
-the feature baselines are scored clean there, to fit the benchmark into the CPU time available). One run folder per run,
-`<root>/<track>-<model>-s<seed>-<hash>/`, in the format of `lstm_pfd.experiments` (`run.json` with the flattened
-headline metrics, `metrics.json` with per-condition summaries, per-class recall, confusion matrices and the
-predicted class of every test record, `history.json`), so `experiments.runs(root)` and
-`experiments.leaderboard(df, by=['model', 'track'])` read them. Only metrics are written under --root;
-network checkpoints (for resuming an interrupted run) go to --scratch.
+A thin caller of `lstm_pfd.experiments`: each (track, model, seed) is one `ExperimentConfig` (`experiment`) run by
+`run_experiment` into its run folder under --root (`runs(root)` and `leaderboard(df, by=['model', 'track'])` read
+them; a finished run is skipped, an interrupted one resumes). Each is trained on the track's `train` split (`val` for
+early stopping of the networks), then evaluated on the track's `test` split: clean, and noisy at every SNR of the
+file's stored copies (`iid`) or at `SHIFT_SNR` (5 dB; the networks on the other tracks, whose noisy copies are
+derived on read with the same recipe; the feature baselines are scored clean there, to fit the benchmark into the
+CPU time available). Network checkpoints (for resuming an interrupted run) are removed from a finished run folder,
+so --root holds metrics only.
 
-Models: the registry's networks (`compact`, `cnn1d`, ...: `lstm_pfd.train.fit`, noise augmentation (0-30 dB,
-p=0.5), Adam, early stopping on the validation loss), `classical` (`train.ClassicalBaseline`) and
-`order_spectrum` (`train.OrderSpectrumBaseline`, order-normalised spectra + catalogue band energies). The two
-feature baselines cache the features of each record per condition under --scratch, so seeds and tracks that
-share records compute them once.
+Models: the registry's networks (`compact`, `cnn1d`, ...: noise augmentation (0-30 dB, p=0.5), Adam, early stopping
+on the validation loss), and the feature baselines of `lstm_pfd.train.BASELINES`: `classical` and `order_spectrum`
+(order-normalised spectra + catalogue band energies). Their features are cached per record and condition under
+--scratch by `FeatureCache`, the explicit `feature_cache` hook of `run_experiment`, so seeds and tracks that share
+records compute them once.
 """
 import argparse
 import contextlib
@@ -30,16 +29,16 @@ import hashlib
 import json
 import logging
 import multiprocessing as mp
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from lstm_pfd.config import SPLITS, TRACKS   # the track and split names, one place
+from lstm_pfd.utils import atomic_write
+
 log = logging.getLogger('bench_fleet')
 
-from lstm_pfd.config import SPLITS, TRACKS   # the track and split names, one place
 FEATURE_MODELS = ('classical', 'order_spectrum')
 NOT_RUN = {'cnn_lstm': 'too slow on a 2-core CPU in the time available (GPU-scale model)',
            'resnet18': 'too slow on a 2-core CPU in the time available (GPU-scale model)',
@@ -47,38 +46,34 @@ NOT_RUN = {'cnn_lstm': 'too slow on a 2-core CPU in the time available (GPU-scal
 FOREST_TREES = 100   # trees of the feature baselines' random forests in this benchmark
 TRAIN = {'epochs': 15, 'patience': 3, 'lr': 1e-3, 'batch_size': 64, 'optimizer': 'adam',
          'augment_snr_db': [0.0, 30.0], 'augment_p': 0.5, 'threads': 1, 'device': 'cpu'}
-
-
-def _now(): return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-
-
-def _write_json(path: Path, obj, indent=1):
-    from lstm_pfd.utils import atomic_write, strict_json
-    with atomic_write(path, overwrite=True) as tmp: tmp.write_text(strict_json(obj, indent=indent) + '\n')
-
-
-# ---------------------------------------------------------------- data access (the dataset's track API)
-def snr_levels(ds) -> list[float]:
-    "The SNR levels (dB) of the file's noisy test copies."
-    a = ds.file.attrs
-    return [float(v) for v in a.get('snr_db', [])]
-
-
 SHIFT_SNR = (5.0,)   # SNR levels (dB) evaluated on the shift tracks, whose noisy copies are derived on read
 
 
-def conditions(ds, track: str = 'iid', model: str | None = None, shift_snr=SHIFT_SNR) -> dict:
-    "`{'clean': None, 'snr20': 20.0, ...}`: every stored SNR copy for `iid`; `shift_snr` for the networks on the other tracks."
+# ---------------------------------------------------------------- the experiments
+def snr_levels(ds) -> list[float]:
+    "The SNR levels (dB) of the file's noisy test copies."
+    return [float(v) for v in ds.file.attrs.get('snr_db', [])]
+
+
+def conditions(ds, track: str = 'iid', model: str | None = None, shift_snr=SHIFT_SNR) -> list[str]:
+    "`['clean', 'snr20', ...]`: every stored SNR copy for `iid`; `shift_snr` for the networks on the other tracks."
     levels = snr_levels(ds) if track == 'iid' else [] if model in FEATURE_MODELS else [float(v) for v in shift_snr]
-    return {'clean': None, **{f'snr{v:g}': v for v in levels}}
+    return ['clean'] + [f'snr{v:g}' for v in levels]
 
 
-def track_windows(ds, split: str, track: str, snr_db=None):
-    "The windows of `split` of `track` (at `snr_db` for the test copies)."
-    return ds.windows(split, track=track, snr_db=snr_db)
+def experiment(ds, track: str, model: str, seed: int, train: dict):
+    "The `ExperimentConfig` of one (track, model, seed) on the dataset file `ds`."
+    from lstm_pfd.experiments import ExperimentConfig
+    is_net = model not in FEATURE_MODELS
+    return ExperimentConfig.from_dict({
+        'name': 'fleet', 'tags': ['fleet', track],
+        'data': {'path': str(Path(ds.path).resolve()), 'track': track},
+        'model': {'name': model, 'kwargs': {} if is_net else {'n_estimators': FOREST_TREES}},
+        'train': {**train, 'seed': seed} if is_net else {'seed': seed, 'threads': 1, 'device': 'cpu'},
+        'eval': {'conditions': conditions(ds, track, model), 'levels': ['window', 'record'], 'xai_methods': []}})
 
 
-# ---------------------------------------------------------------- run identity
+# ---------------------------------------------------------------- feature cache of the feature baselines
 def dataset_id(ds) -> str:
     "A digest of the records' checksums: the feature cache of one file is never used for another."
     h = hashlib.sha256()
@@ -86,44 +81,6 @@ def dataset_id(ds) -> str:
     return h.hexdigest()[:16]
 
 
-def run_spec(ds, track: str, model: str, seed: int, train: dict) -> dict:
-    "The resolved configuration of one run (flattened by `experiments.runs` into columns)."
-    is_net = model not in FEATURE_MODELS
-    tr = dict(train, seed=seed) if is_net else {'seed': seed, 'n_estimators': FOREST_TREES, 'threads': 1, 'device': 'cpu'}
-    return {'name': 'fleet', 'tags': ['fleet', track],
-            'data': {'path': str(Path(ds.path).name), 'config_hash': ds.config_hash, 'track': track, 'normalize': None},
-            'model': {'name': model, 'kwargs': {}}, 'train': tr,
-            'eval': {'conditions': list(conditions(ds, track, model)), 'levels': ['window', 'record']}}
-
-
-def spec_hash(spec: dict) -> str:
-    d = {k: v for k, v in spec.items() if k not in ('name', 'tags')}
-    d['train'] = {k: v for k, v in d['train'].items() if k not in ('threads', 'device')}
-    d['data'] = {k: v for k, v in d['data'].items() if k != 'path'}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_dir(root: Path, spec: dict) -> Path:
-    return Path(root) / f"{spec['data']['track']}-{spec['model']['name']}-s{spec['train']['seed']}-{spec_hash(spec)}"
-
-
-def is_done(d: Path) -> bool:
-    p = d / 'run.json'
-    return p.exists() and json.loads(p.read_text()).get('status') == 'done'
-
-
-def is_running_elsewhere(d: Path) -> bool:
-    "True when another live process on this host is running the run in `d`."
-    p = d / 'run.json'
-    if not p.exists(): return False
-    r = json.loads(p.read_text())
-    pid = r.get('pid')
-    if r.get('status') != 'running' or not pid or pid == os.getpid() or r.get('environment', {}).get('host') != platform.node(): return False
-    try: os.kill(pid, 0); return True
-    except OSError: return False
-
-
-# ---------------------------------------------------------------- feature cache of the feature baselines
 @contextlib.contextmanager
 def _locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +112,7 @@ def cached_features(cache: Path, kind: str, cond: str, wds, featurize):
             F, _, r = featurize(_subset(wds, missing))
             F = F.reshape(len(missing), W, -1)
             store.update({k: F[i] for i, k in enumerate(keys[missing])})
-            tmp = path.with_name(f'.{path.stem}.{os.getpid()}.npz')
-            np.savez(tmp, **store); os.replace(tmp, path)
+            with atomic_write(path, overwrite=True) as tmp, open(tmp, 'wb') as f: np.savez(f, **store)
         F = np.concatenate([store[k] for k in keys])
     return F, np.asarray(wds.labels, np.int64), np.asarray(wds.record_ids, np.int64)
 
@@ -168,103 +124,30 @@ def feature_code_id() -> str:
     return hashlib.sha256(inspect.getsource(lstm_pfd.train).encode()).hexdigest()[:12]
 
 
-def feature_model(kind: str, seed: int, cache: Path):
-    from lstm_pfd.train import ClassicalBaseline, OrderSpectrumBaseline
-    cache = cache / feature_code_id()
-    cls = ClassicalBaseline if kind == 'classical' else OrderSpectrumBaseline
-    m = cls(seed=seed, n_jobs=1, n_estimators=FOREST_TREES)
-    raw = m.features
-    m._cond = 'clean'              # the training records' clean features (the cache is keyed by record and condition)
-    m.features = lambda d: cached_features(cache, kind, m._cond, d, raw)
-    return m
+class FeatureCache:
+    "The `feature_cache` hook of `run_experiment`: features per record and condition in `<scratch>/features/<data>/<code>/`."
+    def __init__(self, scratch, data_id: str): self.root = Path(scratch) / 'features' / data_id / feature_code_id()
+
+    def __call__(self, name: str, condition: str, windows, featurize):
+        kind = {'ClassicalBaseline': 'classical', 'OrderSpectrumBaseline': 'order_spectrum'}.get(name, name)
+        return cached_features(self.root, kind, condition, windows, featurize)
 
 
 # ---------------------------------------------------------------- one run
-def _metrics(ev) -> dict:
-    m = {'summary': ev.summary(), 'record_pred': ev.record_pred, 'record_ids': ev.records}
-    for level in ('window', 'record'):
-        m[level] = {'per_class_recall': ev.per_class_recall(level), 'confusion': ev.confusion_matrix(level)}
-    return m
-
-
-def _environment():
-    import torch, lstm_pfd
-    return {'lstm_pfd': lstm_pfd.__version__, 'torch': torch.__version__, 'numpy': np.__version__,
-            'python': platform.python_version(), 'machine': platform.machine(), 'cpu_count': os.cpu_count(),
-            'device': 'cpu', 'threads': 1, 'host': platform.node()}
-
-
-def _train_net(spec, tr, va, scratch: Path, d: Path):
-    from lstm_pfd.models import count_parameters, create_model
-    from lstm_pfd.train import NoiseAugment, fit
-    t = spec['train']
-    model = create_model(spec['model']['name'], n_classes=len(tr.class_names), seed=t['seed'])
-    ckpt = scratch / 'checkpoints' / f'{d.name}.pt'; ckpt.parent.mkdir(parents=True, exist_ok=True)
-    res = fit(model, tr, va, epochs=t['epochs'], lr=t['lr'], batch_size=t['batch_size'], optimizer=t['optimizer'],
-              patience=t['patience'], seed=t['seed'], augment=NoiseAugment(tuple(t['augment_snr_db']), t['augment_p']),
-              checkpoint_path=ckpt, resume_from=ckpt if ckpt.exists() else None, progress=False, num_threads=1)
-    extra = {'epochs': len(res.history), 'best_epoch': res.best_epoch, 'stopped_early': res.stopped_early,
-             'params': count_parameters(res.model), 'train_seconds': res.train_seconds}
-    return res.model, res.history, extra
-
-
-def _train_and_evaluate(ds, spec, d, data, scratch, rec) -> tuple[dict, list, dict, dict]:
-    from lstm_pfd.train import evaluate
-    track, model, seed = spec['data']['track'], spec['model']['name'], spec['train']['seed']
-    t0 = time.perf_counter()
-    tr, va = track_windows(ds, 'train', track), track_windows(ds, 'val', track)
-    rec['dataset'] = {'path': Path(data).name, 'config_hash': ds.config_hash, 'track': track,
-                      'records': {'train': len(tr.record_labels), 'val': len(va.record_labels)}}
-    if model in FEATURE_MODELS:
-        net = feature_model(model, seed, scratch / 'features' / dataset_id(ds))
-        net.fit(tr); history, extra = [], {}
-    else: net, history, extra = _train_net(spec, tr, va, scratch, d)
-    del tr, va
-    tm = {'train_seconds': time.perf_counter() - t0}
-    t1, out = time.perf_counter(), {'conditions': {}, 'class_names': None, 'records': None}
-    for cond, snr in conditions(ds, track, model).items():
-        te = track_windows(ds, 'test', track, snr)
-        if model in FEATURE_MODELS:           # iid reads the stored noisy copies, the other tracks derive them on read
-            net._cond = cond if snr is None or track == 'iid' else f'{cond}-derived'; ev = net.evaluate(te)
-        else: ev = evaluate(net, te)
-        out['class_names'] = ev.class_names
-        if out['records'] is None: out['records'] = {'record_ids': ev.records, 'labels': ev.record_labels}
-        elif not np.array_equal(out['records']['record_ids'], ev.records):
-            raise RuntimeError(f"{track}: the test records at {cond} differ from the clean ones")
-        out['conditions'][cond] = _metrics(ev)
-        rec['dataset']['records']['test'] = len(ev.records)
-    tm['eval_seconds'] = time.perf_counter() - t1
-    tm['wall_seconds'] = time.perf_counter() - t0
-    return out, history, extra, tm
-
-
 def run_one(data: str, root: str, scratch: str, track: str, model: str, seed: int, train: dict) -> str:
-    "Train and evaluate one (track, model, seed); returns a line about it (skipped when done or running elsewhere)."
+    "Train and evaluate one (track, model, seed) with `run_experiment`; returns a line about it (skipped when done)."
     import torch
     from lstm_pfd.data import open_dataset
+    from lstm_pfd.experiments import run_experiment, run_id, run_status
     torch.set_num_threads(1)
-    root, scratch = Path(root), Path(scratch)
-    with open_dataset(data) as ds:
-        spec = run_spec(ds, track, model, seed, train)
-        d = run_dir(root, spec)
-        if is_done(d): return f'{d.name}: done before, skipped'
-        if is_running_elsewhere(d): return f'{d.name}: running in another process, skipped'
-        d.mkdir(parents=True, exist_ok=True)
-        rec = {'run_id': d.name, 'name': spec['name'], 'tags': spec['tags'], 'config_hash': spec_hash(spec), 'config': spec,
-               'status': 'running', 'started': _now(), 'pid': os.getpid(), 'environment': _environment()}
-        _write_json(d / 'run.json', rec)
-        try: out, history, extra, tm = _train_and_evaluate(ds, spec, d, data, scratch, rec)
-        except BaseException as e:
-            rec.update(status='interrupted' if isinstance(e, KeyboardInterrupt) else 'failed', error=repr(e), finished=_now())
-            _write_json(d / 'run.json', rec); raise
-    _write_json(d / 'metrics.json', out, indent=None)
-    _write_json(d / 'history.json', history)
-    rec.update(status='done', finished=_now(), timings=tm, **{k: extra.get(k) for k in ('epochs', 'best_epoch', 'params', 'stopped_early')},
-               metrics={f'{c}.{k}': v for c, m in out['conditions'].items() for k, v in m['summary'].items()
-                        if k in ('window_acc', 'record_acc', 'macro_f1', 'window_macro_f1')})
-    _write_json(d / 'run.json', rec)
-    s = out['conditions']['clean']['summary']
-    return f"{d.name}: record_acc {s['record_acc']:.4f}, window_acc {s['window_acc']:.4f} in {tm['wall_seconds']:.0f} s"
+    with open_dataset(data) as ds: cfg, cache = experiment(ds, track, model, seed, train), FeatureCache(scratch, dataset_id(ds))
+    d = Path(root) / run_id(cfg)
+    if run_status(d) == 'done': return f'{d.name}: done before, skipped'
+    t0 = time.perf_counter()
+    d = run_experiment(cfg, root, feature_cache=cache)
+    (d / 'checkpoint.pt').unlink(missing_ok=True)          # --root keeps metrics only
+    rec = json.loads((d / 'run.json').read_text())['metrics']
+    return f"{d.name}: record_acc {rec['clean.record_acc']:.4f}, window_acc {rec['clean.window_acc']:.4f} in {time.perf_counter() - t0:.0f} s"
 
 
 def _task(args):
@@ -289,8 +172,10 @@ def sweep(data, root, scratch, tracks, models, seeds, *, workers=2, stop_at=None
     "Run every planned run not done yet on `workers` processes; no new run starts after `stop_at` (HH:MM UTC)."
     from lstm_pfd.data import open_dataset
     train, end = {**TRAIN, **(train or {})}, _deadline(stop_at)
+    from lstm_pfd.experiments import run_id, run_status
     with open_dataset(data) as ds:
-        todo = [(t, m, s) for t, m, s in plan(tracks, models, seeds) if not is_done(run_dir(root, run_spec(ds, t, m, s, train)))]
+        todo = [(t, m, s) for t, m, s in plan(tracks, models, seeds)
+                if run_status(Path(root) / run_id(experiment(ds, t, m, s, train))) != 'done']
         if reverse: todo = todo[::-1]
     print(f"{len(plan(tracks, models, seeds))} runs planned, {len(todo)} to run on {workers} processes", flush=True)
     ctx, pending = mp.get_context('spawn'), []

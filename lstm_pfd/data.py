@@ -120,9 +120,9 @@ def _generate_task(cfg: DataConfig, labels, severities, seeds, snr_levels, machi
     machines = None
     if machine_ids is not None:
         ms = _fleet_of(cfg)
-        for i, lw in (laws or {}).items(): set_severity_laws(cfg, ms[i], lw)
         machines = [ms[int(i)] for i in machine_ids]
-    X, meta = generate_batch(cfg, [int(l) for l in labels], [int(s) for s in severities], [int(s) for s in seeds], machines=machines)
+    X, meta = generate_batch(cfg, [int(l) for l in labels], [int(s) for s in severities], [int(s) for s in seeds], machines=machines,
+                             laws={int(i): lw for i, lw in laws.items()} if laws else None)   # the laws, passed explicitly
     snr = {}
     for level in snr_levels:
         Xn = add_snr_noise(X, level, seeds)
@@ -688,17 +688,20 @@ DatasetFile.conditions = _conditions
 # %% ../nbs/03_data.ipynb #fcf78ae0
 import json
 from .fleet import Machine, fleet
-from .signals import set_severity_laws, severity_laws
+from .signals import severity_laws
 
 TRACK_FRACTIONS = dict(machines_test=0.25, machines_val=0.15, conditions_train=0.6, val_of_train_side=0.25)
 
 # %% ../nbs/03_data.ipynb #16d35dea
 _FLEETS: dict = {}
+_MAX_FLEETS = 4   # fleets kept per process (one per data config built from); the oldest is dropped first
 
 def _fleet_of(cfg: DataConfig) -> list[Machine]:
-    "The machines of `cfg.fleet` (cached per config hash: workers draw them once)."
+    "The machines of `cfg.fleet` (cached per config hash, at most `_MAX_FLEETS`: workers draw them once per build)."
     key = cfg.hash()
-    if key not in _FLEETS: _FLEETS[key] = fleet(cfg)
+    if key not in _FLEETS:
+        if len(_FLEETS) >= _MAX_FLEETS: _FLEETS.pop(next(iter(_FLEETS)))
+        _FLEETS[key] = fleet(cfg)
     return _FLEETS[key]
 
 def _laws_task(cfg: DataConfig, i: int) -> dict:

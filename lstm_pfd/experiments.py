@@ -75,7 +75,7 @@ class ExperimentDataConfig(BaseConfig):
 # %% ../nbs/12_experiments.ipynb #b69193c3
 @dataclass
 class ModelSpec(BaseConfig):
-    "A registry model: `name` in `lstm_pfd.models.MODELS` and keyword arguments of its constructor."
+    "A model: `name` in `lstm_pfd.models.MODELS` or a feature baseline of `lstm_pfd.train.BASELINES`, and keyword arguments of its constructor."
     name: str = 'compact'  # registry model name (`models.MODELS`)
     kwargs: StrDict = field(default_factory=dict)  # the model's constructor arguments (not `n_classes`: it comes from the data)
 
@@ -83,11 +83,13 @@ class ModelSpec(BaseConfig):
 
     def validate(self, _path: str = ''):
         super().validate(_path)
-        from lstm_pfd.models import MODELS   # imported when validated: importing this module needs no torch
-        if self.name not in MODELS:
-            close = difflib.get_close_matches(self.name, list(MODELS), n=1)
-            raise ConfigError(f"{_path}name", self.name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {sorted(MODELS)}")
-        params = [p for p in inspect.signature(MODELS[self.name].__init__).parameters if p not in ('self', 'n_classes')]
+        from lstm_pfd.models import MODELS     # imported when validated: importing this module needs no torch
+        from lstm_pfd.train import BASELINES   # the feature baselines run as experiments too
+        known = {**MODELS, **BASELINES}
+        if self.name not in known:
+            close = difflib.get_close_matches(self.name, list(known), n=1)
+            raise ConfigError(f"{_path}name", self.name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {sorted(known)}")
+        params = [p for p in inspect.signature(known[self.name].__init__).parameters if p not in ('self', 'n_classes', 'seed')]
         for k, v in self.kwargs.items():
             if k not in params:
                 raise ConfigError(f"{_path}kwargs.{k}", v, f"a keyword of {self.name}: {params} (n_classes comes from the data)")
@@ -315,11 +317,28 @@ def run_status(run_dir, # a run folder
     p = Path(run_dir) / 'run.json'
     return _read_json(p).get('status') if p.exists() else None
 
+# %% ../nbs/12_experiments.ipynb #6848a40f
+def _features(feature_cache, model, condition, windows):
+    "`model.features(windows)` through the caller's `feature_cache(name, condition, windows, featurize)` hook, if any."
+    if feature_cache is None: return None
+    return feature_cache(type(model).__name__, condition, windows, model.features)
+
+# %% ../nbs/12_experiments.ipynb #2732189a
+def _fit_baseline(cfg, tr, feature_cache=None):
+    "A feature baseline of `train.BASELINES` fitted on the training windows; the result looks like `fit`'s."
+    from types import SimpleNamespace
+    from lstm_pfd.train import BASELINES
+    t0 = time.perf_counter()
+    m = BASELINES[cfg.model.name](seed=cfg.train.seed, **cfg.model.kwargs)
+    m.fit(tr, features=_features(feature_cache, m, 'clean', tr))
+    return SimpleNamespace(model=m, history=[], best_epoch=None, stopped_early=False, train_seconds=time.perf_counter() - t0)
+
 # %% ../nbs/12_experiments.ipynb #6921699b
-def _train(cfg, tr, va, run_dir, config_hash, progress):
+def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None):
     from lstm_pfd.models import create_model
-    from lstm_pfd.train import fit, NoiseAugment
+    from lstm_pfd.train import BASELINES, fit, NoiseAugment
     t = cfg.train
+    if cfg.model.name in BASELINES: return _fit_baseline(cfg, tr, feature_cache), False
     model = create_model(cfg.model.name, n_classes=len(tr.class_names), seed=t.seed, **cfg.model.kwargs)
     ckpt = run_dir / 'checkpoint.pt'
     resume = ckpt if ckpt.exists() else None
@@ -331,11 +350,13 @@ def _train(cfg, tr, va, run_dir, config_hash, progress):
                config_hash=config_hash, num_threads=t.threads), resume is not None
 
 # %% ../nbs/12_experiments.ipynb #5be97d96
-def _evaluate(model, ds, cfg, normalize) -> dict:
+def _evaluate(model, ds, cfg, normalize, feature_cache=None) -> dict:
     from lstm_pfd.train import evaluate
     out = {'conditions': {}, 'class_names': None, 'records': None}
     for cond, where in _condition_splits(ds, cfg.eval.conditions, _track(ds, cfg)).items():
-        ev = evaluate(model, ds.windows(**where, normalize=normalize), batch_size=cfg.eval.batch_size, device=cfg.train.device)
+        w = ds.windows(**where, normalize=normalize)
+        if hasattr(model, 'parameters'): ev = evaluate(model, w, batch_size=cfg.eval.batch_size, device=cfg.train.device)
+        else: ev = model.evaluate(w, features=_features(feature_cache, model, cond, w))   # a feature baseline
         out['class_names'] = ev.class_names
         out['records'] = {'record_ids': ev.records, 'labels': ev.record_labels}
         m = {'summary': ev.summary(), 'record_pred': ev.record_pred}
@@ -354,7 +375,7 @@ def _headline(metrics: dict) -> dict:
 def _xai_summary(model, ds, cfg, normalize) -> list[dict]:
     from lstm_pfd.xai import explain, frequency_attribution, band_alignment, deletion_insertion
     n = cfg.eval.xai_records
-    if not cfg.eval.xai_methods or n == 0: return []
+    if not cfg.eval.xai_methods or n == 0 or not hasattr(model, 'parameters'): return []   # feature baselines: no attributions
     tr = _track(ds, cfg)
     test = ds.table('test', track=tr) if tr else ds['test']
     wds = ds.windows('test', normalize=normalize, track=tr)
@@ -390,7 +411,8 @@ def _plot_history(ax, history, label=''):
     ep = [h['epoch'] for h in history]
     for key, style in (('train_loss', '--'), ('val_loss', '-')):
         if history and key in history[0]: ax.plot(ep, [h[key] for h in history], style, label=f"{label} {key}".strip())
-    ax.set_xlabel('epoch'); ax.set_ylabel('loss'); ax.legend(fontsize=7)
+    ax.set_xlabel('epoch'); ax.set_ylabel('loss')
+    if history: ax.legend(fontsize=7)   # a feature baseline has no epochs
 
 # %% ../nbs/12_experiments.ipynb #666e6a8e
 def _plot_confusion(ax, cm, names, title=''):
@@ -407,6 +429,7 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
                    overrides:dict | None=None, # dotted overrides, e.g. `{'train.epochs': 3}`
                    progress:bool=False, # show progress bars
                    mlflow:str | None=None, # MLflow tracking URI to mirror the finished run to; None: none
+                   feature_cache=None, # feature baselines: `feature_cache(name, condition, windows, featurize) -> (features, labels, record_ids)`; None: computed
                   )->Path:
     "Run experiment `cfg` into `<root>/<run_id>` (skipped if done, resumed if interrupted); returns the run folder."
     from lstm_pfd.data import open_dataset
@@ -421,7 +444,7 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
     _write_json(run_dir / 'run.json', rec)
     t0 = time.perf_counter()
     try:
-        rec.update(_run_steps(cfg, root, run_dir, progress, open_dataset))
+        rec.update(_run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache))
         rec.update(status='done', finished=_now())
         rec['timings']['wall_seconds'] = time.perf_counter() - t0
     except BaseException as e:
@@ -433,7 +456,7 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
     return run_dir
 
 # %% ../nbs/12_experiments.ipynb #f3268e88
-def _run_steps(cfg, root, run_dir, progress, open_dataset) -> dict:
+def _run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache=None) -> dict:
     import torch
     from lstm_pfd.models import count_parameters
     path = prepare_data(cfg, root, progress=progress)
@@ -444,18 +467,19 @@ def _run_steps(cfg, root, run_dir, progress, open_dataset) -> dict:
         out['dataset'] = {'path': str(path.resolve()), 'config_hash': ds.config_hash, 'test_checksum': _test_checksum(ds),
                           'track': cfg.data.track, 'records': {s: len(ds[s]) for s in ds.splits}}
         t = time.perf_counter()
-        res, resumed = _train(cfg, ds.windows('train', normalize=norm, track=tr), ds.windows('val', normalize=norm, track=tr), run_dir, ds.config_hash, progress)
+        res, resumed = _train(cfg, ds.windows('train', normalize=norm, track=tr), ds.windows('val', normalize=norm, track=tr), run_dir, ds.config_hash,
+                              progress, feature_cache)
         tm['train_seconds'], tm['fit_seconds_this_session'] = res.train_seconds, time.perf_counter() - t
         _write_json(run_dir / 'history.json', res.history)
         t = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
-            metrics = _evaluate(res.model, ds, cfg, norm); tm['eval_seconds'] = time.perf_counter() - t
+            metrics = _evaluate(res.model, ds, cfg, norm, feature_cache); tm['eval_seconds'] = time.perf_counter() - t
             t = time.perf_counter(); xai = _xai_summary(res.model, ds, cfg, norm); tm['xai_seconds'] = time.perf_counter() - t
     _write_json(run_dir / 'metrics.json', metrics)
     _write_json(run_dir / 'xai.json', xai)
     _figures(run_dir, res.history, metrics)
     out.update(timings=tm, resumed=resumed, metrics=_headline(metrics), epochs=len(res.history), best_epoch=res.best_epoch,
-               stopped_early=res.stopped_early, params=count_parameters(res.model))
+               stopped_early=res.stopped_early, params=count_parameters(res.model) if hasattr(res.model, 'parameters') else None)
     return out
 
 # %% ../nbs/12_experiments.ipynb #5111e05d
@@ -626,14 +650,14 @@ class SweepConfig(BaseConfig):
                 for combo in itertools.product(*(self.grid[k] for k in keys)) for s in self.seeds]
 
 # %% ../nbs/12_experiments.ipynb #35fe1ec8
-def _run_many(cfg_dicts: list, root: str) -> list[str]:
+def _run_many(cfg_dicts: list, root: str, feature_cache=None) -> list[str]:
     "Worker entry point: run experiments (given as plain dicts) one after the other; return their run ids."
     import torch
     out = []
     for d in cfg_dicts:
         cfg = ExperimentConfig.from_dict(d)
         if cfg.train.threads: torch.set_num_threads(cfg.train.threads)
-        out.append(run_experiment(cfg, root).name)
+        out.append(run_experiment(cfg, root, feature_cache=feature_cache).name)
     return out
 
 # %% ../nbs/12_experiments.ipynb #7eab631a
@@ -687,6 +711,7 @@ def run_sweep(sweep, # a sweep (anything `load_sweep` accepts)
               slurm:dict | None=None, # submitit parameters for 'slurm' (`cluster` included)
               per_task:int | None=None, # experiments per task; default: 1 on Slurm, else spread evenly over the workers
               overrides:dict | None=None, # dotted overrides of the base experiment
+              feature_cache=None, # feature baselines' cache hook (see `run_experiment`); must pickle for process executors
              )->pd.DataFrame:
     "Run every experiment of `sweep` not yet done under `root` on `executor`; returns run_id, action ('ran'/'skipped'), path."
     if executor not in EXECUTORS: raise ValueError(f"executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}")
@@ -699,7 +724,7 @@ def run_sweep(sweep, # a sweep (anything `load_sweep` accepts)
     if todo:
         k = per_task or (1 if executor == 'slurm' else math.ceil(len(todo) / workers))
         items = [c.to_dict() for c in todo.values()]
-        tasks = [(items[i:i + k], str(root)) for i in range(0, len(items), k)]
+        tasks = [(items[i:i + k], str(root), feature_cache) for i in range(0, len(items), k)]
         EXECUTORS[executor](_run_many, tasks, workers=workers, address=address, slurm=slurm, folder=root / '_submitit')
     return pd.DataFrame([{'run_id': r, 'action': 'ran' if r in todo else 'skipped', 'status': run_status(root / r),
                           'path': str(root / r)} for r in runs_])

@@ -24,8 +24,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'TRANSIENTS', 'NOISE_LAYERS', 'AMPLITUDES', 'MIX_WEIGHT', 'CAVITATION_RATE_PER_S', 'FRICTION_RATE_PER_S',
            'STICK', 'META_COLUMNS', 'RENDERERS', 'CALIBRATION_RENDERS', 'empty_meta', 'record_seed', 'RecordState',
-           'register_atom', 'severity_laws', 'set_severity_laws', 'generate', 'generate_batch', 'benchmark',
-           'format_benchmark']
+           'register_atom', 'severity_laws', 'generate', 'generate_batch', 'benchmark', 'format_benchmark']
 
 # %% ../nbs/02_signals.ipynb #516a3e28
 TRANSIENTS = ('none', 'speed_ramp', 'load_step', 'thermal')   # codes of the `transient` meta column
@@ -268,6 +267,7 @@ class RecordState:
                 ):
         self.plan, self.cfg, self.w, self.x, self.parts = plan, plan.cfg, _work(plan), x, parts
         self.label, self.sev, self.seed = label, sev, seed
+        self.laws = plan.laws                     # severity laws (machines): the plan's unless `_record` is given others
         self.atoms = CATALOGUE[class_names()[label]].atoms
         self.weight = MIX_WEIGHT if len(self.atoms) > 1 else 1.0      # each atom's share in its class
         self.rng = np.random.default_rng(seed)
@@ -419,7 +419,7 @@ def _severity_state(r: RecordState):
     r.s1 = min(r.s0 + sv.evolution_delta, 1.0) if r.evolving else r.s0
     if r.unit and r.label: r.s0 = r.s1 = 1.0; r.evolving = False          # a calibration render: the unit fault component
     sev_c = r.s0 + (r.s1 - r.s0) * tc / T if r.evolving else np.full(1, float(r.s0))
-    law = r.plan.laws.get(r.label) if (r.plan.laws and not r.unit) else None
+    law = r.laws.get(r.label) if (r.laws and not r.unit) else None
     if law is not None: sev_c = law(sev_c)                   # a machine: s -> the physically calibrated multiplier
     speed2_c = (r.speed_c / r.plan.nominal_speed) ** 2
     r.envs = {'speed2': speed2_c, 'sev': sev_c, 'sev_speed2': sev_c * speed2_c, 'contact': sev_c * r.contact_c,
@@ -756,12 +756,13 @@ def _meta(r: RecordState) -> dict:
 
 # %% ../nbs/02_signals.ipynb #53adfb00
 def _record(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temperature_c, x: np.ndarray,
-            parts: dict | None = None, timer=None, unit: bool = False) -> dict:
-    "Generate one record into `x` (float32 [N]); return its meta as scalars. `timer(name)` is called after each stage."
-    if plan.machine is not None and plan.laws is None: _ensure_laws(plan)   # before this record touches the workspace
+            parts: dict | None = None, timer=None, unit: bool = False, laws: dict | None = None) -> dict:
+    """Generate one record into `x` (float32 [N]); return its meta as scalars. `timer(name)` is called after each stage.
+    `laws`: the machine's severity laws computed elsewhere (`severity_laws`); None: the plan's, computed once."""
+    if laws is None and plan.machine is not None and plan.laws is None: _ensure_laws(plan)   # before this record touches the workspace
     tick = timer or (lambda name: None)
     r = RecordState(plan, label, sev, seed, x, parts)
-    r.unit = unit
+    r.unit, r.laws = unit, (plan.laws if laws is None else laws)
     _draw_operating(r, speed_hz, load, temperature_c); _draw_transient(r)
     if unit: r.kind, r.t0, r.dur, r.f_start, r.f_end, r.load_end, r.temp_target = 0, 0.0, 0.0, r.f_mean, r.f_mean, r.load0, r.temp0
     r.split = r.machine is not None and r.kind != 1      # a speed ramp keeps the exact path (its tones sweep through H)
@@ -807,14 +808,6 @@ def severity_laws(cfg: DataConfig,  # the data config of the build
     if plan.machine is None: return {}
     if plan.laws is None: _ensure_laws(plan)
     return dict(plan.laws)
-
-def set_severity_laws(cfg: DataConfig,  # the data config of the build
-                      machine: Machine,  # the fleet machine the laws belong to
-                      laws: dict,  # label -> `fleet.SeverityLaw`, as returned by `severity_laws`
-                     ):
-    "Install laws computed elsewhere (`severity_laws` in another process: parallel builds compute each machine's once)."
-    plan = _plan(cfg, machine)
-    if plan.machine is not None and plan.laws is None: plan.laws = dict(laws)
 
 # %% ../nbs/02_signals.ipynb #6b66837f
 def _check_override(name, value, rng, unit, field):
@@ -896,6 +889,7 @@ def generate_batch(cfg: DataConfig,               # data config
                    out: np.ndarray | None = None, # float32 `[n, N]` array to write into; None: a new one
                    progress: bool = False,        # show a progress bar
                    machines=None,                 # fleet machines: None, one `Machine`, or one per record (None allowed)
+                   laws: dict | None = None,      # severity laws computed elsewhere: {machine id: `severity_laws(cfg, machine)`}; None: computed here
                   ):
     """Many records: `(X float32 [n, N], meta)` with `meta` typed columns (`META_COLUMNS`). Row i is bit-identical to
     `generate(cfg, faults[i], severity=severities[i], seed=seeds[i], machine=machines[i], ...)`. Overrides: None, a scalar
@@ -916,7 +910,8 @@ def generate_batch(cfg: DataConfig,               # data config
         it = tqdm(it, desc='generate', unit='rec')
     for i in it:
         label, sev, seed, s, l, t = args[i]
-        m = _record(plans[i], label, sev, seed, s, l, t, out[i])
+        mach = plans[i].machine
+        m = _record(plans[i], label, sev, seed, s, l, t, out[i], laws=laws.get(mach.id) if (laws and mach is not None) else None)
         meta['label'][i], meta['severity'][i], meta['seed'][i] = label, sev, seed
         for k, v in m.items(): meta[k][i] = v
     return out, meta

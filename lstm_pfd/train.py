@@ -31,7 +31,7 @@ from .models import ClassificationLoss, check_model_config, check_windows, model
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'OPTIMIZERS', 'ToneDataset', 'NoiseAugment', 'CheckpointMismatch', 'save_checkpoint',
+__all__ = ['CHECKPOINT_FORMAT', 'OPTIMIZERS', 'BASELINES', 'ToneDataset', 'NoiseAugment', 'CheckpointMismatch', 'save_checkpoint',
            'check_checkpoint', 'load_checkpoint', 'data_expectations', 'Callback', 'FitState', 'FitResult', 'fit',
            'predict', 'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs',
            'classical_features', 'ClassicalBaseline', 'order_edges', 'order_spectrum', 'order_features',
@@ -813,10 +813,10 @@ def _window_speeds(dataset, default):
     return None if default is None else np.full(len(dataset), float(default))
 
 # %% ../nbs/05_train.ipynb #bc6fe5aa
-def _feature_evaluation(baseline, clf, dataset) -> Evaluation:
+def _feature_evaluation(baseline, clf, dataset, features=None) -> Evaluation:
     "Record- and window-level `Evaluation` of a feature baseline whose fitted scikit-learn classifier is `clf`."
     if clf is None: raise RuntimeError("call fit(train_dataset) before evaluate")
-    Fx, y, r = baseline.features(dataset)
+    Fx, y, r = baseline.features(dataset) if features is None else features
     if y.max() >= baseline.n_classes: raise ValueError(f"labels reach {y.max()} but the baseline has n_classes={baseline.n_classes}")
     probs = np.zeros((len(y), baseline.n_classes), np.float32)
     probs[:, clf.classes_] = clf.predict_proba(Fx)
@@ -854,18 +854,18 @@ class ClassicalBaseline:
             ys.append(y.numpy()); rs.append(np.asarray(r))
         return np.concatenate(feats), np.concatenate(ys).astype(np.int64), np.concatenate(rs).astype(np.int64)
 
-    def fit(self, dataset):  # training windows
+    def fit(self, dataset, features=None):  # training windows; their `features(dataset)` if already computed (a cache)
         try: from sklearn.ensemble import RandomForestClassifier
         except ImportError as e: raise ImportError("the classical baseline needs scikit-learn: pip install 'lstm_pfd[ml]'") from e
-        Fx, y, _ = self.features(dataset)
+        Fx, y, _ = self.features(dataset) if features is None else features
         names = _dataset_info(dataset)['class_names']
         self.n_classes = self.n_classes or (len(names) if names is not None else int(y.max()) + 1)
         if y.max() >= self.n_classes: raise ValueError(f"labels reach {y.max()} but n_classes={self.n_classes}")
         self.rf = RandomForestClassifier(n_estimators=self.n_estimators, random_state=self.seed, n_jobs=self.n_jobs).fit(Fx, y)
         return self
 
-    def evaluate(self, dataset) -> Evaluation:  # windows to evaluate
-        return _feature_evaluation(self, self.rf, dataset)
+    def evaluate(self, dataset, features=None) -> Evaluation:  # windows to evaluate; their `features(dataset)` if already computed
+        return _feature_evaluation(self, self.rf, dataset, features)
 
 # %% ../nbs/05_train.ipynb #06822e21
 def order_edges(max_order: float = 20.0, # highest order of the last bin edge
@@ -963,18 +963,23 @@ class OrderSpectrumBaseline:
             return RandomForestClassifier(n_estimators=self.n_estimators, random_state=self.seed, n_jobs=self.n_jobs)
         return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed))
 
-    def fit(self, dataset # training windows
+    def fit(self, dataset, # training windows
+            features=None, # `features(dataset)` if already computed (a cache); None: computed here
            ):
-        Fx, y, _ = self.features(dataset)
+        Fx, y, _ = self.features(dataset) if features is None else features
         names = _dataset_info(dataset)['class_names']
         self.n_classes = self.n_classes or (len(names) if names is not None else int(y.max()) + 1)
         if y.max() >= self.n_classes: raise ValueError(f"labels reach {y.max()} but n_classes={self.n_classes}")
         self.clf = self._make().fit(Fx, y)
         return self
 
-    def evaluate(self, dataset # windows to evaluate
+    def evaluate(self, dataset, # windows to evaluate
+                 features=None, # `features(dataset)` if already computed (a cache); None: computed here
                 ) -> Evaluation:
-        return _feature_evaluation(self, self.clf, dataset)
+        return _feature_evaluation(self, self.clf, dataset, features)
+
+# %% ../nbs/05_train.ipynb #cb188633
+BASELINES = {'classical': ClassicalBaseline, 'order_spectrum': OrderSpectrumBaseline}   # feature baselines by name (not in `models.MODELS`: no torch module)
 
 # %% ../nbs/05_train.ipynb #e45b217f
 def train_throughput(model: nn.Module,               # the model to time (trained in place on random data: use a fresh one)

@@ -234,3 +234,17 @@ def test_run_identity_follows_the_data_file(data_file, tmp_path):
     import h5py
     with h5py.File(p, 'r+') as f: f.attrs['generator_version'] = 1   # as a file from an older generator
     assert run_id(exp) != before
+
+
+def test_a_feature_baseline_runs_as_an_experiment_through_the_feature_cache_hook(data_file, tmp_path):
+    calls = []
+    def cache(name, condition, windows, featurize):
+        calls.append((name, condition)); return featurize(windows)
+    exp = _quick(**{'data.preset': None, 'data.overrides': {}, 'data.path': str(data_file), 'model.name': 'classical',
+                    'model.kwargs': {'n_estimators': 20}})
+    a = run_experiment(exp, tmp_path / 'a', feature_cache=cache)
+    b = run_experiment(exp, tmp_path / 'b')                      # no hook: the baseline computes its own features
+    assert calls == [('ClassicalBaseline', 'clean')] * 2          # training windows, then the clean test windows
+    ra, rb = (json.loads((d / 'run.json').read_text()) for d in (a, b))
+    assert ra['status'] == rb['status'] == 'done' and ra['params'] is None and ra['metrics'] == rb['metrics']
+    with pytest.raises(ConfigError, match='model.kwargs.depth'): _quick(**{'model.name': 'classical', 'model.kwargs': {'depth': 3}})
