@@ -749,7 +749,8 @@ PRESETS = {
 }
 
 # %% ../nbs/00_config.ipynb #95cac71c
-def _budget(self: DataConfig, n_classes: int) -> dict:  # number of classes the data set will hold
+@patch
+def budget(self: DataConfig, n_classes: int) -> dict:  # number of classes the data set will hold
     "Sizes asked for with `n_classes` classes: samples per record, rows and float32 bytes of a file and of one batch."
     ds, n_sev = self.dataset, len(self.severity.names)
     samples = self.signal.fs * self.signal.duration_s                 # a float: finite even when absurd
@@ -759,9 +760,9 @@ def _budget(self: DataConfig, n_classes: int) -> dict:  # number of classes the 
     batch = min(ds.batch_size, n_classes * n_sev * per_slot)
     return dict(samples_per_record=samples, records=records, file_bytes=records * samples * 4,
                 batch_bytes=batch * samples * 4 * (1 + len(ds.snr_db)))
-DataConfig.budget = _budget
 
 # %% ../nbs/00_config.ipynb #02f9d278
+@patch
 def _budget_problems(self: DataConfig, n_classes: int):
     "Yield `(field, allowed)` for each size of `budget(n_classes)` over its limit."
     if not all(_pos(v) for v in (self.signal.fs, self.signal.duration_s)) or len(self.dataset.splits) != 3: return
@@ -779,11 +780,11 @@ def _budget_problems(self: DataConfig, n_classes: int):
         yield 'dataset.batch_size', (f"a generation batch of at most limits.max_batch_bytes = {lim.max_batch_bytes:,} bytes; "
                                      f"this asks for {b['batch_bytes']:,.0f} (lower dataset.batch_size or raise the limit)")
 
-def _check_budget(self: DataConfig, n_classes: int) -> DataConfig:  # number of classes the data set will hold
+@patch
+def check_budget(self: DataConfig, n_classes: int) -> DataConfig:  # number of classes the data set will hold
     "Raise `ConfigError` (size asked for and limit) if this config does not fit its `limits` with `n_classes` classes."
     for name, allowed in self._budget_problems(n_classes): raise ConfigError(name, _get_dotted(self, name), allowed)
     return self
-DataConfig._budget_problems, DataConfig.check_budget = _budget_problems, _check_budget
 
 # %% ../nbs/00_config.ipynb #84c9b948
 class StrDict(BaseConfig):

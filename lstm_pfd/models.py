@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from fastcore.basics import patch
 
 from . import physics
 from .config import DataConfig
@@ -538,8 +539,9 @@ class BandEnergyLoss(ClassificationLoss):
         return self._masks[L]
 
 # %% ../nbs/04_models.ipynb #7d3aed62
+@patch
 @torch.no_grad()
-def _prior_logits(self: BandEnergyLoss, x: torch.Tensor) -> torch.Tensor:  # windows, `[B, 1, L]` float32
+def prior_logits(self: BandEnergyLoss, x: torch.Tensor) -> torch.Tensor:  # windows, `[B, 1, L]` float32
     "Physics prior logits `[B, C]`: band-to-surroundings ratio (dB) / temperature; `healthy_db` for band-less classes."
     check_windows(x)
     L = x.shape[-1]
@@ -551,10 +553,9 @@ def _prior_logits(self: BandEnergyLoss, x: torch.Tensor) -> torch.Tensor:  # win
     ratio_db = torch.where(has.to(x.device), ratio_db, torch.full_like(ratio_db, self.healthy_db))
     return ratio_db / self.temperature
 
-BandEnergyLoss.prior_logits = _prior_logits
-
 # %% ../nbs/04_models.ipynb #974a9fe1
-def _penalty(self: BandEnergyLoss,
+@patch
+def penalty(self: BandEnergyLoss,
              logits, # model outputs, `[B, C]`
              x,      # windows, `[B, 1, L]` float32
             ):
@@ -566,10 +567,9 @@ def _penalty(self: BandEnergyLoss,
     logq = F.log_softmax(self.prior_logits(x), dim=1)
     return (logq.exp() * (logq - F.log_softmax(logits, dim=1))).sum(1).mean()
 
-BandEnergyLoss.penalty = _penalty
-
 # %% ../nbs/04_models.ipynb #eb0d2b83
-def _band_energy_forward(self: BandEnergyLoss,
+@patch
+def forward(self: BandEnergyLoss,
                          logits, # model outputs, `[B, C]`
                          y,      # integer labels, `[B]`
                          x=None, # the input windows, `[B, 1, L]` (the penalty needs them)
@@ -584,5 +584,3 @@ def _band_energy_forward(self: BandEnergyLoss,
         loss = ce
     self.last_terms = {'ce': float(ce.detach()), 'physics': float(pen.detach()), 'physics_weight': self.weight}
     return loss
-
-BandEnergyLoss.forward = _band_energy_forward

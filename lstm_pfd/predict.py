@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from fastcore.basics import patch
 
 from .utils import frame, record_vote, resample_ratio, softmax, window_starts
 from .utils import resample as _resample  # the one resampler (`resample` is a flag of `predict`)
@@ -156,8 +157,8 @@ class Predictor:
                 f"window {self.window_len} samples at {self.fs} Hz, {len(self.class_names)} classes)")
 
 # %% ../nbs/07a_predict.ipynb #4829aea9
-def _predict_windows(
-    self: Predictor,
+@patch
+def predict_windows(self: Predictor,
     windows: np.ndarray,  # float32 windows `[n, 1, L]` at the model's rate and length
     batch_size: int = 256,  # windows per onnxruntime call
 ) -> np.ndarray:
@@ -175,9 +176,9 @@ def _predict_windows(
         raise ValueError(f"{self.path.name}: the model's outputs are not finite for {int((~np.isfinite(out).all(1)).sum())} "
                          f"of {len(out)} windows (max |sample| {float(np.abs(windows).max()):.3g}); check the units and scale")
     return softmax(out)
-Predictor.predict_windows = _predict_windows
 
 # %% ../nbs/07a_predict.ipynb #1be78b29
+@patch
 def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool, hop: int | None = None) -> np.ndarray:
     "`x` at the model's rate: unchanged when the rates agree, resampled if asked for, else an error."
     if self.fs is None or math.isclose(fs, self.fs, rel_tol=1e-6): return x
@@ -195,17 +196,17 @@ def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool, hop: i
                           f"a record of {x.shape[0]} samples resampled from {fs:g} to {self.fs:g} Hz ({n_out} samples)")
     log.info("resampling %d samples from %g Hz to %g Hz (x%d/%d)", x.shape[0], fs, self.fs, ratio.numerator, ratio.denominator)
     return np.asarray(_resample(x, fs, self.fs), np.float32)
-Predictor._resampled = _resampled
 
 # %% ../nbs/07a_predict.ipynb #cnt00001
+@patch
 def _check_count(self: Predictor, n: int, what: str):
     "ValueError when `n` windows are over `self.max_windows`, naming the count, the limit and how to raise it."
     if n > self.max_windows:
         raise ValueError(f"x: {what} gives {n} windows, over max_windows = {self.max_windows}; use a larger hop, "
                          "a shorter record, or raise the limit with Predictor(..., max_windows=...)")
-Predictor._check_count = _check_count
 
 # %% ../nbs/07a_predict.ipynb #f724f59b
+@patch
 def _windows_of(self: Predictor, x, fs, hop, resample) -> np.ndarray:
     "Checked float32 windows `[n, 1, L]` (a view of a record when possible) of a record `[N]` or of windows `[n, L]` / `[n, 1, L]`."
     x = _as_samples(x)
@@ -228,11 +229,10 @@ def _windows_of(self: Predictor, x, fs, hop, resample) -> np.ndarray:
         raise ValueError(f"x: windows of length {x.shape[-1]}; this model needs L = {self.window_len} (pass a 1-D record to have it windowed)")
     self._check_count(x.shape[0], 'the windows sent')
     return x.reshape(x.shape[0], 1, -1)
-Predictor._windows_of = _windows_of
 
 # %% ../nbs/07a_predict.ipynb #62a31f47
-def _predict(
-    self: Predictor,
+@patch
+def predict(self: Predictor,
     x,  # one record `[N]`, or windows `[n, L]` / `[n, 1, L]`
     fs: float | None = None,  # sampling rate of `x`, Hz (None: the model's)
     *,
@@ -247,4 +247,3 @@ def _predict(
     return Prediction(label=self.class_names[k], index=k, probabilities=mean[0], class_names=self.class_names,
                       window_indices=probs.argmax(1), window_probabilities=probs,
                       fs=self.fs if fs is None or resample else float(fs), window_len=self.window_len)
-Predictor.predict = _predict
