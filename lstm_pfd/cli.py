@@ -548,7 +548,7 @@ def _run_args(p):
 # %% ../nbs/09_cli.ipynb #run000s10
 def _experiment_spec(spec: str) -> str:
     "`spec` if it is an experiment preset or an existing file; else FileNotFoundError naming both."
-    from lstm_pfd.experiments import EXPERIMENT_PRESETS
+    from lstm_pfd.experiment_config import EXPERIMENT_PRESETS
     if spec in EXPERIMENT_PRESETS or Path(spec).is_file(): return spec
     raise FileNotFoundError(f"no experiment file {spec!r} and no such preset; presets: {', '.join(EXPERIMENT_PRESETS)}")
 

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import inspect
 import datetime
 import hashlib
 import itertools
@@ -21,186 +19,25 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import yaml
-from fastcore.basics import patch
 
-from .config import (BaseConfig, ConfigError, DataConfig, PRESETS, StrDict, TRACKS, _from_preset, _nonneg,
-                             _plain_deep, _pos, _prob, _range)
+from .config import BaseConfig, ConfigError, StrDict
+from .experiment_config import (EXPERIMENT_PRESETS, EvalConfig, ExperimentConfig, ExperimentDataConfig, ModelSpec,
+                                        TrainConfig)   # the experiment configs, re-exported here
 from . import plotting
 from .utils import atomic_write, strict_json
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'EXPERIMENT_PRESETS', 'EXECUTORS', 'ExperimentDataConfig', 'ModelSpec', 'TrainConfig', 'EvalConfig',
-           'ExperimentConfig', 'load_experiment', 'data_identity', 'run_id', 'dataset_path', 'prepare_data',
-           'run_status', 'run_experiment', 'filter_runs', 'runs', 'searches', 'save_search', 'datasets', 'xai_results',
-           'SweepConfig', 'load_sweep', 'run_sweep', 'Leaderboard', 'record_evaluation', 'leaderboard', 'log_to_mlflow',
+__all__ = ['log', 'EXECUTORS', 'load_experiment', 'data_identity', 'run_id', 'dataset_path', 'prepare_data', 'run_status',
+           'run_experiment', 'filter_runs', 'runs', 'searches', 'save_search', 'datasets', 'xai_results', 'SweepConfig',
+           'load_sweep', 'run_sweep', 'Leaderboard', 'record_evaluation', 'leaderboard', 'log_to_mlflow',
            'RunsExplorer', 'runs_table']
-
-# %% ../nbs/12_experiments.ipynb #c4852b22
-@dataclass
-class ExperimentDataConfig(BaseConfig):
-    "Which data an experiment uses: a preset (with dotted overrides) or a dataset file, and a track."
-    preset: str | None = None          # a DataConfig preset name (ExperimentConfig's default data is 'quick')
-    path: str | None = None            # an existing dataset file (generated or imported); excludes `preset`
-    overrides: StrDict = field(default_factory=dict)  # dotted DataConfig overrides of the preset
-    track: str = 'iid'                 # evaluation track (`config.TRACKS`; 'iid': the stored default split)
-    normalize: str | None = None       # per-window normalisation: None, 'zscore' or 'rms'
-
-    def __post_init__(self): self.overrides = _plain_deep(dict(self.overrides))
-
-    def _check(self):
-        if (self.preset is None) == (self.path is None): yield 'preset', 'exactly one of data.preset and data.path (set the other to null)'
-        if self.preset is not None and self.preset not in PRESETS: yield 'preset', f'one of {list(PRESETS)}'
-        if self.path is not None and self.overrides: yield 'overrides', 'no overrides with data.path (a file is fixed)'
-        if self.track not in TRACKS: yield "track", f"one of {list(TRACKS)} (`config.TRACKS`; all but 'iid' need a fleet file)"
-        if self.normalize not in (None, 'zscore', 'rms'): yield 'normalize', "None, 'zscore' or 'rms'"
-
-    def validate(self, _path: str = ''):
-        super().validate(_path)
-        if self.preset is not None and self.overrides: self.data_config(_path)
-        return self
-
-    def data_config(self, _path: str = '') -> DataConfig:
-        "The `DataConfig` of a preset with its overrides (a bad override raises `ConfigError` naming it)."
-        if self.preset is None: raise ValueError("data.path experiments read their DataConfig from the file")
-        try: return DataConfig.preset(self.preset, self.overrides)
-        except ConfigError as e: raise ConfigError(f"{_path}overrides.{e.field}", e.value, e.allowed) from None
-
-# %% ../nbs/12_experiments.ipynb #b69193c3
-@dataclass
-class ModelSpec(BaseConfig):
-    "A model: `name` in `lstm_pfd.models.MODELS` or a feature baseline of `lstm_pfd.train.BASELINES`, and keyword arguments of its constructor."
-    name: str = 'compact'  # registry model name (`models.MODELS`)
-    kwargs: StrDict = field(default_factory=dict)  # the model's constructor arguments (not `n_classes`: it comes from the data)
-
-    def __post_init__(self): self.kwargs = _plain_deep(dict(self.kwargs))
-
-    def validate(self, _path: str = ''):
-        super().validate(_path)
-        from lstm_pfd.models import MODELS     # imported when validated: importing this module needs no torch
-        from lstm_pfd.train import BASELINES   # the feature baselines run as experiments too
-        known = {**MODELS, **BASELINES}
-        if self.name not in known:
-            close = difflib.get_close_matches(self.name, list(known), n=1)
-            raise ConfigError(f"{_path}name", self.name, (f"did you mean {close[0]!r}? " if close else '') + f"one of {sorted(known)}")
-        params = [p for p in inspect.signature(known[self.name].__init__).parameters if p not in ('self', 'n_classes', 'seed')]
-        for k, v in self.kwargs.items():
-            if k not in params:
-                raise ConfigError(f"{_path}kwargs.{k}", v, f"a keyword of {self.name}: {params} (n_classes comes from the data)")
-        return self
-
-# %% ../nbs/12_experiments.ipynb #0bc310b0
-@dataclass
-class TrainConfig(BaseConfig):
-    "How to train: the arguments of `lstm_pfd.train.fit` plus augmentation, device, threads and seed."
-    epochs: int = 30  # maximum number of epochs
-    lr: float = 1e-3  # learning rate
-    batch_size: int = 64  # windows per batch
-    optimizer: str = 'adam'  # 'adam', 'adamw' or 'sgd'
-    weight_decay: float = 0.0  # weight decay of the optimizer
-    schedule: str | None = None  # None (constant lr) or 'cosine'
-    patience: int | None = 5  # epochs without improvement before stopping; None: never
-    augment_snr_db: tuple[float, float] | None = (0.0, 30.0)  # (min, max) SNR, dB, of the noise augmentation; None: no augmentation
-    augment_p: float = 0.5  # fraction of training windows that get noise
-    device: str = 'cpu'  # torch device, e.g. `'cpu'`
-    threads: int | None = 1  # torch threads; None: leave as set
-    seed: int = 0  # seed of the initialisation, batch order and augmentation
-
-    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('device', 'threads')
-
-    def _check(self):
-        if not (isinstance(self.epochs, int) and self.epochs >= 1): yield 'epochs', 'an integer >= 1'
-        if not _pos(self.lr): yield 'lr', 'a learning rate > 0'
-        if not self.batch_size >= 1: yield 'batch_size', 'an integer >= 1'
-        if not isinstance(self.optimizer, str): yield 'optimizer', 'an optimizer name (`train.OPTIMIZERS`)'
-        if not _nonneg(self.weight_decay): yield 'weight_decay', 'a number >= 0'
-        if self.schedule not in (None, 'cosine'): yield 'schedule', "None or 'cosine'"
-        if self.patience is not None and self.patience < 1: yield 'patience', 'None or an integer >= 1'
-        if self.augment_snr_db is not None and not _range(self.augment_snr_db, strict=False): yield 'augment_snr_db', 'an ordered (min, max) SNR in dB, or None'
-        if not _prob(self.augment_p): yield 'augment_p', 'a probability in [0, 1]'
-        if not (self.device == 'cpu' or self.device.startswith(('cuda', 'mps'))): yield 'device', "'cpu', 'cuda[:N]' or 'mps'"
-        if self.threads is not None and self.threads < 1: yield 'threads', 'None or an integer >= 1'
-        if not 0 <= self.seed < 2**63: yield 'seed', 'an integer within [0, 2**63)'
-
-# %% ../nbs/12_experiments.ipynb #8a73a563
-@patch
-def validate(self: TrainConfig, _path: str = ''):
-    super(TrainConfig, self).validate(_path)
-    from lstm_pfd.train import OPTIMIZERS   # imported when validated: importing this module needs no torch
-    if self.optimizer not in OPTIMIZERS: raise ConfigError(f"{_path}optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
-    return self
-
-# %% ../nbs/12_experiments.ipynb #ec392cf7
-@dataclass
-class EvalConfig(BaseConfig):
-    "What to report: test conditions, levels, and an XAI summary (methods, test records explained per class)."
-    conditions: tuple[str, ...] = ('clean', 'snr20', 'snr10', 'snr5')  # test conditions: 'clean' and 'snr<dB>' copies
-    levels: tuple[str, ...] = ('window', 'record')  # 'window' and/or 'record' metrics
-    xai_methods: tuple[str, ...] = ()  # attribution methods to run on test records (`xai.METHODS`); empty: none
-    xai_records: int = 1  # test records explained per class (0: none)
-    batch_size: int = 256  # windows per forward pass
-
-    LEVELS: ClassVar[tuple[str, ...]] = ('window', 'record')
-    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('batch_size',)
-
-    def _check(self):
-        ok = lambda c: c == 'clean' or (c.startswith('snr') and c[3:].lstrip('-').isdigit())
-        if not self.conditions or not all(ok(c) for c in self.conditions) or len(set(self.conditions)) != len(self.conditions):
-            yield 'conditions', "distinct names 'clean' or 'snrNN' (the test copy at NN dB)"
-        if not self.levels or any(l not in self.LEVELS for l in self.levels): yield 'levels', f'a non-empty subset of {list(self.LEVELS)}'
-        if not self.xai_records >= 0: yield 'xai_records', 'an integer >= 0 (records explained per class)'
-        if not self.batch_size >= 1: yield 'batch_size', 'an integer >= 1'
-
-    def validate(self, _path: str = ''):
-        super().validate(_path)
-        if self.xai_methods:
-            from lstm_pfd.xai import METHODS   # imported when validated: importing this module needs no torch
-            bad = [m for m in self.xai_methods if m not in METHODS]
-            if bad: raise ConfigError(f"{_path}xai_methods", bad, f"methods of lstm_pfd.xai.METHODS: {list(METHODS)}")
-        return self
-
-# %% ../nbs/12_experiments.ipynb #677d127f
-@dataclass
-class ExperimentConfig(BaseConfig):
-    "One experiment: data, model, training, evaluation, a name and tags (see `lstm_pfd.experiments`)."
-    name: str = 'experiment'           # experiment name (not part of the hash)
-    tags: tuple[str, ...] = ()         # free labels (not part of the hash)
-    data: ExperimentDataConfig = field(default_factory=lambda: ExperimentDataConfig(preset='quick'))  # the data: a preset with overrides, or a dataset file
-    model: ModelSpec = field(default_factory=ModelSpec)  # the model and its arguments
-    train: TrainConfig = field(default_factory=TrainConfig)  # training settings
-    eval: EvalConfig = field(default_factory=EvalConfig)  # evaluation settings
-    mlflow: str | None = None          # optional MLflow tracking URI the run is mirrored to
-
-    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('name', 'tags', 'mlflow')
-
-    def _check(self):
-        if not self.name or any(c in self.name for c in '/\\'): yield 'name', 'a non-empty name without slashes'
-        if any(not t or not isinstance(t, str) for t in self.tags): yield 'tags', 'non-empty strings'
-
-    @classmethod
-    def preset(cls,
-               name: str,                     # a name from `EXPERIMENT_PRESETS`
-               overrides: dict | None = None, # `{'dotted.key': value}` applied on top of the preset
-              )->'ExperimentConfig':
-        "A named experiment (`EXPERIMENT_PRESETS`), optionally with dotted-key overrides."
-        return _from_preset(cls, EXPERIMENT_PRESETS, name, overrides)
-
-# %% ../nbs/12_experiments.ipynb #fe2f7e1f
-EXPERIMENT_PRESETS = {
-    # seconds on one CPU thread: 3 records per class and severity (one per split), 1 epoch, clean + 5 dB test
-    'quick': {'name': 'quick', 'data.preset': 'quick', 'data.overrides': {'dataset.records_per_class_severity': 3},
-              'train.epochs': 1, 'train.batch_size': 32, 'eval.conditions': ['clean', 'snr5']},
-    # the demo: the quick data preset, a few epochs
-    'demo': {'name': 'demo', 'data.preset': 'quick', 'train.epochs': 8, 'train.patience': 3},
-    # the JBFD-11 benchmark protocol: 30 epochs max, early stopping after 3, noise augmentation
-    'jbfd11': {'name': 'jbfd11', 'data.preset': 'jbfd11', 'train.epochs': 30, 'train.patience': 3},
-}
 
 # %% ../nbs/12_experiments.ipynb #344e2d50
 def _write_text(path: Path, text: str):

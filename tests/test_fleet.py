@@ -346,7 +346,8 @@ def test_machine_laws_are_monotone_and_a_machine_argument_is_checked():
 # ------------------------------------------------------------ fleet dataset files: machines and tracks
 import h5py
 
-from lstm_pfd.data import TRACKS, DatasetError, add_snr_noise, build_dataset, open_dataset, record_plan
+from lstm_pfd.config import TRACKS
+from lstm_pfd.data import DatasetError, add_snr_noise, build_dataset, open_dataset, record_plan
 
 SMALL_CFG = DataConfig.preset('quick_fleet').override({'signal.duration_s': 1.0, 'dataset.window_s': 0.5, 'dataset.hop_s': 0.5})
 
