@@ -10,7 +10,8 @@ from scipy.io import wavfile
 
 from lstm_pfd.config import DataConfig
 from lstm_pfd.data import (DatasetError, add_snr_noise, import_recordings, leave_one_group_out, open_dataset,
-                           read_recording, resample_ratio)
+                           read_recording)
+from lstm_pfd.utils import resample_ratio
 
 FS_IN, TARGET = 8192.0, 6144.0
 CFG = DataConfig.preset('quick')
@@ -176,11 +177,11 @@ def test_record_seeds_and_snr_copies(tmp_path):
 def test_exact_resampling_ratio(caplog):
     assert resample_ratio(48828, 20480) == Fraction(5120, 12207)
     assert resample_ratio(8000.5, 6144) == Fraction(12288, 16001)                     # decimal rates: exact
-    with caplog.at_level(logging.WARNING, logger='lstm_pfd.data'):
+    with caplog.at_level(logging.WARNING, logger='lstm_pfd.utils'):
         r = resample_ratio(25600.5, 20480)                                          # exact: 40960/51201
     assert r.denominator <= 20000 and abs(float(r) / (20480 / 25600.5) - 1) < 1e-6 and 'rate error' in caplog.text and 'ppm' in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger='lstm_pfd.data'): resample_ratio(48828, 20480)
+    with caplog.at_level(logging.WARNING, logger='lstm_pfd.utils'): resample_ratio(48828, 20480)
     assert caplog.text == ''
 
 
