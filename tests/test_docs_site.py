@@ -188,13 +188,14 @@ def silent_display_cells(article, where: str = '') -> list[str]:
         inp = cell.select_one('.cell_input')
         src = inp.get_text() if inp is not None else ''
         if shows_something(src):
-            first = next((l for l in src.splitlines() if l.strip() and not l.lstrip().startswith('#')), '').strip()
-            bad.append(f'{where}a cell that displays results rendered no output: {first[:90]!r}')
+            code = [l.strip() for l in src.splitlines() if l.strip() and not l.lstrip().startswith('#')]
+            shown = next((l for l in code if re.search(r'\b(print|display)\(|\.show\(', l)), code[-1] if code else '')
+            bad.append(f'{where}a cell that displays results rendered no output: {shown[:90]!r}')
     return bad
 
 
 _NAN = re.compile(r'^(nan|NaN|<NA>|NaT)$')
-_NAN_TEXT = re.compile(r'(?:^|[\s:=(\[,|])(?:nan|NaN)(?=[\s,)\]|%]|$)', re.M)
+_NUMBER = re.compile(r'[-+]?\d+(?:[.,]\d+)*%?,?')
 
 
 def empty_or_nan_tables(article, where: str = '') -> list[str]:
@@ -204,19 +205,22 @@ def empty_or_nan_tables(article, where: str = '') -> list[str]:
         rows = t.select('tbody tr') or t.select('tr')[1:]
         cells = [c.get_text(' ', strip=True) for r in rows for c in r.select('td, th')]
         head = ' | '.join(h.get_text(' ', strip=True) for h in t.select('thead th'))[:80]
+        if head.lower().startswith('parameter'): continue   # an API parameter table: a NaN there is a default value
         if not any(cells): bad.append(f'{where}table {i} ({head!r}) is empty')
         nans = [c for c in cells if _NAN.match(c)]
         if nans: bad.append(f'{where}table {i} ({head!r}) shows {len(nans)} NaN value(s): say "not run" and why')
     for out in article.select('.cell_output'):
-        for pre in out.select('pre'):   # a NaN printed as a value: on a line that holds numbers too (a table row, a dict)
+        for pre in out.select('pre'):   # a NaN printed as a value: a table row where a number stands beside it
             for line in pre.get_text().splitlines():
-                if _NAN_TEXT.search(line) and re.search(r'\d', _NAN_TEXT.sub(' ', line)):
-                    bad.append(f'{where}an output prints NaN as a value: {line.strip()[:100]!r}')
+                tok = line.split()
+                for k, t in enumerate(tok):
+                    if _NAN.match(t.strip(',;()[]')) and any(_NUMBER.fullmatch(n) for n in tok[max(0, k - 1):k] + tok[k + 1:k + 2]):
+                        bad.append(f'{where}an output prints NaN as a value: {line.strip()[:100]!r}'); break
     return bad
 
 
-_FIG_REF = re.compile(r'\b(the|these|this|two|three|four) (figures?|plots?|panels?) (below|above|show)|'
-                      r'\bfigures? below\b|\bplotted below\b|\bshown below\b', re.I)
+# "figures" alone often means numbers ("the figures below were measured"): only the singular names a picture
+_FIG_REF = re.compile(r'\b(?:the|this) (?:figure|plot|chart) (?:below|above)\b|\b(?:figure|plot) below\b|\bplotted below\b', re.I)
 
 
 def missing_figures(article, where: str = '', site: Path | None = None) -> list[str]:
@@ -226,7 +230,7 @@ def missing_figures(article, where: str = '', site: Path | None = None) -> list[
         h = sec.find(re.compile(r'^h[1-6]$'), recursive=False)
         prose = ' '.join(p.get_text(' ', strip=True) for p in sec.find_all('p', recursive=False))
         m = _FIG_REF.search(prose)
-        if m and not sec.select('img, svg'):
+        if m and not sec.select('img, svg, .jupyter-widgets, script[type="application/vnd.jupyter.widget-view+json"]'):
             title = h.get_text(' ', strip=True).rstrip('#').strip() if h else '?'
             bad.append(f'{where}"{title}" refers to "{m.group(0)}" but shows no figure')
     for img in article.select('img'):
@@ -284,12 +288,16 @@ def test_checkers_catch_empty_and_nan_tables_and_missing_figures():
     assert 'NaN' in ' '.join(empty_or_nan_tables(_synthetic(nan)))
     assert empty_or_nan_tables(_synthetic(full.replace('0.91', 'not run: features not recomputed at 5 dB'))) == []
     assert empty_or_nan_tables(_synthetic(_cell('print(r)', '<pre>snr5   nan   0.91</pre>')))
-    assert not empty_or_nan_tables(_synthetic(_cell('print(r)', '<pre>NaN and inf become null in strict JSON</pre>')))
+    for text in ('NaN and inf become null in strict JSON', 'NaN literal    422  samples[5]: NaN and Infinity are not allowed'):
+        assert not empty_or_nan_tables(_synthetic(_cell('print(r)', f'<pre>{text}</pre>'))), text
+    param = '<table><thead><tr><th>parameter</th><th>default</th></tr></thead><tbody><tr><td>fill</td><td>nan</td></tr></tbody></table>'
+    assert empty_or_nan_tables(_synthetic(param)) == []   # a NaN default value of an API parameter
     img = '<img src="data:image/png;base64,' + 'A' * 200 + '">'
     sec = '<section><h2>Speed</h2><p>The figure below shows the fleet.</p>{}</section>'
     assert missing_figures(_synthetic(sec.format(_cell('fig', img)))) == []
     assert 'shows no figure' in ' '.join(missing_figures(_synthetic(sec.format(_cell('fig')))))
     assert missing_figures(_synthetic('<section><h2>A</h2><p>No picture here.</p></section>')) == []
+    assert missing_figures(_synthetic('<section><h2>B</h2><p>The figures below were measured by a script.</p></section>')) == []
     assert 'no data' in ' '.join(missing_figures(_synthetic('<img src="data:image/png;base64,">')))
 
 
