@@ -92,3 +92,20 @@ def test_probe_frame_rotation_keeps_precession():
     np.testing.assert_allclose(h + 1j * v, np.exp(1j * np.pi / 4) * z, atol=1e-12)
     f, a = ob.full_spectrum(h, v, 1024.0)
     assert a[np.argmin(np.abs(f - 1))] == pytest.approx(6.0) and a[np.argmin(np.abs(f + 1))] == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize('f0,f1', [(10.0, 60.0), (60.0, 10.0)])
+def test_run_up_and_coast_down_track_the_closed_form(f0, f1):
+    "Per-turn 1X vectors of a single-mode rotor ramped through its critical (35 Hz) follow V(f), up or down."
+    fs, dur, fn, zeta = 8192.0, 20.0, 35.0, 0.05
+    t = np.arange(int(dur * fs)) / fs
+    a = (f1 - f0) / dur
+    theta = 2 * np.pi * (f0 * t + a * t ** 2 / 2)
+    resp = lambda f: 15 * (f / fn) ** 2 / (1 - (f / fn) ** 2 + 2j * zeta * f / fn) * np.exp(-0.3j)
+    x = (resp(f0 + a * t) * np.exp(1j * theta)).real.astype(np.float32)
+    tk = ob.keyphasor_times(_notch(theta, width_deg=16, ramp_deg=6), fs)
+    tr = ob.order_track(x, fs, tk, [1], turns=1)
+    assert (np.diff(tr.speed_hz) > 0).all() == (f1 > f0)
+    ref = resp(tr.speed_hz)
+    assert np.abs(tr.vectors[:, 0] - ref).max() < 0.01 * np.abs(ref).max()
+    assert tr.speed_hz[np.argmax(tr.amplitude[:, 0])] == pytest.approx(fn, abs=0.5)
