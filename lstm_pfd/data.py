@@ -1462,8 +1462,7 @@ def import_recordings(recordings:Sequence, # arrays, recording files (see `read_
     _check_target(path, overwrite)
     n = len(recordings)
     if len(labels) != n: raise ValueError(f"{n} recordings but {len(labels)} labels")
-    fss = _recording_fs(fs, n)
-    recordings, fss, units = _from_recordings(recordings, fss, column, units)  # `Recording`s: one named channel each
+    recordings, fss, units = _from_recordings(recordings, _recording_fs(fs, n), column, units)  # `Recording`s: one named channel each
     ids = np.arange(n) if record_ids is None else np.asarray(record_ids)
     if len(ids) != n or len(set(ids.tolist())) != n: raise ValueError("record_ids must be distinct, one per recording")
     lab, names = _import_labels(labels, class_names)
