@@ -507,7 +507,7 @@ def plot_centreline(x_um,              # journal-centre x, um (see `centreline`)
                                    xlabel='x, horizontal (um)', ylabel='y, vertical (um)', title=title)
     return ax
 
-# %% ../nbs/02a_orbits.ipynb #68d91451
+# %% ../nbs/02a_orbits.ipynb #d0a3769e
 def plot_bode(speed,            # speed of each vector (Hz or r/min)
               vectors,          # complex order vectors (see `order_track`), one per speed
               axs=None,         # two axes (amplitude, phase); None: a new figure
@@ -536,7 +536,9 @@ def plot_polar(speed,           # speed of each vector
     ax = _ax(ax, (4.5, 4.5), projection='polar')
     v = np.asarray(vectors, np.complex128)
     ax.plot(np.angle(v), np.abs(v), lw=1)
-    for i in np.linspace(0, len(v) - 1, n_labels).astype(int):
+    arc = np.concatenate([[0], np.cumsum(np.abs(np.diff(v)))])          # labels spread evenly along the curve
+    for i in np.unique(np.searchsorted(arc, np.linspace(0, arc[-1], n_labels)).clip(0, len(v) - 1)):
+        ax.plot(np.angle(v[i]), np.abs(v[i]), '.', color='k')
         ax.annotate(f'{np.asarray(speed)[i]:.0f}', (np.angle(v[i]), np.abs(v[i])), fontsize=7)
     ticks = np.arange(0, 360, 45)
     ax.set_thetagrids(ticks, [f'{(-t) % 360:.0f}' for t in ticks])   # the labels read phase lag, growing clockwise

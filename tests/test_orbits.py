@@ -109,3 +109,23 @@ def test_run_up_and_coast_down_track_the_closed_form(f0, f1):
     ref = resp(tr.speed_hz)
     assert np.abs(tr.vectors[:, 0] - ref).max() < 0.01 * np.abs(ref).max()
     assert tr.speed_hz[np.argmax(tr.amplitude[:, 0])] == pytest.approx(fn, abs=0.5)
+
+
+def test_plot_helpers_draw_without_pyplot():
+    code = """
+import sys, numpy as np
+from lstm_pfd import orbits as ob
+psi = np.linspace(0, 2 * np.pi, 200)
+ax = ob.plot_orbit(3 * np.cos(psi), np.sin(psi), dots=[[3, 0]])
+f, a = ob.full_spectrum(3 * np.cos(8 * psi[:-1]), np.sin(8 * psi[:-1]), 199.0)
+ax2 = ob.plot_full_spectrum(f, a, speed_hz=8.0)
+ax3 = ob.plot_centreline([0, 10, 20], [-45, -40, -30], 100.0, speed=[1, 2, 3])
+axs = ob.plot_bode([10, 20, 30], ob.to_vector([1, 3, 2], [40, 90, 170]))
+ax4 = ob.plot_polar([10, 20, 30], ob.to_vector([1, 3, 2], [40, 90, 170]))
+for a in (ax, ax2, ax3, axs[0], ax4): assert a.figure._repr_png_()[:4] == bytes([0x89]) + b'PNG'
+assert ax.get_aspect() == 1.0 and len(axs) == 2
+print('matplotlib.pyplot' in sys.modules)
+"""
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'False'
