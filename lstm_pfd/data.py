@@ -1106,7 +1106,8 @@ class Recording:
         "All channels resampled together to `target_fs` (from `fs`, default the recording's own rate); names and units kept."
         fs = self.fs if fs is None else fs
         if fs is None: raise ValueError("fs: this recording states no sampling rate; pass fs= (Hz)")
-        return Recording(resample(self.x, fs, target_fs), self.channels, self.units, float(target_fs))
+        m = self.x.mean(axis=1, keepdims=True, dtype=np.float64)   # a probe's gap or a keyphasor's -10 V would ring at the ends
+        return Recording((resample(self.x - m, fs, target_fs) + m).astype(np.float32), self.channels, self.units, float(target_fs))
 
 # %% ../nbs/03_data.ipynb #mc9e372e
 _UNIT_IN_LABEL = re.compile(r'^(.*?)\s*[\[(]\s*([^\[\]()]+?)\s*[\])]\s*$')  # 'x [um]' or 'x (um)'

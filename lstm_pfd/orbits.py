@@ -41,25 +41,28 @@ def _check_fs(fs) -> float:
         raise ValueError(f"fs: got {fs!r}; allowed: a sampling rate in Hz > 0")
     return float(fs)
 
-# %% ../nbs/02a_orbits.ipynb #be564d81
+# %% ../nbs/02a_orbits.ipynb #46e87c89
 def keyphasor_times(kp,                          # keyphasor signal, 1-D (V or any unit)
                     fs: float,                   # sampling rate, Hz
                     *,
                     edge: str = 'auto',          # 'falling' (notch), 'rising' (key) or 'auto' (from the signal)
-                    threshold: float | None = None, # trigger level; None: midway between min and max
-                    hysteresis: float = 0.2,     # distance of the two trigger levels, fraction of the signal's range
+                    threshold: float | None = None, # trigger level; None: midway between the baseline and the pulse's extreme
+                    hysteresis: float = 0.2,     # distance of the two trigger levels, fraction of the pulse height
                    )->np.ndarray:                # times of the leading edges, s (float64), one per turn
     "Once-per-turn times (s) of the keyphasor pulses: Schmitt trigger, mid-level crossing interpolated between samples."
     kp, fs = _check_signal(kp, 'kp').astype(np.float64), _check_fs(fs)
     if kp.ndim != 1: raise ValueError(f"kp: expected one channel (1-D), got shape {kp.shape}")
     if edge not in ('auto', 'falling', 'rising'): raise ValueError(f"edge: got {edge!r}; allowed: 'auto', 'falling', 'rising'")
     if not 0 <= hysteresis < 1: raise ValueError(f"hysteresis: got {hysteresis!r}; allowed: a fraction of the range in [0, 1)")
-    lo, hi, med = kp.min(), kp.max(), np.median(kp)
-    if hi == lo: return np.empty(0)
-    if edge == 'auto': edge = 'falling' if hi - med < med - lo else 'rising'
-    if edge == 'falling': kp, lo, hi, med = -kp, -hi, -lo, -med
-    mid = (lo + hi) / 2 if threshold is None else (-threshold if edge == 'falling' else threshold)
-    h = hysteresis * (hi - lo) / 2
+    p1, med, p99 = np.percentile(kp, [1, 50, 99])                    # pulses are brief: the median is the baseline
+    if edge == 'auto': edge = 'falling' if med - p1 > p99 - med else 'rising'
+    if edge == 'falling': kp, med = -kp, -med
+    hi = kp.max()                                                       # the pulse's extreme
+    if hi == med:
+        log.warning("keyphasor_times: no %s pulses in the signal (flat on that side of its median)", 'negative' if edge == 'falling' else 'positive')
+        return np.empty(0)
+    mid = (med + hi) / 2 if threshold is None else (-threshold if edge == 'falling' else threshold)
+    h = hysteresis * (hi - med) / 2
     state = np.where(kp > mid + h, 1, np.where(kp < mid - h, -1, 0))     # Schmitt trigger: +1 high, -1 low, 0 between
     idx = np.flatnonzero(state)
     if len(idx) < 2: return np.empty(0)
