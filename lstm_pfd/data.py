@@ -1184,14 +1184,14 @@ def read_channels(path,                        # .npy, .csv/.tsv/.txt, .wav, .ma
     by_key = False
     if ext in ('.csv', '.tsv', '.txt'): labels = _delimited_labels(path)
     elif ext in ('.mat', '.h5', '.hdf5'): labels, matrix = _tree_labels(path, key, fs_key); by_key = not matrix
-    else:
-        a, fs0 = (np.load(path, allow_pickle=False), None) if ext == '.npy' else _read_wav(path)
-        labels = list(range(1 if np.ndim(a) == 1 else min(np.shape(a))))
+    else:                                                           # .npy (its header only) or .wav: numbered columns
+        shape = np.load(path, mmap_mode='r', allow_pickle=False).shape if ext == '.npy' else _read_wav(path)[0].shape
+        labels = list(range(1 if len(shape) == 1 else min(shape)))
     picked = _pick_channels(labels, channels)
     pre = '' if key is None else str(key).replace('/', '.') + '.'
     xs, fs = [], None
     for c in picked:
-        if ext in ('.npy', '.wav'): x, f = _one_channel(np.asarray(a), path.name, None if np.ndim(a) == 1 else c), fs0
+        if ext in ('.npy', '.wav'): x, f = read_recording(path, column=None if len(shape) == 1 else c)
         elif by_key: x, f = read_recording(path, key=pre + c, fs_key=fs_key)
         else: x, f = read_recording(path, key=key, column=c, fs_key=fs_key if ext in ('.mat', '.h5', '.hdf5') else None)
         xs.append(x); fs = f if fs is None else fs
