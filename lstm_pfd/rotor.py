@@ -15,7 +15,7 @@ from .config import BearingConfig
 from .physics import eccentricity_ratio, sommerfeld, viscosity
 
 # %% auto #0
-__all__ = ['film_coefficients', 'BearingState', 'bearing_state', 'lund_threshold']
+__all__ = ['film_coefficients', 'BearingState', 'bearing_state', 'lund_threshold', 'Rotor', 'forward_reverse']
 
 # %% ../nbs/01b_rotor.ipynb #ef19f714
 def _polar_force(eps, eps_dot, alpha_dot, omega):
@@ -123,3 +123,163 @@ def lund_threshold(K,        # film stiffness, N/m, `[..., 2, 2]` (e.g. `Bearing
     with np.errstate(divide='ignore', invalid='ignore'):
         mass = np.where(nu2 > 0, np.maximum(keq, 0) / np.where(nu2 > 0, nu2, 1), np.inf)
     return mass, np.sqrt(np.maximum(nu2, 0)) / om
+
+# %% ../nbs/01b_rotor.ipynb #87012527
+_GRAVITY = 9.80665  # standard gravity, m/s^2: the default load per bearing is mass_kg * _GRAVITY
+
+def _speeds(speed_hz) -> np.ndarray:
+    s = np.asarray(speed_hz, dtype=float)
+    if not np.all(np.isfinite(s) & (s > 0)): raise ValueError(f"speed_hz must be finite and > 0 Hz, got {speed_hz!r}")
+    return s
+
+# %% ../nbs/01b_rotor.ipynb #e592b1c3
+@dataclass
+class Rotor:
+    "A symmetric rotor on two identical plain short bearings, in one bearing plane: rigid (`shaft_stiffness_n_m=None`) or Jeffcott (disk on a massless shaft, massless journals)."
+    mass_kg: float                            # rotor mass carried per bearing, kg
+    mass_eccentricity_m: float = 0.0          # unbalance as a mass eccentricity e_u (u = mass_kg * e_u per bearing), m
+    shaft_stiffness_n_m: float | None = None  # Jeffcott: shaft stiffness between the disk's share and one journal (k_s/2 for a central disk), N/m; None: rigid
+    bearing: BearingConfig = field(default_factory=BearingConfig)  # geometry and oil of each bearing
+    temperature_c: float = 60.0               # oil temperature, C (viscosity by the Walther law of `bearing.oil`)
+    viscosity_pa_s: float | None = None       # dynamic viscosity, Pa s; None: from `temperature_c`
+    load_n: float | None = None               # static load per bearing along -y, N; None: the weight mass_kg * g
+
+    def __post_init__(self):
+        self.bearing.validate()
+        pos = lambda v: isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0
+        if not pos(self.mass_kg): raise ValueError(f"mass_kg must be a mass per bearing > 0 kg, got {self.mass_kg!r}")
+        if not (pos(self.mass_eccentricity_m) or self.mass_eccentricity_m == 0):
+            raise ValueError(f"mass_eccentricity_m must be >= 0 m, got {self.mass_eccentricity_m!r}")
+        for name in ('shaft_stiffness_n_m', 'viscosity_pa_s', 'load_n'):
+            v = getattr(self, name)
+            if v is not None and not pos(v): raise ValueError(f"{name} must be None or a number > 0 (SI units), got {v!r}")
+
+    @property
+    def viscosity(self) -> float:
+        "Dynamic viscosity of the film, Pa s."
+        return float(viscosity(self.temperature_c, self.bearing.oil)) if self.viscosity_pa_s is None else float(self.viscosity_pa_s)
+
+    @property
+    def load(self) -> float:
+        "Static load per bearing, N (along -y)."
+        return self.mass_kg * _GRAVITY if self.load_n is None else float(self.load_n)
+
+    @property
+    def unbalance_kg_m(self) -> float:
+        "Unbalance per bearing u = m e_u, kg m."
+        return self.mass_kg * self.mass_eccentricity_m
+
+# %% ../nbs/01b_rotor.ipynb #a208196b
+@patch
+def state(self: Rotor, speed_hz) -> BearingState:  # shaft speed(s), Hz
+    "The bearing's static equilibrium and coefficients at `speed_hz` (vectorised)."
+    b = self.bearing
+    return bearing_state(self.viscosity, _speeds(speed_hz), self.load, b.radius_m, b.length_m, b.clearance_m)
+
+# %% ../nbs/01b_rotor.ipynb #8e4d6e38
+@patch
+def centreline(self: Rotor, speed_hz) -> np.ndarray:  # shaft speed(s), Hz
+    "Static journal centre (x, y) relative to the bearing centre, m, `[..., 2]`: the shaft centreline against speed."
+    return self.state(speed_hz).centre
+
+# %% ../nbs/01b_rotor.ipynb #5a59942b
+def forward_reverse(xy, # complex x, y amplitudes, `[..., 2]` (x(t) = Re(X e^{i Omega t}))
+                   )->np.ndarray: # complex (forward A+, reverse A-) `[..., 2]`
+    "Forward and reverse circles (A+, A-) of complex x/y amplitudes: x + i y = A+ e^{i Omega t} + A- e^{-i Omega t}."
+    xy = np.asarray(xy, dtype=complex)
+    if xy.shape[-1:] != (2,): raise ValueError(f"xy must hold complex (x, y) amplitudes on its last axis, got shape {xy.shape}")
+    X, Y = xy[..., 0], xy[..., 1]
+    return np.stack([(X + 1j * Y) / 2, np.conj(X - 1j * Y) / 2], -1)
+
+# %% ../nbs/01b_rotor.ipynb #63e6b62c
+@patch
+def unbalance_response(self: Rotor,
+                       speed_hz,           # shaft speed(s), Hz
+                       at: str = 'journal', # 'journal' (what the bearing's probes see) or 'disk' (the rotor mass); the same for a rigid rotor
+                      )->np.ndarray:      # complex x, y amplitudes, m, `[..., 2]`
+    "1X response to the unbalance: complex (x, y) amplitudes in m, x(t) = Re(X e^{i Omega t}), heavy spot on +x at t = 0."
+    if at not in ('journal', 'disk'): raise ValueError(f"at must be 'journal' or 'disk', got {at!r}")
+    st = self.state(speed_hz)
+    om = 2 * np.pi * _speeds(speed_hz)[..., None, None]
+    m, eye = self.mass_kg, np.eye(2)
+    F = (self.unbalance_kg_m * om[..., 0] ** 2 * np.array([1, -1j]))[..., None]
+    film = st.K + 1j * om * st.C
+    if self.shaft_stiffness_n_m is None: return np.linalg.solve(film - om ** 2 * m * eye, F)[..., 0]
+    k = self.shaft_stiffness_n_m
+    A = np.concatenate([np.concatenate([(k - m * om ** 2) * eye + 0j * film, -k * eye + 0 * film], -1),
+                        np.concatenate([-k * eye + 0 * film, film + k * eye], -1)], -2)
+    Z = np.linalg.solve(A, np.concatenate([F, np.zeros_like(F)], -2))[..., 0]
+    return Z[..., 2:] if at == 'journal' else Z[..., :2]
+
+# %% ../nbs/01b_rotor.ipynb #682c7062
+@patch
+def state_matrix(self: Rotor, speed_hz) -> np.ndarray:  # shaft speed(s), Hz
+    "State matrix A (ds/dt = A s), `[..., n, n]`: n = 4, s = (x, y, vx, vy) for a rigid rotor; n = 6, s = (disk x, y, vx, vy, journal x, y) for a Jeffcott rotor."
+    st, m = self.state(speed_hz), self.mass_kg
+    Z, eye = np.zeros_like(st.K), np.broadcast_to(np.eye(2), st.K.shape)
+    rows = lambda *blocks: np.concatenate([np.concatenate(b, -1) for b in blocks], -2)
+    if self.shaft_stiffness_n_m is None: return rows([Z, eye], [-st.K / m, -st.C / m])
+    k, Ci = self.shaft_stiffness_n_m, np.linalg.inv(st.C)
+    return rows([Z, eye, Z], [-k / m * eye, Z, k / m * eye], [k * Ci, Z, -Ci @ (st.K + k * eye)])
+
+# %% ../nbs/01b_rotor.ipynb #08334ea2
+@patch
+def eigenvalues(self: Rotor, speed_hz) -> np.ndarray:  # shaft speed(s), Hz
+    "Damped eigenvalues (1/s, complex) of the rotor on its film, `[..., n]`, least stable (largest real part) first."
+    lam = np.linalg.eigvals(self.state_matrix(speed_hz))
+    return np.take_along_axis(lam, np.argsort(-lam.real, axis=-1, kind='stable'), -1)
+
+# %% ../nbs/01b_rotor.ipynb #e2eff181
+def _least_stable(lam):
+    "The oscillatory eigenvalue (|imag| > 0) with the largest real part along the last axis (nan where none)."
+    osc = np.abs(lam.imag) > 1e-9 * np.abs(lam).max(-1, keepdims=True)
+    i = np.argmax(np.where(osc, lam.real, -np.inf), -1)
+    pick = np.take_along_axis(lam, i[..., None], -1)[..., 0]
+    return np.where(osc.any(-1), pick, np.nan)
+
+# %% ../nbs/01b_rotor.ipynb #f0df16f3
+@patch
+def log_decrement(self: Rotor, speed_hz) -> np.ndarray:  # shaft speed(s), Hz
+    "Logarithmic decrement of the least stable whirling mode (negative: unstable) at `speed_hz`."
+    lam = _least_stable(self.eigenvalues(speed_hz))
+    return -2 * np.pi * lam.real / np.abs(lam.imag)
+
+# %% ../nbs/01b_rotor.ipynb #b33e4a05
+@patch
+def whirl_ratio(self: Rotor, speed_hz) -> np.ndarray:  # shaft speed(s), Hz
+    "Frequency of the least stable whirling mode as a fraction of running speed (at the threshold speed: the whirl ratio)."
+    lam = _least_stable(self.eigenvalues(speed_hz))
+    return np.abs(lam.imag) / (2 * np.pi * _speeds(speed_hz))
+
+# %% ../nbs/01b_rotor.ipynb #97c3d47d
+@patch
+def threshold_speed(self: Rotor,
+                    max_speed_hz: float = 1000.0, # highest speed searched, Hz
+                    min_speed_hz: float = 1.0,    # lowest speed searched, Hz
+                    n: int = 200,                 # grid points (log-spaced) bracketing the crossing
+                   )->float:                      # the lowest unstable speed, Hz (inf: stable up to `max_speed_hz`)
+    "Stability threshold speed (Hz): where the least stable mode's real part first crosses zero (oil whirl onset, linear)."
+    if not 0 < min_speed_hz < max_speed_hz: raise ValueError(f"need 0 < min_speed_hz < max_speed_hz, got {min_speed_hz!r}, {max_speed_hz!r}")
+    sp = np.geomspace(min_speed_hz, max_speed_hz, n)
+    growth = self.eigenvalues(sp).real[..., 0]
+    up = np.nonzero(growth > 0)[0]
+    if not len(up): return np.inf
+    if up[0] == 0: return float(sp[0])
+    return float(brentq(lambda s: self.eigenvalues(s).real[0], sp[up[0] - 1], sp[up[0]], rtol=1e-10))
+
+# %% ../nbs/01b_rotor.ipynb #5c7eed07
+@patch
+def critical_speeds(self: Rotor,
+                    max_speed_hz: float = 1000.0, # highest speed searched, Hz
+                    min_speed_hz: float = 1.0,    # lowest speed searched, Hz
+                    n: int = 400,                 # grid points (log-spaced) locating the peaks
+                   )->np.ndarray:                 # peak speeds, Hz, ascending
+    "Critical speeds (Hz): the peaks of the 1X unbalance response (major semi-axis at the rotor mass), as read from a Bode plot."
+    if not 0 < min_speed_hz < max_speed_hz: raise ValueError(f"need 0 < min_speed_hz < max_speed_hz, got {min_speed_hz!r}, {max_speed_hz!r}")
+    probe = Rotor(**{**self.__dict__, 'mass_eccentricity_m': 1e-6})      # the peaks do not depend on the unbalance's size
+    amp = lambda s: np.abs(forward_reverse(probe.unbalance_response(s, at='disk'))).sum(-1)
+    sp = np.geomspace(min_speed_hz, max_speed_hz, n)
+    a = amp(sp)
+    peaks = np.nonzero((a[1:-1] > a[:-2]) & (a[1:-1] >= a[2:]))[0] + 1
+    refine = lambda i: minimize_scalar(lambda s: -amp(s), bounds=(sp[i - 1], sp[i + 1]), method='bounded', options=dict(xatol=1e-6 * sp[i])).x
+    return np.array([refine(i) for i in peaks], dtype=float)
