@@ -17,7 +17,7 @@ from .physics import eccentricity_ratio, sommerfeld, viscosity
 # %% auto #0
 __all__ = ['film_coefficients', 'BearingState', 'bearing_state', 'lund_threshold', 'Rotor', 'forward_reverse']
 
-# %% ../nbs/01b_rotor.ipynb #ef19f714
+# %% ../nbs/01b_rotor.ipynb #5327ebd9
 def _polar_force(eps, eps_dot, alpha_dot, omega):
     "Short-bearing force on the journal in units of G = mu R L^3 / c^2: (radial along the line of centres, tangential 90 deg ahead in the rotation)."
     eps, eps_dot, alpha_dot, omega = (np.asarray(v, dtype=float) for v in (eps, eps_dot, alpha_dot, omega))
@@ -27,13 +27,13 @@ def _polar_force(eps, eps_dot, alpha_dot, omega):
     f_t = (slide * np.pi * eps / q ** 1.5 + 8 * eps_dot * eps / q ** 2) / 4
     return f_r, f_t
 
-# %% ../nbs/01b_rotor.ipynb #74d910b9
+# %% ../nbs/01b_rotor.ipynb #04e5e0f6
 def _attitude(eps):
     "Attitude angle (rad) between the load line and the line of centres, short bearing."
     eps = np.asarray(eps, dtype=float)
     return np.arctan2(np.pi * np.sqrt(1 - eps ** 2), 4 * eps)
 
-# %% ../nbs/01b_rotor.ipynb #87f2b2a1
+# %% ../nbs/01b_rotor.ipynb #016975b6
 def _polar_coefficients(eps):
     "Stiffness (units G omega / c), damping (units G / c) in the (radial, tangential) frame, and the load W / (G omega)."
     eps = np.asarray(eps, dtype=float)
@@ -45,7 +45,7 @@ def _polar_coefficients(eps):
                   np.stack([cd, np.pi / (2 * q ** 1.5)], -1)], -2)
     return k, c, eps * np.sqrt(np.pi ** 2 * q + 16 * eps ** 2) / (4 * q ** 2)
 
-# %% ../nbs/01b_rotor.ipynb #023910d1
+# %% ../nbs/01b_rotor.ipynb #6d579d07
 def _to_xy(m, phi):
     "Rotate `[..., 2, 2]` coefficients from the (radial, tangential) frame into (x, y): M_xy = R M R^T."
     s, c = np.sin(phi), np.cos(phi)
@@ -124,7 +124,7 @@ def lund_threshold(K,        # film stiffness, N/m, `[..., 2, 2]` (e.g. `Bearing
         mass = np.where(nu2 > 0, np.maximum(keq, 0) / np.where(nu2 > 0, nu2, 1), np.inf)
     return mass, np.sqrt(np.maximum(nu2, 0)) / om
 
-# %% ../nbs/01b_rotor.ipynb #87012527
+# %% ../nbs/01b_rotor.ipynb #e7c9f3fd
 _GRAVITY = 9.80665  # standard gravity, m/s^2: the default load per bearing is mass_kg * _GRAVITY
 
 def _speeds(speed_hz) -> np.ndarray:
@@ -229,7 +229,7 @@ def eigenvalues(self: Rotor, speed_hz) -> np.ndarray:  # shaft speed(s), Hz
     lam = np.linalg.eigvals(self.state_matrix(speed_hz))
     return np.take_along_axis(lam, np.argsort(-lam.real, axis=-1, kind='stable'), -1)
 
-# %% ../nbs/01b_rotor.ipynb #e2eff181
+# %% ../nbs/01b_rotor.ipynb #2e539965
 def _least_stable(lam):
     "The oscillatory eigenvalue (|imag| > 0) with the largest real part along the last axis (nan where none)."
     osc = np.abs(lam.imag) > 1e-9 * np.abs(lam).max(-1, keepdims=True)
