@@ -106,12 +106,12 @@ def bearing_state(viscosity_pa_s, # dynamic viscosity mu, Pa s
     C = _to_xy(d, phi) * (g / c)[..., None, None]
     return BearingState(e, phi, S, K, C, c)
 
-# %% ../nbs/01b_rotor.ipynb #b905c30d
+# %% ../nbs/01b_rotor.ipynb #7bb205e2
 def lund_threshold(K,        # film stiffness, N/m, `[..., 2, 2]` (e.g. `BearingState.K`)
                    C,        # film damping, N s/m, `[..., 2, 2]`
                    speed_hz, # shaft speed the coefficients belong to, Hz (broadcasts with K's leading axes)
                   )->tuple[np.ndarray, np.ndarray]: # (threshold mass per bearing kg, whirl frequency ratio)
-    "Lund's threshold mass per bearing (kg; inf: stable for any mass) and whirl frequency ratio of a rigid rotor on a film with coefficients K, C."
+    "Lund's threshold mass per bearing (kg; inf: stable for any mass, 0: unstable for any) and whirl frequency ratio of a rigid rotor on a film with coefficients K, C."
     K, C = np.asarray(K, dtype=float), np.asarray(C, dtype=float)
     if K.shape[-2:] != (2, 2) or C.shape[-2:] != (2, 2): raise ValueError(f"K and C must be [..., 2, 2] arrays, got {K.shape} and {C.shape}")
     om = 2 * np.pi * np.asarray(speed_hz, dtype=float)
