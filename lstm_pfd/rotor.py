@@ -132,10 +132,10 @@ def _speeds(speed_hz) -> np.ndarray:
     if not np.all(np.isfinite(s) & (s > 0)): raise ValueError(f"speed_hz must be finite and > 0 Hz, got {speed_hz!r}")
     return s
 
-# %% ../nbs/01b_rotor.ipynb #e592b1c3
+# %% ../nbs/01b_rotor.ipynb #d329cd0c
 @dataclass
 class Rotor:
-    "A symmetric rotor on two identical plain short bearings, in one bearing plane: rigid (`shaft_stiffness_n_m=None`) or Jeffcott (disk on a massless shaft, massless journals)."
+    "A symmetric rotor on two identical plain short bearings, in one bearing plane: rigid (`shaft_stiffness_n_m=None`) or Jeffcott (disk on a massless shaft, massless journals). Numbers may be arrays (a batch of machines or operating points; they broadcast with the speed)."
     mass_kg: float                            # rotor mass carried per bearing, kg
     mass_eccentricity_m: float = 0.0          # unbalance as a mass eccentricity e_u (u = mass_kg * e_u per bearing), m
     shaft_stiffness_n_m: float | None = None  # Jeffcott: shaft stiffness between the disk's share and one journal (k_s/2 for a central disk), N/m; None: rigid
@@ -146,28 +146,28 @@ class Rotor:
 
     def __post_init__(self):
         self.bearing.validate()
-        pos = lambda v: isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0
-        if not pos(self.mass_kg): raise ValueError(f"mass_kg must be a mass per bearing > 0 kg, got {self.mass_kg!r}")
-        if not (pos(self.mass_eccentricity_m) or self.mass_eccentricity_m == 0):
-            raise ValueError(f"mass_eccentricity_m must be >= 0 m, got {self.mass_eccentricity_m!r}")
+        ok = lambda v, lo=0.0: np.all(np.isfinite(np.asarray(v, dtype=float)) & (np.asarray(v, dtype=float) > lo))
+        if not ok(self.mass_kg): raise ValueError(f"mass_kg must be a mass per bearing > 0 kg, got {self.mass_kg!r}")
+        if not ok(self.mass_eccentricity_m, -1e-300): raise ValueError(f"mass_eccentricity_m must be >= 0 m, got {self.mass_eccentricity_m!r}")
+        if not ok(self.temperature_c, -273.15): raise ValueError(f"temperature_c must be finite and above -273.15 C, got {self.temperature_c!r}")
         for name in ('shaft_stiffness_n_m', 'viscosity_pa_s', 'load_n'):
             v = getattr(self, name)
-            if v is not None and not pos(v): raise ValueError(f"{name} must be None or a number > 0 (SI units), got {v!r}")
+            if v is not None and not ok(v): raise ValueError(f"{name} must be None or a number > 0 (SI units), got {v!r}")
 
     @property
-    def viscosity(self) -> float:
+    def viscosity(self) -> np.ndarray:
         "Dynamic viscosity of the film, Pa s."
-        return float(viscosity(self.temperature_c, self.bearing.oil)) if self.viscosity_pa_s is None else float(self.viscosity_pa_s)
+        return np.asarray(viscosity(self.temperature_c, self.bearing.oil) if self.viscosity_pa_s is None else self.viscosity_pa_s, dtype=float)
 
     @property
-    def load(self) -> float:
+    def load(self) -> np.ndarray:
         "Static load per bearing, N (along -y)."
-        return self.mass_kg * _GRAVITY if self.load_n is None else float(self.load_n)
+        return np.asarray(np.asarray(self.mass_kg, dtype=float) * _GRAVITY if self.load_n is None else self.load_n, dtype=float)
 
     @property
-    def unbalance_kg_m(self) -> float:
+    def unbalance_kg_m(self) -> np.ndarray:
         "Unbalance per bearing u = m e_u, kg m."
-        return self.mass_kg * self.mass_eccentricity_m
+        return np.asarray(self.mass_kg, dtype=float) * np.asarray(self.mass_eccentricity_m, dtype=float)
 
 # %% ../nbs/01b_rotor.ipynb #a208196b
 @patch
@@ -191,7 +191,7 @@ def forward_reverse(xy, # complex x, y amplitudes, `[..., 2]` (x(t) = Re(X e^{i 
     X, Y = xy[..., 0], xy[..., 1]
     return np.stack([(X + 1j * Y) / 2, np.conj(X - 1j * Y) / 2], -1)
 
-# %% ../nbs/01b_rotor.ipynb #63e6b62c
+# %% ../nbs/01b_rotor.ipynb #205160b7
 @patch
 def unbalance_response(self: Rotor,
                        speed_hz,           # shaft speed(s), Hz
@@ -201,26 +201,30 @@ def unbalance_response(self: Rotor,
     if at not in ('journal', 'disk'): raise ValueError(f"at must be 'journal' or 'disk', got {at!r}")
     st = self.state(speed_hz)
     om = 2 * np.pi * _speeds(speed_hz)[..., None, None]
-    m, eye = self.mass_kg, np.eye(2)
-    F = (self.unbalance_kg_m * om[..., 0] ** 2 * np.array([1, -1j]))[..., None]
+    m, eye = np.asarray(self.mass_kg, dtype=float)[..., None, None], np.eye(2)
+    F = (self.unbalance_kg_m[..., None, None] * om ** 2 * np.array([[1], [-1j]]))       # [..., 2, 1]
     film = st.K + 1j * om * st.C
     if self.shaft_stiffness_n_m is None: return np.linalg.solve(film - om ** 2 * m * eye, F)[..., 0]
-    k = self.shaft_stiffness_n_m
-    A = np.concatenate([np.concatenate([(k - m * om ** 2) * eye + 0j * film, -k * eye + 0 * film], -1),
-                        np.concatenate([-k * eye + 0 * film, film + k * eye], -1)], -2)
+    k = np.asarray(self.shaft_stiffness_n_m, dtype=float)[..., None, None]
+    film, kd, ke = np.broadcast_arrays(film, (k - m * om ** 2) * eye + 0j, k * eye + 0j)
+    A = np.concatenate([np.concatenate([kd, -ke], -1), np.concatenate([-ke, film + ke], -1)], -2)
+    F = np.broadcast_to(F, A.shape[:-2] + (2, 1))
     Z = np.linalg.solve(A, np.concatenate([F, np.zeros_like(F)], -2))[..., 0]
     return Z[..., 2:] if at == 'journal' else Z[..., :2]
 
-# %% ../nbs/01b_rotor.ipynb #682c7062
+# %% ../nbs/01b_rotor.ipynb #d0521fcd
 @patch
 def state_matrix(self: Rotor, speed_hz) -> np.ndarray:  # shaft speed(s), Hz
     "State matrix A (ds/dt = A s), `[..., n, n]`: n = 4, s = (x, y, vx, vy) for a rigid rotor; n = 6, s = (disk x, y, vx, vy, journal x, y) for a Jeffcott rotor."
-    st, m = self.state(speed_hz), self.mass_kg
-    Z, eye = np.zeros_like(st.K), np.broadcast_to(np.eye(2), st.K.shape)
+    st = self.state(speed_hz)
+    m = np.asarray(self.mass_kg, dtype=float)[..., None, None]
+    k = None if self.shaft_stiffness_n_m is None else np.asarray(self.shaft_stiffness_n_m, dtype=float)[..., None, None]
+    K, C, m = np.broadcast_arrays(st.K, st.C, m if k is None else m + 0 * k)
+    Z, eye = np.zeros_like(K), np.broadcast_to(np.eye(2), K.shape)
     rows = lambda *blocks: np.concatenate([np.concatenate(b, -1) for b in blocks], -2)
-    if self.shaft_stiffness_n_m is None: return rows([Z, eye], [-st.K / m, -st.C / m])
-    k, Ci = self.shaft_stiffness_n_m, np.linalg.inv(st.C)
-    return rows([Z, eye, Z], [-k / m * eye, Z, k / m * eye], [k * Ci, Z, -Ci @ (st.K + k * eye)])
+    if k is None: return rows([Z, eye], [-K / m, -C / m])
+    Ci = np.linalg.inv(C)
+    return rows([Z, eye, Z], [-k / m * eye, Z, k / m * eye], [k * Ci, Z, -Ci @ (K + k * eye)])
 
 # %% ../nbs/01b_rotor.ipynb #08334ea2
 @patch
@@ -251,7 +255,14 @@ def whirl_ratio(self: Rotor, speed_hz) -> np.ndarray:  # shaft speed(s), Hz
     lam = _least_stable(self.eigenvalues(speed_hz))
     return np.abs(lam.imag) / (2 * np.pi * _speeds(speed_hz))
 
-# %% ../nbs/01b_rotor.ipynb #97c3d47d
+# %% ../nbs/01b_rotor.ipynb #c6368927
+def _single(rotor, what):
+    "Refuse a batch of rotors where one number is computed per rotor."
+    shapes = {f: np.shape(getattr(rotor, f)) for f in ('mass_kg', 'mass_eccentricity_m', 'shaft_stiffness_n_m', 'temperature_c', 'viscosity_pa_s', 'load_n')}
+    batch = [f for f, s in shapes.items() if s != ()]
+    if batch: raise ValueError(f"Rotor.{what} needs a single rotor, but {', '.join(batch)} hold arrays; loop over the machines")
+
+# %% ../nbs/01b_rotor.ipynb #11c4a349
 @patch
 def threshold_speed(self: Rotor,
                     max_speed_hz: float = 1000.0, # highest speed searched, Hz
@@ -260,6 +271,7 @@ def threshold_speed(self: Rotor,
                    )->float:                      # the lowest unstable speed, Hz (inf: stable up to `max_speed_hz`)
     "Stability threshold speed (Hz): where the least stable mode's real part first crosses zero (oil whirl onset, linear)."
     if not 0 < min_speed_hz < max_speed_hz: raise ValueError(f"need 0 < min_speed_hz < max_speed_hz, got {min_speed_hz!r}, {max_speed_hz!r}")
+    _single(self, 'threshold_speed')
     sp = np.geomspace(min_speed_hz, max_speed_hz, n)
     growth = self.eigenvalues(sp).real[..., 0]
     up = np.nonzero(growth > 0)[0]
@@ -267,7 +279,7 @@ def threshold_speed(self: Rotor,
     if up[0] == 0: return float(sp[0])
     return float(brentq(lambda s: self.eigenvalues(s).real[0], sp[up[0] - 1], sp[up[0]], rtol=1e-10))
 
-# %% ../nbs/01b_rotor.ipynb #7ec84e54
+# %% ../nbs/01b_rotor.ipynb #47e02bc1
 @patch
 def critical_speeds(self: Rotor,
                     max_speed_hz: float = 1000.0, # highest speed searched, Hz
@@ -276,6 +288,7 @@ def critical_speeds(self: Rotor,
                    )->np.ndarray:                 # peak speeds, Hz, ascending
     "Critical speeds (Hz): the peaks of the 1X unbalance response (major semi-axis at the rotor mass), as read from a Bode plot."
     if not 0 < min_speed_hz < max_speed_hz: raise ValueError(f"need 0 < min_speed_hz < max_speed_hz, got {min_speed_hz!r}, {max_speed_hz!r}")
+    _single(self, 'critical_speeds')
     probe = replace(self, mass_eccentricity_m=1e-6)                   # the peaks do not depend on the unbalance's size
     amp = lambda s: np.abs(forward_reverse(probe.unbalance_response(s, at='disk'))).sum(-1)
     sp = np.geomspace(min_speed_hz, max_speed_hz, n)
