@@ -63,7 +63,7 @@ def film_coefficients(eccentricity, # eccentricity ratio(s) e/c, in (0, 1)
     phi = _attitude(e)
     return _to_xy(k, phi) / w[..., None, None], _to_xy(c, phi) / w[..., None, None]
 
-# %% ../nbs/01b_rotor.ipynb #df8ae7a7
+# %% ../nbs/01b_rotor.ipynb #10794d16
 @dataclass(frozen=True)
 class BearingState:
     "Static equilibrium and linearised film of a plain short bearing (arrays broadcast over the inputs). Frame: x horizontal, y up, load along -y, rotation +z."
@@ -73,38 +73,42 @@ class BearingState:
     K: np.ndarray               # stiffness, N/m, `[..., 2, 2]`: dF_i = -K_ij dr_j (i, j: x, y)
     C: np.ndarray               # damping, N s/m, `[..., 2, 2]`: dF_i = -C_ij dv_j
     clearance_m: np.ndarray     # radial clearance c, m
+    load_angle: np.ndarray = 0.0  # direction of the load, rad from -y, counter-clockwise (towards +x); 0: along -y
 
     @property
     def centre(self) -> np.ndarray:
-        "Journal centre (x, y) relative to the bearing centre, m, `[..., 2]`: e c (sin phi, -cos phi)."
-        r = self.eccentricity * self.clearance_m
-        return np.stack([r * np.sin(self.attitude_angle), -r * np.cos(self.attitude_angle)], -1)
+        "Journal centre (x, y) relative to the bearing centre, m, `[..., 2]`: e c (sin(phi + beta), -cos(phi + beta)), beta the load angle."
+        r, a = self.eccentricity * self.clearance_m, self.attitude_angle + self.load_angle
+        return np.stack([r * np.sin(a), -r * np.cos(a)], -1)
 
-# %% ../nbs/01b_rotor.ipynb #da15c66a
+# %% ../nbs/01b_rotor.ipynb #9d288c69
 def bearing_state(viscosity_pa_s, # dynamic viscosity mu, Pa s
                   speed_hz,       # shaft speed N, rev/s (Hz)
                   load_n,         # static load W, N (acting along -y)
                   radius_m,       # journal radius R, m
                   length_m,       # bearing length L, m
                   clearance_m,    # radial clearance c, m
+                  load_angle_rad=0.0, # direction of the load, rad from -y, counter-clockwise (towards +x); 0: along -y
                  )->BearingState:
     """Static equilibrium and eight linearised coefficients of a plain cylindrical short (Ocvirk) bearing; vectorised (broadcasting).
 
     Frame: x horizontal, y vertical up, the load along -y, the shaft rotating about +z (counter-clockwise
-    seen with x to the right and y up). The film force on the journal changes by dF = -K dr - C dv about
+    seen with x to the right and y up). A load in another direction (`load_angle_rad`) turns the
+    equilibrium and the coefficients with it. The film force on the journal changes by dF = -K dr - C dv about
     the equilibrium; K, C are `[..., 2, 2]` indexed [force component, motion component]."""
     names = ('viscosity_pa_s', 'speed_hz', 'load_n', 'radius_m', 'length_m', 'clearance_m')
-    vals = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (viscosity_pa_s, speed_hz, load_n, radius_m, length_m, clearance_m)))
+    vals = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (viscosity_pa_s, speed_hz, load_n, radius_m, length_m, clearance_m, load_angle_rad)))
+    if not np.all(np.isfinite(vals[-1])): raise ValueError(f"load_angle_rad must be finite (rad), got {load_angle_rad!r}")
     for name, v in zip(names, vals):
         if not np.all(np.isfinite(v) & (v > 0)): raise ValueError(f"{name} must be finite and > 0 (SI units, speed in Hz), got {v!r}")
-    mu, n, w, r, l, c = vals
+    mu, n, w, r, l, c, beta = vals
     S = sommerfeld(mu, n, w, r, l, c)
     e = eccentricity_ratio(S, l / (2 * r))
     k, d, _ = _polar_coefficients(e)
     g, phi = mu * r * l ** 3 / c ** 2, _attitude(e)
-    K = _to_xy(k, phi) * (g * 2 * np.pi * n / c)[..., None, None]
-    C = _to_xy(d, phi) * (g / c)[..., None, None]
-    return BearingState(e, phi, S, K, C, c)
+    K = _to_xy(k, phi + beta) * (g * 2 * np.pi * n / c)[..., None, None]
+    C = _to_xy(d, phi + beta) * (g / c)[..., None, None]
+    return BearingState(e, phi, S, K, C, c, beta)
 
 # %% ../nbs/01b_rotor.ipynb #7bb205e2
 def lund_threshold(K,        # film stiffness, N/m, `[..., 2, 2]` (e.g. `BearingState.K`)
@@ -132,7 +136,7 @@ def _speeds(speed_hz) -> np.ndarray:
     if not np.all(np.isfinite(s) & (s > 0)): raise ValueError(f"speed_hz must be finite and > 0 Hz, got {speed_hz!r}")
     return s
 
-# %% ../nbs/01b_rotor.ipynb #d329cd0c
+# %% ../nbs/01b_rotor.ipynb #c92cce77
 @dataclass
 class Rotor:
     "A symmetric rotor on two identical plain short bearings, in one bearing plane: rigid (`shaft_stiffness_n_m=None`) or Jeffcott (disk on a massless shaft, massless journals). Numbers may be arrays (a batch of machines or operating points; they broadcast with the speed)."
@@ -142,13 +146,15 @@ class Rotor:
     bearing: BearingConfig = field(default_factory=BearingConfig)  # geometry and oil of each bearing
     temperature_c: float = 60.0               # oil temperature, C (viscosity by the Walther law of `bearing.oil`)
     viscosity_pa_s: float | None = None       # dynamic viscosity, Pa s; None: from `temperature_c`
-    load_n: float | None = None               # static load per bearing along -y, N; None: the weight mass_kg * g
+    load_n: float | None = None               # static load per bearing, N; None: the weight mass_kg * g
+    load_angle_rad: float = 0.0               # direction of that load, rad from -y, counter-clockwise (towards +x)
 
     def __post_init__(self):
         self.bearing.validate()
         ok = lambda v, lo=0.0: np.all(np.isfinite(np.asarray(v, dtype=float)) & (np.asarray(v, dtype=float) > lo))
         if not ok(self.mass_kg): raise ValueError(f"mass_kg must be a mass per bearing > 0 kg, got {self.mass_kg!r}")
         if not ok(self.mass_eccentricity_m, -1e-300): raise ValueError(f"mass_eccentricity_m must be >= 0 m, got {self.mass_eccentricity_m!r}")
+        if not np.all(np.isfinite(np.asarray(self.load_angle_rad, dtype=float))): raise ValueError(f"load_angle_rad must be finite (rad), got {self.load_angle_rad!r}")
         if not ok(self.temperature_c, -273.15): raise ValueError(f"temperature_c must be finite and above -273.15 C, got {self.temperature_c!r}")
         for name in ('shaft_stiffness_n_m', 'viscosity_pa_s', 'load_n'):
             v = getattr(self, name)
@@ -161,7 +167,7 @@ class Rotor:
 
     @property
     def load(self) -> np.ndarray:
-        "Static load per bearing, N (along -y)."
+        "Static load per bearing, N (direction: `load_angle_rad`)."
         return np.asarray(np.asarray(self.mass_kg, dtype=float) * _GRAVITY if self.load_n is None else self.load_n, dtype=float)
 
     @property
@@ -169,12 +175,12 @@ class Rotor:
         "Unbalance per bearing u = m e_u, kg m."
         return np.asarray(self.mass_kg, dtype=float) * np.asarray(self.mass_eccentricity_m, dtype=float)
 
-# %% ../nbs/01b_rotor.ipynb #a208196b
+# %% ../nbs/01b_rotor.ipynb #80534081
 @patch
 def state(self: Rotor, speed_hz) -> BearingState:  # shaft speed(s), Hz
     "The bearing's static equilibrium and coefficients at `speed_hz` (vectorised)."
     b = self.bearing
-    return bearing_state(self.viscosity, _speeds(speed_hz), self.load, b.radius_m, b.length_m, b.clearance_m)
+    return bearing_state(self.viscosity, _speeds(speed_hz), self.load, b.radius_m, b.length_m, b.clearance_m, self.load_angle_rad)
 
 # %% ../nbs/01b_rotor.ipynb #8e4d6e38
 @patch
@@ -255,10 +261,10 @@ def whirl_ratio(self: Rotor, speed_hz) -> np.ndarray:  # shaft speed(s), Hz
     lam = _least_stable(self.eigenvalues(speed_hz))
     return np.abs(lam.imag) / (2 * np.pi * _speeds(speed_hz))
 
-# %% ../nbs/01b_rotor.ipynb #c6368927
+# %% ../nbs/01b_rotor.ipynb #bfbe7019
 def _single(rotor, what):
     "Refuse a batch of rotors where one number is computed per rotor."
-    shapes = {f: np.shape(getattr(rotor, f)) for f in ('mass_kg', 'mass_eccentricity_m', 'shaft_stiffness_n_m', 'temperature_c', 'viscosity_pa_s', 'load_n')}
+    shapes = {f: np.shape(getattr(rotor, f)) for f in ('mass_kg', 'mass_eccentricity_m', 'shaft_stiffness_n_m', 'temperature_c', 'viscosity_pa_s', 'load_n', 'load_angle_rad')}
     batch = [f for f, s in shapes.items() if s != ()]
     if batch: raise ValueError(f"Rotor.{what} needs a single rotor, but {', '.join(batch)} hold arrays; loop over the machines")
 

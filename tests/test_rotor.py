@@ -106,3 +106,16 @@ def test_threshold_speed_agrees_with_lund_solved_for_speed(temperature):
     n_lund = brentq(lambda n: excess(n) if np.isfinite(excess(n)) else 1e9, 20.0, 2000.0, rtol=1e-12)
     np.testing.assert_allclose(n_eig, n_lund, rtol=1e-6)
     assert 100.0 < n_eig < 400.0
+
+
+@pytest.mark.parametrize('beta', [0.4, -1.2, 2.5])
+def test_turned_load_is_balanced_by_the_numerical_film_force(beta):
+    "With the load turned by beta from -y, the integrated film force at the stated centre points against the load."
+    mu, n, W, R, L, c = 0.0126, 60.0, 1300.0, 0.025, 0.025, 50e-6
+    st = bearing_state(mu, n, W, R, L, c, load_angle_rad=beta)
+    F = quad_force(*(st.centre / c)) * mu * R * L ** 3 * 2 * np.pi * n / c ** 2
+    np.testing.assert_allclose(F, -W * np.array([np.sin(beta), -np.cos(beta)]), rtol=0, atol=2e-4 * W)
+    st0 = bearing_state(mu, n, W, R, L, c)
+    for A, B in ((st.K, st0.K), (st.C, st0.C)):
+        np.testing.assert_allclose([np.trace(A), A[0, 1] - A[1, 0]], [np.trace(B), B[0, 1] - B[1, 0]], rtol=0, atol=1e-9 * np.abs(B).max())
+        np.testing.assert_allclose(np.linalg.det(A), np.linalg.det(B), rtol=1e-9)
