@@ -129,3 +129,23 @@ print('matplotlib.pyplot' in sys.modules)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == 'False'
+
+
+def test_rotor_unbalance_orbit_read_back_through_probes_and_keyphasor():
+    "The rotor's 1X response (worked example: e = 0.65, 60 Hz), written as probe and keyphasor signals, read back by orbits."
+    from lstm_pfd.rotor import Rotor, forward_reverse
+    rot = Rotor(mass_kg=132.0, mass_eccentricity_m=20e-6, viscosity_pa_s=0.0126)
+    X = rot.unbalance_response(60.0) * 1e6                        # complex (x, y) amplitudes, um; heavy spot on +x at t = 0
+    fs = 20480.0
+    t = np.arange(int(2 * fs)) / fs
+    theta = 2 * np.pi * 60.0 * t
+    x, y = (X[0] * np.exp(1j * theta)).real, (X[1] * np.exp(1j * theta)).real
+    s = np.sqrt(0.5)
+    px, py = (x + y) * s, (-x + y) * s                             # towards the probes at +45 and -45 degrees
+    tk = ob.keyphasor_times(_notch(theta, width_deg=14, ramp_deg=5), fs)
+    v = ob.order_vectors(np.stack([px, py]).astype(np.float32), fs, tk, [1])[:, 0]
+    np.testing.assert_allclose(np.stack(ob.probes_to_xy(v[0], v[1])), X, atol=1e-3 * np.abs(X).max())
+    ap, am = ob.forward_reverse(v[0], v[1])                        # in the probe frame: the same |A+|, |A-|
+    np.testing.assert_allclose([abs(ap), abs(am)], np.abs(forward_reverse(X)), rtol=1e-3)
+    e = ob.ellipse(ap, am)
+    assert e.precession == 'forward' and 17.5 < float(e.semi_major) < 19.5 and 5.5 < float(e.semi_minor) < 7.5
