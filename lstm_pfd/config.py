@@ -97,10 +97,13 @@ MAX_CONFIG_BYTES = 1 << 20  # largest config text read (a config is a few kB); r
 
 def parse_yaml(text: str,                   # YAML text of a config (size-limited, no Python tags)
                source: str = 'config text', # where the text came from, named in errors
+               *,
+               value: bool = False,         # one value (e.g. of `--set key=value`): empty text and `null` give None
               ):
     "Parse config YAML with `_Loader`; oversized, binary, unparsable or empty text raises `ConfigError` naming `source`."
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(source, f'{len(text)} characters', f'at most MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES} characters (raise lstm_pfd.config.MAX_CONFIG_BYTES to read more)')
+    if value and not text.strip(): return None
     if not text.strip(): raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text is empty: write {} for all defaults)')
     if '\x00' in text: raise ConfigError(source, text[:40], 'YAML text (this holds NUL bytes: a binary file?)')
     try: data = yaml.load(text, Loader=_Loader)
@@ -110,6 +113,7 @@ def parse_yaml(text: str,                   # YAML text of a config (size-limite
                           'its expanded size, none inside itself (raise lstm_pfd.config.MAX_YAML_NODES to read more)') from None
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as e:
         raise ConfigError(source, text[:40], f"valid YAML ({type(e).__name__}: {' '.join(str(e).split())[:MAX_QUOTE]})") from None
+    if data is None and value: return None
     if data is None: raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text holds only comments)')
     return data
 

@@ -560,7 +560,7 @@ def searches(root='runs', # folder holding the run folders
     if not p.exists(): return {}
     if not p.is_file(): raise ConfigError(str(p), 'a folder', 'a searches.yaml file')
     text = p.read_text(encoding='utf-8', errors='replace')
-    s = parse_yaml(text, str(p)) if text.strip() and any(not l.lstrip().startswith('#') for l in text.splitlines() if l.strip()) else {}
+    s = parse_yaml(text, str(p), value=True) or {}                # bounded: size, alias expansion, no tags
     if not isinstance(s, dict): raise ConfigError(str(p), s, 'a mapping of search names to searches')
     return {k: _check_search(k, v, str(p)) for k, v in s.items()}
 
@@ -939,7 +939,7 @@ def parse_sets(items:Sequence[str] | None, # `key=value` strings; None: none
     for it in items or ():
         if '=' not in it: raise ValueError(f"--set: got {it!r}; expected key=value (a dotted key, a YAML value)")
         k, v = it.split('=', 1)
-        out[k.strip()] = parse_yaml(v, f'--set {k.strip()}') if v.strip() else None   # size and alias expansion bounded
+        out[k.strip()] = parse_yaml(v, f'--set {k.strip()}', value=True)   # size and alias expansion bounded
     return out
 
 # %% ../nbs/12_experiments.ipynb #c8c437ae
