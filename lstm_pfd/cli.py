@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -150,6 +151,9 @@ def main(argv: list[str] | None = None,  # the arguments after `lstm-pfd` (defau
     except KeyboardInterrupt:
         print(f"lstm-pfd {args.command}: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as e:   # SIGTERM: the library's signal guard raises it so that runs and files are closed cleanly
+        if e.code == 128 + signal.SIGTERM: print(f"lstm-pfd {args.command}: interrupted (SIGTERM)", file=sys.stderr)
+        raise
     except (ConfigError, OSError, KeyError, ValueError, TypeError, ExportError, MemoryError) as e:
         if args.debug: raise
         print(f"lstm-pfd {args.command}: error: {_one_line(e)}", file=sys.stderr)

@@ -18,6 +18,7 @@ import operator
 import os
 import platform
 import re
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,12 @@ def run_status(run_dir, # a run folder
     p = Path(run_dir) / 'run.json'
     return _read_json(p).get('status') if p.exists() else None
 
+# %% ../nbs/12_experiments.ipynb #5232c155
+def _run_identity(cfg: ExperimentConfig) -> dict:
+    "What a checkpoint of `cfg` must match to be resumed: the hash of the data, model and training settings (seed included), and those settings."
+    d = {'data': cfg.data._hash_dict(), 'model': cfg.model._hash_dict(), 'train': cfg.train._hash_dict()}
+    return {'experiment_hash': hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16], 'experiment': d}
+
 # %% ../nbs/12_experiments.ipynb #6921699b
 def _train(cfg, tr, va, run_dir, config_hash, progress):
     from lstm_pfd.models import create_model
@@ -156,7 +163,7 @@ def _train(cfg, tr, va, run_dir, config_hash, progress):
     return fit(model, tr, va, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, optimizer=t.optimizer,
                weight_decay=t.weight_decay, schedule=t.schedule, patience=t.patience, seed=t.seed, augment=aug,
                checkpoint_path=ckpt, resume_from=resume, progress=progress, device=t.device,
-               config_hash=config_hash, num_threads=t.threads), resume is not None
+               config_hash=config_hash, num_threads=t.threads, checkpoint_extra=_run_identity(cfg)), resume is not None
 
 # %% ../nbs/12_experiments.ipynb #5be97d96
 def _evaluate(model, ds, cfg, normalize) -> dict:
@@ -236,7 +243,7 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
                    mlflow:str | None=None, # MLflow tracking URI to mirror the finished run to; None: none
                   )->Path:
     "Run experiment `cfg` into `<root>/<run_id>` (skipped if done, resumed if interrupted); returns the run folder."
-    from lstm_pfd.data import open_dataset
+    from lstm_pfd.data import open_dataset, _SignalGuard
     cfg = load_experiment(cfg, overrides)
     root = Path(root); run_dir = root / run_id(cfg)
     if run_status(run_dir) == 'done':
@@ -245,15 +252,17 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
     _write_text(run_dir / 'config.yaml', cfg.to_yaml())
     rec = {'run_id': run_dir.name, 'name': cfg.name, 'tags': list(cfg.tags), 'config_hash': cfg.hash(),
            'config': cfg.to_dict(), 'status': 'running', 'started': _now(), 'environment': _environment(cfg)}
-    _write_json(run_dir / 'run.json', rec)
-    t0 = time.perf_counter()
+    guard = _SignalGuard()      # SIGTERM/SIGINT raise here (SystemExit/KeyboardInterrupt): the run is marked, not cut off
     try:
+        _write_json(run_dir / 'run.json', rec)
+        t0 = time.perf_counter()
         rec.update(_run_steps(cfg, root, run_dir, progress, open_dataset))
         rec.update(status='done', finished=_now())
         rec['timings']['wall_seconds'] = time.perf_counter() - t0
     except BaseException as e:
-        rec.update(status='interrupted' if isinstance(e, KeyboardInterrupt) else 'failed', error=repr(e), finished=_now())
+        rec.update(status='interrupted' if isinstance(e, (KeyboardInterrupt, SystemExit)) else 'failed', error=repr(e), finished=_now())
         _write_json(run_dir / 'run.json', rec); raise
+    finally: guard.restore()
     _write_json(run_dir / 'run.json', rec)
     uri = mlflow or cfg.mlflow
     if uri: log_to_mlflow(run_dir, uri)
@@ -430,9 +439,10 @@ _WHERE_FLIP = {'==': '==', '!=': '!=', '<': '>', '<=': '>=', '>': '<', '>=': '<=
 
 def _where_compare(op: str, a, b) -> np.ndarray:
     "`a <op> b` elementwise (a column Series, a constant or a list); a pair that cannot be ordered (None < 1, 'a' < 2) is False."
+    if op not in ('==', '!=') and any(v is None or isinstance(v, list) for v in (a, b)):
+        raise ConfigError('where', op, '== or != (or in) to compare with None or a list')
     if not isinstance(a, pd.Series) and isinstance(b, pd.Series): a, b, op = b, a, _WHERE_FLIP[op]   # the column first
     if isinstance(b, list) or b is None:
-        if op not in ('==', '!='): raise ConfigError('where', op, '== or != (or in) to compare with None or a list')
         vals = b if isinstance(b, list) else [None]
         m = _isin(a, vals) if isinstance(a, pd.Series) else np.asarray(any(_safe_cmp(operator.eq, a, v) or a is v for v in vals))
         return ~m if op == '!=' else m
@@ -667,20 +677,45 @@ class SweepConfig(BaseConfig):
 # %% ../nbs/12_experiments.ipynb #35fe1ec8
 def _run_many(cfg_dicts: list, root: str) -> list[str]:
     "Worker entry point: run experiments (given as plain dicts) one after the other; return their run ids."
-    import torch
+    import multiprocessing as mp, torch
     out = []
     for d in cfg_dicts:
         cfg = ExperimentConfig.from_dict(d)
         if cfg.train.threads: torch.set_num_threads(cfg.train.threads)
-        out.append(run_experiment(cfg, root).name)
+        try: out.append(run_experiment(cfg, root).name)
+        except (KeyboardInterrupt, SystemExit) as e:
+            if mp.parent_process() is None: raise
+            # a pool worker told to stop: its run is marked 'interrupted'; end the process now rather than take the next task
+            logging.shutdown(); os._exit(130 if isinstance(e, KeyboardInterrupt) else 128 + signal.SIGTERM)
     return out
+
+# %% ../nbs/12_experiments.ipynb #2abdea7c
+def _end_workers(ex, grace: float = 20.0):
+    "After an interruption: cancel queued tasks, SIGTERM the pool's workers (each marks its run 'interrupted'), SIGKILL stragglers."
+    procs = [p for p in (getattr(ex, '_processes', None) or {}).values()]
+    results = getattr(ex, '_result_queue', None)
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive(): p.terminate()
+    t_end = time.monotonic() + grace
+    for p in procs: p.join(max(0.1, t_end - time.monotonic()))
+    for p in procs:
+        if p.is_alive(): p.kill(); p.join(5)
+    if procs and results is not None:
+        try: results._writer.close()    # a worker killed mid-message must not leave the pool's manager thread waiting
+        except Exception: pass
+    if procs: log.warning("interrupted: ended %d worker processes", len(procs))
 
 # %% ../nbs/12_experiments.ipynb #7eab631a
 def _map_local(fn, items, workers: int = 2, **_):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn')) as ex:
-        return list(ex.map(fn, *zip(*items)))
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn'))
+    try: out = list(ex.map(fn, *zip(*items)))
+    except (KeyboardInterrupt, SystemExit): _end_workers(ex); raise
+    except BaseException: ex.shutdown(wait=True); raise
+    ex.shutdown(wait=True)
+    return out
 
 # %% ../nbs/12_experiments.ipynb #eef982fa
 def _map_dask(fn, items, workers: int = 2, address: str | None = None, **_):
@@ -716,6 +751,19 @@ def load_sweep(spec, # a `SweepConfig`, dict, or YAML/JSON file or text
     if overrides: sw = sw.override({f'base.{k}': v for k, v in overrides.items()})
     return sw
 
+# %% ../nbs/12_experiments.ipynb #436a9ac7
+def _mark_interrupted(root: Path, cfgs) -> list[str]:
+    "Mark the runs of `cfgs` still 'running' under `root` as 'interrupted' (their worker was ended); returns their ids."
+    out = []
+    for c in cfgs:
+        p = root / run_id(c) / 'run.json'
+        try: rj = _read_json(p)
+        except (OSError, ValueError): continue
+        if isinstance(rj, dict) and rj.get('status') == 'running':
+            rj.update(status='interrupted', error='the sweep was interrupted', finished=_now())
+            _write_json(p, rj); out.append(p.parent.name)
+    return out
+
 # %% ../nbs/12_experiments.ipynb #fe5488ad
 def run_sweep(sweep, # a sweep (anything `load_sweep` accepts)
               root='runs', # folder holding the run folders
@@ -733,15 +781,22 @@ def run_sweep(sweep, # a sweep (anything `load_sweep` accepts)
         raise ValueError(f"workers: got {workers!r}; allowed: a positive number of processes (--workers 1 or more)")
     if per_task is not None and (isinstance(per_task, bool) or not isinstance(per_task, int) or per_task < 1):
         raise ValueError(f"per_task: got {per_task!r}; allowed: a positive number of runs per task (--per-task 1 or more), or None")
+    from lstm_pfd.data import _SignalGuard
     sw, root = load_sweep(sweep, overrides), Path(root)
     cfgs = list({run_id(c): c for c in sw.experiments()}.values())
-    for c in {c.data.to_json(): c for c in cfgs}.values(): prepare_data(c, root)
-    todo = [c for c in cfgs if run_status(root / run_id(c)) != 'done']
-    log.info("sweep: %d runs, %d done, %d to run on %s", len(cfgs), len(cfgs) - len(todo), len(todo), executor)
-    if todo:
-        k = per_task or (1 if executor == 'slurm' else math.ceil(len(todo) / workers))
-        tasks = [([c.to_dict() for c in todo[i:i + k]], str(root)) for i in range(0, len(todo), k)]
-        EXECUTORS[executor](_run_many, tasks, workers=workers, address=address, slurm=slurm, folder=root / '_submitit')
+    guard, todo = _SignalGuard(), []       # SIGTERM/SIGINT: workers ended, their runs marked 'interrupted'
+    try:
+        for c in {c.data.to_json(): c for c in cfgs}.values(): prepare_data(c, root)
+        todo = [c for c in cfgs if run_status(root / run_id(c)) != 'done']
+        log.info("sweep: %d runs, %d done, %d to run on %s", len(cfgs), len(cfgs) - len(todo), len(todo), executor)
+        if todo:
+            k = per_task or (1 if executor == 'slurm' else math.ceil(len(todo) / workers))
+            tasks = [([c.to_dict() for c in todo[i:i + k]], str(root)) for i in range(0, len(todo), k)]
+            EXECUTORS[executor](_run_many, tasks, workers=workers, address=address, slurm=slurm, folder=root / '_submitit')
+    except (KeyboardInterrupt, SystemExit):
+        if executor != 'slurm': _mark_interrupted(root, todo)   # Slurm jobs live on without us: leave their status to them
+        raise
+    finally: guard.restore()
     ran = {run_id(c) for c in todo}
     return pd.DataFrame([{'run_id': run_id(c), 'action': 'ran' if run_id(c) in ran else 'skipped',
                           'status': run_status(root / run_id(c)), 'path': str(root / run_id(c))} for c in cfgs])
