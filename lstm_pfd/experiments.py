@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import yaml
+from fastcore.basics import patch
 
 from .config import BaseConfig, ConfigError, ExperimentConfig, StrDict, parse_yaml
 from . import plotting
@@ -400,25 +401,32 @@ class _WhereParser:
         if parts: return parts[0] if len(parts) == 1 else ('and', parts)
         if left[0] == 'col': return ('truth', left)
         self.fail(self.peek(), 'a comparison (== != < <= > >=) or in')
-    def operand(self):
-        if self.peek()[0] == 'col': return ('col', self.take()[1].strip('`'))
-        return ('const', self.constant())
-    def constant(self):
-        t = self.take(); kind, v = t[:2]
-        if kind == 'op' and v == '-' and self.peek()[0] == 'num': return -_where_number(self.take()[1])
-        if kind == 'num': return _where_number(v)
-        if kind == 'str': return re.sub(r'\\(.)', r'\1', v[1:-1])
-        if kind == 'word' and v in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[v]
-        self.fail(t, 'a column name or a constant (a number, a quoted string, True, False, None)')
-    def values(self):
-        close = {'[': ']', '(': ')'}.get(self.peek()[1]) if self.peek()[0] == 'op' else None
-        if close is None: self.fail(self.peek(), 'a list of constants in [ ] or ( ), or a column name')
-        self.take(); out = []
-        while not self.is_('op', close):
-            out.append(self.constant())
-            if not self.is_('op', close): self.expect('op', ',', f"',' or {close!r}")
-        self.take()
-        return ('list', out)
+
+# %% ../nbs/12_experiments.ipynb #a0301f21
+@patch
+def operand(self: _WhereParser):
+    if self.peek()[0] == 'col': return ('col', self.take()[1].strip('`'))
+    return ('const', self.constant())
+
+@patch
+def constant(self: _WhereParser):
+    t = self.take(); kind, v = t[:2]
+    if kind == 'op' and v == '-' and self.peek()[0] == 'num': return -_where_number(self.take()[1])
+    if kind == 'num': return _where_number(v)
+    if kind == 'str': return re.sub(r'\\(.)', r'\1', v[1:-1])
+    if kind == 'word' and v in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[v]
+    self.fail(t, 'a column name or a constant (a number, a quoted string, True, False, None)')
+
+@patch
+def values(self: _WhereParser):
+    close = {'[': ']', '(': ')'}.get(self.peek()[1]) if self.peek()[0] == 'op' else None
+    if close is None: self.fail(self.peek(), 'a list of constants in [ ] or ( ), or a column name')
+    self.take(); out = []
+    while not self.is_('op', close):
+        out.append(self.constant())
+        if not self.is_('op', close): self.expect('op', ',', f"',' or {close!r}")
+    self.take()
+    return ('list', out)
 
 # %% ../nbs/12_experiments.ipynb #bb34e7ab
 def parse_where(text:str, # a filter, e.g. `"model.name == 'cnn1d' and clean.record_acc > 0.9"`

@@ -23,6 +23,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+import lstm_pfd
+
 from lstm_pfd.cli import main
 from lstm_pfd.config import ConfigError, DataConfig, ExperimentConfig, parse_yaml
 from lstm_pfd.experiments import (SweepConfig, load_experiment, load_sweep, parse_sets, prepare_data, run_experiment,
@@ -30,7 +32,7 @@ from lstm_pfd.experiments import (SweepConfig, load_experiment, load_sweep, pars
 from lstm_pfd.utils import atomic_write
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(lstm_pfd.__file__).resolve().parents[1])}
 
 
 def _record(run_id, model, seed, acc, status='done', tags=('bench',)):
@@ -305,9 +307,29 @@ def _start(args, until, timeout=120):
     return proc, kids
 
 
+def _reap(pids):
+    "Kill what a failed test left running (never processes this test did not start)."
+    for pid in _alive(pids):
+        try: psutil.Process(pid).kill()
+        except psutil.NoSuchProcess: pass
+
+
 def _status(d: Path):
     try: return json.loads((d / 'run.json').read_text())['status']
     except (OSError, ValueError, KeyError): return None
+
+
+def _interrupt(proc, kids, timeout):
+    "SIGTERM `proc`; `(stderr, descendants still alive 15 s later)`; whatever is left is killed."
+    try:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=timeout)
+        t_end = time.monotonic() + 15
+        while _alive(kids) and time.monotonic() < t_end: time.sleep(0.2)
+        return err, _alive(kids)
+    finally:
+        if proc.poll() is None: proc.kill()
+        _reap(kids)
 
 
 def test_sigterm_ends_a_run_cleanly(data_file, tmp_path):
@@ -316,17 +338,11 @@ def test_sigterm_ends_a_run_cleanly(data_file, tmp_path):
     d = tmp_path / 'runs' / run_id(cfg)
     proc, kids = _start(['run', spec, '--root', tmp_path / 'runs', '--no-progress'],
                         lambda: _status(d) == 'running' and (d / 'checkpoint.pt').exists())
-    try:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None: proc.kill()
+    err, left = _interrupt(proc, kids, 60)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert 'Traceback' not in err and 'interrupted' in err, err
     assert _status(d) == 'interrupted'
-    t_end = time.monotonic() + 10
-    while _alive(kids) and time.monotonic() < t_end: time.sleep(0.2)
-    assert _alive(kids) == []
+    assert left == []
     assert not list(d.glob('.*.tmp'))
 
 
@@ -337,18 +353,12 @@ def test_sigterm_ends_a_sweep_and_its_workers(data_file, tmp_path):
     dirs = [tmp_path / 'runs' / run_id(c) for c in sw.experiments()]
     proc, kids = _start(['sweep', spec, '--root', tmp_path / 'runs', '--workers', 2],
                         lambda: all(_status(d) == 'running' for d in dirs), timeout=180)
-    try:
-        assert len(kids) >= 2
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None: proc.kill()
+    err, left = _interrupt(proc, kids, 90)
+    assert len(kids) >= 2
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert 'Traceback' not in err, err
     assert [_status(d) for d in dirs] == ['interrupted'] * 2
-    t_end = time.monotonic() + 15
-    while _alive(kids) and time.monotonic() < t_end: time.sleep(0.2)
-    assert _alive(kids) == [], 'processes left behind (workers or resource tracker)'
+    assert left == [], 'processes left behind (workers or resource tracker)'
 
 
 _KILLED_WRITER = """
@@ -437,7 +447,7 @@ def test_files_get_the_umask_mode(data_file, tmp_path):
                            tmp_path / 'd.h5', progress=False)
         model = create_model('compact', n_classes=11)
         ck = save_checkpoint(tmp_path / 'm.pt', model)
-        onnx_path = tmp_path / 'm.onnx'; to_onnx(model, onnx_path, window_len=1024)
+        onnx_path = tmp_path / 'm.onnx'; to_onnx(model, onnx_path, window_len=1024, exporter='torchscript')
         d = run_experiment(_exp(data_file), tmp_path / 'runs')
         files = [h5, ck, Path(onnx_path), d / 'run.json', d / 'checkpoint.pt', d / 'metrics.json']
         modes = {f.name: oct(f.stat().st_mode & 0o777) for f in files}
