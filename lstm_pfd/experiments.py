@@ -438,6 +438,7 @@ def parse_where(text:str, # a filter, e.g. `"model.name == 'cnn1d' and clean.rec
 def _where_side(df: pd.DataFrame, node):
     "A column (Series) or a constant (or a list of constants) of a parsed filter."
     if node[0] != 'col': return node[1]
+    if node[1] not in df.columns and df.empty: return pd.Series([], dtype=object)   # an empty catalogue matches nothing
     if node[1] not in df.columns:
         near = difflib.get_close_matches(node[1], [str(c) for c in df.columns], 3)
         raise ConfigError('where', node[1], f"a column of the runs table ({'did you mean ' + ', '.join(near) if near else f'{len(df.columns)} columns, e.g. ' + ', '.join(sorted(map(str, df.columns))[:8])})")

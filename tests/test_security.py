@@ -417,6 +417,7 @@ def test_bad_sweep_options_refused_up_front(kw, word, tmp_path):
     assert not (tmp_path / 'runs').exists()
 
 
+@pytest.mark.timeout(120)
 def test_oversized_grid_refused_up_front(tmp_path, capsys):
     spec = tmp_path / 'sweep.yaml'
     spec.write_text('grid: {train.lr: [' + ', '.join(['0.1'] * 300) + '], train.epochs: [' + ', '.join(map(str, range(1, 101))) + ']}\n'
