@@ -256,6 +256,7 @@ def _error_items(errors, max_errors: int = 20) -> tuple[str, list[ErrorItem]]:
 _NUM = rb'-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+'    # a JSON number
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*+"|\[[^\[\]{}"]*+\]', re.S)     # a string, or an array without arrays, objects or strings
 _NUM_ARRAY = re.compile(rb'\[[0-9eE+\-.,\s]*+\]')    # an array of number characters only; the numbers' grammar is checked when read
+_EMPTY_ARRAY = re.compile(rb'\[\s*+\]')
 _NUM_PREFIX = re.compile(rb'\[\s*+(?:' + _NUM + rb'\s*+,\s*+)*+')
 
 _FLOATS = TypeAdapter(list[float])
@@ -293,7 +294,7 @@ def _scan_json(body: bytes, max_samples: int) -> tuple[str, dict]:
             e = _NUM_PREFIX.match(body, a).end()          # long: its first element that is not a number, never parsed
             x = (body.count(b',', a, e), _not_a_number(bytes(body[e:e + 40]).split(b',')[0].split(b']')[0].strip()))
         else:
-            n = body.count(b',', a, b) + 1 if body[a + 1:b - 1].strip() else 0
+            n = 0 if _EMPTY_ARRAY.fullmatch(body, a, b) else body.count(b',', a, b) + 1   # counted in place, no copy
             if n > max_samples: x = n                     # too long: counted, never read (refused where it stands)
             else: x = _read_numbers(body, a, b, n)
         key = f'{tag}{len(arrays)}'
