@@ -1034,7 +1034,9 @@ def read_recording(path, # .npy, .csv/.tsv/.txt, .wav, .mat or .h5/.hdf5 file
             except Exception as e: raise ValueError(f"{path.name} is not a readable MATLAB file: {_short(e)}") from None
             a, fs = _pick(leaves, key, path), None if fs_key is None else _pick(leaves, fs_key, path, 'fs_key')
         else:                                                           # HDF5, MATLAB v7.3 included
-            with h5py.File(path, 'r') as f:
+            try: f = h5py.File(path, 'r')
+            except OSError as e: raise ValueError(f"{path.name} is not a readable HDF5 file: {_short(e)}") from None
+            with f:
                 _refuse_foreign_storage(f, path.name)
                 leaves = _h5_leaves(f)
                 a, fs = _pick(leaves, key, path), None if fs_key is None else _pick(leaves, fs_key, path, 'fs_key')
@@ -1047,7 +1049,9 @@ def read_recording(path, # .npy, .csv/.tsv/.txt, .wav, .mat or .h5/.hdf5 file
         fs = np.asarray(fs, float)
         if fs.size != 1 or not np.isfinite(fs).all() or fs.item() <= 0: raise ValueError(f"{path.name}: {fs_key!r} holds {fs.ravel()[:4]}, not one rate in Hz > 0")
         fs = float(fs.item())
-    return _one_channel(np.asarray(a), path.name, column), fs
+    a = np.asarray(a)
+    if a.size == 0: raise ValueError(f"{path.name} holds no samples")
+    return _one_channel(a, path.name, column), fs
 
 def _one_channel(a: np.ndarray, name: str, column) -> np.ndarray:
     if np.iscomplexobj(a): raise ValueError(f"{name}: complex samples ({a.dtype}); store the real signal (or take .real / abs() yourself)")
