@@ -205,3 +205,11 @@ def test_cli_fs_over_a_wav_header_warns(files):
     r = subprocess.run([str(script), 'predict', str(files['onnx']), str(files['d'] / 'ok.wav'), '--fs', '1000'],
                        capture_output=True, text=True, timeout=120, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert r.returncode == 0 and 'overrides the rate stated in the file (8000 Hz)' in r.stderr, r.stderr[-2000:]
+
+
+def test_batch_size_over_the_training_set_refused_before_the_build(tmp_path):
+    from lstm_pfd.config import ConfigError
+    from lstm_pfd.experiments import run_experiment
+    with pytest.raises(ConfigError, match='train.batch_size: got 100000; allowed: at most the 704 training windows'):
+        run_experiment({'data': {'preset': 'quick'}, 'train': {'batch_size': 100_000, 'epochs': 1}}, tmp_path)
+    assert not (tmp_path / 'datasets').exists() or not any((tmp_path / 'datasets').iterdir())   # nothing was built
