@@ -1053,6 +1053,7 @@ def read_recording(path, # .npy, .csv/.tsv/.txt, .wav, .mat or .h5/.hdf5 file
     if a.size == 0: raise ValueError(f"{path.name} holds no samples")
     return _one_channel(a, path.name, column), fs
 
+# %% ../nbs/03_data.ipynb #onech002
 def _one_channel(a: np.ndarray, name: str, column) -> np.ndarray:
     if np.iscomplexobj(a): raise ValueError(f"{name}: complex samples ({a.dtype}); store the real signal (or take .real / abs() yourself)")
     if a.dtype.kind == 'b': raise ValueError(f"{name}: boolean samples are not a vibration signal; convert them explicitly (x.astype(float))")
