@@ -254,8 +254,9 @@ def _error_items(errors, max_errors: int = 20) -> tuple[str, list[ErrorItem]]:
 
 # %% ../nbs/10_serve.ipynb #jsn00001
 _NUM = rb'-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+'    # a JSON number
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*+"|\[[^\[\]{}"]*+\]', re.S)     # a string, or an array without arrays, objects or strings
-_NUM_ARRAY = re.compile(rb'\[[0-9eE+\-.,\s]*+\]')    # an array of number characters only; the numbers' grammar is checked when read
+_STRING_OR_ARRAY = re.compile(rb'"(?:[^"\\]|\\.)*+"|\[', re.S)   # a string (skipped whole), or where an array opens
+_FLAT_ARRAY = re.compile(rb'\[[^\[\]{}"]*+\]')                     # an array without arrays, objects or strings
+_NUMBER_CHARS = b'0123456789eE+-., \t\r\n'                           # all an array of JSON numbers holds (grammar checked when read)
 _EMPTY_ARRAY = re.compile(rb'\[\s*+\]')
 _NUM_PREFIX = re.compile(rb'\[\s*+(?:' + _NUM + rb'\s*+,\s*+)*+')
 
@@ -276,6 +277,10 @@ def _read_numbers(body: bytes, a: int, b: int, n: int, step: int = 2**16):
         out[i:i + len(v)] = v; i, pos = i + len(v), end + 1
     return out if i == n and pos >= b - 1 else (min(i, n - 1), "expected a JSON number, got '' (an empty element)")
 
+def _number_chars_only(body: bytes, a: int, b: int, step: int = 2**16) -> bool:
+    "True if `body[a:b]` holds only characters of JSON numbers, commas and white space (checked a slice at a time: no copy of it)."
+    return not any(body[i:min(i + step, b)].translate(None, _NUMBER_CHARS) for i in range(a, b, step))
+
 def _not_a_number(tok: bytes) -> str:
     if tok in (b'NaN', b'Infinity', b'-Infinity'): return _message({'type': 'finite_number'})
     if tok in (b'true', b'false'): return _message({'type': 'float_type', 'loc': ('samples', 0), 'input': True})
@@ -285,22 +290,24 @@ def _scan_json(body: bytes, max_samples: int) -> tuple[str, dict]:
     "(the JSON text with each flat array of numbers replaced by a placeholder string, {placeholder: float64 array, its length if over `max_samples`, or (index, message) of its first non-number})."
     import secrets
     tag = '\x00' + secrets.token_hex(8) + ':'           # a string no client can send: a NUL and 16 secret hex digits
-    parts, arrays, pos, other = [], {}, 0, 0
-    for m in _TOKEN.finditer(body):
-        a, b = m.span()
-        if body[a] != 0x5B: continue                      # a string: skipped whole, so arrays inside strings stay text
-        if not _NUM_ARRAY.fullmatch(body, a, b):
-            if b - a <= 4096: continue                    # short: left to the JSON parser and pydantic's messages
-            e = _NUM_PREFIX.match(body, a).end()          # long: its first element that is not a number, never parsed
+    parts, arrays, pos, other, at = [], {}, 0, 0, 0
+    while (m := _STRING_OR_ARRAY.search(body, at)) is not None:
+        a = m.start()
+        if body[a] != 0x5B: at = m.end(); continue         # a string: brackets inside it stay text
+        b = body.find(b']', a) + 1
+        if b == 0: break                                   # no closing bracket: the JSON parser says what is wrong
+        if not _number_chars_only(body, a + 1, b - 1):
+            f = _FLAT_ARRAY.match(body, a)
+            if f is None or f.end() - a <= 4096: at = a + 1; continue   # nested, or short: left to the JSON parser and pydantic
+            e = _NUM_PREFIX.match(body, a).end()           # long: its first element that is not a number, never parsed
             x = (body.count(b',', a, e), _not_a_number(bytes(body[e:e + 40]).split(b',')[0].split(b']')[0].strip()))
         else:
-            n = 0 if _EMPTY_ARRAY.fullmatch(body, a, b) else body.count(b',', a, b) + 1   # counted in place, no copy
-            if n > max_samples: x = n                     # too long: counted, never read (refused where it stands)
-            else: x = _read_numbers(body, a, b, n)
+            n = 0 if _EMPTY_ARRAY.fullmatch(body, a, b) else body.count(b',', a, b) + 1   # counted in place
+            x = n if n > max_samples else _read_numbers(body, a, b, n)   # too long: counted, never read (refused where it stands)
         key = f'{tag}{len(arrays)}'
         other += a - pos
         if other > MAX_JSON_OTHER_BYTES: break
-        parts += [body[pos:a], json.dumps(key).encode()]; arrays[key] = x; pos = b
+        parts += [body[pos:a], json.dumps(key).encode()]; arrays[key] = x; pos = at = b
     other += len(body) - pos
     if other > MAX_JSON_OTHER_BYTES:
         raise InputError(f"the body holds more than {MAX_JSON_OTHER_BYTES} bytes besides flat arrays of numbers; samples must be "
