@@ -286,6 +286,7 @@ def _not_a_number(tok: bytes) -> str:
     if tok in (b'true', b'false'): return _message({'type': 'float_type', 'loc': ('samples', 0), 'input': True})
     return f"expected a finite JSON number, got {tok.decode('utf-8', 'replace')[:40]!r}"
 
+# %% ../nbs/10_serve.ipynb #jsn0001b
 def _scan_json(body: bytes, max_samples: int) -> tuple[str, dict]:
     "(the JSON text with each flat array of numbers replaced by a placeholder string, {placeholder: float64 array, its length if over `max_samples`, or (index, message) of its first non-number})."
     import secrets
