@@ -396,7 +396,9 @@ def _refuse_foreign_storage(f, name) -> None:
         layout = obj.id.get_create_plist().get_layout()
         if obj.external or obj.is_virtual or layout not in (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED):
             bad.append(key)
-    f.visititems(visit)
+    try: f.visititems(visit)
+    except (RuntimeError, OSError, KeyError, ValueError) as e:   # a damaged object table
+        raise DatasetError(f"{name}: unreadable HDF5 structure (truncated or corrupted?): {_short(e)}") from None
     if bad: raise DatasetError(f"{name}: dataset(s) {bad[:5]} read their bytes from other files (HDF5 external storage or "
                                "virtual dataset); refused: copy the data into the file itself (h5py: f[name][()] into a new dataset)")
 
