@@ -4,13 +4,14 @@
     python benchmarks/bench_serve.py --model m.onnx --out benchmarks/bench_serve.json
 
 Phases (each on a fresh server process, default limits unless given):
-1. load: `--requests` requests (default 500) from `--threads` client threads (default 32), each a record of
+1. load: `--requests` requests (default 2,000) from `--threads` client threads (default 64), each a record of
    `--samples` samples (default 100,000) as JSON; errors, client latency p50/p99, server RSS peak.
 2. big bodies: 8 concurrent bodies of the maximum size (max_body_bytes), as JSON with full-precision floats,
    JSON with short numbers (the most samples per byte) and raw float32 (application/octet-stream);
    the server's RSS peak for each, and for one such body alone (the cost of one request).
 RSS peak is the kernel's high-water mark (VmHWM) of the server process; the baseline is its RSS
-after start-up. A measurement, not a test: nothing is asserted. Needs psutil and httpx.
+after start-up. The machine's load average (1 min) is recorded before and after, since latencies depend
+on it. A measurement, not a test: nothing is asserted. Needs psutil and httpx.
 """
 import argparse
 import json
@@ -128,24 +129,27 @@ def big_phase(model, kind, n_concurrent, max_body):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--model', help='ONNX model (default: an untrained compact model, exported to a temporary folder)')
-    ap.add_argument('--requests', type=int, default=500)
-    ap.add_argument('--threads', type=int, default=32)
+    ap.add_argument('--requests', type=int, default=2000)
+    ap.add_argument('--threads', type=int, default=64)
     ap.add_argument('--samples', type=int, default=100_000)
     ap.add_argument('--concurrent', type=int, default=8)
     ap.add_argument('--out', help='also write the figures to this JSON file')
     a = ap.parse_args(argv)
     import psutil
-    from lstm_pfd.serve import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_QUEUE
+    from lstm_pfd.serve import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_QUEUE
     with tempfile.TemporaryDirectory() as td:
         model = Path(a.model) if a.model else _model(Path(td))
         res = dict(hardware=f"{psutil.cpu_count(logical=True)}-core {platform.machine()} CPU, onnxruntime 1 thread",
-                   limits=dict(max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_inflight=DEFAULT_MAX_INFLIGHT, max_queue=DEFAULT_MAX_QUEUE),
+                   limits=dict(max_body_bytes=DEFAULT_MAX_BODY_BYTES, max_inflight=DEFAULT_MAX_INFLIGHT, max_queue=DEFAULT_MAX_QUEUE,
+                               max_pending_bytes=DEFAULT_MAX_PENDING_BYTES),
+                   load_average_before=round(os.getloadavg()[0], 2),
                    load=load_phase(model, a.requests, a.threads, a.samples))
         print(json.dumps(res['load']), flush=True)
         res['big_bodies'] = []
         for kind in ('json-full', 'json-short', 'binary'):
             res['big_bodies'].append(big_phase(model, kind, a.concurrent, DEFAULT_MAX_BODY_BYTES))
             print(json.dumps(res['big_bodies'][-1]), flush=True)
+    res['load_average_after'] = round(os.getloadavg()[0], 2)
     if a.out: Path(a.out).write_text(json.dumps(res, indent=1) + '\n')
     print(json.dumps(res, indent=1))
 

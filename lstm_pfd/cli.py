@@ -480,12 +480,12 @@ def cmd_predict(args,  # the parsed options of `lstm-pfd predict`
                ) -> int:
     "Classify one recording with an ONNX model and print the class, the top probabilities and the windows' agreement."
     import numpy as np
-    from lstm_pfd.data import read_recording
+    from lstm_pfd.data import choose_fs, read_recording
     from lstm_pfd.predict import MAX_WINDOWS, Predictor
     pred = Predictor(args.model, threads=_thread_count(args), max_windows=MAX_WINDOWS if args.max_windows is None else args.max_windows)
     with np.errstate(over='ignore', invalid='ignore'):   # out-of-range values are refused by the Predictor, after the cast
         x, file_fs = read_recording(args.recording, key=args.key, column=None if args.column is None else _int_or_name(args.column), fs_key=args.fs_key)
-    fs = args.fs if args.fs is not None else file_fs
+    fs = choose_fs(args.fs, file_fs, args.recording)   # --fs over a WAV header's rate: a logged warning
     if fs is None: raise ValueError(f"{args.recording}: the file gives no sampling rate; pass --fs, or --fs-key naming the field that holds it")
     r = pred.predict(x, fs=fs, resample=args.resample, hop=args.hop)
     if args.json: print(strict_json(r.to_dict())); return 0

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import signal
+import struct
 import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'TRACK_FRACTIONS', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset',
            'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'fleet_tracks', 'OnTheFlyDataset',
-           'read_recording', 'load_recording', 'Recording', 'read_channels', 'leave_one_group_out', 'import_recordings']
+           'read_recording', 'load_recording', 'Recording', 'read_channels', 'leave_one_group_out', 'choose_fs',
+           'import_recordings']
 
 # %% ../nbs/03_data.ipynb #c7bd6324
 class DatasetError(ValueError):
@@ -383,6 +385,21 @@ class RecordTable:
             m &= (self.meta[col] >= lo) & (self.meta[col] <= hi)
         return m
 
+# %% ../nbs/03_data.ipynb #h5ext001
+def _refuse_foreign_storage(f, name) -> None:
+    "DatasetError if any dataset of the open HDF5 file `f` keeps its bytes outside it (external storage, virtual datasets)."
+    bad = []
+    def visit(key, obj):
+        if not isinstance(obj, h5py.Dataset): return
+        layout = obj.id.get_create_plist().get_layout()
+        if obj.external or obj.is_virtual or layout not in (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED):
+            bad.append(key)
+    try: f.visititems(visit)
+    except (RuntimeError, OSError, KeyError, ValueError) as e:   # a damaged object table
+        raise DatasetError(f"{name}: unreadable HDF5 structure (truncated or corrupted?): {_short(e)}") from None
+    if bad: raise DatasetError(f"{name}: dataset(s) {bad[:5]} read their bytes from other files (HDF5 external storage or "
+                               "virtual dataset); refused: copy the data into the file itself (h5py: f[name][()] into a new dataset)")
+
 # %% ../nbs/03_data.ipynb #868127fd
 class DatasetFile:
     "An open lstm_pfd dataset file: `ds['train']` is a `RecordTable`; use as a context manager or `close()`."
@@ -396,6 +413,7 @@ class DatasetFile:
         except Exception as e: raise DatasetError(f"{self.path} is not a readable HDF5 file (truncated or foreign?): {_short(e)}") from None
         self._tables = {}
         try:
+            _refuse_foreign_storage(self.file, self.path)
             self._read_header()
             if verify: self.verify()
         except BaseException: self.file.close(); raise
@@ -975,12 +993,17 @@ def _read_delimited(path: Path, column) -> np.ndarray:
         return a[:, 0]
     if isinstance(column, str) and header and column in header: return a[:, header.index(column)]
     if isinstance(column, (int, np.integer)) and not isinstance(column, bool) and -a.shape[1] <= column < a.shape[1]: return a[:, column]
-    raise KeyError(f"{path.name} has no column {column!r}; it holds {a.shape[1]} columns: {names}")
+    raise ValueError(f"{path.name} has no column {column!r} (column=, CLI: --column); it holds {a.shape[1]} columns: {names}")
 
 def _read_wav(path: Path) -> tuple[np.ndarray, float]:
     "Samples and rate of a WAV file; integer PCM scaled to [-1, 1)."
+    import warnings
     from scipy.io import wavfile
-    fs, a = wavfile.read(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', wavfile.WavFileWarning)
+        fs, a = wavfile.read(path)
+    cut = [str(w.message) for w in caught if 'EOF' in str(w.message) or 'ncomplete' in str(w.message)]
+    if cut: raise ValueError(f"{path.name} is a truncated WAV file ({cut[0]}); refusing to use part of a recording")
     if a.dtype.kind in 'iu':
         bits = a.dtype.itemsize * 8
         a = (a.astype(np.float64) - (2 ** (bits - 1) if a.dtype.kind == 'u' else 0)) / 2 ** (bits - 1)
@@ -1001,29 +1024,45 @@ def read_recording(path, # .npy, .csv/.tsv/.txt, .wav, .mat or .h5/.hdf5 file
     ext, fs = path.suffix.lower(), None
     if ext not in _RECORDING_EXTS: raise ValueError(f"unsupported recording format {ext!r}: use one of {', '.join(_RECORDING_EXTS)}")
     if fs_key is not None and ext not in ('.mat', '.h5', '.hdf5'): raise ValueError(f"fs_key= reads a rate from .mat/.h5 files, not {ext}")
-    if ext == '.npy': a = np.load(path, allow_pickle=False)
-    elif ext in ('.csv', '.tsv', '.txt'): a, column = _read_delimited(path, column), None
-    elif ext == '.wav': a, fs = _read_wav(path)
-    elif ext == '.mat' and not h5py.is_hdf5(path):
-        try: leaves = _read_mat5(path)
-        except Exception as e: raise ValueError(f"{path.name} is not a readable MATLAB file: {_short(e)}") from None
-        a, fs = _pick(leaves, key, path), None if fs_key is None else _pick(leaves, fs_key, path, 'fs_key')
-    else:                                                           # HDF5, MATLAB v7.3 included
-        with h5py.File(path, 'r') as f:
-            leaves = _h5_leaves(f)
+    try:
+        if ext == '.npy': a = np.load(path, allow_pickle=False)
+        elif ext in ('.csv', '.tsv', '.txt'): a, column = _read_delimited(path, column), None
+        elif ext == '.wav': a, fs = _read_wav(path)
+        elif ext == '.mat' and not h5py.is_hdf5(path):
+            try: leaves = _read_mat5(path)
+            except Exception as e: raise ValueError(f"{path.name} is not a readable MATLAB file: {_short(e)}") from None
             a, fs = _pick(leaves, key, path), None if fs_key is None else _pick(leaves, fs_key, path, 'fs_key')
+        else:                                                           # HDF5, MATLAB v7.3 included
+            try: f = h5py.File(path, 'r')
+            except OSError as e: raise ValueError(f"{path.name} is not a readable HDF5 file: {_short(e)}") from None
+            with f:
+                _refuse_foreign_storage(f, path.name)
+                leaves = _h5_leaves(f)
+                a, fs = _pick(leaves, key, path), None if fs_key is None else _pick(leaves, fs_key, path, 'fs_key')
+    except (EOFError, struct.error, UnicodeDecodeError) as e:    # an empty or cut file
+        raise ValueError(f"{path.name} is not a readable {ext} file (empty or truncated?): {_short(e) or type(e).__name__}") from None
+    except ValueError as e:
+        if path.name in str(e): raise
+        raise ValueError(f"{path.name} is not a readable {ext} file: {_short(e)}") from None
     if fs is not None and not isinstance(fs, float):
         fs = np.asarray(fs, float)
         if fs.size != 1 or not np.isfinite(fs).all() or fs.item() <= 0: raise ValueError(f"{path.name}: {fs_key!r} holds {fs.ravel()[:4]}, not one rate in Hz > 0")
         fs = float(fs.item())
-    return _one_channel(np.asarray(a), path.name, column), fs
+    a = np.asarray(a)
+    if a.size == 0: raise ValueError(f"{path.name} holds no samples")
+    return _one_channel(a, path.name, column), fs
 
+# %% ../nbs/03_data.ipynb #onech002
 def _one_channel(a: np.ndarray, name: str, column) -> np.ndarray:
     if np.iscomplexobj(a): raise ValueError(f"{name}: complex samples ({a.dtype}); store the real signal (or take .real / abs() yourself)")
-    if a.dtype.kind not in 'biuf': raise ValueError(f"{name}: samples of dtype {a.dtype} are not real numbers")
+    if a.dtype.kind == 'b': raise ValueError(f"{name}: boolean samples are not a vibration signal; convert them explicitly (x.astype(float))")
+    if a.dtype.kind not in 'iuf': raise ValueError(f"{name}: samples of dtype {a.dtype} are not real numbers")
     if a.ndim == 2 and 1 in a.shape: a = a.ravel()
     if a.ndim == 2:
         if column is None: raise ValueError(f"{name} holds {a.shape} samples: pass column= to pick a channel")
+        n_ch = min(a.shape)
+        if isinstance(column, bool) or not isinstance(column, (int, np.integer)) or not -n_ch <= column < n_ch:
+            raise ValueError(f"{name}: column {column!r} (column=, CLI: --column) is out of range; it holds {n_ch} channels: 0..{n_ch - 1}")
         a = a[:, column] if a.shape[0] > a.shape[1] else a[column]
     if a.ndim != 1: raise ValueError(f"{name}: expected one channel, got shape {a.shape}")
     return a.astype(np.float32)
@@ -1201,6 +1240,7 @@ def read_channels(path,                        # .npy, .csv/.tsv/.txt, .wav, .ma
 def _import_labels(labels: Sequence, class_names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
     "Integer labels and the class names of an import (see above)."
     labels = list(labels)
+    if isinstance(class_names, str): raise TypeError(f"class_names: got the string {class_names[:40]!r}; allowed: a list of names")
     if class_names is not None:
         names = [str(c) for c in class_names]
         if len(names) < 2 or len(set(names)) != len(names) or not all(n.strip() for n in names):
@@ -1209,9 +1249,15 @@ def _import_labels(labels: Sequence, class_names: Sequence[str] | None) -> tuple
             if isinstance(l, (int, np.integer)) and not isinstance(l, bool) and 0 <= l < len(names): return int(l)
             if isinstance(l, str) and l in names: return names.index(l)
             raise ValueError(f"label {l!r} is not one of class_names {names[:12]} (nor an index 0..{len(names) - 1})")
-        return np.array([one(l) for l in labels], np.int64), names
+        lab = np.array([one(l) for l in labels], np.int64)
+        empty = [n for i, n in enumerate(names) if i not in set(lab.tolist())]
+        if empty: log.warning("class_names %s have no recording in this import", empty[:12])
+        return lab, names
     if labels and all(isinstance(l, (int, np.integer)) and not isinstance(l, bool) for l in labels):
         if min(labels) < 0: raise ValueError(f"integer labels must be >= 0, got {min(labels)}")
+        empty = sorted(set(range(max(labels) + 1)) - set(int(l) for l in labels))
+        if empty: raise ValueError(f"integer labels {sorted(set(int(l) for l in labels))[:12]} leave classes {empty[:12]} without a recording; "
+                                   "relabel them 0..k-1, or pass class_names=[...] naming every class")
         names = [f'class_{i}' for i in range(max(max(labels) + 1, 2))]
         return np.array(labels, np.int64), names
     registry = list(physics.class_names())
@@ -1282,7 +1328,8 @@ def _as_samples(x, name: str) -> np.ndarray:
     "A recording as the float32 samples that will be stored; complex, non-numeric, non-1-D or non-finite (after the cast) is an error."
     x = np.asarray(x)
     if np.iscomplexobj(x): raise ValueError(f"{name}: complex samples ({x.dtype}); import the real signal (x.real) or a magnitude explicitly")
-    if x.dtype.kind not in 'biuf': raise ValueError(f"{name}: samples of dtype {x.dtype} are not real numbers")
+    if x.dtype.kind == 'b': raise ValueError(f"{name}: boolean samples are not a vibration signal; convert them explicitly (x.astype(float))")
+    if x.dtype.kind not in 'iuf': raise ValueError(f"{name}: samples of dtype {x.dtype} are not real numbers")
     if x.ndim != 1: raise ValueError(f"{name}: expected a 1-D signal, got shape {x.shape}")
     with np.errstate(over='ignore', invalid='ignore'): x = x.astype(np.float32)   # checked as stored: 1e300 -> inf
     if not np.all(np.isfinite(x)):
@@ -1319,11 +1366,20 @@ def _import_options(n: int, groups, snr_db, seed) -> tuple:
     return groups, tuple(snr), int(seed)
 
 # %% ../nbs/03_data.ipynb #d7a1f1c1
+def choose_fs(fs:float | None, # the rate the caller gives, Hz (None: none given)
+              file_fs:float | None, # the rate the file states (a WAV header, an fs field), Hz
+              name:str, # the recording, for the message
+             )->float | None:
+    "The rate to use: the caller's `fs` if given (a logged warning when it overrides a different rate stated in the file), else the file's."
+    if fs is not None and file_fs is not None and not math.isclose(float(fs), float(file_fs), rel_tol=1e-9):
+        log.warning("%s: the given sampling rate %g Hz overrides the rate stated in the file (%g Hz)", name, fs, file_fs)
+    return fs if fs is not None else file_fs
+
 def _load_one(src, name: str, fs, *, key, fs_key, column, target_fs: float, N: int, record_s: float) -> tuple[np.ndarray, float]:
     "Records `[k, N]` cut from one recording (array or file) after resampling, and its original rate."
     file_fs = None
     if isinstance(src, (str, os.PathLike)): src, file_fs = read_recording(src, key=key, column=column, fs_key=fs_key)
-    fs = fs if fs is not None else file_fs
+    fs = choose_fs(fs, file_fs, name)
     if fs is None: raise ValueError(f"{name}: no sampling rate: pass fs= (CLI: --fs or an 'fs' column), or fs_key= (CLI: --fs-key) naming the field that holds it")
     x = _as_samples(src, name)
     with np.errstate(over='ignore'): y = resample(x, fs, target_fs)

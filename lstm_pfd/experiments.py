@@ -304,10 +304,25 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
     if uri: log_to_mlflow(run_dir, uri)
     return run_dir
 
+# %% ../nbs/12_experiments.ipynb #bsz00001
+def _check_batch_size(cfg: ExperimentConfig, n_windows: int | None = None) -> None:
+    "ConfigError if `train.batch_size` exceeds the training windows: `n_windows`, or (None) those the data config plans, before any build."
+    if n_windows is None:
+        if cfg.data.path is not None: return                    # an existing file: checked once it is open
+        from lstm_pfd.data import record_plan
+        dc = cfg.data.data_config()
+        if dc.fleet.enabled: return                               # the training split depends on the track: checked once open
+        per_record = (dc.signal.n_samples - dc.window_len) // dc.hop_len + 1
+        n_windows = int((record_plan(dc)['split'] == 0).sum()) * per_record
+    if cfg.train.batch_size > n_windows:
+        raise ConfigError('train.batch_size', cfg.train.batch_size, f"at most the {n_windows} training windows of the data "
+                          "(a batch larger than the training set gives one optimiser step per epoch)")
+
 # %% ../nbs/12_experiments.ipynb #f3268e88
 def _run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache=None) -> dict:
     import torch
     from lstm_pfd.models import count_parameters
+    _check_batch_size(cfg)                                   # before the build
     path = prepare_data(cfg, root, progress=progress)
     out, tm = {}, {}
     with open_dataset(path) as ds:
@@ -316,7 +331,8 @@ def _run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache=None) -
         out['dataset'] = {'path': str(path.resolve()), 'config_hash': ds.config_hash, 'test_checksum': _test_checksum(ds),
                           'track': cfg.data.track, 'records': {s: len(ds[s]) for s in ds.splits}}
         t = time.perf_counter()
-        res, resumed = _train(cfg, ds.windows('train', normalize=norm, track=tr), ds.windows('val', normalize=norm, track=tr), run_dir, ds.config_hash,
+        trw = ds.windows('train', normalize=norm, track=tr); _check_batch_size(cfg, len(trw))
+        res, resumed = _train(cfg, trw, ds.windows('val', normalize=norm, track=tr), run_dir, ds.config_hash,
                               progress, feature_cache)
         tm['train_seconds'], tm['fit_seconds_this_session'] = res.train_seconds, time.perf_counter() - t
         _write_json(run_dir / 'history.json', res.history)

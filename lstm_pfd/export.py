@@ -195,7 +195,9 @@ def to_onnx(
         example = torch.from_numpy(rng.standard_normal((2, 1, int(window_len))).astype(np.float32))
         with torch.no_grad(): n_out = model(example).shape[-1]
         proto, used = _first_export(model, example, opset, exporter)
+        if isinstance(class_names, str): raise TypeError(f"class_names: got the string {class_names[:40]!r}; allowed: a list of names")
         class_names = [str(c) for c in (class_names if class_names is not None else _default_class_names(n_out))]
+        if len(set(class_names)) != len(class_names): raise ValueError(f"class_names {class_names[:12]} repeat a name; allowed: distinct names")
         if len(class_names) != n_out:
             raise ValueError(f"class_names: got {len(class_names)} names; the model outputs {n_out} logits")
         meta = dict(class_names=class_names, fs=None if fs is None else float(fs), window_len=int(window_len),

@@ -149,6 +149,8 @@ class Predictor:
         if self.fs is not None: self.fs = _check_fs(self.fs, f"{path}: metadata fs")
         names = class_names or self.metadata.get('class_names')
         self.class_names = list(names) if names else [f'class_{i}' for i in range(int(n_out or 0))]
+        if isinstance(names, str) or len(set(map(str, self.class_names))) != len(self.class_names):
+            raise ValueError(f"{path}: class names {repr(names)[:200]} are not distinct names (a list, one per class)")
         if isinstance(n_out, int) and len(self.class_names) != n_out:
             raise ValueError(f"{path}: {len(self.class_names)} class names for a model with {n_out} outputs")
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import logging
 import math
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,7 +25,7 @@ try:
     from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+    from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 except ImportError as e:  # the optional extra is missing
     raise ImportError("lstm_pfd.serve needs the 'serve' extra: pip install 'lstm_pfd[serve]' "
                       f"(fastapi, uvicorn, httpx); import failed with: {e}") from e
@@ -32,9 +34,10 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH', 'DEFAULT_MAX_SAMPLES', 'DEFAULT_MAX_INFLIGHT',
-           'DEFAULT_MAX_QUEUE', 'DEFAULT_BODY_TIMEOUT_S', 'Sample', 'RecordIn', 'BatchIn', 'WindowOut', 'PredictionOut',
-           'BatchOut', 'HealthOut', 'InputContract', 'ModelOut', 'ErrorItem', 'ErrorOut', 'InputError', 'BodySizeLimit',
-           'file_sha256', 'create_app', 'serve']
+           'DEFAULT_MAX_QUEUE', 'DEFAULT_BODY_TIMEOUT_S', 'DEFAULT_MAX_PENDING_BYTES', 'DEFAULT_MAX_CONNECTIONS',
+           'DEFAULT_HEADER_TIMEOUT_S', 'DEFAULT_KEEP_ALIVE_S', 'MAX_HEADER_BYTES', 'MAX_JSON_OTHER_BYTES', 'Sample',
+           'RecordIn', 'BatchIn', 'WindowOut', 'PredictionOut', 'BatchOut', 'HealthOut', 'InputContract', 'ModelOut',
+           'ErrorItem', 'ErrorOut', 'InputError', 'BodySizeLimit', 'file_sha256', 'create_app', 'serve']
 
 # %% ../nbs/10_serve.ipynb #75e5c673
 MAX_FS = 1_000_000.0                   # Hz; above this a "vibration record" is a units mistake
@@ -44,6 +47,12 @@ DEFAULT_MAX_SAMPLES = 2**23            # samples per request at the model rate (
 DEFAULT_MAX_INFLIGHT = 2               # requests read and worked on at once; the rest wait in the queue
 DEFAULT_MAX_QUEUE = 64                 # requests waiting for a slot; beyond this: 503 with Retry-After
 DEFAULT_BODY_TIMEOUT_S = 30.0          # seconds to receive a whole body (and to wait in the queue); then 408 / 503
+DEFAULT_MAX_PENDING_BYTES = 8 * DEFAULT_MAX_BODY_BYTES  # body bytes received and not yet answered, all requests together; beyond: 503
+DEFAULT_MAX_CONNECTIONS = 256          # open connections (`serve`); further ones are closed at once
+DEFAULT_HEADER_TIMEOUT_S = 10.0        # seconds for a request line and its headers to arrive (`serve`); then the connection is closed
+DEFAULT_KEEP_ALIVE_S = 5.0             # seconds an idle keep-alive connection stays open (`serve`)
+MAX_HEADER_BYTES = 16 * 2**10          # request line and headers (`serve`); more: 400
+MAX_JSON_OTHER_BYTES = 2**20           # bytes of a JSON body outside its flat arrays of numbers; more: 422
 
 # %% ../nbs/10_serve.ipynb #6e5ac472
 Sample = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -243,15 +252,110 @@ def _error_items(errors, max_errors: int = 20) -> tuple[str, list[ErrorItem]]:
     if len(items) > 3: detail += f" (and {len(items) - 3} more error{'s' if len(items) > 4 else ''})"
     return detail, shown
 
+# %% ../nbs/10_serve.ipynb #jsn00001
+_NUM = rb'-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+'    # a JSON number
+_STRING_OR_ARRAY = re.compile(rb'"(?:[^"\\]|\\.)*+"|\[', re.S)   # a string (skipped whole), or where an array opens
+_FLAT_ARRAY = re.compile(rb'\[[^\[\]{}"]*+\]')                     # an array without arrays, objects or strings
+_NUMBER_CHARS = b'0123456789eE+-., \t\r\n'                           # all an array of JSON numbers holds (grammar checked when read)
+_EMPTY_ARRAY = re.compile(rb'\[\s*+\]')
+_NUM_PREFIX = re.compile(rb'\[\s*+(?:' + _NUM + rb'\s*+,\s*+)*+')
+
+_FLOATS = TypeAdapter(list[float])
+
+def _read_numbers(body: bytes, a: int, b: int, n: int, step: int = 2**16):
+    "The `n` numbers of the JSON array `body[a:b]` as float64, read by pydantic a slice of about `step` bytes at a time; (index, message) if one is not a number."
+    out, i, pos = np.empty(n), 0, a + 1
+    while pos < b - 1:
+        end = body.find(b',', min(pos + step, b - 1), b - 1)
+        end = b - 1 if end < 0 else end
+        try: v = _FLOATS.validate_json(b'[' + body[pos:end] + b']')   # a slice ends before a comma: whole numbers only
+        except ValidationError:                                          # find the element: the numbers' grammar
+            c = b'[' + body[pos:end] + b','
+            e = _NUM_PREFIX.match(c).end()
+            return (i + c.count(b',', 0, e), f"expected a JSON number, got {c[e:e + 40].split(b',')[0].strip().decode('utf-8', 'replace')!r}")
+        if i + len(v) > n: break
+        out[i:i + len(v)] = v; i, pos = i + len(v), end + 1
+    return out if i == n and pos >= b - 1 else (min(i, n - 1), "expected a JSON number, got '' (an empty element)")
+
+def _number_chars_only(body: bytes, a: int, b: int, step: int = 2**16) -> bool:
+    "True if `body[a:b]` holds only characters of JSON numbers, commas and white space (checked a slice at a time: no copy of it)."
+    return not any(body[i:min(i + step, b)].translate(None, _NUMBER_CHARS) for i in range(a, b, step))
+
+def _not_a_number(tok: bytes) -> str:
+    if tok in (b'NaN', b'Infinity', b'-Infinity'): return _message({'type': 'finite_number'})
+    if tok in (b'true', b'false'): return _message({'type': 'float_type', 'loc': ('samples', 0), 'input': True})
+    return f"expected a finite JSON number, got {tok.decode('utf-8', 'replace')[:40]!r}"
+
+# %% ../nbs/10_serve.ipynb #jsn0001b
+def _scan_json(body: bytes, max_samples: int) -> tuple[str, dict]:
+    "(the JSON text with each flat array of numbers replaced by a placeholder string, {placeholder: float64 array, its length if over `max_samples`, or (index, message) of its first non-number})."
+    import secrets
+    tag = '\x00' + secrets.token_hex(8) + ':'           # a string no client can send: a NUL and 16 secret hex digits
+    parts, arrays, pos, other, at = [], {}, 0, 0, 0
+    while (m := _STRING_OR_ARRAY.search(body, at)) is not None:
+        a = m.start()
+        if body[a] != 0x5B: at = m.end(); continue         # a string: brackets inside it stay text
+        b = body.find(b']', a) + 1
+        if b == 0: break                                   # no closing bracket: the JSON parser says what is wrong
+        if not _number_chars_only(body, a + 1, b - 1):
+            f = _FLAT_ARRAY.match(body, a)
+            if f is None or f.end() - a <= 4096: at = a + 1; continue   # nested, or short: left to the JSON parser and pydantic
+            e = _NUM_PREFIX.match(body, a).end()           # long: its first element that is not a number, never parsed
+            x = (body.count(b',', a, e), _not_a_number(bytes(body[e:e + 40]).split(b',')[0].split(b']')[0].strip()))
+        else:
+            n = 0 if _EMPTY_ARRAY.fullmatch(body, a, b) else body.count(b',', a, b) + 1   # counted in place
+            x = n if n > max_samples else _read_numbers(body, a, b, n)   # too long: counted, never read (refused where it stands)
+        key = f'{tag}{len(arrays)}'
+        other += a - pos
+        if other > MAX_JSON_OTHER_BYTES: break
+        parts += [body[pos:a], json.dumps(key).encode()]; arrays[key] = x; pos = at = b
+    other += len(body) - pos
+    if other > MAX_JSON_OTHER_BYTES:
+        raise InputError(f"the body holds more than {MAX_JSON_OTHER_BYTES} bytes besides flat arrays of numbers; samples must be "
+                         "flat JSON arrays of numbers, and the other fields are short")
+    parts.append(body[pos:])
+    try: return b''.join(parts).decode('utf-8'), arrays
+    except UnicodeDecodeError as e: raise InputError(f"the body is not valid JSON (not UTF-8: {e.reason} at byte {e.start})") from None
+
+# %% ../nbs/10_serve.ipynb #jsn00003
+def _no_duplicates(pairs: list) -> dict:
+    "A JSON object from its (key, value) pairs; a key given twice is an `InputError`, never 'the last one wins'."
+    d = {}
+    for k, v in pairs:
+        if k in d: raise InputError(f"duplicate key {k[:40]!r} in a JSON object; give each field once", loc=str(k)[:40])
+        d[k] = v
+    return d
+
 # %% ../nbs/10_serve.ipynb #err000s10
-def _parse(model: type[BaseModel], body: bytes):
-    "Validate a JSON body against `model` (pydantic's Rust JSON parser); `InputError` (422) listing what is wrong."
+def _parse(model: type[BaseModel], body: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> tuple[BaseModel, list]:
+    "(`model` validated from a JSON body, the float64 samples of each record or None); `InputError` listing what is wrong."
     if not body or len(body) < 4096 and not bytes(body).strip():   # no whole-body copy for large bodies
         raise InputError("the request body is empty: send a JSON object (GET /model describes it)")
-    try: return model.model_validate_json(body)
+    text, arrays = _scan_json(body, max_samples)
+    try: obj = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as e: raise InputError(f"the body is not valid JSON ({e.msg})") from None
+    except RecursionError: raise InputError("the body is not valid JSON (nested too deeply)") from None
+    except ValueError as e: raise InputError(f"the body is not valid JSON ({' '.join(str(e).split())[:120]})") from None
+    recs = [obj] if model is RecordIn else obj.get('records') if isinstance(obj, dict) else None
+    xs = []
+    for i, r in enumerate(recs if isinstance(recs, list) else []):
+        s = r.get('samples') if isinstance(r, dict) else None
+        xs.append(arrays.pop(s) if isinstance(s, str) and s in arrays else None)
+        where, rec = ('samples', None) if model is RecordIn else (f'records[{i}].samples', i)
+        if isinstance(xs[-1], int):
+            raise InputError(f"record of {xs[-1]} samples exceeds max_samples = {max_samples}; split it into several requests", loc=where, record=rec)
+        if isinstance(xs[-1], tuple): raise InputError(xs[-1][1], loc=f'{where}[{xs[-1][0]}]', record=rec)
+        if xs[-1] is not None: r['samples'] = []          # validated as fields; the samples go on as an array
+    if arrays: obj = _restore(obj, arrays)                # arrays anywhere else: short lists, for pydantic's messages
+    try: return model.model_validate(obj), xs
     except ValidationError as e:
         detail, items = _error_items(e.errors(include_url=False))
         raise InputError(detail, items=items) from None
+
+def _restore(o, arrays: dict):
+    if isinstance(o, str) and o in arrays: return arrays[o][:20].tolist() if isinstance(arrays[o], np.ndarray) else [None]
+    if isinstance(o, dict): return {k: _restore(v, arrays) for k, v in o.items()}
+    return [_restore(v, arrays) for v in o] if isinstance(o, list) else o
 
 # %% ../nbs/10_serve.ipynb #7033db19
 async def _send_error(send, status: int, detail: str, loc: str = 'body', headers=()):
@@ -264,19 +368,21 @@ async def _send_error(send, status: int, detail: str, loc: str = 'body', headers
 
 # %% ../nbs/10_serve.ipynb #lim00001
 class BodySizeLimit:
-    "ASGI middleware bounding requests with a body: size (413), read time (408), requests at work at once (503 when the queue is full)."
+    "ASGI middleware bounding requests with a body: size (413), read time (408), bytes held and requests at work (503)."
     def __init__(
         self,
         app,  # the ASGI app to wrap
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,  # largest request body (413 above)
         *,
-        max_inflight: int | None = None,  # requests read and worked on at once (None: no bound)
-        max_queue: int = DEFAULT_MAX_QUEUE,  # requests waiting for a slot before 503
+        max_inflight: int | None = None,  # requests worked on at once, once their bodies arrived (None: no bound)
+        max_queue: int = DEFAULT_MAX_QUEUE,  # complete requests waiting for a slot before 503
         body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,  # seconds for a body to arrive before 408
+        max_pending_bytes: int | None = None,  # body bytes held at once by all requests (None: no bound)
     ):
         self.app, self.max_body_bytes, self.body_timeout_s = app, int(max_body_bytes), float(body_timeout_s)
         self.max_inflight, self.max_queue = max_inflight, int(max_queue)
-        self._slots, self._waiting = None, 0
+        self.max_pending_bytes = None if max_pending_bytes is None else int(max_pending_bytes)
+        self._slots, self._waiting, self._pending = None, 0, 0
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http' or scope.get('method') in ('GET', 'HEAD', 'OPTIONS'):
@@ -287,10 +393,15 @@ class BodySizeLimit:
         if n is not None and n > self.max_body_bytes:
             return await _send_error(send, 413, f"request body of {n} bytes exceeds the limit of {self.max_body_bytes} "
                                                 "bytes (Content-Length); send fewer or shorter records")
-        if not await self._acquire(send): return
-        try: await self._read_and_call(scope, receive, send, n, headers)
-        finally:
-            if self._slots is not None: self._slots.release()
+        held = [0]   # bytes of this request counted in self._pending
+        try:
+            body = await self._read(receive, send, n, headers, held)   # the whole body first: no slot while it arrives
+            if body is None: return                                     # answered (408, 413, 503) or the client left
+            if not await self._acquire(send): return
+            try: await self._call(scope, receive, send, body)
+            finally:
+                if self._slots is not None: self._slots.release()
+        finally: self._pending -= held[0]
 
 # %% ../nbs/10_serve.ipynb #lim00002
 def _content_length(v) -> int | None:
@@ -323,40 +434,46 @@ async def _acquire(self: BodySizeLimit, send) -> bool:
 BodySizeLimit._acquire = _acquire
 
 # %% ../nbs/10_serve.ipynb #lim00003
-async def _read_and_call(self: BodySizeLimit, scope, receive, send, n: int | None, headers: dict):
-    "Read the whole body within `body_timeout_s` and at most `max_body_bytes`, then call the app with it."
+async def _read(self: BodySizeLimit, receive, send, n: int | None, headers: dict, held: list):
+    "The whole body, read within `body_timeout_s`, at most `max_body_bytes` and `max_pending_bytes`; None after answering."
     import asyncio
-    if n == 0 or (n is None and b'transfer-encoding' not in headers): return await self.app(scope, receive, send)
-    chunks, total, limit = [], 0, self.max_body_bytes
+    if n == 0 or (n is None and b'transfer-encoding' not in headers): return b''
+    chunks, total, limit = [], 0, self.max_body_bytes if n is None else n
     buf = bytearray(n) if n is not None else None   # Content-Length known: fill one buffer, keep no chunk list
-    deadline = asyncio.get_running_loop().time() + self.body_timeout_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + self.body_timeout_s
     while True:
-        left = deadline - asyncio.get_running_loop().time()
-        try: msg = await asyncio.wait_for(receive(), max(left, 0.0))
+        try: msg = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
         except asyncio.TimeoutError:
-            return await _send_error(send, 408, f"the request body did not arrive within {self.body_timeout_s:g} s "
-                                                f"({total} bytes received); send it at once")
-        if msg['type'] == 'http.disconnect': return   # the client went away: nothing to answer
+            await _send_error(send, 408, f"the request body did not arrive within {self.body_timeout_s:g} s "
+                                         f"({total} bytes received); send it at once"); return None
+        if msg['type'] == 'http.disconnect': return None   # the client went away: nothing to answer
         part = msg.get('body', b'')
-        if total + len(part) > (limit if buf is None else n):
-            return await _send_error(send, 413, f"request body exceeds the limit of {limit if buf is None else n} bytes "
-                                                f"(more than {total + len(part)} bytes streamed{'' if buf is None else ', over its Content-Length'}); "
-                                                "send fewer or shorter records")
+        if total + len(part) > limit:
+            await _send_error(send, 413, f"request body exceeds the limit of {limit} bytes (more than {total + len(part)} "
+                                         f"bytes streamed{'' if buf is None else ', over its Content-Length'}); send fewer or shorter records")
+            return None
+        if self.max_pending_bytes is not None and self._pending + len(part) > self.max_pending_bytes:
+            await _send_error(send, 503, f"the service holds {self._pending} bytes of other requests' bodies (max_pending_bytes = "
+                                         f"{self.max_pending_bytes}); retry after 1 s", headers=[(b'retry-after', b'1')])
+            return None
+        self._pending += len(part); held[0] += len(part)
         if buf is None: chunks.append(part)
         else: buf[total:total + len(part)] = part
         total += len(part)
         if not msg.get('more_body', False): break
-    whole = (bytes(chunks[0]) if len(chunks) == 1 else b''.join(chunks)) if buf is None else buf[:total] if total < n else buf
-    del chunks, buf
-    done = False
+    return (bytes(chunks[0]) if len(chunks) == 1 else b''.join(chunks)) if buf is None else buf[:total] if total < n else buf
+BodySizeLimit._read = _read
+
+# %% ../nbs/10_serve.ipynb #lim0003c
+async def _call(self: BodySizeLimit, scope, receive, send, body):
+    "Call the app with `body` as its one request message (handed over once; no copy kept here)."
+    held = [body]; del body
     async def replay():
-        nonlocal done, whole
-        if not done:
-            done, body, whole = True, whole, b''   # hand the body over once; keep no copy here
-            return {'type': 'http.request', 'body': body, 'more_body': False}
+        if held: return {'type': 'http.request', 'body': held.pop(), 'more_body': False}
         return await receive()
     return await self.app(scope, replay, send)
-BodySizeLimit._read_and_call = _read_and_call
+BodySizeLimit._call = _call
 
 # %% ../nbs/10_serve.ipynb #bcd710fe
 def file_sha256(
@@ -491,7 +608,7 @@ def _svc_predict(self: _Service, rec: RecordIn, x=None) -> PredictionOut:
 _Service.predict = _svc_predict
 
 # %% ../nbs/10_serve.ipynb #svc000s11
-def _svc_predict_batch(self: _Service, batch: BatchIn) -> BatchOut:
+def _svc_predict_batch(self: _Service, batch: BatchIn, xs: list | None = None) -> BatchOut:
     t0 = time.perf_counter()
     recs = batch.records
     if not recs: raise InputError("records is empty: send at least one record", loc='records')
@@ -499,7 +616,7 @@ def _svc_predict_batch(self: _Service, batch: BatchIn) -> BatchOut:
         raise InputError(f"{len(recs)} records in one request; at most max_batch = {self.max_batch}", loc='records')
     preps, items = [], []
     for i, r in enumerate(recs):
-        try: preps.append(self._prepare(r, where=f'records[{i}].', record=i))
+        try: preps.append(self._prepare(r, where=f'records[{i}].', record=i, x=None if xs is None else xs[i]))
         except InputError as e: items += e.items
     if items:
         failed = sorted({i.record for i in items})
@@ -594,9 +711,19 @@ def _binary_record(query, body: bytes) -> tuple[RecordIn, np.ndarray]:
 def _check_limits(**kw):
     "ValueError unless every limit is a positive number (integers for counts)."
     for k, v in kw.items():
-        ok = not isinstance(v, bool) and isinstance(v, (int, np.integer) if k != 'body_timeout_s' else (int, float, np.number))
-        if not ok or not v > 0 or (k == 'body_timeout_s' and not math.isfinite(v)):
-            raise ValueError(f"{k}: got {v!r}; allowed: a positive {'number of seconds' if k == 'body_timeout_s' else 'integer'}")
+        secs = k.endswith('_s')
+        ok = not isinstance(v, bool) and isinstance(v, (int, np.integer) if not secs else (int, float, np.number))
+        if not ok or not v > 0 or (secs and not math.isfinite(v)):
+            raise ValueError(f"{k}: got {v!r}; allowed: a positive {'number of seconds' if secs else 'integer'}")
+
+# %% ../nbs/10_serve.ipynb #qry00002
+def _query(request: Request) -> dict:
+    "The query parameters as a dict; a parameter given twice is an `InputError`, never 'the last one wins'."
+    items = request.query_params.multi_items()
+    keys = [k for k, _ in items]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup: raise InputError(f"query parameter(s) {', '.join(repr(k[:40]) for k in dup[:5])} given more than once; give each once", loc='query')
+    return dict(items)
 
 # %% ../nbs/10_serve.ipynb #app00002
 async def _read_body(request: Request, binary_ok: bool = False) -> tuple[str, bytes]:
@@ -640,19 +767,20 @@ def create_app(
     max_inflight: int = DEFAULT_MAX_INFLIGHT,  # requests read and worked on at once
     max_queue: int = DEFAULT_MAX_QUEUE,  # requests waiting for a slot before 503
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,  # seconds for a body to arrive before 408
+    max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,  # body bytes held at once by all requests (503 above)
     max_windows: int | None = None,  # most windows per record (default: `lstm_pfd.predict.MAX_WINDOWS`)
 ) -> FastAPI:
     "FastAPI app serving the ONNX model at `model_path`: GET /health, GET /model, POST /predict, POST /predict/batch."
     svc = _Service(model_path, threads=threads, max_body_bytes=max_body_bytes, max_batch=max_batch,
                    max_samples=max_samples, max_windows=max_windows)
-    _check_limits(max_inflight=max_inflight, max_queue=max_queue, body_timeout_s=body_timeout_s)
+    _check_limits(max_inflight=max_inflight, max_queue=max_queue, body_timeout_s=body_timeout_s, max_pending_bytes=max_pending_bytes)
     p = svc.predictor
     app = FastAPI(title='lstm_pfd inference service', version=__version__,
                   description=f"Journal-bearing fault diagnosis with `{svc.path.name}` ({len(p.class_names)} classes, "
                               f"windows of {p.window_len} samples at {p.fs} Hz). GET /model for the input contract.")
     app.state.service = svc
     app.add_middleware(BodySizeLimit, max_body_bytes=svc.max_body_bytes, max_inflight=int(max_inflight),
-                       max_queue=int(max_queue), body_timeout_s=float(body_timeout_s))
+                       max_queue=int(max_queue), body_timeout_s=float(body_timeout_s), max_pending_bytes=int(max_pending_bytes))
 
     _add_error_handlers(app)
 
@@ -666,12 +794,13 @@ def create_app(
               openapi_extra=_body_doc(RecordIn))
     async def predict(request: Request) -> PredictionOut:
         kind, body = await _read_body(request, binary_ok=True)
-        query = dict(request.query_params)
+        query = _query(request)
         if kind == 'json' and query: raise InputError("query parameters are for application/octet-stream bodies; put them in the JSON", loc='query')
         held = [body]; del body   # the worker thread drops the last reference once parsed
         def work():
             b = held.pop()
-            rec, x = _binary_record(query, b) if kind == 'binary' else (_parse(RecordIn, b), None)
+            if kind == 'binary': rec, x = _binary_record(query, b)
+            else: (rec, (x,)) = _parse(RecordIn, b, svc.max_samples)
             del b
             return svc.predict(rec, x)
         return await run_in_threadpool(work)
@@ -682,11 +811,42 @@ def create_app(
         _, body = await _read_body(request)
         held = [body]; del body
         def work():
-            batch = _parse(BatchIn, held.pop())
-            return svc.predict_batch(batch)
+            batch, xs = _parse(BatchIn, held.pop(), svc.max_samples)
+            return svc.predict_batch(batch, xs)
         return await run_in_threadpool(work)
 
     return app
+
+# %% ../nbs/10_serve.ipynb #grd00001
+def _guarded_h11(max_connections: int, header_timeout_s: float):
+    "uvicorn's h11 protocol with at most `max_connections` open connections and `header_timeout_s` for each request's headers."
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    refused = {'n': 0, 'logged': -1e9}
+    class GuardedH11(H11Protocol):
+        def connection_made(self, transport):
+            self._header_timer, self._refused = None, len(self.connections) >= max_connections
+            if self._refused:   # closed at once: file descriptors stay bounded; one log line per 10 s, not one per socket
+                refused['n'] += 1; self.transport = transport; transport.abort()
+                if time.monotonic() - refused['logged'] > 10:
+                    refused['logged'] = time.monotonic()
+                    log.warning("%d connections open (max_connections): closing new ones (%d so far)", max_connections, refused['n'])
+                return
+            super().connection_made(transport)
+            self._header_timer = self.loop.call_later(header_timeout_s, self._headers_late)
+        def _headers_late(self):
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing(): self.transport.close()
+        def data_received(self, data):
+            if self._refused: return
+            super().data_received(data)
+            waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()   # a request line or headers still due
+            if waiting and self._header_timer is None: self._header_timer = self.loop.call_later(header_timeout_s, self._headers_late)
+            elif not waiting and self._header_timer is not None: self._header_timer.cancel(); self._header_timer = None
+        def connection_lost(self, exc):
+            if self._header_timer is not None: self._header_timer.cancel(); self._header_timer = None
+            if not self._refused: super().connection_lost(exc)
+    return GuardedH11
 
 # %% ../nbs/10_serve.ipynb #07bd3b09
 def _is_loopback(host: str) -> bool:
@@ -707,6 +867,10 @@ def serve(
     max_inflight: int = DEFAULT_MAX_INFLIGHT,  # requests read and worked on at once
     max_queue: int = DEFAULT_MAX_QUEUE,  # requests waiting for a slot before 503
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,  # seconds for a body to arrive before 408
+    max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,  # body bytes held at once by all requests (503 above)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,  # open connections; further ones are closed at once
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,  # seconds for a request's line and headers to arrive
+    keep_alive_s: float = DEFAULT_KEEP_ALIVE_S,  # seconds an idle keep-alive connection stays open
     log_level: str = 'info',  # uvicorn log level
     **uvicorn_kw,  # further keyword arguments of `uvicorn.run`
 ):
@@ -716,8 +880,11 @@ def serve(
         raise ValueError(f"port: got {port!r}; allowed: an integer 0-65535")
     app = create_app(model_path, threads=threads, max_body_bytes=max_body_bytes, max_batch=max_batch,
                      max_samples=max_samples, max_inflight=max_inflight, max_queue=max_queue,
-                     body_timeout_s=body_timeout_s)
+                     body_timeout_s=body_timeout_s, max_pending_bytes=max_pending_bytes)
+    _check_limits(max_connections=max_connections, header_timeout_s=header_timeout_s, keep_alive_s=keep_alive_s)
     if not _is_loopback(host):
         log.warning("binding to %s: the service has no authentication; anyone who can reach this address can use it",
                     host)
-    uvicorn.run(app, host=host, port=int(port), log_level=log_level, **uvicorn_kw)
+    limits = dict(http=_guarded_h11(int(max_connections), float(header_timeout_s)), timeout_keep_alive=float(keep_alive_s),
+                  h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+    uvicorn.run(app, host=host, port=int(port), log_level=log_level, **{**limits, **uvicorn_kw})

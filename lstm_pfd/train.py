@@ -125,6 +125,8 @@ def save_checkpoint(path,                                     # file to write (r
     "Write `model` (or `state_dict`, e.g. the best weights) with its metadata to `path` atomically."
     path, cfg, n = Path(path), model_config(model), model.n_classes
     names = list(class_names) if class_names is not None else list(physics.class_names(n))
+    if isinstance(class_names, str): raise TypeError(f"class_names: got the string {class_names[:40]!r}; allowed: a list of names")
+    if len(set(map(str, names))) != len(names): raise ValueError(f"class_names {names[:12]} repeat a name; allowed: distinct names")
     if len(names) != n: raise ValueError(f"class_names has {len(names)} names but the model has n_classes={n}")
     ckpt = {'format': CHECKPOINT_FORMAT, 'model_name': cfg['name'], 'model_kwargs': cfg['kwargs'],
             'state_dict': _plain_state(state_dict if state_dict is not None else model.state_dict()),
@@ -165,6 +167,19 @@ def _read_checkpoint(path, map_location='cpu'):
         raise CheckpointMismatch(f"{path} is not a readable lstm_pfd checkpoint ({type(e).__name__}); expected a file "
                                  "written by lstm_pfd.train.save_checkpoint (loaded with weights_only=True)") from None
 
+# %% ../nbs/05_train.ipynb #ldw00001
+def _load_weights(model: nn.Module, state: Mapping, where: str) -> None:
+    "Load `state` into `model`; `CheckpointMismatch` naming the layers that are missing, unexpected or of another shape."
+    own = model.state_dict()
+    missing, extra = [k for k in own if k not in state], [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and torch.is_tensor(state[k]) and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or extra or shapes:
+        parts = [f"{len(v)} {w}: {', '.join(v[:4])}{' ...' if len(v) > 4 else ''}" for v, w in
+                 ((shapes, 'of another shape (checkpoint vs model)'), (missing, 'missing'), (extra, 'unexpected')) if v]
+        raise CheckpointMismatch(f"{where}: the weights do not fit the architecture {type(model).__name__}: " + '; '.join(parts))
+    model.load_state_dict(state)
+
 # %% ../nbs/05_train.ipynb #baf3d338
 def load_checkpoint(path,               # checkpoint file written by `save_checkpoint` or `fit`
                     *,
@@ -179,12 +194,15 @@ def load_checkpoint(path,               # checkpoint file written by `save_check
         raise CheckpointMismatch(f"{path} is not an lstm_pfd checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     info = {k: v for k, v in ckpt.items() if k != 'state_dict'}
     info['path'] = str(path)
+    names = info.get('class_names')
+    if names is not None and (not isinstance(names, (list, tuple)) or len(set(map(str, names))) != len(names)):
+        raise CheckpointMismatch(f"{path}: class_names {repr(names)[:200]} are not distinct names, one per class")
     check_checkpoint(info, **expected)
     try: cfg = check_model_config({'name': ckpt.get('model_name'), 'kwargs': ckpt.get('model_kwargs')})
     except ValueError as e: raise CheckpointMismatch(f"{path}: {e}") from None
     _check_finite_weights(ckpt['state_dict'], f"checkpoint {path}")
     model = model_from_config(cfg)
-    model.load_state_dict(ckpt['state_dict'])
+    _load_weights(model, ckpt['state_dict'], f"checkpoint {path}")
     return model.eval(), info
 
 # %% ../nbs/05_train.ipynb #d5318819
