@@ -24,6 +24,7 @@ from .config import DataConfig, ConfigError, parse_yaml
 from . import physics
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
+from . import shaft as _shaft  # noqa: F401  installs the generator of multi-channel configs (signals.register_multichannel)
 from .utils import NORMALIZE_MODES, atomic_write, normalize_windows
 
 log = logging.getLogger(__name__)
