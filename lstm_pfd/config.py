@@ -22,12 +22,12 @@ import yaml
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MAX_QUOTE', 'MAX_YAML_NODES', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'SPLITS', 'TRACKS',
-           'GENERATOR_VERSION', 'PRESETS', 'ConfigError', 'parse_yaml', 'parse_sets', 'BaseConfig', 'SignalConfig',
-           'OilConfig', 'BearingConfig', 'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig',
-           'PinkNoiseConfig', 'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig',
-           'QuantizationConfig', 'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig',
-           'DataConfig', 'StrDict']
+__all__ = ['MAX_QUOTE', 'MAX_YAML_NODES', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'SPLITS', 'TRACKS', 'CHANNELS',
+           'CHANNEL_UNITS', 'GENERATOR_VERSION', 'PRESETS', 'ConfigError', 'parse_yaml', 'parse_sets', 'BaseConfig',
+           'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig',
+           'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig',
+           'AliasingConfig', 'QuantizationConfig', 'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'LimitsConfig',
+           'FleetConfig', 'SensorConfig', 'DataConfig', 'StrDict']
 
 # %% ../nbs/00_config.ipynb #c0abe54d
 MAX_QUOTE = 200  # most characters of a value (or field name) quoted in an error message
@@ -714,13 +714,51 @@ def _check(self: FleetConfig):
     if not self.line_hz or any(f not in (50.0, 60.0) for f in self.line_hz): yield 'line_hz', 'a non-empty list of line frequencies, each 50 or 60 (Hz)'
     if self.iso_group not in (1, 2): yield 'iso_group', '1 (> 300 kW) or 2 (15-300 kW)'
 
+# %% ../nbs/00_config.ipynb #99477164
+CHANNELS = ('x', 'y', 'keyphasor', 'accel')   # the channels a record can carry
+CHANNEL_UNITS = {'x': 'um', 'y': 'um', 'keyphasor': 'V', 'accel': 'm/s^2'}
+
+@dataclass
+class SensorConfig(BaseConfig):
+    "The channels of a record (`CHANNELS`, in order) and the proximity-probe and keyphasor measurement model."
+    channels: tuple[str, ...] = ('accel',)                        # channel names in record order; ('accel',): the single casing channel
+    probe_scale_v_per_mm: float = 7.87                            # nominal probe scale factor (API 670: 200 mV/mil)
+    probe_scale_tolerance: float = 0.05                           # relative, +-: each machine's probes deviate within it
+    probe_gap_v: float = -10.0                                    # gap set point: the probe voltage with the journal at the bearing centre
+    probe_linear_range_v: tuple[float, float] = (-18.0, -2.0)     # (low, high) linear output range of a probe, V (about 2 mm); clipped outside
+    probe_noise_um: float = 0.2                                   # RMS white noise of a probe channel, um
+    runout_um_range: tuple[float, float] = (1.0, 6.0)             # peak-to-peak runout (mechanical + electrical) of a machine's probe track, um
+    keyphasor_pulse_v: float = 4.0                                # depth of the keyphasor notch pulse, V (more negative: a larger gap)
+    keyphasor_width_deg: float = 8.0                              # angular width of the keyphasor notch, degrees of shaft rotation
+    keyphasor_jitter_s: float = 2e-6                              # RMS timing jitter of each keyphasor pulse, s
+
+    @property
+    def multichannel(self) -> bool: return tuple(self.channels) != ('accel',)
+
+    @property
+    def units(self) -> tuple[str, ...]: return tuple(CHANNEL_UNITS[c] for c in self.channels)
+
+    def _check(self):
+        if not self.channels or len(set(self.channels)) != len(self.channels) or any(c not in CHANNELS for c in self.channels):
+            yield 'channels', f'distinct channel names from {list(CHANNELS)}, at least one'
+        if not (_pos(self.probe_scale_v_per_mm) and self.probe_scale_v_per_mm <= 100): yield 'probe_scale_v_per_mm', 'a scale factor in V/mm within (0, 100]'
+        if not (_nonneg(self.probe_scale_tolerance) and self.probe_scale_tolerance < 0.5): yield 'probe_scale_tolerance', 'a relative tolerance within [0, 0.5)'
+        if not _range(self.probe_linear_range_v, -30, 30): yield 'probe_linear_range_v', 'an ordered (low, high) voltage range within [-30, 30] V'
+        elif not (_num(self.probe_gap_v) and self.probe_linear_range_v[0] < self.probe_gap_v < self.probe_linear_range_v[1]):
+            yield 'probe_gap_v', f'a set point inside probe_linear_range_v {self.probe_linear_range_v}'
+        if not (_nonneg(self.probe_noise_um) and self.probe_noise_um <= 100): yield 'probe_noise_um', 'an RMS noise in um within [0, 100]'
+        if not _range(self.runout_um_range, 0, 100, strict=False): yield 'runout_um_range', 'an ordered (low, high) peak-to-peak runout within [0, 100] um'
+        if not (_nonneg(self.keyphasor_pulse_v) and self.keyphasor_pulse_v <= 30): yield 'keyphasor_pulse_v', 'a pulse depth within [0, 30] V'
+        if not (_pos(self.keyphasor_width_deg) and self.keyphasor_width_deg <= 90): yield 'keyphasor_width_deg', 'a notch width within (0, 90] degrees'
+        if not (_nonneg(self.keyphasor_jitter_s) and self.keyphasor_jitter_s <= 1e-3): yield 'keyphasor_jitter_s', 'an RMS jitter within [0, 1e-3] s'
+
 # %% ../nbs/00_config.ipynb #5302cb3c
 GENERATOR_VERSION = 2  # version of the record generator and its calibration (physics, fleet, signals); part of every data hash
 
 # %% ../nbs/00_config.ipynb #642b4c9d
 @dataclass
 class DataConfig(BaseConfig):
-    "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset, fleet (+ limits)."
+    "Everything that defines generated data: signal, bearing, operating, severity, noise, transient, dataset, fleet, sensors (+ limits)."
     signal: SignalConfig = field(default_factory=SignalConfig)  # sampling and record length
     bearing: BearingConfig = field(default_factory=BearingConfig)  # bearing geometry and oil
     operating: OperatingConfig = field(default_factory=OperatingConfig)  # operating ranges drawn per record
@@ -729,6 +767,7 @@ class DataConfig(BaseConfig):
     transient: TransientConfig = field(default_factory=TransientConfig)  # speed, load and thermal transients
     dataset: DatasetConfig = field(default_factory=DatasetConfig)  # record counts, windows, splits, seed
     fleet: FleetConfig = field(default_factory=FleetConfig)  # machines the records are spread over (off by default)
+    sensors: SensorConfig = field(default_factory=SensorConfig)  # channels of a record (default: the accelerometer alone)
     limits: LimitsConfig = field(default_factory=LimitsConfig)  # resource budget (never changes the data)
 
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('limits',)  # the resource budget never changes the data
@@ -748,6 +787,7 @@ class DataConfig(BaseConfig):
     def _hash_dict(self) -> dict:
         d = super()._hash_dict()
         if not self.fleet.enabled: d.pop('fleet')   # no fleet: the fleet section plays no part in the data
+        if not self.sensors.multichannel: d.pop('sensors')   # the accelerometer alone: the sensors section plays no part
         d['generator_version'] = GENERATOR_VERSION  # a recalibrated generator gives the same config a new hash
         return d
 
@@ -778,6 +818,11 @@ PRESETS = {
               'dataset.window_s': 0.5, 'dataset.hop_s': 0.5},
     # the fleet benchmark: the same 3,520 records (80 per class x severity) spread over 40 machines, 2 each
     'jbfd11_fleet': {'fleet.n_machines': 40},
+    # the shaft benchmark: the fleet's machines, classes, severities and tracks, with two proximity probes, a keyphasor and the accelerometer
+    'jbfd11_shaft': {'fleet.n_machines': 40, 'sensors.channels': ['x', 'y', 'keyphasor', 'accel']},
+    # tiny shaft version of 'quick_fleet'
+    'quick_shaft': {'signal.fs': 10240.0, 'signal.duration_s': 2.0, 'dataset.records_per_class_severity': 6,
+                    'dataset.window_s': 0.5, 'dataset.hop_s': 0.5, 'fleet.n_machines': 3, 'sensors.channels': ['x', 'y', 'keyphasor', 'accel']},
     # tiny fleet version of 'quick': 6 records per class x severity over 3 machines
     'quick_fleet': {'signal.fs': 10240.0, 'signal.duration_s': 2.0, 'dataset.records_per_class_severity': 6,
                     'dataset.window_s': 0.5, 'dataset.hop_s': 0.5, 'fleet.n_machines': 3},
@@ -786,15 +831,16 @@ PRESETS = {
 # %% ../nbs/00_config.ipynb #95cac71c
 @patch
 def budget(self: DataConfig, n_classes: int) -> dict:  # number of classes the data set will hold
-    "Sizes asked for with `n_classes` classes: samples per record, rows and float32 bytes of a file and of one batch."
+    "Sizes asked for with `n_classes` classes: samples per record, rows and float32 bytes (all channels) of a file and of one batch."
     ds, n_sev = self.dataset, len(self.severity.names)
     samples = self.signal.fs * self.signal.duration_s                 # a float: finite even when absurd
+    nch = len(self.sensors.channels) or 1                             # float32 bytes are per channel
     per_slot = ds.records_per_class_severity
     n_test = max(1, round(per_slot * ds.splits[2])) if ds.splits[2] > 0 else 0   # per stratum (as the split rounds)
     records = n_classes * n_sev * (per_slot + len(ds.snr_db) * n_test)
     batch = min(ds.batch_size, n_classes * n_sev * per_slot)
-    return dict(samples_per_record=samples, records=records, file_bytes=records * samples * 4,
-                batch_bytes=batch * samples * 4 * (1 + len(ds.snr_db)))
+    return dict(samples_per_record=samples, records=records, file_bytes=records * samples * 4 * nch,
+                batch_bytes=batch * samples * 4 * nch * (1 + len(ds.snr_db)))
 
 # %% ../nbs/00_config.ipynb #02f9d278
 @patch

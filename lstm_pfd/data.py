@@ -25,6 +25,7 @@ from .config import DataConfig, ConfigError, GENERATOR_VERSION, SPLITS, TRACKS, 
 from . import physics
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
+from . import shaft as _shaft  # noqa: F401  installs the generator of multi-channel configs (signals.register_multichannel)
 from .utils import NORMALIZE_MODES, atomic_write, check_output, normalize_windows, resample
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'TRANSIENTS', 'NOISE_LAYERS', 'AMPLITUDES', 'MIX_WEIGHT', 'CAVITATION_RATE_PER_S', 'FRICTION_RATE_PER_S',
-           'STICK', 'META_COLUMNS', 'RENDERERS', 'CALIBRATION_RENDERS', 'empty_meta', 'record_seed', 'RecordState',
-           'register_atom', 'severity_laws', 'generate', 'generate_batch', 'benchmark', 'format_benchmark']
+           'STICK', 'META_COLUMNS', 'RENDERERS', 'CALIBRATION_RENDERS', 'MULTICHANNEL', 'empty_meta', 'record_seed',
+           'RecordState', 'register_atom', 'severity_laws', 'register_multichannel', 'generate', 'generate_batch',
+           'benchmark', 'format_benchmark']
 
 # %% ../nbs/02_signals.ipynb #516a3e28
 TRANSIENTS = ('none', 'speed_ramp', 'load_step', 'thermal')   # codes of the `transient` meta column
@@ -756,9 +757,11 @@ def _meta(r: RecordState) -> dict:
 
 # %% ../nbs/02_signals.ipynb #53adfb00
 def _record(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temperature_c, x: np.ndarray,
-            parts: dict | None = None, timer=None, unit: bool = False, laws: dict | None = None) -> dict:
+            parts: dict | None = None, timer=None, unit: bool = False, laws: dict | None = None,
+            state: list | None = None) -> dict:
     """Generate one record into `x` (float32 [N]); return its meta as scalars. `timer(name)` is called after each stage.
-    `laws`: the machine's severity laws computed elsewhere (`severity_laws`); None: the plan's, computed once."""
+    `laws`: the machine's severity laws computed elsewhere (`severity_laws`); None: the plan's, computed once.
+    `state` (a list) receives the finished `RecordState`."""
     if laws is None and plan.machine is not None and plan.laws is None: _ensure_laws(plan)   # before this record touches the workspace
     tick = timer or (lambda name: None)
     r = RecordState(plan, label, sev, seed, x, parts)
@@ -776,6 +779,7 @@ def _record(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temper
     if r.machine is not None: _machine_stage(r); tick('machine+measurement')
     for name, enabled, layer in _NOISE_STAGES:
         if enabled(r): layer(r); tick(name)
+    if state is not None: state.append(r)
     return _meta(r)
 
 # %% ../nbs/02_signals.ipynb #b800af69
@@ -836,6 +840,23 @@ def _resolve(cfg, fault, severity, seed, speed_hz, load, temperature_c):
             _check_override('load', load, op.load_range, 'x rated load', 'load_range'),
             _check_override('temperature_c', temperature_c, op.temperature_c_range, 'C', 'temperature_c_range'))
 
+# %% ../nbs/02_signals.ipynb #a94fea42
+MULTICHANNEL: dict = {}   # 'generate', 'generate_batch' -> the generator of multi-channel configs (installed by `lstm_pfd.shaft`)
+
+def register_multichannel(generate_fn,       # `generate_fn(cfg, fault, *, severity, seed, ...) -> (x [C, N], meta)`
+                          generate_batch_fn, # `generate_batch_fn(cfg, faults, severities, seeds, ...) -> (X [n, C, N], meta)`
+                         ):
+    "Install the generator of configs with several channels (`cfg.sensors.multichannel`); `lstm_pfd.shaft` calls it on import."
+    MULTICHANNEL.update(generate=generate_fn, generate_batch=generate_batch_fn)
+
+def _multichannel(cfg, what: str):
+    "The installed multi-channel `what` for a multi-channel `cfg`, None for a single-channel one; a clear error when none is installed."
+    if not (isinstance(cfg, DataConfig) and cfg.sensors.multichannel): return None
+    fn = MULTICHANNEL.get(what)
+    if fn is None: raise ValueError(f"sensors.channels = {list(cfg.sensors.channels)}: records with several channels are made by "
+                                    "lstm_pfd.shaft; `import lstm_pfd.shaft` first (or keep sensors.channels = ['accel'])")
+    return fn
+
 # %% ../nbs/02_signals.ipynb #4af3b046
 def generate(cfg: DataConfig,                    # data config
              fault,                              # class name, alias or label
@@ -851,7 +872,11 @@ def generate(cfg: DataConfig,                    # data config
     """One record: `(x, meta)` with `x` float32 `[N]` acceleration in m/s^2 and `meta` every drawn parameter.
     `components=True` returns `(x, meta, parts)` with `parts['fault']` (the fault component alone) and `parts['baseline']`.
     `machine`: a `fleet.Machine` the record is seen on (None or the reference machine: the single idealised machine);
-    operating overrides are then within the machine's ranges (`fleet.machine_config`)."""
+    operating overrides are then within the machine's ranges (`fleet.machine_config`). A multi-channel config
+    (`sensors.channels`) gives `x` float32 `[C, N]` with `meta['channels']` and `meta['units']` (`lstm_pfd.shaft`)."""
+    mc = _multichannel(cfg, 'generate')
+    if mc is not None: return mc(cfg, fault, severity=severity, seed=seed, speed_hz=speed_hz, load=load,
+                                 temperature_c=temperature_c, components=components, machine=machine)
     plan = _plan(cfg, machine)
     label, sev, seed, spd, ld, tmp = _resolve(plan.cfg, fault, severity, seed, speed_hz, load, temperature_c)
     x = np.empty(plan.N, np.float32)
@@ -894,6 +919,9 @@ def generate_batch(cfg: DataConfig,               # data config
     """Many records: `(X float32 [n, N], meta)` with `meta` typed columns (`META_COLUMNS`). Row i is bit-identical to
     `generate(cfg, faults[i], severity=severities[i], seed=seeds[i], machine=machines[i], ...)`. Overrides: None, a scalar
     or one per record; `machines`: None, one `fleet.Machine`, or one per record."""
+    mc = _multichannel(cfg, 'generate_batch')
+    if mc is not None: return mc(cfg, faults, severities, seeds, speed_hz=speed_hz, load=load, temperature_c=temperature_c,
+                                 out=out, progress=progress, machines=machines)
     n = len(seeds)
     faults, severities = _per_record('faults', faults, n), _per_record('severities', severities, n)
     spd, ld, tmp = (_per_record(k, v, n) for k, v in (('speed_hz', speed_hz), ('load', load), ('temperature_c', temperature_c)))
