@@ -283,7 +283,7 @@ def _check_head(model: nn.Module, class_names, name: str) -> None:
 
 # %% ../nbs/05_train.ipynb #b7e7a489
 def _check_batch(x, y, n_classes, name):
-    check_windows(x, name=f"{name} windows")
+    check_windows(x, name=f"{name} windows", in_channels=None)   # the model checks its own channel count
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise ValueError(f"{name}: label {int(y.max()) if int(y.max()) >= n_classes else int(y.min())} outside 0..{n_classes - 1} "
                          f"(the model has n_classes={n_classes})")

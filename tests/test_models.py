@@ -177,3 +177,42 @@ def test_band_energy_loss_classes_outside_the_catalogue(caplog):
     with caplog.at_level('WARNING'):
         bands = loss.bands()
     assert bands[0].shape == (0, 2) and len(bands[1]) == 1 and 'inner_race' in caplog.text
+
+
+@pytest.mark.parametrize('name', ALL)
+def test_four_channel_forward_and_backward(name):
+    "Every model takes `[B, 4, L]` windows: logits `[B, n]`, a finite gradient for every weight and for the input."
+    m = create_model(name, n_classes=5, in_channels=4, seed=0).train()
+    x = (torch.randn(3, 4, 2048) * torch.tensor([1.0, 30.0, 30.0, 0.01])[None, :, None]).requires_grad_()
+    out = m(x)
+    assert out.shape == (3, 5) and torch.isfinite(out).all()
+    torch.nn.functional.cross_entropy(out, torch.tensor([0, 3, 4])).backward()
+    for pname, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), (name, pname)
+    assert all(x.grad[:, c].abs().sum() > 0 for c in range(4)), 'every channel reaches the logits'
+    with pytest.raises(ValueError, match=r'expected windows of shape \[B, 4, L\] \(4 channels\)'):
+        m(torch.randn(3, 1, 2048))
+
+
+@pytest.mark.parametrize('name', ALL)
+def test_four_channel_onnx_parity(name, tmp_path):
+    "A 4-channel model exported by `to_onnx` (its own parity check included) agrees with torch on random, zero and constant windows."
+    pytest.importorskip('onnxruntime'); pytest.importorskip('onnx')
+    import onnxruntime as ort
+    from lstm_pfd.export import to_onnx
+    from lstm_pfd.predict import read_metadata
+    L = 1024
+    m = create_model(name, in_channels=4, seed=0).eval()
+    rep = to_onnx(m, tmp_path / 'm.onnx', window_len=L, fs=2048.0)
+    assert set(rep['diffs']) >= {'all-zero window', 'constant window', 'random batch of 32'}
+    assert rep['max_abs_diff'] < 1e-4 and read_metadata(tmp_path / 'm.onnx')['in_channels'] == 4
+    sess = ort.InferenceSession(str(tmp_path / 'm.onnx'), providers=['CPUExecutionProvider'])
+    assert sess.get_inputs()[0].shape[1:] == [4, L]
+    rng = np.random.default_rng(1)
+    levels = np.array([1.0, 30.0, 30.0, 0.01], np.float32)[None, :, None]     # channels in different units
+    for x in (rng.standard_normal((7, 4, L)).astype(np.float32) * levels, np.zeros((2, 4, L), np.float32),
+              np.full((2, 4, L), 0.7, np.float32) * levels):
+        with torch.no_grad():
+            ref = m(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], ref, rtol=1e-3, atol=1e-4)
+    model_from_config(model_config(m)).load_state_dict(m.state_dict())      # the recorded config rebuilds 4 channels
