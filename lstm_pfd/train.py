@@ -345,7 +345,9 @@ def _resume(resume_from, model, opt, state, meta, fit_args) -> tuple[dict, int]:
     ts = ck.get('train_state') if isinstance(ck, dict) else None
     if ts is None: raise ValueError(f"{resume_from} holds no training state (only a final model); cannot resume")
     mine = model_config(model)
-    if (ck['model_name'], ck['model_kwargs']) != (mine['name'], mine['kwargs']):
+    theirs = dict(ck['model_kwargs'])
+    if 'in_channels' in mine['kwargs']: theirs.setdefault('in_channels', 1)   # checkpoints from before `in_channels`: one channel
+    if (ck['model_name'], theirs) != (mine['name'], mine['kwargs']):
         raise CheckpointMismatch(f"resume_from: checkpoint is {ck['model_name']} {ck['model_kwargs']}, the model is "
                                  f"{mine['name']} {mine['kwargs']}")
     check_checkpoint(ck, window_len=meta['window_len'], config_hash=meta['config_hash'], class_names=meta['class_names'])

@@ -216,3 +216,25 @@ def test_four_channel_onnx_parity(name, tmp_path):
             ref = m(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], ref, rtol=1e-3, atol=1e-4)
     model_from_config(model_config(m)).load_state_dict(m.state_dict())      # the recorded config rebuilds 4 channels
+
+
+def test_checkpoints_rebuild_the_channel_count(tmp_path):
+    "A checkpoint records in_channels; one written before in_channels existed (no such kwarg) rebuilds a one-channel model."
+    from lstm_pfd.train import load_checkpoint, save_checkpoint
+    m4 = create_model('cnn_lstm', n_classes=3, in_channels=4, seed=0).eval()
+    save_checkpoint(tmp_path / 'four.pt', m4, class_names=list('abc'))
+    back, info = load_checkpoint(tmp_path / 'four.pt')
+    assert back.in_channels == 4 and info['model_kwargs']['in_channels'] == 4
+    x = torch.randn(2, 4, 1024)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), m4(x))
+    m1 = create_model('compact', n_classes=3, seed=0).eval()
+    save_checkpoint(tmp_path / 'old.pt', m1, class_names=list('abc'))
+    ck = torch.load(tmp_path / 'old.pt', weights_only=True)
+    del ck['model_kwargs']['in_channels']                              # as written before the keyword existed
+    torch.save(ck, tmp_path / 'old.pt')
+    old, _ = load_checkpoint(tmp_path / 'old.pt')
+    x = torch.randn(2, 1, 1024)
+    with torch.no_grad():
+        torch.testing.assert_close(old(x), m1(x))
+    assert old.in_channels == 1
