@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -150,6 +151,9 @@ def main(argv: list[str] | None = None,  # the arguments after `lstm-pfd` (defau
     except KeyboardInterrupt:
         print(f"lstm-pfd {args.command}: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as e:   # SIGTERM: the library's signal guard raises it so that runs and files are closed cleanly
+        if e.code == 128 + signal.SIGTERM: print(f"lstm-pfd {args.command}: interrupted (SIGTERM)", file=sys.stderr)
+        raise
     except (ConfigError, OSError, KeyError, ValueError, TypeError, ExportError, MemoryError) as e:
         if args.debug: raise
         print(f"lstm-pfd {args.command}: error: {_one_line(e)}", file=sys.stderr)
@@ -615,7 +619,7 @@ _RUN_COLUMNS = 'run_id,status,name,model.name,train.seed,clean.record_acc'
 def _runs_args(p):
     p.add_argument('--root', default='runs', help='folder of the run folders (default: runs)')
     p.add_argument('--tag', action='append', metavar='T', help='only runs with this tag (repeatable: all of them)')
-    p.add_argument('--where', metavar='EXPR', help="a pandas expression over the columns, e.g. \"clean.record_acc > 0.5\"")
+    p.add_argument('--where', metavar='EXPR', help="a filter over the columns: comparisons, in, and/or/not, parentheses, e.g. \"clean.record_acc > 0.5\"")
     p.add_argument('--status', metavar='S', help='only runs with this status (done, running, failed, interrupted)')
     p.add_argument('--search', metavar='NAME', help='apply a saved search')
     p.add_argument('--save', metavar='NAME', help='save --tag/--where/--status as a named search beside the runs')

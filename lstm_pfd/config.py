@@ -22,7 +22,7 @@ import yaml
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MAX_QUOTE', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'EXPERIMENT_TRACKS',
+__all__ = ['MAX_QUOTE', 'MAX_YAML_NODES', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'PRESETS', 'EXPERIMENT_TRACKS',
            'EXPERIMENT_PRESETS', 'ConfigError', 'parse_yaml', 'BaseConfig', 'SignalConfig', 'OilConfig',
            'BearingConfig', 'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig',
            'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig',
@@ -54,8 +54,39 @@ class ConfigError(ValueError):
                          f"allowed: {str(allowed)[:4 * MAX_QUOTE]}")
 
 # %% ../nbs/00_config.ipynb #f786fad2
+MAX_YAML_NODES = 100_000  # most nodes a YAML text may hold, aliases counted at their expanded size (a config has hundreds)
+
+class _YamlLimit(Exception):
+    "Raised by `_Loader` when a document grows past `MAX_YAML_NODES` (or an alias refers to itself): `(dotted place, what)`."
+
 class _Loader(yaml.SafeLoader):
-    "`yaml.SafeLoader` that also reads floats written without a dot (`1e9`, `2.5e4`, `-3E-2`)."
+    "`yaml.SafeLoader` that reads floats written without a dot (`1e9`) and counts nodes, each alias at its expanded size."
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._nodes, self._sizes, self._path = 0, {}, []
+
+    def _place(self) -> str: return ''.join(k if k.startswith('[') else f'.{k}' for k in self._path).lstrip('.') or 'the document'
+
+    def _count(self, n: int):
+        self._nodes += n
+        if self._nodes > MAX_YAML_NODES: raise _YamlLimit(self._place(), f'{self._nodes:,} nodes (aliases expanded)')
+
+    def compose_node(self, parent, index):
+        key = str(index.value)[:40] if isinstance(index, yaml.ScalarNode) else f'[{index}]' if isinstance(index, int) else None
+        if key is not None: self._path.append(key)
+        try:
+            if self.check_event(yaml.AliasEvent):
+                node = self.anchors.get(self.peek_event().anchor)
+                if node is not None and id(node) not in self._sizes: raise _YamlLimit(self._place(), f'an alias to itself (*{self.peek_event().anchor})')
+                self._count(self._sizes.get(id(node), 0))
+                return super().compose_node(parent, index)
+            before = self._nodes
+            self._count(1)
+            node = super().compose_node(parent, index)
+            self._sizes[id(node)] = self._nodes - before
+            return node
+        finally:
+            if key is not None: self._path.pop()
 
 _Loader.add_implicit_resolver('tag:yaml.org,2002:float',
                               re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$'),
@@ -66,15 +97,23 @@ MAX_CONFIG_BYTES = 1 << 20  # largest config text read (a config is a few kB); r
 
 def parse_yaml(text: str,                   # YAML text of a config (size-limited, no Python tags)
                source: str = 'config text', # where the text came from, named in errors
+               *,
+               value: bool = False,         # one value (e.g. of `--set key=value`): empty text and `null` give None
               ):
     "Parse config YAML with `_Loader`; oversized, binary, unparsable or empty text raises `ConfigError` naming `source`."
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(source, f'{len(text)} characters', f'at most MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES} characters (raise lstm_pfd.config.MAX_CONFIG_BYTES to read more)')
+    if value and not text.strip(): return None
     if not text.strip(): raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text is empty: write {} for all defaults)')
     if '\x00' in text: raise ConfigError(source, text[:40], 'YAML text (this holds NUL bytes: a binary file?)')
     try: data = yaml.load(text, Loader=_Loader)
+    except _YamlLimit as e:
+        place, what = e.args
+        raise ConfigError(f"{source}: {place}", what, f'a document of at most MAX_YAML_NODES = {MAX_YAML_NODES:,} nodes, each alias counted at '
+                          'its expanded size, none inside itself (raise lstm_pfd.config.MAX_YAML_NODES to read more)') from None
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as e:
         raise ConfigError(source, text[:40], f"valid YAML ({type(e).__name__}: {' '.join(str(e).split())[:MAX_QUOTE]})") from None
+    if data is None and value: return None
     if data is None: raise ConfigError(source, text[:40], 'a YAML mapping of config sections (this text holds only comments)')
     return data
 

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -26,8 +27,9 @@ from .physics import expected_bands
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['REPORT_SECTIONS', 'FLEET_DEMO', 'FLEET_TRACK', 'FLEET_EPOCHS', 'FLEET_PATIENCE', 'nominal_point', 'plot_catalogue',
-           'plot_history', 'plot_confusion', 'strict_summary', 'write_report', 'demo_threads', 'run_demo']
+__all__ = ['DEMO_STAGES', 'REPORT_SECTIONS', 'FLEET_DEMO', 'FLEET_TRACK', 'FLEET_EPOCHS', 'FLEET_SEEDS', 'nominal_point',
+           'plot_catalogue', 'plot_history', 'plot_confusion', 'strict_summary', 'wilson_interval', 'training_note',
+           'config_overrides', 'write_report', 'demo_threads', 'run_demo']
 
 # %% ../nbs/11_demo.ipynb #d3b4b359
 def _figure(nrows=1, ncols=1, figsize=(8, 3)):
@@ -141,6 +143,63 @@ def _write_text(path: Path, text: str) -> Path:
     with atomic_write(path, overwrite=True) as tmp: Path(tmp).write_text(text, encoding='utf-8')
     return Path(path)
 
+# %% ../nbs/11_demo.ipynb #e8419b0b
+def wilson_interval(k: float,  # successes (records classified correctly); a float for a mean over runs
+                    n: int,  # trials (records)
+                    z: float = 1.96,  # normal quantile: 1.96 for a 95 % interval
+                   ) -> tuple[float, float]:
+    "Wilson score interval `(low, high)` of the proportion `k / n`; `(nan, nan)` when `n` is 0."
+    if n < 0 or not 0 <= k <= max(n, 0): raise ValueError(f"k={k!r}, n={n!r}: expected 0 <= k <= n")
+    if n == 0: return (math.nan, math.nan)
+    p, z2 = k / n, z * z
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+# %% ../nbs/11_demo.ipynb #7b4a23e7
+def training_note(best_epoch: int | None,  # best epoch, counted from 1 (None: no epoch finished)
+                  epochs_run: int,  # epochs trained
+                  max_epochs: int,  # the epoch budget
+                  patience: int | None,  # early-stopping patience (None: a fixed budget, no early stopping)
+                 ) -> str:
+    "One sentence: did training converge (early stopping), or did the epoch budget stop it, still improving or not?"
+    if best_epoch is None or epochs_run < 1: return 'no epoch finished'
+    if patience is not None and epochs_run < max_epochs:
+        return f"converged: stopped after {patience} epochs without a lower validation loss (best epoch {best_epoch} of {epochs_run})"
+    near = patience or max(1, round(max_epochs / 5))
+    if best_epoch > epochs_run - near:
+        return (f"the epoch budget capped training: the best epoch {best_epoch} is among the last {near} of the {max_epochs} "
+                f"allowed, so the validation loss was still falling; more epochs may change the result")
+    return (f"the epoch budget ({max_epochs}) ended the run; the best epoch {best_epoch} lies {epochs_run - best_epoch} "
+            f"epochs before the last, so the validation loss had levelled off")
+
+# %% ../nbs/11_demo.ipynb #7fda8dfd
+def _flat(d: dict, prefix: str = '') -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict): out.update(_flat(v, f'{prefix}{k}.'))
+        else: out[f'{prefix}{k}'] = v
+    return out
+
+def config_overrides(cfg: DataConfig,  # the config that ran
+                     base: DataConfig | None = None,  # the reference; None: the library's defaults, `DataConfig()`
+                    ) -> dict:
+    "`{'dotted.key': value}` of every setting of `cfg` that differs from `base`."
+    a, b = _flat(cfg.to_dict()), _flat((base or DataConfig()).to_dict())
+    return {k: v for k, v in a.items() if b.get(k) != v}
+
+# %% ../nbs/11_demo.ipynb #4d1f47d7
+DEMO_STAGES = ('dataset', 'training', 'evaluation', 'explanations', 'export', 'latency', 'fleet', 'figures', 'report')
+
+class _Stages:
+    "Wall time per demo stage: `with stages('training'): ...` adds the block's seconds to that stage."
+    def __init__(self): self.seconds = {k: 0.0 for k in DEMO_STAGES}
+    @contextmanager
+    def __call__(self, name: str):
+        if name not in self.seconds: raise KeyError(f"unknown stage {name!r}; stages: {list(self.seconds)}")
+        t = time.perf_counter()
+        try: yield
+        finally: self.seconds[name] += time.perf_counter() - t
+
 # %% ../nbs/11_demo.ipynb #eaf06992
 REPORT_SECTIONS = {
     'config': 'Configuration',
@@ -151,6 +210,7 @@ REPORT_SECTIONS = {
     'fleet': 'A fleet: machines never seen in training',
     'xai': 'Explanations (one record per class)',
     'deployment': 'ONNX export and latency',
+    'timings': 'Stage timings',
 }
 
 def _table(rows: list[dict], fmt: dict | None = None) -> str:
@@ -202,36 +262,70 @@ _FLEET_TEXT = (
     "the sensor (the structural modes of the transfer path, the sensor's sensitivity and mounted resonance), in their "
     "healthy residual unbalance and misalignment, their nominal speed and their site background. The {model} model is "
     "trained on the train split of each track and tested on that track's clean test split (record level; chance "
-    "{chance:.3f}).</p>")
+    "{chance:.3f}). <b>Equal budgets:</b> both tracks train on the same number of records ({train} train, {val} "
+    "validation; the larger track's sets are cut to the smaller's, every class keeping its share) for exactly {epochs} "
+    "epochs (no early stopping; the weights of the lowest validation loss are kept), with training seeds {seeds}. "
+    "Accuracy: the mean over the seeds, its 95 % Wilson interval over the test records, and the range over seeds.</p>")
 _FLEET_WHY = ("<p><b>Why a new machine is harder:</b> a model learns each fault as it looks through the transfer paths and "
               "on the healthy baselines of its training machines, and a new machine shows the same fault through other "
               "resonances and another sensor on another baseline, so an early fault on one machine can resemble a healthy "
               "record of another.</p>")
 
-def _fleet_section(s: dict) -> str:
-    f = s['fleet']
-    rules = '<ul>' + ''.join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in f['track_rules'].items()) + '</ul>'
-    ids = lambda m: ', '.join(map(str, m))
-    rows = [dict(track=r['track'], train_machines=ids(r['train_machines']), test_machines=ids(r['test_machines']),
-                 train_records=r['train_records'], test_records=r['test_records'], epochs=r['epochs_run'],
-                 record_acc=r['record_acc'], window_acc=r['window_acc'], macro_f1=r['macro_f1']) for r in f['tracks']]
-    head = _FLEET_TEXT.format(n=f['n_machines'], records=f['n_records'], path=html.escape(f['path']), model=html.escape(s['model']),
-                              chance=1 / len(s['class_names']))
-    return head + rules + _table(rows) + _FLEET_WHY
+# %% ../nbs/11_demo.ipynb #e8c05584
+def _fleet_finding(f: dict) -> str:
+    "What the fleet comparison shows and does not show, from its numbers."
+    iid, new = f['tracks'][0], f['tracks'][-1]
+    seen = (f"accuracy on machines never seen in training ({new['record_acc']:.3f}, interval {new['ci95_low']:.3f}-"
+            f"{new['ci95_high']:.3f}) is {'lower' if new['record_acc'] < iid['record_acc'] else 'not lower'} than on held-out "
+            f"records of the training machines ({iid['record_acc']:.3f}, {iid['ci95_low']:.3f}-{iid['ci95_high']:.3f})")
+    sep = ('and the intervals do not overlap' if new['ci95_high'] < iid['ci95_low'] or iid['ci95_high'] < new['ci95_low']
+           else 'but the intervals overlap, so this run does not separate the two tracks')
+    return (f"<p><b>What this shows:</b> on this simulated fleet, with the same model, records and epochs on both tracks, "
+            f"{seen}, {sep}. <b>What it does not show:</b> how large the drop is on a real fleet: the machines are "
+            f"simulated, only {len(new['test_machines'])} machine(s) ({', '.join(map(str, new['test_machines']))}) are "
+            f"tested as new, and the intervals cover the sampling of test records and {len(new['seeds'])} training seeds, "
+            f"not the choice of machines.</p>")
 
+# %% ../nbs/11_demo.ipynb #6a16fa95
+def _fleet_section(s: dict) -> str:
+    f, ids = s['fleet'], lambda m: ', '.join(map(str, m))
+    rules = '<ul>' + ''.join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in f['track_rules'].items()) + '</ul>'
+    rows = [dict(track=r['track'], train_machines=ids(r['train_machines']), test_machines=ids(r['test_machines']),
+                 train_records=r['train_records'], val_records=r['val_records'], test_records=r['test_records'],
+                 epochs=r['epochs'], record_acc=r['record_acc'], ci95=f"{r['ci95_low']:.3f}-{r['ci95_high']:.3f}",
+                 per_seed=', '.join(f'{a:.3f}' for a in r['per_seed']), window_acc=r['window_acc']) for r in f['tracks']]
+    t0 = f['tracks'][0]
+    head = _FLEET_TEXT.format(n=f['n_machines'], records=f['n_records'], path=html.escape(f['path']), model=html.escape(s['model']),
+                              chance=1 / len(s['class_names']), train=t0['train_records'], val=t0['val_records'],
+                              epochs=t0['epochs'], seeds=', '.join(map(str, f['seeds'])))
+    return head + rules + _table(rows, {'record_acc': '{:.3f}', 'window_acc': '{:.3f}'}) + _fleet_finding(f) + _FLEET_WHY
 
 # %% ../nbs/11_demo.ipynb #eaab89e6
-def _sections(s: dict, config_yaml: str) -> dict:
-    "HTML text of every report section from the summary."
-    lat_fmt = {'median_ms': '{:.3f}', 'p10_ms': '{:.3f}', 'p90_ms': '{:.3f}'}
+def _overrides_html(d: dict) -> str:
+    return ', '.join(f'<code>{html.escape(k)}: {html.escape(str(v))}</code>' for k, v in d.items()) or 'none'
+
+def _sections(s: dict, yamls: dict) -> dict:
+    "HTML text of every report section from the summary; `yamls`: label -> config YAML text shown verbatim."
+    lat_fmt, sd, st = {'median_ms': '{:.3f}', 'p10_ms': '{:.3f}', 'p90_ms': '{:.3f}'}, s['seeds'], s['stage_seconds']
+    rob = [dict(split=r['split'], records=r['records'], record_acc=r['record_acc'], ci95=f"{r['record_ci95_low']:.3f}-"
+                f"{r['record_ci95_high']:.3f}", windows=r['windows'], window_acc=r['window_acc'], macro_f1=r['macro_f1']) for r in s['robustness']]
+    stages = [dict(stage=k, seconds=v, share=f'{100 * v / s["total_seconds"]:.0f} %') for k, v in st.items()]
     return {
         'config': f"<p>lstm_pfd {html.escape(s['version'])}; preset <b>{html.escape(s['preset'])}</b>; config hash "
-                  f"<code>{s['config_hash']}</code>; {s['n_records']} records; {s['threads']} torch thread(s).</p><pre>{html.escape(config_yaml)}</pre>",
+                  f"<code>{s['config_hash']}</code>; {s['n_records']} records; {s['threads']} torch thread(s). Seeds: dataset "
+                  f"{sd['dataset']}, training {sd['training']}, fleet machines {sd['fleet_machines']}, fleet training "
+                  f"{', '.join(map(str, sd['fleet_training']))}.</p><p><b>Overrides used</b> (differences from the library's "
+                  f"defaults). Main run: {_overrides_html(s['overrides'])}. Fleet step: {_overrides_html(s['fleet']['overrides'])}.</p>"
+                  + ''.join(f"<p>{html.escape(k)}:</p><pre>{html.escape(v)}</pre>" for k, v in yamls.items()),
         'catalogue': '<p>One record per class at the nominal operating point; shaded: the expected bands of the physics catalogue.</p>',
-        'training': f"<p>Model <b>{html.escape(s['model'])}</b> ({s['n_parameters']:,} parameters), best epoch "
-                    f"{s['best_epoch']} of {s['epochs_run']} (epochs counted from 1), {s['train_seconds']:.1f} s of training.</p>",
+        'training': f"<p>Model <b>{html.escape(s['model'])}</b> ({s['n_parameters']:,} parameters), seed {sd['training']}, best epoch "
+                    f"{s['best_epoch']} of {s['epochs_run']} (epochs counted from 1; budget {s['max_epochs']} epochs, patience "
+                    f"{s['patience']}): {html.escape(s['training_note'])}. {s['train_seconds']:.1f} s of training (the wall "
+                    "time of the training stage: epochs, validation, fresh records and checkpoints, as the progress bar counts it).</p>",
         'evaluation': '<p>Accuracy at window level and at record level (mean of the window probabilities), on the clean '
-                      f"test split and its noisy copies; chance is {1 / len(s['class_names']):.3f}.</p>" + _table(s['robustness']),
+                      f"test split and its noisy copies; chance is {1 / len(s['class_names']):.3f}. ci95: the 95 % Wilson interval "
+                      'of the record accuracy over the records of that split (a window accuracy above the record accuracy, or a '
+                      'noisy split above the clean one, is within these intervals).</p>' + _table(rob, {'record_acc': '{:.3f}'}),
         'confusion': '<p>Record level, clean test split.</p>',
         'fleet': _fleet_section(s),
         'xai': _xai_section(s),
@@ -239,6 +333,9 @@ def _sections(s: dict, config_yaml: str) -> dict:
                       f"vs PyTorch {s['onnx']['max_abs_diff']:.2g}. Predictor on test record 0: "
                       f"<b>{html.escape(s['predictor']['label'])}</b> (true: {html.escape(s['predictor']['true'])}).</p>"
                       + _table(s['latency'], lat_fmt),
+        'timings': f"<p>Wall time of every stage, {sum(st.values()):.1f} s of the {s['total_seconds']:.1f} s run (figures: the "
+                   "catalogue, training curves and confusion matrix; the explanation figures count as explanations; report: "
+                   "summary.json and this page).</p>" + _table(stages, {'seconds': '{:.1f}'}),
     }
 
 # %% ../nbs/11_demo.ipynb #ed879f89
@@ -249,13 +346,18 @@ _CSS = ('body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
 def write_report(out_dir,  # folder to write `report.html` into (must exist)
                  summary: dict,  # the demo summary (`run_demo`'s return value)
                  figures: dict[str, list[Path]],  # report section key -> PNG files shown in that section
-                 config_yaml: str,  # the config as YAML text, shown verbatim
+                 config_yaml: str | dict,  # the config as YAML text, shown verbatim; or label -> YAML text of each config used
                 ) -> Path:
     "Write `report.html` in `out_dir` from the demo `summary`, PNG `figures` per section and the config text."
-    s, parts = summary, _sections(summary, config_yaml)
+    s = summary
+    parts = _sections(s, config_yaml if isinstance(config_yaml, dict) else {'config.yaml': config_yaml})
+    lo, hi = s['record_ci95']
+    iid, new = s['fleet']['tracks'][0], s['fleet']['tracks'][-1]
     body = [f"<h1>lstm_pfd demo report</h1><p>Generated {time.strftime('%Y-%m-%d %H:%M:%S')} in {s['total_seconds']:.0f} s. "
-            f"Record-level test accuracy <b>{s['record_acc']:.4f}</b> (clean); on a small fleet, machines never seen in training: "
-            f"<b>{s['fleet']['tracks'][-1]['record_acc']:.4f}</b> (iid: {s['fleet']['tracks'][0]['record_acc']:.4f}).</p>",
+            f"Record-level test accuracy <b>{s['record_acc']:.3f}</b> (clean; 95 % CI {lo:.3f}-{hi:.3f}, Wilson, "
+            f"{s['robustness'][0]['records']} records). On a small fleet, machines never seen in training: <b>{new['record_acc']:.3f}</b> "
+            f"({new['ci95_low']:.3f}-{new['ci95_high']:.3f}; iid: {iid['record_acc']:.3f}, {iid['ci95_low']:.3f}-{iid['ci95_high']:.3f}; "
+            f"means over {len(new['seeds'])} seeds).</p>",
             '<ul>' + ''.join(f'<li><a href="#{k}">{v}</a></li>' for k, v in REPORT_SECTIONS.items()) + '</ul>']
     for k, title in REPORT_SECTIONS.items():
         imgs = ''.join(_img(p, f'{k} figure') for p in figures.get(k, []))
@@ -312,8 +414,10 @@ def _evaluate(net, ds) -> tuple[list[dict], dict]:
     rob, evals = [], {}
     for split in ['test'] + [s for s in ds.splits if s.startswith('test_snr')]:
         e = evals[split] = evaluate(net, ds.windows(split), class_names=list(ds.fault_names))
-        rob.append(dict(split=split, windows=len(e.labels), records=len(e.records), window_acc=e.window_acc,
-                        record_acc=e.record_acc, macro_f1=e.macro_f1('record')))
+        k, n = int((e.record_pred == e.record_labels).sum()), len(e.records)
+        lo, hi = wilson_interval(k, n)
+        rob.append(dict(split=split, windows=len(e.labels), records=n, records_correct=k, window_acc=e.window_acc,
+                        record_acc=e.record_acc, record_ci95_low=lo, record_ci95_high=hi, macro_f1=e.macro_f1('record')))
     return rob, evals
 
 # %% ../nbs/11_demo.ipynb #401e0d63
@@ -385,49 +489,103 @@ def _latency(net, onnx_path: Path, xs: np.ndarray) -> list[dict]:
 
 # %% ../nbs/11_demo.ipynb #3b0ab247
 FLEET_DEMO = {'fleet.n_machines': 6, 'dataset.records_per_class_severity': 12}   # overrides of the demo's own config
-FLEET_TRACK, FLEET_EPOCHS, FLEET_PATIENCE = 'new_machines', 20, 4
+FLEET_TRACK, FLEET_EPOCHS, FLEET_SEEDS = 'new_machines', 12, 3   # the held-out track, epochs per run, training seeds
 
+
+# %% ../nbs/11_demo.ipynb #01c304a6
+def _take_records(w, n: int, seed: int = 0):
+    "`w` (a `WindowDataset`) cut to `n` records, every class keeping its share (largest remainders); `w` itself if it has no more than `n`."
+    from lstm_pfd.data import WindowDataset
+    if n >= len(w.signals): return w
+    labels = np.asarray(w.record_labels)
+    cls, counts = np.unique(labels, return_counts=True)
+    quota = counts * n / counts.sum()
+    take = np.floor(quota).astype(int)
+    take[np.argsort(-(quota - take), kind='stable')[:n - take.sum()]] += 1   # ties: the lower label first, same every run
+    rng = np.random.default_rng(seed)
+    keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:t] for c, t in zip(cls, take)]))
+    return WindowDataset(w.signals[keep], labels[keep], np.asarray(w.record_record_ids)[keep], window_len=w.window_len,
+                         hop_len=w.hop_len, normalize=w.normalize, meta={k: np.asarray(v)[keep] for k, v in w.meta.items()},
+                         fs=w.fs, class_names=w.class_names, config_hash=w.config_hash)
 
 # %% ../nbs/11_demo.ipynb #50382dc3
-def _track_result(ds, track: str, *, model: str = 'compact', epochs: int = FLEET_EPOCHS, seed: int = 0) -> dict:
-    "Train `model` on `track`'s train split (validation: its val split); record- and window-level accuracy on its clean test split."
+def _track_result(ds, track: str, *, model: str = 'compact', epochs: int = FLEET_EPOCHS, seed: int = 0,
+                  n_train: int | None = None, n_val: int | None = None) -> dict:
+    "Train `model` on `track`'s train split (cut to `n_train` records) for exactly `epochs` epochs, keeping the weights of the lowest loss on its val split (cut to `n_val`); record- and window-level accuracy on its clean test split."
     from lstm_pfd.models import create_model
     from lstm_pfd.train import evaluate, fit
     tr, va, te = (ds.windows(s, track=track) for s in ('train', 'val', 'test'))
+    tr, va = _take_records(tr, n_train or len(tr.signals), 0), _take_records(va, n_val or len(va.signals), 1)
     t = time.perf_counter()
-    res = fit(create_model(model, n_classes=len(ds.fault_names), seed=seed), tr, va, epochs=epochs, patience=FLEET_PATIENCE,
+    res = fit(create_model(model, n_classes=len(ds.fault_names), seed=seed), tr, va, epochs=epochs, patience=None,
               lr=3e-3, seed=seed, progress=False, monitor='val_loss')
     e = evaluate(res.model.eval(), te, class_names=list(ds.fault_names))
     machines = lambda w: sorted({int(m) for m in w.meta['machine_id']})
-    return dict(track=track, train_machines=machines(tr), test_machines=machines(te), train_records=len(tr.signals),
-                test_records=len(e.records), epochs_run=len(res.history), record_acc=e.record_acc, window_acc=e.window_acc,
-                macro_f1=e.macro_f1('record'), seconds=time.perf_counter() - t)
-
+    return dict(track=track, seed=seed, train_machines=machines(tr), test_machines=machines(te), train_records=len(tr.signals),
+                val_records=len(va.signals), test_records=len(e.records), epochs_run=len(res.history),
+                best_epoch=None if res.best_epoch is None else int(res.best_epoch) + 1,
+                records_correct=int((e.record_pred == e.record_labels).sum()), record_acc=e.record_acc,
+                window_acc=e.window_acc, macro_f1=e.macro_f1('record'), seconds=time.perf_counter() - t)
 
 # %% ../nbs/11_demo.ipynb #b0b8583f
+def _track_summary(runs: list[dict]) -> dict:
+    "One track's runs (one per seed) as the mean record accuracy, its Wilson interval over the test records and the per-seed values."
+    r0, acc = runs[0], [r['record_acc'] for r in runs]
+    m, n = float(np.mean(acc)), r0['test_records']
+    lo, hi = wilson_interval(m * n, n)
+    keep = ('track', 'train_machines', 'test_machines', 'train_records', 'val_records', 'test_records')
+    return {**{k: r0[k] for k in keep}, 'epochs': r0['epochs_run'], 'seeds': [r['seed'] for r in runs], 'per_seed': acc,
+            'best_epochs': [r['best_epoch'] for r in runs], 'record_acc': m, 'ci95_low': lo, 'ci95_high': hi,
+            'window_acc': float(np.mean([r['window_acc'] for r in runs])), 'macro_f1': float(np.mean([r['macro_f1'] for r in runs]))}
+
 def _fleet(cfg: DataConfig, out: Path, model: str, epochs: int, seed: int, workers: int, progress: bool) -> dict:
-    "A small fleet file (`FLEET_DEMO` over `cfg`) and the `iid` and `FLEET_TRACK` results of `model` on it."
+    "A small fleet file (`FLEET_DEMO` over `cfg`) and the `iid` and `FLEET_TRACK` results of `model` on it, `FLEET_SEEDS` seeds each, equal budgets."
     from lstm_pfd.data import open_dataset
-    t, fcfg = time.perf_counter(), cfg.override(FLEET_DEMO)
+    t, fcfg, tracks, seeds = time.perf_counter(), cfg.override(FLEET_DEMO), ('iid', FLEET_TRACK), [seed + i for i in range(FLEET_SEEDS)]
+    yaml = fcfg.to_yaml(out / 'fleet_config.yaml')
     path = _build(fcfg, out / 'fleet.h5', workers, progress)
     with open_dataset(path) as ds:
-        rows = [_track_result(ds, k, model=model, epochs=min(epochs, FLEET_EPOCHS), seed=seed) for k in ('iid', FLEET_TRACK)]
-        rules, n = {r['track']: ds.tracks[r['track']] for r in rows}, sum(len(ds[s]) for s in ('train', 'val', 'test'))
-    return dict(path=str(path), config_hash=fcfg.hash(), n_machines=fcfg.fleet.n_machines, n_records=n, track_rules=rules,
-                tracks=rows, seconds=time.perf_counter() - t)
-
+        n_tr, n_va = (min(len(ds.table(s, track=k)) for k in tracks) for s in ('train', 'val'))
+        runs = [_track_result(ds, k, model=model, epochs=min(epochs, FLEET_EPOCHS), seed=sd, n_train=n_tr, n_val=n_va)
+                for sd in seeds for k in tracks]
+        rules, n = {k: ds.tracks[k] for k in tracks}, sum(len(ds[s]) for s in ('train', 'val', 'test'))
+    return dict(path=str(path), config_hash=fcfg.hash(), overrides=config_overrides(fcfg), config_yaml=yaml,
+                n_machines=fcfg.fleet.n_machines, n_records=n, track_rules=rules, seeds=seeds, runs=runs,
+                tracks=[_track_summary([r for r in runs if r['track'] == k]) for k in tracks], seconds=time.perf_counter() - t)
 
 # %% ../nbs/11_demo.ipynb #6a2ae1e4
 def _summary(preset_name, cfg, ds, net, model, res, rob, xai_method, xai_rows, rep, onnx_path, p, true, lat, threads) -> dict:
     from lstm_pfd.models import count_parameters
     return dict(version=__version__, preset=preset_name, config_hash=cfg.hash(), class_names=list(ds.fault_names),
                 n_records=sum(len(ds[s]) for s in ('train', 'val', 'test')), model=model, threads=threads,
-                n_parameters=count_parameters(net), epochs_counted_from=1,
+                n_parameters=count_parameters(net), epochs_counted_from=1, overrides=config_overrides(cfg),
                 best_epoch=None if res.best_epoch is None else int(res.best_epoch) + 1, epochs_run=len(res.history),
-                train_seconds=float(res.train_seconds), history=[{**h, 'epoch': h['epoch'] + 1} for h in res.history],
-                robustness=rob, record_acc=rob[0]['record_acc'], window_acc=rob[0]['window_acc'], xai_method=xai_method,
+                history=[{**h, 'epoch': h['epoch'] + 1} for h in res.history],
+                robustness=rob, record_acc=rob[0]['record_acc'], record_ci95=[rob[0]['record_ci95_low'], rob[0]['record_ci95_high']],
+                window_acc=rob[0]['window_acc'], xai_method=xai_method,
                 xai=xai_rows, onnx=dict(path=str(onnx_path), bytes=int(rep['bytes']), max_abs_diff=float(rep['max_abs_diff'])),
                 predictor=dict(label=p.label, true=true, probabilities=p.probabilities_by_class()), latency=lat)
+
+# %% ../nbs/11_demo.ipynb #38ce23a2
+def _write_outputs(out: Path, summary: dict, notes: dict, figures: dict, yamls: dict, st: _Stages, t_all: float) -> dict:
+    "summary.json and report.html, written twice: the second time with the report stage's own time; returns the strict summary."
+    def write() -> dict:
+        summary['stage_seconds'], summary['total_seconds'] = dict(st.seconds), time.perf_counter() - t_all
+        s = strict_summary(summary, notes)
+        _write_text(out / 'summary.json', json.dumps(s, indent=1, allow_nan=False))
+        s['report'] = str(write_report(out, s, figures, yamls))
+        return s
+    with st('report'): write()
+    return write()
+
+def _eval_line(rob: list[dict]) -> str:
+    return ', '.join(f"{r['split']} {r['record_acc']:.3f} ({r['record_ci95_low']:.2f}-{r['record_ci95_high']:.2f}, {r['records']} records)" for r in rob)
+
+def _fleet_line(fl: dict) -> str:
+    t0 = fl['tracks'][0]
+    return (f"fleet of {fl['n_machines']} machines, {len(fl['seeds'])} seeds, {t0['train_records']} train records and {t0['epochs']} "
+            "epochs per track: " + ', '.join(f"{r['track']} {r['record_acc']:.3f} ({r['ci95_low']:.2f}-{r['ci95_high']:.2f})"
+                                            for r in fl['tracks']) + ' (record level, clean test)')
 
 # %% ../nbs/11_demo.ipynb #838cfdb8
 def run_demo(out='lstm_pfd_demo',  # output folder (created): dataset, model, ONNX, figures, report
@@ -436,7 +594,7 @@ def run_demo(out='lstm_pfd_demo',  # output folder (created): dataset, model, ON
              model: str = 'compact',  # model architecture name from the models registry
              epochs: int = 30,  # maximum training epochs
              patience: int = 5,  # early-stopping patience in epochs
-             seed: int = 0,  # random seed for training, figures and the fleet track
+             seed: int = 0,  # random seed for training, figures and the fleet's first training seed
              workers: int = 0,  # worker processes for the dataset build (0: in process)
              progress: bool = True,  # show tqdm progress bars
              xai_method: str = 'ig',  # attribution method for the explanation step
@@ -446,46 +604,47 @@ def run_demo(out='lstm_pfd_demo',  # output folder (created): dataset, model, ON
     "Run the whole pipeline into folder `out`; returns the summary (also in `summary.json`, and `report.html`)."
     import torch
     from lstm_pfd.data import open_dataset
-    say, t_all = say or _log.info, time.perf_counter()
+    say, t_all, st = say or _log.info, time.perf_counter(), _Stages()
     out = Path(out); out.mkdir(parents=True, exist_ok=True); figs = out / 'figures'
     preset_name, cfg = (preset, DataConfig.preset(preset)) if cfg is None else ('custom', cfg)
     cfg.validate()
     cfg_yaml, n_threads = cfg.to_yaml(out / 'config.yaml'), demo_threads(threads)
     old_threads = torch.get_num_threads(); torch.set_num_threads(n_threads)
     try:
-        t = time.perf_counter()
-        data_path = _build(cfg, out / 'dataset.h5', workers, progress)
-        say(f"[1/7] dataset: {data_path} ({data_path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - t:.1f} s")
-        figures = {'catalogue': [_save(plot_catalogue(cfg, seed=seed), figs / 'catalogue.png')]}
+        with st('dataset'): data_path = _build(cfg, out / 'dataset.h5', workers, progress)
+        say(f"[1/7] dataset: {data_path} ({data_path.stat().st_size / 2**20:.1f} MiB) in {st.seconds['dataset']:.1f} s")
+        with st('figures'): figures = {'catalogue': [_save(plot_catalogue(cfg, seed=seed), figs / 'catalogue.png')]}
         with open_dataset(data_path) as ds:
-            res, net, wl = _train(cfg, ds, out, model, epochs, patience, seed, progress)
+            with st('training'): res, net, wl = _train(cfg, ds, out, model, epochs, patience, seed, progress)
             best = None if res.best_epoch is None else res.best_epoch + 1
-            say(f"[2/7] trained {model}: {len(res.history)} epochs, best epoch {best} (counted from 1), "
-                f"{res.train_seconds:.1f} s on {n_threads} thread(s) -> {out / 'model.pt'}")
-            figures['training'] = [_save(plot_history(res.history, best), figs / 'training.png')]
-            t = time.perf_counter(); rob, evals = _evaluate(net, ds)
-            say("[3/7] evaluation: " + ', '.join(f"{r['split']} {r['record_acc']:.3f}" for r in rob)
-                + f" (record level) in {time.perf_counter() - t:.1f} s")
-            cm = evals['test'].confusion_matrix('record')
-            figures['confusion'] = [_save(plot_confusion(cm, ds.fault_names, title='record level, clean test'), figs / 'confusion.png')]
-            t = time.perf_counter(); xai_rows, notes, figures['xai'] = _explain(net, ds, xai_method, figs)
+            note = training_note(best, len(res.history), epochs, patience)
+            say(f"[2/7] trained {model}: {len(res.history)} epochs, best epoch {best} (counted from 1), {st.seconds['training']:.1f} s "
+                f"on {n_threads} thread(s) -> {out / 'model.pt'}; {note}")
+            with st('figures'): figures['training'] = [_save(plot_history(res.history, best), figs / 'training.png')]
+            with st('evaluation'): rob, evals = _evaluate(net, ds)
+            say(f"[3/7] evaluation (record level, 95 % Wilson interval): {_eval_line(rob)} in {st.seconds['evaluation']:.1f} s")
+            with st('figures'):
+                cm = evals['test'].confusion_matrix('record')
+                figures['confusion'] = [_save(plot_confusion(cm, ds.fault_names, title='record level, clean test'), figs / 'confusion.png')]
+            with st('explanations'): xai_rows, notes, figures['xai'] = _explain(net, ds, xai_method, figs)
             flagged = [r['true'] for r in xai_rows if r['faithful'] is False]
             say(f"[4/7] explained one record per class ({xai_method}); mean band alignment "
-                f"{np.nanmean([r['band_alignment'] for r in xai_rows]):.2f}; deletion no better than random for: {', '.join(flagged) or 'none'} ({time.perf_counter() - t:.1f} s)")
-            rep, onnx_path, p, true = _export(net, ds, out, wl)
-            say(f"[5/7] ONNX: {onnx_path} (max |logit diff| {rep['max_abs_diff']:.2g}); Predictor on test record 0: {p.label} (true {true})")
-            lat = _latency(net, onnx_path, ds.windows('test').windows()[:32])
-            say("[6/7] latency (1 thread, median ms): " + ', '.join(f"{r['engine']} b{r['batch']} {r['median_ms']:.2f}" for r in lat))
+                f"{np.nanmean([r['band_alignment'] for r in xai_rows]):.2f}; deletion no better than random for: {', '.join(flagged) or 'none'} ({st.seconds['explanations']:.1f} s)")
+            with st('export'): rep, onnx_path, p, true = _export(net, ds, out, wl)
+            say(f"[5/7] ONNX: {onnx_path} (max |logit diff| {rep['max_abs_diff']:.2g}); Predictor on test record 0: {p.label} (true {true}) ({st.seconds['export']:.1f} s)")
+            with st('latency'): lat = _latency(net, onnx_path, ds.windows('test').windows()[:32])
+            say("[6/7] latency (1 thread, median ms): " + ', '.join(f"{r['engine']} b{r['batch']} {r['median_ms']:.2f}" for r in lat)
+                + f" ({st.seconds['latency']:.1f} s)")
             summary = _summary(preset_name, cfg, ds, net, model, res, rob, xai_method, xai_rows, rep, onnx_path, p, true, lat, n_threads)
-        summary['fleet'] = fl = _fleet(cfg, out, model, epochs, seed, workers, progress)
-        say(f"[7/7] fleet of {fl['n_machines']} machines: " + ', '.join(f"{r['track']} {r['record_acc']:.3f}" for r in fl['tracks'])
-            + f" (record level, clean test; trained per track) in {fl['seconds']:.1f} s")
+        with st('fleet'): summary['fleet'] = fl = _fleet(cfg, out, model, epochs, seed, workers, progress)
+        say(f"[7/7] {_fleet_line(fl)} in {st.seconds['fleet']:.1f} s")
     finally:
         torch.set_num_threads(old_threads)
-    summary['total_seconds'] = time.perf_counter() - t_all
-    summary = strict_summary(summary, notes)
-    _write_text(out / 'summary.json', json.dumps(summary, indent=1, allow_nan=False))
-    report = write_report(out, summary, figures, cfg_yaml)
-    summary['report'] = str(report)
-    say(f"report: {report.resolve()} ({summary['total_seconds']:.0f} s in all)")
+    summary.update(train_seconds=st.seconds['training'], max_epochs=epochs, patience=patience, training_note=note,
+                   seeds=dict(dataset=cfg.dataset.seed, training=seed, fleet_machines=cfg.override(FLEET_DEMO).fleet.seed,
+                              fleet_training=fl['seeds']))
+    yamls = {'main run (config.yaml)': cfg_yaml, 'fleet step (fleet_config.yaml)': fl.pop('config_yaml')}
+    summary = _write_outputs(out, summary, notes, figures, yamls, st, t_all)
+    say("stages (s): " + ', '.join(f"{k} {v:.1f}" for k, v in summary['stage_seconds'].items()))
+    say(f"report: {Path(summary['report']).resolve()} ({summary['total_seconds']:.0f} s in all)")
     return summary

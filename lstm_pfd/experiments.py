@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
 import hashlib
 import itertools
 import json
+import keyword
 import logging
 import math
+import operator
 import os
 import platform
 import re
-import tempfile
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +27,20 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import yaml
+from fastcore.basics import patch
 
-from .config import BaseConfig, ConfigError, ExperimentConfig, StrDict
+from .config import BaseConfig, ConfigError, ExperimentConfig, StrDict, parse_yaml
 from . import plotting
+from .utils import atomic_write
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'EXECUTORS', 'load_experiment', 'run_id', 'dataset_path', 'prepare_data', 'run_status', 'run_experiment',
-           'filter_runs', 'runs', 'searches', 'save_search', 'datasets', 'xai_results', 'SweepConfig', 'load_sweep',
-           'run_sweep', 'Leaderboard', 'record_evaluation', 'leaderboard', 'log_to_mlflow', 'RunsExplorer',
-           'parse_sets', 'runs_table']
+__all__ = ['log', 'MAX_WHERE_CHARS', 'MAX_WHERE_DEPTH', 'MAX_SWEEP_RUNS', 'EXECUTORS', 'load_experiment', 'run_id',
+           'dataset_path', 'prepare_data', 'run_status', 'run_experiment', 'parse_where', 'filter_runs', 'runs',
+           'searches', 'save_search', 'datasets', 'xai_results', 'SweepConfig', 'load_sweep', 'run_sweep',
+           'Leaderboard', 'record_evaluation', 'leaderboard', 'log_to_mlflow', 'RunsExplorer', 'parse_sets',
+           'runs_table']
 
 # %% ../nbs/12_experiments.ipynb #fa3958a1
 def _json_safe(o):
@@ -47,14 +53,8 @@ def _json_safe(o):
 
 # %% ../nbs/12_experiments.ipynb #344e2d50
 def _write_text(path: Path, text: str):
-    "Write `text` to `path` atomically (unique temp file in the same folder, then `os.replace`)."
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+    "Write `text` to `path` atomically (`utils.atomic_write`: a unique temp file in the same folder, then renamed)."
+    with atomic_write(path, overwrite=True) as tmp: Path(tmp).write_text(text, encoding='utf-8')
 
 # %% ../nbs/12_experiments.ipynb #b72541e1
 def _write_json(path, obj): _write_text(path, json.dumps(_json_safe(obj), indent=1, allow_nan=False))
@@ -145,6 +145,12 @@ def run_status(run_dir, # a run folder
     p = Path(run_dir) / 'run.json'
     return _read_json(p).get('status') if p.exists() else None
 
+# %% ../nbs/12_experiments.ipynb #5232c155
+def _run_identity(cfg: ExperimentConfig) -> dict:
+    "What a checkpoint of `cfg` must match to be resumed: the hash of the data, model and training settings (seed included), and those settings."
+    d = {'data': cfg.data._hash_dict(), 'model': cfg.model._hash_dict(), 'train': cfg.train._hash_dict()}
+    return {'experiment_hash': hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16], 'experiment': d}
+
 # %% ../nbs/12_experiments.ipynb #6921699b
 def _train(cfg, tr, va, run_dir, config_hash, progress):
     from lstm_pfd.models import create_model
@@ -158,7 +164,7 @@ def _train(cfg, tr, va, run_dir, config_hash, progress):
     return fit(model, tr, va, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, optimizer=t.optimizer,
                weight_decay=t.weight_decay, schedule=t.schedule, patience=t.patience, seed=t.seed, augment=aug,
                checkpoint_path=ckpt, resume_from=resume, progress=progress, device=t.device,
-               config_hash=config_hash, num_threads=t.threads), resume is not None
+               config_hash=config_hash, num_threads=t.threads, checkpoint_extra=_run_identity(cfg)), resume is not None
 
 # %% ../nbs/12_experiments.ipynb #5be97d96
 def _evaluate(model, ds, cfg, normalize) -> dict:
@@ -238,7 +244,7 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
                    mlflow:str | None=None, # MLflow tracking URI to mirror the finished run to; None: none
                   )->Path:
     "Run experiment `cfg` into `<root>/<run_id>` (skipped if done, resumed if interrupted); returns the run folder."
-    from lstm_pfd.data import open_dataset
+    from lstm_pfd.data import open_dataset, _SignalGuard
     cfg = load_experiment(cfg, overrides)
     root = Path(root); run_dir = root / run_id(cfg)
     if run_status(run_dir) == 'done':
@@ -247,15 +253,17 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
     _write_text(run_dir / 'config.yaml', cfg.to_yaml())
     rec = {'run_id': run_dir.name, 'name': cfg.name, 'tags': list(cfg.tags), 'config_hash': cfg.hash(),
            'config': cfg.to_dict(), 'status': 'running', 'started': _now(), 'environment': _environment(cfg)}
-    _write_json(run_dir / 'run.json', rec)
-    t0 = time.perf_counter()
+    guard = _SignalGuard()      # SIGTERM/SIGINT raise here (SystemExit/KeyboardInterrupt): the run is marked, not cut off
     try:
+        _write_json(run_dir / 'run.json', rec)
+        t0 = time.perf_counter()
         rec.update(_run_steps(cfg, root, run_dir, progress, open_dataset))
         rec.update(status='done', finished=_now())
         rec['timings']['wall_seconds'] = time.perf_counter() - t0
     except BaseException as e:
-        rec.update(status='interrupted' if isinstance(e, KeyboardInterrupt) else 'failed', error=repr(e), finished=_now())
+        rec.update(status='interrupted' if isinstance(e, (KeyboardInterrupt, SystemExit)) else 'failed', error=repr(e), finished=_now())
         _write_json(run_dir / 'run.json', rec); raise
+    finally: guard.restore()
     _write_json(run_dir / 'run.json', rec)
     uri = mlflow or cfg.mlflow
     if uri: log_to_mlflow(run_dir, uri)
@@ -308,45 +316,230 @@ def _run_row(rj: dict, path: Path) -> dict:
     row.update(rj.get('metrics', {}))
     return row
 
-# %% ../nbs/12_experiments.ipynb #db8be721
-def _backtick(expr: str, columns) -> str:
-    "Quote dotted column names in a pandas query expression (`clean.record_acc` -> `` `clean.record_acc` ``)."
-    cols = sorted((c for c in columns if not str(c).isidentifier()), key=len, reverse=True)
-    if not cols: return expr
-    pat = re.compile(r'(?<![\w.`\'"])(' + '|'.join(re.escape(c) for c in cols) + r')(?![\w.`])')
-    return pat.sub(lambda m: f"`{m.group(1)}`", expr)
+# %% ../nbs/12_experiments.ipynb #3eaacf97
+MAX_WHERE_CHARS = 2000  # longest `where` filter read: a filter is one line
+MAX_WHERE_DEPTH = 32    # deepest nesting of parentheses and `not`
+
+_WHERE_TOKEN = re.compile(r"""\s*(?:
+    (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w.`'"])
+  | (?P<str>'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")
+  | (?P<col>`[^`\n]+`|[A-Za-z_]\w*(?:[-.]\w+)*)
+  | (?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|,|-)
+  )""", re.X)
+_WHERE_WORDS = {'and', 'or', 'not', 'in', 'True', 'False', 'None'}
+
+def _where_tokens(text: str) -> list[tuple]:
+    "`(kind, value, position)` tokens of a `where` filter: 'num', 'str', 'col', 'op', 'word' (and/or/not/in/True/False/None)."
+    if not isinstance(text, str): raise ConfigError('where', text, 'a filter expression as text')
+    if len(text) > MAX_WHERE_CHARS: raise ConfigError('where', f'{len(text)} characters', f'at most MAX_WHERE_CHARS = {MAX_WHERE_CHARS}')
+    out, pos = [], 0
+    while text[pos:].strip():
+        m = _WHERE_TOKEN.match(text, pos)
+        if m is None:
+            at = len(text[pos:]) - len(text[pos:].lstrip()) + pos
+            raise ConfigError('where', text[at:].split()[0][:40], f"column names, constants, comparisons (== != < <= > >=), in, and/or/not "
+                              f"and parentheses; this token (character {at}) is none of them")
+        kind = m.lastgroup; v, at = m.group(kind), m.start(kind)
+        if kind == 'col' and v in _WHERE_WORDS: kind = 'word'
+        elif kind == 'col' and keyword.iskeyword(v):
+            raise ConfigError('where', v, f"column names, constants, comparisons, in, and/or/not (a Python keyword, character {at})")
+        out.append((kind, v, at)); pos = m.end()
+    return out
+
+# %% ../nbs/12_experiments.ipynb #bd4ec8b9
+_WHERE_CMP = {'==': operator.eq, '!=': operator.ne, '<': operator.lt, '<=': operator.le, '>': operator.gt, '>=': operator.ge}
+
+def _where_number(s: str):
+    "An int or float of a number token (`3`, `0.5`, `1e-3`)."
+    return int(s) if s.isdigit() and len(s) < 19 else float(s)
+
+# %% ../nbs/12_experiments.ipynb #7a4646b8
+class _WhereParser:
+    "Recursive descent over the tokens of a `where` filter; `parse()` gives a tree of tuples (see `parse_where`)."
+    def __init__(self, text: str): self.text, self.toks, self.i, self.depth = text, _where_tokens(text), 0, 0
+    def peek(self, k=0): return self.toks[self.i + k] if self.i + k < len(self.toks) else ('end', '', len(self.text))
+    def take(self): t = self.peek(); self.i += 1; return t
+    def is_(self, kind, value, k=0): return self.peek(k)[:2] == (kind, value)
+    def fail(self, t, want):
+        raise ConfigError('where', t[1] if t[0] != 'end' else 'the end of the filter', f"{want} at character {t[2]}")
+    def expect(self, kind, value, want):
+        if not self.is_(kind, value): self.fail(self.peek(), want)
+        self.take()
+    def parse(self):
+        node = self.either()
+        if self.peek()[0] != 'end': self.fail(self.peek(), "'and', 'or' or the end of the filter")
+        return node
+    def nested(self, f):
+        self.depth += 1
+        if self.depth > MAX_WHERE_DEPTH: self.fail(self.peek(), f'at most MAX_WHERE_DEPTH = {MAX_WHERE_DEPTH} nested parentheses or nots')
+        try: return f()
+        finally: self.depth -= 1
+    def chain(self, word, sub):
+        parts = [sub()]
+        while self.is_('word', word): self.take(); parts.append(sub())
+        return parts[0] if len(parts) == 1 else (word, parts)
+    def either(self): return self.chain('or', self.both)
+    def both(self): return self.chain('and', self.negation)
+    def negation(self):
+        if self.is_('word', 'not'): self.take(); return ('not', self.nested(self.negation))
+        return self.comparison()
+    def comparison(self):
+        if self.is_('op', '('):
+            self.take(); node = self.nested(self.either); self.expect('op', ')', "')'"); return node
+        left = self.operand()
+        if self.is_('word', 'in') or (self.is_('word', 'not') and self.is_('word', 'in', 1)):
+            neg = self.take()[1] == 'not'
+            if neg: self.take()
+            if self.peek()[0] == 'col':
+                if left[0] != 'const': self.fail(self.peek(), 'a list of constants after in (or a constant before it)')
+                return ('contains', ('col', self.take()[1].strip('`')), left, neg)
+            return ('in', left, self.values(), neg)
+        parts = []
+        while self.peek()[0] == 'op' and self.peek()[1] in _WHERE_CMP:
+            op = self.take()[1]; right = self.values() if op in ('==', '!=') and self.is_('op', '[') else self.operand()
+            parts.append(('cmp', op, left, right)); left = right
+        if parts: return parts[0] if len(parts) == 1 else ('and', parts)
+        if left[0] == 'col': return ('truth', left)
+        self.fail(self.peek(), 'a comparison (== != < <= > >=) or in')
+
+# %% ../nbs/12_experiments.ipynb #a0301f21
+@patch
+def operand(self: _WhereParser):
+    if self.peek()[0] == 'col': return ('col', self.take()[1].strip('`'))
+    return ('const', self.constant())
+
+@patch
+def constant(self: _WhereParser):
+    t = self.take(); kind, v = t[:2]
+    if kind == 'op' and v == '-' and self.peek()[0] == 'num': return -_where_number(self.take()[1])
+    if kind == 'num': return _where_number(v)
+    if kind == 'str': return re.sub(r'\\(.)', r'\1', v[1:-1])
+    if kind == 'word' and v in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[v]
+    self.fail(t, 'a column name or a constant (a number, a quoted string, True, False, None)')
+
+@patch
+def values(self: _WhereParser):
+    close = {'[': ']', '(': ')'}.get(self.peek()[1]) if self.peek()[0] == 'op' else None
+    if close is None: self.fail(self.peek(), 'a list of constants in [ ] or ( ), or a column name')
+    self.take(); out = []
+    while not self.is_('op', close):
+        out.append(self.constant())
+        if not self.is_('op', close): self.expect('op', ',', f"',' or {close!r}")
+    self.take()
+    return ('list', out)
+
+# %% ../nbs/12_experiments.ipynb #bb34e7ab
+def parse_where(text:str, # a filter, e.g. `"model.name == 'cnn1d' and clean.record_acc > 0.9"`
+               )->tuple:
+    "Parse a run-catalogue filter into a tree of tuples; anything outside the grammar raises `ConfigError` naming the token."
+    return _WhereParser(text).parse()
+
+# %% ../nbs/12_experiments.ipynb #b43a389a
+def _where_side(df: pd.DataFrame, node):
+    "A column (Series) or a constant (or a list of constants) of a parsed filter."
+    if node[0] != 'col': return node[1]
+    if node[1] not in df.columns and df.empty: return pd.Series([], dtype=object)   # an empty catalogue matches nothing
+    if node[1] not in df.columns:
+        near = difflib.get_close_matches(node[1], [str(c) for c in df.columns], 3)
+        raise ConfigError('where', node[1], f"a column of the runs table ({'did you mean ' + ', '.join(near) if near else f'{len(df.columns)} columns, e.g. ' + ', '.join(sorted(map(str, df.columns))[:8])})")
+    return df[node[1]]
+
+_WHERE_FLIP = {'==': '==', '!=': '!=', '<': '>', '<=': '>=', '>': '<', '>=': '<='}
+
+def _where_compare(op: str, a, b) -> np.ndarray:
+    "`a <op> b` elementwise (a column Series, a constant or a list); a pair that cannot be ordered (None < 1, 'a' < 2) is False."
+    if op not in ('==', '!=') and any(v is None or isinstance(v, list) for v in (a, b)):
+        raise ConfigError('where', op, '== or != (or in) to compare with None or a list')
+    if not isinstance(a, pd.Series) and isinstance(b, pd.Series): a, b, op = b, a, _WHERE_FLIP[op]   # the column first
+    if isinstance(b, list) or b is None:
+        vals = b if isinstance(b, list) else [None]
+        m = _isin(a, vals) if isinstance(a, pd.Series) else np.asarray(any(_safe_cmp(operator.eq, a, v) or a is v for v in vals))
+        return ~m if op == '!=' else m
+    f = _WHERE_CMP[op]
+    if not isinstance(a, pd.Series): return np.asarray(_safe_cmp(f, a, b))
+    try:
+        with np.errstate(all='ignore'): m = f(a, b)
+        m = m.to_numpy() if isinstance(m, pd.Series) else np.asarray(m)
+        if m.dtype == bool: return m
+    except TypeError: pass
+    bv = b.to_numpy(object) if isinstance(b, pd.Series) else [b] * len(a)
+    return np.fromiter((_safe_cmp(f, x, y) for x, y in zip(a.to_numpy(object), bv)), bool, len(a))
+
+def _safe_cmp(f, x, y) -> bool:
+    try: return bool(f(x, y)) if x is not None and y is not None else False
+    except (TypeError, ValueError): return False
+
+def _isin(s: pd.Series, values: list) -> np.ndarray:
+    try: m = s.isin([v for v in values if v is not None]).to_numpy()
+    except TypeError: m = np.fromiter((any(_safe_cmp(operator.eq, x, v) for v in values) for x in s.to_numpy(object)), bool, len(s))
+    return m | s.isna().to_numpy() if None in values else m
+
+# %% ../nbs/12_experiments.ipynb #3ab64a0b
+def _where_mask(df: pd.DataFrame, node) -> np.ndarray:
+    "Boolean mask of the rows of `df` matching a parsed filter (vectorised per comparison)."
+    kind, n = node[0], len(df)
+    if kind in ('and', 'or'):
+        return (np.logical_and if kind == 'and' else np.logical_or).reduce([_where_mask(df, p) for p in node[1]])
+    if kind == 'not': return ~_where_mask(df, node[1])
+    if kind == 'truth': return _where_compare('==', _where_side(df, node[1]), True)
+    if kind == 'cmp': m = _where_compare(node[1], _where_side(df, node[2]), _where_side(df, node[3]))
+    elif kind == 'in': m = _where_compare('!=' if node[3] else '==', _where_side(df, node[1]), node[2][1])
+    elif kind == 'contains':
+        c = node[2][1]
+        cells = _where_side(df, node[1]).to_numpy(object)
+        m = np.fromiter((isinstance(v, (tuple, list, set, frozenset, str)) and _safe_in(c, v) for v in cells), bool, n)
+        if node[3]: m = ~m
+    else: raise ValueError(f"internal error: filter node {kind!r}")
+    return np.broadcast_to(np.asarray(m, bool), (n,))
+
+def _safe_in(c, v) -> bool:
+    try: return c in v
+    except TypeError: return False
 
 # %% ../nbs/12_experiments.ipynb #e21ad860
 def filter_runs(df:pd.DataFrame, # a runs table (`runs`)
                 *,
                 tags:Sequence[str] | None=None, # keep runs carrying all of these tags
-                where:str | None=None, # pandas query on the runs table's columns, e.g. `'clean.record_acc > 0.9'`
+                where:str | None=None, # a filter over the runs table's columns (`parse_where`), e.g. `'clean.record_acc > 0.9'`
                 status:str | None=None, # keep runs with this status ('running', 'done', 'failed', 'interrupted')
                )->pd.DataFrame:
-    "Rows of a runs table with all of `tags`, matching the `where` expression and the `status`."
+    "Rows of a runs table with all of `tags`, matching the `where` filter and the `status`."
     if tags:
         tags = [tags] if isinstance(tags, str) else list(tags)
         df = df[df['tags'].map(lambda t: all(x in t for x in tags))]
     if status: df = df[df['status'] == status]
-    if where:
-        try: df = df.query(_backtick(where, df.columns), engine='python')
-        except Exception as e: raise ValueError(f"where: cannot evaluate {where!r} on the runs table ({e}); columns: {sorted(df.columns)}") from None
+    if where: df = df[_where_mask(df, parse_where(where))]
     return df
+
+# %% ../nbs/12_experiments.ipynb #f21ead2b
+_RUN_OBJECTS = ('config', 'dataset', 'timings', 'environment', 'metrics')   # run.json fields that are JSON objects
+_RUN_TEXTS = ('run_id', 'status', 'started', 'finished', 'config_hash')     # run.json fields that are text (or null)
+
+def _read_run(p: Path) -> dict | None:
+    "The catalogue row of the run record `p`, or None, with a warning naming `p`, when it is not one."
+    try:
+        rj = json.loads(p.read_text())
+        if not isinstance(rj, dict): raise TypeError(f"a JSON {type(rj).__name__}, expected an object")
+        bad = [k for k in _RUN_OBJECTS if not isinstance(rj.get(k, {}), dict)]
+        bad += [k for k in _RUN_TEXTS if not isinstance(rj.get(k), (str, type(None)))]
+        if not isinstance(rj.get('tags', []), list) or not all(isinstance(t, str) for t in rj.get('tags', [])): bad.append('tags')
+        if bad: raise TypeError(f"field(s) {', '.join(bad)} of the wrong type")
+        return _run_row(rj, p.parent)
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError) as e:
+        log.warning("%s is not a run record (%s); skipped", p, ' '.join(str(e).split())[:200] or type(e).__name__)
+        return None
 
 # %% ../nbs/12_experiments.ipynb #d6f8cea3
 def runs(root='runs', # folder holding the run folders
          *,
          tags:Sequence[str] | None=None, # keep runs carrying all of these tags
-         where:str | None=None, # pandas query on the runs table's columns, e.g. `'clean.record_acc > 0.9'`
+         where:str | None=None, # a filter over the runs table's columns (`parse_where`), e.g. `'clean.record_acc > 0.9'`
          status:str | None=None, # keep runs with this status ('running', 'done', 'failed', 'interrupted')
          search:str | None=None, # name of a saved search (`save_search`) to apply
         )->pd.DataFrame:
     "The run catalogue of `root` as a DataFrame (one row per run folder), optionally filtered."
     root = Path(root)
-    rows = []
-    for p in sorted(root.glob('*/run.json')):
-        try: rows.append(_run_row(json.loads(p.read_text()), p.parent))
-        except json.JSONDecodeError: log.warning("%s is not valid JSON; skipped", p)
+    rows = [r for r in map(_read_run, sorted(root.glob('*/run.json'))) if r is not None]
     df = pd.DataFrame(rows)
     if df.empty: df = pd.DataFrame(columns=['run_id', 'path', 'status', 'tags'])
     if search is not None:
@@ -358,25 +551,53 @@ def runs(root='runs', # folder holding the run folders
 # %% ../nbs/12_experiments.ipynb #d325fde8
 def _searches_file(root) -> Path: return Path(root) / 'searches.yaml'
 
+# %% ../nbs/12_experiments.ipynb #d0361b69
+_SEARCH_KEYS = ('tags', 'where', 'status')
+
+def _check_search(name, spec, source: str) -> dict:
+    "`spec` if it is a valid saved search called `name`; else `ConfigError` naming `source` and the search."
+    where = f"{source}: search {repr(name)[:60]}"
+    if not isinstance(name, str) or not re.fullmatch(r'[\w.-]+', name):
+        raise ConfigError(where, name, "a search name of letters, digits, '_', '-', '.'")
+    if not isinstance(spec, dict): raise ConfigError(where, spec, f"a mapping with keys among {list(_SEARCH_KEYS)}")
+    extra = sorted(map(str, set(spec) - set(_SEARCH_KEYS)))
+    if extra: raise ConfigError(f"{where}: {extra[0]}", spec[extra[0]] if extra[0] in spec else extra[0], f"only the keys {list(_SEARCH_KEYS)}")
+    tags = spec.get('tags')
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags)):
+        raise ConfigError(f"{where}: tags", tags, 'a list of tags (non-empty strings)')
+    if spec.get('status') is not None and not isinstance(spec['status'], str): raise ConfigError(f"{where}: status", spec['status'], 'a status name')
+    if spec.get('where') is not None:
+        try: parse_where(spec['where'])
+        except ConfigError as e: raise ConfigError(f"{where}: where", e.value, e.allowed) from None
+    return spec
+
 # %% ../nbs/12_experiments.ipynb #0f3262d6
 def searches(root='runs', # folder holding the run folders
             )->dict:
-    "The saved searches of `root`: `{name: {'tags': [...], 'where': '...', 'status': ...}}`."
+    "The saved searches of `root`: `{name: {'tags': [...], 'where': '...', 'status': ...}}`, each checked (`_check_search`)."
     p = _searches_file(root)
-    return (yaml.safe_load(p.read_text()) or {}) if p.exists() else {}
+    if not p.exists(): return {}
+    if not p.is_file(): raise ConfigError(str(p), 'a folder', 'a searches.yaml file')
+    text = p.read_text(encoding='utf-8', errors='replace')
+    s = parse_yaml(text, str(p), value=True) or {}                # bounded: size, alias expansion, no tags
+    if not isinstance(s, dict): raise ConfigError(str(p), s, 'a mapping of search names to searches')
+    return {k: _check_search(k, v, str(p)) for k, v in s.items()}
 
 # %% ../nbs/12_experiments.ipynb #7f653622
 def save_search(root, # folder holding the run folders
                 name:str, # name of the search
                 *,
                 tags:Sequence[str] | None=None, # keep runs carrying all of these tags
-                where:str | None=None, # pandas query on the runs table's columns, e.g. `'clean.record_acc > 0.9'`
+                where:str | None=None, # a filter over the runs table's columns (`parse_where`), e.g. `'clean.record_acc > 0.9'`
                 status:str | None=None, # keep runs with this status ('running', 'done', 'failed', 'interrupted')
                )->dict:
     "Save (or replace) the named search `name` beside the runs of `root`."
-    if not name or not re.fullmatch(r'[\w.-]+', name): raise ValueError(f"name: got {name!r}; expected letters, digits, '_', '-', '.'")
+    if not name or not isinstance(name, str) or not re.fullmatch(r'[\w.-]+', name):
+        raise ValueError(f"name: got {name!r}; expected letters, digits, '_', '-', '.'")
+    spec = {k: v for k, v in {'tags': [tags] if isinstance(tags, str) else list(tags) if tags else None,
+                              'where': where, 'status': status}.items() if v}
     s = searches(root)
-    s[name] = {k: v for k, v in {'tags': list(tags) if tags else None, 'where': where, 'status': status}.items() if v}
+    s[name] = _check_search(name, spec, 'save_search')
     Path(root).mkdir(parents=True, exist_ok=True)
     _write_text(_searches_file(root), yaml.safe_dump(s, sort_keys=True))
     return s[name]
@@ -428,6 +649,9 @@ def xai_results(root='runs', # folder holding the run folders
                          'train.seed': cfg.get('train', {}).get('seed'), **x})
     return pd.DataFrame(rows)
 
+# %% ../nbs/12_experiments.ipynb #af8191b1
+MAX_SWEEP_RUNS = 10_000  # most runs (grid points x seeds) one sweep may ask for; raise it explicitly for a bigger sweep
+
 # %% ../nbs/12_experiments.ipynb #fa4563d4
 @dataclass
 class SweepConfig(BaseConfig):
@@ -441,6 +665,11 @@ class SweepConfig(BaseConfig):
         if not self.grid: raise ConfigError(f'{_path}grid', self.grid, 'at least one dotted key with a list of values')
         for k, vals in self.grid.items():
             if not isinstance(vals, list) or not vals: raise ConfigError(f'{_path}grid.{k}', vals, 'a non-empty list of values')
+        n = math.prod(len(v) for v in self.grid.values()) * max(len(self.seeds), 1)
+        if n > MAX_SWEEP_RUNS:
+            raise ConfigError(f'{_path}grid', f'{n:,} runs', f'at most MAX_SWEEP_RUNS = {MAX_SWEEP_RUNS:,} runs (grid points x seeds); '
+                              'raise lstm_pfd.experiments.MAX_SWEEP_RUNS for a bigger sweep')
+        for k, vals in self.grid.items():
             if k == 'train.seed': raise ConfigError(f'{_path}grid.{k}', vals, 'seeds go in `seeds`, not in the grid')
             for v in vals:
                 try: self.base.override({k: v})
@@ -457,20 +686,45 @@ class SweepConfig(BaseConfig):
 # %% ../nbs/12_experiments.ipynb #35fe1ec8
 def _run_many(cfg_dicts: list, root: str) -> list[str]:
     "Worker entry point: run experiments (given as plain dicts) one after the other; return their run ids."
-    import torch
+    import multiprocessing as mp, torch
     out = []
     for d in cfg_dicts:
         cfg = ExperimentConfig.from_dict(d)
         if cfg.train.threads: torch.set_num_threads(cfg.train.threads)
-        out.append(run_experiment(cfg, root).name)
+        try: out.append(run_experiment(cfg, root).name)
+        except (KeyboardInterrupt, SystemExit) as e:
+            if mp.parent_process() is None: raise
+            # a pool worker told to stop: its run is marked 'interrupted'; end the process now rather than take the next task
+            logging.shutdown(); os._exit(130 if isinstance(e, KeyboardInterrupt) else 128 + signal.SIGTERM)
     return out
+
+# %% ../nbs/12_experiments.ipynb #2abdea7c
+def _end_workers(ex, grace: float = 20.0):
+    "After an interruption: cancel queued tasks, SIGTERM the pool's workers (each marks its run 'interrupted'), SIGKILL stragglers."
+    procs = [p for p in (getattr(ex, '_processes', None) or {}).values()]
+    results = getattr(ex, '_result_queue', None)
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive(): p.terminate()
+    t_end = time.monotonic() + grace
+    for p in procs: p.join(max(0.1, t_end - time.monotonic()))
+    for p in procs:
+        if p.is_alive(): p.kill(); p.join(5)
+    if procs and results is not None:
+        try: results._writer.close()    # a worker killed mid-message must not leave the pool's manager thread waiting
+        except Exception: pass
+    if procs: log.warning("interrupted: ended %d worker processes", len(procs))
 
 # %% ../nbs/12_experiments.ipynb #7eab631a
 def _map_local(fn, items, workers: int = 2, **_):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn')) as ex:
-        return list(ex.map(fn, *zip(*items)))
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn'))
+    try: out = list(ex.map(fn, *zip(*items)))
+    except (KeyboardInterrupt, SystemExit): _end_workers(ex); raise
+    except BaseException: ex.shutdown(wait=True); raise
+    ex.shutdown(wait=True)
+    return out
 
 # %% ../nbs/12_experiments.ipynb #eef982fa
 def _map_dask(fn, items, workers: int = 2, address: str | None = None, **_):
@@ -506,6 +760,19 @@ def load_sweep(spec, # a `SweepConfig`, dict, or YAML/JSON file or text
     if overrides: sw = sw.override({f'base.{k}': v for k, v in overrides.items()})
     return sw
 
+# %% ../nbs/12_experiments.ipynb #436a9ac7
+def _mark_interrupted(root: Path, cfgs) -> list[str]:
+    "Mark the runs of `cfgs` still 'running' under `root` as 'interrupted' (their worker was ended); returns their ids."
+    out = []
+    for c in cfgs:
+        p = root / run_id(c) / 'run.json'
+        try: rj = _read_json(p)
+        except (OSError, ValueError): continue
+        if isinstance(rj, dict) and rj.get('status') == 'running':
+            rj.update(status='interrupted', error='the sweep was interrupted', finished=_now())
+            _write_json(p, rj); out.append(p.parent.name)
+    return out
+
 # %% ../nbs/12_experiments.ipynb #fe5488ad
 def run_sweep(sweep, # a sweep (anything `load_sweep` accepts)
               root='runs', # folder holding the run folders
@@ -519,15 +786,26 @@ def run_sweep(sweep, # a sweep (anything `load_sweep` accepts)
              )->pd.DataFrame:
     "Run every experiment of `sweep` not yet done under `root` on `executor`; returns run_id, action ('ran'/'skipped'), path."
     if executor not in EXECUTORS: raise ValueError(f"executor: got {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: got {workers!r}; allowed: a positive number of processes (--workers 1 or more)")
+    if per_task is not None and (isinstance(per_task, bool) or not isinstance(per_task, int) or per_task < 1):
+        raise ValueError(f"per_task: got {per_task!r}; allowed: a positive number of runs per task (--per-task 1 or more), or None")
+    from lstm_pfd.data import _SignalGuard
     sw, root = load_sweep(sweep, overrides), Path(root)
     cfgs = list({run_id(c): c for c in sw.experiments()}.values())
-    for c in {c.data.to_json(): c for c in cfgs}.values(): prepare_data(c, root)
-    todo = [c for c in cfgs if run_status(root / run_id(c)) != 'done']
-    log.info("sweep: %d runs, %d done, %d to run on %s", len(cfgs), len(cfgs) - len(todo), len(todo), executor)
-    if todo:
-        k = per_task or (1 if executor == 'slurm' else math.ceil(len(todo) / workers))
-        tasks = [([c.to_dict() for c in todo[i:i + k]], str(root)) for i in range(0, len(todo), k)]
-        EXECUTORS[executor](_run_many, tasks, workers=workers, address=address, slurm=slurm, folder=root / '_submitit')
+    guard, todo = _SignalGuard(), []       # SIGTERM/SIGINT: workers ended, their runs marked 'interrupted'
+    try:
+        for c in {c.data.to_json(): c for c in cfgs}.values(): prepare_data(c, root)
+        todo = [c for c in cfgs if run_status(root / run_id(c)) != 'done']
+        log.info("sweep: %d runs, %d done, %d to run on %s", len(cfgs), len(cfgs) - len(todo), len(todo), executor)
+        if todo:
+            k = per_task or (1 if executor == 'slurm' else math.ceil(len(todo) / workers))
+            tasks = [([c.to_dict() for c in todo[i:i + k]], str(root)) for i in range(0, len(todo), k)]
+            EXECUTORS[executor](_run_many, tasks, workers=workers, address=address, slurm=slurm, folder=root / '_submitit')
+    except (KeyboardInterrupt, SystemExit):
+        if executor != 'slurm': _mark_interrupted(root, todo)   # Slurm jobs live on without us: leave their status to them
+        raise
+    finally: guard.restore()
     ran = {run_id(c) for c in todo}
     return pd.DataFrame([{'run_id': run_id(c), 'action': 'ran' if run_id(c) in ran else 'skipped',
                           'status': run_status(root / run_id(c)), 'path': str(root / run_id(c))} for c in cfgs])
@@ -725,14 +1003,14 @@ def parse_sets(items:Sequence[str] | None, # `key=value` strings; None: none
     for it in items or ():
         if '=' not in it: raise ValueError(f"--set: got {it!r}; expected key=value (a dotted key, a YAML value)")
         k, v = it.split('=', 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = parse_yaml(v, f'--set {k.strip()}', value=True)   # size and alias expansion bounded
     return out
 
 # %% ../nbs/12_experiments.ipynb #c8c437ae
 def runs_table(root='runs', # folder holding the run folders
                *,
                tags=None, # keep runs carrying all of these tags
-               where=None, # pandas query on the runs table's columns, e.g. `'clean.record_acc > 0.9'`
+               where=None, # a filter over the runs table's columns (`parse_where`), e.g. `'clean.record_acc > 0.9'`
                status=None, # keep runs with this status ('running', 'done', 'failed', 'interrupted')
                search=None, # name of a saved search to apply
                columns:Sequence[str]=('run_id', 'status', 'name', 'model.name', 'train.seed', 'clean.record_acc'), # columns to print

@@ -339,6 +339,28 @@ def _fit_meta(model, train_data, val_data, class_names, fs, config_hash) -> dict
             'fs': fs if fs is not None else meta['fs'], 'normalize': meta['normalize'],
             'config_hash': config_hash if config_hash is not None else meta['config_hash']}
 
+# %% ../nbs/05_train.ipynb #ebfe8d4c
+def _dotted(d: Mapping, prefix: str = '') -> dict:
+    "`{'a': {'b': 1}}` -> `{'a.b': 1}`."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping) and v: out.update(_dotted(v, f'{prefix}{k}.'))
+        else: out[f'{prefix}{k}'] = v
+    return out
+
+def _owner_mismatch(have: Mapping, want: Mapping) -> list[str]:
+    "What differs between a checkpoint's `extra` (`have`) and the `checkpoint_extra` of this run (`want`), one phrase per key."
+    out = []
+    for k, w in want.items():
+        h = have.get(k)
+        if h == w: continue
+        if isinstance(h, Mapping) and isinstance(w, Mapping):
+            fh, fw = _dotted(h), _dotted(w)
+            diff = [f"{d}: {repr(fh.get(d))[:40]} -> {repr(fw.get(d))[:40]}" for d in sorted(set(fh) | set(fw)) if fh.get(d) != fw.get(d)]
+            out.append(f"{k} differs at {', '.join(diff[:6])}{' ...' if len(diff) > 6 else ''}")
+        else: out.append(f"{k}: checkpoint has {repr(h)[:80]}, this run {repr(w)[:80]}")
+    return out
+
 # %% ../nbs/05_train.ipynb #d5a0c096
 def _resume(resume_from, model, opt, state, meta, fit_args) -> tuple[dict, int]:
     "Restore model, optimizer and state from `resume_from`; `(best weights, first epoch to run)`."
@@ -352,6 +374,9 @@ def _resume(resume_from, model, opt, state, meta, fit_args) -> tuple[dict, int]:
         raise CheckpointMismatch(f"resume_from: checkpoint is {ck['model_name']} {ck['model_kwargs']}, the model is "
                                  f"{mine['name']} {mine['kwargs']}")
     check_checkpoint(ck, window_len=meta['window_len'], config_hash=meta['config_hash'], class_names=meta['class_names'])
+    other = _owner_mismatch(ck.get('extra') or {}, meta.get('extra') or {})
+    if other: raise CheckpointMismatch(f"resume_from {resume_from}: the checkpoint belongs to another run ({'; '.join(other)}); "
+                                       "resume only the run that wrote it, or remove the checkpoint to start afresh")
     _check_finite_weights(ts['model_state'], f"resume_from {resume_from}")
     diff = {k: (ts['fit_args'].get(k), v) for k, v in fit_args.items() if ts['fit_args'].get(k) != v}
     if diff: _log.warning("resuming with different settings %s: results will differ from an uninterrupted run", diff)
@@ -473,10 +498,11 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
         fs: float | None = None,                  # sampling rate stored in the checkpoint; None: the training data's
         config_hash: str | None = None,           # data config hash stored in the checkpoint; None: the training data's
         num_threads: int | None = None,           # torch threads during training (restored afterwards); None: leave as set
+        checkpoint_extra: dict | None = None,     # identity of the run stored in the checkpoint; `resume_from` must hold the same
        )->FitResult:
     "Train `model` on `train_data`: the best weights by `monitor` are kept, training stops after `patience` epochs without improvement; a `checkpoint_path` makes the run resumable (`resume_from`)."
     monitor = _fit_monitor(epochs, batch_size, schedule, monitor, val_data)
-    meta = _fit_meta(model, train_data, val_data, class_names, fs, config_hash)
+    meta = {**_fit_meta(model, train_data, val_data, class_names, fs, config_hash), 'extra': dict(checkpoint_extra or {})}
     loss_fn = loss if loss is not None else ClassificationLoss()
     opt = _make_optimizer(optimizer, model.to(device).parameters(), lr, weight_decay)
     fit_args = dict(lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, schedule=schedule,

@@ -5,9 +5,13 @@
 # %% ../nbs/00a_utils.ipynb #8dbc4b3d
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import math
 import os
+import platform
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,23 +22,58 @@ import numpy as np
 __all__ = ['NORMALIZE_MODES', 'NORMALIZE_EPS', 'atomic_write', 'window_starts', 'frame', 'normalize_windows', 'softmax',
            'record_vote', 'strict_json']
 
+# %% ../nbs/00a_utils.ipynb #ee41aa2a
+def _umask() -> int:
+    "The process umask, read without changing it where the OS tells it (Linux); elsewhere set and restored at once."
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'): return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError): pass
+    m = os.umask(0o022); os.umask(m)
+    return m
+
+# %% ../nbs/00a_utils.ipynb #eab65b86
+_HOST = hashlib.sha256(platform.node().encode()).hexdigest()[:8]   # temporary names say which host wrote them
+
+def _pid_alive(pid: int) -> bool:
+    "Whether process `pid` of this host exists (a process of another user counts as alive)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except (PermissionError, OverflowError): return True
+    return True
+
+def _remove_stale_temps(path: Path) -> list[Path]:
+    "Remove the temporary files of earlier writes to `path` by processes of this host that no longer run; returns them."
+    if os.name != 'posix': return []                 # no signal-0 liveness check elsewhere: leave them
+    pat = re.compile(re.escape(f".{path.name}.{_HOST}-") + r"(\d+)-[^/]*\.tmp")
+    gone = []
+    for p in path.parent.glob(f".{glob.escape(path.name)}.{_HOST}-*.tmp"):
+        m = pat.fullmatch(p.name)
+        if m and not _pid_alive(int(m.group(1))):
+            p.unlink(missing_ok=True); gone.append(p)
+    return gone
+
 # %% ../nbs/00a_utils.ipynb #5595e9e4
 @contextmanager
 def atomic_write(path, # file to write; its folder must exist
                  *,
                  overwrite:bool=False, # replace an existing `path` (otherwise `FileExistsError`)
                 ):
-    "Yield a unique temporary `Path` beside `path`; rename it onto `path` on success, remove it on any exception."
+    "Yield a unique temporary `Path` beside `path`; rename it onto `path` (umask mode) on success, remove it on any exception."
     path = Path(path)
     if path.is_dir(): raise IsADirectoryError(f"{path} is a folder; give a file name")
     if not path.parent.is_dir(): raise FileNotFoundError(f"folder {path.parent} does not exist; create it first")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--force on the command line) to replace it")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix='.tmp', dir=path.parent)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}-", suffix='.tmp', dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
+        try: mode = (path.stat().st_mode & 0o7777) if path.is_file() else 0o666 & ~_umask()
+        except OSError: mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

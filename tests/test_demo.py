@@ -23,7 +23,7 @@ def test_demo_quick(tmp_path):
                        env={k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'})
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'report:' in r.stdout
-    for name in ('config.yaml', 'dataset.h5', 'model.pt', 'model.onnx', 'report.html', 'summary.json'):
+    for name in ('config.yaml', 'fleet_config.yaml', 'dataset.h5', 'model.pt', 'model.onnx', 'report.html', 'summary.json'):
         assert (out / name).stat().st_size > 0, name
     pngs = sorted((out / 'figures').glob('*.png'))
     assert {'catalogue.png', 'training.png', 'confusion.png'} <= {p.name for p in pngs}
@@ -56,7 +56,31 @@ def test_demo_quick(tmp_path):
         assert f'id="{k}"' in doc and title in doc, k
     assert doc.count('data:image/png;base64,') == len(pngs)
     assert 'http://' not in doc and 'https://' not in doc   # self-contained
-    assert f"{s['record_acc']:.4f}" in doc
+    # accuracies with their number of records and a 95 % Wilson interval (formula written out here, not the library's)
+    for row in s['robustness']:
+        n, k = row['records'], row['records_correct']
+        assert k == round(row['record_acc'] * n)
+        c, h = (k / n + 1.96 ** 2 / (2 * n)), 1.96 * math.sqrt(k / n * (1 - k / n) / n + 1.96 ** 2 / (4 * n * n))
+        want = ((c - h) / (1 + 1.96 ** 2 / n), (c + h) / (1 + 1.96 ** 2 / n))
+        assert row['record_ci95_low'] == pytest.approx(max(0, want[0]), abs=1e-9) and row['record_ci95_high'] == pytest.approx(min(1, want[1]), abs=1e-9)
+        assert row['record_ci95_low'] <= row['record_acc'] <= row['record_ci95_high']
+    lo, hi = s['record_ci95']
+    assert (f"{s['record_acc']:.3f}</b> (clean; 95 % CI {lo:.3f}-{hi:.3f}, Wilson, {s['robustness'][0]['records']} records)") in doc
+    # training: the verdict (converged, or the budget stopped it) and one training time everywhere
+    assert s['max_epochs'] == 3 and s['patience'] == 5 and s['training_note'] in doc
+    if s['epochs_run'] == 3 and s['best_epoch'] >= 2: assert 'budget capped training' in s['training_note']
+    assert s['train_seconds'] == s['stage_seconds']['training']
+    assert f"{s['train_seconds']:.1f} s of training" in doc and f"{s['train_seconds']:.1f} s on 1 thread(s)" in r.stdout
+    # stage timings: every stage, shown in the report, adding up to no more than the run
+    assert list(s['stage_seconds']) == list(D.DEMO_STAGES) and all(v >= 0 for v in s['stage_seconds'].values())
+    assert s['stage_seconds']['training'] > 0 and s['stage_seconds']['fleet'] > 0 and s['stage_seconds']['report'] > 0
+    assert sum(s['stage_seconds'].values()) <= s['total_seconds'] + 1e-6
+    for k in D.DEMO_STAGES: assert f'<td>{k}</td>' in doc, k
+    # seeds and the overrides actually used, for both configs
+    assert s['seeds']['training'] == 0 and s['seeds']['fleet_training'] == list(range(D.FLEET_SEEDS))
+    assert s['overrides']['dataset.records_per_class_severity'] == 3 and 'fleet.n_machines' not in s['overrides']
+    assert s['fleet']['overrides']['fleet.n_machines'] == D.FLEET_DEMO['fleet.n_machines']
+    assert '<code>fleet.n_machines: 6</code>' in doc and 'fleet step (fleet_config.yaml)' in doc
     for text in ('expected bands', 'control bands', 'Band alignment', 'completeness gap', 'no better than random',
                  f"best epoch {s['best_epoch']} of {s['epochs_run']}"):
         assert text in doc, text
@@ -68,10 +92,16 @@ def test_demo_quick(tmp_path):
     assert [t['track'] for t in f['tracks']] == ['iid', D.FLEET_TRACK] and set(f['track_rules']) == {'iid', D.FLEET_TRACK}
     iid, new = f['tracks']
     assert iid['train_machines'] == list(range(f['n_machines'])) and not set(new['train_machines']) & set(new['test_machines'])
-    for t in f['tracks']: assert 0 <= t['record_acc'] <= 1 and t['test_records'] > 0 and 1 <= t['epochs_run'] <= 3
-    assert f"[7/7] fleet of {f['n_machines']} machines" in r.stdout
-    assert 'Why a new machine is harder' in doc and f"<b>{new['record_acc']:.4f}</b> (iid: {iid['record_acc']:.4f})" in doc
-
+    # equal budgets: the same records and epochs on both tracks, every seed on both
+    assert len(f['runs']) == 2 * D.FLEET_SEEDS >= 6 and f['seeds'] == list(range(D.FLEET_SEEDS))
+    assert iid['train_records'] == new['train_records'] and iid['val_records'] == new['val_records']
+    assert {r['epochs_run'] for r in f['runs']} == {3} and iid['epochs'] == new['epochs'] == 3
+    for t in f['tracks']:
+        assert t['seeds'] == f['seeds'] and len(t['per_seed']) == D.FLEET_SEEDS and t['test_records'] > 0
+        assert t['record_acc'] == pytest.approx(np.mean(t['per_seed'])) and t['ci95_low'] <= t['record_acc'] <= t['ci95_high']
+    assert f"[7/7] fleet of {f['n_machines']} machines, {D.FLEET_SEEDS} seeds" in r.stdout
+    assert 'Why a new machine is harder' in doc and 'What this shows' in doc and 'What it does not show' in doc
+    assert f"<b>{new['record_acc']:.3f}</b> ({new['ci95_low']:.3f}-{new['ci95_high']:.3f}; iid: {iid['record_acc']:.3f}" in doc
 
 def test_demo_threads_respects_omp(monkeypatch):
     monkeypatch.delenv('OMP_NUM_THREADS', raising=False)

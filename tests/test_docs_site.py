@@ -152,6 +152,170 @@ def empty_results(page: Path) -> list[str]:
     return bad
 
 
+# a cell "shows something" when its code calls print/display/show at top level, or ends in a bare expression whose
+# value Jupyter displays (a name, an attribute, a subscript, a table method such as `.round(2)`, a `plot_*`/`*_figure` call)
+_DISPLAY_FUNCS = {'print', 'display'}
+_DISPLAY_METHODS = {'show', 'round', 'head', 'tail', 'to_frame', 'describe', 'unstack', 'sort_values', 'set_index',
+                    'reset_index', 'drop', 'rename', 'style', 'to_markdown', 'T'}
+
+
+def shows_something(src: str) -> bool:
+    "True when running `src` in a notebook displays something (see `_DISPLAY_FUNCS`, `_DISPLAY_METHODS`)."
+    import ast
+    try: tree = ast.parse(src)
+    except SyntaxError: return False
+    def name(call):
+        f = call.func
+        return f.attr if isinstance(f, ast.Attribute) else getattr(f, 'id', '')
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): continue
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.Call) and (name(n) in _DISPLAY_FUNCS or (name(n) == 'show' and isinstance(n.func, ast.Attribute))):
+                return True
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr): return False
+    v = tree.body[-1].value
+    if isinstance(v, ast.Call):
+        nm = name(v)
+        return nm in _DISPLAY_METHODS or nm.startswith('plot_') or nm.endswith(('_figure', '_table'))
+    return isinstance(v, (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple))
+
+
+def silent_display_cells(article, where: str = '') -> list[str]:
+    "Code cells whose code displays something (`shows_something`) but that rendered no output (and carry no `#| no-output`)."
+    bad = []
+    for cell in article.select('div.cell'):
+        if 'tag_' + build_docs.NO_OUTPUT in (cell.get('class') or []) or _has_output(cell): continue
+        inp = cell.select_one('.cell_input')
+        src = inp.get_text() if inp is not None else ''
+        if shows_something(src):
+            code = [l.strip() for l in src.splitlines() if l.strip() and not l.lstrip().startswith('#')]
+            shown = next((l for l in code if re.search(r'\b(print|display)\(|\.show\(', l)), code[-1] if code else '')
+            bad.append(f'{where}a cell that displays results rendered no output: {shown[:90]!r}')
+    return bad
+
+
+_NAN = re.compile(r'^(nan|NaN|<NA>|NaT)$')
+_NUMBER = re.compile(r'[-+]?\d+(?:[.,]\d+)*%?,?')
+
+
+def empty_or_nan_tables(article, where: str = '') -> list[str]:
+    "Tables without a filled row, tables with a NaN cell, and text outputs that print NaN as a value."
+    bad = []
+    for i, t in enumerate(article.select('table')):
+        rows = t.select('tbody tr') or t.select('tr')[1:]
+        cells = [c.get_text(' ', strip=True) for r in rows for c in r.select('td, th')]
+        head = ' | '.join(h.get_text(' ', strip=True) for h in t.select('thead th'))[:80]
+        if head.lower().startswith('parameter'): continue   # an API parameter table: a NaN there is a default value
+        if not any(cells): bad.append(f'{where}table {i} ({head!r}) is empty')
+        nans = [c for c in cells if _NAN.match(c)]
+        if nans: bad.append(f'{where}table {i} ({head!r}) shows {len(nans)} NaN value(s): say "not run" and why')
+    for out in article.select('.cell_output'):
+        for pre in out.select('pre'):   # a NaN printed as a value: a table row where a number stands beside it
+            for line in pre.get_text().splitlines():
+                tok = line.split()
+                for k, t in enumerate(tok):
+                    if _NAN.match(t.strip(',;()[]')) and any(_NUMBER.fullmatch(n) for n in tok[max(0, k - 1):k] + tok[k + 1:k + 2]):
+                        bad.append(f'{where}an output prints NaN as a value: {line.strip()[:100]!r}'); break
+    return bad
+
+
+# "figures" alone often means numbers ("the figures below were measured"): only the singular names a picture
+_FIG_REF = re.compile(r'\b(?:the|this) (?:figure|plot|chart) (?:below|above)\b|\b(?:figure|plot) below\b|\bplotted below\b', re.I)
+
+
+def missing_figures(article, where: str = '', site: Path | None = None) -> list[str]:
+    "A section whose prose refers to a figure below/above but holds no image; an image without data or with a missing file."
+    bad = []
+    for sec in article.select('section'):
+        h = sec.find(re.compile(r'^h[1-6]$'), recursive=False)
+        prose = ' '.join(p.get_text(' ', strip=True) for p in sec.find_all('p', recursive=False))
+        m = _FIG_REF.search(prose)
+        if m and not sec.select('img, svg, .jupyter-widgets, script[type="application/vnd.jupyter.widget-view+json"]'):
+            title = h.get_text(' ', strip=True).rstrip('#').strip() if h else '?'
+            bad.append(f'{where}"{title}" refers to "{m.group(0)}" but shows no figure')
+    for img in article.select('img'):
+        src = img.get('src', '')
+        if src.startswith('data:'):
+            if len(src.split(',', 1)[-1]) < 100: bad.append(f'{where}an embedded image holds no data')
+        elif site is not None and src and '://' not in src:
+            if not (site / unquote(urlsplit(src).path)).exists(): bad.append(f'{where}image {src} does not exist')
+        elif not src: bad.append(f'{where}an image without a source')
+    return bad
+
+
+def page_problems(page: Path) -> list[str]:
+    "Every results problem of one built page: silent display cells, empty or NaN tables, missing figures."
+    art, where = _article(page), f'{page.relative_to(SITE)}: '
+    return silent_display_cells(art, where) + empty_or_nan_tables(art, where) + missing_figures(art, where, page.parent)
+
+
+def _synthetic(body: str):
+    "A page body as myst-nb renders it, for the checkers' own tests."
+    from bs4 import BeautifulSoup
+    return BeautifulSoup(f'<article>{body}</article>', 'html.parser').select_one('article')
+
+
+def _cell(src: str, out: str = '', tags: str = '') -> str:
+    o = f'<div class="cell_output docutils container">{out}</div>' if out else ''
+    return (f'<div class="cell docutils container {tags}"><div class="cell_input docutils container"><div class="highlight">'
+            f'<pre>{src}</pre></div></div>{o}</div>')
+
+
+def test_checkers_catch_an_emptied_results_cell():
+    "The checkers on tiny pages: a results cell emptied (as when a `#| slow` cell loses its saved output) is caught."
+    filled = _cell('print(format_benchmark(res))', '<pre>records/s 410</pre>')
+    emptied = _cell('print(format_benchmark(res))')
+    assert silent_display_cells(_synthetic(filled)) == []
+    bad = silent_display_cells(_synthetic(emptied))
+    assert len(bad) == 1 and 'print(format_benchmark(res))' in bad[0], bad
+    for src in ('table.round(2)', 'df', "for f in figs: display(Image(f))", 'fig = plot_history(h)\nplt.show()',
+                'plot_confusion(cm)', "tables['iid']"):
+        assert silent_display_cells(_synthetic(_cell(src))), src
+    for src in ('x = 1', 'test_eq(a, b)', 'def f():\n    print(1)', 'import numpy as np', '"a string"'):
+        assert not silent_display_cells(_synthetic(_cell(src))), src
+    assert not silent_display_cells(_synthetic(_cell('print(1)', tags='tag_no-output')))   # silent on purpose
+    assert silent_display_cells(_synthetic(filled + emptied)) and not silent_display_cells(_synthetic(filled * 2))
+    img = '<img src="data:image/png;base64,' + 'A' * 200 + '">'
+    assert not silent_display_cells(_synthetic(_cell('fig', img)))
+
+
+def test_checkers_catch_empty_and_nan_tables_and_missing_figures():
+    full = '<table><thead><tr><th>model</th><th>acc</th></tr></thead><tbody><tr><td>compact</td><td>0.91</td></tr></tbody></table>'
+    empty = '<table><thead><tr><th>model</th><th>acc</th></tr></thead><tbody></tbody></table>'
+    nan = full.replace('0.91', 'NaN')
+    assert empty_or_nan_tables(_synthetic(full)) == []
+    assert 'is empty' in ' '.join(empty_or_nan_tables(_synthetic(empty)))
+    assert 'NaN' in ' '.join(empty_or_nan_tables(_synthetic(nan)))
+    assert empty_or_nan_tables(_synthetic(full.replace('0.91', 'not run: features not recomputed at 5 dB'))) == []
+    assert empty_or_nan_tables(_synthetic(_cell('print(r)', '<pre>snr5   nan   0.91</pre>')))
+    for text in ('NaN and inf become null in strict JSON', 'NaN literal    422  samples[5]: NaN and Infinity are not allowed'):
+        assert not empty_or_nan_tables(_synthetic(_cell('print(r)', f'<pre>{text}</pre>'))), text
+    param = '<table><thead><tr><th>parameter</th><th>default</th></tr></thead><tbody><tr><td>fill</td><td>nan</td></tr></tbody></table>'
+    assert empty_or_nan_tables(_synthetic(param)) == []   # a NaN default value of an API parameter
+    img = '<img src="data:image/png;base64,' + 'A' * 200 + '">'
+    sec = '<section><h2>Speed</h2><p>The figure below shows the fleet.</p>{}</section>'
+    assert missing_figures(_synthetic(sec.format(_cell('fig', img)))) == []
+    assert 'shows no figure' in ' '.join(missing_figures(_synthetic(sec.format(_cell('fig')))))
+    assert missing_figures(_synthetic('<section><h2>A</h2><p>No picture here.</p></section>')) == []
+    assert missing_figures(_synthetic('<section><h2>B</h2><p>The figures below were measured by a script.</p></section>')) == []
+    assert 'no data' in ' '.join(missing_figures(_synthetic('<img src="data:image/png;base64,">')))
+
+
+@needs_site
+def test_results_are_on_the_pages():
+    "No page shows a results cell without output, an empty table, a NaN in a table or an output, or lacks a figure its text refers to."
+    bad = [b for p in _pages() for b in page_problems(p)]
+    print('\n'.join(bad))
+    assert not bad, (f'{len(bad)} results missing from the pages (commit the result as a small JSON/PNG that a fast cell '
+                     f'shows, see CONTRIBUTING.md "Results on the pages"):\n' + '\n'.join(bad))
+
+
+@needs_site
+def test_fleet_page_shows_its_figures():
+    imgs = _article(SITE / 'fleet.html').select('.cell_output img, img')
+    assert len(imgs) >= 2, f'fleet.html shows {len(imgs)} figure(s)'
+
+
 @needs_site
 def test_no_results_heading_without_output():
     bad = [b for p in _pages() for b in empty_results(p)]

@@ -71,15 +71,22 @@ def test_killed_sweep_reruns_only_missing(data_file, tmp_path):
     assert all(run_status(root / run_id(c)) == 'done' for c in cfgs)
 
 
-def test_interrupted_run_resumes_from_checkpoint(data_file, tmp_path):
+def test_interrupted_run_resumes_from_checkpoint(data_file, tmp_path, monkeypatch):
+    import lstm_pfd.train as train
     base = dict(**{'data.preset': None, 'data.overrides': {}, 'data.path': str(data_file), 'train.patience': None})
     full = run_experiment(_quick(**base, **{'train.epochs': 2}), tmp_path / 'full')
-    # an interrupted run: its checkpoint holds epoch 1 of 2 (trained with epochs=2 so the schedule is the same)
+    # an interrupted run: stopped (Ctrl-C) in its second epoch, so its checkpoint holds epoch 1 of 2
     cfg = _quick(**base, **{'train.epochs': 2})
     part = tmp_path / 'part'
-    run_experiment(cfg.override({'train.epochs': 1}), part)
-    d = part / run_id(cfg); d.mkdir()
-    shutil.copy(part / run_id(cfg.override({'train.epochs': 1})) / 'checkpoint.pt', d / 'checkpoint.pt')
+    real = train._run_epoch
+    def stop_in_second_epoch(epoch, *a, **kw):
+        if epoch == 1: raise KeyboardInterrupt
+        return real(epoch, *a, **kw)
+    monkeypatch.setattr(train, '_run_epoch', stop_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt): run_experiment(cfg, part)
+    d = part / run_id(cfg)
+    assert run_status(d) == 'interrupted' and (d / 'checkpoint.pt').exists()
+    monkeypatch.setattr(train, '_run_epoch', real)
     out = run_experiment(cfg, part)
     assert out == d and json.loads((d / 'run.json').read_text())['resumed'] is True
     h_full = json.loads((full / 'history.json').read_text())

@@ -159,8 +159,9 @@ def test_predictor_record_soft_vote(conv_onnx):
     p = torch.softmax(torch.from_numpy(_ref(m, w)), -1).numpy()
     np.testing.assert_allclose(r.window_probabilities, p, atol=1e-5)
     np.testing.assert_allclose(r.probabilities, p.mean(0), atol=1e-5)
-    assert r.index == int(p.mean(0).argmax()) and r.label == 'abcd'[r.index]
-    assert r.window_labels == ['abcd'[i] for i in p.argmax(1)]
+    # the predicted class holds the maximum probability (by value: near-equal classes may swap under float noise)
+    assert p.mean(0)[r.index] == pytest.approx(p.mean(0).max(), abs=1e-5) and r.label == 'abcd'[r.index]
+    assert [p[j, 'abcd'.index(lab)] for j, lab in enumerate(r.window_labels)] == pytest.approx(p.max(1).tolist(), abs=1e-5)
     d = json.loads(json.dumps(r.to_dict()))
     assert set(d['probabilities']) == set('abcd') and d['n_windows'] == 4
 
@@ -334,7 +335,7 @@ def test_zscore_training_gives_the_same_predictions_in_torch_and_onnx(tmp_path):
         want = torch.softmax(res.model.eval()(torch.from_numpy(normalize_windows(raw, 'zscore'))), -1).numpy()
     got = Predictor(tmp_path / 'z.onnx').predict_windows(raw)
     np.testing.assert_allclose(got, want, atol=1e-5)
-    assert (got.argmax(1) == want.argmax(1)).all()
+    np.testing.assert_allclose(want[np.arange(len(got)), got.argmax(1)], want.max(1), atol=1e-5)   # same top class, by value
     r = Predictor(tmp_path / 'z.onnx').predict(xva[0], fs=FS)
     np.testing.assert_allclose(r.probabilities, want[:3].mean(0), atol=1e-5)
 

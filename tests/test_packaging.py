@@ -138,3 +138,18 @@ print(json.dumps(res))
     errors = {m: e for m, e in res['errors'].items()
               if not (m in OPTIONAL_IMPORTS and importlib.util.find_spec(OPTIONAL_IMPORTS[m]) is None)}
     assert not errors, f'submodules failing to import from the installed wheel: {errors}'
+
+
+def test_all_extra_holds_every_extra_and_jupyterlab(wheel):
+    "`pip install lstm_pfd[all]` brings every optional part, JupyterLab and the kernel included (users work in JupyterLab)."
+    import re
+    z = zipfile.ZipFile(wheel)
+    meta = z.read(next(n for n in z.namelist() if n.endswith('.dist-info/METADATA'))).decode()
+    reqs: dict[str, set[str]] = {}
+    for name, extra in re.findall(r'^Requires-Dist: ([A-Za-z0-9_.\-]+)[^;\n]*; extra == "([\w\-]+)"', meta, re.M):
+        reqs.setdefault(extra, set()).add(name.lower())
+    assert 'jupyter' in reqs, f'no `jupyter` extra in the wheel: {sorted(reqs)}'
+    assert {'jupyterlab', 'ipykernel'} <= reqs['jupyter'], reqs['jupyter']
+    runtime = {e for e in reqs if e not in ('all', 'dev')}
+    missing = {e: sorted(reqs[e] - reqs.get('all', set())) for e in runtime if reqs[e] - reqs.get('all', set())}
+    assert not missing, f'extras whose packages `all` lacks: {missing}'

@@ -80,7 +80,8 @@ def test_tone_model_time_and_frequency_attributions_concentrate_on_the_tone():
     assert ba['expected'] > 0.99 and ba['alignment'] > 0.99
     # band occlusion agrees
     bo = band_occlusion(tone, x, FS, target=1, band_hz=10)
-    assert np.argmax(bo.values[0]) in range(k - 5, k + 6)
+    # every bin of a band carries the band's value, so the maximum is tied over a band: compare values, not argmax positions
+    assert bo.values[0][k] == pytest.approx(bo.values[0].max(), rel=1e-6)
     # time: tone only in the second half -> the attribution lives there, for every method
     xh = _tones([250], [1.0], noise=0.05); xh[L // 2:] += _tones([100], [2.0])[L // 2:]
     for method, kw in [('ig', dict(baseline='zero')), ('occlusion', dict(window=256, stride=256))]:
@@ -213,7 +214,7 @@ def test_control_bands_use_the_mains_frequency():
         ba = band_alignment(sa, 'oil_whirl', 60.0, fs=fs, mains_hz=mains)
         assert np.isfinite(ba['alignment'])
         assert not physics.band_mask(np.arange(1, 4) * mains, c).any()
-    assert ba == band_alignment(sa, bands=physics.expected_bands('oil_whirl', 60.0, merge=False), control=c)
+    assert ba == pytest.approx(band_alignment(sa, bands=physics.expected_bands('oil_whirl', 60.0, merge=False), control=c), rel=1e-9)
 
 
 def test_band_alignment_for_a_class_outside_the_catalogue():
