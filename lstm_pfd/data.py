@@ -96,14 +96,14 @@ def snr_seed(seed:int, # the record's own seed
     "The random stream of the noisy copy of record `seed` at `snr_db` (its own, never the record's)."
     return np.random.SeedSequence(int(seed), spawn_key=(0x534E52, int(round(snr_db * 1000)) & 0xFFFFFFFF))
 
-def add_snr_noise(x:np.ndarray, # records `[n, N]` (or one record `[N]`)
-                  snr_db:float, # signal-to-noise ratio, dB, relative to each row's RMS
-                  seeds:Sequence[int], # seed of each row (see `snr_seed`)
+def add_snr_noise(x:np.ndarray, # records `[n, N]` or `[n, C, N]` (or one record `[N]`)
+                  snr_db:float, # signal-to-noise ratio, dB, relative to each channel's RMS
+                  seeds:Sequence[int], # seed of each record (see `snr_seed`)
                  )->np.ndarray:
-    "Rows of `x` plus white noise at `snr_db` relative to each row's RMS (float32, new array)."
+    "Records of `x` plus white noise at `snr_db` relative to the RMS of each record (each of its channels) (float32, new array)."
     x = np.asarray(x, dtype=np.float32)
     x2 = np.atleast_2d(x)
-    rms = np.sqrt(np.mean(np.square(x2, dtype=np.float64), axis=1))
+    rms = np.sqrt(np.mean(np.square(x2, dtype=np.float64), axis=-1, keepdims=True))   # [n, 1] or [n, C, 1]
     sd = (rms / 10 ** (snr_db / 20)).astype(np.float32)
     out = np.empty_like(x2)
     for i, s in enumerate(seeds):  # one Generator per record: a loop over records, not samples
@@ -112,9 +112,9 @@ def add_snr_noise(x:np.ndarray, # records `[n, N]` (or one record `[N]`)
         out[i] += x2[i]
     return out.reshape(x.shape)
 
-def checksum(x:np.ndarray, # one record (cast to float32 before hashing)
+def checksum(x:np.ndarray, # one record `[N]` or `[C, N]` (cast to float32 before hashing)
             )->str:
-    "SHA-256 hex digest of a record's float32 bytes."
+    "SHA-256 hex digest of a record's float32 bytes (all channels, in row order)."
     return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()
 
 # %% ../nbs/03_data.ipynb #eb8c40ee
@@ -136,21 +136,26 @@ def _snr_group(snr_db: float) -> str:
     return f"test_snr{snr_db:g}".replace('-', 'm').replace('.', 'p')
 
 _TOP_COLUMNS = ('label', 'severity', 'seed', 'record_index')
+_LAYOUT_KEYS = ('channels', 'units')    # generator metadata about the channels, stored once as file attributes
 
 class _GroupWriter:
     "Creates one split's datasets on the first batch and appends rows."
     def __init__(self, f: h5py.File, name: str, n: int, n_samples: int):
         self.g, self.n, self.N, self.pos = f.create_group(name), n, n_samples, 0
-        self.g.create_dataset('signals', shape=(n, n_samples), dtype='f4', chunks=(1, n_samples) if n else None)
         for col, dt in [('labels', 'i8'), ('severity', 'i8'), ('seed', 'i8'), ('record_index', 'i8')]:
             self.g.create_dataset(col, shape=(n,), dtype=dt)
         self.g.create_dataset('checksum', shape=(n,), dtype='S64')
         self.meta = None
 
+    def _signals(self, rec: tuple):  # `[n, N]` or `[n, C, N]`: created with the first batch's record shape
+        if 'signals' not in self.g:
+            self.g.create_dataset('signals', shape=(self.n, *rec), dtype='f4', chunks=(1, *rec) if self.n else None)
+        return self.g['signals']
+
     def write(self, X, plan_rows: dict, meta: dict, sums: list[str]):
-        meta = {k: v for k, v in meta.items() if k not in _TOP_COLUMNS}  # stored once, as top-level columns
+        meta = {k: v for k, v in meta.items() if k not in _TOP_COLUMNS + _LAYOUT_KEYS}  # stored once, as top-level columns
         a, b = self.pos, self.pos + len(X)
-        self.g['signals'][a:b] = X
+        self._signals(tuple(np.shape(X)[1:]))[a:b] = X
         self.g['labels'][a:b] = plan_rows['label']
         for col in ('severity', 'seed', 'record_index'): self.g[col][a:b] = plan_rows[col]
         self.g['checksum'][a:b] = np.array(sums, dtype='S64')
@@ -165,9 +170,25 @@ class _GroupWriter:
             self.meta[k][a:b] = v.astype('S') if v.dtype.kind == 'U' else v
         self.pos = b
 
-    def finish(self):
+    def finish(self, rec: tuple | None = None):  # record shape of an empty split (default `[N]`)
         "Seal the split: store the digest of its per-record columns (verified by `DatasetFile.verify`)."
+        self._signals(tuple(rec or (self.N,)))
         self.g.attrs['columns_sha256'] = _columns_digest(self.g)
+
+# %% ../nbs/03_data.ipynb #dd9392f8
+def _channel_layout(X, meta: dict) -> tuple[list, list] | None:
+    "`(names, units)` of a batch `[n, C, N]` from the generator's metadata (`ch0..`, 'as recorded' where unnamed); None for `[n, N]`."
+    if np.ndim(X) != 3: return None
+    C = np.shape(X)[1]
+    def one(key, default):
+        v = np.asarray(meta.get(key, default))
+        v = v[0] if v.ndim == 2 else v                      # the same names on every record
+        return [x.decode() if isinstance(x, bytes) else str(x) for x in v.tolist()]
+    names, units = one('channels', [f'ch{i}' for i in range(C)]), one('units', ['as recorded'] * C)
+    if len(names) != C or len(units) != C or len(set(names)) != C or not all(n.strip() for n in names):
+        raise ValueError(f"channels: got names {names[:12]} and units {units[:12]} for records of {C} channels; "
+                         "expected one distinct non-empty name and one unit per channel")
+    return names, units
 
 # %% ../nbs/03_data.ipynb #5e5197ec
 def _columns_digest(g) -> str:
@@ -241,7 +262,7 @@ def _start_file(f: h5py.File, cfg: DataConfig, plan: dict) -> dict:
     for snr in ds.snr_db:  # say, in the group itself, how its records derive from the test split
         writers[_snr_group(snr)].g.attrs.update(derived_from='test', snr_db=float(snr),
             recipe='add_snr_noise(generate(fault, severity, seed), snr_db, [seed]): white noise at snr_db relative to '
-                   'the record RMS, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
+                   'the RMS of each channel of the record, drawn from SeedSequence(seed, spawn_key=(0x534E52, round(snr_db * 1000)))')
     f.attrs['snr_groups'] = [_snr_group(s) for s in ds.snr_db]
     f.attrs['snr_db'] = list(ds.snr_db)
     return writers
@@ -277,11 +298,13 @@ def build_dataset(cfg:DataConfig | str, # a data config or a preset name
                     mid = plan['machine_id'][t[1]]
                     return (cfg, plan['label'][t[1]], plan['severity'][t[1]], plan['seed'][t[1]], t[2], mid, {int(i): laws[int(i)] for i in np.unique(mid)})
                 cond = {k: np.zeros(len(plan['label'])) for k in ('speed_hz', 'load', 'temperature_c')}
-                results = _run_tasks(tasks, args, executor)
+                results, rec = _run_tasks(tasks, args, executor), (cfg.signal.n_samples,)
                 with tqdm(total=len(plan['label']), desc='records', unit='rec', disable=not progress) as bar:
                     for (split, rows, snr_levels), r in zip(tasks, results):
                         guard.check()
-                        prow = {k: v[rows] for k, v in plan.items()}
+                        prow, rec = {k: v[rows] for k, v in plan.items()}, r['X'].shape[1:]
+                        layout = 'channels' not in f.attrs and _channel_layout(r['X'], r['meta'])
+                        if layout: f.attrs['channels'], f.attrs['units'] = layout       # [n, C, N] records
                         writers[split].write(r['X'], prow, r['meta'], r['checksum'])
                         for k in cond: cond[k][rows] = r['meta'][k]
                         for snr in snr_levels:
@@ -290,7 +313,7 @@ def build_dataset(cfg:DataConfig | str, # a data config or a preset name
                         bar.update(len(rows))
                 for name, w in writers.items():
                     if w.pos != w.n: raise RuntimeError(f"internal error: split {name} got {w.pos} of {w.n} records")
-                    w.finish()
+                    w.finish(rec)
                 if cfg.fleet.enabled: _write_fleet(f, cfg, plan, cond)
                 guard.check()
                 f.attrs['complete'] = True
@@ -333,7 +356,7 @@ def _class_label(c, names: Sequence[str] | None) -> int:
 class RecordTable:
     "One split of a dataset file: typed columns in memory, signals read lazily."
     name: str  # split name: 'train', 'val' or 'test' (or a noisy copy's group)
-    signals: Any                 # h5py.Dataset [n, N] float32 (lazy)
+    signals: Any                 # h5py.Dataset [n, N] or [n, C, N] float32 (lazy)
     labels: np.ndarray  # class label of each record `[n]`
     severity: np.ndarray  # severity slot of each record `[n]` (-1: unknown)
     seed: np.ndarray  # seed of each record `[n]`
@@ -341,6 +364,7 @@ class RecordTable:
     meta: dict[str, np.ndarray]  # further columns, one value per record (speed, load, machine id, ...)
     checksums: np.ndarray  # SHA-256 of each record's float32 samples `[n]`
     class_names: list | None = None   # the file's classes (None: the registry's)
+    channels: list | None = None      # channel names of `[n, C, N]` signals (None: one channel, `[n, N]`)
 
     def __len__(self): return len(self.labels)
 
@@ -360,9 +384,9 @@ class RecordTable:
         if rows is None: return self.signals[:]
         rows = np.asarray(rows)
         if rows.dtype == bool: rows = np.flatnonzero(rows)
-        if len(rows) == 0: return np.empty((0, self.signals.shape[1]), np.float32)
+        if len(rows) == 0: return np.empty((0, *self.signals.shape[1:]), np.float32)
         order = np.argsort(rows)
-        out = np.empty((len(rows), self.signals.shape[1]), np.float32)
+        out = np.empty((len(rows), *self.signals.shape[1:]), np.float32)
         out[order] = self.signals[rows[order]]
         return out
 
@@ -459,6 +483,8 @@ def _read_header(self: DatasetFile):
         self.severity_names = [str(s) for s in a['severity_names']]
         self.version = str(a['lstm_pfd_version'])
         self.generator_version = int(a.get('generator_version', 1))   # files written before it was recorded: 1
+        self.channels = [str(c) for c in a['channels']] if 'channels' in a else None   # None: one channel, [n, N]
+        self.units = [str(u) for u in np.atleast_1d(a['units'])] if 'units' in a else None
         self.splits = [k for k in SPLITS if k in self.file] + [str(s) for s in a.get('snr_groups', [])]
         self.splits += [k for k in self.file if k not in self.splits and k not in _FLEET_GROUPS]
     except DatasetError: raise
@@ -466,6 +492,9 @@ def _read_header(self: DatasetFile):
     except (KeyError, TypeError, ValueError, OSError, RuntimeError) as e: raise DatasetError(f"{p}: unreadable root attributes (corrupted?): {_short(e)}") from None
     if self.fs != self.config.signal.fs:
         raise DatasetError(f"{p}: attribute fs = {self.fs:g} Hz differs from its config's signal.fs = {self.config.signal.fs:g} Hz (edited?)")
+    if self.channels is not None and (len(set(self.channels)) != len(self.channels) or not all(c.strip() for c in self.channels)
+                                      or len(self.units or []) != len(self.channels)):
+        raise DatasetError(f"{p}: channel names {self.channels[:12]} must be distinct and non-empty, with one unit each (units {self.units})")
     if self.severity_names != list(self.config.severity.names):
         raise DatasetError(f"{p}: severity names {self.severity_names[:8]} differ from its config's {list(self.config.severity.names)}")
 DatasetFile._read_header = _read_header
@@ -483,14 +512,16 @@ def _read_table(self: DatasetFile, split: str) -> RecordTable:
         shape = sig.shape
     except KeyError as e: raise DatasetError(f"{where} lacks a column: {_short(e)}") from None
     except (OSError, RuntimeError, ValueError, TypeError, AttributeError) as e: raise DatasetError(f"{where} is unreadable (corrupted?): {_short(e)}") from None
-    if len(shape) != 2 or shape[1] != self.config.signal.n_samples:
-        raise DatasetError(f"{where}: signals have shape {shape}, expected [records, {self.config.signal.n_samples}] (its config's signal.n_samples)")
+    N, ch = self.config.signal.n_samples, self.channels
+    if tuple(shape[1:]) != ((N,) if ch is None else (len(ch), N)):
+        raise DatasetError(f"{where}: signals have shape {shape}, expected [records, " + ('' if ch is None else f"{len(ch)} channels, ")
+                           + f"{N}] (its config's signal.n_samples" + ('' if ch is None else " and the file's channels") + ")")
     bad = {k: getattr(v, 'shape', None) for k, v in {**cols, **{f'meta/{k}': v for k, v in meta.items()}}.items() if np.ndim(v) != 1 or len(v) != shape[0]}
     if bad: raise DatasetError(f"{where}: columns {bad} do not hold one entry per record ({shape[0]} records): truncated or edited")
     if any(cols[c].dtype.kind not in 'iu' for c in ('labels', 'severity', 'seed', 'record_index')):
         raise DatasetError(f"{where}: labels, severity, seed and record_index must be integer columns")
     return RecordTable(split, sig, cols['labels'], cols['severity'], cols['seed'], cols['record_index'], meta, cols['checksum'],
-                       list(self.fault_names))
+                       list(self.fault_names), self.channels)
 DatasetFile._read_table = _read_table
 
 
@@ -577,9 +608,9 @@ from .utils import window_starts  # the one definition of window positions (reco
 
 # %% ../nbs/03_data.ipynb #b87fa43b
 class WindowDataset:
-    "Windows of in-memory records: items are `(window [1, L] float32 tensor, label, record_id)`."
+    "Windows of in-memory records: items are `(window [C, L] float32 tensor, label, record_id)` (`C = 1` for records `[n, N]`)."
     def __init__(self,
-                 signals:np.ndarray, # records `[n_records, N]` float32
+                 signals:np.ndarray, # records `[n_records, N]` or `[n_records, C, N]` float32
                  labels, # class label of each record `[n_records]`
                  record_ids, # id of each record `[n_records]`
                  *,
@@ -590,9 +621,12 @@ class WindowDataset:
                  fs:float | None=None, # sampling rate of the records, Hz (None: unknown)
                  class_names:Sequence[str] | None=None, # class names in label order (None: the registry's)
                  config_hash:str | None=None, # hash of the data config that produced the records
+                 channels:Sequence[str] | None=None, # names of the C channels of `[n, C, N]` records (None: unnamed)
                 ):
         signals = np.asarray(signals)
-        if signals.ndim != 2: raise ValueError(f"signals must be [records, samples], got shape {signals.shape}")
+        if signals.ndim not in (2, 3): raise ValueError(f"signals must be [records, samples] or [records, channels, samples], got shape {signals.shape}")
+        if channels is not None and (signals.ndim != 3 or len(channels) != signals.shape[1]):
+            raise ValueError(f"channels: got {len(channels)} names for signals of shape {signals.shape}; expected one name per channel of [records, channels, samples]")
         if signals.dtype != np.float32: signals = signals.astype(np.float32)
         labels, record_ids = np.asarray(labels, np.int64), np.asarray(record_ids, np.int64)
         if not (len(labels) == len(record_ids) == len(signals)):
@@ -600,8 +634,9 @@ class WindowDataset:
         if normalize not in NORMALIZE_MODES: raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
         self.signals, self.record_labels, self.record_record_ids = signals, labels, record_ids
         self.window_len, self.hop_len = int(window_len), int(hop_len or window_len)
-        self.starts = window_starts(signals.shape[1], self.window_len, self.hop_len)
+        self.starts = window_starts(signals.shape[-1], self.window_len, self.hop_len)
         self.normalize, self.meta = normalize, meta or {}
+        self.channels = list(channels) if channels is not None else None
         # carried for training/checkpoints: sampling rate, class names and the data config hash
         self.fs, self.config_hash = fs, config_hash
         self.class_names = list(class_names) if class_names is not None else list(physics.class_names())
@@ -618,28 +653,45 @@ class WindowDataset:
 
     def window(self,
                j:int, # window index over all records
-              )->np.ndarray: # float32 window `[window_len]`, normalised
+              )->np.ndarray: # float32 window `[window_len]` (`[C, window_len]` for `[n, C, N]` records), normalised
         "Window `j`: window `j % windows_per_record` of record `j // windows_per_record`."
         r, s = divmod(j, len(self.starts))
-        return self._norm(self.signals[r, self.starts[s]:self.starts[s] + self.window_len])
+        return self._norm(self.signals[r, ..., self.starts[s]:self.starts[s] + self.window_len])
 
     def __getitem__(self, j):
         if not -len(self) <= j < len(self): raise IndexError(f"window {j} out of range ({len(self)} windows)")
         j %= len(self)
         import torch  # imported here: reading, building and windowing data files needs no torch
-        return torch.from_numpy(np.ascontiguousarray(self.window(j))[None]), int(self.labels[j]), int(self.record_ids[j])
+        w = np.ascontiguousarray(self.window(j))
+        return torch.from_numpy(w[None] if w.ndim == 1 else w), int(self.labels[j]), int(self.record_ids[j])
 
 # %% ../nbs/03_data.ipynb #b26ad047
 def _wd_windows(self:WindowDataset,
                 rows=None, # window indices; None: all windows
                )->np.ndarray:
-    "All windows (or those of `rows`) as one float32 array `[n, 1, L]` (a strided view made contiguous)."
-    v = np.lib.stride_tricks.sliding_window_view(self.signals, self.window_len, axis=1)[:, self.starts]
-    v = v.reshape(-1, self.window_len)
+    "All windows (or those of `rows`) as one float32 array `[n, C, L]` (`C = 1` for records `[n, N]`; a strided view made contiguous)."
+    v = np.lib.stride_tricks.sliding_window_view(self.signals, self.window_len, axis=-1)[..., self.starts, :]
+    if v.ndim == 4: v = v.transpose(0, 2, 1, 3)               # [n, C, S, L] -> [n, S, C, L]: a record's windows in order
+    v = v.reshape(-1, *v.shape[2:])
     if rows is not None: v = v[rows]
-    return np.ascontiguousarray(self._norm(v), dtype=np.float32)[:, None, :]
+    out = np.ascontiguousarray(self._norm(v), dtype=np.float32)
+    return out[:, None, :] if out.ndim == 2 else out
 
 WindowDataset.windows = _wd_windows
+
+# %% ../nbs/03_data.ipynb #b07029fd
+def _channel_rows(names: Sequence[str] | None, # the channels of the records (None: one unnamed channel)
+                  channels,                     # the names to keep, in this order (one name or a sequence)
+                 )->list[int]:
+    "Rows of `channels` among `names`, in the order asked; an error naming the channels available."
+    if names is None:
+        raise KeyError(f"channels={channels!r}: these records have one unnamed channel ([n, N]); channel selection needs a multi-channel file")
+    wanted = [channels] if isinstance(channels, str) else [str(c) for c in channels]
+    if not wanted: raise ValueError("channels: got an empty selection; name at least one channel")
+    bad = [c for c in wanted if c not in names]
+    if bad: raise KeyError(f"no channel(s) {bad}; the file holds: {list(names)}")
+    if len(set(wanted)) != len(wanted): raise ValueError(f"channels: {wanted} names a channel twice")
+    return [list(names).index(c) for c in wanted]
 
 # %% ../nbs/03_data.ipynb #dbe4167c
 def _wd_from_table(cls,
@@ -655,16 +707,21 @@ def _wd_from_table(cls,
                    fs=None, # sampling rate of the records, Hz
                    class_names=None, # class names in label order (None: the table's)
                    config_hash=None, # hash of the data config of the file
+                   channels=None, # channel names to keep, in this order (multi-channel files); None: all
                    **ranges, # `column=(lo, hi)`: keep rows with lo <= column <= hi
                   )->'WindowDataset':
-    "Windows of the records of a split (all, `rows`, or those selected by class/severity/group/column ranges)."
+    "Windows of the records of a split (all, `rows`, or those selected by class/severity/group/column ranges; `channels` by name)."
     mask = table.select(classes=classes, severities=severities, groups=groups, **ranges)
     if rows is not None:
         keep = np.zeros(len(table), bool); keep[np.asarray(rows)] = True; mask &= keep
     rows = np.flatnonzero(mask)
-    return cls(table.load(rows), table.labels[rows], table.record_index[rows], window_len=window_len, hop_len=hop_len,
+    X, names = table.load(rows), table.channels
+    if channels is not None:
+        keep = _channel_rows(names, channels)
+        X, names = X[:, keep], [names[i] for i in keep]
+    return cls(X, table.labels[rows], table.record_index[rows], window_len=window_len, hop_len=hop_len,
                normalize=normalize, meta={k: v[rows] for k, v in table.meta.items()}, fs=fs,
-               class_names=class_names, config_hash=config_hash)
+               class_names=class_names, config_hash=config_hash, channels=names)
 
 WindowDataset.from_table = classmethod(_wd_from_table)
 
@@ -680,14 +737,15 @@ def _windows(self:DatasetFile,
              normalize:str | None=None, # per-window normalisation: None, 'zscore' or 'rms' (`NORMALIZE_MODES`)
              track:str | None=None, # evaluation track (`TRACKS`); None: the stored split
              snr_db:float | None=None, # noise level of the test split's noisy copy, dB; None: clean
+             channels=None, # channel names to keep, in this order, e.g. `('x', 'y')` (multi-channel files); None: all
              **filters, # `classes=`, `severities=`, `groups=` and column ranges, as `RecordTable.select`
             )->WindowDataset:
-    "A `WindowDataset` over a split (protocol window/hop by default; filters as `RecordTable.select`); `track`/`snr_db` as `table`."
+    "A `WindowDataset` over a split (protocol window/hop by default; filters as `RecordTable.select`); `track`/`snr_db` as `table`; `channels` by name."
     table = self[split] if track is None and snr_db is None else self.table(split, track=track, snr_db=snr_db)
     return WindowDataset.from_table(table, window_len=window_len or self.config.window_len,
                                     hop_len=hop_len or (self.config.hop_len if window_len is None else window_len),
                                     normalize=normalize, fs=self.fs, class_names=self.fault_names,
-                                    config_hash=self.config_hash, **filters)
+                                    config_hash=self.config_hash, channels=channels, **filters)
 DatasetFile.windows = _windows
 
 # %% ../nbs/03_data.ipynb #5e712055
@@ -792,12 +850,12 @@ def _write_fleet(f: h5py.File, cfg: DataConfig, plan: dict, cond: dict):
 # %% ../nbs/03_data.ipynb #7cc139ae
 class _TrackSignals:
     "Lazy signals of a track's split: rows gathered from the stored groups (sorted reads), optionally noised at `snr_db`."
-    def __init__(self, groups: list, where: np.ndarray, n_samples: int, seeds: np.ndarray, snr_db=None):
+    def __init__(self, groups: list, where: np.ndarray, rec: tuple, seeds: np.ndarray, snr_db=None):  # rec: record shape [N] or [C, N]
         self.groups, self.where, self.seeds, self.snr_db = groups, where, seeds, snr_db   # where: [n, 2] (group, row)
-        self.shape, self.dtype = (len(where), n_samples), np.dtype(np.float32)
+        self.shape, self.dtype = (len(where), *rec), np.dtype(np.float32)
     def __len__(self): return self.shape[0]
     def _read(self, rows: np.ndarray) -> np.ndarray:
-        out = np.empty((len(rows), self.shape[1]), np.float32)
+        out = np.empty((len(rows), *self.shape[1:]), np.float32)
         for gi in np.unique(self.where[rows, 0]):
             k = np.flatnonzero(self.where[rows, 0] == gi); r = self.where[rows[k], 1]
             o = np.argsort(r); out[k[o]] = self.groups[gi]['signals'][r[o]]
@@ -859,10 +917,10 @@ def _table(self:DatasetFile,
     w = where[pos]
     col = lambda name: np.concatenate([getattr(t, name) for t in base])[pos]
     meta = {k: np.concatenate([t.meta[k] for t in base])[pos] for k in base[0].meta}
-    sig = _TrackSignals([self.file[s] for s in splits], w, self.config.signal.n_samples, col('seed'), snr_db)
+    sig = _TrackSignals([self.file[s] for s in splits], w, base[0].signals.shape[1:], col('seed'), snr_db)
     name = f"{track or 'default'}/{split}" + (f"@{snr_db:g}dB" if snr_db is not None else '')
     return RecordTable(name, sig, col('labels'), col('severity'), col('seed'), col('record_index'), meta,
-                       np.array([b''] * len(w)) if snr_db is not None else col('checksums'))
+                       np.array([b''] * len(w)) if snr_db is not None else col('checksums'), channels=self.channels)
 
 DatasetFile._check_track, DatasetFile.table = _check_track, _table
 
@@ -897,17 +955,20 @@ class OnTheFlyDataset(WindowDataset):
     def _generate(self, seeds):
         from tqdm.auto import tqdm
         n, bs = len(seeds), self.cfg.dataset.batch_size
-        X = np.empty((n, self.cfg.signal.n_samples), np.float32)
-        metas, ms = [], _fleet_of(self.cfg) if self.cfg.fleet.enabled else None    # a fleet: each record on its machine
+        Xs, metas, layout, ms = [], [], None, _fleet_of(self.cfg) if self.cfg.fleet.enabled else None    # a fleet: each record on its machine
         for a in tqdm(range(0, n, bs), desc=f'generate {self.split}', disable=not self.progress):
             b = min(a + bs, n)
-            X[a:b], m = generate_batch(self.cfg, [int(l) for l in self.plan['label'][a:b]],
+            x, m = generate_batch(self.cfg, [int(l) for l in self.plan['label'][a:b]],
                                        [int(s) for s in self.plan['severity'][a:b]], [int(s) for s in seeds[a:b]],
                                        machines=None if ms is None else [ms[int(i)] for i in self.plan['machine_id'][a:b]])
-            metas.append(m)
+            layout = layout or _channel_layout(x, m)                             # [n, C, N] records: names, units
+            Xs.append(x); metas.append({k: v for k, v in m.items() if k not in _LAYOUT_KEYS})
+        X = np.concatenate(Xs) if Xs else np.empty((0, self.cfg.signal.n_samples), np.float32)
         meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]} if metas else {}
         super().__init__(X, self.plan['label'], self.plan['record_index'], window_len=self._wl, hop_len=self._hl,
-                         normalize=self._normalize, meta=meta, fs=self.cfg.signal.fs, config_hash=self.cfg.hash())
+                         normalize=self._normalize, meta=meta, fs=self.cfg.signal.fs, config_hash=self.cfg.hash(),
+                         channels=None if layout is None else layout[0])
+        self.units = None if layout is None else layout[1]
         self.seeds = np.asarray(seeds, np.int64)
 
     def set_epoch(self,

@@ -103,13 +103,15 @@ def _generated_window(window_len: int, fs: float | None, seed: int) -> np.ndarra
     return np.resize(np.asarray(x, np.float32), window_len)
 
 # %% ../nbs/07_export.ipynb #exp000s10
-def _edge_windows(window_len: int, fs: float | None, rng: np.random.Generator, seed: int = 0) -> dict[str, np.ndarray]:
-    "Named `[1, 1, L]` float32 windows on which exported numerics break first."
+def _edge_windows(window_len: int, fs: float | None, rng: np.random.Generator, seed: int = 0,
+                  in_channels: int = 1,  # channels C of each window (every channel gets the same edge signal)
+                 ) -> dict[str, np.ndarray]:
+    "Named `[1, C, L]` float32 windows on which exported numerics break first."
     noise = rng.standard_normal(window_len).astype(np.float32)
     w = {'all-zero window': np.zeros(window_len), 'constant window': np.full(window_len, 0.7),
          'tiny amplitude (1e-6)': 1e-6 * noise, 'large amplitude (1e3)': 1e3 * noise,
          'generated record': _generated_window(window_len, fs, seed)}
-    return {k: np.asarray(v, np.float32).reshape(1, 1, -1) for k, v in w.items()}
+    return {k: np.repeat(np.asarray(v, np.float32).reshape(1, 1, -1), in_channels, axis=1) for k, v in w.items()}
 
 # %% ../nbs/07_export.ipynb #exp0008
 def _parity(model, sess, inputs: dict[str, np.ndarray], atol: float) -> dict[str, float]:
@@ -170,10 +172,11 @@ def _first_export(model, example, opset: int, exporter: str):
 
 # %% ../nbs/07_export.ipynb #exp0012
 def to_onnx(
-    model,  # a PyTorch module mapping windows `[B, 1, window_len]` to logits
+    model,  # a PyTorch module mapping windows `[B, C, window_len]` to logits
     path,  # the `.onnx` file to write
     *,
     window_len: int,  # samples per window the graph takes
+    in_channels: int | None = None,  # channels C per window; None: the model's `in_channels` (1 when it has none)
     opset: int = 18,  # ONNX opset version
     class_names: Sequence[str] | None = None,  # class names in logit order, stored as metadata (default: from the model, else the registry)
     fs: float | None = None,  # sampling rate (Hz) of the windows, stored as metadata
@@ -185,14 +188,16 @@ def to_onnx(
     seed: int = 0,  # seed of the check windows
     overwrite: bool = False,  # replace an existing `path`
 ) -> dict:
-    "Export `model` (`[B, 1, window_len]` -> logits) to one verified ONNX file at `path`; return a report dict."
+    "Export `model` (`[B, C, window_len]` -> logits) to one verified ONNX file at `path`; return a report dict."
     import onnx, torch
     _check_export_args(exporter, window_len, fs)
+    C = int(getattr(model, 'in_channels', 1) if in_channels is None else in_channels)
+    if isinstance(in_channels, bool) or C < 1: raise ValueError(f"in_channels: got {in_channels!r}; allowed: an integer >= 1 or None")
     was_training, model = model.training, _normalized(model, normalize)
     model.eval()
     try:
         rng = np.random.default_rng(seed)
-        example = torch.from_numpy(rng.standard_normal((2, 1, int(window_len))).astype(np.float32))
+        example = torch.from_numpy(rng.standard_normal((2, C, int(window_len))).astype(np.float32))
         with torch.no_grad(): n_out = model(example).shape[-1]
         proto, used = _first_export(model, example, opset, exporter)
         if isinstance(class_names, str): raise TypeError(f"class_names: got the string {class_names[:40]!r}; allowed: a list of names")
@@ -200,7 +205,7 @@ def to_onnx(
         if len(set(class_names)) != len(class_names): raise ValueError(f"class_names {class_names[:12]} repeat a name; allowed: distinct names")
         if len(class_names) != n_out:
             raise ValueError(f"class_names: got {len(class_names)} names; the model outputs {n_out} logits")
-        meta = dict(class_names=class_names, fs=None if fs is None else float(fs), window_len=int(window_len),
+        meta = dict(class_names=class_names, fs=None if fs is None else float(fs), window_len=int(window_len), in_channels=C,
                     lstm_pfd_version=__version__, config_hash=config_hash, model_name=getattr(model, 'name', '') or type(model).__name__,
                     model_kwargs=_jsonable(getattr(model, 'hparams', {})), normalize=normalize, exporter=used, precision='fp32',
                     opset=int(max(o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx'))))
@@ -208,8 +213,8 @@ def to_onnx(
         try: onnx.checker.check_model(proto, full_check=True)
         except Exception as e: raise ExportError(f"onnx checker rejected the exported model: {e}") from e
         data = proto.SerializeToString()
-        inputs = {f'random batch of {b}': rng.standard_normal((int(b), 1, int(window_len))).astype(np.float32) for b in check_batches}
-        diffs = _parity(model, ort_session(data), {**inputs, **_edge_windows(int(window_len), fs, rng, seed)}, atol)
+        inputs = {f'random batch of {b}': rng.standard_normal((int(b), C, int(window_len))).astype(np.float32) for b in check_batches}
+        diffs = _parity(model, ort_session(data), {**inputs, **_edge_windows(int(window_len), fs, rng, seed, C)}, atol)
         with atomic_write(path, overwrite=overwrite) as tmp: tmp.write_bytes(data)
         worst = max(diffs.values())
         log.info("exported %s with %s to %s (%d bytes), max |diff| %.2g", meta['model_name'], used, path, len(data), worst)

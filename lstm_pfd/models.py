@@ -34,16 +34,19 @@ def _exporting() -> bool:
             or torch.compiler.is_compiling())
 
 # %% ../nbs/04_models.ipynb #61e45c84
-def check_windows(x,                # the batch to check
-                  min_len: int = 1, # shortest window length the model accepts, samples
-                  name: str = 'x',  # name of the input in error messages
+def check_windows(x,                         # the batch to check
+                  min_len: int = 1,          # shortest window length the model accepts, samples
+                  name: str = 'x',           # name of the input in error messages
+                  in_channels: int | None = 1, # channels C the model takes; None: any number
                  )->torch.Tensor:
-    "Validate a batch of windows `[B, 1, L]` (float32, finite, `L >= min_len`); return it unchanged."
+    "Validate a batch of windows `[B, C, L]` (float32, finite, `C == in_channels`, `L >= min_len`); return it unchanged."
+    want = f"[B, {in_channels}, L]" if in_channels is not None else "[B, C, L]"
     if not torch.is_tensor(x):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape [B, 1, L], got {type(x).__name__}")
-    if x.dim() != 3 or x.shape[1] != 1:
-        hint = ' (add a channel axis: x[:, None, :])' if x.dim() == 2 else ''
-        raise ValueError(f"{name}: expected windows of shape [B, 1, L], got shape {tuple(x.shape)}{hint}")
+        raise TypeError(f"{name}: expected a torch.Tensor of shape {want}, got {type(x).__name__}")
+    if x.dim() != 3 or (in_channels is not None and x.shape[1] != in_channels):
+        n = '' if in_channels is None else f" ({in_channels} channel{'s' if in_channels != 1 else ''})"
+        hint = ' (add a channel axis: x[:, None, :])' if x.dim() == 2 and in_channels in (1, None) else ''
+        raise ValueError(f"{name}: expected windows of shape {want}{n}, got shape {tuple(x.shape)}{hint}")
     if x.dtype != torch.float32:
         raise TypeError(f"{name}: expected dtype float32, got {x.dtype} (use x.float())")
     if x.shape[-1] < min_len:
@@ -51,17 +54,17 @@ def check_windows(x,                # the batch to check
     if x.shape[0] == 0: raise ValueError(f"{name}: empty batch (B = 0)")
     if not bool(torch.isfinite(x.sum())):                  # one cheap reduction; count only when it fails
         n = int((~torch.isfinite(x)).sum())
-        if n: raise ValueError(f"{name}: {n} NaN/Inf values in the windows; expected finite accelerations")
+        if n: raise ValueError(f"{name}: {n} NaN/Inf values in the windows; expected finite values")
     return x
 
 # %% ../nbs/04_models.ipynb #b44cf341
 class AmplitudeNorm(nn.Module):
-    "Instance scaling `x / rms(x)`; also returns `log10(rms)` `[B, 1]` so the level is kept as a feature."
+    "Instance scaling per channel `x / rms(x)`; also returns `log10(rms)` `[B, C]` so each channel's level is kept as a feature."
     def __init__(self, eps: float = NORMALIZE_EPS):  # RMS floor, m/s² (`utils.NORMALIZE_EPS`, the floor of every RMS divisor)
         super().__init__()
         self.eps = eps
-    def forward(self, x):  # windows, `[B, 1, L]` float32
-        rms = torch.sqrt(torch.mean(x * x, dim=(1, 2), keepdim=True) + self.eps ** 2)
+    def forward(self, x):  # windows, `[B, C, L]` float32
+        rms = torch.sqrt(torch.mean(x * x, dim=-1, keepdim=True) + self.eps ** 2)
         return x / rms, torch.log10(rms).flatten(1)
 
 # %% ../nbs/04_models.ipynb #a83ed1d0
@@ -85,21 +88,32 @@ def _resolve_n_classes(n_classes: int | None) -> int:
         raise ValueError(f"n_classes: got {n!r}; a classifier needs an integer >= 2 classes")
     return int(n)
 
+# %% ../nbs/04_models.ipynb #4ab696ac
+def _resolve_in_channels(in_channels: int) -> int:
+    "`in_channels` as an int >= 1 (the number of signal channels of each window)."
+    c = in_channels
+    if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
+        raise ValueError(f"in_channels: got {c!r}; expected an integer >= 1 (channels per window, 1 for one accelerometer)")
+    return int(c)
+
 # %% ../nbs/04_models.ipynb #b2a20f3c
 class BaseModel(nn.Module):
     "Base for registry models: records constructor kwargs (`hparams`), validates input in `forward`."
     name: str = ''
     min_len: int = 16
+    in_channels: int = 1
     def _store_hparams(self, frame_locals: dict):
         sig = inspect.signature(type(self).__init__)
         self.hparams = {k: frame_locals[k] for k in sig.parameters if k != 'self' and k in frame_locals}
         self.n_classes = self.hparams['n_classes'] = _resolve_n_classes(self.hparams['n_classes'])
+        if 'in_channels' in self.hparams:
+            self.in_channels = self.hparams['in_channels'] = _resolve_in_channels(self.hparams['in_channels'])
     def _check(self, x):
-        if not _exporting(): check_windows(x, self.min_len)
+        if not _exporting(): check_windows(x, self.min_len, in_channels=self.in_channels)
     def _scale(self, x):
         if self.norm is not None: return self.norm(x)
         return x, x.new_zeros(x.shape[0], 0)
-    def forward(self, x): raise NotImplementedError  # windows, `[B, 1, L]` float32
+    def forward(self, x): raise NotImplementedError  # windows, `[B, C, L]` float32
 
 # %% ../nbs/04_models.ipynb #3018ebbd
 def count_parameters(model: nn.Module) -> int:  # any torch module
@@ -109,17 +123,18 @@ def count_parameters(model: nn.Module) -> int:  # any torch module
 # %% ../nbs/04_models.ipynb #1279d1e2
 def create_model(name: str,                    # registry name (`MODELS`)
                  n_classes: int | None = None, # number of classes; None: the registered classes (`physics.n_classes()`)
+                 in_channels: int = 1,         # channels C of the input windows `[B, C, L]`
                  *,
                  seed: int | None = None,      # seed of the weight initialisation; None: torch's global generator
                  **kw,                         # the model's constructor arguments
                 )->BaseModel:
-    "Build registry model `name` (`n_classes` default: the catalogue's); `seed` makes the initialisation reproducible."
+    "Build registry model `name` for `in_channels` channels (`n_classes` default: the catalogue's); `seed` makes the initialisation reproducible."
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}")
-    if seed is None: return MODELS[name](n_classes=n_classes, **kw)
+    if seed is None: return MODELS[name](n_classes=n_classes, in_channels=in_channels, **kw)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MODELS[name](n_classes=n_classes, **kw)
+        return MODELS[name](n_classes=n_classes, in_channels=in_channels, **kw)
 
 # %% ../nbs/04_models.ipynb #a82ed075
 def model_config(model: BaseModel) -> dict:  # a registry model
@@ -129,7 +144,7 @@ def model_config(model: BaseModel) -> dict:  # a registry model
     return {'name': model.name, 'kwargs': dict(model.hparams)}
 
 # %% ../nbs/04_models.ipynb #a769bbb6
-MODEL_LIMITS = {'n_classes': 1000, 'channels': 1024, 'width': 512, 'hidden': 1024, 'd_model': 1024, 'layers': 8,
+MODEL_LIMITS = {'n_classes': 1000, 'in_channels': 256, 'channels': 1024, 'width': 512, 'hidden': 1024, 'd_model': 1024, 'layers': 8,
                 'depth': 32, 'heads': 64, 'first_kernel': 4096, 'kernels': 4096, 'stem_kernel': 4096, 'patch_len': 8192,
                 'first_stride': 4096, 'stem_stride': 4096, 'stride': 8192, 'pools': 64, 'sequence': 16,
                 'parameters': 50_000_000}
@@ -177,12 +192,12 @@ def _conv_block(cin, cout, k, stride=1, pool=1):
 
 # %% ../nbs/04_models.ipynb #12ce5a67
 class _PoolHead(nn.Module):
-    "Global average + global max over time, concatenated with log-RMS, then dropout and a linear layer."
+    "Global average + global max over time, concatenated with the log-RMS of each input channel, then dropout and a linear layer."
     def __init__(self, c, n_classes, dropout=0.0, extra=1):
         super().__init__()
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(2 * c + extra, n_classes)
-    def forward(self, h, feat):  # h [B, C, T], feat [B, extra]
+    def forward(self, h, feat):  # h [B, c, T], feat [B, extra] (one log-RMS per input channel)
         z = torch.cat([h.mean(-1), h.amax(-1), feat], dim=1)
         return self.fc(self.drop(z))
 
@@ -192,6 +207,7 @@ class Compact(BaseModel):
     "Compact CPU model: wide strided first kernel, few channels, avg+max pooling, log-RMS feature."
     def __init__(self,
                  n_classes: int | None = None,                   # number of classes; None: the registered classes (`physics.n_classes()`)
+                 in_channels: int = 1,                           # input channels C of the windows `[B, C, L]` (1: one accelerometer)
                  channels: Sequence[int] = (16, 32, 48, 64, 64), # output channels of each convolution block
                  first_kernel: int = 64,                         # length of the first (wide) convolution kernel, samples
                  first_stride: int = 16,                         # stride of the first convolution
@@ -203,11 +219,11 @@ class Compact(BaseModel):
         channels = list(channels)
         self.min_len = first_kernel
         self.norm = AmplitudeNorm() if norm else None
-        blocks = [_conv_block(1, channels[0], first_kernel, stride=first_stride, pool=2)]
+        blocks = [_conv_block(self.in_channels, channels[0], first_kernel, stride=first_stride, pool=2)]
         blocks += [_conv_block(a, b, 3, pool=2) for a, b in zip(channels[:-1], channels[1:])]
         self.features = nn.Sequential(*blocks)
-        self.head = _PoolHead(channels[-1], self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):  # windows, `[B, 1, L]` float32
+        self.head = _PoolHead(channels[-1], self.n_classes, dropout, extra=self.in_channels if norm else 0)
+    def forward(self, x):  # windows, `[B, C, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         return self.head(self.features(x), feat)
@@ -218,6 +234,7 @@ class CNN1D(BaseModel):
     "Plain 1-D CNN: strided wide first kernel, three conv/max-pool blocks, avg+max pooling head."
     def __init__(self,
                  n_classes: int | None = None,                 # number of classes; None: the registered classes (`physics.n_classes()`)
+                 in_channels: int = 1,                         # input channels C of the windows `[B, C, L]` (1: one accelerometer)
                  channels: Sequence[int] = (32, 64, 128, 128), # output channels of each convolution block
                  kernels: Sequence[int] = (64, 7, 7, 3),       # kernel length of each block, samples
                  first_stride: int = 8,                        # stride of the first convolution
@@ -231,12 +248,12 @@ class CNN1D(BaseModel):
             raise ValueError(f"channels, kernels and pools must have the same length, got {len(channels)}, {len(kernels)}, {len(pools)}")
         self.min_len = kernels[0]
         self.norm = AmplitudeNorm() if norm else None
-        cin, blocks = 1, []
+        cin, blocks = self.in_channels, []
         for i, (c, k, p) in enumerate(zip(channels, kernels, pools)):
             blocks.append(_conv_block(cin, c, k, stride=first_stride if i == 0 else 1, pool=p)); cin = c
         self.features = nn.Sequential(*blocks)
-        self.head = _PoolHead(cin, self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):  # windows, `[B, 1, L]` float32
+        self.head = _PoolHead(cin, self.n_classes, dropout, extra=self.in_channels if norm else 0)
+    def forward(self, x):  # windows, `[B, C, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         return self.head(self.features(x), feat)
@@ -280,6 +297,7 @@ class AttentionCNN(BaseModel):
     "Conv blocks with squeeze-excitation, then temporal self-attention (residual + LayerNorm), avg+max head."
     def __init__(self,
                  n_classes: int | None = None,                # number of classes; None: the registered classes (`physics.n_classes()`)
+                 in_channels: int = 1,                        # input channels C of the windows `[B, C, L]` (1: one accelerometer)
                  channels: Sequence[int] = (32, 64, 96, 128), # output channels of each convolution block
                  first_kernel: int = 64,                      # length of the first (wide) convolution kernel, samples
                  first_stride: int = 8,                       # stride of the first convolution
@@ -291,14 +309,14 @@ class AttentionCNN(BaseModel):
         self._store_hparams(locals())
         self.min_len = first_kernel
         self.norm = AmplitudeNorm() if norm else None
-        blocks, cin = [], 1
+        blocks, cin = [], self.in_channels
         for i, c in enumerate(channels):
             blocks.append(_conv_block(cin, c, first_kernel if i == 0 else 7, stride=first_stride if i == 0 else 1, pool=2))
             blocks.append(SqueezeExcite1d(c)); cin = c
         self.features = nn.Sequential(*blocks)
         self.attn, self.ln = SelfAttention1d(cin, heads, dropout), nn.LayerNorm(cin)
-        self.head = _PoolHead(cin, self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):  # windows, `[B, 1, L]` float32
+        self.head = _PoolHead(cin, self.n_classes, dropout, extra=self.in_channels if norm else 0)
+    def forward(self, x):  # windows, `[B, C, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         t = self.features(x).transpose(1, 2)                # [B, T, C]
@@ -326,6 +344,7 @@ class CNNLSTM(BaseModel):
     "Conv front end -> bidirectional LSTM -> attention pooling (+ global max, log-RMS) -> linear."
     def __init__(self,
                  n_classes: int | None = None,           # number of classes; None: the registered classes (`physics.n_classes()`)
+                 in_channels: int = 1,                   # input channels C of the windows `[B, C, L]` (1: one accelerometer)
                  channels: Sequence[int] = (32, 64, 64), # output channels of each convolution block
                  first_kernel: int = 64,                 # length of the first (wide) convolution kernel, samples
                  first_stride: int = 8,                  # stride of the first convolution
@@ -339,7 +358,7 @@ class CNNLSTM(BaseModel):
         self._store_hparams(locals())
         self.min_len = first_kernel
         self.norm = AmplitudeNorm() if norm else None
-        blocks, cin = [], 1
+        blocks, cin = [], self.in_channels
         for i, (c, p) in enumerate(zip(channels, pools)):
             blocks.append(_conv_block(cin, c, first_kernel if i == 0 else 7, stride=first_stride if i == 0 else 1, pool=p)); cin = c
         self.features = nn.Sequential(*blocks)
@@ -347,8 +366,8 @@ class CNNLSTM(BaseModel):
                             dropout=dropout if layers > 1 else 0.0)
         self.pool = AttentionPool1d(2 * hidden)
         self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(4 * hidden + (1 if norm else 0), self.n_classes)
-    def forward(self, x):  # windows, `[B, 1, L]` float32
+        self.fc = nn.Linear(4 * hidden + (self.in_channels if norm else 0), self.n_classes)
+    def forward(self, x):  # windows, `[B, C, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         h, _ = self.lstm(self.features(x).transpose(1, 2))   # [B, T, 2H]
@@ -378,6 +397,7 @@ class ResNet18_1D(BaseModel):
     "1-D ResNet-18: strided wide stem, 4 stages x 2 basic blocks, avg+max pooling head."
     def __init__(self,
                  n_classes: int | None = None, # number of classes; None: the registered classes (`physics.n_classes()`)
+                 in_channels: int = 1,         # input channels C of the windows `[B, C, L]` (1: one accelerometer)
                  width: int = 64,              # channels of the first stage (doubled per stage)
                  stem_kernel: int = 32,        # kernel length of the stem convolution, samples
                  stem_stride: int = 8,         # stride of the stem convolution
@@ -389,13 +409,13 @@ class ResNet18_1D(BaseModel):
         self.min_len = stem_kernel
         self.norm = AmplitudeNorm() if norm else None
         w = [width, 2 * width, 4 * width, 8 * width]
-        self.stem = _conv_block(1, w[0], stem_kernel, stride=stem_stride, pool=2)
+        self.stem = _conv_block(self.in_channels, w[0], stem_kernel, stride=stem_stride, pool=2)
         stages, cin = [], w[0]
         for i, c in enumerate(w):
             stages += [BasicBlock1d(cin, c, 1 if i == 0 else 2), BasicBlock1d(c, c)]; cin = c
         self.stages = nn.Sequential(*stages)
-        self.head = _PoolHead(cin, self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):  # windows, `[B, 1, L]` float32
+        self.head = _PoolHead(cin, self.n_classes, dropout, extra=self.in_channels if norm else 0)
+    def forward(self, x):  # windows, `[B, C, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         return self.head(self.stages(self.stem(x)), feat)
@@ -423,6 +443,7 @@ class PatchTST(BaseModel):
     "Patch transformer: strided patch embedding, conv positional encoding, transformer blocks, avg+max head."
     def __init__(self,
                  n_classes: int | None = None, # number of classes; None: the registered classes (`physics.n_classes()`)
+                 in_channels: int = 1,         # input channels C of the windows `[B, C, L]` (1: one accelerometer)
                  patch_len: int = 256,         # samples per patch (token)
                  stride: int = 128,            # step between patch starts, samples
                  d_model: int = 64,            # token width
@@ -435,12 +456,12 @@ class PatchTST(BaseModel):
         self._store_hparams(locals())
         self.min_len = patch_len
         self.norm = AmplitudeNorm() if norm else None
-        self.embed = nn.Conv1d(1, d_model, patch_len, stride=stride)
+        self.embed = nn.Conv1d(self.in_channels, d_model, patch_len, stride=stride)
         self.pos = nn.Conv1d(d_model, d_model, 7, padding=3, groups=d_model)
         self.blocks = nn.Sequential(*[TransformerBlock(d_model, heads, 2, dropout) for _ in range(depth)])
         self.ln = nn.LayerNorm(d_model)
-        self.head = _PoolHead(d_model, self.n_classes, dropout, extra=1 if norm else 0)
-    def forward(self, x):  # windows, `[B, 1, L]` float32
+        self.head = _PoolHead(d_model, self.n_classes, dropout, extra=self.in_channels if norm else 0)
+    def forward(self, x):  # windows, `[B, C, L]` float32
         self._check(x)
         x, feat = self._scale(x)
         t = self.embed(x)                                      # [B, D, T]
@@ -541,13 +562,13 @@ class BandEnergyLoss(ClassificationLoss):
 # %% ../nbs/04_models.ipynb #7d3aed62
 @patch
 @torch.no_grad()
-def prior_logits(self: BandEnergyLoss, x: torch.Tensor) -> torch.Tensor:  # windows, `[B, 1, L]` float32
-    "Physics prior logits `[B, C]`: band-to-surroundings ratio (dB) / temperature; `healthy_db` for band-less classes."
-    check_windows(x)
+def prior_logits(self: BandEnergyLoss, x: torch.Tensor) -> torch.Tensor:  # windows, `[B, C, L]` float32
+    "Physics prior logits `[B, C]`: band-to-surroundings ratio (dB) / temperature; `healthy_db` for band-less classes; channels' spectra averaged."
+    check_windows(x, in_channels=None)
     L = x.shape[-1]
     bm, rm, has = self._masks_for(L)
     win = torch.hann_window(L, periodic=False, dtype=x.dtype, device=x.device)
-    P = torch.fft.rfft(x[:, 0] * win).abs().square()
+    P = torch.fft.rfft(x * win).abs().square().mean(1)      # power spectrum, averaged over channels
     tiny = P.mean(1, keepdim=True) * 1e-12 + 1e-30
     ratio_db = 10 * torch.log10((P @ bm.T.to(x.device) + tiny) / (P @ rm.T.to(x.device) + tiny))
     ratio_db = torch.where(has.to(x.device), ratio_db, torch.full_like(ratio_db, self.healthy_db))
@@ -557,7 +578,7 @@ def prior_logits(self: BandEnergyLoss, x: torch.Tensor) -> torch.Tensor:  # wind
 @patch
 def penalty(self: BandEnergyLoss,
              logits, # model outputs, `[B, C]`
-             x,      # windows, `[B, 1, L]` float32
+             x,      # windows, `[B, C, L]` float32
             ):
     "KL(prior || model softmax), averaged over the batch."
     if x is None: raise ValueError("BandEnergyLoss needs the windows: call loss(logits, y, x)")
@@ -572,7 +593,7 @@ def penalty(self: BandEnergyLoss,
 def forward(self: BandEnergyLoss,
                          logits, # model outputs, `[B, C]`
                          y,      # integer labels, `[B]`
-                         x=None, # the input windows, `[B, 1, L]` (the penalty needs them)
+                         x=None, # the input windows, `[B, C, L]` (the penalty needs them)
                         ):
     "Cross-entropy plus `weight` x penalty; the penalty is measured (not trained on) when `weight` is 0."
     ce = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)

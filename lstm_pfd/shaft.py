@@ -372,13 +372,13 @@ def _limit_cycle(r, st: dict, rng: np.random.Generator, px: np.ndarray, py: np.n
         out += sig._tone(w, N, cps, 2 * np.pi * u[0] + np.angle(c) + np.pi / 2, abs(c) * g[j], w.a, ramp, scale)
 
 # %% ../nbs/02b_shaft.ipynb #3ff067c0
-def _shaft_record(plan, label: int, sev: int, seed: int, spd, ld, tmp, x: np.ndarray, parts: dict | None = None) -> dict:
+def _shaft_record(plan, label: int, sev: int, seed: int, spd, ld, tmp, x: np.ndarray, parts: dict | None = None, laws=None) -> dict:
     "One record into `x` (`[C, N]`, the config's channel order): the accelerometer record, then the probes and the keyphasor."
     ch, N = plan.cfg.sensors.channels, plan.N
     row = lambda name, k: x[ch.index(name)] if name in ch else _buffers(N)[2][k]
     sm = plan.memo('shaft_machine', lambda p: shaft_machine(p.cfg, p.machine))
     state = []
-    meta = sig._record(plan, label, sev, seed, spd, ld, tmp, row('accel', 0), parts, state=state)
+    meta = sig._record(plan, label, sev, seed, spd, ld, tmp, row('accel', 0), parts, laws=laws, state=state)
     r, rng = state[0], (lambda k: np.random.default_rng([seed, _STREAM, k]))   # one stream per part: any channel subset agrees
     u = rng(0).random(8)
     st = record_state(r, sm, u[:4])
@@ -419,7 +419,7 @@ def generate(cfg: DataConfig,                    # a multi-channel data config (
 
 # %% ../nbs/02b_shaft.ipynb #bcd41a45
 def generate_batch(cfg: DataConfig, faults, severities, seeds, *, speed_hz=None, load=None, temperature_c=None,
-                   out: np.ndarray | None = None, progress: bool = False, machines=None):
+                   out: np.ndarray | None = None, progress: bool = False, machines=None, laws: dict | None = None):
     "Many multi-channel records: `(X float32 [n, C, N], meta)`; row i is bit-identical to `generate(...)` of record i."
     n = len(seeds)
     faults, severities = sig._per_record('faults', faults, n), sig._per_record('severities', severities, n)
@@ -438,7 +438,8 @@ def generate_batch(cfg: DataConfig, faults, severities, seeds, *, speed_hz=None,
         it = tqdm(it, desc='generate', unit='rec')
     for i in it:
         label, sev, seed, s, l, t = args[i]
-        m = _shaft_record(plans[i], label, sev, seed, s, l, t, out[i])
+        mach = plans[i].machine   # laws computed elsewhere (a worker is given them), as in `signals.generate_batch`
+        m = _shaft_record(plans[i], label, sev, seed, s, l, t, out[i], laws=laws.get(mach.id) if (laws and mach is not None) else None)
         meta['label'][i], meta['severity'][i], meta['seed'][i] = label, sev, seed
         for k, v in m.items(): meta[k][i] = v
     meta.update(channels=list(sc.channels), units=list(sc.units))

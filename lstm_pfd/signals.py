@@ -921,7 +921,7 @@ def generate_batch(cfg: DataConfig,               # data config
     or one per record; `machines`: None, one `fleet.Machine`, or one per record."""
     mc = _multichannel(cfg, 'generate_batch')
     if mc is not None: return mc(cfg, faults, severities, seeds, speed_hz=speed_hz, load=load, temperature_c=temperature_c,
-                                 out=out, progress=progress, machines=machines)
+                                 out=out, progress=progress, machines=machines, laws=laws)
     n = len(seeds)
     faults, severities = _per_record('faults', faults, n), _per_record('severities', severities, n)
     spd, ld, tmp = (_per_record(k, v, n) for k, v in (('speed_hz', speed_hz), ('load', load), ('temperature_c', temperature_c)))

@@ -270,16 +270,16 @@ def _dataset_info(ds) -> dict:
     return out
 
 # %% ../nbs/05_train.ipynb #e80183c0
-def _check_dataset(ds, n_classes: int, name: str) -> int:
-    "Check the first item and the label set; return the window length."
+def _check_dataset(ds, n_classes: int, name: str, in_channels: int = 1) -> int:
+    "Check the first item (`[in_channels, L]` float32) and the label set; return the window length."
     if len(ds) == 0: raise ValueError(f"{name}: the dataset is empty")
     item = ds[0]
     if not (isinstance(item, (tuple, list)) and len(item) == 3):
-        raise ValueError(f"{name}: items must be (window [1, L] float32, label int, record_id int), got {type(item).__name__} "
+        raise ValueError(f"{name}: items must be (window [{in_channels}, L] float32, label int, record_id int), got {type(item).__name__} "
                          f"of length {len(item) if hasattr(item, '__len__') else '?'}")
     x = torch.as_tensor(item[0])
-    if x.dim() != 2 or x.shape[0] != 1:
-        raise ValueError(f"{name}: windows must have shape [1, L], got {tuple(x.shape)}")
+    if x.dim() != 2 or x.shape[0] != in_channels:
+        raise ValueError(f"{name}: windows must have shape [{in_channels}, L] (the model's in_channels = {in_channels}), got {tuple(x.shape)}")
     if x.dtype != torch.float32: raise TypeError(f"{name}: windows must be float32, got {x.dtype}")
     labels = getattr(ds, 'labels', None)
     if labels is not None and len(labels):
@@ -301,7 +301,7 @@ def _check_head(model: nn.Module, class_names, name: str) -> None:
 
 # %% ../nbs/05_train.ipynb #b7e7a489
 def _check_batch(x, y, n_classes, name):
-    check_windows(x, name=f"{name} windows")
+    check_windows(x, name=f"{name} windows", in_channels=None)   # the model checks its own channel count
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise ValueError(f"{name}: label {int(y.max()) if int(y.max()) >= n_classes else int(y.min())} outside 0..{n_classes - 1} "
                          f"(the model has n_classes={n_classes})")
@@ -344,10 +344,11 @@ def _fit_monitor(epochs, batch_size, schedule, monitor, val_data) -> str:
 def _fit_meta(model, train_data, val_data, class_names, fs, config_hash) -> dict:
     "Check the data against the model; what the checkpoint records about the data."
     n_classes = int(model.n_classes)
-    L = _check_dataset(train_data, n_classes, 'train_data')
+    C = int(getattr(model, 'in_channels', 1))
+    L = _check_dataset(train_data, n_classes, 'train_data', C)
     meta = _dataset_info(train_data)
     if val_data is not None:
-        Lv = _check_dataset(val_data, n_classes, 'val_data')
+        Lv = _check_dataset(val_data, n_classes, 'val_data', C)
         if Lv != L: raise ValueError(f"val_data windows have length {Lv}, train_data windows {L}; expected the same")
         nv = _dataset_info(val_data)['normalize']
         if nv != meta['normalize']:
@@ -387,7 +388,9 @@ def _resume(resume_from, model, opt, state, meta, fit_args) -> tuple[dict, int]:
     ts = ck.get('train_state') if isinstance(ck, dict) else None
     if ts is None: raise ValueError(f"{resume_from} holds no training state (only a final model); cannot resume")
     mine = model_config(model)
-    if (ck['model_name'], ck['model_kwargs']) != (mine['name'], mine['kwargs']):
+    theirs = dict(ck['model_kwargs'])
+    if 'in_channels' in mine['kwargs']: theirs.setdefault('in_channels', 1)   # checkpoints from before `in_channels`: one channel
+    if (ck['model_name'], theirs) != (mine['name'], mine['kwargs']):
         raise CheckpointMismatch(f"resume_from: checkpoint is {ck['model_name']} {ck['model_kwargs']}, the model is "
                                  f"{mine['name']} {mine['kwargs']}")
     check_checkpoint(ck, window_len=meta['window_len'], config_hash=meta['config_hash'], class_names=meta['class_names'])
@@ -564,7 +567,7 @@ def predict(model: nn.Module,          # a trained model
     "Window probabilities `[N, C]` (float32), labels `[N]`, record ids `[N]` and the mean cross-entropy."
     n_classes = int(getattr(model, 'n_classes'))
     if check_labels:
-        _check_dataset(dataset, n_classes, 'dataset')
+        _check_dataset(dataset, n_classes, 'dataset', int(getattr(model, 'in_channels', 1)))
         _check_head(model, _dataset_info(dataset)['class_names'], 'dataset')
         _check_finite_weights(model.state_dict(), 'model')
     was_training = model.training

@@ -176,3 +176,62 @@ def test_import_is_reproducible_with_groups_seeds_and_snr_copies(tmp_path):
         assert ds.fault_names == ['rub', 'whip'] and ds.file.attrs['import_seed'] == 5
         assert set(ds['test'].meta['group'].astype(str)) == {'d3'} and set(ds['val'].meta['group'].astype(str)) == {'d2'}
         assert (ds['test_snr10'].seed == ds['test'].seed).all() and (ds['test'].seed >= 0).all()
+
+
+def _three_channels(real):
+    "Test-only multi-channel generator: the accelerometer record plus two derived channels in other units."
+    def gen(cfg, labels, severities, seeds, machines=None, **kw):
+        X, meta = real(cfg, labels, severities, seeds, machines=machines, **kw)
+        Xc = np.stack([X, 50.0 * X[:, ::-1], 1e-3 * np.roll(X, 7, axis=1)], 1)
+        return np.ascontiguousarray(Xc, dtype=np.float32), dict(meta, channels=['accel', 'x', 'y'], units=['m/s^2', 'um', 'um'])
+    return gen
+
+
+def test_multi_channel_file_round_trip(serial, tmp_path, monkeypatch):
+    "A generator giving [n, C, N] records builds a [n, C, N] file: names, units, per-record checksums, channel selection, SNR copies."
+    from lstm_pfd import data
+    monkeypatch.setattr(data, 'generate_batch', _three_channels(data.generate_batch))
+    p = build_dataset(SMALL, tmp_path / 'mc.h5', progress=False)
+    N, L = SMALL.signal.n_samples, SMALL.window_len
+    with open_dataset(p, verify=True) as ds, open_dataset(serial) as one:
+        assert (ds.channels, ds.units, one.channels) == (['accel', 'x', 'y'], ['m/s^2', 'um', 'um'], None)
+        t, t1 = ds['train'], one['train']
+        assert t.signals.shape == (len(t1), 3, N) and t1.signals.shape == (len(t1), N)
+        np.testing.assert_array_equal(t.load()[:, 0], t1.load())            # channel 0 is the single-channel record
+        np.testing.assert_array_equal(t.load([4, 1])[:, 1], 50 * t1.load([4, 1])[:, ::-1])
+        assert t.checksums[2].decode() == data.checksum(t.signals[2]) != t1.checksums[2].decode()   # one digest over all channels
+        wd, w1 = ds.windows('train'), one.windows('train')
+        assert wd.windows().shape == (len(w1), 3, L) and w1.windows().shape == (len(w1), 1, L)
+        np.testing.assert_array_equal(wd.windows()[:, :1], w1.windows())
+        assert tuple(wd[5][0].shape) == (3, L) and tuple(w1[5][0].shape) == (1, L)
+        sel = ds.windows('train', channels=('y', 'x'))
+        assert sel.channels == ['y', 'x']
+        np.testing.assert_array_equal(sel.windows(), wd.windows()[:, [2, 1]])
+        with pytest.raises(KeyError, match=r"the file holds: \['accel', 'x', 'y'\]"):
+            ds.windows('train', channels=['z'])
+        with pytest.raises(KeyError, match='one unnamed channel'):
+            one.windows('train', channels=['x'])
+        for snr in SMALL.dataset.snr_db:         # noisy copies: every channel at snr relative to its own RMS
+            clean, noisy = ds['test'].load(), ds.table('test', snr_db=snr).load()
+            got = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2, -1) / np.mean((noisy - clean.astype(np.float64)) ** 2, -1))
+            assert got.shape == (len(clean), 3) and np.abs(got - snr).max() < 0.5, (snr, got.min(), got.max())
+            np.testing.assert_array_equal(noisy[:, 0], one.table('test', snr_db=snr).load())
+        otf = data.OnTheFlyDataset(SMALL, 'val')                           # on-the-fly: the same [C, L] windows
+        assert otf.channels == ['accel', 'x', 'y'] and otf.units == ['m/s^2', 'um', 'um']
+        np.testing.assert_array_equal(otf.windows(), ds.windows('val').windows())
+
+
+def test_multi_channel_file_shape_is_checked(tmp_path, monkeypatch):
+    "A file whose channels attribute disagrees with its signals is refused, naming the expected shape."
+    import shutil
+    from lstm_pfd import data
+    cfg = DataConfig.preset('quick', {'dataset.records_per_class_severity': 1, 'signal.duration_s': 0.5, 'dataset.snr_db': []})
+    monkeypatch.setattr(data, 'generate_batch', _three_channels(data.generate_batch))
+    p = build_dataset(cfg, tmp_path / 'mc.h5', progress=False)
+    q = tmp_path / 'edited.h5'; shutil.copy(p, q)
+    with h5py.File(q, 'r+') as f: f.attrs['channels'], f.attrs['units'] = ['x', 'y'], ['um', 'um']
+    with open_dataset(q) as ds, pytest.raises(DatasetError, match=r'expected \[records, 2 channels, '):
+        ds['train']
+    with h5py.File(q, 'r+') as f: f.attrs['channels'] = ['x', 'x', 'y']
+    with pytest.raises(DatasetError, match='distinct'):
+        open_dataset(q)

@@ -177,3 +177,64 @@ def test_band_energy_loss_classes_outside_the_catalogue(caplog):
     with caplog.at_level('WARNING'):
         bands = loss.bands()
     assert bands[0].shape == (0, 2) and len(bands[1]) == 1 and 'inner_race' in caplog.text
+
+
+@pytest.mark.parametrize('name', ALL)
+def test_four_channel_forward_and_backward(name):
+    "Every model takes `[B, 4, L]` windows: logits `[B, n]`, a finite gradient for every weight and for the input."
+    m = create_model(name, n_classes=5, in_channels=4, seed=0).train()
+    x = (torch.randn(3, 4, 2048) * torch.tensor([1.0, 30.0, 30.0, 0.01])[None, :, None]).requires_grad_()
+    out = m(x)
+    assert out.shape == (3, 5) and torch.isfinite(out).all()
+    torch.nn.functional.cross_entropy(out, torch.tensor([0, 3, 4])).backward()
+    for pname, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), (name, pname)
+    assert all(x.grad[:, c].abs().sum() > 0 for c in range(4)), 'every channel reaches the logits'
+    with pytest.raises(ValueError, match=r'expected windows of shape \[B, 4, L\] \(4 channels\)'):
+        m(torch.randn(3, 1, 2048))
+
+
+@pytest.mark.parametrize('name', ALL)
+def test_four_channel_onnx_parity(name, tmp_path):
+    "A 4-channel model exported by `to_onnx` (its own parity check included) agrees with torch on random, zero and constant windows."
+    pytest.importorskip('onnxruntime'); pytest.importorskip('onnx')
+    import onnxruntime as ort
+    from lstm_pfd.export import to_onnx
+    from lstm_pfd.predict import read_metadata
+    L = 1024
+    m = create_model(name, in_channels=4, seed=0).eval()
+    rep = to_onnx(m, tmp_path / 'm.onnx', window_len=L, fs=2048.0)
+    assert set(rep['diffs']) >= {'all-zero window', 'constant window', 'random batch of 32'}
+    assert rep['max_abs_diff'] < 1e-4 and read_metadata(tmp_path / 'm.onnx')['in_channels'] == 4
+    sess = ort.InferenceSession(str(tmp_path / 'm.onnx'), providers=['CPUExecutionProvider'])
+    assert sess.get_inputs()[0].shape[1:] == [4, L]
+    rng = np.random.default_rng(1)
+    levels = np.array([1.0, 30.0, 30.0, 0.01], np.float32)[None, :, None]     # channels in different units
+    for x in (rng.standard_normal((7, 4, L)).astype(np.float32) * levels, np.zeros((2, 4, L), np.float32),
+              np.full((2, 4, L), 0.7, np.float32) * levels):
+        with torch.no_grad():
+            ref = m(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], ref, rtol=1e-3, atol=1e-4)
+    model_from_config(model_config(m)).load_state_dict(m.state_dict())      # the recorded config rebuilds 4 channels
+
+
+def test_checkpoints_rebuild_the_channel_count(tmp_path):
+    "A checkpoint records in_channels; one written before in_channels existed (no such kwarg) rebuilds a one-channel model."
+    from lstm_pfd.train import load_checkpoint, save_checkpoint
+    m4 = create_model('cnn_lstm', n_classes=3, in_channels=4, seed=0).eval()
+    save_checkpoint(tmp_path / 'four.pt', m4, class_names=list('abc'))
+    back, info = load_checkpoint(tmp_path / 'four.pt')
+    assert back.in_channels == 4 and info['model_kwargs']['in_channels'] == 4
+    x = torch.randn(2, 4, 1024)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), m4(x))
+    m1 = create_model('compact', n_classes=3, seed=0).eval()
+    save_checkpoint(tmp_path / 'old.pt', m1, class_names=list('abc'))
+    ck = torch.load(tmp_path / 'old.pt', weights_only=True)
+    del ck['model_kwargs']['in_channels']                              # as written before the keyword existed
+    torch.save(ck, tmp_path / 'old.pt')
+    old, _ = load_checkpoint(tmp_path / 'old.pt')
+    x = torch.randn(2, 1, 1024)
+    with torch.no_grad():
+        torch.testing.assert_close(old(x), m1(x))
+    assert old.in_channels == 1
