@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +101,29 @@ def figure_png(fig,  # a matplotlib figure
     fig.canvas.draw()
     return _canvas_png(fig.canvas)
 
+# %% ../nbs/08_explorers.ipynb #849e51a6
+def _blit_png(obj,  # an explorer holding its figure in `_fig`
+              key,  # what the static part depends on (limits, titles): a new key redraws it
+              artists,  # the animated artists, drawn over the background
+              axes=(),  # the axes whose static part depends on `key`; (): the whole figure
+             ) -> bytes:
+    "PNG of `obj._fig`: the cached background (redrawn where needed when `key` changed) with `artists` drawn over it."
+    canvas = obj._fig.canvas
+    if axes and not hasattr(obj, '_bg0'):
+        for ax in axes: ax.set_visible(False)
+        canvas.draw()  # the part that never changes (animated artists are left out of a draw)
+        obj._bg0, obj._key = canvas.copy_from_bbox(obj._fig.bbox), object()
+        for ax in axes: ax.set_visible(True)
+    if key != getattr(obj, '_key', None) or not hasattr(obj, '_bg'):
+        if axes:
+            canvas.restore_region(obj._bg0)
+            for ax in axes: ax.draw(canvas.get_renderer())
+        else: canvas.draw()
+        obj._bg, obj._key = canvas.copy_from_bbox(obj._fig.bbox), key
+    else: canvas.restore_region(obj._bg)
+    for a in artists: a.axes.draw_artist(a)
+    return _canvas_png(canvas)
+
 # %% ../nbs/08_explorers.ipynb #0a1c3ad5
 def _envelope(t: np.ndarray, x: np.ndarray, max_points: int = 4000):
     "Min/max envelope of `x` for drawing: at most `max_points` points, same extremes."
@@ -127,6 +151,10 @@ def _nice(v: float) -> float:
     if not v > 0: return 1.0
     e = 10 ** np.floor(np.log10(v))
     return float(next(m * e for m in (1, 2, 5, 10) if m * e >= v * (1 - 1e-12)))
+
+def _keep_limit(old: float | None, v: float, factor: float = 5.0) -> float:
+    "`old` while `v` stays within (`old` / `factor`, `old`], else `_nice(v)`: limits (and the drawn background) change rarely."
+    return old if old and old / factor < v <= old else _nice(v)
 
 # %% ../nbs/08_explorers.ipynb #80c421fe
 _STYLE = {'description_width': '96px'}
@@ -558,7 +586,7 @@ def filters(self: DatasetExplorer) -> dict:
 # %% ../nbs/08_explorers.ipynb #c474b690
 @patch
 def update(self: DatasetExplorer):
-    "Apply the filters: new mask, rows, counts and record list; show the first kept record (or the same one)."
+    "Apply the filters: new mask, rows, counts and record list; show the first kept record (the same one: no redraw)."
     self.table = self.ds[self.split.value]
     self.mask = self.table.select(**self.filters())
     self.rows = np.flatnonzero(self.mask)
@@ -568,6 +596,7 @@ def update(self: DatasetExplorer):
     self.counts_html.value = self._counts_html()
     rows = self.rows[:self.max_options]
     self._set_record_options(rows)
+    if self.record.value is not None and getattr(self, '_shown', None) == (self.split.value, self.record.value): return self
     return self.show(self.record.value)
 
 # %% ../nbs/08_explorers.ipynb #2b335b4f
@@ -595,7 +624,7 @@ def show(self: DatasetExplorer,
          row: int | None,  # row of the current split to open; None: show that no record is kept
         ):
     "Open record `row` of the current split (None: nothing kept by the filters)."
-    self.row = row
+    self.row, self._shown = row, (self.split.value, row)
     if row is None:
         self.x = self.record_meta = self.freqs = self.amp = self.bands = None
         self.title.value, self.meta_html.value, self.image.value = '<i>no record matches the filters</i>', '', b''
@@ -615,18 +644,39 @@ def show(self: DatasetExplorer,
 
 # %% ../nbs/08_explorers.ipynb #a30672a4
 @patch
+def _build_figure(self: DatasetExplorer):
+    from matplotlib.ticker import FuncFormatter, NullLocator
+    fig = self._fig = _figure(self.figsize, self.dpi)
+    self._axw, self._axs = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.2, 1], left=0.07, right=0.98, bottom=0.13,
+                                                                top=0.92, wspace=0.25))
+    self._wave, = self._axw.plot([0, 1], [0, 0], lw=0.5, color='k', animated=True)
+    self._line, = self._axs.loglog([1, 2], [1, 1], lw=0.6, animated=True)
+    for a in (self._axs.xaxis, self._axs.yaxis):  # no minor ticks, plain labels (no mathtext): a faster draw
+        a.set_minor_locator(NullLocator()); a.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))
+    self._spans = []
+    self._axw.set(xlabel='time (s)', ylabel=f"signal ({self.ds.config.signal.units})", title='waveform')
+    self._axs.set(xlabel='frequency (Hz)', ylabel='amplitude', title='spectrum, expected bands shaded')
+    for ax in (self._axw, self._axs): ax.title.set_fontsize(9)
+
+# %% ../nbs/08_explorers.ipynb #6f70288a
+@patch
 def _draw(self: DatasetExplorer):
-    fig, fs = _figure(self.figsize, self.dpi), self.ds.fs
-    axw, axs = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.2, 1], left=0.07, right=0.98, bottom=0.13, top=0.92, wspace=0.25))
+    "New data in the existing artists, limits that change rarely, blitted over the cached background."
+    if not hasattr(self, '_fig'): self._build_figure()
+    fs = self.ds.fs
     t = np.arange(len(self.x), dtype=np.float32) / np.float32(fs)
-    axw.plot(*_envelope(t, self.x, 2000), lw=0.5, color='k')
-    axw.set(xlabel='time (s)', ylabel=f"signal ({self.ds.config.signal.units})", title='waveform', xlim=(0, t[-1]))
+    self._wave.set_data(*_envelope(t, self.x, 2000))
+    span = self._span = _keep_limit(getattr(self, '_span', None), float(np.abs(self.x).max()) * 1.05, 10.0)
     f, a = _log_envelope(self.freqs[1:], self.amp[1:])
-    axs.loglog(f, a, lw=0.6)
-    for lo, hi in self.bands: axs.axvspan(lo, hi, color='C2', alpha=0.3, lw=0)
-    axs.set(xlabel='frequency (Hz)', ylabel='amplitude', title='spectrum, expected bands shaded', xlim=(max(f[0], 0.5), fs / 2))
-    for ax in (axw, axs): ax.title.set_fontsize(9)
-    self.png = self.image.value = figure_png(fig)
+    self._line.set_data(f, a)
+    top = self._top = _keep_limit(getattr(self, '_top', None), max(float(a.max()), 1e-12) * 2, 100.0)
+    for s in self._spans: s.remove()
+    self._spans = [self._axs.axvspan(lo, hi, color='C2', alpha=0.3, lw=0, animated=True) for lo, hi in self.bands]
+    key = (float(t[-1]), span, float(f[0]), top)
+    if key != getattr(self, '_key', None):
+        self._axw.set(xlim=(0, key[0]), ylim=(-span, span))
+        self._axs.set(xlim=(max(key[2], 0.5), fs / 2), ylim=(top * 1e-7, top))
+    self.png = self.image.value = _blit_png(self, key, [self._wave, *self._spans, self._line])
 
 # %% ../nbs/08_explorers.ipynb #dc810632
 @patch
@@ -767,7 +817,8 @@ def _head_names(info: dict, model, ds) -> list[str]:
 class ModelExplorer(_Explorer):
     """Predictions, attributions and the confusion matrix of a model on a dataset split. State: `evaluation`,
     `record_probs`/`record_pred` (per row), `cm`, `cells` ((true, pred) -> rows), `row`, `window_index`,
-    `window_probs`, `probs`, `x`, `target`, `attribution`, `spectral`, `bands`, `alignment`, `png`."""
+    `window_probs`, `probs`, `x`, `target`, `attribution`, `spectral`, `bands`, `alignment`, `pending` (the method
+    being computed in the background, else None), `png`, `timings` (s, of the last update)."""
     def __init__(self,
                  model,  # a registry model or a checkpoint path
                  dataset,  # a dataset file path or an open `DatasetFile`
@@ -779,6 +830,7 @@ class ModelExplorer(_Explorer):
                  n_steps: int = 16,  # integration steps of path attribution methods
                  batch_size: int = 256,  # windows per forward pass when evaluating
                  explainer=None,  # attribution function with `xai.explain`'s signature; None: `xai.explain`
+                 background_methods: tuple | None = None,  # methods computed in a background thread; None: all, (): none
                  figsize=(10, 5.4),  # figure size in inches (width, height)
                  dpi: int = 80,  # figure resolution in dots per inch
                 ):
@@ -789,12 +841,16 @@ class ModelExplorer(_Explorer):
         self.xai = _try_xai()
         self.explainer = explainer or (self.xai.explain if self.xai is not None else None)
         self.n_steps, self.figsize, self.dpi, self.split = int(n_steps), figsize, dpi, split
+        self.pending, self._cache, self._jobs, self._pool = None, {}, {}, None
+        self._lock = threading.RLock()
         self._evaluate(batch_size)
         self._controls(method, target, row)
+        self.background_methods = tuple(self.method.options if background_methods is None else background_methods)
         self._layout()
-        self.update()
+        self.update().wait()  # the first view complete
 
     def close(self):
+        if self._pool is not None: self._pool.shutdown(wait=True)
         if self._owns: self.ds.close()
 
 # %% ../nbs/08_explorers.ipynb #a6470f5d
@@ -888,95 +944,231 @@ def _on_cell_pick(self: ModelExplorer, change):
 # %% ../nbs/08_explorers.ipynb #c1b5625b
 @patch
 def update(self: ModelExplorer):
-    "Recompute predictions and attribution for the current record, window, method and target."
-    row, w = int(self.record.value), int(self.window.value)
-    self.row, self.window_index = row, w
-    self.window_probs, self.probs = self.window_probs_all[row], self.record_probs[row]
-    self.true_label, self.pred_label = int(self.table.labels[row]), int(self.record_pred[row])
-    self.x = self.windows.windows([row * self.wpr + w])[0, 0]
-    self.target = int(self.window_probs[w].argmax()) if self.target_mode.value == 'predicted' else self.true_label
-    meta, name = self.table.meta, self.class_names[self.target]
-    self.speed_hz = float(meta['speed_hz'][row]) if 'speed_hz' in meta else None
-    self.bands = self.control = None
-    if self.speed_hz and name in physics.CATALOGUE:
-        self.bands = expected_bands(name, self.speed_hz, merge=False)
-        self.control = control_bands(name, self.speed_hz, self.ds.fs) if len(self.bands) else np.zeros((0, 2))
-    self._attribute()
-    self._draw()
+    "Predictions and attributions (cached, or being computed) for the current record, window, method and target."
+    with self._lock:
+        t0 = time.perf_counter()
+        row, w = int(self.record.value), int(self.window.value)
+        self.row, self.window_index = row, w
+        self.window_probs, self.probs = self.window_probs_all[row], self.record_probs[row]
+        self.true_label, self.pred_label = int(self.table.labels[row]), int(self.record_pred[row])
+        self.x = self.windows.window(row * self.wpr + w)
+        self.target = int(self._targets(row, self.target_mode.value)[w])
+        meta, name = self.table.meta, self.class_names[self.target]
+        self.speed_hz = float(meta['speed_hz'][row]) if 'speed_hz' in meta else None
+        self.bands = self.control = None
+        if self.speed_hz and name in physics.CATALOGUE:
+            self.bands = expected_bands(name, self.speed_hz, merge=False)
+            self.control = control_bands(name, self.speed_hz, self.ds.fs) if len(self.bands) else np.zeros((0, 2))
+        t1 = time.perf_counter()
+        self._attribute()
+        t2 = time.perf_counter()
+        self._draw()
+        t3 = time.perf_counter()
+        self.timings = dict(window=t1 - t0, attribution=t2 - t1, render=t3 - t2, total=t3 - t0)
+        if self.pending: self._submit((self.pending, row, self.target_mode.value))
     return self
 
 # %% ../nbs/08_explorers.ipynb #6129146e
 @patch
-def _attribute(self: ModelExplorer):
-    self.attribution = self.spectral = self.alignment = None
-    method = self.method.value
-    if method == 'none' or self.explainer is None: return
-    xb = self.x[None, None]
+def _targets(self: ModelExplorer, row: int, mode: str) -> np.ndarray:
+    "Target class of each window of `row`: the class the window ranks first ('predicted') or the record's label ('true')."
+    return self.window_probs_all[row].argmax(1) if mode == 'predicted' else np.full(self.wpr, int(self.table.labels[row]))
+
+# %% ../nbs/08_explorers.ipynb #69d797dd
+@patch
+def _record_windows(self: ModelExplorer, row: int) -> np.ndarray:
+    "The windows of record `row` as `[wpr, 1, L]` float32 (the last record's kept)."
+    if getattr(self, '_rw_row', None) != row:
+        self._rw = np.stack([self.windows.window(row * self.wpr + k) for k in range(self.wpr)])[:, None]
+        self._rw_row = row
+    return self._rw
+
+# %% ../nbs/08_explorers.ipynb #dbd1d591
+@patch
+def _record_attribution(self: ModelExplorer, model, key) -> np.ndarray:
+    "Attributions `[wpr, L]` of every window of a record for `key = (method, row, target mode)`."
+    method, row, mode = key
+    xb, tg = self._record_windows(row), [int(t) for t in self._targets(row, mode)]
     kw = {'n_steps': self.n_steps} if method == 'ig' else {}
     if method == 'shap': kw = dict(background=self._background(), n_background=16, nsamples=32)
-    self.attribution = np.asarray(self.explainer(self.model, xb, method, target=self.target, **kw), np.float32).reshape(-1)
+    return np.asarray(self.explainer(model, xb, method, target=tg, **kw), np.float32).reshape(len(xb), -1)
+
+# %% ../nbs/08_explorers.ipynb #539a54db
+@patch
+def _submit(self: ModelExplorer, key):
+    "Compute `key` (and its Fourier IG) in the worker thread, one job at a time, on a copy of the model; redraw if still shown."
+    if key in self._jobs: return
+    if self._pool is None:
+        import copy
+        from concurrent.futures import ThreadPoolExecutor
+        self._pool, self._worker_model = ThreadPoolExecutor(1, thread_name_prefix='lstm_pfd_xai'), copy.deepcopy(self.model)
+    def work():
+        try:
+            rec = self._record_attribution(self._worker_model, key)
+            if self.xai is not None: self._fourier(self._worker_model, key[1], key[2])
+            self._cache[key] = rec
+        except Exception as e:
+            _log.exception("%s attribution of row %s failed", key[0], key[1])
+            self._cache[key] = e
+        try:
+            with self._lock:
+                if self.pending and (self.method.value, int(self.record.value), self.target_mode.value) == key: self.update()
+        finally: self._jobs.pop(key, None)
+    self._jobs[key] = self._pool.submit(work)
+
+# %% ../nbs/08_explorers.ipynb #767e281c
+@patch
+def wait(self: ModelExplorer,
+         timeout: float | None = None,  # seconds to wait for each pending computation; None: no limit
+        ):
+    "Block until the background attributions are done (and drawn); returns the explorer."
+    for f in list(self._jobs.values()): f.result(timeout)
+    return self
+
+# %% ../nbs/08_explorers.ipynb #24bd835a
+@patch
+def _attribute(self: ModelExplorer):
+    "The current window's attribution, frequency attribution and band alignment from the per-record caches."
+    self.attribution = self.spectral = self.alignment = self.pending = self.error = None
+    method, w = self.method.value, self.window_index
+    if method == 'none' or self.explainer is None: return
+    key = (method, self.row, self.target_mode.value)
+    if key not in self._cache and method in self.background_methods:
+        self.pending = method  # `update` hands it to the worker after drawing
+        return
+    rec = self._cache[key] = self._cache.get(key) if key in self._cache else self._record_attribution(self.model, key)
+    if isinstance(rec, Exception): self.error = f"{method} failed: {rec}"
+    else: self.attribution = rec[w]
     if self.xai is None: return
-    self.spectral = self.xai.frequency_attribution(self.model, xb, self.ds.fs, target=self.target, n_steps=self.n_steps)
+    sp = self._fourier(self.model, self.row, self.target_mode.value)
+    self.spectral = self.xai.SpectralAttribution(sp.freqs, sp.values[w:w + 1], sp.target[w:w + 1],
+                                                 None if sp.gap is None else sp.gap[w:w + 1], sp.method)
     if self.bands is not None: self.alignment = self.xai.band_alignment(self.spectral, bands=self.bands, control=self.control)
+
+# %% ../nbs/08_explorers.ipynb #69c65b96
+@patch
+def _fourier(self: ModelExplorer, model, row: int, mode: str):
+    "Fourier-IG attribution of every window of `row` for the targets of `mode` (cached)."
+    fkey = ('fourier', row, mode)
+    if fkey not in self._cache:
+        tg = [int(t) for t in self._targets(row, mode)]
+        self._cache[fkey] = self.xai.frequency_attribution(model, self._record_windows(row), self.ds.fs, target=tg, n_steps=self.n_steps)
+    return self._cache[fkey]
 
 # %% ../nbs/08_explorers.ipynb #f47c2f0f
 @patch
 def _background(self: ModelExplorer):
-    if not hasattr(self, '_bg'):
+    if not hasattr(self, '_shap_bg'):
         split = 'train' if 'train' in self.ds.splits else self.split
-        self._bg = self.ds.windows(split, window_len=len(self.x), hop_len=len(self.x))
-    return self._bg
+        wl = self.windows.window_len
+        self._shap_bg = self.ds.windows(split, window_len=wl, hop_len=wl, normalize=self.windows.normalize)
+    return self._shap_bg
 
 # %% ../nbs/08_explorers.ipynb #b879d181
 @patch
-def _draw_probs(self: ModelExplorer, axp, axr):
-    names = self.class_names
-    axp.imshow(self.window_probs.T, aspect='auto', cmap='Blues', vmin=0, vmax=1, origin='lower', interpolation='nearest')
-    axp.set(xlabel='window', yticks=range(len(names)), xticks=range(len(self.window_probs)), title='window probabilities')
-    axp.set_yticklabels(names, fontsize=7)
-    axp.axvline(self.window_index, color='C3', lw=1)
-    cols = ['C2' if k == self.true_label else ('C3' if k == self.pred_label else 'C0') for k in range(len(names))]
-    axr.bar(range(len(names)), self.probs, color=cols)
-    axr.set(ylim=(0, 1), ylabel='probability', title='record vote (green: true class, red: wrong prediction)', xticks=range(len(names)))
+def _build_figure(self: ModelExplorer):
+    from matplotlib.ticker import MaxNLocator, NullLocator
+    fig, names, C = _figure(self.figsize, self.dpi), self.class_names, len(self.class_names)
+    self._fig = fig
+    gs = fig.add_gridspec(2, 2, left=0.17, right=0.97, bottom=0.16, top=0.93, hspace=0.8, wspace=0.35)
+    axp, axr, axt, axf = self._axp, self._axr, self._axt, self._axf = [fig.add_subplot(gs[i, j]) for i in (0, 1) for j in (0, 1)]
+    self._pimg = axp.imshow(np.zeros((C, self.wpr)), aspect='auto', cmap='Blues', vmin=0, vmax=1, origin='lower',
+                           interpolation='nearest', extent=(-0.5, self.wpr - 0.5, -0.5, C - 0.5), animated=True)
+    fig.colorbar(self._pimg, ax=axp, pad=0.02, fraction=0.05).set_label('probability', fontsize=7)
+    self._wmark = axp.axvline(0, color='C3', lw=1, animated=True)
+    axp.set(xlabel='window', yticks=range(C), title='window probabilities (softmax per window)')
+    axp.xaxis.set_major_locator(MaxNLocator(10, integer=True)); axp.set_yticklabels(names, fontsize=7)
+    self._bars = axr.bar(range(C), np.zeros(C), animated=True)
+    axr.set(ylim=(0, 1), ylabel='mean window probability', xticks=range(C),
+            title='record vote: predicted = highest (green: true class, red: wrong)')
     axr.set_xticklabels(names, rotation=35, ha='right', fontsize=7)
+    self._aimg = axt.imshow(np.zeros((1, 2)), aspect='auto', cmap='RdBu_r', vmin=-1, vmax=1, alpha=0.8, animated=True)
+    fig.colorbar(self._aimg, ax=axt, pad=0.02, fraction=0.05).set_label('attribution / max |attribution|', fontsize=7)
+    self._xline, = axt.plot([0, 1], [0, 0], 'k', lw=0.4, animated=True)
+    axt.set(xlabel='time (s)', ylabel='signal')
+    self._note = axt.text(0.5, 0.9, '', transform=axt.transAxes, ha='center', va='top', fontsize=9, animated=True,
+                          bbox=dict(facecolor='w', alpha=0.8, lw=0))
+    self._fline, = axf.plot([1, 2], [1, 1], lw=0.8, color='C3', animated=True)
+    self._fzero, self._fspans = axf.axhline(0, color='k', lw=0.4, animated=True), []
+    axf.set_xscale('symlog', linthresh=10); axf.set_xlabel('frequency (Hz)'); axf.xaxis.set_minor_locator(NullLocator())
+    for ax in (axp, axr, axt, axf): ax.title.set_fontsize(8)
 
 # %% ../nbs/08_explorers.ipynb #3c680d60
 @patch
-def _draw_attribution(self: ModelExplorer, axt, axf):
-    names, fs, tname = self.class_names, self.ds.fs, self.class_names[self.target]
-    if self.attribution is not None and self.xai is not None:
-        self.xai.plot_attribution(self.x, self.attribution, fs, ax=axt, title=f'{self.method.value} attribution for {tname!r}')
+def _draw_probs(self: ModelExplorer):
+    self._pimg.set_data(self.window_probs.T)
+    self._pimg.set_extent((-0.5, self.wpr - 0.5, -0.5, len(self.class_names) - 0.5))
+    self._wmark.set_xdata([self.window_index] * 2)
+    for k, (b, p) in enumerate(zip(self._bars, self.probs)):
+        b.set_height(float(p))
+        b.set_color('C2' if k == self.true_label else ('C3' if k == self.pred_label else 'C0'))
+
+# %% ../nbs/08_explorers.ipynb #e85723bc
+@patch
+def _draw_attribution(self: ModelExplorer):
+    fs, a, ax = self.ds.fs, self.attribution, self._axt
+    t = np.arange(len(self.x), dtype=np.float32) / np.float32(fs)
+    span = self._span = _keep_limit(getattr(self, '_span', None), float(np.abs(self.x).max()) * 1.05)
+    self._xline.set_data(*_envelope(t, self.x, 2000))
+    self._aimg.set_visible(a is not None)
+    if a is not None:
+        self._aimg.set_data(a[None] / (float(np.abs(a).max()) or 1.0))
+        self._aimg.set_extent((0, float(t[-1]), -span, span))
+    ax.set(xlim=(0, float(t[-1])), ylim=(-span, span))
+    method = self.method.value
+    ax.set_title('window (no attribution)' if method == 'none' else f'{method} attribution of the target class in time')
+    self._note.set_text(f'computing {method}...' if self.pending else self.error or '')
+
+# %% ../nbs/08_explorers.ipynb #fea62292
+@patch
+def _draw_spectrum(self: ModelExplorer):
+    "Frequency attribution (an attribution method chosen; empty while it is computed), else the amplitude spectrum."
+    ax, sp = self._axf, self.spectral
+    for s in self._fspans: s.remove()
+    attributing = self.method.value != 'none' and self.xai is not None
+    spans = [(b, 'C2', 0.25) for b in (self.bands if self.bands is not None else [])]
+    spans += [(b, '0.5', 0.2) for b in (self.control if self.control is not None and attributing else [])]
+    self._fspans = [ax.axvspan(lo, hi, color=c, alpha=al, lw=0, animated=True) for (lo, hi), c, al in spans]
+    if attributing:
+        f, v = (sp.freqs, sp.values[0]) if sp is not None else (np.zeros(0), np.zeros(0))
+        old = getattr(self, '_flim', None) if ax.get_yscale() == 'linear' else None
+        lim = self._flim = _keep_limit(old, float(np.abs(v).max()) * 1.1) if len(v) else (old or 1.0)
+        if ax.get_yscale() != 'linear': ax.set_yscale('linear')
+        ax.set(ylim=(-lim, lim), ylabel='attribution / bin', title='frequency attribution of the target class (Fourier IG)')
     else:
-        t = (np.arange(len(self.x)) / fs).astype(np.float32)
-        axt.plot(*_envelope(t, self.x, 2000), 'k', lw=0.5)
-        axt.set(xlabel='time (s)', title='window' + ('' if self.method.value == 'none' else ' (attribution unavailable)'))
-    if self.spectral is not None:
-        self.xai.plot_spectrum(self.spectral, self.bands, self.control, ax=axf, title=f'frequency attribution (Fourier IG) for {tname!r}')
-        return
-    f, a = amplitude_spectrum(self.x, fs)
-    axf.loglog(f[1:], a[1:], lw=0.6)
-    for lo, hi in (self.bands if self.bands is not None else []): axf.axvspan(lo, hi, color='C2', alpha=0.3, lw=0)
-    axf.set(xlabel='frequency (Hz)', title=f'spectrum, bands of {tname!r}')
+        f, v = amplitude_spectrum(self.x, self.ds.fs); f, v = f[1:], v[1:]
+        top = self._flim = _keep_limit(getattr(self, '_flim', None) if ax.get_yscale() == 'log' else None, float(v.max()) * 2, 10.0)
+        if ax.get_yscale() != 'log':
+            from matplotlib.ticker import NullLocator
+            ax.set_yscale('log'); ax.yaxis.set_minor_locator(NullLocator())
+        ax.set(ylim=(top * 1e-6, top), ylabel='amplitude', title='amplitude spectrum, bands of the target class')
+    self._fzero.set_visible(attributing)
+    self._fline.set_data(f, v)
+    ax.set_xlim(0, self.ds.fs / 2)
 
 # %% ../nbs/08_explorers.ipynb #070e9573
 @patch
 def _draw(self: ModelExplorer):
-    fig = _figure(self.figsize, self.dpi)
-    gs = fig.add_gridspec(2, 2, left=0.2, right=0.98, bottom=0.16, top=0.95, hspace=0.75, wspace=0.25)
-    axp, axr, axt, axf = (fig.add_subplot(gs[i, j]) for i in (0, 1) for j in (0, 1))
-    self._draw_probs(axp, axr)
-    self._draw_attribution(axt, axf)
-    for ax in (axp, axr, axt, axf): ax.title.set_fontsize(8)
-    self.png = self.image.value = figure_png(fig)
+    "New data in the figure's artists (built once), blitted over the cached background; the title."
+    if not hasattr(self, '_fig'): self._build_figure()
+    self._draw_probs()
+    self._draw_attribution()
+    self._draw_spectrum()
+    at, af = self._axt, self._axf
+    key = (at.get_xlim(), at.get_ylim(), at.get_title(), af.get_xlim(), af.get_ylim(), af.get_yscale(), af.get_title())
+    art = [self._pimg, self._wmark, *self._bars, self._aimg, self._xline, self._note, *self._fspans, self._fzero, self._fline]
+    self.png = self.image.value = _blit_png(self, key, art, axes=(at, af))
     self.title.value = self._title_html()
 
 # %% ../nbs/08_explorers.ipynb #da44a8b0
 @patch
 def _title_html(self: ModelExplorer) -> str:
     names, al = self.class_names, self.alignment
+    why = 'the class this window ranks first' if self.target_mode.value == 'predicted' else "the record's label"
     s = (f"<b>row {self.row}</b> (record {self.table.record_index[self.row]}): true <b>{names[self.true_label]}</b>, "
-         f"predicted <b>{names[self.pred_label]}</b> (p={self.probs[self.pred_label]:.2f}); window {self.window_index}, "
-         f"target {names[self.target]!r}")
+         f"predicted <b>{names[self.pred_label]}</b> (record vote, mean window probability {self.probs[self.pred_label]:.2f}); "
+         f"window {self.window_index}; attribution target {names[self.target]!r} ({why})")
+    if self.pending: s += f"; <i>computing {self.pending}...</i>"
     if al and np.isfinite(al['alignment']):
         s += f"; band alignment {al['alignment']:.2f} (expected {al['expected']:.2f}, control {al['control']:.2f}; chance 0.5)"
     return s
@@ -1031,7 +1223,7 @@ class RobustnessExplorer(_Explorer):
         self.window_len, self.hop_len = wl, (self.cfg.hop_len if wl == self.cfg.window_len else wl)
         self.class_names = _head_names(self.checkpoint_info, self.model, self.ds)
         self.normalize = self.checkpoint_info.get('normalize')
-        self.auto, self.results, self._signals_cache = auto, [], {}
+        self.auto, self.results, self._signals_cache, self._evaluations = auto, [], {}, {}
         self._controls(snr_db, noise_seed)
         self.update()
 
@@ -1092,9 +1284,13 @@ def update(self: RobustnessExplorer):
     self.snr_db = None if self.clean.value else float(self.snr.value)
     self.X_clean = self.signals(self.layers)
     self.X = self.X_clean if self.snr_db is None else add_snr_noise(self.X_clean, self.snr_db, _fresh_seeds(t.seed[self.rows], self.noise_seed.value))
-    wds = WindowDataset(self.X, t.labels[self.rows], t.record_index[self.rows], window_len=self.window_len, hop_len=self.hop_len,
-                        normalize=self.normalize, class_names=self.class_names)
-    self.evaluation = ev = T.evaluate(self.model, wds, batch_size=self.batch_size, class_names=self.class_names)
+    key = (self.layers, self.snr_db, int(self.noise_seed.value))
+    if key not in self._evaluations:  # the same noise again: the same evaluation
+        wds = WindowDataset(self.X, t.labels[self.rows], t.record_index[self.rows], window_len=self.window_len,
+                            hop_len=self.hop_len, normalize=self.normalize, class_names=self.class_names)
+        if len(self._evaluations) >= 64: self._evaluations.clear()
+        self._evaluations[key] = T.evaluate(self.model, wds, batch_size=self.batch_size, class_names=self.class_names)
+    self.evaluation = ev = self._evaluations[key]
     self.accuracy = {'window': ev.window_acc, 'record': ev.record_acc, 'macro_f1': ev.macro_f1('record')}
     self.results.append(dict(snr_db=self.snr_db, layers=self.layers, noise_seed=int(self.noise_seed.value), window_acc=ev.window_acc,
                              record_acc=ev.record_acc, macro_f1=self.accuracy['macro_f1'], n_records=len(self.rows)))
@@ -1122,22 +1318,36 @@ def sweep(self: RobustnessExplorer,
 
 # %% ../nbs/08_explorers.ipynb #0bb25ae4
 @patch
-def _draw(self: RobustnessExplorer):
-    fig = _figure(self.figsize, self.dpi)
+def _build_figure(self: RobustnessExplorer):
+    fig = self._fig = _figure(self.figsize, self.dpi)
     axc, axr = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1, 1.3], left=0.07, right=0.98, bottom=0.36, top=0.9, wspace=0.2))
-    same = [r for r in self.results if r['layers'] == self.layers]
-    noisy = sorted({r['snr_db']: r for r in same if r['snr_db'] is not None}.values(), key=lambda r: r['snr_db'])
-    for k, lab, col in (('record_acc', 'record', 'C0'), ('window_acc', 'window', 'C1')):
-        if noisy: axc.plot([r['snr_db'] for r in noisy], [r[k] for r in noisy], 'o-', ms=3, color=col, label=lab)
-        clean = [r[k] for r in same if r['snr_db'] is None]
-        if clean: axc.axhline(clean[-1], ls='--', lw=0.8, color=col, label=f'{lab}, no added noise')
-    if self.snr_db is not None: axc.axvline(self.snr_db, color='0.5', lw=0.6)
+    self._curves = {k: axc.plot([], [], 'o-', ms=3, color=c, label=lab, animated=True)[0]
+                    for k, lab, c in (('record_acc', 'record', 'C0'), ('window_acc', 'window', 'C1'))}
+    self._cleans = {k: axc.axhline(np.nan, ls='--', lw=0.8, color=c, label=f'{lab}, no added noise', animated=True)
+                    for k, lab, c in (('record_acc', 'record', 'C0'), ('window_acc', 'window', 'C1'))}
+    self._now = axc.axvline(np.nan, color='0.5', lw=0.6, animated=True)
     axc.axhline(1 / len(self.class_names), color='0.6', ls=':', lw=0.8, label='chance')
-    axc.set(xlabel='SNR (dB)', ylabel='accuracy', ylim=(-0.02, 1.02), title='accuracy vs SNR (current layers)')
-    axc.legend(fontsize=6)
-    rec = self.evaluation.per_class_recall('record')
-    axr.bar(range(len(rec)), np.nan_to_num(rec), color='C0')
-    axr.set(ylim=(0, 1.02), ylabel='recall', title='record recall per class (last run)', xticks=range(len(rec)))
+    axc.set(xlabel='SNR (dB)', ylabel='accuracy', ylim=(-0.02, 1.02), xlim=(self.snr.min - 1, self.snr.max + 1),
+            title='accuracy vs SNR (current layers)')
+    axc.legend(fontsize=6, loc='lower right')
+    C = len(self.class_names)
+    self._bars = axr.bar(range(C), np.zeros(C), color='C0', animated=True)
+    axr.set(ylim=(0, 1.02), ylabel='recall', title='record recall per class (last run)', xticks=range(C))
     axr.set_xticklabels(self.class_names, rotation=35, ha='right', fontsize=7)
     for ax in (axc, axr): ax.title.set_fontsize(9)
-    self.png = self.image.value = figure_png(fig)
+
+# %% ../nbs/08_explorers.ipynb #08872286
+@patch
+def _draw(self: RobustnessExplorer):
+    "New data in the lines and bars (figure built once), blitted over the cached background."
+    if not hasattr(self, '_fig'): self._build_figure()
+    same = [r for r in self.results if r['layers'] == self.layers]
+    noisy = sorted({r['snr_db']: r for r in same if r['snr_db'] is not None}.values(), key=lambda r: r['snr_db'])
+    for k, ln in self._curves.items():
+        ln.set_data([r['snr_db'] for r in noisy], [r[k] for r in noisy])
+        clean = [r[k] for r in same if r['snr_db'] is None]
+        self._cleans[k].set_ydata([clean[-1] if clean else np.nan] * 2)
+    self._now.set_xdata([np.nan if self.snr_db is None else self.snr_db] * 2)
+    for b, v in zip(self._bars, np.nan_to_num(self.evaluation.per_class_recall('record'))): b.set_height(float(v))
+    art = [*self._curves.values(), *self._cleans.values(), self._now, *self._bars]
+    self.png = self.image.value = _blit_png(self, 0, art)
