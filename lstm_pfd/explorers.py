@@ -106,21 +106,25 @@ def _blit_png(obj,  # an explorer holding its figure in `_fig`
               key,  # what the static part depends on (limits, titles): a new key redraws it
               artists,  # the animated artists, drawn over the background
               axes=(),  # the axes whose static part depends on `key`; (): the whole figure
+              keep: int = 16,  # backgrounds kept, one per key (a key seen before costs no drawing)
              ) -> bytes:
-    "PNG of `obj._fig`: the cached background (redrawn where needed when `key` changed) with `artists` drawn over it."
+    "PNG of `obj._fig`: the background of `key` (cached; drawn where needed when new) with `artists` drawn over it."
     canvas = obj._fig.canvas
+    if not hasattr(obj, '_bgs'): obj._bgs = {}
     if axes and not hasattr(obj, '_bg0'):
         for ax in axes: ax.set_visible(False)
         canvas.draw()  # the part that never changes (animated artists are left out of a draw)
-        obj._bg0, obj._key = canvas.copy_from_bbox(obj._fig.bbox), object()
+        obj._bg0 = canvas.copy_from_bbox(obj._fig.bbox)
         for ax in axes: ax.set_visible(True)
-    if key != getattr(obj, '_key', None) or not hasattr(obj, '_bg'):
+    if key not in obj._bgs:
         if axes:
             canvas.restore_region(obj._bg0)
             for ax in axes: ax.draw(canvas.get_renderer())
         else: canvas.draw()
-        obj._bg, obj._key = canvas.copy_from_bbox(obj._fig.bbox), key
-    else: canvas.restore_region(obj._bg)
+        if len(obj._bgs) >= keep: obj._bgs.pop(next(iter(obj._bgs)))
+        obj._bgs[key] = canvas.copy_from_bbox(obj._fig.bbox)
+    else: canvas.restore_region(obj._bgs[key])
+    obj._bg, obj._key = obj._bgs[key], key
     for a in artists: (a.axes or a.figure).draw_artist(a)  # a figure legend has no axes
     return _canvas_png(canvas)
 
@@ -412,7 +416,7 @@ def _build_figure(self: SignalExplorer):
     gs = fig.add_gridspec(2, 2, height_ratios=[1, 1.3], left=0.07, right=0.97, top=0.97, bottom=0.09, hspace=0.45, wspace=0.25)
     self._axw, self._axs, self._axg = fig.add_subplot(gs[0, :]), fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])
     self._wave, = self._axw.plot([0, 1], [0, 0], lw=0.5, color='k', animated=True)
-    self._axw.set(xlabel='time (s)', ylabel='acceleration (m/s$^2$)')
+    self._axw.set(xlabel='time from the window start (s)', ylabel='acceleration (m/s$^2$)')
     self._line, = self._axs.loglog([1, 2], [1, 1], lw=0.6, color='C0', animated=True)
     self._axs.xaxis.set_minor_locator(NullLocator()); self._axs.yaxis.set_minor_locator(NullLocator())  # halves a full redraw
     self._orders = [self._axs.axvline(1, color='0.4', lw=0.6, ls=':', animated=True) for _ in range(4)]
@@ -421,7 +425,7 @@ def _build_figure(self: SignalExplorer):
     self._axs.set(xlabel='frequency (Hz)  [dotted: 0.5X, 1X, 2X, 3X]', ylabel='amplitude (m/s$^2$)', title='spectrum')
     self._img = self._axg.imshow(np.zeros((2, 2)), aspect='auto', origin='lower', cmap='magma', interpolation='nearest',
                                  animated=True)
-    self._axg.set(xlabel='time (s)', title='spectrogram (dB re 1 m/s$^2$)')
+    self._axg.set(xlabel='time from the window start (s)', title='spectrogram (dB re 1 m/s$^2$)')
     fig.colorbar(self._img, ax=self._axg, pad=0.02)
     for ax in (self._axw, self._axs, self._axg): ax.title.set_fontsize(9)
 
@@ -443,39 +447,35 @@ def _spec_axis(self: SignalExplorer):
 # %% ../nbs/08_explorers.ipynb #31273774
 @patch
 def _draw(self: SignalExplorer):
-    "Blitted redraw: axes, ticks and colour bar are redrawn only when a (quantized) limit changes."
+    "Blitted redraw: axes, ticks and colour bar are redrawn only for limits not seen recently (quantized, kept while they fit)."
     if not hasattr(self, '_fig'): self._build_figure()
-    p, fs, m = self.params, self.fs, self.meta
-    self._wave.set_data(*_envelope(self.t, self.view, 2000))
+    p, fs, m, t0 = self.params, self.fs, self.meta, float(self.t[0])
+    self._wave.set_data(*_envelope(self.t - np.float32(t0), self.view, 2000))  # time from the window's start
     self._line.set_data(*_log_envelope(self.freqs[1:], self.amp[1:]))
     for s in self._spans: s.remove()
     self._spans = [self._axs.axvspan(lo, hi, color='C2', alpha=0.3, lw=0, animated=True) for lo, hi in self.bands]
     for ln, k in zip(self._orders, (0.5, 1, 2, 3)): ln.set_xdata([k * m['speed_hz']] * 2)
     self._img.set_data(self.spec_db[self.spec_rows])
     top = max(10.0, 10 ** np.ceil(np.log10(max(float(self.amp[1:].max()), 1e-12) * 2.5)))  # fixed scales compare classes
-    vmax = max(10.0, 10 * np.ceil(float(self.spec_db.max()) / 10))
-    key = ((float(self.t[0]), float(self.t[-1])), _nice(float(np.abs(self.view).max()) * 1.05), (max(float(self.freqs[1]), 0.5), fs / 2),
-           top, (float(self.spec_t[0]), float(self.spec_t[-1])), vmax, p['spec_log'], float(self.spec_freqs[-1]), float(self.spec_freqs[0]))
-    if key != self._key: self._redraw_axes(key)
-    else: self._fig.canvas.restore_region(self._bg)
-    self._axg.draw_artist(self._img)
-    for a in (self._wave, self._line, *self._spans, *self._orders): a.axes.draw_artist(a)
-    self.png = self.image.value = _canvas_png(self._fig.canvas)
+    vmax, old = max(10.0, 10 * np.ceil(float(self.spec_db.max()) / 10)), getattr(self, '_key', None)
+    if old and old[5] - 30 < vmax <= old[5]: vmax = old[5]   # the colour scale stays while the record fits it
+    span = _keep_limit(old[1] if old else None, float(np.abs(self.view).max()) * 1.05)
+    key = (float(self.t[-1]) - t0, span, (max(float(self.freqs[1]), 0.5), fs / 2), top,
+           (float(self.spec_t[0]) - t0, float(self.spec_t[-1]) - t0), vmax, p['spec_log'], float(self.spec_freqs[-1]), float(self.spec_freqs[0]))
+    if key != old: self._set_limits(key)
+    self.png = self.image.value = _blit_png(self, key, [self._img, self._wave, self._line, *self._spans, *self._orders])
     self.title.value, self.info.value = self._title_html(), self._info_html()
 
 # %% ../nbs/08_explorers.ipynb #73013c57
 @patch
-def _redraw_axes(self: SignalExplorer, key):
-    "New limits: set them, draw everything but the animated artists, cache that background."
-    self._axw.set(xlim=key[0], ylim=(-key[1], key[1]))
+def _set_limits(self: SignalExplorer, key):
+    "The limits of `key` (the blit draws or restores the background that goes with them)."
+    self._axw.set(xlim=(0, key[0]), ylim=(-key[1], key[1]))
     self._axs.set(xlim=key[2], ylim=(key[3] * 1e-6, key[3]))
     lo, hi = self._spec_axis()
     self._axg.set(xlim=key[4])
-    self._img.set_extent((self.spec_t[0], self.spec_t[-1], lo, hi))
+    self._img.set_extent((key[4][0], key[4][1], lo, hi))
     self._img.set_clim(key[5] - 90, key[5])
-    canvas = self._fig.canvas
-    canvas.draw()
-    self._bg, self._key = canvas.copy_from_bbox(self._fig.bbox), key
 
 # %% ../nbs/08_explorers.ipynb #b51d282a
 @patch
@@ -1070,7 +1070,7 @@ def _build_figure(self: ModelExplorer):
     from matplotlib.ticker import MaxNLocator, NullLocator
     fig, names, C = _figure(self.figsize, self.dpi), self.class_names, len(self.class_names)
     self._fig = fig
-    gs = fig.add_gridspec(2, 2, left=0.17, right=0.97, bottom=0.16, top=0.93, hspace=0.8, wspace=0.35)
+    gs = fig.add_gridspec(2, 2, left=0.17, right=0.97, bottom=0.16, top=0.93, hspace=0.8, wspace=0.45)
     axp, axr, axt, axf = self._axp, self._axr, self._axt, self._axf = [fig.add_subplot(gs[i, j]) for i in (0, 1) for j in (0, 1)]
     self._pimg = axp.imshow(np.zeros((C, self.wpr)), aspect='auto', cmap='Blues', vmin=0, vmax=1, origin='lower',
                            interpolation='nearest', extent=(-0.5, self.wpr - 0.5, -0.5, C - 0.5), animated=True)
@@ -1083,7 +1083,7 @@ def _build_figure(self: ModelExplorer):
             title='record vote: predicted = highest (green: true class, red: wrong)')
     axr.set_xticklabels(names, rotation=35, ha='right', fontsize=7)
     self._aimg = axt.imshow(np.zeros((1, 2)), aspect='auto', cmap='RdBu_r', vmin=-1, vmax=1, alpha=0.8, animated=True)
-    fig.colorbar(self._aimg, ax=axt, pad=0.02, fraction=0.05).set_label('attribution / max |attribution|', fontsize=7)
+    fig.colorbar(self._aimg, ax=axt, pad=0.02, fraction=0.05).set_label('attribution / max', fontsize=7)
     self._xline, = axt.plot([0, 1], [0, 0], 'k', lw=0.4, animated=True)
     axt.set(xlabel='time (s)', ylabel='signal')
     self._note = axt.text(0.5, 0.9, '', transform=axt.transAxes, ha='center', va='top', fontsize=9, animated=True,
@@ -1116,7 +1116,7 @@ def _draw_attribution(self: ModelExplorer):
         self._aimg.set_extent((0, float(t[-1]), -span, span))
     ax.set(xlim=(0, float(t[-1])), ylim=(-span, span))
     method = self.method.value
-    ax.set_title('window (no attribution)' if method == 'none' else f'{method} attribution of the target class in time')
+    ax.title.set_text('window (no attribution)' if method == 'none' else f'{method} attribution of the target class in time')
     self._note.set_text(f'computing {method}...' if self.pending else self.error or '')
 
 # %% ../nbs/08_explorers.ipynb #fea62292
@@ -1134,14 +1134,16 @@ def _draw_spectrum(self: ModelExplorer):
         old = getattr(self, '_flim', None) if ax.get_yscale() == 'linear' else None
         lim = self._flim = _keep_limit(old, float(np.abs(v).max()) * 1.1) if len(v) else (old or 1.0)
         if ax.get_yscale() != 'linear': ax.set_yscale('linear')
-        ax.set(ylim=(-lim, lim), ylabel='attribution / bin', title='frequency attribution of the target class (Fourier IG)')
+        ax.set(ylim=(-lim, lim), ylabel='attribution / bin')
+        ax.title.set_text('frequency attribution of the target (Fourier IG)')
     else:
         f, v = amplitude_spectrum(self.x, self.ds.fs); f, v = f[1:], v[1:]
         top = self._flim = _keep_limit(getattr(self, '_flim', None) if ax.get_yscale() == 'log' else None, float(v.max()) * 2, 10.0)
         if ax.get_yscale() != 'log':
             from matplotlib.ticker import NullLocator
             ax.set_yscale('log'); ax.yaxis.set_minor_locator(NullLocator())
-        ax.set(ylim=(top * 1e-6, top), ylabel='amplitude', title='amplitude spectrum, bands of the target class')
+        ax.set(ylim=(top * 1e-6, top), ylabel='amplitude')
+        ax.title.set_text('amplitude spectrum, bands of the target class')
     self._fzero.set_visible(attributing)
     self._fline.set_data(f, v)
     ax.set_xlim(0, self.ds.fs / 2)
