@@ -7,7 +7,8 @@ Default: starts JupyterLab (this interpreter, a temporary Jupyter home, 127.0.0.
 that builds a small `quick` dataset, a compact model trained one epoch, three short runs, and shows
 SignalExplorer, DatasetExplorer, ModelExplorer, RobustnessExplorer and RunsExplorer; then drives each control
 from headless Chromium (playwright with /usr/bin/chromium, never `playwright install`) and times, in the page,
-from the user's input event to the new PNG in the explorer's image (`first`); ModelExplorer's attributions are
+from the user's input event to the new PNG in the explorer's image, or to its new title or side panel when the
+plot stays the same (`first`); ModelExplorer's attributions are
 computed in a background thread, so for its controls the time to the image with the attribution (`final`) is
 given too. `--inprocess` sets each control's `.value` in this process and times the update (wall and CPU time),
 which is less sensitive to other load on the machine. Prints the median per explorer and control, and the load
@@ -79,7 +80,7 @@ ACTIONS = [
     ('ModelExplorer', 'XAI (ig, occlusion, gradcam, shap)', 'select', 'XAI', ['ig', 'occlusion', 'gradcam', 'shap', 'none']),
     ('ModelExplorer', 'record, with ig', 'select', 'record', None),
     ('ModelExplorer', 'target', 'toggle', 'target', ['true', 'predicted']),
-    ('RobustnessExplorer', 'SNR', 'slider', 'SNR (dB)', [0.3, 0.5, 0.7, 0.2, 0.6, 0.4]),
+    ('RobustnessExplorer', 'SNR', 'slider', 'SNR (dB)', ['ArrowRight']),   # a new SNR each time (no cached evaluation)
     ('RobustnessExplorer', 'noise seed', 'text', 'noise seed', [1, 2, 3, 4, 5, 6]),
     ('RobustnessExplorer', 'noise layer', 'checkbox', 'pink', None),
     ('RunsExplorer', 'runs', 'multi', 'runs', [[0, 1], [1, 2], [0, 2], [0, 1, 2], [2]]),
@@ -94,6 +95,9 @@ ARM = """out => {
   if (window.__obs) window.__obs.disconnect();
   window.__obs = new MutationObserver(() => window.__changes.push(performance.now()));
   window.__obs.observe(img, {attributes: true, attributeFilter: ['src']});
+  // a control that leaves the plot as it was (the same PNG) still changes the title or the side panel
+  for (const h of out.querySelectorAll('.widget-html-content'))
+    window.__obs.observe(h, {childList: true, characterData: true, subtree: true});
   if (!window.__listening) {
     window.__listening = true;
     for (const ev of ['pointerdown', 'mousedown', 'keydown', 'input', 'change', 'click'])
@@ -227,11 +231,11 @@ def _act(page, out, kind: str, label: str, values, i: int):
         inp = c.locator('input')
         inp.fill(str(values[i % len(values)]))
         return lambda: inp.press('Enter')
-    if kind == 'slider':
-        base = c.locator('.noUi-base, .noUi-target').first
-        box = base.bounding_box()
-        f = values[i % len(values)]
-        return lambda: page.mouse.click(box['x'] + f * box['width'], box['y'] + box['height'] / 2)
+    if kind == 'slider':  # the keyboard moves the (first) handle one step, as a user's arrow key does
+        handle = c.locator('.noUi-handle').first
+        handle.focus()
+        key = values[i % len(values)] if values and isinstance(values[0], str) else ('ArrowRight' if i % 6 < 3 else 'ArrowLeft')
+        return lambda: handle.press(key)
     if kind == 'checkbox': return lambda: c.locator('input').click()
     if kind == 'multi':
         sel = c.locator('select')
@@ -258,12 +262,16 @@ def run_lab(repeat: int, shots: Path | None) -> list[dict]:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=['--headless', '--no-sandbox', '--disable-gpu'])
             page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            page.set_default_timeout(10_000)
             page.goto(f'{url}/lab/tree/bench.ipynb')
+            page.wait_for_selector(f'.jp-Toolbar-kernelName:has-text("lstm_pfd bench")', timeout=120_000)
             page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=120_000)
             try: page.locator('.jp-Dialog .jp-mod-accept').first.click(timeout=1000)
             except Exception: pass
             page.locator('.lm-MenuBar-itemLabel', has_text='Run').first.click()
             page.locator('.lm-Menu-itemLabel', has_text='Run All Cells').first.click()
+            try: page.locator('.jp-Dialog .jp-mod-accept').first.click(timeout=1000)
+            except Exception: pass
             page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets img')]"
                                    ".filter(i => i.naturalWidth > 0).length >= 5", timeout=300_000)
             page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=120_000)
@@ -275,11 +283,15 @@ def run_lab(repeat: int, shots: Path | None) -> list[dict]:
                 if control == 'record, with ig': _act(page, out, 'select', 'XAI', ['ig'], 0)(); page.wait_for_timeout(3000)
                 first, final = [], []
                 for i in range(repeat):
-                    do = _act(page, out, kind, label, values, i)
-                    out.evaluate(ARM)
-                    do()
-                    try: page.wait_for_function("() => window.__changes.length > 0", timeout=30_000)
-                    except Exception: continue
+                    try:
+                        do = _act(page, out, kind, label, values, i)
+                        out.evaluate(ARM)
+                        do()
+                        page.wait_for_function("() => window.__changes.length > 0", timeout=15_000)
+                    except Exception as e:  # no new image: say so, keep a screenshot, go on
+                        print(f"  {name} {control}: no new image ({type(e).__name__})", flush=True)
+                        if shots: shots.mkdir(parents=True, exist_ok=True); page.screenshot(path=str(shots / f'failed_{name}_{i}.png'))
+                        continue
                     page.wait_for_timeout(int(1000 * SETTLE_S.get(name, 0.25)))
                     t0, ch = page.evaluate("() => [window.__t0, window.__changes]")
                     if t0 is None: continue

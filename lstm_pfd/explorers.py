@@ -1367,7 +1367,7 @@ class RunsExplorer(_Explorer):
                  run_ids=None,  # runs shown first; None: the first two of the table
                  condition: str | None = None,  # evaluation condition shown first; None: 'clean' when present
                  level: str = 'record',  # 'record' or 'window'
-                 figsize=(11, 7),  # figure size in inches (width, height)
+                 figsize=(8, 8.6),  # figure size in inches (width, height)
                  dpi: int = 80,  # figure resolution in dots per inch
                 ):
         from lstm_pfd.experiments import runs
@@ -1446,22 +1446,21 @@ def _build(self: RunsExplorer, n: int, names, animated: bool):
     "A figure for `n` runs and the classes `names`; returns it with its axes in `fig._ax`."
     from matplotlib.ticker import MaxNLocator
     fig, C = _figure(self.figsize, self.dpi), len(names)
-    gs = fig.add_gridspec(2, max(n, 3), height_ratios=[1, 1.05], left=0.06, right=0.93, top=0.86, bottom=0.08,
-                          hspace=0.45, wspace=0.5)
-    top = gs[0, :].subgridspec(1, 3, width_ratios=[1, 1, 1.25], wspace=0.55)
-    axl, axa, axr = (fig.add_subplot(top[0, i]) for i in range(3))
+    gs = fig.add_gridspec(3, 1, height_ratios=[1, 1.25, 1.05], left=0.09, right=0.9, top=0.88, bottom=0.07, hspace=0.5)
+    axl, axa = (fig.add_subplot(gs[0].subgridspec(1, 2, wspace=0.3)[0, i]) for i in range(2))
+    axr = fig.add_subplot(gs[1].subgridspec(1, 2, width_ratios=[0.25, 0.75])[0, 1])
     axl.set(xlabel='epoch', ylabel='loss', title='loss (dashed: train, solid: val)')
-    axa.set(xlabel='epoch', ylabel='accuracy', ylim=(0, 1.02), title='validation accuracy (dotted: record)')
+    axa.set(xlabel='epoch', ylabel='accuracy', ylim=(0, 1.02), title='val. accuracy (dotted: record level)')
     for ax in (axl, axa): ax.xaxis.set_major_locator(MaxNLocator(6, integer=True, min_n_ticks=1))
     axr.set(xlim=(0, 1.02), xlabel='recall', title='per-class recall', yticks=range(C), ylim=(C - 0.5, -0.5))
-    axr.set_yticklabels([f'{k} {nm}' for k, nm in enumerate(names)], fontsize=8)  # the matrices' class numbers
-    axc = [fig.add_subplot(gs[1, i]) for i in range(n)]
+    axr.set_yticklabels([f'{k} {nm}' for k, nm in enumerate(names)])  # the matrices' class numbers
+    row = gs[2].subgridspec(1, max(n, 3), wspace=0.35)
+    axc = [fig.add_subplot(row[0, i]) for i in range(n)]
     for i, ax in enumerate(axc):
-        img = ax.imshow(np.zeros((C, C)), cmap='Blues', vmin=0, vmax=1, animated=animated)
-        ax.set(xticks=range(C), yticks=range(C), xlabel='predicted class')
-        ax.tick_params(labelsize=7)
+        ax.imshow(np.zeros((C, C)), cmap='Blues', vmin=0, vmax=1, animated=animated)
+        ax.set(xticks=range(0, C, 2), yticks=range(0, C, 2), xlabel='predicted class')
         if i == 0: ax.set_ylabel('true class')
-    if n: fig.colorbar(axc[0].images[0], cax=fig.add_axes([0.945, 0.08, 0.012, 0.33])).set_label('fraction of the true class', fontsize=8)
+    if n: fig.colorbar(axc[0].images[0], cax=fig.add_axes([0.92, 0.07, 0.015, 0.22])).set_label('fraction of true class', fontsize=8)
     for ax in (axl, axa, axr, *axc): ax.title.set_fontsize(9); ax.tick_params(labelsize=8)
     fig._ax = dict(loss=axl, acc=axa, recall=axr, cm=axc)
     return fig
@@ -1481,7 +1480,7 @@ def _fill(self: RunsExplorer, fig, animated: bool) -> tuple[list, list]:
         new += list(ax['recall'].barh(np.arange(C) - 0.4 + h * (i + 0.5), np.nan_to_num(self.recall[i]), height=h, color=col,
                                       animated=animated))
         ax['cm'][i].images[0].set_data(self.confusions[i])
-        new.append(ax['cm'][i].text(0.5, 1.04, f'run {i + 1}: {self.level} accuracy {self.accuracy[i]:.3f}', ha='center',
+        new.append(ax['cm'][i].text(0.5, 1.04, f'run {i + 1}: acc. {self.accuracy[i]:.3f}', ha='center',
                                     transform=ax['cm'][i].transAxes, fontsize=9, color=col, animated=animated))
     leg = fig.legend([Patch(color=f'C{i}') for i in range(n)], [f'run {i + 1}: {r}' for i, r in enumerate(self.run_ids)],
                      loc='upper center', ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.995))
