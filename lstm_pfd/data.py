@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'TRACKS', 'TRACK_FRACTIONS', 'MAX_RESAMPLE_TERM', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise',
            'checksum', 'build_dataset', 'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'fleet_tracks',
-           'OnTheFlyDataset', 'read_recording', 'load_recording', 'leave_one_group_out', 'resample_ratio', 'resample',
-           'import_recordings']
+           'OnTheFlyDataset', 'read_recording', 'load_recording', 'Recording', 'read_channels', 'leave_one_group_out',
+           'resample_ratio', 'resample', 'import_recordings']
 
 # %% ../nbs/03_data.ipynb #c7bd6324
 class DatasetError(ValueError):
@@ -1072,6 +1072,135 @@ def _import_config(cfg: DataConfig, target_fs, record_s) -> DataConfig:
     except ConfigError as e: raise ConfigError(f"record_s/target_fs ({e.field})", e.value, e.allowed) from None
 
 
+# %% ../nbs/03_data.ipynb #mc210d16
+import re
+
+@dataclass(frozen=True)
+class Recording:
+    "A multi-channel recording: float32 samples `[C, N]` with named channels, their units and the sampling rate."
+    x: np.ndarray            # float32 samples, `[C, N]`
+    channels: tuple          # channel names, one per row
+    units: tuple             # unit of each channel ('as recorded' where nothing says)
+    fs: float | None = None  # sampling rate, Hz; None: not stated
+
+    def __post_init__(self):
+        x = self.x
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype != np.float32: raise ValueError(f"x: expected float32 samples [C, N], got {getattr(x, 'shape', type(x))}")
+        ch, un = tuple(str(c) for c in self.channels), tuple(str(u) for u in self.units)
+        if len(ch) != len(x) or len(set(ch)) != len(ch) or not all(c.strip() for c in ch):
+            raise ValueError(f"channels: got {list(ch)[:12]}; allowed: {len(x)} distinct non-empty names, one per row of x")
+        if len(un) != len(ch): raise ValueError(f"units: got {len(un)} units for {len(ch)} channels; allowed: one per channel")
+        if self.fs is not None and not (math.isfinite(self.fs) and self.fs > 0): raise ValueError(f"fs: got {self.fs!r}; allowed: a rate in Hz > 0, or None")
+        object.__setattr__(self, 'channels', ch); object.__setattr__(self, 'units', un)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.channels: raise KeyError(f"no channel {name!r}; channels: {list(self.channels)}")
+        return self.x[self.channels.index(name)]
+
+    @property
+    def meta(self) -> dict:
+        "Channel names, units (lists, in row order) and rate, as in `signals.generate`'s metadata."
+        return {'channels': list(self.channels), 'units': list(self.units), 'fs': self.fs}
+
+    def resample(self, target_fs: float, fs: float | None = None) -> 'Recording':
+        "All channels resampled together to `target_fs` (from `fs`, default the recording's own rate); names and units kept."
+        fs = self.fs if fs is None else fs
+        if fs is None: raise ValueError("fs: this recording states no sampling rate; pass fs= (Hz)")
+        m = self.x.mean(axis=1, keepdims=True, dtype=np.float64)   # a probe's gap or a keyphasor's -10 V would ring at the ends
+        return Recording((resample(self.x - m, fs, target_fs) + m).astype(np.float32), self.channels, self.units, float(target_fs))
+
+# %% ../nbs/03_data.ipynb #mc9e372e
+_UNIT_IN_LABEL = re.compile(r'^(.*?)\s*[\[(]\s*([^\[\]()]+?)\s*[\])]\s*$')  # 'x [um]' or 'x (um)'
+
+def _name_unit(label) -> tuple[str, str | None]:
+    "A channel label split into its name and the unit written after it in brackets (None: no unit)."
+    m = _UNIT_IN_LABEL.match(str(label).strip())
+    return (m.group(1), m.group(2)) if m and m.group(1) else (str(label).strip(), None)
+
+def _delimited_labels(path: Path) -> list:
+    "Header cells of a delimited file (same delimiter rule as `_read_delimited`), or column indices when it has no header."
+    with open(path, newline='') as fh: first = fh.readline(1 << 16)
+    delim = {'.csv': ',', '.tsv': '\t'}.get(path.suffix.lower()) or (',' if ',' in first else None)
+    cells = [c.strip() for c in (first.split(delim) if delim else first.split())]
+    def num(c):
+        try: float(c); return True
+        except ValueError: return False
+    return list(range(len(cells))) if all(num(c) for c in cells if c) else cells
+
+def _tree_labels(path: Path, key, fs_key) -> tuple[list, bool]:
+    "Channel entries of a .mat/.h5 file: (dotted names under `key`, False), or (column indices of a 2-D `key` entry, True)."
+    def shapes_of(leaves): return {k: tuple(s for s in np.shape(v) if s != 1) for k, v in leaves.items() if not isinstance(v, str)}, sorted(leaves)
+    if path.suffix.lower() == '.mat' and not h5py.is_hdf5(path): shapes, listing = shapes_of(_read_mat5(path))
+    else:
+        with h5py.File(path, 'r') as f: shapes, listing = shapes_of(_h5_leaves(f))   # h5py datasets: shapes only, nothing read
+    k0 = None if key is None else str(key).replace('/', '.')
+    if k0 in shapes and len(shapes[k0]) == 2: return list(range(min(shapes[k0]))), True
+    pre = '' if key is None else k0 + '.'
+    cand = {k: s[0] for k, s in shapes.items() if k.startswith(pre) and k != fs_key and len(s) == 1}
+    if not cand: raise ValueError(f"{path.name}: no 1-D numeric entries under {key!r}; it holds: {listing[:20]}")
+    n = max(set(cand.values()), key=list(cand.values()).count)
+    return [k[len(pre):] for k, s in cand.items() if s == n], False
+
+# %% ../nbs/03_data.ipynb #mc576575
+def _pick_channels(labels: list, channels) -> list:
+    "The labels `channels` selects (by name, name without its unit, or index), in that order; all when None."
+    if channels is None: return list(labels)
+    names = [_name_unit(l)[0] for l in labels]
+    out = []
+    for c in ([channels] if isinstance(channels, (str, int, np.integer)) else list(channels)):
+        if isinstance(c, str) and c in labels: out.append(c)
+        elif isinstance(c, str) and c in names: out.append(labels[names.index(c)])
+        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool) and -len(labels) <= c < len(labels): out.append(labels[c])
+        else: raise KeyError(f"no channel {c!r}; the file holds: {labels[:20]}")
+    if len(set(map(str, out))) != len(out): raise ValueError(f"channels: {channels!r} names a channel twice")
+    return out
+
+def _channel_units(names: list, parsed: list, units) -> list:
+    "One unit per channel: `units` (one for all, a sequence, or a dict by name) over the units the file states, else 'as recorded'."
+    if units is None: return [u or 'as recorded' for u in parsed]
+    if isinstance(units, str): return [units] * len(names)
+    if isinstance(units, dict):
+        bad = [k for k in units if k not in names]
+        if bad: raise KeyError(f"units for {bad}: no such channel; channels: {names}")
+        return [str(units.get(n, p or 'as recorded')) for n, p in zip(names, parsed)]
+    units = [str(u) for u in units]
+    if len(units) != len(names): raise ValueError(f"units: {len(units)} units for {len(names)} channels {names}")
+    return units
+
+# %% ../nbs/03_data.ipynb #mc0c26d0
+def read_channels(path,                        # .npy, .csv/.tsv/.txt, .wav, .mat or .h5/.hdf5 file
+                  channels=None,               # channels to read, in order: names (header, entry) or indices; None: all
+                  *,
+                  names=None,                  # names to give them (default: the file's, else '0', '1', ...)
+                  units=None,                  # unit(s): one for all, one per channel, or {name: unit}; default: the file's, else 'as recorded'
+                  key: str | None = None,      # .mat/.h5: the struct/group holding the channels, or one 2-D entry
+                  fs_key: str | None = None,   # .mat/.h5: the entry holding the sampling rate
+                 )->Recording:
+    "A multi-channel recording file as a `Recording` (float32 `[C, N]`, named channels, units, rate where stated)."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"no recording at {path}")
+    ext = path.suffix.lower()
+    if ext not in _RECORDING_EXTS: raise ValueError(f"unsupported recording format {ext!r}: use one of {', '.join(_RECORDING_EXTS)}")
+    by_key = False
+    if ext in ('.csv', '.tsv', '.txt'): labels = _delimited_labels(path)
+    elif ext in ('.mat', '.h5', '.hdf5'): labels, matrix = _tree_labels(path, key, fs_key); by_key = not matrix
+    else:                                                           # .npy (its header only) or .wav: numbered columns
+        shape = np.load(path, mmap_mode='r', allow_pickle=False).shape if ext == '.npy' else _read_wav(path)[0].shape
+        labels = list(range(1 if len(shape) == 1 else min(shape)))
+    picked = _pick_channels(labels, channels)
+    pre = '' if key is None else str(key).replace('/', '.') + '.'
+    xs, fs = [], None
+    for c in picked:
+        if ext in ('.npy', '.wav'): x, f = read_recording(path, column=None if len(shape) == 1 else c)
+        elif by_key: x, f = read_recording(path, key=pre + c, fs_key=fs_key)
+        else: x, f = read_recording(path, key=key, column=c, fs_key=fs_key if ext in ('.mat', '.h5', '.hdf5') else None)
+        xs.append(x); fs = f if fs is None else fs
+    if len({len(x) for x in xs}) != 1: raise ValueError(f"{path.name}: channels {picked} have different lengths {[len(x) for x in xs]}")
+    parsed = [_name_unit(c) if isinstance(c, str) else (str(c), None) for c in picked]
+    nm = [p[0] for p in parsed] if names is None else [str(n) for n in names]
+    if len(nm) != len(picked): raise ValueError(f"names: {len(nm)} names for {len(picked)} channels")
+    return Recording(np.stack(xs), tuple(nm), tuple(_channel_units(nm, [p[1] for p in parsed], units)), fs)
+
 # %% ../nbs/03_data.ipynb #413e1b89
 def _import_labels(labels: Sequence, class_names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
     "Integer labels and the class names of an import (see above)."
@@ -1280,8 +1409,26 @@ def _load_recordings(recordings, ids, fss, progress: bool, **kw) -> tuple[list, 
         segs.append(x)
     return segs, ofs
 
+# %% ../nbs/03_data.ipynb #mc3f4085
+def _from_recordings(recordings, fss: list, column, units) -> tuple[list, list, str | None]:
+    "`Recording` inputs replaced by one channel (`column`: a name or index; the only one by default), their rate and unit used."
+    if not any(isinstance(r, Recording) for r in recordings): return recordings, fss, units
+    out, fss, seen = list(recordings), list(fss), set()
+    for i, r in enumerate(out):
+        if not isinstance(r, Recording): continue
+        if column is None and len(r.channels) > 1: raise ValueError(f"recording {i} holds channels {list(r.channels)}: pass column= (a channel name) to import one")
+        j = 0 if column is None else _pick_channels(list(r.channels), [column])[0]
+        j = r.channels.index(j) if isinstance(j, str) else j
+        out[i], unit = r.x[j], r.units[j]
+        seen.add(unit)
+        if fss[i] is None: fss[i] = r.fs
+        elif r.fs is not None and not math.isclose(fss[i], r.fs): log.warning("recording %d: the given rate %g Hz overrides its own %g Hz", i, fss[i], r.fs)
+    if units is None and len(seen) > 1: raise ValueError(f"the imported channels have different units {sorted(seen)}: convert them, or pass units=")
+    if units is None and all(isinstance(r, Recording) for r in recordings): units = seen.pop()
+    return out, fss, units
+
 # %% ../nbs/03_data.ipynb #c241b412
-def import_recordings(recordings:Sequence, # arrays or recording files (see `read_recording`), one per recording
+def import_recordings(recordings:Sequence, # arrays, recording files (see `read_recording`) or `Recording`s, one per recording
                       labels:Sequence, # class of each recording (name or label)
                       fs, # sampling rate, Hz: one for all, one per recording, or None to read it from the file
                       path, # dataset file to write
@@ -1295,7 +1442,8 @@ def import_recordings(recordings:Sequence, # arrays or recording files (see `rea
                       meta:dict | None=None, # further columns: name -> one value per recording
                       key:str | None=None, # entry to read in a .mat/.h5 file (dotted for struct fields); None: the only numeric one
                       fs_key:str | None=None, # entry holding the sampling rate in a .mat/.h5 file
-                      column=None, # channel of multi-channel data: an index (or a header name in a delimited file)
+                      column=None, # channel of multi-channel data: an index (or a header name in a delimited file, or a `Recording`'s channel name)
+                      units:str | None=None, # unit of the samples, stored in the file (None: the unit of `Recording` inputs, else 'as recorded')
                       class_names:Sequence[str] | None=None, # class names in label order (default: the registry's)
                       groups=None, # group of each recording (machine, site, ...)
                       split_by:str='recording', # 'recording' or 'group' (hold out whole groups)
@@ -1315,7 +1463,7 @@ def import_recordings(recordings:Sequence, # arrays or recording files (see `rea
     _check_target(path, overwrite)
     n = len(recordings)
     if len(labels) != n: raise ValueError(f"{n} recordings but {len(labels)} labels")
-    fss = _recording_fs(fs, n)
+    recordings, fss, units = _from_recordings(recordings, _recording_fs(fs, n), column, units)  # `Recording`s: one named channel each
     ids = np.arange(n) if record_ids is None else np.asarray(record_ids)
     if len(ids) != n or len(set(ids.tolist())) != n: raise ValueError("record_ids must be distinct, one per recording")
     lab, names = _import_labels(labels, class_names)
@@ -1331,7 +1479,7 @@ def import_recordings(recordings:Sequence, # arrays or recording files (see `rea
             with h5py.File(tmp, 'w') as f:
                 f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), lstm_pfd_version=lstm_pfd.__version__,
                                fs=target_fs, fault_names=names, severity_names=list(cfg.severity.names), format='lstm_pfd-dataset',
-                               format_version=1, source='external', units='as recorded', import_seed=seed,
+                               format_version=1, source='external', units=units or 'as recorded', import_seed=seed,
                                snr_groups=[_snr_group(s) for s in snr], snr_db=list(snr), complete=False)
                 _write_import(f, segs, rec_split, lab, sev, ids, ofs, meta, snr, seed, N)
                 guard.check()
