@@ -90,14 +90,15 @@ ACTIONS = [
 SETTLE_S = {'ModelExplorer': 3.0}   # background attributions: collect the image changes of this long after an input
 
 ARM = """out => {
-  window.__t0 = null; window.__changes = [];
+  window.__t0 = null; window.__changes = []; window.__text = [];
   const img = out.querySelector('img');
-  if (window.__obs) window.__obs.disconnect();
+  if (window.__obs) { window.__obs.disconnect(); window.__tobs.disconnect(); }
   window.__obs = new MutationObserver(() => window.__changes.push(performance.now()));
   window.__obs.observe(img, {attributes: true, attributeFilter: ['src']});
   // a control that leaves the plot as it was (the same PNG) still changes the title or the side panel
+  window.__tobs = new MutationObserver(() => window.__text.push(performance.now()));
   for (const h of out.querySelectorAll('.widget-html-content'))
-    window.__obs.observe(h, {childList: true, characterData: true, subtree: true});
+    window.__tobs.observe(h, {childList: true, characterData: true, subtree: true});
   if (!window.__listening) {
     window.__listening = true;
     for (const ev of ['pointerdown', 'mousedown', 'keydown', 'input', 'change', 'click'])
@@ -248,7 +249,7 @@ def _act(page, out, kind: str, label: str, values, i: int):
     raise ValueError(kind)
 
 
-def run_lab(repeat: int, shots: Path | None) -> list[dict]:
+def run_lab(repeat: int, shots: Path | None, only=()) -> list[dict]:
     from playwright.sync_api import sync_playwright
     tmp = Path(tempfile.mkdtemp(prefix='lstm_pfd_bench_'))
     proc, url, work = start_lab(tmp)
@@ -280,21 +281,24 @@ def run_lab(repeat: int, shots: Path | None) -> list[dict]:
             for name, control, kind, label, values in ACTIONS:
                 out = outs.nth(index[name])
                 out.scroll_into_view_if_needed()
+                if only and f'{name}:{control}' not in only: continue
                 if control == 'record, with ig': _act(page, out, 'select', 'XAI', ['ig'], 0)(); page.wait_for_timeout(3000)
+                if control == 'start': _act(page, out, 'select', 'window', ['0.5 s'], 0)(); page.wait_for_timeout(1000)  # room to move
                 first, final = [], []
                 for i in range(repeat):
                     try:
                         do = _act(page, out, kind, label, values, i)
                         out.evaluate(ARM)
                         do()
-                        page.wait_for_function("() => window.__changes.length > 0", timeout=15_000)
+                        page.wait_for_function("() => window.__changes.length + window.__text.length > 0", timeout=15_000)
                     except Exception as e:  # no new image: say so, keep a screenshot, go on
                         print(f"  {name} {control}: no new image ({type(e).__name__})", flush=True)
                         if shots: shots.mkdir(parents=True, exist_ok=True); page.screenshot(path=str(shots / f'failed_{name}_{i}.png'))
                         continue
-                    page.wait_for_timeout(int(1000 * SETTLE_S.get(name, 0.25)))
-                    t0, ch = page.evaluate("() => [window.__t0, window.__changes]")
+                    page.wait_for_timeout(int(1000 * SETTLE_S.get(name, 1.0)))   # the image may follow the text
+                    t0, ch, tx = page.evaluate("() => [window.__t0, window.__changes, window.__text]")
                     if t0 is None: continue
+                    ch = ch or tx   # the plot unchanged (the same PNG): the new title or panel
                     first.append(ch[0] - t0); final.append(ch[-1] - t0)
                 row = dict(explorer=name, control=control, n=len(first), first_ms=float(np.median(first)) if first else None)
                 if name in SETTLE_S and first: row['final_ms'] = float(np.median(final))
@@ -319,12 +323,14 @@ def main():
     ap.add_argument('--inprocess', action='store_true', help='time the updates in this process instead of a real JupyterLab')
     ap.add_argument('--repeat', type=int, default=None, help='changes per control (default: 5 in JupyterLab, 10 in process)')
     ap.add_argument('--out', type=Path, default=None, help='write the table and the machine load as JSON')
+    ap.add_argument('--only', nargs='*', default=(), help='JupyterLab: only these controls, as Explorer:control')
     ap.add_argument('--screenshots', type=Path, default=None, help='JupyterLab: save each explorer at a 1000-px viewport here')
     a = ap.parse_args()
     load0 = os.getloadavg()
-    rows = run_inprocess(a.repeat or 10) if a.inprocess else run_lab(a.repeat or 5, a.screenshots)
+    rows = run_inprocess(a.repeat or 10) if a.inprocess else run_lab(a.repeat or 5, a.screenshots, a.only)
     load1 = os.getloadavg()
-    info = dict(mode='inprocess' if a.inprocess else 'jupyterlab', cpus=os.cpu_count(), machine=platform.processor() or platform.machine(),
+    info = dict(mode='inprocess' if a.inprocess else 'jupyterlab', command=' '.join(['python', 'benchmarks/bench_explorers.py', *sys.argv[1:]]),
+                cpus=os.cpu_count(), machine=platform.processor() or platform.machine(),
                 load_before=[round(x, 2) for x in load0], load_after=[round(x, 2) for x in load1], rows=rows)
     print(f"load average (1, 5, 15 min) before {info['load_before']}, after {info['load_after']}; {os.cpu_count()} CPUs")
     if a.out: a.out.write_text(json.dumps(info, indent=1) + '\n')
