@@ -119,6 +119,7 @@ def _inprocess_values(ex, control: str, kind: str, label: str, values, n: int):
     else: w = getattr(ex, w)
     if isinstance(w, W.Checkbox): return w, [not w.value if i % 2 == 0 else w.value for i in range(n)]
     if isinstance(w, (W.FloatSlider, W.IntSlider)):
+        if isinstance(values[0], str): return w, [w.value + (i + 1) * w.step for i in range(n)]   # one step up each time
         return w, [type(w.value)(w.min + f * (w.max - w.min)) for f in (values * n)[:n]]
     if isinstance(w, W.FloatRangeSlider): return w, [(w.min + f * (w.max - w.min), w.max) for f in (values * n)[:n]]
     if isinstance(w, W.SelectMultiple):

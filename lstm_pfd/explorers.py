@@ -460,8 +460,9 @@ def _draw(self: SignalExplorer):
     vmax, old = max(10.0, 10 * np.ceil(float(self.spec_db.max()) / 10)), getattr(self, '_key', None)
     if old and old[5] - 30 < vmax <= old[5]: vmax = old[5]   # the colour scale stays while the record fits it
     span = _keep_limit(old[1] if old else None, float(np.abs(self.view).max()) * 1.05)
-    key = (float(self.t[-1]) - t0, span, (max(float(self.freqs[1]), 0.5), fs / 2), top,
-           (float(self.spec_t[0]) - t0, float(self.spec_t[-1]) - t0), vmax, p['spec_log'], float(self.spec_freqs[-1]), float(self.spec_freqs[0]))
+    rel = lambda v: round(float(v) - t0, 6)   # times from the window start, float32 rounding aside
+    key = (rel(self.t[-1]), span, (max(float(self.freqs[1]), 0.5), fs / 2), top, (rel(self.spec_t[0]), rel(self.spec_t[-1])),
+           vmax, p['spec_log'], float(self.spec_freqs[-1]), float(self.spec_freqs[0]))
     if key != old: self._set_limits(key)
     self.png = self.image.value = _blit_png(self, key, [self._img, self._wave, self._line, *self._spans, *self._orders])
     self.title.value, self.info.value = self._title_html(), self._info_html()
@@ -1108,7 +1109,7 @@ def _draw_probs(self: ModelExplorer):
 def _draw_attribution(self: ModelExplorer):
     fs, a, ax = self.ds.fs, self.attribution, self._axt
     t = np.arange(len(self.x), dtype=np.float32) / np.float32(fs)
-    span = self._span = _keep_limit(getattr(self, '_span', None), float(np.abs(self.x).max()) * 1.05)
+    span = self._span = _keep_limit(getattr(self, '_span', None), float(np.abs(self.x).max()) * 1.05, 10.0)
     self._xline.set_data(*_envelope(t, self.x, 2000))
     self._aimg.set_visible(a is not None)
     if a is not None:
@@ -1138,7 +1139,7 @@ def _draw_spectrum(self: ModelExplorer):
         ax.title.set_text('frequency attribution of the target (Fourier IG)')
     else:
         f, v = amplitude_spectrum(self.x, self.ds.fs); f, v = f[1:], v[1:]
-        top = self._flim = _keep_limit(getattr(self, '_flim', None) if ax.get_yscale() == 'log' else None, float(v.max()) * 2, 10.0)
+        top = self._flim = _keep_limit(getattr(self, '_flim', None) if ax.get_yscale() == 'log' else None, float(v.max()) * 2, 100.0)
         if ax.get_yscale() != 'log':
             from matplotlib.ticker import NullLocator
             ax.set_yscale('log'); ax.yaxis.set_minor_locator(NullLocator())
