@@ -164,6 +164,9 @@ def test_dataset_explorer_filters_and_records(ds):
     assert 0 < len(dx.rows) < len(tab) and loads.min() >= lo and loads.max() <= hi
     dx.split.value = 'test'
     assert dx.table.name == 'test' and dx.counts.sum() == len(dx.rows) <= len(ds['test'])
+    png = dx.png
+    dx.severities.value = tuple(v for _, v in dx.severities.options)   # the record shown is still kept: no redraw
+    assert dx.png is png
     dx.severities.value = ()
     assert len(dx.rows) == 0 and dx.row is None and dx.x is None
 
@@ -223,6 +226,9 @@ def test_model_explorer_attributions(ds, model):
     assert mx.spectral.values.shape == (1, len(mx.x) // 2 + 1)
     mx.target_mode.value = 'true'
     assert mx.target == mx.true_label
+    assert mx.pending == 'occlusion' and mx.attribution is None  # answered at once, computing in the background
+    mx.wait()
+    assert mx.pending is None and mx.attribution.shape == mx.x.shape
     name = FAULTS[mx.target]
     if name == 'healthy': assert mx.alignment is None or not np.isfinite(mx.alignment['alignment'])
     else:
@@ -230,7 +236,61 @@ def test_model_explorer_attributions(ds, model):
         assert 0 <= mx.alignment['alignment'] <= 1
     a_occ = mx.attribution.copy()
     mx.method.value = 'gradcam'
+    mx.wait()
     assert mx.attribution.shape == a_occ.shape and not np.allclose(mx.attribution, a_occ)
+
+
+def test_model_explorer_computes_once_per_record(ds, model):
+    "The explainer hook runs once per (method, record, target mode): every window of the record in one batch."
+    from lstm_pfd import xai
+    calls = []
+    def counting(m, x, method, target=None, **kw):
+        calls.append((method, np.shape(x), list(target)))
+        return xai.explain(m, x, method, target=target, **kw)
+    mx = E.ModelExplorer(model, ds, 'test', method='gradcam', explainer=counting, background_methods=())
+    wpr = mx.windows.windows_per_record
+    assert len(calls) == 1 and calls[0][1] == (wpr, 1, len(mx.x))
+    assert calls[0][2] == list(mx.window_probs.argmax(1))   # 'predicted': each window's top class
+    ref = np.asarray(xai.explain(model, mx._record_windows(mx.row), 'gradcam', target=calls[0][2])).reshape(wpr, -1)
+    for w in range(wpr):
+        mx.window.value = w
+        np.testing.assert_allclose(mx.attribution, ref[w], rtol=1e-5, atol=1e-7)
+    assert len(calls) == 1   # windows of a computed record cost no attribution
+    mx.target_mode.value = 'true'
+    assert len(calls) == 2 and calls[1][2] == [mx.true_label] * wpr
+    mx.target_mode.value = 'predicted'
+    mx.record.value = 1
+    mx.record.value = 0
+    assert len(calls) == 3   # record 1 is new; record 0 was cached
+
+
+def test_model_explorer_background_state(ds, model):
+    "A slow method: the control answers with 'computing', the attribution and its redraw follow."
+    import threading, time
+    from lstm_pfd import xai
+    gate = threading.Event()
+    def slow(m, x, method, target=None, **kw):
+        gate.wait(10)
+        return xai.explain(m, x, method, target=target, **kw)
+    mx = E.ModelExplorer(model, ds, 'test', method='none', explainer=slow)
+    png0 = mx.png
+    mx.method.value = 'gradcam'
+    assert mx.pending == 'gradcam' and mx.attribution is None and 'computing gradcam' in mx.title.value
+    assert mx.png != png0   # the new view is drawn at once
+    gate.set()
+    mx.wait(10)
+    assert mx.pending is None and mx.attribution.shape == mx.x.shape and 'computing' not in mx.title.value
+    mx.close()
+
+
+def test_model_explorer_labels_and_colour_bars(ds, model):
+    mx = E.ModelExplorer(model, ds, 'test', method='none')
+    labels = [a.get_ylabel() for a in mx._fig.axes]
+    assert 'probability' in labels and 'attribution / max' in labels   # the two colour bars
+    t = mx.title.value
+    assert 'predicted' in t and 'record vote' in t and 'attribution target' in t and 'ranks first' in t
+    mx.target_mode.value = 'true'
+    assert "the record's label" in mx.title.value
 
 
 def test_model_explorer_from_checkpoint(ds, model, tmp_path):
@@ -261,6 +321,11 @@ def test_robustness_explorer_noise_and_layers(ds, model):
     assert len(rx.results) == 4 and rx.results[-1]['layers'] == tuple(l for l in NoiseConfig.LAYERS if l != 'pink')
     out = rx.sweep((20, -5))
     assert [r['snr_db'] for r in out] == [20.0, -5.0] and rx.png.startswith(PNG)
+    rx.snr.value = 5.0
+    ev5 = rx.evaluation
+    rx.snr.value = 6.0
+    rx.snr.value = 5.0
+    assert rx.evaluation is ev5 and rx.results[-1]['record_acc'] == ev5.record_acc   # the same noise: cached
     rx.auto = False
     n = len(rx.results)
     rx.snr.value = 3.0
@@ -376,3 +441,49 @@ def test_a_registered_class_appears_in_the_explorers(cfg):
     finally:
         physics.unregister_fault('imbalance_whirl')
     assert len(E.SignalExplorer(cfg).fault.options) == len(FAULTS)
+
+
+# ------------------------------------------------------------------------------------------ RunsExplorer
+@pytest.fixture(scope='module')
+def runs_root(tmp_path_factory):
+    from lstm_pfd.experiments import load_experiment, run_experiment
+    root = tmp_path_factory.mktemp('runs')
+    dirs = [run_experiment(load_experiment('quick', {'train.seed': s, 'train.epochs': 2}), root) for s in (0, 1, 2)]
+    return root, dirs
+
+
+def test_runs_explorer_state(runs_root):
+    import json
+    from lstm_pfd import experiments
+    root, dirs = runs_root
+    assert not hasattr(experiments, 'RunsExplorer')   # it lives with the explorers
+    rx = E.RunsExplorer(root, max_runs=2)
+    assert rx.run_ids == [d.name for d in dirs[:2]] and rx.condition == 'clean' and rx.png.startswith(PNG)
+    rx.set(runs=tuple(d.name for d in dirs[::-1]), level_w='window', condition_w='snr5')
+    assert rx.run_ids == [dirs[2].name, dirs[1].name] and '1 more picked' in rx.status.value
+    m = json.loads((dirs[2] / 'metrics.json').read_text())['conditions']['snr5']['window']
+    cm = np.asarray(m['confusion'], float)
+    np.testing.assert_allclose(rx.confusions[0], cm / np.maximum(cm.sum(1, keepdims=True), 1))
+    np.testing.assert_allclose(rx.accuracy[0], np.trace(cm) / cm.sum())
+    np.testing.assert_array_equal(np.isnan(rx.recall[0]), [v is None for v in m['per_class_recall']])
+    rx.runs.value = ()
+    assert rx.run_ids == [] and 'pick at least one' in rx.status.value
+    with pytest.raises(ValueError, match='condition'): E.RunsExplorer(root, condition='snr99')
+
+
+def test_runs_explorer_readable(runs_root):
+    "Natural width under 1000 px, labels of at least 7 pt, epochs from 1, the legend above every panel (not over bars)."
+    from PIL import Image
+    import io
+    root, dirs = runs_root
+    rx = E.RunsExplorer(root)
+    assert Image.open(io.BytesIO(rx.png)).size[0] <= 1000
+    fig = rx.figure([d.name for d in dirs])
+    fig.canvas.draw()
+    loss = fig._ax['loss']
+    assert min(min(l.get_xdata()) for l in loss.lines) == 1 and max(max(l.get_xdata()) for l in loss.lines) == 2
+    sizes = [t.get_fontsize() for a in fig.axes for t in a.get_xticklabels() + a.get_yticklabels() + [a.title]]
+    assert min(sizes) >= 7
+    leg = fig.legends[0].get_window_extent()
+    assert all(leg.y0 >= a.get_window_extent().y1 for a in fig.axes)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f'run {i + 1}: {d.name}' for i, d in enumerate(dirs)]

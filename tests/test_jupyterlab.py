@@ -168,13 +168,18 @@ FIT_CELLS = [
     "import tempfile\nfrom pathlib import Path\n"
     "from lstm_pfd.config import DataConfig\nfrom lstm_pfd.data import build_dataset, open_dataset\n"
     "from lstm_pfd.models import create_model\n"
-    "from lstm_pfd.explorers import SignalExplorer, DatasetExplorer, ModelExplorer\n"
+    "from lstm_pfd.explorers import SignalExplorer, DatasetExplorer, ModelExplorer, RunsExplorer\n"
+    "from lstm_pfd.experiments import load_experiment, run_experiment\n"
     "cfg = DataConfig.preset('quick', {'dataset.records_per_class_severity': 3, 'dataset.snr_db': [10.0]})\n"
-    "ds = open_dataset(build_dataset(cfg, Path(tempfile.mkdtemp()) / 'q.h5', progress=False))",
+    "ds = open_dataset(build_dataset(cfg, Path(tempfile.mkdtemp()) / 'q.h5', progress=False))\n"
+    "runs_root = Path(tempfile.mkdtemp())\n"
+    "for s in (0, 1): run_experiment(load_experiment('quick', {'train.seed': s}), runs_root)",
     "SignalExplorer(cfg, 'misalignment', seed=1)",
     "DatasetExplorer(ds, 'train')",
     "ModelExplorer(create_model('compact', channels=(8,), seed=0), ds, 'test', method='none')",
+    "RunsExplorer(runs_root)",
 ]
+NAMES = ('SignalExplorer', 'DatasetExplorer', 'ModelExplorer', 'RunsExplorer')
 
 # every control and image of every explorer output, measured in the page: the image's rendered aspect ratio
 # against its natural one, each element's box against the output column, and clipped readouts / labels
@@ -221,15 +226,15 @@ def test_explorers_fit_the_page(lab, width):
             page.locator('.lm-Menu-itemLabel', has_text='Run All Cells').first.click()
             _accept_dialog(page)
             page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets img')]"
-                                   ".filter(i => i.naturalWidth > 0).length >= 3", timeout=180_000)
+                                   ".filter(i => i.naturalWidth > 0).length >= 4", timeout=180_000)
             page.wait_for_timeout(500)  # layout settles
             outs = page.locator('.jp-OutputArea-output:has(.jupyter-widgets)')
-            assert outs.count() == 3
-            for i, name in enumerate(('signal', 'dataset', 'model')):
+            assert outs.count() == len(NAMES)
+            for i, name in enumerate(NAMES):
                 outs.nth(i).scroll_into_view_if_needed()
-                outs.nth(i).screenshot(path=str(ARTIFACTS / f'jupyterlab_{name}_explorer_{width}px.png'))
+                outs.nth(i).screenshot(path=str(ARTIFACTS / f'jupyterlab_{name}_{width}px.png'))
             res = outs.evaluate_all(MEASURE)
-            for name, r in zip(('SignalExplorer', 'DatasetExplorer', 'ModelExplorer'), res):
+            for name, r in zip(NAMES, res):
                 assert r['imgs'], f'{name}: no rendered image'
                 for im in r['imgs']:
                     assert im['shown'] == pytest.approx(im['natural'], rel=0.01), (name, width, im)
