@@ -1199,7 +1199,10 @@ class Recording:
         "Channel names, units (lists, in row order) and rate, as in `signals.generate`'s metadata."
         return {'channels': list(self.channels), 'units': list(self.units), 'fs': self.fs}
 
-    def resample(self, target_fs: float, fs: float | None = None) -> 'Recording':
+    def resample(self,
+                 target_fs: float,         # the rate wanted, Hz
+                 fs: float | None = None,  # the recording's rate, Hz; None: its own `fs`
+                ) -> 'Recording':
         "All channels resampled together to `target_fs` (from `fs`, default the recording's own rate); names and units kept."
         fs = self.fs if fs is None else fs
         if fs is None: raise ValueError("fs: this recording states no sampling rate; pass fs= (Hz)")

@@ -180,7 +180,13 @@ def order_track(x,                    # signal(s), samples along the last axis
     edges = _check_times(times)[: nb * turns + 1: turns]
     return OrderTrack(o, v, (edges[1:] + edges[:-1]) / 2, turns / np.diff(edges), int(turns))
 
-def order_vectors(x, fs: float, times, orders=(1.0,), *, n_per_rev: int = 64) -> np.ndarray:
+def order_vectors(x,                  # samples along the last axis (one channel or `[..., N]`)
+                  fs: float,          # sampling rate, Hz
+                  times,              # keyphasor event times, s (`keyphasor_times`)
+                  orders=(1.0,),      # orders to track (1.0 = 1X, 0.5 = 0.5X, ...)
+                  *,
+                  n_per_rev: int = 64, # samples per turn after order resampling
+                 ) -> np.ndarray:
     "Order vectors `[..., n_orders]` (complex, see `order_track`) over the longest block of whole turns in the record."
     return order_track(x, fs, times, orders, n_per_rev=n_per_rev).vectors[..., 0, :]
 
@@ -421,8 +427,10 @@ def _level(v, sp, name: str) -> np.ndarray:
 def api670_states(direct,                      # direct (unfiltered) amplitude(s)
                   direct_sp,                   # (alert, danger) setpoints of the direct amplitude, same unit
                   *,
-                  x1=None, x1_sp=None,         # 1X amplitude(s) and their (alert, danger) setpoints
-                  x2=None, x2_sp=None,         # 2X amplitude(s) and their (alert, danger) setpoints
+                  x1=None,                     # 1X amplitude(s), same unit as `x1_sp`
+                  x1_sp=None,                  # (alert, danger) setpoints of the 1X amplitude
+                  x2=None,                     # 2X amplitude(s), same unit as `x2_sp`
+                  x2_sp=None,                  # (alert, danger) setpoints of the 2X amplitude
                   gap_v=None,                  # probe DC gap voltage(s), V
                   gap_ok_v=(-18.0, -2.0),      # (low, high) linear range of the probe, V: outside it the channel is not OK
                   gap_alert_v=None,            # optional (low, high) gap window, V: outside it a position alert
