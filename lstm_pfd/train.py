@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 import os
 import time
 from dataclasses import dataclass, field
@@ -31,11 +31,11 @@ from .models import ClassificationLoss, check_model_config, check_windows, model
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'OPTIMIZERS', 'BASELINES', 'ToneDataset', 'NoiseAugment', 'CheckpointMismatch', 'save_checkpoint',
-           'check_checkpoint', 'load_checkpoint', 'data_expectations', 'Callback', 'FitState', 'FitResult', 'fit',
-           'predict', 'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs',
-           'classical_features', 'ClassicalBaseline', 'order_edges', 'order_spectrum', 'order_features',
-           'OrderSpectrumBaseline', 'train_throughput']
+__all__ = ['CHECKPOINT_FORMAT', 'OPTIMIZERS', 'SCHEDULES', 'RECIPE', 'PRECISIONS', 'BASELINES', 'ToneDataset', 'NoiseAugment',
+           'CheckpointMismatch', 'save_checkpoint', 'check_checkpoint', 'load_checkpoint', 'data_expectations',
+           'Callback', 'FitState', 'FitResult', 'recalibrate_batchnorm', 'fit', 'predict', 'Evaluation', 'evaluate',
+           'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs', 'classical_features', 'ClassicalBaseline',
+           'order_edges', 'order_spectrum', 'order_features', 'OrderSpectrumBaseline', 'train_throughput']
 
 # %% ../nbs/05_train.ipynb #4764ef0e
 class ToneDataset(Dataset):
@@ -251,9 +251,12 @@ class FitResult:
     stopped_early: bool  # training stopped before `epochs` (patience or a callback)
     train_seconds: float  # seconds spent in training epochs (resumed runs included)
     checkpoint_path: str | None = None  # where the checkpoint was written; None: nowhere
+    warnings: list = field(default_factory=list)  # what went wrong quietly (best epoch 0, no better than the majority class), also logged
+    final: dict = field(default_factory=dict)  # validation metrics of the returned model (after BatchNorm recalibration) and `majority_acc`
     def __repr__(self):
         return (f"FitResult(epochs={len(self.history)}, best_epoch={self.best_epoch}, {self.monitor}={self.best_score}, "
-                f"stopped_early={self.stopped_early}, train_seconds={self.train_seconds:.1f})")
+                f"stopped_early={self.stopped_early}, train_seconds={self.train_seconds:.1f}"
+                f"{', warnings=' + str(len(self.warnings)) if self.warnings else ''})")
 
 # %% ../nbs/05_train.ipynb #ee37b0ab
 def _call(callbacks, hook, state):
@@ -329,12 +332,44 @@ def _make_optimizer(name, params, lr, weight_decay):
 def _epoch_seeds(seed: int, epoch: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([int(seed), int(epoch)]).generate_state(3)]
 
+# %% ../nbs/05_train.ipynb #rcp00002
+def _budget(epochs: int, max_steps: int | None, n: int, batch_size: int) -> int:
+    "Epochs to run: `epochs`, or with `max_steps` the whole epochs of `ceil(n / batch_size)` steps that reach it."
+    if max_steps is None: return epochs
+    if max_steps < 1: raise ValueError(f"max_steps: got {max_steps!r}; expected >= 1 or None")
+    if batch_size < 1: raise ValueError(f"batch_size: got {batch_size!r}; expected >= 1")
+    return max(1, math.ceil(max_steps / math.ceil(n / batch_size)))
+
+# %% ../nbs/05_train.ipynb #rcp00005
+SCHEDULES = (None, 'cosine', 'onecycle')  # learning-rate schedules `fit` accepts
+
+def _onecycle(step: int, total: int, warmup: float = 0.1, start: float = 1 / 25) -> float:
+    "Factor of the peak learning rate at `step` of `total`: linear warm-up from `start`, then cosine to 0."
+    w = max(1, round(warmup * total))
+    if step < w: return start + (1 - start) * step / w
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - w) / max(1, total - w))))
+
+# %% ../nbs/05_train.ipynb #rcp00008
+RECIPE = dict(optimizer='adamw', lr=3e-3, weight_decay=1e-2, schedule='onecycle', label_smoothing=0.1, max_steps=2000,
+              patience=None)  # suggested `fit` settings for a new problem (opt-in: `fit(model, tr, va, **RECIPE)`)
+
+# %% ../nbs/05_train.ipynb #prc00002
+PRECISIONS = ('fp32', 'bf16')  # training precisions `fit` accepts
+
+def _autocast(precision: str, device) -> 'contextlib.AbstractContextManager':
+    "The autocast context of `precision` on `device` (a no-op for 'fp32')."
+    if precision not in PRECISIONS: raise ValueError(f"precision: got {precision!r}; allowed: {', '.join(map(repr, PRECISIONS))}")
+    if precision == 'fp32': return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
 # %% ../nbs/05_train.ipynb #fadb9e19
-def _fit_monitor(epochs, batch_size, schedule, monitor, val_data) -> str:
+def _fit_monitor(epochs, batch_size, schedule, monitor, val_data, precision='fp32', device='cpu', label_smoothing=0.0, loss=None) -> str:
     "Validate the run settings; the monitored quantity (default `val_loss`, `train_loss` without validation data)."
     if epochs < 1: raise ValueError(f"epochs: got {epochs!r}; expected >= 1")
     if batch_size < 1: raise ValueError(f"batch_size: got {batch_size!r}; expected >= 1")
-    if schedule not in (None, 'cosine'): raise ValueError(f"schedule: got {schedule!r}; allowed: None, 'cosine'")
+    if schedule not in SCHEDULES: raise ValueError(f"schedule: got {schedule!r}; allowed: {', '.join(map(repr, SCHEDULES))}")
+    _autocast(precision, device)   # checks the name
+    if loss is not None and label_smoothing: raise ValueError("label_smoothing applies to the default loss only; pass it to your `loss`")
     monitor = monitor or ('val_loss' if val_data is not None else 'train_loss')
     if monitor not in _MONITORS: raise ValueError(f"monitor: got {monitor!r}; allowed: {', '.join(_MONITORS)}")
     if monitor.startswith('val') and val_data is None: raise ValueError(f"monitor={monitor!r} needs val_data")
@@ -407,8 +442,9 @@ def _resume(resume_from, model, opt, state, meta, fit_args) -> tuple[dict, int]:
     return ck['state_dict'], int(ts['epoch'])
 
 # %% ../nbs/05_train.ipynb #3e3d73af
-def _train_epoch(model, train_data, opt, loss_fn, state, callbacks, *, seeds, batch_size, augment, device) -> dict:
-    "One training epoch; the history row (loss, accuracy, loss terms, timing)."
+def _train_epoch(model, train_data, opt, loss_fn, state, callbacks, *, seeds, batch_size, augment, device,
+                 lr_at=None, precision='fp32') -> dict:
+    "One training epoch (learning rate `lr_at(batch)` when given); the history row (loss, accuracy, loss terms, timing)."
     s_shuffle, s_aug, s_drop = seeds
     g_aug = torch.Generator().manual_seed(s_aug)
     dl = _loader(train_data, batch_size, shuffle=True, generator=torch.Generator().manual_seed(s_shuffle))
@@ -422,7 +458,10 @@ def _train_epoch(model, train_data, opt, loss_fn, state, callbacks, *, seeds, ba
             _check_batch(x, y, model.n_classes, 'train_data')
             if augment is not None: x = augment(x, g_aug)
             x, y = x.to(device), y.to(device)
-            logits = model(x)
+            if lr_at is not None:
+                for g in opt.param_groups: g['lr'] = lr_at(b)
+            with _autocast(precision, device): logits = model(x)
+            logits = logits.float()
             value = loss_fn(logits, y, x)
             opt.zero_grad(set_to_none=True)
             value.backward()
@@ -459,23 +498,26 @@ def _early_stopping(state, model, score, mode, min_delta) -> dict | None:
     return None
 
 # %% ../nbs/05_train.ipynb #11729ebc
-def _save_progress(path, model, opt, state, best_sd, meta, fit_args) -> None:
-    "Write the best weights and the training state after an epoch (atomic), for `resume_from`."
-    ts = {'epoch': state.epoch + 1, 'model_state': _plain_state(model.state_dict()), 'optimizer_state': opt.state_dict(),
+def _save_progress(path, model, opt, state, best_sd, meta, fit_args, model_state=None) -> None:
+    "Write the best weights and the training state (the last weights: `model_state`, default the model's) atomically, for `resume_from`."
+    ts = {'epoch': state.epoch + 1, 'model_state': model_state or _plain_state(model.state_dict()), 'optimizer_state': opt.state_dict(),
           'history': state.history, 'best_score': state.best_score, 'best_epoch': state.best_epoch,
           'bad_epochs': state.bad_epochs, 'fit_args': fit_args}
     save_checkpoint(path, model, state_dict=best_sd, train_state=ts, **meta)
 
 # %% ../nbs/05_train.ipynb #f7d43f2c
 def _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, train_seconds, *,
-               lr, schedule, seed, batch_size, augment, device, min_delta) -> tuple[dict, dict | None]:
+               lr, schedule, seed, batch_size, augment, device, min_delta, precision='fp32') -> tuple[dict, dict | None]:
     "One epoch of `fit`: learning-rate schedule, training, validation, early-stopping bookkeeping; `(history row, best weights)`."
-    state.epoch = epoch
+    state.epoch, lr_at = epoch, None
     if schedule == 'cosine':
         for g in opt.param_groups: g['lr'] = lr * 0.5 * (1 + math.cos(math.pi * epoch / state.epochs))
+    if schedule == 'onecycle':
+        nb = math.ceil(len(train_data) / batch_size)
+        lr_at = lambda b: lr * _onecycle(epoch * nb + b, state.epochs * nb)
     _call(callbacks, 'on_epoch_start', state)
     row = _train_epoch(model, train_data, opt, loss_fn, state, callbacks, seeds=_epoch_seeds(seed, epoch),
-                       batch_size=batch_size, augment=augment, device=device)
+                       batch_size=batch_size, augment=augment, device=device, lr_at=lr_at, precision=precision)
     row['train_seconds_total'] = train_seconds + row['epoch_seconds']
     if val_data is not None: row.update(_validate(model, val_data, batch_size, device))
     best_sd = _early_stopping(state, model, row[state.monitor], _MONITORS[state.monitor], min_delta) or best_sd
@@ -492,6 +534,70 @@ def _torch_threads(n: int | None):
     finally:
         if n: torch.set_num_threads(old)
 
+# %% ../nbs/05_train.ipynb #det00002
+@contextmanager
+def _deterministic(on: bool):
+    "`torch.use_deterministic_algorithms(True, warn_only=True)` inside the block when `on`, the previous setting after it."
+    old, old_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    if on: torch.use_deterministic_algorithms(True, warn_only=True)
+    try: yield
+    finally:
+        if on: torch.use_deterministic_algorithms(old, warn_only=old_warn)
+
+# %% ../nbs/05_train.ipynb #bnr00002
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module,      # the model whose BatchNorm running statistics are recomputed (in place)
+                          dataset: Dataset,      # training windows: items `(x [C, L] float32, label, record_id)`
+                          batch_size: int = 64,  # windows per batch
+                          device: str = 'cpu',   # torch device of the model
+                         ) -> int:
+    "Recompute the running mean and variance of every BatchNorm layer on `dataset`; the number of layers (0: nothing done)."
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns: return 0
+    was_training, momenta = model.training, [m.momentum for m in bns]
+    model.eval()
+    for m in bns: m.reset_running_stats(); m.momentum = None; m.train()
+    try:
+        for x, _, _ in _loader(dataset, batch_size): model(x.to(device))
+    finally:
+        for m, mo in zip(bns, momenta): m.momentum = mo
+        model.train(was_training)
+    return len(bns)
+
+# %% ../nbs/05_train.ipynb #fwn00002
+def _fit_warnings(model, state, val_data, batch_size, device) -> tuple[list[str], dict]:
+    "Warnings about a probably untrained model, and the returned model's validation metrics (`{}` without `val_data`)."
+    out, final = [], {}
+    if state.best_epoch == 0 and len(state.history) > 1:
+        out.append(f"early stopping restored epoch 0's weights ({state.monitor}={state.best_score:.4g}) after "
+                   f"{len(state.history)} epochs: the model may be untrained")
+    if val_data is not None:
+        ev = evaluate(model, val_data, batch_size=max(batch_size, 256), device=device, check_labels=False)
+        major = float(np.bincount(ev.labels).max() / len(ev.labels))
+        final = {'val_loss': ev.loss, 'val_acc': ev.window_acc, 'val_record_acc': ev.record_acc, 'majority_acc': major}
+        if ev.window_acc <= major:
+            out.append(f"the final model's validation accuracy {ev.window_acc:.3f} is no better than always answering the "
+                       f"majority class ({major:.3f}): it has not learnt (too little data, uninformative labels, lr?)")
+    for w in out: _log.warning("fit: %s", w)
+    return out, final
+
+# %% ../nbs/05_train.ipynb #fep00002
+def _fit_epochs(model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, start, *, patience, progress,
+                checkpoint_path, meta, fit_args, **run) -> dict | None:
+    "Run the epochs from `start`; the best weights so far."
+    train_seconds = float(state.history[-1]['train_seconds_total']) if state.history else 0.0
+    shown = any(getattr(cb, 'replaces_progress', False) for cb in callbacks or ())   # e.g. a TrainingMonitor
+    bar = tqdm(range(start, state.epochs), desc='epochs', disable=not progress or shown, initial=start, total=state.epochs)
+    for epoch in bar:
+        if state.stop or (patience is not None and state.bad_epochs >= patience): break
+        row, best_sd = _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, train_seconds, **run)
+        train_seconds = row['train_seconds_total']
+        bar.set_postfix({k: f"{row[k]:.4g}" for k in ('train_loss', state.monitor) if k in row})
+        _call(callbacks, 'on_epoch_end', state)
+        if checkpoint_path is not None: _save_progress(checkpoint_path, model, opt, state, best_sd, meta, fit_args)
+    bar.close()
+    return best_sd
+
 # %% ../nbs/05_train.ipynb #6f6d35e2
 def fit(model: nn.Module,                         # a registry model (`create_model`)
         train_data: Dataset,                      # window dataset: items `(x [1, L] float32, label, record_id)`
@@ -502,12 +608,12 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
         batch_size: int = 64,                     # windows per batch
         optimizer: str = 'adam',                  # one of `OPTIMIZERS`: 'adam', 'adamw' or 'sgd' (momentum 0.9)
         weight_decay: float = 0.0,                # weight decay of the optimizer
-        schedule: str | None = None,              # None (constant lr) or 'cosine' (cosine decay over `epochs`)
+        schedule: str | None = None,              # one of `SCHEDULES`: None (constant), 'cosine' (per epoch) or 'onecycle' (per step)
         patience: int | None = 5,                 # stop after this many epochs without improvement; None: never
         monitor: str | None = None,               # 'val_loss', 'val_acc', 'val_record_acc' or 'train_loss'; None: 'val_loss' with `val_data`, else 'train_loss'
         min_delta: float = 0.0,                   # smallest change of the monitored metric that counts as an improvement
         seed: int = 0,                            # seed of the batch order and augmentation (the run is reproducible)
-        loss: Callable | None = None,             # `loss(logits, y, x)`; None: `ClassificationLoss()`
+        loss: Callable | None = None,             # `loss(logits, y, x)`; None: `ClassificationLoss(label_smoothing)`
         augment: Callable | None = None,          # `augment(x, generator) -> x` applied to training batches; None: none
         callbacks: Sequence = (),                 # `Callback` objects called at fit, epoch and batch events
         checkpoint_path=None,                     # file the best weights and the resume state are written to after each epoch; None: none
@@ -519,40 +625,40 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
         config_hash: str | None = None,           # data config hash stored in the checkpoint; None: the training data's
         num_threads: int | None = None,           # torch threads during training (restored afterwards); None: leave as set
         checkpoint_extra: dict | None = None,     # identity of the run stored in the checkpoint; `resume_from` must hold the same
+        max_steps: int | None = None,             # budget in optimizer steps (whole epochs reaching it; overrides `epochs`); None: `epochs`
+        label_smoothing: float = 0.0,             # label smoothing of the default loss (only with `loss=None`)
+        precision: str = 'fp32',                  # one of `PRECISIONS`: 'fp32' or 'bf16' (autocast of the forward pass)
+        recalibrate: bool = True,                 # recompute BatchNorm statistics on `train_data` for the returned weights
+        deterministic: bool = True,               # deterministic torch algorithms during the run (warn-only where none exist)
        )->FitResult:
     "Train `model` on `train_data`: the best weights by `monitor` are kept, training stops after `patience` epochs without improvement; a `checkpoint_path` makes the run resumable (`resume_from`)."
-    monitor = _fit_monitor(epochs, batch_size, schedule, monitor, val_data)
+    epochs = _budget(epochs, max_steps, len(train_data), batch_size)
+    monitor = _fit_monitor(epochs, batch_size, schedule, monitor, val_data, precision, device, label_smoothing, loss)
     meta = {**_fit_meta(model, train_data, val_data, class_names, fs, config_hash), 'extra': dict(checkpoint_extra or {})}
-    loss_fn = loss if loss is not None else ClassificationLoss()
+    loss_fn = loss if loss is not None else ClassificationLoss(label_smoothing)
     opt = _make_optimizer(optimizer, model.to(device).parameters(), lr, weight_decay)
-    fit_args = dict(lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, schedule=schedule,
-                    seed=seed, monitor=monitor, augment=repr(augment))
+    fit_args = dict(lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, schedule=schedule, seed=seed,
+                    monitor=monitor, augment=repr(augment), **({'label_smoothing': label_smoothing} if label_smoothing else {}),
+                    **({'precision': precision} if precision != 'fp32' else {}))   # new settings only when used: older checkpoints resume
     state, best_sd, start = FitState(model=model, epochs=epochs, monitor=monitor), None, 0
     if resume_from is not None: best_sd, start = _resume(resume_from, model, opt, state, meta, fit_args)
     t_start = time.perf_counter()
-    train_seconds = float(state.history[-1]['train_seconds_total']) if state.history else 0.0
-    with _torch_threads(num_threads):
+    with _torch_threads(num_threads), _deterministic(deterministic):
         _call(callbacks, 'on_fit_start', state)
-        shown = any(getattr(cb, 'replaces_progress', False) for cb in callbacks or ())   # e.g. a TrainingMonitor
-        bar = tqdm(range(start, epochs), desc='epochs', disable=not progress or shown, initial=start, total=epochs)
-        for epoch in bar:
-            if state.stop or (patience is not None and state.bad_epochs >= patience): break
-            row, best_sd = _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, train_seconds,
-                                      lr=lr, schedule=schedule, seed=seed, batch_size=batch_size, augment=augment,
-                                      device=device, min_delta=min_delta)
-            train_seconds = row['train_seconds_total']
-            bar.set_postfix({k: f"{row[k]:.4g}" for k in ('train_loss', monitor) if k in row})
-            _call(callbacks, 'on_epoch_end', state)
-            if checkpoint_path is not None: _save_progress(checkpoint_path, model, opt, state, best_sd, meta, fit_args)
-        bar.close()
+        best_sd = _fit_epochs(model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, start, patience=patience,
+                              progress=progress, checkpoint_path=checkpoint_path, meta=meta, fit_args=fit_args, lr=lr,
+                              schedule=schedule, seed=seed, batch_size=batch_size, augment=augment, device=device,
+                              min_delta=min_delta, precision=precision)
+        last_sd = _plain_state(model.state_dict()); model.load_state_dict(best_sd) if best_sd is not None else None
+        if recalibrate and recalibrate_batchnorm(model, train_data, batch_size, device) and checkpoint_path is not None:
+            _save_progress(checkpoint_path, model, opt, state, _plain_state(model.state_dict()), meta, fit_args, last_sd)
+        model.eval()
+        warns, final = _fit_warnings(model, state, val_data, batch_size, device)
     stopped = patience is not None and state.bad_epochs >= patience and len(state.history) < epochs
-    if best_sd is not None: model.load_state_dict(best_sd)
-    model.eval()
     _call(callbacks, 'on_fit_end', state)
-    _log.info("fit: %d epochs in %.1f s, best %s=%.4g at epoch %s", len(state.history), time.perf_counter() - t_start,
-             monitor, state.best_score, state.best_epoch)
+    _log.info("fit: %d epochs in %.1f s, best %s=%.4g at epoch %s", len(state.history), time.perf_counter() - t_start, monitor, state.best_score, state.best_epoch)
     return FitResult(model, state.history, state.best_epoch, state.best_score, monitor, stopped or state.stop,
-                     train_seconds, None if checkpoint_path is None else str(checkpoint_path))
+                     state.history[-1]['train_seconds_total'] if state.history else 0.0, checkpoint_path and str(checkpoint_path), warns, final)
 
 # %% ../nbs/05_train.ipynb #6cfb818f
 @torch.no_grad()
