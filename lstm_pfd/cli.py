@@ -297,6 +297,10 @@ def cmd_import(args,  # the parsed options of `lstm-pfd import`
     return 0
 
 # %% ../nbs/09_cli.ipynb #trn00002
+def _train_precisions():
+    from lstm_pfd.train import PRECISIONS
+    return list(PRECISIONS)
+
 def _train_args(p):
     p.add_argument('dataset', nargs='?', help='dataset .h5 (omit to generate the protocol on the fly)')
     _add_config_args(p)
@@ -308,6 +312,8 @@ def _train_args(p):
     p.add_argument('--batch-size', type=int, default=64, help='windows per batch (default: 64)')
     p.add_argument('--patience', type=int, default=5, help='epochs without validation improvement before stopping (default: 5)')
     p.add_argument('--seed', type=int, default=0, help='seed of the weights and the batch order (default: 0)')
+    p.add_argument('--precision', choices=_Lazy(_train_precisions), default='fp32', metavar='PRECISION',
+                   help='training precision, one of: %(choices)s; bf16 autocasts the forward pass (CPU and CUDA) (default: fp32)')
     p.add_argument('--augment-snr', type=float, nargs=2, metavar=('LO_DB', 'HI_DB'),
                    help='noise augmentation at a random SNR in [LO, HI] dB')
     p.add_argument('--out', default='model.pt', help='checkpoint to write (default: model.pt)')
@@ -342,7 +348,8 @@ def cmd_train(args,  # the parsed options of `lstm-pfd train`
         model = create_model(args.model, n_classes=len(tr.class_names), seed=args.seed)
         aug = NoiseAugment(snr_db=tuple(args.augment_snr), p=0.5) if args.augment_snr else None
         res = fit(model, tr, va, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
-                  seed=args.seed, augment=aug, checkpoint_path=args.out, progress=not args.no_progress)
+                  seed=args.seed, augment=aug, checkpoint_path=args.out, progress=not args.no_progress,
+                  precision=args.precision)
         print(f"{res}\nvalidation: {evaluate(res.model, va)}\nwrote {args.out}")
     finally:
         if ds is not None: ds.close()

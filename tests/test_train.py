@@ -76,9 +76,11 @@ def test_early_stopping_keeps_best(data):
     train, _ = data
     val = ToneDataset(seed=1, record_offset=1000)
     val.labels = (val.labels + 1) % 4
+    # recalibrate=False: the returned model is then exactly the one validated at the best epoch
     res = fit(create_model('compact', n_classes=4, seed=0), train, val, epochs=30, lr=3e-3, batch_size=32, patience=2,
-              seed=0, progress=False)
+              seed=0, progress=False, recalibrate=False)
     assert res.stopped_early and len(res.history) == res.best_epoch + 3 < 30
+    assert res.warnings   # a model no better than the majority class on validation is reported
     assert res.best_score == min(h['val_loss'] for h in res.history)
     ev = evaluate(res.model, val)                      # the best weights, not the last, are loaded
     assert ev.loss == pytest.approx(res.history[res.best_epoch]['val_loss'], rel=1e-5)

@@ -110,3 +110,16 @@ def test_bf16_trains_and_precision_is_checked():
     assert np.isfinite(res.history[-1]['train_loss'])
     with pytest.raises(ValueError, match="precision: got 'fp16'"):
         fit(create_model('compact', n_classes=2), tr, precision='fp16', progress=False)
+
+
+def test_cli_train_precision(tmp_path, capsys):
+    from lstm_pfd.cli import main
+    from lstm_pfd.data import build_dataset
+    cfg = DataConfig.preset('quick', {'dataset.records_per_class_severity': 3, 'signal.duration_s': 1.0})
+    path = build_dataset(cfg, tmp_path / 'small.h5', progress=False)
+    assert main(['train', str(path), '--epochs', '1', '--precision', 'bf16', '--out', str(tmp_path / 'm.pt'), '--no-progress']) == 0
+    model, info = load_checkpoint(tmp_path / 'm.pt')
+    assert all(v.dtype in (torch.float32, torch.int64) for v in model.state_dict().values())
+    with pytest.raises(SystemExit):
+        main(['train', str(path), '--precision', 'fp16', '--out', str(tmp_path / 'x.pt')])
+    assert 'fp16' in capsys.readouterr().err
