@@ -1007,7 +1007,11 @@ class ClassicalBaseline:
             ys.append(y.numpy()); rs.append(np.asarray(r))
         return np.concatenate(feats), np.concatenate(ys).astype(np.int64), np.concatenate(rs).astype(np.int64)
 
-    def fit(self, dataset, features=None):  # training windows; their `features(dataset)` if already computed (a cache)
+    def fit(self,
+            dataset,        # training windows: items `(x [1, L] float32, label, record_id)`
+            features=None,  # their `features(dataset)` if already computed (a cache); None: computed here
+           ):
+        "Fit the forest on the features of `dataset`; returns `self`."
         try: from sklearn.ensemble import RandomForestClassifier
         except ImportError as e: raise ImportError("the classical baseline needs scikit-learn: pip install 'lstm_pfd[ml]'") from e
         Fx, y, _ = self.features(dataset) if features is None else features
@@ -1017,7 +1021,11 @@ class ClassicalBaseline:
         self.rf = RandomForestClassifier(n_estimators=self.n_estimators, random_state=self.seed, n_jobs=self.n_jobs).fit(Fx, y)
         return self
 
-    def evaluate(self, dataset, features=None) -> Evaluation:  # windows to evaluate; their `features(dataset)` if already computed
+    def evaluate(self,
+                 dataset,        # windows to evaluate: items `(x [1, L] float32, label, record_id)`
+                 features=None,  # their `features(dataset)` if already computed (a cache); None: computed here
+                ) -> Evaluation:
+        "Record-level evaluation (soft vote per record) of the fitted forest on `dataset`."
         return _feature_evaluation(self, self.rf, dataset, features)
 
 # %% ../nbs/05_train.ipynb #06822e21
