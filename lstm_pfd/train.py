@@ -598,6 +598,15 @@ def _fit_epochs(model, train_data, val_data, opt, loss_fn, state, callbacks, bes
     bar.close()
     return best_sd
 
+# %% ../nbs/05_train.ipynb #fin00002
+def _finish_fit(model, train_data, opt, state, best_sd, meta, fit_args, *, recalibrate, batch_size, device, checkpoint_path):
+    "Load the best weights, recompute their BatchNorm statistics (re-saving the checkpoint), leave the model in eval mode."
+    last_sd = _plain_state(model.state_dict())
+    if best_sd is not None: model.load_state_dict(best_sd)
+    if recalibrate and recalibrate_batchnorm(model, train_data, batch_size, device) and checkpoint_path is not None:
+        _save_progress(checkpoint_path, model, opt, state, _plain_state(model.state_dict()), meta, fit_args, last_sd)
+    model.eval()
+
 # %% ../nbs/05_train.ipynb #6f6d35e2
 def fit(model: nn.Module,                         # a registry model (`create_model`)
         train_data: Dataset,                      # window dataset: items `(x [1, L] float32, label, record_id)`
@@ -649,10 +658,8 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
                               progress=progress, checkpoint_path=checkpoint_path, meta=meta, fit_args=fit_args, lr=lr,
                               schedule=schedule, seed=seed, batch_size=batch_size, augment=augment, device=device,
                               min_delta=min_delta, precision=precision)
-        last_sd = _plain_state(model.state_dict()); model.load_state_dict(best_sd) if best_sd is not None else None
-        if recalibrate and recalibrate_batchnorm(model, train_data, batch_size, device) and checkpoint_path is not None:
-            _save_progress(checkpoint_path, model, opt, state, _plain_state(model.state_dict()), meta, fit_args, last_sd)
-        model.eval()
+        _finish_fit(model, train_data, opt, state, best_sd, meta, fit_args, recalibrate=recalibrate, batch_size=batch_size,
+                    device=device, checkpoint_path=checkpoint_path)
         warns, final = _fit_warnings(model, state, val_data, batch_size, device)
     stopped = patience is not None and state.bad_epochs >= patience and len(state.history) < epochs
     _call(callbacks, 'on_fit_end', state)
