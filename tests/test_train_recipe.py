@@ -41,6 +41,20 @@ def test_small_rig_learns_and_generalises_to_new_loads(rig):
     assert res.warnings == [] and res.final['majority_acc'] == 0.5 and res.final['val_acc'] > 0.5
 
 
+@pytest.mark.parametrize('recalibrate', [False, True])
+def test_small_rig_in_few_steps_learns_or_warns(rig, recalibrate, caplog):
+    "The reported failure: 100 % training accuracy in train mode, chance in eval mode, BatchNorm statistics from 6-18 steps."
+    tr, va, te = rig
+    with caplog.at_level(logging.WARNING, logger='lstm_pfd.train'):
+        res = fit(create_model('compact', n_classes=2, seed=0), tr, va, epochs=6, batch_size=8, lr=3e-3, patience=None,
+                  progress=False, num_threads=1, recalibrate=recalibrate)
+    ev = evaluate(res.model, te)
+    assert res.history[-1]['train_acc'] == 1.0
+    assert ev.record_acc >= 0.9 or (res.warnings and any(r.levelno == logging.WARNING for r in caplog.records))
+    if recalibrate: assert ev.record_acc >= 0.9 and res.warnings == [], (ev, res.warnings)
+    else: assert ev.record_acc == 0.5 and any('majority class' in w for w in res.warnings)   # the failure, reproduced and reported
+
+
 def test_uninformative_labels_warn_loudly(rig, caplog):
     tr, va, _ = rig
     rng = np.random.default_rng(3)
