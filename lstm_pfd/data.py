@@ -1040,8 +1040,8 @@ def _pick(leaves: dict, key: str | None, path: Path, what: str = 'key'):
     key = str(key).replace('/', '.')
     if any(ch in key for ch in '*?['):
         hits = sorted(k for k in numeric if fnmatch.fnmatchcase(k, key))
-        if len(hits) != 1: raise ValueError(f"{path.name}: the pattern {key!r} ({flag}) matches {len(hits)} numeric arrays "
-                                            f"{hits or ''} where exactly one is needed; it holds: {listing}")
+        if len(hits) != 1: raise ValueError(f"{path.name}: the pattern {key!r} ({flag}) matches {len(hits)} numeric arrays"
+                                            f"{' ' + str(hits) if hits else ''} where exactly one is needed; it holds: {listing}")
         key = hits[0]
     if key not in leaves or isinstance(leaves[key], str):
         raise KeyError(f"{path.name} has no numeric array {key!r} ({flag}); it holds: {listing}")
