@@ -1573,6 +1573,17 @@ def _import_rate(rates: list, target_fs, cap: float) -> float:
     elif t > low: log.info("upsampling %g Hz -> %g Hz as asked (target_fs): the records hold nothing above %g Hz", low, t, low / 2)
     return t
 
+def _rate_config(cfg: DataConfig, rates: list, target_fs, record_s) -> DataConfig:
+    "The import's config at the records' rate (`_import_rate`); one native rate below the protocol's lowest is upsampled to the config's."
+    t = _import_rate(rates, target_fs, cfg.signal.fs)
+    try: return _import_config(cfg, t, record_s)
+    except ConfigError as e:
+        if target_fs is not None: raise
+        if len(set(rates)) > 1: raise ConfigError('target_fs', t, f"{e.allowed}; the lowest native rate is below it: pass target_fs (CLI: --target-fs) "
+                                                  "to upsample every record, knowing that records of faster files keep a bandwidth the others lack") from None
+        log.warning("%g Hz is below the lowest rate the protocol allows (%s): every record is upsampled to its %g Hz, alike", t, e.allowed, cfg.signal.fs)
+        return _import_config(cfg, cfg.signal.fs, record_s)
+
 def _warn_untrained(lab: np.ndarray, names: list, rec_split: np.ndarray):
     "A logged warning naming the classes with recordings but none in the train split (when the import has a train split)."
     train = np.asarray(rec_split) == SPLITS.index('train')
@@ -1626,7 +1637,7 @@ def import_recordings(recordings:Sequence, # arrays, recording files (see `read_
     rec_split = _recording_splits(split, lab, seed, groups, split_by, test_groups, val_groups)
     _warn_untrained(lab, names, rec_split)
     rates = _native_rates(recordings, ids, fss, keys, columns, fs_key)
-    cfg_out = _import_config(cfg, _import_rate(rates, target_fs, cfg.signal.fs), record_s)
+    cfg_out = _rate_config(cfg, rates, target_fs, record_s)
     target_fs, record_s, N = cfg_out.signal.fs, cfg_out.signal.duration_s, cfg_out.signal.n_samples
     segs, ofs = _load_recordings(recordings, ids, fss, progress, keys=keys, columns=columns, fs_key=fs_key,
                                  target_fs=target_fs, N=N, record_s=record_s)
