@@ -136,3 +136,15 @@ def test_mixed_rate_import_leaves_no_bandwidth_shortcut(cwru, tmp_path):
     assert up.returncode == 0, up.stderr
     assert 'bandwidth shortcut' in up.stderr
     assert _bandwidth_classifier(tmp_path / 'up.h5') >= 0.95
+
+
+def test_dropped_seconds_and_untrained_classes_are_warned_without_verbose(cwru, tmp_path):
+    rows = cwru.read_text().splitlines()
+    keep = [r for r in rows[1:] if not (r.split(',')[1] == 'outer' and r.split(',')[3] in ('0', '1'))]   # outer: loads 2-3 only
+    (cwru.parent / 'no_outer_train.csv').write_text('\n'.join([rows[0], *keep]) + '\n')
+    r = run('import', cwru.parent / 'no_outer_train.csv', '--key', '*_DE_time', '--group-column', 'load', '--split-by', 'group',
+            '--test-groups', '2,3', '--record-s', '1.5', '--out', tmp_path / 'd.h5', '--no-progress')
+    assert r.returncode == 0, r.stderr
+    n = len(keep)                                          # every 4-s file gives two 1.5-s records and loses 1 s
+    assert f'{n} of {n} recordings are not a whole number of 1.5-s records: {n:g} s of signal dropped in all' in r.stderr
+    assert "classes ['outer'] have no recording in the train split" in r.stderr
