@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import PRESETS, SPLITS, ConfigError, DataConfig, parse_sets
+from .config import IMPORT_PRESET, PRESETS, SPLITS, ConfigError, DataConfig, parse_sets
 from .utils import check_output, strict_json
 
 DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config says otherwise
@@ -60,9 +60,9 @@ def _precisions():
     return [p for p in PRECISIONS if p != 'fp32']
 
 # %% ../nbs/09_cli.ipynb #opt00002
-def _add_config_args(p):
-    p.add_argument('--preset', default=DEFAULT_PRESET, choices=list(PRESETS),
-                   help=f"named data protocol (default: {DEFAULT_PRESET}; jbfd11 is the benchmark)")
+def _add_config_args(p, preset: str = DEFAULT_PRESET):
+    p.add_argument('--preset', default=preset, choices=list(PRESETS),
+                   help=f"named data protocol (default: {preset}; jbfd11 is the benchmark)")
     p.add_argument('--config', metavar='YAML', help='a YAML config file (instead of a preset)')
     p.add_argument('--set', action='append', metavar='KEY=VALUE',
                    help='dotted-key override of the protocol, e.g. signal.fs=8192 (repeatable)')
@@ -208,23 +208,26 @@ def cmd_generate(args,  # the parsed options of `lstm-pfd generate`
     return 0
 
 # %% ../nbs/09_cli.ipynb #imp00002
+_CSV_COLUMNS = ('file', 'label', 'fs', 'key', 'channels', 'speed_hz', 'severity', 'group', 'split')  # what a labels CSV may hold
+
 def _read_labels_csv(path: Path) -> list[dict]:
     import csv
     with open(path, newline='') as f: rows = list(csv.DictReader(f))
     if not rows or not {'file', 'label'} <= set(rows[0]):
-        raise ValueError(f"{path} must be a CSV with a header holding at least 'file' and 'label' "
-                         "(optional: 'fs', 'severity', 'group', 'split')")
+        raise ValueError(f"{path} must be a CSV with a header holding at least 'file' and 'label' (optional: {', '.join(_CSV_COLUMNS[2:])})")
+    long = [i + 2 for i, r in enumerate(rows) if None in r]
+    if long: raise ValueError(f"{path}: line {long[0]} has more cells than the header ({', '.join(k for k in rows[0] if k)})")
     return rows
 
 # %% ../nbs/09_cli.ipynb #imp000s10
 def _import_args(p):
-    p.add_argument('labels', help='CSV with a header: file,label[,fs][,severity][,group][,split]; files relative to the CSV')
-    _add_config_args(p)
+    p.add_argument('labels', help='CSV with a header: file,label[,fs][,key][,channels][,speed_hz][,severity][,group][,split]; files relative to the CSV')
+    _add_config_args(p, IMPORT_PRESET)
     p.add_argument('--fs', type=float, help="sampling rate of the recordings, Hz (else an 'fs' column, --fs-key, or the file's own rate)")
     p.add_argument('--fs-key', metavar='FIELD', help='field holding the rate inside .mat/.h5 files, e.g. bearing.sr')
-    p.add_argument('--key', help='array inside .mat or .h5 files; a dotted key reaches a struct field, e.g. bearing.gs')
-    p.add_argument('--column', help='column of .csv/.tsv/.txt recordings: an index (digits) or a header name')
-    p.add_argument('--target-fs', type=float, help="resample to this rate (default: the protocol's fs)")
+    p.add_argument('--key', help="array inside .mat or .h5 files: a name (dotted for a struct field, e.g. bearing.gs) or a pattern matching one array per file, e.g. '*_DE_time'; a 'key' column overrides it per row")
+    p.add_argument('--column', help="channel of multi-channel recordings: an index (digits) or a header name; a 'channels' column overrides it per row")
+    p.add_argument('--target-fs', type=float, help="rate of the records, Hz (default: the lowest native rate, at most the protocol's fs; higher upsamples)")
     p.add_argument('--record-s', type=float, help="record length in s (default: the protocol's record duration)")
     p.add_argument('--classes', metavar='A,B,...', help='class names in label order (default: the labels in first-seen order)')
     p.add_argument('--split', help="train, val, test, or fractions 'a,b,c' of whole recordings "
@@ -234,6 +237,7 @@ def _import_args(p):
     p.add_argument('--group-column', metavar='NAME', help="CSV column holding each recording's group (default: 'group' if present)")
     p.add_argument('--test-groups', metavar='G,...', help='groups held out for testing (with --split-by group)')
     p.add_argument('--val-groups', metavar='G,...', help='groups held out for validation (with --split-by group)')
+    p.add_argument('--meta-columns', metavar='A,B,...', help='further CSV columns to store as metadata (numbers where every cell is one)')
     p.add_argument('--snr-db', type=float, nargs='+', metavar='DB', help='also write noisy copies of the test split at these SNRs (dB)')
     p.add_argument('--seed', type=int, default=0, help='import seed: record seeds, noise and stratified fractions (default: 0)')
     p.add_argument('--out', required=True, help='the dataset file (.h5) to write')
@@ -274,25 +278,81 @@ def _import_severity(rows: list[dict]):
     "Severities (names or indices) when every row gives one, else None."
     return [_int_or_name(r['severity']) for r in rows] if all((r.get('severity') or '').strip() for r in rows) else None
 
+# %% ../nbs/09_cli.ipynb #imp00c02
+def _check_columns(args, rows: list[dict]) -> list[str]:
+    "The `--meta-columns`; a ValueError naming the CSV's columns that no option reads (never dropped silently)."
+    meta = _csv_list(args.meta_columns) or []
+    missing = [c for c in meta if c not in rows[0]]
+    if missing: raise ValueError(f"--meta-columns {missing} are not columns of the labels CSV; columns: {', '.join(rows[0])}")
+    bad = [c for c in rows[0] if c not in _CSV_COLUMNS and c != args.group_column and c not in meta]
+    if bad: raise ValueError(f"labels CSV: columns {bad} are not read by lstm-pfd import (it reads: {', '.join(_CSV_COLUMNS)}); "
+                             f"store them with --meta-columns {','.join(bad)}, name a group column with --group-column, or remove them")
+    return meta
+
+def _per_row(rows: list[dict], col: str, default, parse=str, what: str = 'a value') -> list:
+    "One value per row: the cell of `col` where filled (parsed), else `default` (the option's value)."
+    out = []
+    for line, r in enumerate(rows, start=2):
+        v = (r.get(col) or '').strip()
+        try: out.append(parse(v) if v else default)
+        except ValueError: raise ValueError(f"labels CSV line {line}: {col} {v!r} is not {what}") from None
+    return out
+
+# %% ../nbs/09_cli.ipynb #imp00c03
+def _one_channel_cell(v: str):
+    "A 'channels' cell: one channel (an index or a name); an import stores one channel per record."
+    if any(sep in v for sep in ';|+'): raise ValueError(f"an import stores one channel per record; name one (got {v!r})")
+    return _int_or_name(v)
+
+def _row_meta(rows: list[dict], meta_cols: list[str]) -> dict:
+    "`speed_hz` (a number on every row) and the `--meta-columns` (numbers where every cell is one, else text) as import metadata."
+    out = {}
+    if 'speed_hz' in rows[0]:
+        v = _per_row(rows, 'speed_hz', None, float, 'a speed in Hz')
+        if None in v: raise ValueError(f"labels CSV line {v.index(None) + 2}: speed_hz is empty; give every recording its speed (Hz)")
+        out['speed_hz'] = v
+    for c in meta_cols:
+        cells = [(r.get(c) or '').strip() for r in rows]
+        try: out[c] = [float(x) for x in cells]
+        except ValueError: out[c] = cells
+    return out
+
+# %% ../nbs/09_cli.ipynb #imp00c06
+import re
+
+_PY_FLAGS = {'key': '--key', 'fs_key': '--fs-key', 'column': '--column', 'record_s': '--record-s', 'target_fs': '--target-fs', 'fs': '--fs'}
+
+def _flag_words(msg: str) -> str:
+    "A library message as a CLI user reads it: Python arguments replaced by the CLI flags the message names (or maps to)."
+    msg = re.sub(r"\b[a-z_]+=, CLI: ", '', msg)                      # '(key=, CLI: --key ...)' -> '(--key ...)'
+    msg = re.sub(r"\b[a-z_]+= \(CLI: ([^)]*)\)", r"\1", msg)          # 'pass fs= (CLI: --fs ...)' -> 'pass --fs ...'
+    return re.sub(r"\b(%s)=" % '|'.join(sorted(_PY_FLAGS, key=len, reverse=True)), lambda m: _PY_FLAGS[m.group(1)], msg)
+
 # %% ../nbs/09_cli.ipynb #imp00003
-@subcommand('import', 'import recordings listed in a labels CSV (file,label[,fs][,severity][,group][,split]) into a dataset file', _import_args)
+@subcommand('import', 'import recordings listed in a labels CSV (file,label[,fs][,key][,channels][,speed_hz][,severity][,group][,split]) into a dataset file', _import_args)
 def cmd_import(args,  # the parsed options of `lstm-pfd import`
               ) -> int:
-    "Import the recordings of a labels CSV (your own classes, grouped splits, SNR copies) into a dataset file."
+    "Import the recordings of a labels CSV (your own classes, per-row keys and rates, grouped splits, SNR copies) into a dataset file."
     from lstm_pfd.data import import_recordings
     cfg = _load_config(args)
     lab_path = Path(args.labels)
     if not lab_path.exists(): raise FileNotFoundError(f"no labels file at {lab_path}")
     _check_out(args.out, args.force)
     rows = _read_labels_csv(lab_path)
-    fs = [float(r['fs']) if (r.get('fs') or '').strip() else args.fs for r in rows]
-    out = import_recordings([str(lab_path.parent / r['file']) for r in rows], [_int_or_name(r['label']) for r in rows], fs, args.out,
-                            cfg=cfg, target_fs=args.target_fs, record_s=args.record_s, split=_import_split(args, rows),
-                            severity=_import_severity(rows), key=args.key, fs_key=args.fs_key,
-                            column=None if args.column is None else _int_or_name(args.column), class_names=_csv_list(args.classes),
-                            groups=_import_groups(args, rows), split_by=args.split_by, test_groups=_csv_list(args.test_groups),
-                            val_groups=_csv_list(args.val_groups), snr_db=tuple(args.snr_db or ()), seed=args.seed,
-                            progress=not args.no_progress, overwrite=args.force)
+    groups = _import_groups(args, rows)   # first: a wrong --group-column is named before the columns it leaves unread
+    meta = _row_meta(rows, _check_columns(args, rows))
+    column = None if args.column is None else _int_or_name(args.column)
+    try:
+        out = import_recordings([str(lab_path.parent / r['file']) for r in rows], [_int_or_name(r['label']) for r in rows],
+                                _per_row(rows, 'fs', args.fs, float, 'a rate in Hz'), args.out, cfg=cfg, target_fs=args.target_fs,
+                                record_s=args.record_s, split=_import_split(args, rows), severity=_import_severity(rows),
+                                key=_per_row(rows, 'key', args.key), fs_key=args.fs_key, column=_per_row(rows, 'channels', column, _one_channel_cell),
+                                meta=meta, class_names=_csv_list(args.classes), groups=groups, split_by=args.split_by,
+                                test_groups=_csv_list(args.test_groups), val_groups=_csv_list(args.val_groups), snr_db=tuple(args.snr_db or ()),
+                                seed=args.seed, progress=not args.no_progress, overwrite=args.force)
+    except (ValueError, KeyError) as e:
+        if type(e) not in (ValueError, KeyError) or not e.args: raise
+        raise type(e)(_flag_words(str(e.args[0]))) from None
     print(f"wrote {out} ({len(rows)} recordings)")
     return 0
 

@@ -23,11 +23,12 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MAX_QUOTE', 'MAX_YAML_NODES', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'SPLITS', 'TRACKS', 'CHANNELS',
-           'CHANNEL_UNITS', 'PROBE_ANGLES_DEG', 'PROBE_SCALE_V_PER_MM', 'GENERATOR_VERSION', 'PRESETS', 'ConfigError',
-           'parse_yaml', 'parse_sets', 'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig',
-           'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig',
-           'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig', 'NoiseConfig',
-           'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'SensorConfig', 'DataConfig', 'StrDict']
+           'CHANNEL_UNITS', 'PROBE_ANGLES_DEG', 'PROBE_SCALE_V_PER_MM', 'GENERATOR_VERSION', 'PRESETS', 'IMPORT_PRESET',
+           'ConfigError', 'parse_yaml', 'parse_sets', 'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig',
+           'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig',
+           'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig',
+           'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'SensorConfig',
+           'DataConfig', 'StrDict']
 
 # %% ../nbs/00_config.ipynb #c0abe54d
 MAX_QUOTE = 200  # most characters of a value (or field name) quoted in an error message
@@ -829,6 +830,8 @@ PRESETS = {
     'quick_fleet': {'signal.fs': 10240.0, 'signal.duration_s': 2.0, 'dataset.records_per_class_severity': 6,
                     'dataset.window_s': 0.5, 'dataset.hop_s': 0.5, 'fleet.n_machines': 3},
 }
+
+IMPORT_PRESET = 'quick'  # the protocol of an import of recordings when none is given, in the API and the CLI alike
 
 # %% ../nbs/00_config.ipynb #95cac71c
 @patch

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 import lstm_pfd
-from .config import DataConfig, ConfigError, GENERATOR_VERSION, SPLITS, TRACKS, parse_yaml
+from .config import DataConfig, ConfigError, GENERATOR_VERSION, IMPORT_PRESET, SPLITS, TRACKS, parse_yaml
 from . import physics
 from .physics import FAULTS, fault_index, severity_index
 from .signals import generate_batch, record_seed
@@ -1023,17 +1023,28 @@ def _h5_leaves(f) -> dict:
     f.visititems(visit)
     return out
 
+
+# %% ../nbs/03_data.ipynb #pick0002
+import fnmatch
+
 def _pick(leaves: dict, key: str | None, path: Path, what: str = 'key'):
-    "The numeric entry `key` (dotted; `/` accepted) of `leaves`, or the only one; errors list every entry."
+    "The numeric entry `key` (dotted, `/` accepted, or a glob pattern matching exactly one) of `leaves`, or the only one."
     listing = '; '.join(f"{k} ({_leaf_desc(v) if isinstance(v, str) else _leaf_desc(np.empty(v.shape, v.dtype))})"
                         for k, v in sorted(leaves.items())) or 'nothing'
     numeric = [k for k, v in leaves.items() if not isinstance(v, str)]
+    flag = f"{what}=, CLI: --{what.replace('_', '-')}" + (" or a 'key' column" if what == 'key' else '')
     if key is None:
-        if len(numeric) != 1: raise ValueError(f"{path.name} holds several entries: pass {what}= (dotted for struct fields); it holds: {listing}")
+        if len(numeric) != 1: raise ValueError(f"{path.name} holds several entries: pass {what}= (dotted for struct fields, or a pattern "
+                                               f"like '*_DE_time'; {flag}); it holds: {listing}")
         key = numeric[0]
     key = str(key).replace('/', '.')
+    if any(ch in key for ch in '*?['):
+        hits = sorted(k for k in numeric if fnmatch.fnmatchcase(k, key))
+        if len(hits) != 1: raise ValueError(f"{path.name}: the pattern {key!r} ({flag}) matches {len(hits)} numeric arrays"
+                                            f"{' ' + str(hits) if hits else ''} where exactly one is needed; it holds: {listing}")
+        key = hits[0]
     if key not in leaves or isinstance(leaves[key], str):
-        raise KeyError(f"{path.name} has no numeric array {key!r} ({what}); it holds: {listing}")
+        raise KeyError(f"{path.name} has no numeric array {key!r} ({flag}); it holds: {listing}")
     return np.asarray(leaves[key][()])
 
 # %% ../nbs/03_data.ipynb #8fda002c
@@ -1076,7 +1087,7 @@ _RECORDING_EXTS = ('.npy', '.csv', '.tsv', '.txt', '.mat', '.h5', '.hdf5', '.wav
 
 def read_recording(path, # .npy, .csv/.tsv/.txt, .wav, .mat or .h5/.hdf5 file
                    *,
-                   key:str | None=None, # entry to read in a .mat/.h5 file (dotted for struct fields); None: the only numeric one
+                   key:str | None=None, # entry to read in a .mat/.h5 file (dotted for struct fields, or a glob pattern like '*_DE_time' matching exactly one); None: the only numeric one
                    column=None, # channel of multi-channel data: an index (or a header name in a delimited file)
                    fs_key:str | None=None, # entry holding the sampling rate in a .mat/.h5 file
                   )->tuple[np.ndarray, float | None]:
@@ -1085,7 +1096,7 @@ def read_recording(path, # .npy, .csv/.tsv/.txt, .wav, .mat or .h5/.hdf5 file
     if not path.exists(): raise FileNotFoundError(f"no recording at {path}")
     ext, fs = path.suffix.lower(), None
     if ext not in _RECORDING_EXTS: raise ValueError(f"unsupported recording format {ext!r}: use one of {', '.join(_RECORDING_EXTS)}")
-    if fs_key is not None and ext not in ('.mat', '.h5', '.hdf5'): raise ValueError(f"fs_key= reads a rate from .mat/.h5 files, not {ext}")
+    if fs_key is not None and ext not in ('.mat', '.h5', '.hdf5'): raise ValueError(f"fs_key= (CLI: --fs-key) reads a rate from .mat/.h5 files, not {ext}")
     try:
         if ext == '.npy': a = np.load(path, allow_pickle=False)
         elif ext in ('.csv', '.tsv', '.txt'): a, column = _read_delimited(path, column), None
@@ -1411,6 +1422,12 @@ def _recording_fs(fs, n: int) -> list:
     if any(f is not None and not (math.isfinite(f) and f > 0) for f in out): raise ValueError(f"sampling rates must be finite and > 0 Hz, got {fs}")
     return out
 
+def _per_recording(v, n: int, name: str) -> list:
+    "One value per recording: `v` for all (a scalar or None), or a list or tuple of `n` values."
+    if not isinstance(v, (list, tuple)): return [v] * n
+    if len(v) != n: raise ValueError(f"{name}: {len(v)} values for {n} recordings; allowed: one for all, or one per recording")
+    return list(v)
+
 def _import_severity(severity, n: int, cfg: DataConfig) -> np.ndarray:
     "Severity slot per recording: names or indices of the config's slots, -1 unknown (also the default)."
     if severity is None: return np.full(n, -1, np.int64)
@@ -1440,8 +1457,8 @@ def choose_fs(fs:float | None, # the rate the caller gives, Hz (None: none given
         log.warning("%s: the given sampling rate %g Hz overrides the rate stated in the file (%g Hz)", name, fs, file_fs)
     return fs if fs is not None else file_fs
 
-def _load_one(src, name: str, fs, *, key, fs_key, column, target_fs: float, N: int, record_s: float) -> tuple[np.ndarray, float]:
-    "Records `[k, N]` cut from one recording (array or file) after resampling, and its original rate."
+def _load_one(src, name: str, fs, *, key, fs_key, column, target_fs: float, N: int, record_s: float) -> tuple[np.ndarray, float, int]:
+    "Records `[k, N]` cut from one recording (array or file) after resampling, its original rate and the samples left over."
     file_fs = None
     if isinstance(src, (str, os.PathLike)): src, file_fs = read_recording(src, key=key, column=column, fs_key=fs_key)
     fs = choose_fs(fs, file_fs, name)
@@ -1453,7 +1470,7 @@ def _load_one(src, name: str, fs, *, key, fs_key, column, target_fs: float, N: i
     if k == 0: raise ValueError(f"{name}: {len(y) / target_fs:.3g} s after resampling is shorter than one record ({record_s:g} s): "
                                 f"pass a shorter record_s= (CLI: --record-s)")
     if len(y) % N: log.info("%s: %d trailing samples after %d records are not used", name, len(y) % N, k)
-    return y[:k * N].reshape(k, N), fs
+    return y[:k * N].reshape(k, N), fs, len(y) % N
 
 # %% ../nbs/03_data.ipynb #f633c23b
 _IMPORT_SNR_RECIPE = ('add_snr_noise(test signals, snr_db, seed): white noise at snr_db relative to the record RMS, drawn from '
@@ -1482,25 +1499,44 @@ def _write_import(f, segs: list, rec_split, lab, sev, ids, ofs, meta: dict, snr:
                 _write_split(f, _snr_group(level), add_snr_noise(X, level, rows['seed']), rows, cols,
                              dict(derived_from='test', snr_db=float(level), recipe=_IMPORT_SNR_RECIPE))
 
+def _write_file(path: Path, overwrite: bool, attrs: dict, write):
+    "An HDF5 file written atomically: `attrs`, then `write(f)`, marked complete last; an interrupt leaves no file."
+    guard = _SignalGuard()
+    try:
+        with atomic_write(path, overwrite=overwrite) as tmp:
+            with h5py.File(tmp, 'w') as f:
+                f.attrs.update(attrs, complete=False)
+                write(f)
+                guard.check()
+                f.attrs['complete'] = True
+    finally: guard.restore()  # atomic_write has removed the temporary file on any exception
+
 # %% ../nbs/03_data.ipynb #c9fdf3ea
-def _load_recordings(recordings, ids, fss, progress: bool, **kw) -> tuple[list, np.ndarray]:
-    "Every recording loaded, checked, resampled and cut (`_load_one`): (segments, original sampling rates)."
+def _load_recordings(recordings, ids, fss, progress: bool, *, keys: list, columns: list, **kw) -> tuple[list, np.ndarray]:
+    "Every recording loaded, checked, resampled and cut (`_load_one`): (segments, original sampling rates); the samples left over warned."
     from tqdm.auto import tqdm
-    segs, ofs = [], np.empty(len(recordings))
+    segs, ofs, cut = [], np.empty(len(recordings)), {}
     for i in tqdm(range(len(recordings)), desc='import', disable=not progress):
         src = recordings[i]
         name = str(src) if isinstance(src, (str, os.PathLike)) else f"recording {ids[i]}"
-        x, ofs[i] = _load_one(src, name, fss[i], **kw)
+        x, ofs[i], left = _load_one(src, name, fss[i], key=keys[i], column=columns[i], **kw)
         segs.append(x)
+        if left: cut[name] = left / kw['target_fs']
+    if cut:
+        worst = max(cut, key=cut.get)
+        log.warning("%d of %d recordings are not a whole number of %g-s records: %.3g s of signal dropped in all, at their ends "
+                    "(%s: %.3g s); a record_s (CLI: --record-s) that divides the recordings keeps everything",
+                    len(cut), len(recordings), kw['record_s'], sum(cut.values()), Path(worst).name, cut[worst])
     return segs, ofs
 
 # %% ../nbs/03_data.ipynb #mc3f4085
-def _from_recordings(recordings, fss: list, column, units) -> tuple[list, list, str | None]:
-    "`Recording` inputs replaced by one channel (`column`: a name or index; the only one by default), their rate and unit used."
+def _from_recordings(recordings, fss: list, columns: list, units) -> tuple[list, list, str | None]:
+    "`Recording` inputs replaced by one channel (`columns[i]`: a name or index; the only one by default), their rate and unit used."
     if not any(isinstance(r, Recording) for r in recordings): return recordings, fss, units
     out, fss, seen = list(recordings), list(fss), set()
     for i, r in enumerate(out):
         if not isinstance(r, Recording): continue
+        column = columns[i]
         if column is None and len(r.channels) > 1: raise ValueError(f"recording {i} holds channels {list(r.channels)}: pass column= (a channel name) to import one")
         j = 0 if column is None else _pick_channels(list(r.channels), [column])[0]
         j = r.channels.index(j) if isinstance(j, str) else j
@@ -1512,22 +1548,65 @@ def _from_recordings(recordings, fss: list, column, units) -> tuple[list, list, 
     if units is None and all(isinstance(r, Recording) for r in recordings): units = seen.pop()
     return out, fss, units
 
+# %% ../nbs/03_data.ipynb #rate0001
+def _native_rates(recordings, ids, fss: list, keys: list, columns: list, fs_key) -> list:
+    "Each recording's native rate: the given one, else the one its file states (read here); an error where neither gives one."
+    out = list(fss)
+    for i, src in enumerate(recordings):
+        is_file = isinstance(src, (str, os.PathLike))
+        if out[i] is None and is_file: out[i] = read_recording(src, key=keys[i], column=columns[i], fs_key=fs_key)[1]
+        if out[i] is None: raise ValueError(f"{src if is_file else f'recording {ids[i]}'}: no sampling rate: pass fs= (CLI: --fs or an 'fs' column), "
+                                            "or fs_key= (CLI: --fs-key) naming the field that holds it")
+    return out
+
+def _import_rate(rates: list, target_fs, cap: float) -> float:
+    "The records' rate: `target_fs` if given, else the lowest native rate (at most `cap`); mixed rates and upsampling are logged."
+    rates = np.asarray(rates, float)
+    low, kinds = float(rates.min()), np.unique(rates)
+    t = min(low, float(cap)) if target_fs is None else float(target_fs)
+    if len(kinds) > 1:
+        counts = ', '.join(f"{r:g} Hz: {int((rates == r).sum())}" for r in kinds)
+        how = ("no higher than the lowest native rate (anti-aliased), so that no class can be told apart by its bandwidth" if t <= low else
+               f"above the lowest native rate ({low:g} Hz): records of the slower files hold nothing above {low / 2:g} Hz and the others do, "
+               "a bandwidth shortcut a model can learn; leave target_fs (CLI: --target-fs) unset to avoid it")
+        log.warning("the recordings have %d native sampling rates (%s): every record is brought to %g Hz, %s", len(kinds), counts, t, how)
+    elif t > low: log.info("upsampling %g Hz -> %g Hz as asked (target_fs): the records hold nothing above %g Hz", low, t, low / 2)
+    return t
+
+def _rate_config(cfg: DataConfig, rates: list, target_fs, record_s) -> DataConfig:
+    "The import's config at the records' rate (`_import_rate`); one native rate below the protocol's lowest is upsampled to the config's."
+    t = _import_rate(rates, target_fs, cfg.signal.fs)
+    try: return _import_config(cfg, t, record_s)
+    except ConfigError as e:
+        if target_fs is not None: raise
+        if len(set(rates)) > 1: raise ConfigError('target_fs', t, f"{e.allowed}; the lowest native rate is below it: pass target_fs (CLI: --target-fs) "
+                                                  "to upsample every record, knowing that records of faster files keep a bandwidth the others lack") from None
+        log.warning("%g Hz is below the lowest rate the protocol allows (%s): every record is upsampled to its %g Hz, alike", t, e.allowed, cfg.signal.fs)
+        return _import_config(cfg, cfg.signal.fs, record_s)
+
+def _warn_untrained(lab: np.ndarray, names: list, rec_split: np.ndarray):
+    "A logged warning naming the classes with recordings but none in the train split (when the import has a train split)."
+    train = np.asarray(rec_split) == SPLITS.index('train')
+    if not train.any(): return
+    missing = [names[c] for c in sorted(set(lab.tolist())) if not (train & (lab == c)).any()]
+    if missing: log.warning("classes %s have no recording in the train split: a model trained on this file cannot learn them", missing)
+
 # %% ../nbs/03_data.ipynb #c241b412
 def import_recordings(recordings:Sequence, # arrays, recording files (see `read_recording`) or `Recording`s, one per recording
                       labels:Sequence, # class of each recording (name or label)
                       fs, # sampling rate, Hz: one for all, one per recording, or None to read it from the file
                       path, # dataset file to write
                       *,
-                      cfg:DataConfig | None=None, # data config giving record length and rate (default: the jbfd11 preset)
-                      target_fs:float | None=None, # sampling rate of the records, Hz (default: the config's)
+                      cfg:DataConfig | None=None, # data config giving record length and highest rate (default: the `IMPORT_PRESET` protocol)
+                      target_fs:float | None=None, # sampling rate of the records, Hz (default: the lowest native rate, at most the config's; higher upsamples)
                       record_s:float | None=None, # record length, s (default: the config's duration)
                       record_ids=None, # distinct id of each recording (default: 0..n-1)
                       split='test', # a split name for all, one per recording, or (train, val, test) fractions of whole recordings
                       severity=None, # severity slot of each recording (name or index; -1/None: unknown)
                       meta:dict | None=None, # further columns: name -> one value per recording
-                      key:str | None=None, # entry to read in a .mat/.h5 file (dotted for struct fields); None: the only numeric one
+                      key=None, # entry to read in .mat/.h5 files (dotted, or a glob pattern matching one array), one for all or one per recording; None: the only numeric one
                       fs_key:str | None=None, # entry holding the sampling rate in a .mat/.h5 file
-                      column=None, # channel of multi-channel data: an index (or a header name in a delimited file, or a `Recording`'s channel name)
+                      column=None, # channel of multi-channel data: an index (or a header name in a delimited file, or a `Recording`'s channel name), one for all or a list
                       units:str | None=None, # unit of the samples, stored in the file (None: the unit of `Recording` inputs, else 'as recorded')
                       class_names:Sequence[str] | None=None, # class names in label order (default: the registry's)
                       groups=None, # group of each recording (machine, site, ...)
@@ -1540,15 +1619,15 @@ def import_recordings(recordings:Sequence, # arrays, recording files (see `read_
                       overwrite:bool=False, # replace an existing `path`
                      )->Path:
     """Write external recordings (arrays or files) with labels and sampling rates as a dataset file: each resampled to
-    `target_fs`, cut into records of `record_s` s and assigned to a split (whole recordings or whole groups)."""
-    cfg = cfg or DataConfig.preset('jbfd11')
-    cfg_out = _import_config(cfg, target_fs, record_s)  # early: sizes checked before any loading
-    target_fs, record_s, N = cfg_out.signal.fs, cfg_out.signal.duration_s, cfg_out.signal.n_samples
+    one rate (`target_fs`; by default the lowest native rate, at most the config's), cut into records of `record_s` s and assigned to a split (whole recordings or whole groups)."""
+    cfg = cfg or DataConfig.preset(IMPORT_PRESET)
+    _import_config(cfg, target_fs, record_s)  # early: sizes checked before any loading
     path = Path(path)
     _check_target(path, overwrite)
     n = len(recordings)
     if len(labels) != n: raise ValueError(f"{n} recordings but {len(labels)} labels")
-    recordings, fss, units = _from_recordings(recordings, _recording_fs(fs, n), column, units)  # `Recording`s: one named channel each
+    keys, columns = _per_recording(key, n, 'key'), _per_recording(column, n, 'column')
+    recordings, fss, units = _from_recordings(recordings, _recording_fs(fs, n), columns, units)  # `Recording`s: one named channel each
     ids = np.arange(n) if record_ids is None else np.asarray(record_ids)
     if len(ids) != n or len(set(ids.tolist())) != n: raise ValueError("record_ids must be distinct, one per recording")
     lab, names = _import_labels(labels, class_names)
@@ -1556,19 +1635,15 @@ def import_recordings(recordings:Sequence, # arrays, recording files (see `read_
     groups, snr, seed = _import_options(n, groups, snr_db, seed)
     if groups is not None: meta['group'] = groups
     rec_split = _recording_splits(split, lab, seed, groups, split_by, test_groups, val_groups)
-    segs, ofs = _load_recordings(recordings, ids, fss, progress, key=key, fs_key=fs_key, column=column,
+    _warn_untrained(lab, names, rec_split)
+    rates = _native_rates(recordings, ids, fss, keys, columns, fs_key)
+    cfg_out = _rate_config(cfg, rates, target_fs, record_s)
+    target_fs, record_s, N = cfg_out.signal.fs, cfg_out.signal.duration_s, cfg_out.signal.n_samples
+    segs, ofs = _load_recordings(recordings, ids, fss, progress, keys=keys, columns=columns, fs_key=fs_key,
                                  target_fs=target_fs, N=N, record_s=record_s)
-    guard = _SignalGuard()
-    try:
-        with atomic_write(path, overwrite=overwrite) as tmp:
-            with h5py.File(tmp, 'w') as f:
-                f.attrs.update(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), generator_version=GENERATOR_VERSION, lstm_pfd_version=lstm_pfd.__version__,
-                               fs=target_fs, fault_names=names, severity_names=list(cfg.severity.names), format='lstm_pfd-dataset',
-                               format_version=1, source='external', units=units or 'as recorded', import_seed=seed,
-                               snr_groups=[_snr_group(s) for s in snr], snr_db=list(snr), complete=False)
-                _write_import(f, segs, rec_split, lab, sev, ids, ofs, meta, snr, seed, N)
-                guard.check()
-                f.attrs['complete'] = True
-    finally: guard.restore()  # atomic_write has removed the temporary file on any exception
+    attrs = dict(config=cfg_out.to_yaml(), config_hash=cfg_out.hash(), generator_version=GENERATOR_VERSION, lstm_pfd_version=lstm_pfd.__version__,
+                 fs=target_fs, fault_names=names, severity_names=list(cfg.severity.names), format='lstm_pfd-dataset', format_version=1,
+                 source='external', units=units or 'as recorded', import_seed=seed, snr_groups=[_snr_group(s) for s in snr], snr_db=list(snr))
+    _write_file(path, overwrite, attrs, lambda f: _write_import(f, segs, rec_split, lab, sev, ids, ofs, meta, snr, seed, N))
     log.info("wrote %s (%d recordings, %d classes)", path, n, len(names))
     return path

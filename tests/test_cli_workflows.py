@@ -152,9 +152,11 @@ def test_import_split_column_digit_labels_and_severity_names(tmp_path):
 def test_import_refusals_are_one_line(tmp_path):
     csv = _rig(tmp_path)
     one_line_error(run('import', csv, '--fs', 10240, '--group-column', 'day', '--out', tmp_path / 'a.h5'), 'day', 'load')
-    one_line_error(run('import', csv, '--out', tmp_path / 'a.h5', '--no-progress'), 'fs')   # .npy gives no rate
-    one_line_error(run('import', csv, '--fs', 10240, '--classes', 'rub,whip', '--out', tmp_path / 'a.h5', '--no-progress'), 'inner')
-    one_line_error(run('import', csv, '--fs', 10240, '--split', 'half', '--out', tmp_path / 'a.h5'), '--split')
+    one_line_error(run('import', csv, '--out', tmp_path / 'a.h5', '--no-progress'), "['load']", '--meta-columns')   # never dropped silently
+    g = ('--group-column', 'load')
+    one_line_error(run('import', csv, *g, '--out', tmp_path / 'a.h5', '--no-progress'), 'pass --fs')   # .npy gives no rate
+    one_line_error(run('import', csv, *g, '--fs', 10240, '--classes', 'rub,whip', '--out', tmp_path / 'a.h5', '--no-progress'), 'inner')
+    one_line_error(run('import', csv, *g, '--fs', 10240, '--split', 'half', '--out', tmp_path / 'a.h5'), '--split')
     assert not (tmp_path / 'a.h5').exists()
 
 

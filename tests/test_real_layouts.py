@@ -1,0 +1,150 @@
+"Real recording layouts through the command line: a folder in the layout of the CWRU bearing data (array names that differ per file, 12 and 48 kHz mixed) imported in one command, and no bandwidth shortcut left in a mixed-rate import."
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from scipy.signal import resample_poly
+
+SCRIPT = Path(sys.executable).parent / 'lstm-pfd'  # the installed console script
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
+BASE = 96_000      # the "analogue" signal's rate: every file is acquired from it through an anti-aliasing filter, like a DAQ
+SECONDS = 4.0
+# class -> (native rate, first file number, tone of the drive-end signal, Hz); tones below 3 kHz, like the bearing signatures
+LAYOUT = {'normal': (48_000, 97, 600.0), 'inner': (12_000, 105, 1620.0), 'ball': (12_000, 118, 2380.0), 'outer': (12_000, 130, 2950.0)}
+LOADS = (0, 1, 2, 3)
+
+
+def run(*args):
+    assert SCRIPT.exists(), f'console script not installed at {SCRIPT}'
+    return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=ENV)
+
+
+def one_line_error(r, *needles):
+    "Exit status 2, one error line on stderr (after any warnings) naming every needle, no traceback."
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = [l for l in r.stderr.strip().splitlines() if not l.startswith('WARNING ')]
+    assert len(lines) == 1 and lines[0].startswith('lstm-pfd import: error: ') and 'Traceback' not in r.stderr, r.stderr
+    for n in needles: assert n in lines[0], (n, lines[0])
+
+
+def _acquire(tone: float, rate: int, seed: int) -> np.ndarray:
+    "A tone in white noise at BASE, acquired at `rate` (anti-aliased decimation, as a DAQ does)."
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(SECONDS * BASE)) / BASE
+    x = np.sin(2 * np.pi * tone * t) + 0.5 * rng.standard_normal(len(t))
+    return resample_poly(x, 1, BASE // rate)
+
+
+def _cwru_folder(root: Path) -> Path:
+    "One .mat file per class and load, named and laid out like the CWRU files (X<nnn>_DE_time, _FE_time, RPM); the labels CSV."
+    rows = []
+    for c, (rate, first, tone) in LAYOUT.items():
+        for load in LOADS:
+            num = first + load
+            de = _acquire(tone, rate, seed=num)
+            fe = _acquire(4 * tone / 3, rate, seed=1000 + num)          # the fan-end sensor: another tone, must not be read
+            scipy.io.savemat(root / f'{num}.mat', {f'X{num:03d}_DE_time': de[:, None], f'X{num:03d}_FE_time': fe[:, None],
+                                                   f'X{num:03d}RPM': np.array([[1797 - 20 * load]])})
+            rows.append({'file': f'{num}.mat', 'label': c, 'fs': rate, 'load': load, 'speed_hz': round((1797 - 20 * load) / 60, 3)})
+    with open(root / 'labels.csv', 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+    return root / 'labels.csv'
+
+
+@pytest.fixture(scope='module')
+def cwru(tmp_path_factory) -> Path:
+    return _cwru_folder(tmp_path_factory.mktemp('cwru'))
+
+
+def _import(labels: Path, out: Path, *extra):
+    return run('import', labels, '--key', '*_DE_time', '--group-column', 'load', '--split-by', 'group', '--test-groups', '2,3',
+               '--val-groups', '1', '--record-s', '1', *extra, '--out', out, '--no-progress')
+
+
+def test_cwru_layout_imports_in_one_command(cwru, tmp_path):
+    from lstm_pfd.config import IMPORT_PRESET, DataConfig
+    from lstm_pfd.data import open_dataset
+    r = _import(cwru, tmp_path / 'cwru.h5')
+    assert r.returncode == 0, r.stderr
+    assert '2 native sampling rates (12000 Hz: 12, 48000 Hz: 4)' in r.stderr        # warned without -v
+    common = min(12_000.0, DataConfig.preset(IMPORT_PRESET).signal.fs)
+    with open_dataset(tmp_path / 'cwru.h5') as ds:
+        assert ds.fs == common and list(ds.fault_names) == list(LAYOUT)
+        tr, te = ds['train'], ds['test']
+        assert len(tr) == len(LAYOUT) * 1 * int(SECONDS) and len(te) == len(LAYOUT) * 2 * int(SECONDS)
+        assert sorted(set(te.meta['original_fs'].tolist())) == [12_000.0, 48_000.0]
+        assert sorted(set(tr.meta['speed_hz'].round(3).tolist())) == [round(1797 / 60, 3)]
+        X, y = te.signals[:], te.labels[:]
+    peak = np.argmax(np.abs(np.fft.rfft(X, axis=1)), axis=1) * ds.fs / X.shape[1]     # the drive-end tone, not the fan end's
+    assert np.allclose(peak, np.array([LAYOUT[c][2] for c in LAYOUT])[y], atol=2.0)
+
+
+def test_cwru_layout_refusals_name_the_file_flags_and_columns(cwru, tmp_path):
+    root = cwru.parent
+    one_line_error(run('import', cwru, '--key', '*_BA_time', '--group-column', 'load', '--out', tmp_path / 'a.h5', '--no-progress'),
+                   '97.mat', '--key', 'X097_DE_time', 'X097_FE_time')
+    r = run('import', cwru, '--group-column', 'load', '--out', tmp_path / 'a.h5', '--no-progress')   # several arrays, no --key
+    one_line_error(r, '97.mat', 'pass --key')
+    assert 'key=' not in r.stderr                                                    # CLI flags, not Python arguments
+    one_line_error(run('import', cwru, '--key', '*_DE_time', '--out', tmp_path / 'a.h5', '--no-progress'), "['load']", '--meta-columns')
+    import shutil
+    shutil.copy(root / '105.mat', tmp_path / '105.mat')
+    scipy.io.savemat(tmp_path / '99.mat', {'X098_DE_time': np.zeros((4000, 1)), 'X099_DE_time': np.zeros((4000, 1))})  # two recordings' arrays in one file
+    (tmp_path / 'two.csv').write_text('file,label,fs\n99.mat,normal,48000\n105.mat,inner,12000\n')
+    one_line_error(run('import', tmp_path / 'two.csv', '--key', '*_DE_time', '--out', tmp_path / 'a.h5', '--no-progress'),
+                   '99.mat', "['X098_DE_time', 'X099_DE_time']", '--key')
+    (tmp_path / 'keyed.csv').write_text('file,label,fs,key\n99.mat,normal,48000,X099_DE_time\n105.mat,inner,12000,\n')
+    r = run('import', tmp_path / 'keyed.csv', '--key', '*_DE_time', '--record-s', '0.05', '--out', tmp_path / 'k.h5', '--no-progress')
+    assert r.returncode == 0, r.stderr                                              # a 'key' cell overrides --key for its row
+
+
+def _band_energy(X: np.ndarray, fs: float) -> np.ndarray:
+    "Log energy of each record above 0.4 fs: what tells a record's bandwidth."
+    f = np.fft.rfftfreq(X.shape[1], 1 / fs)
+    return np.log(np.sum(np.abs(np.fft.rfft(X, axis=1))[:, f > 0.4 * fs] ** 2, axis=1))
+
+
+def _threshold_accuracy(f_tr, y_tr, f_te, y_te) -> float:
+    "Balanced accuracy on the test records of the best threshold (either direction) on one feature, chosen on the training records."
+    v = np.unique(f_tr)
+    cuts = (v[1:] + v[:-1]) / 2                                            # midway between neighbouring training values
+    best = max(((c, s) for c in cuts for s in (1, -1)),
+               key=lambda cs: np.mean([np.mean((cs[1] * (f_tr[y_tr == k] - cs[0]) > 0) == k) for k in (0, 1)]))
+    pred = best[1] * (f_te - best[0]) > 0
+    return float(np.mean([np.mean(pred[y_te == k] == k) for k in (0, 1)]))
+
+
+def _bandwidth_classifier(path: Path) -> float:
+    "How well bandwidth alone tells the 48-kHz class (normal) from the 12-kHz ones, trained on loads 0-1, tested on loads 2-3."
+    from lstm_pfd.data import open_dataset
+    with open_dataset(path) as ds:
+        parts = [(_band_energy(ds[s].signals[:], ds.fs), (ds[s].meta['original_fs'] == 48_000).astype(int)) for s in ('train', 'val', 'test')]
+    f_tr, y_tr = np.concatenate([parts[0][0], parts[1][0]]), np.concatenate([parts[0][1], parts[1][1]])
+    return _threshold_accuracy(f_tr, y_tr, *parts[2])
+
+
+def test_mixed_rate_import_leaves_no_bandwidth_shortcut(cwru, tmp_path):
+    r = _import(cwru, tmp_path / 'common.h5')
+    assert r.returncode == 0, r.stderr
+    assert _bandwidth_classifier(tmp_path / 'common.h5') <= 0.75       # chance is 0.5
+    up = _import(cwru, tmp_path / 'up.h5', '--target-fs', '20480')      # asked to upsample: the shortcut is there, and warned
+    assert up.returncode == 0, up.stderr
+    assert 'bandwidth shortcut' in up.stderr
+    assert _bandwidth_classifier(tmp_path / 'up.h5') >= 0.95
+
+
+def test_dropped_seconds_and_untrained_classes_are_warned_without_verbose(cwru, tmp_path):
+    rows = cwru.read_text().splitlines()
+    keep = [r for r in rows[1:] if not (r.split(',')[1] == 'outer' and r.split(',')[3] in ('0', '1'))]   # outer: loads 2-3 only
+    (cwru.parent / 'no_outer_train.csv').write_text('\n'.join([rows[0], *keep]) + '\n')
+    r = run('import', cwru.parent / 'no_outer_train.csv', '--key', '*_DE_time', '--group-column', 'load', '--split-by', 'group',
+            '--test-groups', '2,3', '--record-s', '1.5', '--out', tmp_path / 'd.h5', '--no-progress')
+    assert r.returncode == 0, r.stderr
+    n = len(keep)                                          # every 4-s file gives two 1.5-s records and loses 1 s
+    assert f'{n} of {n} recordings are not a whole number of 1.5-s records: {n:g} s of signal dropped in all' in r.stderr
+    assert "classes ['outer'] have no recording in the train split" in r.stderr
