@@ -157,6 +157,23 @@ def _jsonable(d: dict) -> dict:
     "Constructor kwargs as plain JSON values (tuples -> lists; others by repr)."
     return json.loads(strict_json(d, default=repr))
 
+# %% ../nbs/07_export.ipynb #chmeta02
+def _channel_meta(channels, units, C: int) -> tuple[list[str] | None, list[str] | None]:
+    "(names, units) of the `C` input channels for the metadata; units default to `config.CHANNEL_UNITS` for its names."
+    from lstm_pfd.config import CHANNEL_UNITS
+    if channels is None:
+        if units is not None: raise ValueError("units: given without channels; name the channels too")
+        return None, None
+    if isinstance(channels, str): raise TypeError(f"channels: got the string {channels[:40]!r}; allowed: a list of names")
+    names = [str(c) for c in channels]
+    if len(names) != C or len(set(names)) != C or not all(n.strip() for n in names):
+        raise ValueError(f"channels: got {names[:12]}; allowed: {C} distinct, non-empty names (one per input channel)")
+    if units is None: units = [CHANNEL_UNITS.get(n, 'as recorded') for n in names]
+    units = [str(u) for u in units]
+    if len(units) != C: raise ValueError(f"units: got {len(units)} units for {C} channels {names}; allowed: one unit per channel")
+    return names, units
+
+
 # %% ../nbs/07_export.ipynb #exp0011
 def _first_export(model, example, opset: int, exporter: str):
     "(proto, exporter used): `exporter`, or with 'auto' dynamo then TorchScript."
@@ -180,6 +197,8 @@ def to_onnx(
     opset: int = 18,  # ONNX opset version
     class_names: Sequence[str] | None = None,  # class names in logit order, stored as metadata (default: from the model, else the registry)
     fs: float | None = None,  # sampling rate (Hz) of the windows, stored as metadata
+    channels: Sequence[str] | None = None,  # names of the C input channels in order, stored as metadata (None: unnamed)
+    units: Sequence[str] | None = None,  # unit of each channel (default: `config.CHANNEL_UNITS` for known names)
     config_hash: str | None = None,  # hash of the data protocol the model was trained on, stored as metadata
     normalize: str | None = None,  # per-window normalisation built into the graph: None, 'zscore' or 'rms' (as in training)
     exporter: str = 'auto',  # 'auto' (dynamo, falling back to torchscript), 'dynamo' or 'torchscript'
@@ -193,6 +212,7 @@ def to_onnx(
     _check_export_args(exporter, window_len, fs)
     C = int(getattr(model, 'in_channels', 1) if in_channels is None else in_channels)
     if isinstance(in_channels, bool) or C < 1: raise ValueError(f"in_channels: got {in_channels!r}; allowed: an integer >= 1 or None")
+    names, units = _channel_meta(channels, units, C)
     was_training, model = model.training, _normalized(model, normalize)
     model.eval()
     try:
@@ -206,6 +226,7 @@ def to_onnx(
         if len(class_names) != n_out:
             raise ValueError(f"class_names: got {len(class_names)} names; the model outputs {n_out} logits")
         meta = dict(class_names=class_names, fs=None if fs is None else float(fs), window_len=int(window_len), in_channels=C,
+                    channels=names, units=units,
                     lstm_pfd_version=__version__, config_hash=config_hash, model_name=getattr(model, 'name', '') or type(model).__name__,
                     model_kwargs=_jsonable(getattr(model, 'hparams', {})), normalize=normalize, exporter=used, precision='fp32',
                     opset=int(max(o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx'))))
@@ -264,6 +285,7 @@ def export_checkpoint(
     out = Path(out)
     res = dict(fp32=to_onnx(model, out, window_len=int(wl), opset=opset, class_names=_info_get(info, 'class_names'),
                             normalize=_info_get(info, 'normalize'), fs=_info_get(info, 'fs'),
+                            channels=_info_get(info, 'channels'), units=_info_get(info, 'units'),
                             config_hash=_info_get(info, 'config_hash'), exporter=exporter, overwrite=overwrite))
     if quantize:
         dst = out.with_name(out.stem + f'.{quantize}' + out.suffix)
