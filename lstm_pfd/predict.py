@@ -188,7 +188,8 @@ def _check_channels(self: Predictor,
     want = f"{self.in_channels} channel{'s' if self.in_channels > 1 else ''}" + (f" {self.channels}" if self.channels else '')
     if n_given != self.in_channels:
         raise ValueError(f"x: {n_given} channel{'s' if n_given != 1 else ''} given; this model expects {want}"
-                         + (f" as a record [{self.in_channels}, N] or windows [n, {self.in_channels}, L]" if self.in_channels > 1 else ''))
+                         + (f" as a record [{self.in_channels}, N] or windows [n, {self.in_channels}, L]" if self.in_channels > 1
+                            else "; allowed: a record [N], or windows [n, L] or [n, 1, L]"))
     if names is None: return
     if isinstance(names, str): raise TypeError(f"channels: got the string {names[:40]!r}; allowed: a list of names, one per channel")
     given = [str(c) for c in names]
@@ -229,7 +230,7 @@ def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool, hop: i
         raise ValueError(f"fs: x is sampled at {fs:g} Hz but the model expects {self.fs:g} Hz; resample the "
                          "record first or pass resample=True to resample it with scipy.signal.resample_poly")
     if x.ndim != (1 if self.in_channels == 1 else 2):
-        raise ValueError(f"resample=True needs a record [N] (one channel) or [C, N]; got windows of shape {x.shape} at {fs:g} Hz "
+        raise ValueError(f"resample=True needs a 1-D record [N] (or [C, N] for a model of C channels); got windows of shape {x.shape} at {fs:g} Hz "
                          f"(the model expects {self.fs:g} Hz)")
     try: ratio = resample_ratio(fs, self.fs)
     except ValueError as e: raise ValueError(f"fs: {e}") from None

@@ -27,16 +27,17 @@ from .utils import atomic_write
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['METHODS', 'ToneDetector', 'conv_layers', 'explain_info', 'explain', 'SpectralAttribution', 'frequency_attribution',
-           'band_occlusion', 'band_alignment', 'Faithfulness', 'deletion_insertion', 'randomization_check',
-           'plot_attribution', 'plot_spectrum', 'plot_faithfulness', 'explain_window_figure', 'explain_record_figure']
+__all__ = ['METHODS', 'ToneDetector', 'conv_layers', 'explain_info', 'explain', 'channel_share', 'SpectralAttribution',
+           'frequency_attribution', 'band_occlusion', 'band_alignment', 'Faithfulness', 'deletion_insertion',
+           'randomization_check', 'plot_attribution', 'plot_spectrum', 'plot_faithfulness', 'explain_window_figure',
+           'explain_record_figure']
 
 # %% ../nbs/06_xai.ipynb #2d504bf9
 def _to_batch(x, name: str = 'x'):
-    "`x` as a float32 `[B, 1, L]` tensor, and a function that maps a `[B, 1, L]` result back to `x`'s shape/type."
+    "`x` as a float32 `[B, C, L]` tensor, and a function that maps a `[B, C, L]` result back to `x`'s shape/type."
     is_np = isinstance(x, np.ndarray)
     if not (is_np or torch.is_tensor(x)):
-        raise TypeError(f"{name}: expected a numpy array or torch tensor of shape [L], [1, L] or [B, 1, L], "
+        raise TypeError(f"{name}: expected a numpy array or torch tensor of shape [L], [1, L] or [B, C, L], "
                         f"got {type(x).__name__}")
     shape = tuple(x.shape)
     if is_np and not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
@@ -50,8 +51,8 @@ def _to_batch(x, name: str = 'x'):
             raise ValueError(f"{name}: shape {shape} is ambiguous; give one window as [L] or [1, L], a batch as "
                              f"[B, 1, L] (add the channel axis: x[:, None, :])")
         t = t[None]
-    elif t.dim() != 3 or t.shape[1] != 1:
-        raise ValueError(f"{name}: expected one window [L] / [1, L] or a batch [B, 1, L], got shape {shape}")
+    elif t.dim() != 3:
+        raise ValueError(f"{name}: expected one window [L] / [1, L] or a batch [B, C, L], got shape {shape}")
     if t.shape[0] == 0 or t.shape[-1] == 0: raise ValueError(f"{name}: empty input, shape {shape}")
     bad = ~torch.isfinite(t)
     if bool(bad.any()):
@@ -198,6 +199,7 @@ def _gradcam(model, xb, target, *, layer=None, relu: bool = True):
     cam = LayerGradCam(model, mod).attribute(xb, target=target, relu_attributions=relu)
     if cam.dim() != 3: raise ValueError(f"gradcam: layer {name!r} gives output of shape {tuple(cam.shape)}; choose a Conv1d layer")
     up = LayerAttribution.interpolate(cam, (xb.shape[-1],), interpolate_mode='linear')
+    up = up.expand(-1, xb.shape[1], -1).contiguous()   # one map for all channels: Grad-CAM cannot tell them apart
     return up, {'layer': name, 'positions': cam.shape[-1], 'samples_per_position': xb.shape[-1] / cam.shape[-1]}
 
 # %% ../nbs/06_xai.ipynb #82ad6847
@@ -212,6 +214,13 @@ def _occlusion(model, xb, target, *, window: int | None = None, stride: int | No
     a = Occlusion(model).attribute(xb, sliding_window_shapes=(1, window), strides=(1, stride), baselines=b,
                                    target=target, perturbations_per_eval=int(perturbations_per_eval))
     return a, {'window': window, 'stride': stride}
+
+# %% ../nbs/06_xai.ipynb #mcxai01
+def _as_window(w) -> torch.Tensor:
+    "One dataset window as a float32 `[C, L]` tensor (`[L]` becomes `[1, L]`)."
+    t = torch.as_tensor(w).float()
+    return t.reshape(1, -1) if t.dim() < 2 else t
+
 
 # %% ../nbs/06_xai.ipynb #d9e4d78a
 def _draw_background(background, n: int, seed: int, length: int) -> torch.Tensor:
@@ -228,7 +237,7 @@ def _draw_background(background, n: int, seed: int, length: int) -> torch.Tensor
         N = len(background)
         idx = np.sort(rng.choice(N, size=min(n, N), replace=False))
         items = [background[int(i)] for i in idx]
-        bg = torch.stack([torch.as_tensor(it[0] if isinstance(it, (tuple, list)) else it).float().reshape(1, -1) for it in items])
+        bg = torch.stack([_as_window(it[0] if isinstance(it, (tuple, list)) else it) for it in items])
     if bg.shape[-1] != length: raise ValueError(f"shap: background windows have length {bg.shape[-1]}, x has {length}")
     return bg
 
@@ -249,7 +258,7 @@ def _shap(model, xb, target, *, background=None, n_background: int = 32, nsample
         ex = shap.GradientExplainer(_Select(model, k), bg, batch_size=batch_size)
         sv = ex.shap_values(xb[sel], nsamples=int(nsamples), rseed=int(seed))
         sv = np.asarray(sv[0] if isinstance(sv, list) else sv, dtype=np.float32)
-        out[sel] = torch.from_numpy(sv.reshape(len(sel), 1, -1))
+        out[sel] = torch.from_numpy(sv.reshape(len(sel), *xb.shape[1:]))
     fbg = _logits(model, bg).mean(0)
     fx = _logits(model, xb).gather(1, target[:, None])[:, 0]
     gap = (out.sum((1, 2)) - (fx - fbg[target])).abs()
@@ -288,6 +297,21 @@ def explain(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B, C]` 
            ):
     "Attribution of `model`'s `target` score (default: predicted class) for `x`, with the shape and type of `x`."
     return explain_info(model, x, method, target, **kw)[0]
+
+# %% ../nbs/06_xai.ipynb #mcxai03
+def channel_share(attr,            # attributions `[C, L]` of one window or `[B, C, L]` of a batch, numpy or torch
+                  channels=None,   # names of the C channels; given (one window only): a dict name -> share
+                 ):
+    "Share of the total |attribution| on each channel (`[C]`, `[B, C]` for a batch, or a dict), each window's shares summing to 1."
+    a = np.abs(attr.detach().cpu().double().numpy() if torch.is_tensor(attr) else np.asarray(attr, np.float64))
+    if a.ndim not in (2, 3): raise ValueError(f"attr: got shape {a.shape}; allowed: [C, L] for one window or [B, C, L] for a batch")
+    per = a.sum(-1); tot = per.sum(-1, keepdims=True)
+    share = np.divide(per, tot, out=np.full(per.shape, 1 / per.shape[-1]), where=tot > 0)   # no attribution at all: even shares
+    if channels is None: return share
+    if isinstance(channels, str) or a.ndim != 2 or len(channels) != a.shape[0]:
+        raise ValueError(f"channels: got {channels!r} for attributions of shape {a.shape}; allowed: one name per channel of one window [C, L]")
+    return {str(c): float(s) for c, s in zip(channels, share)}
+
 
 # %% ../nbs/06_xai.ipynb #6487ea55
 @dataclass
@@ -572,9 +596,18 @@ def plot_faithfulness(f: Faithfulness, # deletion/insertion curves of `deletion_
     ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/06_xai.ipynb #mcxai06
+class _OneChannel(nn.Module):
+    "`model` as a function of channel `k` alone (`[B, 1, L]`), the other channels held at those of the window `xb` `[1, C, L]`."
+    def __init__(self, model, xb, k): super().__init__(); self.model, self.k = model, int(k); self.register_buffer('xb', xb)
+    def forward(self, z):
+        x = self.xb.expand(z.shape[0], -1, -1)
+        return self.model(torch.cat([x[:, :self.k], z, x[:, self.k + 1:]], 1))
+
+
 # %% ../nbs/06_xai.ipynb #32133cb0
 def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
-                          x,                             # one window (`[L]` or `[1, L]`), numpy or torch
+                          x,                             # one window (`[L]`, `[1, L]` or `[1, C, L]`), numpy or torch
                           fs: float,                     # sampling rate, Hz
                           *,
                           method: str = 'ig',            # attribution method of the time panel (`METHODS`)
@@ -587,6 +620,7 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
                           fmax: float | None = None,     # upper frequency limit of the spectrum panel, Hz
                           mains_hz: float | None = None, # mains frequency the control bands avoid
                           class_names=None,              # the model's class names (e.g. a data file's); None: `physics.class_names(C)`
+                          channels=None,                 # names of the window's channels (None: ch0, ch1, ...)
                           **kw,                          # options of `method`
                          ):
     "Figure (time attribution, Fourier IG with expected bands, deletion/insertion) for one window, and a summary dict."
@@ -595,8 +629,12 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
     if method == 'ig': kw.setdefault('n_steps', n_steps)
     a, info = explain_info(model, xb, method, target, **kw)
     tgt = int(info['target'][0])
-    spec = frequency_attribution(model, xb, fs, tgt, n_steps=n_steps)
-    fa = deletion_insertion(model, xb, a, tgt, n_segments=n_segments)
+    share, nch = channel_share(a[0]), xb.shape[1]
+    k = int(np.argmax(share))   # the channel the model relied on most
+    one, xk, ak = (model, xb, a) if nch == 1 else (_OneChannel(model, xb, k), xb[:, k:k + 1], a[:, k:k + 1])
+    spec = frequency_attribution(one, xk, fs, tgt, n_steps=n_steps)
+    fa = deletion_insertion(one, xk, ak, tgt, n_segments=n_segments)
+    names = [str(c) for c in channels] if channels is not None else [f'ch{i}' for i in range(nch)]
     bands = control = None; ba = {}
     if fault is not None and speed_hz is not None:
         bands, control = _physics_bands(fault, speed_hz, fs, mains_hz)
@@ -605,12 +643,14 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
     axs = fig.subplots(1, 3, gridspec_kw={'width_ratios': [2, 2, 1.2]})
     C = int(_logits(model, xb).shape[1])
     lab = (list(class_names) if class_names is not None else list(physics.class_names(C)))[tgt]
-    plot_attribution(xb[0, 0], a[0, 0], fs, ax=axs[0], title=f"{method} for '{lab}' {title}".strip())
+    on = f" on {names[k]} ({share[k]:.0%} of |attribution|)" if nch > 1 else ''
+    plot_attribution(xk[0, 0], ak[0, 0], fs, ax=axs[0], title=f"{method} for '{lab}'{on} {title}".strip())
     sub = f"Fourier IG, gap {spec.gap[0]:.2g}" + (f"; alignment {ba['alignment']:.2f}" if ba and np.isfinite(ba['alignment']) else '')
     plot_spectrum(spec, bands, control, ax=axs[1], fmax=fmax, title=sub)
     plot_faithfulness(fa, ax=axs[2])
     summary = {'target': tgt, 'target_name': lab, 'seconds': info['seconds'], **{f'auc_{k}': v for k, v in fa.auc.items()},
                **{f'band_{k}': v for k, v in ba.items()}}
+    if nch > 1: summary.update(channel=names[k], channel_share=dict(zip(names, share.tolist())))
     if 'completeness_gap' in info: summary['completeness_gap'] = float(info['completeness_gap'][0])
     return fig, summary
 
@@ -656,15 +696,16 @@ def explain_record_figure(checkpoint,             # checkpoint file of the model
     with open_dataset(dataset) as ds:
         wds, x, label, speed = _record_window(ds, split, record, window)
         model, info = load_checkpoint(checkpoint, **data_expectations(wds))
-        fs, names, mains = ds.fs, list(ds.fault_names), ds.config.noise.emi.mains_hz
+        fs, names, mains, chans = ds.fs, list(ds.fault_names), ds.config.noise.emi.mains_hz, ds.channels
         if method == 'shap':
             if 'background' not in kw: kw['background'] = _shap_background(ds, n_background, seed)
             kw.setdefault('n_background', n_background)
     if method in ('ig', 'shap'): kw.setdefault('seed', seed)
     fault = names[label]
+    if np.ndim(x) == 2: x = x[None]   # one window [C, L] -> [1, C, L]
     fig, summary = explain_window_figure(model, x, fs, method=method, target=target, fault=fault, speed_hz=speed,
                                          title=f"(record {record}, window {window}, true '{fault}')", n_steps=n_steps,
-                                         mains_hz=mains, class_names=names, **kw)
+                                         mains_hz=mains, class_names=names, channels=chans, **kw)
     summary.update(record=int(record), window=int(window), split=split, label=label, label_name=fault, speed_hz=speed,
                    checkpoint=str(checkpoint))
     if out is not None:
