@@ -107,6 +107,7 @@ class ToneDetector(nn.Module):
         k = round(f0 * length / fs)
         if not 0 < k < length // 2: raise ValueError(f"f0={f0} Hz is not inside (0, fs/2) for fs={fs}, length={length}")
         self.f0, self.fs, self.length, self.gain, self.threshold = k * fs / length, fs, length, gain, threshold
+        self.in_channels = 1   # windows [B, 1, length]
         n = torch.arange(length, dtype=torch.float64)
         w = torch.stack([torch.cos(2 * math.pi * k * n / length), torch.sin(2 * math.pi * k * n / length)]) * (2 / length)
         self.register_buffer('w', w.float())
@@ -268,8 +269,8 @@ def _shap(model, xb, target, *, background=None, n_background: int = 32, nsample
 _IMPL = {'ig': _ig, 'gradcam': _gradcam, 'occlusion': _occlusion, 'shap': _shap}
 
 # %% ../nbs/06_xai.ipynb #18fa9ba0
-def explain_info(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
-                 x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+def explain_info(model: nn.Module,   # a classifier: `[B, C_in, L]` windows -> `[B, C]` logits
+                 x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, C_in, L]`, numpy or torch
                  method: str = 'ig', # 'ig', 'gradcam', 'occlusion' or 'shap' (`METHODS`)
                  target=None,        # class to explain: None (the predicted class), an index, or one index per window
                  **kw,               # the method's options (e.g. `n_steps`, `baseline`, `layer`, `window`, `background`)
@@ -280,6 +281,9 @@ def explain_info(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B,
     bad = sorted(set(kw) - set(allowed))
     if bad: raise TypeError(f"method {method!r} got unexpected option(s) {bad}; its options: {allowed}")
     xb, restore = _to_batch(x)
+    C = getattr(model, 'in_channels', None)   # registry models say how many channels they read
+    if isinstance(C, int) and xb.shape[1] != C:
+        raise ValueError(f"x: windows of {xb.shape[1]} channels, shape {tuple(np.shape(x))}; this model reads {C}: give one window [{C}, L] as [1, {C}, L] or a batch [B, {C}, L]")
     t0 = time.perf_counter()
     with _EvalMode(model):
         tgt = _resolve_target(model, xb, target)
@@ -289,8 +293,8 @@ def explain_info(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B,
     return restore(a), info
 
 # %% ../nbs/06_xai.ipynb #8b8d5a48
-def explain(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
-            x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+def explain(model: nn.Module,   # a classifier: `[B, C_in, L]` windows -> `[B, C]` logits
+            x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, C_in, L]`, numpy or torch
             method: str = 'ig', # 'ig', 'gradcam', 'occlusion' or 'shap' (`METHODS`)
             target=None,        # class to explain: None (the predicted class), an index, or one index per window
             **kw,               # the method's options (e.g. `n_steps`, `baseline`, `layer`, `window`, `background`)
