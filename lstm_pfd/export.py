@@ -19,14 +19,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .predict import ort_session, parse_metadata
+from .predict import ort_session, parse_metadata, read_metadata
 from .utils import NORMALIZE_EPS, NORMALIZE_MODES, atomic_write, check_output, record_vote, softmax, strict_json
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PRECISIONS', 'ExportError', 'write_metadata', 'to_onnx', 'export_checkpoint', 'WindowReader', 'quantize',
-           'benchmark_latency', 'ReportTable', 'export_report']
+__all__ = ['log', 'PRECISIONS', 'ExportError', 'write_metadata', 'to_onnx', 'model_card', 'export_checkpoint', 'WindowReader',
+           'quantize', 'benchmark_latency', 'ReportTable', 'export_report']
 
 # %% ../nbs/07_export.ipynb #7758c08a
 class ExportError(RuntimeError):
@@ -243,6 +243,24 @@ def to_onnx(
                     bytes=len(data), metadata=meta)
     finally:
         model.train(was_training)
+
+# %% ../nbs/07_export.ipynb #mccard02
+def model_card(
+    path,  # an ONNX file written by `to_onnx` or `export_checkpoint`
+) -> str:
+    "A Markdown model card of an exported model from its metadata: model, classes, rate, window, normalisation and input channels with units."
+    m = read_metadata(path)
+    C, names, units = int(m.get('in_channels') or 1), m.get('channels'), m.get('units')
+    fs, wl = m.get('fs'), m.get('window_len')
+    rows = [f"| {i} | {n} | {u} |" for i, (n, u) in enumerate(zip(names or [f'ch{i}' for i in range(C)], units or ['not stated'] * C))]
+    return '\n'.join([f"# {m.get('model_name', Path(path).stem)} ({m.get('precision', 'fp32')})", '',
+        f"- classes ({len(m.get('class_names') or [])}): {', '.join(map(str, m.get('class_names') or []))}",
+        f"- sampling rate: {fs:g} Hz" if fs else "- sampling rate: not stated (records are used as sent)",
+        f"- window: {wl} samples" + (f" ({wl / fs:.3g} s)" if fs and wl else ''),
+        f"- normalisation in the graph: {m.get('normalize')}", f"- data config hash: {m.get('config_hash')}",
+        f"- exported by lstm_pfd {m.get('lstm_pfd_version')} with {m.get('exporter')}, opset {m.get('opset')}", '',
+        f"## Input: {C} channel{'s' if C > 1 else ''}, in this order", '', '| # | channel | unit |', '|---|---|---|', *rows, ''])
+
 
 # %% ../nbs/07_export.ipynb #ckpt0002
 def _load_model(obj):
