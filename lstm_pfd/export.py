@@ -290,6 +290,7 @@ def export_checkpoint(
     window_len: int | None = None,  # samples per window (default: from the checkpoint)
     exporter: str = 'auto',  # 'auto', 'dynamo' or 'torchscript'
     n_calibration: int = 256,  # calibration windows drawn for static INT8
+    channels: Sequence[str] | None = None,  # names of the input channels in order (default: from the checkpoint, if it holds them)
     overwrite: bool = False,  # replace existing output files
 ) -> dict:
     "Export a checkpoint (or module) to verified ONNX at `out` with its normalisation, optionally also a quantized copy."
@@ -303,7 +304,7 @@ def export_checkpoint(
     out = Path(out)
     res = dict(fp32=to_onnx(model, out, window_len=int(wl), opset=opset, class_names=_info_get(info, 'class_names'),
                             normalize=_info_get(info, 'normalize'), fs=_info_get(info, 'fs'),
-                            channels=_info_get(info, 'channels'), units=_info_get(info, 'units'),
+                            channels=channels if channels is not None else _info_get(info, 'channels'), units=_info_get(info, 'units'),
                             config_hash=_info_get(info, 'config_hash'), exporter=exporter, overwrite=overwrite))
     if quantize:
         dst = out.with_name(out.stem + f'.{quantize}' + out.suffix)
@@ -313,14 +314,15 @@ def export_checkpoint(
 
 # %% ../nbs/07_export.ipynb #a5487b35
 class WindowReader:
-    "onnxruntime `CalibrationDataReader` over windows `[n, 1, L]` (float32), in batches."
+    "onnxruntime `CalibrationDataReader` over windows `[n, C, L]` (float32), in batches."
     def __init__(
         self,
-        windows: np.ndarray,  # calibration windows `[n, 1, L]` (or `[n, L]`)
+        windows: np.ndarray,  # calibration windows `[n, C, L]` (or `[n, L]`: one channel)
         input_name: str = 'x',  # name of the model's input
         batch_size: int = 16,  # windows per batch handed to onnxruntime
     ):
-        self.windows = np.ascontiguousarray(np.asarray(windows, np.float32).reshape(len(windows), 1, -1))
+        w = np.asarray(windows, np.float32)
+        self.windows = np.ascontiguousarray(w[:, None] if w.ndim == 2 else w)
         self.input_name, self.batch_size, self._i = input_name, int(batch_size), 0
     def get_next(self):
         if self._i >= len(self.windows): return None
@@ -330,8 +332,8 @@ class WindowReader:
     def __len__(self): return math.ceil(len(self.windows) / self.batch_size)
 
 # %% ../nbs/07_export.ipynb #qz000001
-def _calibration_windows(calibration, window_len: int, n: int, seed: int) -> np.ndarray:
-    "Windows for calibration: an array `[n, (1,) L]` or a dataset path (its `train` split)."
+def _calibration_windows(calibration, window_len: int, n: int, seed: int, in_channels: int = 1) -> np.ndarray:
+    "Windows for calibration: an array `[n, (C,) L]` or a dataset path (its `train` split)."
     if isinstance(calibration, (str, Path)):
         from lstm_pfd.data import open_dataset
         with open_dataset(calibration) as ds:   # only as many training records as needed, not the whole split
@@ -342,8 +344,8 @@ def _calibration_windows(calibration, window_len: int, n: int, seed: int) -> np.
         raise ValueError("calibration: static INT8 needs calibration windows (an array [n, 1, L] or a dataset path)")
     else: w = np.asarray(calibration)
     if w.ndim == 2: w = w[:, None, :]
-    if w.ndim != 3 or w.shape[1] != 1 or w.shape[-1] != window_len:
-        raise ValueError(f"calibration: got windows of shape {w.shape}; allowed: [n, 1, {window_len}] or [n, {window_len}]")
+    if w.ndim != 3 or w.shape[1] != in_channels or w.shape[-1] != window_len:
+        raise ValueError(f"calibration: got windows of shape {w.shape}; allowed: [n, {in_channels}, {window_len}]" + (f" or [n, {window_len}]" if in_channels == 1 else ''))
     if len(w) > n: w = w[np.sort(np.random.default_rng(seed).choice(len(w), n, replace=False))]
     w = np.asarray(w, np.float32)
     if not np.isfinite(w).all(): raise ValueError("calibration: windows contain NaN/Inf")
@@ -395,7 +397,7 @@ def quantize(
     meta = parse_metadata({p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props})
     if meta.get('precision', 'fp32') != 'fp32':
         raise ValueError(f"{src}: already {meta['precision']}; quantize the FP32 export instead")
-    wl = int(meta['window_len'])
+    wl, C = int(meta['window_len']), int(meta.get('in_channels') or 1)
     with tempfile.TemporaryDirectory() as td:
         td = Path(td)
         if mode == 'int8':
@@ -403,7 +405,7 @@ def quantize(
                        'percentile': q.CalibrationMethod.Percentile}
             if calibrate_method not in methods:
                 raise ValueError(f"calibrate_method: got {calibrate_method!r}; allowed: {', '.join(methods)}")
-            cal = _calibration_windows(calibration, wl, n_calibration, seed)
+            cal = _calibration_windows(calibration, wl, n_calibration, seed, C)
             _pre_process(src, td / 'pre.onnx')
             q.quantize_static(str(td / 'pre.onnx'), str(td / 'q.onnx'), WindowReader(cal),
                               quant_format=q.QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
@@ -421,8 +423,8 @@ def quantize(
     with atomic_write(dst, overwrite=overwrite) as tmpf: onnx.save(proto, str(tmpf))
     rep = dict(path=str(dst), mode=mode, bytes=dst.stat().st_size, fp32_bytes=src.stat().st_size)
     if check:   # run both on a few windows: the quantized model must run and give finite logits
-        x = (_calibration_windows(calibration, wl, 64, seed + 1) if mode == 'int8'
-             else np.random.default_rng(seed).standard_normal((16, 1, wl)).astype(np.float32))
+        x = (_calibration_windows(calibration, wl, 64, seed + 1, C) if mode == 'int8'
+             else np.random.default_rng(seed).standard_normal((16, C, wl)).astype(np.float32))
         a, b = ort_session(src).run(None, {'x': x})[0], ort_session(dst).run(None, {'x': x})[0]
         if not np.isfinite(b).all(): raise ExportError(f"{mode} model {dst} gives NaN/Inf logits")
         rep.update(max_abs_diff=float(np.abs(a - b).max()), argmax_agreement=float((a.argmax(1) == b.argmax(1)).mean()))
