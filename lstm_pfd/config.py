@@ -23,11 +23,11 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MAX_QUOTE', 'MAX_YAML_NODES', 'MAX_CONFIG_BYTES', 'MAX_MODELLED_HZ', 'ISO_VG_OILS', 'SPLITS', 'TRACKS', 'CHANNELS',
-           'CHANNEL_UNITS', 'GENERATOR_VERSION', 'PRESETS', 'ConfigError', 'parse_yaml', 'parse_sets', 'BaseConfig',
-           'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig',
-           'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig',
-           'AliasingConfig', 'QuantizationConfig', 'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'LimitsConfig',
-           'FleetConfig', 'SensorConfig', 'DataConfig', 'StrDict']
+           'CHANNEL_UNITS', 'PROBE_ANGLES_DEG', 'PROBE_SCALE_V_PER_MM', 'GENERATOR_VERSION', 'PRESETS', 'ConfigError',
+           'parse_yaml', 'parse_sets', 'BaseConfig', 'SignalConfig', 'OilConfig', 'BearingConfig', 'OperatingConfig',
+           'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig', 'ThermalDriftConfig',
+           'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig', 'NoiseConfig',
+           'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'SensorConfig', 'DataConfig', 'StrDict']
 
 # %% ../nbs/00_config.ipynb #c0abe54d
 MAX_QUOTE = 200  # most characters of a value (or field name) quoted in an error message
@@ -717,12 +717,14 @@ def _check(self: FleetConfig):
 # %% ../nbs/00_config.ipynb #99477164
 CHANNELS = ('x', 'y', 'keyphasor', 'accel')   # the channels a record can carry
 CHANNEL_UNITS = {'x': 'um', 'y': 'um', 'keyphasor': 'V', 'accel': 'm/s^2'}
+PROBE_ANGLES_DEG = (45.0, -45.0)  # (x probe, y probe) angles from top dead centre, degrees, positive towards +x (driver end view)
+PROBE_SCALE_V_PER_MM = 7.87       # eddy-current probe scale factor, V/mm (API 670: 200 mV/mil)
 
 @dataclass
 class SensorConfig(BaseConfig):
     "The channels of a record (`CHANNELS`, in order) and the proximity-probe and keyphasor measurement model."
     channels: tuple[str, ...] = ('accel',)                        # channel names in record order; ('accel',): the single casing channel
-    probe_scale_v_per_mm: float = 7.87                            # nominal probe scale factor (API 670: 200 mV/mil)
+    probe_scale_v_per_mm: float = PROBE_SCALE_V_PER_MM            # nominal probe scale factor, V/mm
     probe_scale_tolerance: float = 0.05                           # relative, +-: each machine's probes deviate within it
     probe_gap_v: float = -10.0                                    # gap set point: the probe voltage with the journal at the bearing centre
     probe_linear_range_v: tuple[float, float] = (-18.0, -2.0)     # (low, high) linear output range of a probe, V (about 2 mm); clipped outside

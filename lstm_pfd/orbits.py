@@ -18,16 +18,15 @@ from .plotting import figure
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PROBE_ANGLES_DEG', 'PROBE_SCALE_V_PER_MM', 'SHAFT_ZONE_FACTORS', 'SHAFT_ZONES', 'API670_STATES',
-           'keyphasor_times', 'turn_speed', 'shaft_angle', 'synchronous_resample', 'OrderTrack', 'amplitude_phase',
-           'to_vector', 'order_track', 'order_vectors', 'direct_orbit', 'filtered_orbit', 'full_spectrum',
-           'forward_reverse', 'Ellipse', 'ellipse', 'slow_roll_compensate', 'compensate_waveform', 'probes_to_xy',
-           'centreline', 'eccentricity', 's_pp', 's_max', 'clearance_flags', 'shaft_zone_limits', 'shaft_zone',
-           'api670_states', 'plot_orbit', 'plot_full_spectrum', 'plot_centreline', 'plot_bode', 'plot_polar']
+__all__ = ['log', 'SHAFT_ZONE_FACTORS', 'SHAFT_ZONES', 'API670_STATES', 'keyphasor_times', 'turn_speed', 'shaft_angle',
+           'synchronous_resample', 'OrderTrack', 'amplitude_phase', 'to_vector', 'order_track', 'order_vectors',
+           'direct_orbit', 'filtered_orbit', 'full_spectrum', 'forward_reverse', 'Ellipse', 'ellipse',
+           'slow_roll_compensate', 'compensate_waveform', 'probes_to_xy', 'centreline', 'eccentricity', 's_pp', 's_max',
+           'clearance_flags', 'shaft_zone_limits', 'shaft_zone', 'api670_states', 'plot_orbit', 'plot_full_spectrum',
+           'plot_centreline', 'plot_bode', 'plot_polar']
 
 # %% ../nbs/02a_orbits.ipynb #e6db51ac
-PROBE_ANGLES_DEG = (45.0, -45.0)  # (x probe, y probe) angles from top dead centre, degrees, positive towards +x (driver end view)
-PROBE_SCALE_V_PER_MM = 7.87       # eddy-current probe scale factor, V/mm (API 670: 200 mV/mil)
+from .config import PROBE_ANGLES_DEG, PROBE_SCALE_V_PER_MM  # the probe geometry and scale, defined once with the sensors
 
 # %% ../nbs/02a_orbits.ipynb #40c4ae70
 def _check_signal(x, name: str, min_len: int = 2) -> np.ndarray:

@@ -16,22 +16,20 @@ import scipy.fft as sfft
 
 from . import physics
 from . import signals as sig
-from .config import DataConfig
+from .config import PROBE_ANGLES_DEG, DataConfig
 from .fleet import G0, Machine
 from .rotor import Rotor, bearing_state, forward_reverse, lund_threshold
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PROBE_ANGLES_DEG', 'MASS_LOAD_FRACTION', 'HOUSING_SHARE', 'MISALIGNMENT_PRELOAD', 'WEAR_CLEARANCE_GROWTH',
-           'STARVATION', 'WHIRL_MARGIN', 'WHIRL_GROWTH', 'WHIRL_LIMIT', 'SUBHARMONIC_THIRD', 'WALL',
-           'SHAFT_META_COLUMNS', 'OIL_WHIP_CRITICAL', 'OIL_WHIP_RADIUS', 'WHIRL_REVERSE', 'META_COLUMNS',
-           'SHAFT_FAULTS', 'RUB_AMPLITUDES', 'probe_axes', 'ShaftMachine', 'shaft_machine', 'film_state',
-           'whirl_mechanism', 'response', 'record_state', 'force_components', 'generate', 'generate_batch',
-           'register_shaft_faults', 'unregister_shaft_faults']
+__all__ = ['log', 'MASS_LOAD_FRACTION', 'HOUSING_SHARE', 'MISALIGNMENT_PRELOAD', 'WEAR_CLEARANCE_GROWTH', 'STARVATION',
+           'WHIRL_MARGIN', 'WHIRL_GROWTH', 'WHIRL_LIMIT', 'SUBHARMONIC_THIRD', 'WALL', 'SHAFT_META_COLUMNS',
+           'OIL_WHIP_CRITICAL', 'OIL_WHIP_RADIUS', 'WHIRL_REVERSE', 'META_COLUMNS', 'SHAFT_FAULTS', 'RUB_AMPLITUDES',
+           'probe_axes', 'ShaftMachine', 'shaft_machine', 'film_state', 'whirl_mechanism', 'response', 'record_state',
+           'force_components', 'generate', 'generate_batch', 'register_shaft_faults', 'unregister_shaft_faults']
 
 # %% ../nbs/02b_shaft.ipynb #33d321b3
-PROBE_ANGLES_DEG = (45.0, -45.0)  # (x probe, y probe) angles from top dead centre, degrees, positive towards +x (as `lstm_pfd.orbits`)
 MASS_LOAD_FRACTION = 0.65      # rotor weight per bearing, as a share of the rated load
 HOUSING_SHARE = 0.25           # rotor mass / effective housing mass of the reference machine (a fleet machine: its balance transmission)
 MISALIGNMENT_PRELOAD = 0.8     # static preload at severity 1, x rated load
