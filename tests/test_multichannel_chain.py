@@ -19,7 +19,7 @@ from lstm_pfd.models import create_model
 from lstm_pfd.predict import Predictor, read_metadata
 from lstm_pfd.serve import create_app
 from lstm_pfd.train import evaluate, fit
-from lstm_pfd.xai import channel_share, explain
+from lstm_pfd.xai import channel_share, explain, explain_record_figure
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning')
 
@@ -37,13 +37,13 @@ def chain(tmp_path_factory):
         channels, units, fs = list(ds.channels), list(ds.units), float(ds.fs)
         tr, va, te = ds.windows('train'), ds.windows('val'), ds.windows('test')
         model = create_model('compact', n_classes=len(ds.fault_names), in_channels=len(channels), seed=0)
-        res = fit(model, tr, va, epochs=1, batch_size=32, progress=False, seed=0)
+        res = fit(model, tr, va, epochs=1, batch_size=32, progress=False, seed=0, checkpoint_path=tmp / 'shaft.pt')
         ev = evaluate(res.model, te)
         record, meta = ds['test'].record(0)
         x_te = np.stack([te[j][0].numpy() for j in range(len(te)) if te.record_ids[j] == te.record_ids[0]])
         L, normalize = int(x_te.shape[-1]), getattr(tr, 'normalize', None)
     rep = to_onnx(res.model, tmp / 'shaft.onnx', window_len=L, fs=fs, channels=channels, normalize=normalize)
-    return dict(tmp=tmp, model=res.model, ev=ev, channels=channels, units=units, fs=fs, L=L, record=record,
+    return dict(tmp=tmp, data=path, checkpoint=tmp / 'shaft.pt', model=res.model, ev=ev, channels=channels, units=units, fs=fs, L=L, record=record,
                 x_te=x_te, onnx=tmp / 'shaft.onnx', rep=rep)
 
 
@@ -64,6 +64,14 @@ def test_explain_gives_channel_attributions(chain):
     assert share.shape == (2, 4) and np.allclose(share.sum(1), 1.0)
     named = channel_share(a[0], chain['channels'])
     assert list(named) == chain['channels']
+
+
+def test_xai_report_names_the_channel(chain):
+    fig, s = explain_record_figure(chain['checkpoint'], chain['data'], 0, split='test', n_steps=4, n_segments=8)
+    assert s['channel'] in chain['channels'] and list(s['channel_share']) == chain['channels']
+    assert abs(sum(s['channel_share'].values()) - 1) < 1e-6
+    assert s['channel_share'][s['channel']] == max(s['channel_share'].values())
+    assert f"on {s['channel']} (" in fig.axes[0].get_title()
 
 
 def test_export_metadata_names_channels(chain):
