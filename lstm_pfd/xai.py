@@ -326,6 +326,7 @@ class SpectralAttribution:
     target: np.ndarray  # explained class per window, `[B]`
     gap: np.ndarray | None = None  # completeness gap per window (IG); None: not measured
     method: str = 'ig_fourier'  # how the values were computed
+    channel_values: np.ndarray | None = None  # attribution per window, channel and bin `[B, C_in, K]` (`values` is their sum over channels)
     def band_sum(self, bands) -> np.ndarray:  # `[k, 2]` (low, high) bands, Hz
         "Attribution summed inside `bands` (`[k, 2]` Hz), per window."
         m = physics.band_mask(self.freqs, bands)
@@ -333,18 +334,18 @@ class SpectralAttribution:
 
 # %% ../nbs/06_xai.ipynb #586cc2f4
 class _FromSpectrum(nn.Module):
-    "`model(irfft(re + i im))`: the model as a function of the Fourier coefficients `[B, 2, K]`."
+    "`model(irfft(re + i im))`: the model as a function of the Fourier coefficients `[B, 2, C_in, K]` of each channel."
     def __init__(self, model, length): super().__init__(); self.model, self.length = model, length
-    def forward(self, z): return self.model(torch.fft.irfft(torch.complex(z[:, 0], z[:, 1]), n=self.length)[:, None])
+    def forward(self, z): return self.model(torch.fft.irfft(torch.complex(z[:, 0], z[:, 1]), n=self.length))
 
 # %% ../nbs/06_xai.ipynb #6e0f7398
 def _spectrum(xb):
-    X = torch.fft.rfft(xb[:, 0].double())
+    X = torch.fft.rfft(xb.double())   # [B, C_in, K]
     return torch.stack([X.real, X.imag], 1).float()
 
 # %% ../nbs/06_xai.ipynb #c1c8fdc7
 def frequency_attribution(model: nn.Module,                       # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
-                          x,                                      # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+                          x,                                      # one window (`[L]`, `[1, L]`) or a batch `[B, C_in, L]`, numpy or torch
                           fs: float,                              # sampling rate, Hz
                           target=None,                            # class to explain: None (the predicted class), an index, or one index per window
                           *,
@@ -353,7 +354,7 @@ def frequency_attribution(model: nn.Module,                       # a classifier
                           seed: int = 0,                          # seed of the 'noise' baseline
                           internal_batch_size: int | None = None, # IG steps evaluated per forward pass; None: all at once
                          )->SpectralAttribution:
-    "Integrated Gradients w.r.t. the real and imaginary parts of `rfft(x)`, summed per frequency bin."
+    "Integrated Gradients w.r.t. the real and imaginary parts of `rfft(x)` (each channel), summed per frequency bin (and per channel in `channel_values`)."
     from captum.attr import IntegratedGradients
     if not fs > 0: raise ValueError(f"fs: got {fs!r}; expected a sampling rate in Hz > 0")
     xb, _ = _to_batch(x)
@@ -364,9 +365,10 @@ def frequency_attribution(model: nn.Module,                       # a classifier
         a = IntegratedGradients(_FromSpectrum(model, L)).attribute(_spectrum(xb), _spectrum(b), target=tgt,
                                                                    n_steps=int(n_steps), internal_batch_size=internal_batch_size)
         fx, fb = _logits(model, xb).gather(1, tgt[:, None])[:, 0], _logits(model, b).gather(1, tgt[:, None])[:, 0]
-    vals = a.sum(1).detach().numpy()
+    per = a.sum(1).detach().numpy()   # real + imaginary parts: [B, C_in, K]
+    vals = per.sum(1)
     gap = np.abs(vals.sum(1) - (fx - fb).numpy())
-    return SpectralAttribution(np.fft.rfftfreq(L, 1 / fs), vals, tgt.numpy(), gap)
+    return SpectralAttribution(np.fft.rfftfreq(L, 1 / fs), vals, tgt.numpy(), gap, channel_values=per)
 
 # %% ../nbs/06_xai.ipynb #78bc7ff8
 def band_occlusion(model: nn.Module,          # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
