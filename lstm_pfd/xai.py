@@ -29,8 +29,8 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['METHODS', 'ToneDetector', 'conv_layers', 'explain_info', 'explain', 'channel_share', 'SpectralAttribution',
            'frequency_attribution', 'band_occlusion', 'band_alignment', 'Faithfulness', 'deletion_insertion',
-           'randomization_check', 'plot_attribution', 'plot_spectrum', 'plot_faithfulness', 'explain_window_figure',
-           'explain_record_figure']
+           'randomization_check', 'plot_attribution', 'plot_spectrum', 'plot_faithfulness', 'precession_attribution',
+           'precession_share', 'explain_window_figure', 'explain_record_figure']
 
 # %% ../nbs/06_xai.ipynb #2d504bf9
 def _to_batch(x, name: str = 'x'):
@@ -602,6 +602,64 @@ def plot_faithfulness(f: Faithfulness, # deletion/insertion curves of `deletion_
     ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/06_xai.ipynb #mcxai12
+class _FromFullSpectrum(nn.Module):
+    "`model` as a function of the full spectrum `fft(x_p + i x_q)` of a probe pair (`[B, 2, L]`: real and imaginary parts), the other channels held at those of `xb`."
+    def __init__(self, model, xb, pair): super().__init__(); self.model, self.pair = model, pair; self.register_buffer('xb', xb)
+    def forward(self, z):
+        w = torch.fft.ifft(torch.complex(z[:, 0].double(), z[:, 1].double()))
+        p, q = self.pair
+        rest = self.xb.repeat(z.shape[0] // len(self.xb), 1, 1)   # captum stacks the IG steps batch after batch
+        chans = [w.real.float() if c == p else w.imag.float() if c == q else rest[:, c] for c in range(rest.shape[1])]
+        return self.model(torch.stack(chans, 1))
+
+
+# %% ../nbs/06_xai.ipynb #mcxai13
+def precession_attribution(model: nn.Module,                       # a classifier of windows `[B, C_in, L]` with a probe pair among its channels
+                           x,                                      # one window `[1, C_in, L]` or a batch `[B, C_in, L]`, numpy or torch
+                           fs: float,                              # sampling rate, Hz
+                           target=None,                            # class to explain: None (the predicted class), an index, or one index per window
+                           *,
+                           pair: tuple[int, int] = (0, 1),         # channel indices of the x and y probes (x + i y: forward is +f)
+                           baseline='zero',                        # baseline of the pair: 'zero', 'noise', a number or an array
+                           n_steps: int = 32,                      # IG integration steps
+                           seed: int = 0,                          # seed of the 'noise' baseline
+                           internal_batch_size: int | None = None, # IG steps evaluated per forward pass; None: all at once
+                          )->SpectralAttribution:
+    "IG w.r.t. the full spectrum of the probe pair `x + i y`: `values[b, k]` at `freqs[k]` from -fs/2 to fs/2, forward precession at f > 0, reverse at f < 0."
+    from captum.attr import IntegratedGradients
+    if not fs > 0: raise ValueError(f"fs: got {fs!r}; expected a sampling rate in Hz > 0")
+    xb, _ = _to_batch(x)
+    C, L = xb.shape[1], xb.shape[-1]
+    if len(pair) != 2 or not all(isinstance(c, (int, np.integer)) and 0 <= c < C for c in pair) or pair[0] == pair[1]:
+        raise ValueError(f"pair: got {pair!r}; allowed: two distinct channel indices in 0..{C - 1} (x probe, y probe)")
+    p, q = int(pair[0]), int(pair[1])
+    def full(t):
+        F = torch.fft.fft(torch.complex(t[:, p].double(), t[:, q].double()))
+        return torch.stack([F.real, F.imag], 1).float()
+    with _EvalMode(model):
+        tgt = _resolve_target(model, xb, target)
+        b = xb.clone(); b[:, [p, q]] = _baseline(baseline, xb[:, [p, q]], seed)   # the other channels stay as recorded
+        a = IntegratedGradients(_FromFullSpectrum(model, xb, (p, q))).attribute(
+            full(xb), full(b), target=tgt, n_steps=int(n_steps), internal_batch_size=internal_batch_size)
+        fx, fb = _logits(model, xb).gather(1, tgt[:, None])[:, 0], _logits(model, b).gather(1, tgt[:, None])[:, 0]
+    vals = np.fft.fftshift(a.sum(1).detach().numpy(), axes=-1)
+    gap = np.abs(vals.sum(1) - (fx - fb).numpy())
+    return SpectralAttribution(np.fft.fftshift(np.fft.fftfreq(L, 1 / fs)), vals, tgt.numpy(), gap, method='ig_full_spectrum')
+
+
+# %% ../nbs/06_xai.ipynb #mcxai17
+def precession_share(spec: SpectralAttribution, # a full-spectrum attribution of `precession_attribution`
+                    )->dict:
+    "Shares of |attribution| (all windows together) on forward (f > 0), reverse (f < 0) and static (f = 0) precession."
+    if spec.freqs.min() >= 0: raise ValueError("spec: a one-sided spectrum; allowed: the full spectrum of `precession_attribution`")
+    a = np.abs(np.asarray(spec.values, np.float64)).sum(0)
+    tot = a.sum()
+    if tot == 0: return {'forward': np.nan, 'reverse': np.nan, 'static': np.nan}
+    return {'forward': float(a[spec.freqs > 0].sum() / tot), 'reverse': float(a[spec.freqs < 0].sum() / tot),
+            'static': float(a[spec.freqs == 0].sum() / tot)}
+
+
 # %% ../nbs/06_xai.ipynb #mcxai06
 class _OneChannel(nn.Module):
     "`model` as a function of channel `k` alone (`[B, 1, L]`), the other channels held at those of the window `xb` `[1, C, L]`."
@@ -657,6 +715,9 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
     summary = {'target': tgt, 'target_name': lab, 'seconds': info['seconds'], **{f'auc_{k}': v for k, v in fa.auc.items()},
                **{f'band_{k}': v for k, v in ba.items()}}
     if nch > 1: summary.update(channel=names[k], channel_share=dict(zip(names, share.tolist())))
+    if 'x' in names and 'y' in names:   # a probe pair: forward vs reverse precession
+        pr = precession_attribution(model, xb, fs, tgt, pair=(names.index('x'), names.index('y')), n_steps=n_steps)
+        summary['precession_share'] = precession_share(pr)
     if 'completeness_gap' in info: summary['completeness_gap'] = float(info['completeness_gap'][0])
     return fig, summary
 

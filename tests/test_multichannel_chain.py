@@ -72,6 +72,8 @@ def test_xai_report_names_the_channel(chain):
     assert abs(sum(s['channel_share'].values()) - 1) < 1e-6
     assert s['channel_share'][s['channel']] == max(s['channel_share'].values())
     assert f"on {s['channel']} (" in fig.axes[0].get_title()
+    assert set(s['precession_share']) == {'forward', 'reverse', 'static'}   # x and y probes: forward vs reverse precession
+    assert abs(sum(s['precession_share'].values()) - 1) < 1e-6
 
 
 def test_export_metadata_names_channels(chain):
