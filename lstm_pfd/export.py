@@ -19,14 +19,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .predict import ort_session, parse_metadata
+from .predict import ort_session, parse_metadata, read_metadata
 from .utils import NORMALIZE_EPS, NORMALIZE_MODES, atomic_write, check_output, record_vote, softmax, strict_json
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PRECISIONS', 'ExportError', 'write_metadata', 'to_onnx', 'export_checkpoint', 'WindowReader', 'quantize',
-           'benchmark_latency', 'ReportTable', 'export_report']
+__all__ = ['log', 'PRECISIONS', 'ExportError', 'write_metadata', 'to_onnx', 'model_card', 'export_checkpoint', 'WindowReader',
+           'quantize', 'benchmark_latency', 'ReportTable', 'export_report']
 
 # %% ../nbs/07_export.ipynb #7758c08a
 class ExportError(RuntimeError):
@@ -157,6 +157,23 @@ def _jsonable(d: dict) -> dict:
     "Constructor kwargs as plain JSON values (tuples -> lists; others by repr)."
     return json.loads(strict_json(d, default=repr))
 
+# %% ../nbs/07_export.ipynb #chmeta02
+def _channel_meta(channels, units, C: int) -> tuple[list[str] | None, list[str] | None]:
+    "(names, units) of the `C` input channels for the metadata; units default to `config.CHANNEL_UNITS` for its names."
+    from lstm_pfd.config import CHANNEL_UNITS
+    if channels is None:
+        if units is not None: raise ValueError("units: given without channels; name the channels too")
+        return None, None
+    if isinstance(channels, str): raise TypeError(f"channels: got the string {channels[:40]!r}; allowed: a list of names")
+    names = [str(c) for c in channels]
+    if len(names) != C or len(set(names)) != C or not all(n.strip() for n in names):
+        raise ValueError(f"channels: got {names[:12]}; allowed: {C} distinct, non-empty names (one per input channel)")
+    if units is None: units = [CHANNEL_UNITS.get(n, 'as recorded') for n in names]
+    units = [str(u) for u in units]
+    if len(units) != C: raise ValueError(f"units: got {len(units)} units for {C} channels {names}; allowed: one unit per channel")
+    return names, units
+
+
 # %% ../nbs/07_export.ipynb #exp0011
 def _first_export(model, example, opset: int, exporter: str):
     "(proto, exporter used): `exporter`, or with 'auto' dynamo then TorchScript."
@@ -180,6 +197,8 @@ def to_onnx(
     opset: int = 18,  # ONNX opset version
     class_names: Sequence[str] | None = None,  # class names in logit order, stored as metadata (default: from the model, else the registry)
     fs: float | None = None,  # sampling rate (Hz) of the windows, stored as metadata
+    channels: Sequence[str] | None = None,  # names of the C input channels in order, stored as metadata (None: unnamed)
+    units: Sequence[str] | None = None,  # unit of each channel (default: `config.CHANNEL_UNITS` for known names)
     config_hash: str | None = None,  # hash of the data protocol the model was trained on, stored as metadata
     normalize: str | None = None,  # per-window normalisation built into the graph: None, 'zscore' or 'rms' (as in training)
     exporter: str = 'auto',  # 'auto' (dynamo, falling back to torchscript), 'dynamo' or 'torchscript'
@@ -193,6 +212,7 @@ def to_onnx(
     _check_export_args(exporter, window_len, fs)
     C = int(getattr(model, 'in_channels', 1) if in_channels is None else in_channels)
     if isinstance(in_channels, bool) or C < 1: raise ValueError(f"in_channels: got {in_channels!r}; allowed: an integer >= 1 or None")
+    names, units = _channel_meta(channels, units, C)
     was_training, model = model.training, _normalized(model, normalize)
     model.eval()
     try:
@@ -206,6 +226,7 @@ def to_onnx(
         if len(class_names) != n_out:
             raise ValueError(f"class_names: got {len(class_names)} names; the model outputs {n_out} logits")
         meta = dict(class_names=class_names, fs=None if fs is None else float(fs), window_len=int(window_len), in_channels=C,
+                    channels=names, units=units,
                     lstm_pfd_version=__version__, config_hash=config_hash, model_name=getattr(model, 'name', '') or type(model).__name__,
                     model_kwargs=_jsonable(getattr(model, 'hparams', {})), normalize=normalize, exporter=used, precision='fp32',
                     opset=int(max(o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx'))))
@@ -222,6 +243,24 @@ def to_onnx(
                     bytes=len(data), metadata=meta)
     finally:
         model.train(was_training)
+
+# %% ../nbs/07_export.ipynb #mccard02
+def model_card(
+    path,  # an ONNX file written by `to_onnx` or `export_checkpoint`
+) -> str:
+    "A Markdown model card of an exported model from its metadata: model, classes, rate, window, normalisation and input channels with units."
+    m = read_metadata(path)
+    C, names, units = int(m.get('in_channels') or 1), m.get('channels'), m.get('units')
+    fs, wl = m.get('fs'), m.get('window_len')
+    rows = [f"| {i} | {n} | {u} |" for i, (n, u) in enumerate(zip(names or [f'ch{i}' for i in range(C)], units or ['not stated'] * C))]
+    return '\n'.join([f"# {m.get('model_name', Path(path).stem)} ({m.get('precision', 'fp32')})", '',
+        f"- classes ({len(m.get('class_names') or [])}): {', '.join(map(str, m.get('class_names') or []))}",
+        f"- sampling rate: {fs:g} Hz" if fs else "- sampling rate: not stated (records are used as sent)",
+        f"- window: {wl} samples" + (f" ({wl / fs:.3g} s)" if fs and wl else ''),
+        f"- normalisation in the graph: {m.get('normalize')}", f"- data config hash: {m.get('config_hash')}",
+        f"- exported by lstm_pfd {m.get('lstm_pfd_version')} with {m.get('exporter')}, opset {m.get('opset')}", '',
+        f"## Input: {C} channel{'s' if C > 1 else ''}, in this order", '', '| # | channel | unit |', '|---|---|---|', *rows, ''])
+
 
 # %% ../nbs/07_export.ipynb #ckpt0002
 def _load_model(obj):
@@ -251,6 +290,7 @@ def export_checkpoint(
     window_len: int | None = None,  # samples per window (default: from the checkpoint)
     exporter: str = 'auto',  # 'auto', 'dynamo' or 'torchscript'
     n_calibration: int = 256,  # calibration windows drawn for static INT8
+    channels: Sequence[str] | None = None,  # names of the input channels in order (default: from the checkpoint, if it holds them)
     overwrite: bool = False,  # replace existing output files
 ) -> dict:
     "Export a checkpoint (or module) to verified ONNX at `out` with its normalisation, optionally also a quantized copy."
@@ -264,6 +304,7 @@ def export_checkpoint(
     out = Path(out)
     res = dict(fp32=to_onnx(model, out, window_len=int(wl), opset=opset, class_names=_info_get(info, 'class_names'),
                             normalize=_info_get(info, 'normalize'), fs=_info_get(info, 'fs'),
+                            channels=channels if channels is not None else _info_get(info, 'channels'), units=_info_get(info, 'units'),
                             config_hash=_info_get(info, 'config_hash'), exporter=exporter, overwrite=overwrite))
     if quantize:
         dst = out.with_name(out.stem + f'.{quantize}' + out.suffix)
@@ -273,14 +314,15 @@ def export_checkpoint(
 
 # %% ../nbs/07_export.ipynb #a5487b35
 class WindowReader:
-    "onnxruntime `CalibrationDataReader` over windows `[n, 1, L]` (float32), in batches."
+    "onnxruntime `CalibrationDataReader` over windows `[n, C, L]` (float32), in batches."
     def __init__(
         self,
-        windows: np.ndarray,  # calibration windows `[n, 1, L]` (or `[n, L]`)
+        windows: np.ndarray,  # calibration windows `[n, C, L]` (or `[n, L]`: one channel)
         input_name: str = 'x',  # name of the model's input
         batch_size: int = 16,  # windows per batch handed to onnxruntime
     ):
-        self.windows = np.ascontiguousarray(np.asarray(windows, np.float32).reshape(len(windows), 1, -1))
+        w = np.asarray(windows, np.float32)
+        self.windows = np.ascontiguousarray(w[:, None] if w.ndim == 2 else w)
         self.input_name, self.batch_size, self._i = input_name, int(batch_size), 0
     def get_next(self):
         if self._i >= len(self.windows): return None
@@ -290,8 +332,8 @@ class WindowReader:
     def __len__(self): return math.ceil(len(self.windows) / self.batch_size)
 
 # %% ../nbs/07_export.ipynb #qz000001
-def _calibration_windows(calibration, window_len: int, n: int, seed: int) -> np.ndarray:
-    "Windows for calibration: an array `[n, (1,) L]` or a dataset path (its `train` split)."
+def _calibration_windows(calibration, window_len: int, n: int, seed: int, in_channels: int = 1) -> np.ndarray:
+    "Windows for calibration: an array `[n, (C,) L]` or a dataset path (its `train` split)."
     if isinstance(calibration, (str, Path)):
         from lstm_pfd.data import open_dataset
         with open_dataset(calibration) as ds:   # only as many training records as needed, not the whole split
@@ -302,8 +344,8 @@ def _calibration_windows(calibration, window_len: int, n: int, seed: int) -> np.
         raise ValueError("calibration: static INT8 needs calibration windows (an array [n, 1, L] or a dataset path)")
     else: w = np.asarray(calibration)
     if w.ndim == 2: w = w[:, None, :]
-    if w.ndim != 3 or w.shape[1] != 1 or w.shape[-1] != window_len:
-        raise ValueError(f"calibration: got windows of shape {w.shape}; allowed: [n, 1, {window_len}] or [n, {window_len}]")
+    if w.ndim != 3 or w.shape[1] != in_channels or w.shape[-1] != window_len:
+        raise ValueError(f"calibration: got windows of shape {w.shape}; allowed: [n, {in_channels}, {window_len}]" + (f" or [n, {window_len}]" if in_channels == 1 else ''))
     if len(w) > n: w = w[np.sort(np.random.default_rng(seed).choice(len(w), n, replace=False))]
     w = np.asarray(w, np.float32)
     if not np.isfinite(w).all(): raise ValueError("calibration: windows contain NaN/Inf")
@@ -355,7 +397,7 @@ def quantize(
     meta = parse_metadata({p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props})
     if meta.get('precision', 'fp32') != 'fp32':
         raise ValueError(f"{src}: already {meta['precision']}; quantize the FP32 export instead")
-    wl = int(meta['window_len'])
+    wl, C = int(meta['window_len']), int(meta.get('in_channels') or 1)
     with tempfile.TemporaryDirectory() as td:
         td = Path(td)
         if mode == 'int8':
@@ -363,7 +405,7 @@ def quantize(
                        'percentile': q.CalibrationMethod.Percentile}
             if calibrate_method not in methods:
                 raise ValueError(f"calibrate_method: got {calibrate_method!r}; allowed: {', '.join(methods)}")
-            cal = _calibration_windows(calibration, wl, n_calibration, seed)
+            cal = _calibration_windows(calibration, wl, n_calibration, seed, C)
             _pre_process(src, td / 'pre.onnx')
             q.quantize_static(str(td / 'pre.onnx'), str(td / 'q.onnx'), WindowReader(cal),
                               quant_format=q.QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
@@ -381,8 +423,8 @@ def quantize(
     with atomic_write(dst, overwrite=overwrite) as tmpf: onnx.save(proto, str(tmpf))
     rep = dict(path=str(dst), mode=mode, bytes=dst.stat().st_size, fp32_bytes=src.stat().st_size)
     if check:   # run both on a few windows: the quantized model must run and give finite logits
-        x = (_calibration_windows(calibration, wl, 64, seed + 1) if mode == 'int8'
-             else np.random.default_rng(seed).standard_normal((16, 1, wl)).astype(np.float32))
+        x = (_calibration_windows(calibration, wl, 64, seed + 1, C) if mode == 'int8'
+             else np.random.default_rng(seed).standard_normal((16, C, wl)).astype(np.float32))
         a, b = ort_session(src).run(None, {'x': x})[0], ort_session(dst).run(None, {'x': x})[0]
         if not np.isfinite(b).all(): raise ExportError(f"{mode} model {dst} gives NaN/Inf logits")
         rep.update(max_abs_diff=float(np.abs(a - b).max()), argmax_agreement=float((a.argmax(1) == b.argmax(1)).mean()))

@@ -106,13 +106,13 @@ MAX_WINDOWS = 10_000   # windows per call: 100 MB of float32 at L = 2,560; raise
 
 # %% ../nbs/07a_predict.ipynb #chkio001
 def _check_io(session, path):
-    "(input, number of outputs or None) of a session whose model maps float `[batch, 1, L]` to `[batch, C]`; else ValueError."
+    "(input, number of outputs or None) of a session whose model maps float `[batch, C_in, L]` to `[batch, C]`; else ValueError."
     ins, outs = session.get_inputs(), session.get_outputs()
     if len(ins) != 1 or not outs:
-        raise ValueError(f"{path}: the model has {len(ins)} inputs and {len(outs)} outputs; expected one input [batch, 1, L] and an output [batch, C]")
+        raise ValueError(f"{path}: the model has {len(ins)} inputs and {len(outs)} outputs; expected one input [batch, channels, L] and an output [batch, C]")
     inp, out = ins[0], outs[0]
-    if inp.type != 'tensor(float)' or len(inp.shape) != 3 or isinstance(inp.shape[1], int) and inp.shape[1] != 1:
-        raise ValueError(f"{path}: input {inp.name!r} is {inp.type} of shape {inp.shape}; expected tensor(float) of shape [batch, 1, L]")
+    if inp.type != 'tensor(float)' or len(inp.shape) != 3 or isinstance(inp.shape[1], int) and inp.shape[1] < 1:
+        raise ValueError(f"{path}: input {inp.name!r} is {inp.type} of shape {inp.shape}; expected tensor(float) of shape [batch, channels, L]")
     if len(out.shape) != 2:
         raise ValueError(f"{path}: output {out.name!r} has shape {out.shape}; expected [batch, C] (one logit per class)")
     return inp, out.shape[-1] if isinstance(out.shape[-1], int) else None
@@ -145,6 +145,7 @@ class Predictor:
         if isinstance(inp.shape[-1], int) and inp.shape[-1] != wl:
             raise ValueError(f"{path}: metadata window_len = {wl} but the model's input takes {inp.shape[-1]} samples")
         self.window_len = wl
+        self._read_channels(inp)
         self.fs = self.metadata.get('fs')
         if self.fs is not None: self.fs = _check_fs(self.fs, f"{path}: metadata fs")
         names = class_names or self.metadata.get('class_names')
@@ -156,7 +157,48 @@ class Predictor:
 
     def __repr__(self):
         return (f"Predictor({self.path.name}: {self.metadata.get('model_name', '?')}, {self.metadata.get('precision', '?')}, "
-                f"window {self.window_len} samples at {self.fs} Hz, {len(self.class_names)} classes)")
+                f"window {self.window_len} samples at {self.fs} Hz, "
+                f"{self.in_channels} channel{'s' if self.in_channels > 1 else ''}, {len(self.class_names)} classes)")
+
+# %% ../nbs/07a_predict.ipynb #mcpred02
+@patch
+def _read_channels(self: Predictor, inp):
+    "Set `in_channels`, `channels` (names or None) and `units` from the metadata and the input shape; ValueError if they disagree."
+    m, C_in = self.metadata, inp.shape[1] if isinstance(inp.shape[1], int) else None
+    C = m.get('in_channels') or C_in or 1
+    if isinstance(C, bool) or not isinstance(C, int) or C < 1 or (C_in is not None and C_in != C):
+        raise ValueError(f"{self.path}: metadata in_channels = {C!r} but the model's input takes {C_in} channels")
+    names, units = m.get('channels'), m.get('units')
+    if names is not None and (not isinstance(names, list) or len(names) != C or len(set(map(str, names))) != C):
+        raise ValueError(f"{self.path}: metadata channels {repr(names)[:200]} are not {C} distinct names")
+    if units is not None and (not isinstance(units, list) or names is None or len(units) != len(names)):
+        raise ValueError(f"{self.path}: metadata units {repr(units)[:200]} do not give one unit per channel {names}")
+    self.in_channels = C
+    self.channels = None if names is None else [str(n) for n in names]
+    self.units = None if units is None else [str(u) for u in units]
+
+
+# %% ../nbs/07a_predict.ipynb #mcpred04
+@patch
+def _check_channels(self: Predictor,
+    n_given: int,  # channels in the input
+    names: Sequence[str] | None = None,  # the caller's names of those channels, in order (None: not named)
+):
+    "ValueError naming expected vs given when the count, or the caller's channel names or their order, differ from the model's."
+    want = f"{self.in_channels} channel{'s' if self.in_channels > 1 else ''}" + (f" {self.channels}" if self.channels else '')
+    if n_given != self.in_channels:
+        raise ValueError(f"x: {n_given} channel{'s' if n_given != 1 else ''} given; this model expects {want}"
+                         + (f" as a record [{self.in_channels}, N] or windows [n, {self.in_channels}, L]" if self.in_channels > 1
+                            else "; allowed: a record [N], or windows [n, L] or [n, 1, L]"))
+    if names is None: return
+    if isinstance(names, str): raise TypeError(f"channels: got the string {names[:40]!r}; allowed: a list of names, one per channel")
+    given = [str(c) for c in names]
+    if len(given) != n_given:
+        raise ValueError(f"channels: {len(given)} names {given[:12]} for {n_given} channels of x; give one name per channel")
+    if self.channels is not None and given != self.channels:
+        how = 'the same names in another order: reorder the rows' if sorted(given) == sorted(self.channels) else 'other names'
+        raise ValueError(f"channels: given {given}; this model expects {self.channels} ({how})")
+
 
 # %% ../nbs/07a_predict.ipynb #4829aea9
 @patch
@@ -187,16 +229,16 @@ def _resampled(self: Predictor, x: np.ndarray, fs: float, resample: bool, hop: i
     if not resample:
         raise ValueError(f"fs: x is sampled at {fs:g} Hz but the model expects {self.fs:g} Hz; resample the "
                          "record first or pass resample=True to resample it with scipy.signal.resample_poly")
-    if x.ndim != 1:
-        raise ValueError(f"resample=True needs a 1-D record; got windows of shape {x.shape} at {fs:g} Hz "
+    if x.ndim != (1 if self.in_channels == 1 else 2):
+        raise ValueError(f"resample=True needs a 1-D record [N] (or [C, N] for a model of C channels); got windows of shape {x.shape} at {fs:g} Hz "
                          f"(the model expects {self.fs:g} Hz)")
     try: ratio = resample_ratio(fs, self.fs)
     except ValueError as e: raise ValueError(f"fs: {e}") from None
-    n_out = -(-x.shape[0] * ratio.numerator // ratio.denominator)   # bound the work before resampling, not after
+    n_out = -(-x.shape[-1] * ratio.numerator // ratio.denominator)   # bound the work before resampling, not after
     if n_out >= self.window_len:
         self._check_count((n_out - self.window_len) // (hop or self.window_len) + 1,
-                          f"a record of {x.shape[0]} samples resampled from {fs:g} to {self.fs:g} Hz ({n_out} samples)")
-    log.info("resampling %d samples from %g Hz to %g Hz (x%d/%d)", x.shape[0], fs, self.fs, ratio.numerator, ratio.denominator)
+                          f"a record of {x.shape[-1]} samples resampled from {fs:g} to {self.fs:g} Hz ({n_out} samples)")
+    log.info("resampling %d samples from %g Hz to %g Hz (x%d/%d)", x.shape[-1], fs, self.fs, ratio.numerator, ratio.denominator)
     return np.asarray(_resample(x, fs, self.fs), np.float32)
 
 # %% ../nbs/07a_predict.ipynb #cnt00001
@@ -209,41 +251,68 @@ def _check_count(self: Predictor, n: int, what: str):
 
 # %% ../nbs/07a_predict.ipynb #f724f59b
 @patch
-def _windows_of(self: Predictor, x, fs, hop, resample) -> np.ndarray:
-    "Checked float32 windows `[n, 1, L]` (a view of a record when possible) of a record `[N]` or of windows `[n, L]` / `[n, 1, L]`."
-    x = _as_samples(x)
+def _windows_of(self: Predictor, x, fs, hop, resample, channels=None) -> np.ndarray:
+    "Checked float32 windows `[n, C, L]` (a view of a record when possible) of a record `[N]` / `[C, N]` or of windows `[n, L]` / `[n, C, L]`."
+    x, C, L = _as_samples(x), self.in_channels, self.window_len
     if hop is not None and (isinstance(hop, bool) or not isinstance(hop, (int, np.integer)) or hop < 1):
         raise ValueError(f"hop: got {hop!r}; allowed: a positive whole number of samples (or None: the window length)")
-    if x.ndim == 3 and x.shape[1] != 1 or x.ndim not in (1, 2, 3):
-        raise ValueError(f"x: got shape {x.shape}; allowed: a record [N], or windows [n, L] or [n, 1, L] with L = {self.window_len}")
+    if x.ndim not in (1, 2, 3) or C > 1 and x.ndim == 1:
+        shapes = f"a record [N], or windows [n, L] or [n, 1, L]" if C == 1 else f"a record [{C}, N] or windows [n, {C}, L]"
+        raise ValueError(f"x: got shape {x.shape}; allowed: {shapes} with L = {L}")
+    self._check_channels(1 if C == 1 and x.ndim < 3 else x.shape[0] if x.ndim == 2 else x.shape[1], channels)
+    is_record = x.ndim == (1 if C == 1 else 2)
     if fs is None:
         if self.fs is not None: raise ValueError(f"fs: the sampling rate of x is required (this model expects {self.fs:g} Hz)")
     else: x = self._resampled(x, _check_fs(fs), resample, hop)
-    if x.ndim == 1:
-        if x.shape[0] < self.window_len:
+    if is_record:
+        N = x.shape[-1]
+        if N < L:
             rate = self.fs or fs
-            secs = f" ({x.shape[0] / rate:.3g} s at {rate:g} Hz)" if rate else ''
-            raise ValueError(f"x: record too short: {x.shape[0]} samples{secs}; the model needs at least one window of {self.window_len} samples")
-        self._check_count(len(window_starts(x.shape[0], self.window_len, hop)), f"a record of {x.shape[0]} samples with hop = {hop or self.window_len}")
-        return frame(x, self.window_len, hop)[:, None, :]
-    if hop is not None: raise ValueError("hop: only applies to a 1-D record, not to windows")
-    if x.shape[-1] != self.window_len:
-        raise ValueError(f"x: windows of length {x.shape[-1]}; this model needs L = {self.window_len} (pass a 1-D record to have it windowed)")
+            secs = f" ({N / rate:.3g} s at {rate:g} Hz)" if rate else ''
+            raise ValueError(f"x: record too short: {N} samples{secs}; the model needs at least one window of {L} samples")
+        starts = window_starts(N, L, hop)
+        self._check_count(len(starts), f"a record of {N} samples with hop = {hop or L}")
+        if C == 1: return frame(x, L, hop)[:, None, :]
+        return np.lib.stride_tricks.sliding_window_view(x, L, axis=-1)[:, starts].transpose(1, 0, 2)
+    if hop is not None: raise ValueError("hop: only applies to a record, not to windows")
+    if x.shape[-1] != L:
+        raise ValueError(f"x: windows of length {x.shape[-1]}; this model needs L = {L} (pass a record to have it windowed)")
     self._check_count(x.shape[0], 'the windows sent')
-    return x.reshape(x.shape[0], 1, -1)
+    return x.reshape(x.shape[0], C, -1)
+
+
+# %% ../nbs/07a_predict.ipynb #mcpred06
+@patch
+def _stacked(self: Predictor,
+    record: dict,  # channel name -> samples `[N]`
+) -> tuple[np.ndarray, list[str]]:
+    "(`[C, N]` float32 in the model's channel order, the names) of a record given as named channels; ValueError on missing or unknown names."
+    given = [str(k) for k in record]
+    if self.channels is None:
+        raise ValueError(f"x: named channels {given[:12]} given, but this model's file names no channels; send an array [C, N] in training order")
+    if sorted(given) != sorted(self.channels):
+        missing, unknown = [c for c in self.channels if c not in given], [c for c in given if c not in self.channels]
+        raise ValueError(f"channels: given {given[:12]}; this model expects {self.channels} (missing {missing}, unknown {unknown[:12]})")
+    xs = [_as_samples(record[c]) for c in self.channels]
+    if any(a.ndim != 1 for a in xs) or len({a.shape[0] for a in xs}) != 1:
+        raise ValueError(f"x: channels must be 1-D and of one length; got shapes {dict(zip(self.channels, (a.shape for a in xs)))}")
+    return np.stack(xs), list(self.channels)
+
 
 # %% ../nbs/07a_predict.ipynb #62a31f47
 @patch
 def predict(self: Predictor,
-    x,  # one record `[N]`, or windows `[n, L]` / `[n, 1, L]`
+    x,  # one record `[N]` (`[C, N]` or a dict name -> `[N]` for C channels), or windows `[n, L]` / `[n, C, L]`
     fs: float | None = None,  # sampling rate of `x`, Hz (None: the model's)
     *,
     hop: int | None = None,  # hop between windows in samples (default: the window length)
     resample: bool = False,  # resample to the model's rate when `fs` differs (else a differing rate is refused)
     batch_size: int = 256,  # windows per onnxruntime call
+    channels: Sequence[str] | None = None,  # names of the channels of `x`, in order, checked against the model's (None: not checked)
 ) -> Prediction:
-    "Soft-voted `Prediction` for a record `[N]` or windows `[n, L]`/`[n, 1, L]` sampled at `fs` Hz."
-    probs = self.predict_windows(self._windows_of(x, fs, hop, resample), batch_size)
+    "Soft-voted `Prediction` for a record `[N]` / `[C, N]` / {channel: `[N]`} or windows `[n, L]`/`[n, C, L]` sampled at `fs` Hz."
+    if isinstance(x, dict): x, channels = self._stacked(x)
+    probs = self.predict_windows(self._windows_of(x, fs, hop, resample, channels), batch_size)
     _, mean = record_vote(probs, np.zeros(len(probs), np.int64))
     k = int(np.argmax(mean[0]))
     return Prediction(label=self.class_names[k], index=k, probabilities=mean[0], class_names=self.class_names,

@@ -58,10 +58,12 @@ MAX_JSON_OTHER_BYTES = 2**20           # bytes of a JSON body outside its flat a
 Sample = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 class RecordIn(BaseModel):
-    "One single-channel vibration record and the rate it was sampled at."
+    "One vibration record (one channel in `samples`, or named channels in `channels`) and the rate it was sampled at."
     model_config = ConfigDict(extra='forbid')
-    samples: list[Sample] = Field(description="the record: a flat JSON array of finite numbers (one channel), "
-                                              "in the units the model was trained on; at least one window long")
+    samples: list[Sample] | None = Field(None, description="the record of a one-channel model: a flat JSON array of finite "
+                                         "numbers, in the units the model was trained on; at least one window long")
+    channels: dict[str, list[Sample]] | None = Field(None, description="the record of a multi-channel model instead of "
+        "samples: channel name -> flat JSON array, every channel GET /model lists, all of one length (any key order)")
     fs: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=MAX_FS)] = Field(
         description=f"sampling rate of `samples` in Hz, 0 < fs <= {MAX_FS:g}")
     hop: Annotated[int, Field(strict=True, ge=1)] | None = Field(
@@ -96,6 +98,7 @@ class PredictionOut(BaseModel):
     confidence: float
     probabilities: dict[str, float]
     n_windows: int
+    channels: list[str] | None = Field(None, description="channels read, in the model's order (None: one unnamed channel)")
     windows: list[WindowOut]
     fs: float = Field(description="sampling rate of the samples sent")
     model_fs: float | None = Field(description="the model's rate (None: the model file declares none)")
@@ -148,6 +151,9 @@ class ModelOut(BaseModel):
     fs: float | None = Field(description="sampling rate the model was trained at, Hz")
     window_len: int = Field(description="samples per window at fs")
     window_s: float | None
+    in_channels: int = Field(1, description="channels per window")
+    channels: list[str] | None = Field(None, description="channel names in the model's order (None: not named)")
+    units: list[str] | None = Field(None, description="unit of each channel")
     model_name: str | None
     precision: str | None
     normalize: str | None = Field(description="per-window normalisation built into the model file, if any")
@@ -326,6 +332,19 @@ def _no_duplicates(pairs: list) -> dict:
         d[k] = v
     return d
 
+# %% ../nbs/10_serve.ipynb #mcsrv04
+def _named_arrays(ch: dict, arrays: dict, where: str, record: int | None, max_samples: int) -> dict:
+    "{channel name: float64 samples} of a record's `channels` object, its arrays taken out of `arrays`; `InputError` over `max_samples` (all channels together) or on a bad element."
+    out = {k: arrays.pop(v) for k, v in ch.items()}
+    for k, a in out.items():
+        if isinstance(a, tuple): raise InputError(a[1], loc=f'{where}.{k}[{a[0]}]', record=record)
+    total = sum(a if isinstance(a, int) else len(a) for a in out.values())
+    if total > max_samples:
+        raise InputError(f"record of {total} samples in {len(out)} channels exceeds max_samples = {max_samples} (all channels "
+                         "together); split it into several requests", loc=where, record=record)
+    return out
+
+
 # %% ../nbs/10_serve.ipynb #err000s10
 def _parse(model: type[BaseModel], body: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> tuple[BaseModel, list]:
     "(`model` validated from a JSON body, the float64 samples of each record or None); `InputError` listing what is wrong."
@@ -342,6 +361,10 @@ def _parse(model: type[BaseModel], body: bytes, max_samples: int = DEFAULT_MAX_S
         s = r.get('samples') if isinstance(r, dict) else None
         xs.append(arrays.pop(s) if isinstance(s, str) and s in arrays else None)
         where, rec = ('samples', None) if model is RecordIn else (f'records[{i}].samples', i)
+        ch = r.get('channels') if isinstance(r, dict) else None
+        if xs[-1] is None and isinstance(ch, dict) and ch and all(isinstance(v, str) and v in arrays for v in ch.values()):
+            xs[-1] = _named_arrays(ch, arrays, where.replace('samples', 'channels'), rec, max_samples)
+            r['channels'] = {k: [] for k in ch}; continue
         if isinstance(xs[-1], int):
             raise InputError(f"record of {xs[-1]} samples exceeds max_samples = {max_samples}; split it into several requests", loc=where, record=rec)
         if isinstance(xs[-1], tuple): raise InputError(xs[-1][1], loc=f'{where}[{xs[-1][0]}]', record=rec)
@@ -505,7 +528,7 @@ class _Service:
         p = self.predictor
         if p.fs is not None:
             import scipy.signal  # noqa: F401  (the resampler's import, ~1 s, paid at start-up, not by the first request)
-        probe = p.predict_windows(np.zeros((1, 1, p.window_len), np.float32))
+        probe = p.predict_windows(np.zeros((1, p.in_channels, p.window_len), np.float32))
         if probe.shape != (1, len(p.class_names)) or not np.isfinite(probe).all():
             raise ValueError(f"{self.path}: the model gives outputs of shape {probe.shape} (finite: "
                              f"{bool(np.isfinite(probe).all())}) for one zero window; expected ({1}, {len(p.class_names)}) "
@@ -519,12 +542,36 @@ def _svc_n_model(self: _Service, n: int, fs: float) -> int:
     return _ceil_div(n * r.numerator, r.denominator)
 _Service._n_model = _svc_n_model
 
+# %% ../nbs/10_serve.ipynb #mcsrv02
+def _svc_channels_in(self: _Service, rec: RecordIn, x, where: str, record: int | None):
+    "The record's samples: None (still in `rec.samples`), a 1-D array, or named channels stacked `[C, N]` in the model's order."
+    p = self.predictor
+    def bad(msg, field): return InputError(msg, loc=f'{where}{field}', record=record)
+    named = isinstance(x, dict) or (x is None and rec.channels is not None)
+    if rec.samples is not None and (rec.channels is not None or isinstance(x, dict)):
+        raise bad("give samples (one channel) or channels (named), not both", 'channels')
+    if not named and x is None and rec.samples is None:
+        raise bad("required field is missing: send samples (one channel) or channels ({name: samples, ...})", 'samples')
+    if not named:
+        if p.in_channels > 1:
+            raise bad(f"this model reads {p.in_channels} channels {p.channels}: send them as channels "
+                      "({name: samples, ...}), not as samples", 'samples')
+        return x
+    d = x if isinstance(x, dict) else {k: np.asarray(v, np.float64) for k, v in rec.channels.items()}
+    rec.channels = None if rec.channels is None else {}   # the lists are no longer needed
+    try: return p._stacked(d)[0]
+    except (ValueError, TypeError) as e: raise bad(str(e), 'channels') from None
+_Service._channels_in = _svc_channels_in
+
+
 # %% ../nbs/10_serve.ipynb #svc000s12
 def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | None = None, x=None) -> dict:
     "Check one record (its samples in `rec.samples`, or already an array `x`) against the model and the limits."
     p, L = self.predictor, self.predictor.window_len
     def bad(msg, field='samples'): return InputError(msg, loc=f'{where}{field}', record=record)
-    n = len(rec.samples) if x is None else len(x)
+    x = self._channels_in(rec, x, where, record)
+    n, C = (len(rec.samples), 1) if x is None else (x.shape[-1], 1 if x.ndim == 1 else x.shape[0])
+    per = f" x {C} channels" if C > 1 else ''
     model_fs = p.fs
     resampled = model_fs is not None and not math.isclose(rec.fs, model_fs, rel_tol=1e-6)
     need = math.ceil(L * rec.fs / model_fs) if resampled else L
@@ -532,15 +579,15 @@ def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | N
     if n == 0:
         raise bad(f"empty record: the model needs at least one window of {L} samples{rate}"
                   + (f" (about {need} samples at fs = {rec.fs:g} Hz)" if resampled else ''))
-    if n > self.max_samples:
-        raise bad(f"record of {n} samples exceeds max_samples = {self.max_samples}; split it into several requests")
+    if n * C > self.max_samples:
+        raise bad(f"record of {n} samples{per} exceeds max_samples = {self.max_samples}; split it into several requests")
     if resampled and not rec.resample:
         raise bad(f"the record is sampled at {rec.fs:g} Hz but the model expects {model_fs:g} Hz and resample is "
                   "false; resample it yourself or send resample=true", 'fs')
     try: n_model = self._n_model(n, rec.fs) if resampled else n
     except ValueError as e: raise bad(f"{e}; send the record at {model_fs:g} Hz or at a rate with a simple ratio to it", 'fs') from None
-    if n_model > self.max_samples:
-        raise bad(f"resampling {n} samples from {rec.fs:g} Hz to {model_fs:g} Hz gives {n_model} samples, over "
+    if n_model * C > self.max_samples:
+        raise bad(f"resampling {n} samples{per} from {rec.fs:g} Hz to {model_fs:g} Hz gives {n_model} samples, over "
                   f"max_samples = {self.max_samples}; check fs, or send a shorter record", 'fs')
     if n_model < L:
         at = f" ({n / rec.fs:.4g} s at {rec.fs:g} Hz)"
@@ -548,11 +595,12 @@ def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | N
                   + (f", i.e. at least {need} samples at {rec.fs:g} Hz" if resampled else ''))
     hop = rec.hop or L
     n_windows = (n_model - L) // hop + 1
-    if n_windows * L > self.max_samples or n_windows > p.max_windows:
-        raise bad(f"hop = {hop} gives {n_windows} windows of {L} samples ({n_windows * L} samples), over "
+    if n_windows * L * C > self.max_samples or n_windows > p.max_windows:
+        raise bad(f"hop = {hop} gives {n_windows} windows of {L} samples ({n_windows * L * C} samples), over "
                   f"max_samples = {self.max_samples} or max_windows = {p.max_windows}; use a larger hop", 'hop')
     x = self._samples(rec, x, where, record)
-    return dict(x=x, rec=rec, resampled=resampled, hop=hop, where=where, record=record)
+    return dict(x=x, rec=rec, resampled=resampled, hop=hop, where=where, record=record,
+                channels=p.channels if C > 1 else None)
 _Service._prepare = _svc_prepare
 
 # %% ../nbs/10_serve.ipynb #svc00001b
@@ -584,7 +632,7 @@ def _svc_run(self: _Service, prep: dict) -> PredictionOut:
         raise InputError(f"the model's outputs are not finite for this record (max |sample| = "
                          f"{float(np.abs(x).max()):.3g}); check the units and scale of the samples",
                          loc=f"{prep['where']}samples", record=prep['record'])
-    n_model = self._n_model(len(x), rec.fs) if prep['resampled'] else len(x)
+    n_model = self._n_model(x.shape[-1], rec.fs) if prep['resampled'] else x.shape[-1]
     hop, nw = prep['hop'], pred.n_windows
     names = p.class_names
     windows = [WindowOut(index=i, start=i * hop, label=names[k], class_index=int(k), confidence=float(wp[i, k]),
@@ -593,8 +641,8 @@ def _svc_run(self: _Service, prep: dict) -> PredictionOut:
     return PredictionOut(id=rec.id, label=pred.label, class_index=pred.index,
                          confidence=float(pred.probabilities[pred.index]),
                          probabilities={c: round(float(v), 7) for c, v in zip(names, pred.probabilities)},
-                         n_windows=nw, windows=windows, fs=rec.fs, model_fs=p.fs, resampled=prep['resampled'],
-                         n_samples=len(x), n_samples_model=n_model, window_len=L, hop=hop,
+                         n_windows=nw, channels=prep['channels'], windows=windows, fs=rec.fs, model_fs=p.fs, resampled=prep['resampled'],
+                         n_samples=x.shape[-1], n_samples_model=n_model, window_len=L, hop=hop,
                          unused_samples=n_model - (L + (nw - 1) * hop),
                          latency_ms=(time.perf_counter() - t0) * 1e3)
 _Service._run = _svc_run
@@ -623,7 +671,7 @@ def _svc_predict_batch(self: _Service, batch: BatchIn, xs: list | None = None) -
         raise InputError(f"{len(failed)} of {len(recs)} records failed the checks: " +
                          '; '.join(f"{i.loc}: {i.msg}" for i in items[:3]) + (' ...' if len(items) > 3 else ''),
                          items=items[:20])
-    total = sum(self._n_model(len(pp['x']), pp['rec'].fs) if pp['resampled'] else len(pp['x']) for pp in preps)
+    total = sum((self._n_model(pp['x'].shape[-1], pp['rec'].fs) if pp['resampled'] else pp['x'].shape[-1]) * (1 if pp['x'].ndim == 1 else len(pp['x'])) for pp in preps)
     if total > self.max_samples:
         raise InputError(f"the batch holds {total} samples at the model rate, over max_samples = {self.max_samples}; "
                          "split it into several requests", loc='records')
@@ -640,11 +688,14 @@ def _svc_model_card(self: _Service) -> ModelOut:
     p, m = self.predictor, self.predictor.metadata
     return ModelOut(
         class_names=list(p.class_names), n_classes=len(p.class_names), fs=p.fs, window_len=p.window_len,
-        window_s=p.window_len / p.fs if p.fs else None, model_name=m.get('model_name'), precision=m.get('precision'),
+        window_s=p.window_len / p.fs if p.fs else None,
+        in_channels=p.in_channels, channels=p.channels, units=p.units, model_name=m.get('model_name'), precision=m.get('precision'),
         normalize=m.get('normalize'), config_hash=m.get('config_hash'), lstm_pfd_version=m.get('lstm_pfd_version'),
         input=InputContract(
-            samples="flat JSON array of finite numbers (one channel; ints or floats; NaN/Infinity, strings, booleans "
-                    "and nested arrays are rejected), in the units the model was trained on",
+            samples=("flat JSON array of finite numbers (one channel; ints or floats; NaN/Infinity, strings, booleans "
+                     "and nested arrays are rejected), in the units the model was trained on") if p.in_channels == 1 else
+                    (f"channels: an object with one flat JSON array per channel {p.channels}, all of one length, in the "
+                     f"units {p.units}; max_samples counts the samples of all channels"),
             min_samples_at_model_fs=p.window_len,
             resampling=("a record whose fs differs from the model's fs (relative tolerance 1e-6) is resampled with "
                         "scipy.signal.resample_poly and the answer says resampled=true; send resample=false to have "

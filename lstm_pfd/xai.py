@@ -27,16 +27,17 @@ from .utils import atomic_write
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['METHODS', 'ToneDetector', 'conv_layers', 'explain_info', 'explain', 'SpectralAttribution', 'frequency_attribution',
-           'band_occlusion', 'band_alignment', 'Faithfulness', 'deletion_insertion', 'randomization_check',
-           'plot_attribution', 'plot_spectrum', 'plot_faithfulness', 'explain_window_figure', 'explain_record_figure']
+__all__ = ['METHODS', 'ToneDetector', 'conv_layers', 'explain_info', 'explain', 'channel_share', 'SpectralAttribution',
+           'frequency_attribution', 'band_occlusion', 'band_alignment', 'Faithfulness', 'deletion_insertion',
+           'randomization_check', 'plot_attribution', 'plot_spectrum', 'plot_faithfulness', 'precession_attribution',
+           'precession_share', 'explain_window_figure', 'explain_record_figure']
 
 # %% ../nbs/06_xai.ipynb #2d504bf9
 def _to_batch(x, name: str = 'x'):
-    "`x` as a float32 `[B, 1, L]` tensor, and a function that maps a `[B, 1, L]` result back to `x`'s shape/type."
+    "`x` as a float32 `[B, C, L]` tensor, and a function that maps a `[B, C, L]` result back to `x`'s shape/type."
     is_np = isinstance(x, np.ndarray)
     if not (is_np or torch.is_tensor(x)):
-        raise TypeError(f"{name}: expected a numpy array or torch tensor of shape [L], [1, L] or [B, 1, L], "
+        raise TypeError(f"{name}: expected a numpy array or torch tensor of shape [L], [1, L] or [B, C, L], "
                         f"got {type(x).__name__}")
     shape = tuple(x.shape)
     if is_np and not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
@@ -50,8 +51,8 @@ def _to_batch(x, name: str = 'x'):
             raise ValueError(f"{name}: shape {shape} is ambiguous; give one window as [L] or [1, L], a batch as "
                              f"[B, 1, L] (add the channel axis: x[:, None, :])")
         t = t[None]
-    elif t.dim() != 3 or t.shape[1] != 1:
-        raise ValueError(f"{name}: expected one window [L] / [1, L] or a batch [B, 1, L], got shape {shape}")
+    elif t.dim() != 3:
+        raise ValueError(f"{name}: expected one window [L] / [1, L] or a batch [B, C, L], got shape {shape}")
     if t.shape[0] == 0 or t.shape[-1] == 0: raise ValueError(f"{name}: empty input, shape {shape}")
     bad = ~torch.isfinite(t)
     if bool(bad.any()):
@@ -106,6 +107,7 @@ class ToneDetector(nn.Module):
         k = round(f0 * length / fs)
         if not 0 < k < length // 2: raise ValueError(f"f0={f0} Hz is not inside (0, fs/2) for fs={fs}, length={length}")
         self.f0, self.fs, self.length, self.gain, self.threshold = k * fs / length, fs, length, gain, threshold
+        self.in_channels = 1   # windows [B, 1, length]
         n = torch.arange(length, dtype=torch.float64)
         w = torch.stack([torch.cos(2 * math.pi * k * n / length), torch.sin(2 * math.pi * k * n / length)]) * (2 / length)
         self.register_buffer('w', w.float())
@@ -198,6 +200,7 @@ def _gradcam(model, xb, target, *, layer=None, relu: bool = True):
     cam = LayerGradCam(model, mod).attribute(xb, target=target, relu_attributions=relu)
     if cam.dim() != 3: raise ValueError(f"gradcam: layer {name!r} gives output of shape {tuple(cam.shape)}; choose a Conv1d layer")
     up = LayerAttribution.interpolate(cam, (xb.shape[-1],), interpolate_mode='linear')
+    up = up.expand(-1, xb.shape[1], -1).contiguous()   # one map for all channels: Grad-CAM cannot tell them apart
     return up, {'layer': name, 'positions': cam.shape[-1], 'samples_per_position': xb.shape[-1] / cam.shape[-1]}
 
 # %% ../nbs/06_xai.ipynb #82ad6847
@@ -212,6 +215,13 @@ def _occlusion(model, xb, target, *, window: int | None = None, stride: int | No
     a = Occlusion(model).attribute(xb, sliding_window_shapes=(1, window), strides=(1, stride), baselines=b,
                                    target=target, perturbations_per_eval=int(perturbations_per_eval))
     return a, {'window': window, 'stride': stride}
+
+# %% ../nbs/06_xai.ipynb #mcxai01
+def _as_window(w) -> torch.Tensor:
+    "One dataset window as a float32 `[C, L]` tensor (`[L]` becomes `[1, L]`)."
+    t = torch.as_tensor(w).float()
+    return t.reshape(1, -1) if t.dim() < 2 else t
+
 
 # %% ../nbs/06_xai.ipynb #d9e4d78a
 def _draw_background(background, n: int, seed: int, length: int) -> torch.Tensor:
@@ -228,7 +238,7 @@ def _draw_background(background, n: int, seed: int, length: int) -> torch.Tensor
         N = len(background)
         idx = np.sort(rng.choice(N, size=min(n, N), replace=False))
         items = [background[int(i)] for i in idx]
-        bg = torch.stack([torch.as_tensor(it[0] if isinstance(it, (tuple, list)) else it).float().reshape(1, -1) for it in items])
+        bg = torch.stack([_as_window(it[0] if isinstance(it, (tuple, list)) else it) for it in items])
     if bg.shape[-1] != length: raise ValueError(f"shap: background windows have length {bg.shape[-1]}, x has {length}")
     return bg
 
@@ -249,7 +259,7 @@ def _shap(model, xb, target, *, background=None, n_background: int = 32, nsample
         ex = shap.GradientExplainer(_Select(model, k), bg, batch_size=batch_size)
         sv = ex.shap_values(xb[sel], nsamples=int(nsamples), rseed=int(seed))
         sv = np.asarray(sv[0] if isinstance(sv, list) else sv, dtype=np.float32)
-        out[sel] = torch.from_numpy(sv.reshape(len(sel), 1, -1))
+        out[sel] = torch.from_numpy(sv.reshape(len(sel), *xb.shape[1:]))
     fbg = _logits(model, bg).mean(0)
     fx = _logits(model, xb).gather(1, target[:, None])[:, 0]
     gap = (out.sum((1, 2)) - (fx - fbg[target])).abs()
@@ -259,8 +269,8 @@ def _shap(model, xb, target, *, background=None, n_background: int = 32, nsample
 _IMPL = {'ig': _ig, 'gradcam': _gradcam, 'occlusion': _occlusion, 'shap': _shap}
 
 # %% ../nbs/06_xai.ipynb #18fa9ba0
-def explain_info(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
-                 x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+def explain_info(model: nn.Module,   # a classifier: `[B, C_in, L]` windows -> `[B, C]` logits
+                 x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, C_in, L]`, numpy or torch
                  method: str = 'ig', # 'ig', 'gradcam', 'occlusion' or 'shap' (`METHODS`)
                  target=None,        # class to explain: None (the predicted class), an index, or one index per window
                  **kw,               # the method's options (e.g. `n_steps`, `baseline`, `layer`, `window`, `background`)
@@ -271,6 +281,9 @@ def explain_info(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B,
     bad = sorted(set(kw) - set(allowed))
     if bad: raise TypeError(f"method {method!r} got unexpected option(s) {bad}; its options: {allowed}")
     xb, restore = _to_batch(x)
+    C = getattr(model, 'in_channels', None)   # registry models say how many channels they read
+    if isinstance(C, int) and xb.shape[1] != C:
+        raise ValueError(f"x: windows of {xb.shape[1]} channels, shape {tuple(np.shape(x))}; this model reads {C}: give one window [{C}, L] as [1, {C}, L] or a batch [B, {C}, L]")
     t0 = time.perf_counter()
     with _EvalMode(model):
         tgt = _resolve_target(model, xb, target)
@@ -280,14 +293,29 @@ def explain_info(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B,
     return restore(a), info
 
 # %% ../nbs/06_xai.ipynb #8b8d5a48
-def explain(model: nn.Module,   # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
-            x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+def explain(model: nn.Module,   # a classifier: `[B, C_in, L]` windows -> `[B, C]` logits
+            x,                  # one window (`[L]`, `[1, L]`) or a batch `[B, C_in, L]`, numpy or torch
             method: str = 'ig', # 'ig', 'gradcam', 'occlusion' or 'shap' (`METHODS`)
             target=None,        # class to explain: None (the predicted class), an index, or one index per window
             **kw,               # the method's options (e.g. `n_steps`, `baseline`, `layer`, `window`, `background`)
            ):
     "Attribution of `model`'s `target` score (default: predicted class) for `x`, with the shape and type of `x`."
     return explain_info(model, x, method, target, **kw)[0]
+
+# %% ../nbs/06_xai.ipynb #mcxai03
+def channel_share(attr,            # attributions `[C, L]` of one window or `[B, C, L]` of a batch, numpy or torch
+                  channels=None,   # names of the C channels; given (one window only): a dict name -> share
+                 ):
+    "Share of the total |attribution| on each channel (`[C]`, `[B, C]` for a batch, or a dict), each window's shares summing to 1."
+    a = np.abs(attr.detach().cpu().double().numpy() if torch.is_tensor(attr) else np.asarray(attr, np.float64))
+    if a.ndim not in (2, 3): raise ValueError(f"attr: got shape {a.shape}; allowed: [C, L] for one window or [B, C, L] for a batch")
+    per = a.sum(-1); tot = per.sum(-1, keepdims=True)
+    share = np.divide(per, tot, out=np.full(per.shape, 1 / per.shape[-1]), where=tot > 0)   # no attribution at all: even shares
+    if channels is None: return share
+    if isinstance(channels, str) or a.ndim != 2 or len(channels) != a.shape[0]:
+        raise ValueError(f"channels: got {channels!r} for attributions of shape {a.shape}; allowed: one name per channel of one window [C, L]")
+    return {str(c): float(s) for c, s in zip(channels, share)}
+
 
 # %% ../nbs/06_xai.ipynb #6487ea55
 @dataclass
@@ -298,6 +326,7 @@ class SpectralAttribution:
     target: np.ndarray  # explained class per window, `[B]`
     gap: np.ndarray | None = None  # completeness gap per window (IG); None: not measured
     method: str = 'ig_fourier'  # how the values were computed
+    channel_values: np.ndarray | None = None  # attribution per window, channel and bin `[B, C_in, K]` (`values` is their sum over channels)
     def band_sum(self, bands) -> np.ndarray:  # `[k, 2]` (low, high) bands, Hz
         "Attribution summed inside `bands` (`[k, 2]` Hz), per window."
         m = physics.band_mask(self.freqs, bands)
@@ -305,18 +334,18 @@ class SpectralAttribution:
 
 # %% ../nbs/06_xai.ipynb #586cc2f4
 class _FromSpectrum(nn.Module):
-    "`model(irfft(re + i im))`: the model as a function of the Fourier coefficients `[B, 2, K]`."
+    "`model(irfft(re + i im))`: the model as a function of the Fourier coefficients `[B, 2, C_in, K]` of each channel."
     def __init__(self, model, length): super().__init__(); self.model, self.length = model, length
-    def forward(self, z): return self.model(torch.fft.irfft(torch.complex(z[:, 0], z[:, 1]), n=self.length)[:, None])
+    def forward(self, z): return self.model(torch.fft.irfft(torch.complex(z[:, 0], z[:, 1]), n=self.length))
 
 # %% ../nbs/06_xai.ipynb #6e0f7398
 def _spectrum(xb):
-    X = torch.fft.rfft(xb[:, 0].double())
+    X = torch.fft.rfft(xb.double())   # [B, C_in, K]
     return torch.stack([X.real, X.imag], 1).float()
 
 # %% ../nbs/06_xai.ipynb #c1c8fdc7
 def frequency_attribution(model: nn.Module,                       # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
-                          x,                                      # one window (`[L]`, `[1, L]`) or a batch `[B, 1, L]`, numpy or torch
+                          x,                                      # one window (`[L]`, `[1, L]`) or a batch `[B, C_in, L]`, numpy or torch
                           fs: float,                              # sampling rate, Hz
                           target=None,                            # class to explain: None (the predicted class), an index, or one index per window
                           *,
@@ -325,7 +354,7 @@ def frequency_attribution(model: nn.Module,                       # a classifier
                           seed: int = 0,                          # seed of the 'noise' baseline
                           internal_batch_size: int | None = None, # IG steps evaluated per forward pass; None: all at once
                          )->SpectralAttribution:
-    "Integrated Gradients w.r.t. the real and imaginary parts of `rfft(x)`, summed per frequency bin."
+    "Integrated Gradients w.r.t. the real and imaginary parts of `rfft(x)` (each channel), summed per frequency bin (and per channel in `channel_values`)."
     from captum.attr import IntegratedGradients
     if not fs > 0: raise ValueError(f"fs: got {fs!r}; expected a sampling rate in Hz > 0")
     xb, _ = _to_batch(x)
@@ -336,9 +365,10 @@ def frequency_attribution(model: nn.Module,                       # a classifier
         a = IntegratedGradients(_FromSpectrum(model, L)).attribute(_spectrum(xb), _spectrum(b), target=tgt,
                                                                    n_steps=int(n_steps), internal_batch_size=internal_batch_size)
         fx, fb = _logits(model, xb).gather(1, tgt[:, None])[:, 0], _logits(model, b).gather(1, tgt[:, None])[:, 0]
-    vals = a.sum(1).detach().numpy()
+    per = a.sum(1).detach().numpy()   # real + imaginary parts: [B, C_in, K]
+    vals = per.sum(1)
     gap = np.abs(vals.sum(1) - (fx - fb).numpy())
-    return SpectralAttribution(np.fft.rfftfreq(L, 1 / fs), vals, tgt.numpy(), gap)
+    return SpectralAttribution(np.fft.rfftfreq(L, 1 / fs), vals, tgt.numpy(), gap, channel_values=per)
 
 # %% ../nbs/06_xai.ipynb #78bc7ff8
 def band_occlusion(model: nn.Module,          # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
@@ -572,9 +602,76 @@ def plot_faithfulness(f: Faithfulness, # deletion/insertion curves of `deletion_
     ax.legend(fontsize=7)
     return ax
 
+# %% ../nbs/06_xai.ipynb #mcxai12
+class _FromFullSpectrum(nn.Module):
+    "`model` as a function of the full spectrum `fft(x_p + i x_q)` of a probe pair (`[B, 2, L]`: real and imaginary parts), the other channels held at those of `xb`."
+    def __init__(self, model, xb, pair): super().__init__(); self.model, self.pair = model, pair; self.register_buffer('xb', xb)
+    def forward(self, z):
+        w = torch.fft.ifft(torch.complex(z[:, 0].double(), z[:, 1].double()))
+        p, q = self.pair
+        rest = self.xb.repeat(z.shape[0] // len(self.xb), 1, 1)   # captum stacks the IG steps batch after batch
+        chans = [w.real.float() if c == p else w.imag.float() if c == q else rest[:, c] for c in range(rest.shape[1])]
+        return self.model(torch.stack(chans, 1))
+
+
+# %% ../nbs/06_xai.ipynb #mcxai13
+def precession_attribution(model: nn.Module,                       # a classifier of windows `[B, C_in, L]` with a probe pair among its channels
+                           x,                                      # one window `[1, C_in, L]` or a batch `[B, C_in, L]`, numpy or torch
+                           fs: float,                              # sampling rate, Hz
+                           target=None,                            # class to explain: None (the predicted class), an index, or one index per window
+                           *,
+                           pair: tuple[int, int] = (0, 1),         # channel indices of the x and y probes (x + i y: forward is +f)
+                           baseline='zero',                        # baseline of the pair: 'zero', 'noise', a number or an array
+                           n_steps: int = 32,                      # IG integration steps
+                           seed: int = 0,                          # seed of the 'noise' baseline
+                           internal_batch_size: int | None = None, # IG steps evaluated per forward pass; None: all at once
+                          )->SpectralAttribution:
+    "IG w.r.t. the full spectrum of the probe pair `x + i y`: `values[b, k]` at `freqs[k]` from -fs/2 to fs/2, forward precession at f > 0, reverse at f < 0."
+    from captum.attr import IntegratedGradients
+    if not fs > 0: raise ValueError(f"fs: got {fs!r}; expected a sampling rate in Hz > 0")
+    xb, _ = _to_batch(x)
+    C, L = xb.shape[1], xb.shape[-1]
+    if len(pair) != 2 or not all(isinstance(c, (int, np.integer)) and 0 <= c < C for c in pair) or pair[0] == pair[1]:
+        raise ValueError(f"pair: got {pair!r}; allowed: two distinct channel indices in 0..{C - 1} (x probe, y probe)")
+    p, q = int(pair[0]), int(pair[1])
+    def full(t):
+        F = torch.fft.fft(torch.complex(t[:, p].double(), t[:, q].double()))
+        return torch.stack([F.real, F.imag], 1).float()
+    with _EvalMode(model):
+        tgt = _resolve_target(model, xb, target)
+        b = xb.clone(); b[:, [p, q]] = _baseline(baseline, xb[:, [p, q]], seed)   # the other channels stay as recorded
+        a = IntegratedGradients(_FromFullSpectrum(model, xb, (p, q))).attribute(
+            full(xb), full(b), target=tgt, n_steps=int(n_steps), internal_batch_size=internal_batch_size)
+        fx, fb = _logits(model, xb).gather(1, tgt[:, None])[:, 0], _logits(model, b).gather(1, tgt[:, None])[:, 0]
+    vals = np.fft.fftshift(a.sum(1).detach().numpy(), axes=-1)
+    gap = np.abs(vals.sum(1) - (fx - fb).numpy())
+    return SpectralAttribution(np.fft.fftshift(np.fft.fftfreq(L, 1 / fs)), vals, tgt.numpy(), gap, method='ig_full_spectrum')
+
+
+# %% ../nbs/06_xai.ipynb #mcxai17
+def precession_share(spec: SpectralAttribution, # a full-spectrum attribution of `precession_attribution`
+                    )->dict:
+    "Shares of |attribution| (all windows together) on forward (f > 0), reverse (f < 0) and static (f = 0) precession."
+    if spec.freqs.min() >= 0: raise ValueError("spec: a one-sided spectrum; allowed: the full spectrum of `precession_attribution`")
+    a = np.abs(np.asarray(spec.values, np.float64)).sum(0)
+    tot = a.sum()
+    if tot == 0: return {'forward': np.nan, 'reverse': np.nan, 'static': np.nan}
+    return {'forward': float(a[spec.freqs > 0].sum() / tot), 'reverse': float(a[spec.freqs < 0].sum() / tot),
+            'static': float(a[spec.freqs == 0].sum() / tot)}
+
+
+# %% ../nbs/06_xai.ipynb #mcxai06
+class _OneChannel(nn.Module):
+    "`model` as a function of channel `k` alone (`[B, 1, L]`), the other channels held at those of the window `xb` `[1, C, L]`."
+    def __init__(self, model, xb, k): super().__init__(); self.model, self.k = model, int(k); self.register_buffer('xb', xb)
+    def forward(self, z):
+        x = self.xb.expand(z.shape[0], -1, -1)
+        return self.model(torch.cat([x[:, :self.k], z, x[:, self.k + 1:]], 1))
+
+
 # %% ../nbs/06_xai.ipynb #32133cb0
 def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1, L]` windows -> `[B, C]` logits
-                          x,                             # one window (`[L]` or `[1, L]`), numpy or torch
+                          x,                             # one window (`[L]`, `[1, L]` or `[1, C, L]`), numpy or torch
                           fs: float,                     # sampling rate, Hz
                           *,
                           method: str = 'ig',            # attribution method of the time panel (`METHODS`)
@@ -587,6 +684,7 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
                           fmax: float | None = None,     # upper frequency limit of the spectrum panel, Hz
                           mains_hz: float | None = None, # mains frequency the control bands avoid
                           class_names=None,              # the model's class names (e.g. a data file's); None: `physics.class_names(C)`
+                          channels=None,                 # names of the window's channels (None: ch0, ch1, ...)
                           **kw,                          # options of `method`
                          ):
     "Figure (time attribution, Fourier IG with expected bands, deletion/insertion) for one window, and a summary dict."
@@ -595,8 +693,12 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
     if method == 'ig': kw.setdefault('n_steps', n_steps)
     a, info = explain_info(model, xb, method, target, **kw)
     tgt = int(info['target'][0])
-    spec = frequency_attribution(model, xb, fs, tgt, n_steps=n_steps)
-    fa = deletion_insertion(model, xb, a, tgt, n_segments=n_segments)
+    share, nch = channel_share(a[0]), xb.shape[1]
+    k = int(np.argmax(share))   # the channel the model relied on most
+    one, xk, ak = (model, xb, a) if nch == 1 else (_OneChannel(model, xb, k), xb[:, k:k + 1], a[:, k:k + 1])
+    spec = frequency_attribution(one, xk, fs, tgt, n_steps=n_steps)
+    fa = deletion_insertion(one, xk, ak, tgt, n_segments=n_segments)
+    names = [str(c) for c in channels] if channels is not None else [f'ch{i}' for i in range(nch)]
     bands = control = None; ba = {}
     if fault is not None and speed_hz is not None:
         bands, control = _physics_bands(fault, speed_hz, fs, mains_hz)
@@ -605,12 +707,17 @@ def explain_window_figure(model: nn.Module,              # a classifier: `[B, 1,
     axs = fig.subplots(1, 3, gridspec_kw={'width_ratios': [2, 2, 1.2]})
     C = int(_logits(model, xb).shape[1])
     lab = (list(class_names) if class_names is not None else list(physics.class_names(C)))[tgt]
-    plot_attribution(xb[0, 0], a[0, 0], fs, ax=axs[0], title=f"{method} for '{lab}' {title}".strip())
+    on = f" on {names[k]} ({share[k]:.0%} of |attribution|)" if nch > 1 else ''
+    plot_attribution(xk[0, 0], ak[0, 0], fs, ax=axs[0], title=f"{method} for '{lab}'{on} {title}".strip())
     sub = f"Fourier IG, gap {spec.gap[0]:.2g}" + (f"; alignment {ba['alignment']:.2f}" if ba and np.isfinite(ba['alignment']) else '')
     plot_spectrum(spec, bands, control, ax=axs[1], fmax=fmax, title=sub)
     plot_faithfulness(fa, ax=axs[2])
     summary = {'target': tgt, 'target_name': lab, 'seconds': info['seconds'], **{f'auc_{k}': v for k, v in fa.auc.items()},
                **{f'band_{k}': v for k, v in ba.items()}}
+    if nch > 1: summary.update(channel=names[k], channel_share=dict(zip(names, share.tolist())))
+    if 'x' in names and 'y' in names:   # a probe pair: forward vs reverse precession
+        pr = precession_attribution(model, xb, fs, tgt, pair=(names.index('x'), names.index('y')), n_steps=n_steps)
+        summary['precession_share'] = precession_share(pr)
     if 'completeness_gap' in info: summary['completeness_gap'] = float(info['completeness_gap'][0])
     return fig, summary
 
@@ -656,15 +763,16 @@ def explain_record_figure(checkpoint,             # checkpoint file of the model
     with open_dataset(dataset) as ds:
         wds, x, label, speed = _record_window(ds, split, record, window)
         model, info = load_checkpoint(checkpoint, **data_expectations(wds))
-        fs, names, mains = ds.fs, list(ds.fault_names), ds.config.noise.emi.mains_hz
+        fs, names, mains, chans = ds.fs, list(ds.fault_names), ds.config.noise.emi.mains_hz, ds.channels
         if method == 'shap':
             if 'background' not in kw: kw['background'] = _shap_background(ds, n_background, seed)
             kw.setdefault('n_background', n_background)
     if method in ('ig', 'shap'): kw.setdefault('seed', seed)
     fault = names[label]
+    if np.ndim(x) == 2: x = x[None]   # one window [C, L] -> [1, C, L]
     fig, summary = explain_window_figure(model, x, fs, method=method, target=target, fault=fault, speed_hz=speed,
                                          title=f"(record {record}, window {window}, true '{fault}')", n_steps=n_steps,
-                                         mains_hz=mains, class_names=names, **kw)
+                                         mains_hz=mains, class_names=names, channels=chans, **kw)
     summary.update(record=int(record), window=int(window), split=split, label=label, label_name=fault, speed_hz=speed,
                    checkpoint=str(checkpoint))
     if out is not None:

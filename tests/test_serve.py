@@ -123,7 +123,7 @@ def test_openapi_lists_routes(client):
     assert {'/health', '/model', '/predict', '/predict/batch'} <= set(paths)
     body = paths['/predict/batch']['post']['requestBody']['content']['application/json']['schema']
     rec = body['properties']['records']['items']
-    assert {'samples', 'fs'} <= set(rec['required']) and 'hop' in rec['properties']
+    assert 'fs' in rec['required'] and {'samples', 'channels', 'hop'} <= set(rec['properties'])
 
 
 # ---------------------------------------------------------------- POST /predict: right answers
