@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'MAX_WINDOWS', 'ort_session', 'parse_metadata', 'read_metadata', 'Prediction', 'Predictor']
 
 # %% ../nbs/07a_predict.ipynb #9ef3072d
-def ort_session(path_or_bytes, threads: int = 1):
+def ort_session(path_or_bytes,   # an .onnx file path, or the serialized model as bytes
+                threads: int = 1, # intra-op threads of the session
+               ):
     "An onnxruntime CPU session on a file path or serialized model bytes, with `threads` intra-op threads."
     import onnxruntime as ort
     so = ort.SessionOptions()
@@ -35,7 +37,8 @@ def ort_session(path_or_bytes, threads: int = 1):
     return ort.InferenceSession(src, so, providers=['CPUExecutionProvider'])
 
 # %% ../nbs/07a_predict.ipynb #99fd665a
-def parse_metadata(raw: dict) -> dict:
+def parse_metadata(raw: dict, # the model's metadata_props: name -> string
+                  ) -> dict:
     "ONNX metadata strings -> Python values (JSON where it parses, the raw string otherwise)."
     out = {}
     for k, v in raw.items():

@@ -416,8 +416,19 @@ def generate(cfg: DataConfig,                    # a multi-channel data config (
     return (x, meta, parts) if components else (x, meta)
 
 # %% ../nbs/02b_shaft.ipynb #bcd41a45
-def generate_batch(cfg: DataConfig, faults, severities, seeds, *, speed_hz=None, load=None, temperature_c=None,
-                   out: np.ndarray | None = None, progress: bool = False, machines=None, laws: dict | None = None):
+def generate_batch(cfg: DataConfig,               # a multi-channel data config (`sensors.channels`)
+                   faults,                        # class (name, alias or label) of each record
+                   severities,                    # severity slot of each record
+                   seeds,                         # record seed of each record
+                   *,
+                   speed_hz=None,                 # mean shaft speed, Hz: None (drawn), a scalar, or one per record
+                   load=None,                     # load fraction: None (drawn), a scalar, or one per record
+                   temperature_c=None,            # oil temperature, C: None (drawn), a scalar, or one per record
+                   out: np.ndarray | None = None, # float32 `[n, C, N]` array to write into; None: a new one
+                   progress: bool = False,        # show a progress bar
+                   machines=None,                 # fleet machines: None, one `Machine`, or one per record
+                   laws: dict | None = None,      # severity laws computed elsewhere: {machine id: laws}; None: computed here
+                  ):
     "Many multi-channel records: `(X float32 [n, C, N], meta)`; row i is bit-identical to `generate(...)` of record i."
     n = len(seeds)
     faults, severities = sig._per_record('faults', faults, n), sig._per_record('severities', severities, n)
