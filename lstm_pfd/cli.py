@@ -20,8 +20,8 @@ DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config s
 
 # %% auto #0
 __all__ = ['DEFAULT_PRESET', 'COMMANDS', 'subcommand', 'build_parser', 'main', 'cmd_config', 'cmd_generate', 'cmd_import',
-           'cmd_train', 'cmd_evaluate', 'cmd_explain', 'cmd_export', 'cmd_predict', 'cmd_serve', 'cmd_demo', 'cmd_run',
-           'cmd_sweep', 'cmd_runs']
+           'cmd_train', 'cmd_evaluate', 'cmd_cv', 'cmd_explain', 'cmd_export', 'cmd_predict', 'cmd_serve', 'cmd_demo',
+           'cmd_run', 'cmd_sweep', 'cmd_runs']
 
 # %% ../nbs/09_cli.ipynb #reg00002
 COMMANDS: dict[str, tuple] = {}
@@ -376,6 +376,8 @@ def _train_args(p):
                    help='training precision, one of: %(choices)s; bf16 autocasts the forward pass (CPU and CUDA) (default: fp32)')
     p.add_argument('--augment-snr', type=float, nargs=2, metavar=('LO_DB', 'HI_DB'),
                    help='noise augmentation at a random SNR in [LO, HI] dB')
+    p.add_argument('--val-fraction', type=float, default=0.2, metavar='F',
+                   help="share of each class's training records held out for validation when the file has none (default: 0.2)")
     p.add_argument('--out', default='model.pt', help='checkpoint to write (default: model.pt)')
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
     _add_threads(p); _add_progress(p)
@@ -385,6 +387,17 @@ def _check_track(ds, track: str | None):
     "ValueError naming the valid tracks if `track` is not one of the file's."
     if track is not None and track not in ds.tracks:
         raise ValueError(f"--track {track!r} is not a track of {ds.path.name}; tracks: {', '.join(ds.tracks) or 'none (no fleet in this file)'}")
+
+# %% ../nbs/09_cli.ipynb #8bb0a2ed
+def _holdout(tr, args, name: str):
+    "`(train, val)` drawn from the training records (`stratified_holdout`, seeded by `--seed`), announced in one line."
+    from lstm_pfd.data import stratified_holdout
+    if not 0 < args.val_fraction < 1: raise ValueError(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}")
+    try: tr, va = stratified_holdout(tr, args.val_fraction, seed=args.seed)
+    except ValueError as e: raise ValueError(f"{name} has no validation records and {e}; import with --val-groups") from None
+    print(f"{name} has no validation records: holding out {len(va.record_labels)} of {len(tr.record_labels) + len(va.record_labels)} "
+          f"training records (--val-fraction {args.val_fraction:g} stratified by class, --seed {args.seed}) for validation")
+    return tr, va
 
 # %% ../nbs/09_cli.ipynb #trn00003
 @subcommand('train', 'train a registry model on a dataset file (or on-the-fly data) with early stopping', _train_args)
@@ -402,6 +415,7 @@ def cmd_train(args,  # the parsed options of `lstm-pfd train`
         if ds is not None:
             _check_track(ds, args.track)
             tr, va = ds.windows('train', track=args.track), ds.windows('val', track=args.track)
+            if len(va) == 0: tr, va = _holdout(tr, args, ds.path.name)
         else:
             cfg = _load_config(args)
             tr, va = (OnTheFlyDataset(cfg, s, progress=not args.no_progress) for s in ('train', 'val'))
@@ -464,6 +478,98 @@ def cmd_evaluate(args,  # the parsed options of `lstm-pfd evaluate`
         for c, wd in rows:
             e = evaluate(model, wd).summary()
             print(f"{c:<{w}} {e['n_windows']:>8} {e['n_records']:>8} {e['window_acc']:>11.4f} {e['record_acc']:>11.4f} {e['macro_f1']:>9.4f}")
+    return 0
+
+# %% ../nbs/09_cli.ipynb #fbcad556
+def _cv_args(p):
+    p.add_argument('dataset', help='imported dataset .h5 with a group column (import with --group-column)')
+    p.add_argument('--model', default='compact', choices=_Lazy(_models), metavar='MODEL', help='registry model (default: compact); one of: %(choices)s')
+    p.add_argument('--baseline', action='store_true', help='also the classical baseline (features + random forest; needs scikit-learn)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--by', choices=['group'], default='group', help='leave one group out (the default)')
+    g.add_argument('--folds', type=int, metavar='K', help='K folds of whole groups instead of one fold per group')
+    p.add_argument('--epochs', type=int, default=30, help='maximum epochs per fold (default: 30)')
+    p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default: 1e-3)')
+    p.add_argument('--batch-size', type=int, default=64, help='windows per batch (default: 64)')
+    p.add_argument('--patience', type=int, default=5, help='epochs without validation improvement before stopping (default: 5)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the weights, batch order, validation draw and forest (default: 0)')
+    p.add_argument('--val-fraction', type=float, default=0.2, metavar='F', help="share of each class's training records used for validation (default: 0.2)")
+    p.add_argument('--out', metavar='JSON', help='also write the table as JSON')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
+    _add_threads(p); _add_progress(p)
+
+# %% ../nbs/09_cli.ipynb #fa906117
+def _cv_data(path):
+    "`(windows of every record, group name of each record)` of a dataset file; ValueError without a group column or with one group."
+    import numpy as np
+    from lstm_pfd.data import open_dataset, concat_records
+    with open_dataset(path) as ds:
+        data = concat_records([ds.windows(s) for s in SPLITS if s in ds.splits and len(ds[s])])
+        name = ds.path.name
+    if 'group' not in data.meta: raise ValueError(f"{name} has no group column; import with --group-column (or a 'group' column) to cross-validate")
+    groups = np.array([g.decode() if isinstance(g, bytes) else str(g) for g in data.meta['group']])
+    if len(set(groups)) < 2:
+        raise ValueError(f"{name} has one group ({groups[0]!r}); cv needs at least 2: import with a --group-column that varies")
+    return data, groups
+
+# %% ../nbs/09_cli.ipynb #d4b04206
+def _cv_fold(args, data, groups, train_groups, test_groups) -> dict:
+    "Record accuracy of the model (and, with `--baseline`, the classical baseline) trained on `train_groups`, on `test_groups`."
+    import numpy as np
+    from lstm_pfd.data import stratified_holdout, subset_records
+    from lstm_pfd.models import create_model
+    from lstm_pfd.train import ClassicalBaseline, evaluate, fit
+    tr_all, te = subset_records(data, np.isin(groups, train_groups)), subset_records(data, np.isin(groups, test_groups))
+    absent = sorted(set(data.class_names[c] for c in np.unique(te.record_labels)) - set(data.class_names[c] for c in np.unique(tr_all.record_labels)))
+    if absent: logging.getLogger(__name__).warning("cv: held-out groups %s: classes %s have no training records in this fold", test_groups, absent)
+    tr, va = stratified_holdout(tr_all, args.val_fraction, seed=args.seed)
+    res = fit(create_model(args.model, n_classes=len(data.class_names), seed=args.seed), tr, va, epochs=args.epochs, lr=args.lr,
+              batch_size=args.batch_size, patience=args.patience, seed=args.seed, progress=False)
+    ev = evaluate(res.model, te)
+    row = {'held_out': list(test_groups), 'records': int(len(ev.record_labels)), args.model: ev.record_acc}
+    if args.baseline: row['baseline'] = ClassicalBaseline(seed=args.seed).fit(tr_all).evaluate(te).record_acc
+    return row
+
+# %% ../nbs/09_cli.ipynb #94953e84
+def _cv_summary(rows: list[dict], methods: list[str]) -> dict:
+    "`{method: {mean, pooled, ci95, ci}}`: mean record accuracy over folds; 95 % Wilson interval on the records pooled over folds."
+    from lstm_pfd.demo import wilson_interval
+    n = sum(r['records'] for r in rows)
+    out = {}
+    for m in methods:
+        k = round(sum(r[m] * r['records'] for r in rows))
+        out[m] = {'mean': sum(r[m] for r in rows) / len(rows), 'pooled': k / n, 'ci95': list(wilson_interval(k, n)),
+                  'ci': 'Wilson score interval on the records pooled over folds'}
+    return out
+
+# %% ../nbs/09_cli.ipynb #66080527
+@subcommand('cv', 'cross-validate a model (and the classical baseline) over the groups of an imported file', _cv_args)
+def cmd_cv(args,  # the parsed options of `lstm-pfd cv`
+          ) -> int:
+    "Leave-one-group-out (or k-fold by group) cross-validation; prints a per-fold table with the mean and a 95 % interval."
+    import json
+    from tqdm.auto import tqdm
+    from lstm_pfd.data import group_folds
+    from lstm_pfd.utils import atomic_write
+    if args.out: _check_out(args.out, args.force)
+    if not 0 < args.val_fraction < 1: raise ValueError(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}")
+    _torch_threads(args)
+    data, groups = _cv_data(args.dataset)
+    order = sorted(set(groups.tolist()), key=lambda g: (0, float(g), g) if g.lstrip('-').replace('.', '', 1).isdigit() else (1, 0.0, g))
+    try: folds = group_folds(order, args.folds)
+    except ValueError as e: raise ValueError(f"--folds {args.folds}: {e}") from None
+    methods = [args.model] + (['baseline'] if args.baseline else [])
+    rows = [{'fold': i + 1, **_cv_fold(args, data, groups, tr, te)}
+            for i, (tr, te) in enumerate(tqdm(folds, desc='folds', disable=args.no_progress))]
+    summary = _cv_summary(rows, methods)
+    print(f"{'fold':>4}  {'held out':<12} {'records':>7} " + ' '.join(f'{m:>10}' for m in methods))
+    for r in rows: print(f"{r['fold']:>4}  {','.join(r['held_out']):<12} {r['records']:>7} " + ' '.join(f'{r[m]:>10.4f}' for m in methods))
+    print(f"{'mean':>4}  {'':<12} {sum(r['records'] for r in rows):>7} " + ' '.join(f"{summary[m]['mean']:>10.4f}" for m in methods))
+    for m in methods: print(f"{m}: pooled record accuracy {summary[m]['pooled']:.4f}, 95 % CI [{summary[m]['ci95'][0]:.4f}, {summary[m]['ci95'][1]:.4f}] (Wilson, records pooled over folds)")
+    if args.out:
+        with atomic_write(args.out, overwrite=True) as tmp:
+            Path(tmp).write_text(json.dumps({'dataset': str(args.dataset), 'model': args.model, 'folds': rows, 'summary': summary}, indent=1))
+        print(f"wrote {args.out}")
     return 0
 
 # %% ../nbs/09_cli.ipynb #xpl00002

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'TRACK_FRACTIONS', 'DatasetError', 'record_plan', 'snr_seed', 'add_snr_noise', 'checksum', 'build_dataset',
            'RecordTable', 'DatasetFile', 'open_dataset', 'WindowDataset', 'fleet_tracks', 'OnTheFlyDataset',
-           'read_recording', 'load_recording', 'Recording', 'read_channels', 'leave_one_group_out', 'choose_fs',
-           'import_recordings']
+           'read_recording', 'load_recording', 'Recording', 'read_channels', 'leave_one_group_out', 'group_folds',
+           'subset_records', 'concat_records', 'stratified_holdout', 'choose_fs', 'import_recordings']
 
 # %% ../nbs/03_data.ipynb #c7bd6324
 class DatasetError(ValueError):
@@ -1398,6 +1398,63 @@ def leave_one_group_out(groups, # group of each recording (any hashable values)
     present = list(dict.fromkeys(np.asarray(groups).tolist()))
     if len(present) < 2: raise ValueError(f"leave-one-group-out needs at least 2 groups, got {present}")
     return [([v for v in present if v != t], t) for t in present]
+
+# %% ../nbs/03_data.ipynb #95b2fe49
+def group_folds(groups, # group of each recording (any hashable values)
+                k:int | None=None, # number of folds; None: one per group (leave one group out)
+               )->list[tuple[list, list]]:
+    "Folds over whole groups: `[(train_groups, test_groups), ...]`; `k` folds deal the groups (first-seen order) round-robin."
+    present = list(dict.fromkeys(np.asarray(groups).tolist()))
+    if len(present) < 2: raise ValueError(f"cross-validation over groups needs at least 2 groups, got {present}")
+    k = len(present) if k is None else int(k)
+    if not 2 <= k <= len(present): raise ValueError(f"k={k} folds: allowed 2 to the number of groups ({len(present)})")
+    tests = [present[j::k] for j in range(k)]
+    return [([v for v in present if v not in t], t) for t in tests]
+
+# %% ../nbs/03_data.ipynb #f0db2a84
+def subset_records(wd:WindowDataset, # windows of in-memory records
+                   rows, # record rows to keep (indices or boolean mask)
+                  )->WindowDataset:
+    "A `WindowDataset` of some records of `wd` (same windowing, normalisation, rate, class names, channels and columns)."
+    rows = np.asarray(rows)
+    rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
+    return WindowDataset(wd.signals[rows], wd.record_labels[rows], wd.record_record_ids[rows], window_len=wd.window_len,
+                         hop_len=wd.hop_len, normalize=wd.normalize, meta={k: np.asarray(v)[rows] for k, v in wd.meta.items()},
+                         fs=wd.fs, class_names=wd.class_names, config_hash=wd.config_hash, channels=wd.channels)
+
+# %% ../nbs/03_data.ipynb #c019f851
+def concat_records(parts:Sequence[WindowDataset], # window datasets of one file (same windowing, rate and classes)
+                  )->WindowDataset:
+    "One `WindowDataset` of the records of all `parts` (columns they all have); ids renumbered 0..n-1 if not unique."
+    if not parts: raise ValueError("concat_records: got no window datasets")
+    key = lambda p: (p.window_len, p.hop_len, p.normalize, p.fs, list(p.class_names), p.channels)
+    bad = [j for j, p in enumerate(parts) if key(p) != key(parts[0])]
+    if bad: raise ValueError(f"concat_records: parts {bad} differ from part 0 in windowing, rate, classes or channels")
+    ids = np.concatenate([p.record_record_ids for p in parts])
+    if len(np.unique(ids)) != len(ids): ids = np.arange(len(ids))
+    cols = [k for k in parts[0].meta if all(k in p.meta for p in parts)]
+    a = parts[0]
+    return WindowDataset(np.concatenate([p.signals for p in parts]), np.concatenate([p.record_labels for p in parts]), ids,
+                         window_len=a.window_len, hop_len=a.hop_len, normalize=a.normalize,
+                         meta={k: np.concatenate([np.asarray(p.meta[k]) for p in parts]) for k in cols},
+                         fs=a.fs, class_names=a.class_names, config_hash=a.config_hash, channels=a.channels)
+
+# %% ../nbs/03_data.ipynb #0fa3602a
+def stratified_holdout(wd:WindowDataset, # windows of the training records
+                       fraction:float=0.2, # share of each stratum's records held out (at least one of a stratum with 2 or more)
+                       seed:int=0, # seed of the draw
+                      )->tuple[WindowDataset, WindowDataset]:
+    "`(train, val)`: a seeded validation split of whole records, stratified by class and, if present, the `group` column (by class alone when each class has one record per group)."
+    if not 0 < fraction < 1: raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    lab = wd.record_labels.astype(str)
+    strata = np.char.add(np.char.add(lab, '|'), np.asarray(wd.meta['group']).astype(str)) if 'group' in wd.meta else lab
+    rng, val = np.random.default_rng(seed), np.zeros(len(lab), bool)
+    if all(np.sum(strata == s) < 2 for s in np.unique(strata)): strata = lab      # one record per class and group: by class
+    for s in np.unique(strata):
+        r = np.flatnonzero(strata == s)
+        if len(r) >= 2: val[rng.permutation(r)[:min(len(r) - 1, max(1, round(fraction * len(r))))]] = True
+    if not val.any(): raise ValueError(f"no class (or group) has 2 or more of the {len(lab)} records: nothing to hold out for validation")
+    return subset_records(wd, ~val), subset_records(wd, val)
 
 # %% ../nbs/03_data.ipynb #678bcf11
 def _as_samples(x, name: str) -> np.ndarray:
