@@ -509,7 +509,7 @@ def _cv_data(path):
     if 'group' not in data.meta: raise ValueError(f"{name} has no group column; import with --group-column (or a 'group' column) to cross-validate")
     groups = np.array([g.decode() if isinstance(g, bytes) else str(g) for g in data.meta['group']])
     if len(set(groups)) < 2:
-        raise ValueError(f"{name} has one group ({groups[0]!r}); cv needs at least 2: import with a --group-column that varies")
+        raise ValueError(f"{name} has one group ({str(groups[0])!r}); cv needs at least 2: import with a --group-column that varies")
     return data, groups
 
 # %% ../nbs/09_cli.ipynb #d4b04206

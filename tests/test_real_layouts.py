@@ -148,3 +148,50 @@ def test_dropped_seconds_and_untrained_classes_are_warned_without_verbose(cwru, 
     n = len(keep)                                          # every 4-s file gives two 1.5-s records and loses 1 s
     assert f'{n} of {n} recordings are not a whole number of 1.5-s records: {n:g} s of signal dropped in all' in r.stderr
     assert "classes ['outer'] have no recording in the train split" in r.stderr
+
+
+def test_cwru_layout_cross_validates_by_load_from_the_command_line(cwru, tmp_path):
+    import json
+    h5 = tmp_path / 'cv.h5'
+    r = run('import', cwru, '--key', '*_DE_time', '--group-column', 'load', '--split-by', 'group', '--test-groups', '3',
+            '--record-s', '1', '--out', h5, '--no-progress')                       # no validation group
+    assert r.returncode == 0, r.stderr
+    r = run('train', h5, '--epochs', 1, '--out', tmp_path / 'm.pt', '--no-progress')
+    assert r.returncode == 0, r.stderr
+    held = [l for l in r.stdout.splitlines() if 'no validation records' in l]
+    # 3 training loads x 4 classes x 4 records; 0.2 of each class and load's 4 records rounds to 1
+    assert len(held) == 1 and 'holding out 12 of 48 training records' in held[0], r.stdout
+    r = run('cv', h5, '--model', 'compact', '--baseline', '--epochs', 1, '--out', tmp_path / 'cv.json', '--no-progress')
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    folds = [l.split() for l in lines if l.split() and l.split()[0].isdigit()]
+    assert [f[1] for f in folds] == ['0', '1', '2', '3'] and all(f[2] == str(len(LAYOUT) * int(SECONDS)) for f in folds), r.stdout
+    assert any(l.split()[:2] == ['mean', str(len(LOADS) * len(LAYOUT) * int(SECONDS))] for l in lines), r.stdout
+    assert sum('95 % CI' in l and 'Wilson' in l for l in lines) == 2, r.stdout          # one per method
+    out = json.loads((tmp_path / 'cv.json').read_text())
+    assert [f['held_out'] for f in out['folds']] == [['0'], ['1'], ['2'], ['3']]
+    for m in ('compact', 'baseline'):
+        accs = [f[m] for f in out['folds']]
+        assert all(0 <= a <= 1 for a in accs) and out['summary'][m]['mean'] == pytest.approx(sum(accs) / 4)
+        lo, hi = out['summary'][m]['ci95']
+        assert lo <= out['summary'][m]['pooled'] <= hi
+    assert out['summary']['baseline']['mean'] > 0.9        # tones far apart: the features separate every load
+    r = run('cv', h5, '--folds', 2, '--epochs', 1, '--no-progress')
+    assert r.returncode == 0 and [l.split()[1] for l in r.stdout.splitlines() if l.split() and l.split()[0].isdigit()] == ['0,2', '1,3'], r.stdout
+
+
+def test_cv_refuses_a_dataset_with_one_group(cwru, tmp_path):
+    rows = [l for l in cwru.read_text().splitlines()]
+    one = tmp_path / 'one.csv'
+    one.write_text('\n'.join([rows[0]] + [l for l in rows[1:] if l.split(',')[3] == '0']) + '\n')
+    import shutil
+    for l in rows[1:]: shutil.copy(cwru.parent / l.split(',')[0], tmp_path)      # the CSV's files beside it
+    h5 = tmp_path / 'one.h5'
+    r = run('import', one, '--key', '*_DE_time', '--group-column', 'load', '--split', 'train', '--record-s', '1', '--out', h5, '--no-progress')
+    assert r.returncode == 0, r.stderr
+    r = run('cv', h5, '--epochs', 1, '--no-progress')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+    err = [l for l in r.stderr.strip().splitlines() if not l.startswith('WARNING ')]
+    assert len(err) == 1 and err[0].startswith('lstm-pfd cv: error: ') and "one group ('0')" in err[0] and '--group-column' in err[0], r.stderr
+    r = run('cv', h5.with_name('missing.h5'), '--no-progress')
+    assert r.returncode == 2
