@@ -556,8 +556,9 @@ def cmd_cv(args,  # the parsed options of `lstm-pfd cv`
     _torch_threads(args)
     data, groups = _cv_data(args.dataset)
     order = sorted(set(groups.tolist()), key=lambda g: (0, float(g), g) if g.lstrip('-').replace('.', '', 1).isdigit() else (1, 0.0, g))
-    try: folds = group_folds(order, args.folds)
-    except ValueError as e: raise ValueError(f"--folds {args.folds}: {e}") from None
+    if args.folds is not None and not 2 <= args.folds <= len(order):
+        raise ValueError(f"--folds {args.folds}: allowed 2 to the number of groups of {Path(args.dataset).name} ({len(order)})")
+    folds = group_folds(order, args.folds)
     methods = [args.model] + (['baseline'] if args.baseline else [])
     rows = [{'fold': i + 1, **_cv_fold(args, data, groups, tr, te)}
             for i, (tr, te) in enumerate(tqdm(folds, desc='folds', disable=args.no_progress))]
