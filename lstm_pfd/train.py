@@ -109,6 +109,22 @@ def _check_finite_weights(state: Mapping, where: str) -> None:
         raise CheckpointMismatch(f"{where}: {sum(bad.values())} NaN/Inf values in the weights ({len(bad)} tensors, "
                                  f"first {first!r}); the model is unusable (did training diverge?)")
 
+# %% ../nbs/05_train.ipynb #chn00002
+def _channel_names(channels, units, C: int) -> tuple[list[str] | None, list[str] | None]:
+    "`(names, units)` as lists of str, checked: one distinct non-empty name (and one unit) per input channel; None stays None."
+    if channels is None:
+        if units is not None: raise ValueError("units: given without channels; name the channels too")
+        return None, None
+    if isinstance(channels, str): raise TypeError(f"channels: got the string {channels[:40]!r}; allowed: a list of names")
+    names = [str(c) for c in channels]
+    if len(names) != C or len(set(names)) != C or not all(n.strip() for n in names):
+        raise ValueError(f"channels: got {names[:12]}; allowed: {C} distinct, non-empty names (one per input channel)")
+    if units is None: return names, None
+    if isinstance(units, str): raise TypeError(f"units: got the string {units[:40]!r}; allowed: a list, one unit per channel")
+    units = [str(u) for u in units]
+    if len(units) != C: raise ValueError(f"units: got {len(units)} units for {C} channels {names}; allowed: one unit per channel")
+    return names, units
+
 # %% ../nbs/05_train.ipynb #6bfcbf3f
 def save_checkpoint(path,                                     # file to write (replaced atomically)
                     model: nn.Module,                         # the model (its registry config and, unless `state_dict` is given, its weights)
@@ -118,6 +134,8 @@ def save_checkpoint(path,                                     # file to write (r
                     fs: float | None = None,                  # sampling rate of the training data, Hz
                     config_hash: str | None = None,           # `DataConfig.hash()` of the training data
                     normalize: str | None = None,             # window normalisation of the training data (None, 'zscore', 'rms')
+                    channels: Sequence[str] | None = None,    # names of the model's input channels, in order (None: unnamed)
+                    units: Sequence[str] | None = None,       # unit of each channel (None: not recorded)
                     state_dict: Mapping | None = None,        # weights to store instead of the model's current ones (e.g. the best epoch)
                     train_state: dict | None = None,          # optimizer and loop state, to resume training
                     extra: dict | None = None,                # more JSON-like metadata
@@ -128,11 +146,13 @@ def save_checkpoint(path,                                     # file to write (r
     if isinstance(class_names, str): raise TypeError(f"class_names: got the string {class_names[:40]!r}; allowed: a list of names")
     if len(set(map(str, names))) != len(names): raise ValueError(f"class_names {names[:12]} repeat a name; allowed: distinct names")
     if len(names) != n: raise ValueError(f"class_names has {len(names)} names but the model has n_classes={n}")
+    channels, units = _channel_names(channels, units, int(getattr(model, 'in_channels', 1)))
     ckpt = {'format': CHECKPOINT_FORMAT, 'model_name': cfg['name'], 'model_kwargs': cfg['kwargs'],
             'state_dict': _plain_state(state_dict if state_dict is not None else model.state_dict()),
             'class_names': [str(c) for c in names], 'n_classes': int(n), 'normalize': normalize,
             'window_len': None if window_len is None else int(window_len), 'fs': None if fs is None else float(fs),
             'config_hash': None if config_hash is None else str(config_hash), 'extra': dict(extra or {}),
+            'channels': channels, 'units': units,
             'train_state': train_state, 'lstm_pfd_version': str(__version__)}
     with atomic_write(path, overwrite=True) as tmp: torch.save(ckpt, tmp)   # a missing folder is an error, never created
     return path
@@ -267,8 +287,8 @@ def _call(callbacks, hook, state):
 
 # %% ../nbs/05_train.ipynb #b7a7d389
 def _dataset_info(ds) -> dict:
-    "Metadata a dataset may carry (fs, window_len, class_names, config_hash, normalize)."
-    out = {k: getattr(ds, k, None) for k in ('fs', 'window_len', 'class_names', 'config_hash', 'normalize')}
+    "Metadata a dataset may carry (fs, window_len, class_names, config_hash, normalize, channel names and units)."
+    out = {k: getattr(ds, k, None) for k in ('fs', 'window_len', 'class_names', 'config_hash', 'normalize', 'channels', 'units')}
     if out['class_names'] is None: out['class_names'] = getattr(ds, 'fault_names', None)
     return out
 
@@ -388,11 +408,15 @@ def _fit_meta(model, train_data, val_data, class_names, fs, config_hash) -> dict
         nv = _dataset_info(val_data)['normalize']
         if nv != meta['normalize']:
             raise ValueError(f"val_data windows are normalised with {nv!r}, train_data windows with {meta['normalize']!r}")
+        cv = _dataset_info(val_data)['channels']
+        if None not in (cv, meta['channels']) and list(cv) != list(meta['channels']):
+            raise ValueError(f"val_data has channels {list(cv)}, train_data {list(meta['channels'])}; expected the same, in the same order")
     names = list(class_names) if class_names is not None else meta['class_names']
     _check_head(model, names, 'class_names' if class_names is not None else 'train_data')
     return {'window_len': L, 'class_names': list(names) if names is not None else list(physics.class_names(n_classes)),
             'fs': fs if fs is not None else meta['fs'], 'normalize': meta['normalize'],
-            'config_hash': config_hash if config_hash is not None else meta['config_hash']}
+            'config_hash': config_hash if config_hash is not None else meta['config_hash'],
+            **dict(zip(('channels', 'units'), _channel_names(meta['channels'], meta['units'] if meta['channels'] else None, C)))}
 
 # %% ../nbs/05_train.ipynb #ebfe8d4c
 def _dotted(d: Mapping, prefix: str = '') -> dict:
