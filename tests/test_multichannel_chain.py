@@ -182,3 +182,30 @@ def test_export_report_times_and_scores_multichannel_models(chain):
     with pytest.raises(ValueError, match=r"z: the model reads channels \['x', 'z'\].*missing \['z'\]"):
         export_report({'z': chain['tmp'] / 'z.pt'}, chain['data'], precisions=('fp32',), out_dir=chain['tmp'] / 'rep',
                       warmup=1, runs=1, runs_large=1, batch_sizes=(1,), progress=False)
+
+
+# ---------------------------------------------------------------- classical baseline with orbit features
+
+def test_orbit_features_separate_imbalance_from_healthy(chain):
+    "Probe orbits (forward/reverse 1X, ellipse, S(p-p)) tell imbalance from healthy on records of unseen splits."
+    pytest.importorskip('sklearn')
+    from lstm_pfd.train import ClassicalBaseline, classical_features, orbit_features
+    cls = ['healthy', 'imbalance']
+    with open_dataset(chain['data']) as ds:
+        tr, va, te = (ds.windows(s, classes=cls) for s in ('train', 'val', 'test'))
+    assert set(tr.record_labels) == {0, 2}
+    base = ClassicalBaseline(n_estimators=100, seed=0, features='orbit').fit(tr)
+    evs = [base.evaluate(va), base.evaluate(te)]
+    n = sum(e.summary()['n_records'] for e in evs)
+    right = sum(round(e.record_acc * e.summary()['n_records']) for e in evs)
+    assert n >= 12 and right / n >= 0.75, (right, n)       # chance is 0.5; P(>= 75 % of 16 | chance) < 0.04
+    both = ClassicalBaseline(n_estimators=20, seed=0, features='both')
+    F, y, r = both.features(te)
+    w = te.windows()
+    n_acc = classical_features(w[:, 3], chain['fs'])[0].shape[1]
+    F_orb, names = orbit_features(w, chain['fs'], chain['channels'])
+    assert F.shape == (len(te), n_acc + len(names))
+    np.testing.assert_allclose(F[:, n_acc:], F_orb, rtol=1e-6)
+    assert F_orb[:, names.index('orb_keyphasor_ok')].min() == 1.0            # every window has its keyphasor pulses
+    spd = F_orb[:, names.index('orb_speed_hz')]
+    np.testing.assert_allclose(spd, np.asarray(te.meta['speed_hz'])[te.record_of_window], rtol=0.02)
