@@ -178,6 +178,9 @@ def test_export_report_times_and_scores_multichannel_models(chain):
         assert 0.0 <= torch_row['record_acc'] <= 1.0
         assert abs(torch_row['window_acc'] - onnx_row['window_acc']) < 1e-9
     assert read_metadata(chain['tmp'] / 'rep' / 'xy.fp32.onnx')['channels'] == ['y', 'x']
+    q = export_report({'xy': chain['tmp'] / 'xy.pt'}, chain['data'], precisions=('int8',), out_dir=chain['tmp'] / 'rep',
+                      n_calibration=8, warmup=1, runs=1, runs_large=1, batch_sizes=(1,), progress=False)
+    assert 'error' not in q[1] and q[1]['precision'] == 'int8' and 0.0 <= q[1]['window_acc'] <= 1.0, q  # calibrated on y, x
     save_checkpoint(chain['tmp'] / 'z.pt', xy, window_len=chain['L'], fs=chain['fs'], channels=('x', 'z'))
     with pytest.raises(ValueError, match=r"z: the model reads channels \['x', 'z'\].*missing \['z'\]"):
         export_report({'z': chain['tmp'] / 'z.pt'}, chain['data'], precisions=('fp32',), out_dir=chain['tmp'] / 'rep',
