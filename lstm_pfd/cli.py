@@ -626,6 +626,8 @@ def cmd_export(args,  # the parsed options of `lstm-pfd export`
     r = res['fp32']
     print(f"wrote {r['path']} ({r['bytes'] / 1e3:.0f} kB, {r['exporter']} exporter, opset {r['opset']}, "
           f"max |logit diff| vs PyTorch {r['max_abs_diff']:.2g} over random and edge-case windows)")
+    m = r['metadata']
+    if m.get('channels'): print("input channels (from the checkpoint): " + ', '.join(f"{c} [{u}]" for c, u in zip(m['channels'], m['units'])))
     if args.quantize:
         q = res[args.quantize]
         agree = q.get('argmax_agreement')

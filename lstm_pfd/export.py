@@ -332,14 +332,15 @@ class WindowReader:
     def __len__(self): return math.ceil(len(self.windows) / self.batch_size)
 
 # %% ../nbs/07_export.ipynb #qz000001
-def _calibration_windows(calibration, window_len: int, n: int, seed: int, in_channels: int = 1) -> np.ndarray:
-    "Windows for calibration: an array `[n, (C,) L]` or a dataset path (its `train` split)."
+def _calibration_windows(calibration, window_len: int, n: int, seed: int, in_channels: int = 1, channels=None) -> np.ndarray:
+    "Windows for calibration: an array `[n, (C,) L]` or a dataset path (its `train` split; `channels` picked by name from a multi-channel file)."
     if isinstance(calibration, (str, Path)):
         from lstm_pfd.data import open_dataset
         with open_dataset(calibration) as ds:   # only as many training records as needed, not the whole split
             n_rec = len(ds['train'])
             rows = np.sort(np.random.default_rng(seed).choice(n_rec, min(n_rec, max(1, n)), replace=False))
-            w = ds.windows('train', window_len=window_len, rows=rows).windows()
+            pick = channels if channels is not None and ds.channels is not None else None
+            w = ds.windows('train', window_len=window_len, rows=rows, channels=pick).windows()
     elif calibration is None:
         raise ValueError("calibration: static INT8 needs calibration windows (an array [n, 1, L] or a dataset path)")
     else: w = np.asarray(calibration)
@@ -405,7 +406,7 @@ def quantize(
                        'percentile': q.CalibrationMethod.Percentile}
             if calibrate_method not in methods:
                 raise ValueError(f"calibrate_method: got {calibrate_method!r}; allowed: {', '.join(methods)}")
-            cal = _calibration_windows(calibration, wl, n_calibration, seed, C)
+            cal = _calibration_windows(calibration, wl, n_calibration, seed, C, meta.get('channels'))
             _pre_process(src, td / 'pre.onnx')
             q.quantize_static(str(td / 'pre.onnx'), str(td / 'q.onnx'), WindowReader(cal),
                               quant_format=q.QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
@@ -423,7 +424,7 @@ def quantize(
     with atomic_write(dst, overwrite=overwrite) as tmpf: onnx.save(proto, str(tmpf))
     rep = dict(path=str(dst), mode=mode, bytes=dst.stat().st_size, fp32_bytes=src.stat().st_size)
     if check:   # run both on a few windows: the quantized model must run and give finite logits
-        x = (_calibration_windows(calibration, wl, 64, seed + 1, C) if mode == 'int8'
+        x = (_calibration_windows(calibration, wl, 64, seed + 1, C, meta.get('channels')) if mode == 'int8'
              else np.random.default_rng(seed).standard_normal((16, C, wl)).astype(np.float32))
         a, b = ort_session(src).run(None, {'x': x})[0], ort_session(dst).run(None, {'x': x})[0]
         if not np.isfinite(b).all(): raise ExportError(f"{mode} model {dst} gives NaN/Inf logits")
@@ -470,12 +471,26 @@ class ReportTable(list):
 
 # %% ../nbs/07_export.ipynb #rep00001
 def _test_windows(dataset_path, split: str, window_len: int | None = None):
-    "(windows [n, 1, L], labels, record ids, fs, config hash) of a dataset split."
+    "(windows [n, C, L], labels, record ids, fs, config hash, channel names or None) of a dataset split."
     from lstm_pfd.data import open_dataset
     with open_dataset(dataset_path) as ds:
         wd = ds.windows(split, window_len=window_len)
         return (np.asarray(wd.windows(), np.float32), np.asarray(wd.labels), np.asarray(wd.record_ids),
-                float(ds.fs), ds.config_hash)
+                float(ds.fs), ds.config_hash, None if ds.channels is None else list(ds.channels))
+
+# %% ../nbs/07_export.ipynb #rep00001c
+def _model_windows(data, channels, in_channels: int, name: str):
+    "`data` (see `_test_windows`) with its windows cut to the model's `channels` (by name) or checked against `in_channels`."
+    if data is None: return None
+    w, have = data[0], data[5]
+    if channels is not None and have is not None:
+        missing = [c for c in channels if c not in have]
+        if missing: raise ValueError(f"{name}: the model reads channels {list(channels)}; the dataset has {have} (missing {missing})")
+        w = w[:, [have.index(c) for c in channels]]
+    if w.shape[1] != in_channels:
+        raise ValueError(f"{name}: the model takes {in_channels} channel(s), the dataset's windows have {w.shape[1]}"
+                         + ('' if have is None else f" ({have})") + "; allowed: a dataset with the model's channels")
+    return (np.ascontiguousarray(w), *data[1:])
 
 # %% ../nbs/07_export.ipynb #rep000s10
 def _accuracy(probs, labels, record_ids) -> tuple[float, float]:
@@ -562,20 +577,23 @@ def export_report(
             name = key or _info_get(info, 'model_name', 'name', default=getattr(model, 'name', '') or type(model).__name__)
             wl = int(window_len or _info_get(info, 'window_len', 'window_length', default=0) or (data[0].shape[-1] if data else 0))
             if not wl: raise ValueError(f"{name}: window_len unknown; pass window_len= or a dataset")
-            xs = {b: rng.standard_normal((b, 1, wl)).astype(np.float32) for b in batch_sizes}
+            C, names = int(getattr(model, 'in_channels', 1)), _info_get(info, 'channels')
+            mdata = _model_windows(data, names, C, name)
+            xs = {b: rng.standard_normal((b, C, wl)).astype(np.float32) for b in batch_sizes}
             model = _normalized(model, _info_get(info, 'normalize')).eval()   # the deployed graph includes the data normalisation
             with torch.inference_mode():
                 run = lambda x: model(torch.from_numpy(x)).numpy()
                 torch_row = _time_row(dict(model=name, precision='torch-eager'), run, xs, **timing)
-                if data is not None:
-                    torch_row['window_acc'], torch_row['record_acc'] = _accuracy(softmax(_run_batches(run, data[0])), data[1], data[2])
+                if mdata is not None:
+                    torch_row['window_acc'], torch_row['record_acc'] = _accuracy(softmax(_run_batches(run, mdata[0])), mdata[1], mdata[2])
             rows.append(torch_row)
             fp32 = out_dir / f'{name}.fp32.onnx'
             to_onnx(model, fp32, window_len=wl, fs=fs or _info_get(info, 'fs') or (data[3] if data is not None else None),
-                    class_names=_info_get(info, 'class_names'), config_hash=_info_get(info, 'config_hash'), overwrite=True)
+                    class_names=_info_get(info, 'class_names'), config_hash=_info_get(info, 'config_hash'), overwrite=True,
+                    in_channels=C, channels=names, units=_info_get(info, 'units') if names is not None else None)
             ref_pred = None
             for prec in precisions:
-                row, ref_pred = _precision_row(name, prec, fp32, out_dir, xs, data, calibration, timing, torch_row,
+                row, ref_pred = _precision_row(name, prec, fp32, out_dir, xs, mdata, calibration, timing, torch_row,
                                                ref_pred, n_calibration, seed)
                 if row is not None: rows.append(row)
     finally:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .utils import atomic_write
 
-from . import __version__, physics
+from . import __version__, orbits, physics
 from .config import DataConfig
 from .data import record_vote
 from .models import ClassificationLoss, check_model_config, check_windows, model_config, model_from_config
@@ -31,11 +31,12 @@ from .models import ClassificationLoss, check_model_config, check_windows, model
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'OPTIMIZERS', 'SCHEDULES', 'RECIPE', 'PRECISIONS', 'BASELINES', 'ToneDataset', 'NoiseAugment',
-           'CheckpointMismatch', 'save_checkpoint', 'check_checkpoint', 'load_checkpoint', 'data_expectations',
-           'Callback', 'FitState', 'FitResult', 'recalibrate_batchnorm', 'fit', 'predict', 'Evaluation', 'evaluate',
-           'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs', 'classical_features', 'ClassicalBaseline',
-           'order_edges', 'order_spectrum', 'order_features', 'OrderSpectrumBaseline', 'train_throughput']
+__all__ = ['CHECKPOINT_FORMAT', 'OPTIMIZERS', 'SCHEDULES', 'RECIPE', 'PRECISIONS', 'ORBIT_ORDERS', 'FEATURE_SETS', 'BASELINES',
+           'ToneDataset', 'NoiseAugment', 'CheckpointMismatch', 'save_checkpoint', 'check_checkpoint',
+           'load_checkpoint', 'data_expectations', 'Callback', 'FitState', 'FitResult', 'recalibrate_batchnorm', 'fit',
+           'predict', 'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs',
+           'classical_features', 'orbit_features', 'ClassicalBaseline', 'order_edges', 'order_spectrum',
+           'order_features', 'OrderSpectrumBaseline', 'train_throughput']
 
 # %% ../nbs/05_train.ipynb #4764ef0e
 class ToneDataset(Dataset):
@@ -109,6 +110,22 @@ def _check_finite_weights(state: Mapping, where: str) -> None:
         raise CheckpointMismatch(f"{where}: {sum(bad.values())} NaN/Inf values in the weights ({len(bad)} tensors, "
                                  f"first {first!r}); the model is unusable (did training diverge?)")
 
+# %% ../nbs/05_train.ipynb #chn00002
+def _channel_names(channels, units, C: int) -> tuple[list[str] | None, list[str] | None]:
+    "`(names, units)` as lists of str, checked: one distinct non-empty name (and one unit) per input channel; None stays None."
+    if channels is None:
+        if units is not None: raise ValueError("units: given without channels; name the channels too")
+        return None, None
+    if isinstance(channels, str): raise TypeError(f"channels: got the string {channels[:40]!r}; allowed: a list of names")
+    names = [str(c) for c in channels]
+    if len(names) != C or len(set(names)) != C or not all(n.strip() for n in names):
+        raise ValueError(f"channels: got {names[:12]}; allowed: {C} distinct, non-empty names (one per input channel)")
+    if units is None: return names, None
+    if isinstance(units, str): raise TypeError(f"units: got the string {units[:40]!r}; allowed: a list, one unit per channel")
+    units = [str(u) for u in units]
+    if len(units) != C: raise ValueError(f"units: got {len(units)} units for {C} channels {names}; allowed: one unit per channel")
+    return names, units
+
 # %% ../nbs/05_train.ipynb #6bfcbf3f
 def save_checkpoint(path,                                     # file to write (replaced atomically)
                     model: nn.Module,                         # the model (its registry config and, unless `state_dict` is given, its weights)
@@ -118,6 +135,8 @@ def save_checkpoint(path,                                     # file to write (r
                     fs: float | None = None,                  # sampling rate of the training data, Hz
                     config_hash: str | None = None,           # `DataConfig.hash()` of the training data
                     normalize: str | None = None,             # window normalisation of the training data (None, 'zscore', 'rms')
+                    channels: Sequence[str] | None = None,    # names of the model's input channels, in order (None: unnamed)
+                    units: Sequence[str] | None = None,       # unit of each channel (None: not recorded)
                     state_dict: Mapping | None = None,        # weights to store instead of the model's current ones (e.g. the best epoch)
                     train_state: dict | None = None,          # optimizer and loop state, to resume training
                     extra: dict | None = None,                # more JSON-like metadata
@@ -128,11 +147,13 @@ def save_checkpoint(path,                                     # file to write (r
     if isinstance(class_names, str): raise TypeError(f"class_names: got the string {class_names[:40]!r}; allowed: a list of names")
     if len(set(map(str, names))) != len(names): raise ValueError(f"class_names {names[:12]} repeat a name; allowed: distinct names")
     if len(names) != n: raise ValueError(f"class_names has {len(names)} names but the model has n_classes={n}")
+    channels, units = _channel_names(channels, units, int(getattr(model, 'in_channels', 1)))
     ckpt = {'format': CHECKPOINT_FORMAT, 'model_name': cfg['name'], 'model_kwargs': cfg['kwargs'],
             'state_dict': _plain_state(state_dict if state_dict is not None else model.state_dict()),
             'class_names': [str(c) for c in names], 'n_classes': int(n), 'normalize': normalize,
             'window_len': None if window_len is None else int(window_len), 'fs': None if fs is None else float(fs),
             'config_hash': None if config_hash is None else str(config_hash), 'extra': dict(extra or {}),
+            'channels': channels, 'units': units,
             'train_state': train_state, 'lstm_pfd_version': str(__version__)}
     with atomic_write(path, overwrite=True) as tmp: torch.save(ckpt, tmp)   # a missing folder is an error, never created
     return path
@@ -267,8 +288,8 @@ def _call(callbacks, hook, state):
 
 # %% ../nbs/05_train.ipynb #b7a7d389
 def _dataset_info(ds) -> dict:
-    "Metadata a dataset may carry (fs, window_len, class_names, config_hash, normalize)."
-    out = {k: getattr(ds, k, None) for k in ('fs', 'window_len', 'class_names', 'config_hash', 'normalize')}
+    "Metadata a dataset may carry (fs, window_len, class_names, config_hash, normalize, channel names and units)."
+    out = {k: getattr(ds, k, None) for k in ('fs', 'window_len', 'class_names', 'config_hash', 'normalize', 'channels', 'units')}
     if out['class_names'] is None: out['class_names'] = getattr(ds, 'fault_names', None)
     return out
 
@@ -388,11 +409,15 @@ def _fit_meta(model, train_data, val_data, class_names, fs, config_hash) -> dict
         nv = _dataset_info(val_data)['normalize']
         if nv != meta['normalize']:
             raise ValueError(f"val_data windows are normalised with {nv!r}, train_data windows with {meta['normalize']!r}")
+        cv = _dataset_info(val_data)['channels']
+        if None not in (cv, meta['channels']) and list(cv) != list(meta['channels']):
+            raise ValueError(f"val_data has channels {list(cv)}, train_data {list(meta['channels'])}; expected the same, in the same order")
     names = list(class_names) if class_names is not None else meta['class_names']
     _check_head(model, names, 'class_names' if class_names is not None else 'train_data')
     return {'window_len': L, 'class_names': list(names) if names is not None else list(physics.class_names(n_classes)),
             'fs': fs if fs is not None else meta['fs'], 'normalize': meta['normalize'],
-            'config_hash': config_hash if config_hash is not None else meta['config_hash']}
+            'config_hash': config_hash if config_hash is not None else meta['config_hash'],
+            **dict(zip(('channels', 'units'), _channel_names(meta['channels'], meta['units'] if meta['channels'] else None, C)))}
 
 # %% ../nbs/05_train.ipynb #ebfe8d4c
 def _dotted(d: Mapping, prefix: str = '') -> dict:
@@ -965,12 +990,88 @@ def classical_features(x,                             # windows, `[N, L]` or `[N
            for i in range(0, len(x), chunk)]
     return np.concatenate(out), _feature_names(bands, n_log_bands)
 
+# %% ../nbs/05_train.ipynb #orb00002
+ORBIT_ORDERS = (0.5, 1.0, 2.0)  # orders of the orbit features: half, once and twice per turn
+
+def _orbit_feature_names(orders=ORBIT_ORDERS) -> list[str]:
+    "Column names of `orbit_features` for `orders`."
+    o = [f'{k:g}X' for k in orders]
+    return ([f'orb_{k}_fwd' for k in o] + [f'orb_{k}_rev' for k in o] + [f'orb_{k}_rev_over_fwd' for k in o]
+            + ['orb_1X_major', 'orb_1X_minor', 'orb_1X_incl_cos', 'orb_1X_incl_sin', 'orb_1X_direction',
+               'orb_centre_x', 'orb_centre_y', 'orb_spp', 'orb_speed_hz', 'orb_keyphasor_ok'])
+
+# %% ../nbs/05_train.ipynb #orb00005
+def _probe_vectors(x, fs, idx, orders, n_per_rev):
+    "(order vectors `[N, 2, K]` of the two probes, keyphasor speed `[N]` Hz, windows with >= 3 pulses `[N]`)."
+    V = np.zeros((len(x), 2, len(orders)), np.complex128)
+    speed, ok = np.zeros(len(x)), np.zeros(len(x), bool)
+    for i in range(len(x)):
+        t = orbits.keyphasor_times(x[i, idx[2]], fs)
+        if len(t) < 3: continue                       # 0.5X needs two whole turns
+        V[i] = orbits.order_vectors(x[i, idx[:2]], fs, t, orders, n_per_rev=n_per_rev)
+        speed[i], ok[i] = 1 / np.median(np.diff(t)), True
+    return V, speed, ok
+
+# %% ../nbs/05_train.ipynb #orb00007
+def orbit_features(x,                         # windows `[N, C, L]` holding the probe pair and a keyphasor (probes in um)
+                   fs: float,                 # sampling rate, Hz
+                   channels: Sequence[str],   # names of the C channels; must include 'x', 'y' and 'keyphasor'
+                   *,
+                   orders=ORBIT_ORDERS,       # orders of the forward/reverse amplitudes (must include 1X)
+                   n_per_rev: int = 64,       # samples per turn of the synchronous resampling
+                   eps_um: float = 1e-3,      # floor added to amplitudes before log10, um
+                  )->tuple[np.ndarray, list[str]]:
+    "Orbit features of probe windows: forward/reverse order amplitudes, 1X ellipse, centreline, S(p-p), speed -> `(features [N, F], names)`."
+    x = np.asarray(x)
+    if x.ndim != 3: raise ValueError(f"x: expected windows [N, C, L], got shape {x.shape}")
+    names = [str(c) for c in channels]
+    if len(names) != x.shape[1]: raise ValueError(f"channels: got {len(names)} names for windows of {x.shape[1]} channels")
+    missing = [c for c in ('x', 'y', 'keyphasor') if c not in names]
+    if missing: raise ValueError(f"channels {names}: missing {missing}; orbit features need the probe pair 'x', 'y' and a 'keyphasor'")
+    if not np.isfinite(x).all(): raise ValueError("x: NaN/Inf in the windows; expected finite samples")
+    o = np.asarray(orders, float)
+    if not (o == 1.0).any(): raise ValueError(f"orders: got {list(orders)}; allowed: orders that include 1 (the 1X ellipse)")
+    idx = [names.index(c) for c in ('x', 'y', 'keyphasor')]
+    V, speed, ok = _probe_vectors(x, float(fs), idx, tuple(o), n_per_rev)
+    ap, am = orbits.forward_reverse(*orbits.probes_to_xy(V[:, 0], V[:, 1]))      # bearing frame, then circles
+    lp, lm = np.log10(np.abs(ap) + eps_um), np.log10(np.abs(am) + eps_um)
+    el = orbits.ellipse(ap[:, o == 1.0][:, 0], am[:, o == 1.0][:, 0])
+    inc = np.radians(2 * el.inclination_deg)
+    px, py = x[:, idx[0]].astype(np.float64), x[:, idx[1]].astype(np.float64)
+    cx, cy = orbits.probes_to_xy(px.mean(-1), py.mean(-1))
+    spp = np.atleast_1d(orbits.s_pp(px, py))
+    ell = np.column_stack([lp, lm, lm - lp, np.log10(el.semi_major + eps_um), np.log10(el.semi_minor + eps_um),
+                           np.cos(inc), np.sin(inc), el.direction])
+    ell[~ok] = 0.0                                                                # no keyphasor: no vectors
+    F = np.column_stack([ell, cx, cy, np.log10(spp + eps_um), speed, ok])
+    return F.astype(np.float32), _orbit_feature_names(tuple(o))
+
 # %% ../nbs/05_train.ipynb #b3f9b935
 def _window_speeds(dataset, default):
     "Shaft speed per window from the dataset's record metadata, else `default` (None: the config's range)."
     meta, rec = getattr(dataset, 'meta', None) or {}, getattr(dataset, 'record_of_window', None)
     if 'speed_hz' in meta and rec is not None: return np.asarray(meta['speed_hz'], float)[np.asarray(rec)]
     return None if default is None else np.full(len(dataset), float(default))
+
+# %% ../nbs/05_train.ipynb #fch00002
+FEATURE_SETS = ('accel', 'orbit', 'both')  # feature sets of `ClassicalBaseline(features=...)`
+
+def _feature_channels(features: str, channels, C: int) -> tuple[int | None, list[str] | None]:
+    "(row of the accelerometer channel or None, channel names for the orbit features or None) of `features`."
+    if features not in FEATURE_SETS: raise ValueError(f"features: got {features!r}; allowed: {', '.join(map(repr, FEATURE_SETS))}")
+    names = None if channels is None else [str(c) for c in channels]
+    acc = orb = None
+    if features in ('accel', 'both'):
+        if names is not None and 'accel' in names: acc = names.index('accel')
+        elif C == 1: acc = 0
+        else: raise ValueError(f"features={features!r}: no channel named 'accel' among {names if names else f'{C} unnamed channels'}; "
+                               "allowed: a dataset with an 'accel' channel or a single channel")
+    if features in ('orbit', 'both'):
+        if names is None or not {'x', 'y', 'keyphasor'} <= set(names):
+            raise ValueError(f"features={features!r}: orbit features need channels 'x', 'y' and 'keyphasor'; the dataset has "
+                             f"{names if names else f'{C} unnamed channel(s)'}")
+        orb = names
+    return acc, orb
 
 # %% ../nbs/05_train.ipynb #bc6fe5aa
 def _feature_evaluation(baseline, clf, dataset, features=None) -> Evaluation:
@@ -996,21 +1097,28 @@ class ClassicalBaseline:
                  cfg: DataConfig | None = None, # data config (operating speed range); None: defaults
                  batch_size: int = 512,         # windows per feature batch
                  progress: bool = False,        # show a progress bar
+                 features: str = 'accel',       # feature sets (`FEATURE_SETS`): 'accel', 'orbit' (probes + keyphasor) or 'both'
                 ):
+        if features not in FEATURE_SETS:   # an unknown name fails here, not at fit
+            raise ValueError(f"features: got {features!r}; allowed: {', '.join(map(repr, FEATURE_SETS))}")
+        self.feature_set = features
         self.fs, self.n_classes, self.n_estimators, self.seed, self.n_jobs = fs, n_classes, n_estimators, seed, n_jobs
         self.speed_hz, self.cfg, self.batch_size, self.progress, self.rf = speed_hz, cfg, batch_size, progress, None
 
-    def features(self, dataset):  # window dataset: items `(x [1, L] float32, label, record_id)`
-        "`(features, labels, record_ids)` of a dataset."
+    def features(self, dataset):  # window dataset: items `(x [C, L] float32, label, record_id)`, channels named for 'orbit'/'both'
+        "`(features, labels, record_ids)` of a dataset: the accelerometer, orbit or both feature sets (`features=`)."
         fs = self.fs or _dataset_info(dataset)['fs']
         if fs is None: raise ValueError("ClassicalBaseline needs fs (the dataset carries none): pass fs=...")
         self.fs, cfg = float(fs), self.cfg or getattr(dataset, 'cfg', None)
+        acc, orb = _feature_channels(self.feature_set, getattr(dataset, 'channels', None), int(torch.as_tensor(dataset[0][0]).shape[0]))
         speeds, j = _window_speeds(dataset, self.speed_hz), 0
         feats, ys, rs = [], [], []
         for x, y, r in tqdm(_loader(dataset, self.batch_size), desc='features', disable=not self.progress, leave=False):
-            check_windows(x, name='dataset windows')
+            check_windows(x, name='dataset windows', in_channels=None)
             sp = None if speeds is None else speeds[j:j + len(x)]; j += len(x)
-            feats.append(classical_features(x.numpy(), self.fs, speed_hz=sp, cfg=cfg)[0])
+            x = x.numpy()
+            parts = [] if acc is None else [classical_features(x[:, acc], self.fs, speed_hz=sp, cfg=cfg)[0]]
+            feats.append(np.concatenate(parts + ([] if orb is None else [orbit_features(x, self.fs, orb)[0]]), 1))
             ys.append(y.numpy()); rs.append(np.asarray(r))
         return np.concatenate(feats), np.concatenate(ys).astype(np.int64), np.concatenate(rs).astype(np.int64)
 

@@ -145,3 +145,70 @@ def test_service_refuses_mismatched_channels(chain):
         r = client.post('/predict', json=body)
         assert r.status_code == 422, (want, r.json())
         assert want in r.json()['detail'], (want, r.json())
+
+
+# ---------------------------------------------------------------- checkpoint channels, CLI export, export report
+
+def test_fit_records_channels_and_cli_export_carries_them(chain):
+    import subprocess, sys
+    from pathlib import Path
+    from lstm_pfd.train import load_checkpoint
+    _, info = load_checkpoint(chain['checkpoint'])
+    assert info['channels'] == chain['channels']
+    script = Path(sys.executable).parent / 'lstm-pfd'
+    out = chain['tmp'] / 'cli.onnx'
+    r = subprocess.run([str(script), 'export', str(chain['checkpoint']), '--out', str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    meta = read_metadata(out)
+    assert (meta['in_channels'], meta['channels'], meta['units']) == (4, chain['channels'], chain['units'])
+    assert 'input channels (from the checkpoint): x [um], y [um], keyphasor [V], accel [m/s^2]' in r.stdout
+    with pytest.raises(ValueError, match=r"\(other names\)"):    # the exported model refuses a record named otherwise
+        Predictor(out).predict(chain['record'], chain['fs'], channels=['a', 'b', 'c', 'd'])
+
+
+def test_export_report_times_and_scores_multichannel_models(chain):
+    from lstm_pfd.export import export_report
+    from lstm_pfd.train import save_checkpoint
+    xy = create_model('compact', n_classes=chain['model'].n_classes, in_channels=2, seed=1)
+    save_checkpoint(chain['tmp'] / 'xy.pt', xy, window_len=chain['L'], fs=chain['fs'], channels=('y', 'x'))
+    tab = export_report({'all': chain['checkpoint'], 'xy': chain['tmp'] / 'xy.pt'}, chain['data'], precisions=('fp32',),
+                        out_dir=chain['tmp'] / 'rep', warmup=1, runs=2, runs_large=1, batch_sizes=(1, 2), progress=False)
+    assert [(r['model'], r['precision']) for r in tab] == [('all', 'torch-eager'), ('all', 'fp32'), ('xy', 'torch-eager'), ('xy', 'fp32')]
+    for torch_row, onnx_row in (tab[0:2], tab[2:4]):   # same windows (the model's channels), same predictions
+        assert 0.0 <= torch_row['record_acc'] <= 1.0
+        assert abs(torch_row['window_acc'] - onnx_row['window_acc']) < 1e-9
+    assert read_metadata(chain['tmp'] / 'rep' / 'xy.fp32.onnx')['channels'] == ['y', 'x']
+    q = export_report({'xy': chain['tmp'] / 'xy.pt'}, chain['data'], precisions=('int8',), out_dir=chain['tmp'] / 'rep',
+                      n_calibration=8, warmup=1, runs=1, runs_large=1, batch_sizes=(1,), progress=False)
+    assert 'error' not in q[1] and q[1]['precision'] == 'int8' and 0.0 <= q[1]['window_acc'] <= 1.0, q  # calibrated on y, x
+    save_checkpoint(chain['tmp'] / 'z.pt', xy, window_len=chain['L'], fs=chain['fs'], channels=('x', 'z'))
+    with pytest.raises(ValueError, match=r"z: the model reads channels \['x', 'z'\].*missing \['z'\]"):
+        export_report({'z': chain['tmp'] / 'z.pt'}, chain['data'], precisions=('fp32',), out_dir=chain['tmp'] / 'rep',
+                      warmup=1, runs=1, runs_large=1, batch_sizes=(1,), progress=False)
+
+
+# ---------------------------------------------------------------- classical baseline with orbit features
+
+def test_orbit_features_separate_imbalance_from_healthy(chain):
+    "Probe orbits (forward/reverse 1X, ellipse, S(p-p)) tell imbalance from healthy on records of unseen splits."
+    pytest.importorskip('sklearn')
+    from lstm_pfd.train import ClassicalBaseline, classical_features, orbit_features
+    cls = ['healthy', 'imbalance']
+    with open_dataset(chain['data']) as ds:
+        tr, va, te = (ds.windows(s, classes=cls) for s in ('train', 'val', 'test'))
+    assert set(tr.record_labels) == {0, 2}
+    base = ClassicalBaseline(n_estimators=100, seed=0, features='orbit').fit(tr)
+    evs = [base.evaluate(va), base.evaluate(te)]
+    n = sum(e.summary()['n_records'] for e in evs)
+    right = sum(round(e.record_acc * e.summary()['n_records']) for e in evs)
+    assert n >= 12 and right / n >= 0.75, (right, n)       # chance is 0.5; P(>= 75 % of 16 | chance) < 0.04
+    both = ClassicalBaseline(n_estimators=20, seed=0, features='both')
+    F, y, r = both.features(te)
+    w = te.windows()
+    n_acc = classical_features(w[:, 3], chain['fs'])[0].shape[1]
+    F_orb, names = orbit_features(w, chain['fs'], chain['channels'])
+    assert F.shape == (len(te), n_acc + len(names))
+    np.testing.assert_allclose(F[:, n_acc:], F_orb, rtol=1e-6)
+    assert F_orb[:, names.index('orb_keyphasor_ok')].min() == 1.0            # every window has its keyphasor pulses
+    spd = F_orb[:, names.index('orb_speed_hz')]
+    np.testing.assert_allclose(spd, np.asarray(te.meta['speed_hz'])[te.record_of_window], rtol=0.02)
