@@ -162,7 +162,8 @@ def run_status(run_dir, # a run folder
 def _features(feature_cache, model, condition, windows):
     "`model.features(windows)` through the caller's `feature_cache(name, condition, windows, featurize)` hook, if any."
     if feature_cache is None: return None
-    return feature_cache(type(model).__name__, condition, windows, model.features)
+    name = type(model).__name__ + (f"[{model.feature_set}]" if getattr(model, 'feature_set', 'accel') != 'accel' else '')   # one entry per feature set
+    return feature_cache(name, condition, windows, model.features)
 
 # %% ../nbs/12_experiments.ipynb #2732189a
 def _fit_baseline(cfg, tr, feature_cache=None):
