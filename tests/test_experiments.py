@@ -255,3 +255,13 @@ def test_a_feature_baseline_runs_as_an_experiment_through_the_feature_cache_hook
     ra, rb = (json.loads((d / 'run.json').read_text()) for d in (a, b))
     assert ra['status'] == rb['status'] == 'done' and ra['params'] is None and ra['metrics'] == rb['metrics']
     with pytest.raises(ConfigError, match='model.kwargs.depth'): _quick(**{'model.name': 'classical', 'model.kwargs': {'depth': 3}})
+
+
+def test_the_feature_cache_keeps_feature_sets_apart():
+    "Baselines on other feature sets never share cached features (the accelerometer set keeps its old name)."
+    from lstm_pfd.experiments import _features
+    from lstm_pfd.train import ClassicalBaseline
+    names = []
+    for fs in ('accel', 'orbit', 'both'):
+        _features(lambda name, condition, windows, featurize: names.append(name), ClassicalBaseline(features=fs), 'clean', None)
+    assert names == ['ClassicalBaseline', 'ClassicalBaseline[orbit]', 'ClassicalBaseline[both]']
