@@ -238,13 +238,15 @@ class SignalExplorer(_Explorer):
     """Explore one generated record: class, severity, operating point, seed, noise layers and window.
     State: `params`, `x` (whole record), `meta`, `view`/`t` (analysed window), `freqs`/`amp` (spectrum),
     `spec_f`/`spec_t`/`spec_db` (spectrogram), `spec_rows`/`spec_freqs` (its displayed rows), `bands`
-    (expected bands, Hz), `physics`, `png`, `timings`."""
+    (expected bands, Hz), `physics`, `png`, `timings`; a multi-channel preset: `record` (`[C, N]`), `x` its
+    chosen channel, `unit`."""
     def __init__(self,
                  cfg: DataConfig | str | None = None,  # a data config or preset name; None: the 'jbfd11' preset
                  fault='misalignment',  # initial class name (from the catalogue)
                  *,
                  severity=2,  # initial severity: a name of `cfg.severity.names` or an index into it
                  seed: int = 0,  # initial record seed
+                 channel: str | None = None,  # channel shown, of `cfg.sensors.channels`; None: 'accel' when recorded, else the first
                  speed_hz: float | None = None,  # initial shaft speed in Hz; None: the nominal operating point
                  load: float | None = None,  # initial load (config units); None: the nominal operating point
                  temperature_c: float | None = None,  # initial oil temperature in C; None: the nominal operating point
@@ -261,7 +263,7 @@ class SignalExplorer(_Explorer):
         self.cfg, self.figsize, self.dpi, self.render = cfg.validate(), figsize, dpi, render
         self.duration_s = cfg.signal.n_samples / cfg.signal.fs
         self._configs, self.n_updates = {}, 0
-        self._record_controls(fault, severity, seed)
+        self._record_controls(fault, severity, seed, channel)
         self._operating_controls(speed_hz, load, temperature_c)
         self._view_controls(window_s, start_s, spec_fmax, spec_log)
         self._layout()
@@ -269,14 +271,17 @@ class SignalExplorer(_Explorer):
 
 # %% ../nbs/08_explorers.ipynb #84d24e4a
 @patch
-def _record_controls(self: SignalExplorer, fault, severity, seed):
-    names = self.cfg.severity.names
+def _record_controls(self: SignalExplorer, fault, severity, seed, channel):
+    names, chans = self.cfg.severity.names, list(self.cfg.sensors.channels)
+    ch0 = channel if channel is not None else ('accel' if 'accel' in chans else chans[0])
+    if ch0 not in chans: raise ValueError(f"channel: got {channel!r}; allowed: {chans}")
+    self.channel = W.Dropdown(options=chans, value=ch0, description='channel', style=_STYLE, layout=_control_layout())
     self.fault = W.Dropdown(options=list(physics.class_names()), value=fault_name(fault), description='class', style=_STYLE,
                             layout=_control_layout())
     self.severity = W.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=severity_index(severity, names),
                                description='severity', style=_STYLE, layout=_control_layout())
     self.seed = W.BoundedIntText(value=seed, min=0, max=2**32 - 1, description='seed', style=_STYLE, layout=_control_layout())
-    for c in (self.fault, self.severity, self.seed): c.observe(self._on_change, names='value')
+    for c in (self.fault, self.severity, self.seed, self.channel): c.observe(self._on_change, names='value')
 
 # %% ../nbs/08_explorers.ipynb #4e185890
 def _slider(desc, rng, value, step, fmt):
@@ -331,7 +336,8 @@ def _layout(self: SignalExplorer):
     self.image, self.title, self.info = _image(), W.HTML(), W.HTML(layout=W.Layout(width='280px'))
     noise_box = W.VBox([W.HTML('<b>noise layers</b>'), W.GridBox(list(self.noise.values()),
                        layout=W.Layout(grid_template_columns='150px 150px'))])
-    controls = _row([W.VBox([self.fault, self.severity, self.seed, self.window]),
+    many = [self.channel] if len(self.channel.options) > 1 else []   # a channel picker for multi-channel presets
+    controls = _row([W.VBox([self.fault, self.severity, self.seed, self.window, *many]),
                      W.VBox([self.speed, self.load, self.temperature, self.start]),
                      W.VBox([self.spec_fmax, self.spec_log]), noise_box])
     self.widget = W.VBox([controls, self.title, _row([self.image, self.info])])
@@ -340,7 +346,7 @@ def _layout(self: SignalExplorer):
 @patch
 def controls(self: SignalExplorer) -> dict:
     "The current control values (`params` holds those of the arrays on the object)."
-    return dict(fault=self.fault.value, severity=self.severity.value, seed=int(self.seed.value),
+    return dict(fault=self.fault.value, severity=self.severity.value, seed=int(self.seed.value), channel=self.channel.value,
                 speed_hz=float(self.speed.value), load=float(self.load.value), temperature_c=float(self.temperature.value),
                 noise=tuple(l for l, c in self.noise.items() if c.value), window_s=float(self.window.value),
                 start_s=float(self.start.value), spec_fmax=float(self.spec_fmax.value), spec_log=bool(self.spec_log.value))
@@ -363,8 +369,14 @@ def update(self: SignalExplorer):
     t0, c0 = time.perf_counter(), time.process_time()
     p = self.params = self.controls()
     cfg = self.config(p['noise'])
-    self.x, self.meta = generate(cfg, p['fault'], severity=p['severity'], seed=p['seed'], speed_hz=p['speed_hz'],
-                                 load=p['load'], temperature_c=p['temperature_c'])
+    key = tuple(p[k] for k in ('fault', 'severity', 'seed', 'speed_hz', 'load', 'temperature_c', 'noise'))
+    if key != getattr(self, '_record_key', None):  # the channel and view controls reuse the record
+        self.record, self.meta = generate(cfg, p['fault'], severity=p['severity'], seed=p['seed'], speed_hz=p['speed_hz'],
+                                          load=p['load'], temperature_c=p['temperature_c'])
+        self._record_key = key
+    i = list(self.channel.options).index(p['channel'])
+    self.x = self.record if self.record.ndim == 1 else self.record[i]
+    self.unit = self.meta['units'][i] if 'units' in self.meta else 'm/s^2'
     t1 = time.perf_counter()
     self._analyse(cfg)
     t2 = time.perf_counter()
@@ -462,7 +474,7 @@ def _draw(self: SignalExplorer):
     span = _keep_limit(old[1] if old else None, float(np.abs(self.view).max()) * 1.05)
     rel = lambda v: round(float(v) - t0, 6)   # times from the window start, float32 rounding aside
     key = (rel(self.t[-1]), span, (max(float(self.freqs[1]), 0.5), fs / 2), top, (rel(self.spec_t[0]), rel(self.spec_t[-1])),
-           vmax, p['spec_log'], float(self.spec_freqs[-1]), float(self.spec_freqs[0]))
+           vmax, p['spec_log'], float(self.spec_freqs[-1]), float(self.spec_freqs[0]), p['channel'], self.unit)
     if key != old: self._set_limits(key)
     self.png = self.image.value = _blit_png(self, key, [self._img, self._wave, self._line, *self._spans, *self._orders])
     self.title.value, self.info.value = self._title_html(), self._info_html()
@@ -477,6 +489,9 @@ def _set_limits(self: SignalExplorer, key):
     self._axg.set(xlim=key[4])
     self._img.set_extent((key[4][0], key[4][1], lo, hi))
     self._img.set_clim(key[5] - 90, key[5])
+    u = key[-1].replace('^2', '$^2$')                                   # the channel's unit (probes: um, keyphasor: V)
+    self._axw.set_ylabel(f"{'acceleration' if key[-2] == 'accel' else key[-2]} ({u})")
+    self._axs.set_ylabel(f'amplitude ({u})'); self._axg.set_title(f'spectrogram (dB re 1 {u})', fontsize=9)
 
 # %% ../nbs/08_explorers.ipynb #b51d282a
 @patch
@@ -498,7 +513,7 @@ def _info_html(self: SignalExplorer) -> str:
             ('h_min', f"{ph['h_min_m'] * 1e6:.1f} um"), ('Reynolds', f"{ph['reynolds']:.3g}"),
             ('pressure', f"{ph['pressure_pa'] / 1e6:.2f} MPa"), ('severity factor', sev),
             ('transient', TRANSIENTS[m['transient']]), ('fault events', m['n_fault_events']), ('impulses', m['n_impulses']),
-            ('RMS (window)', f"{rms:.3g} m/s^2"), ('bands', ', '.join(f'{lo:.0f}-{hi:.0f}' for lo, hi in self.bands) or 'none (healthy)')]
+            (f"RMS (window, {self.params['channel']})", f"{rms:.3g} {self.unit}"), ('bands', ', '.join(f'{lo:.0f}-{hi:.0f}' for lo, hi in self.bands) or 'none (healthy)')]
     return '<b>film physics and record</b>' + _table_html(rows)
 
 # %% ../nbs/08_explorers.ipynb #05357122

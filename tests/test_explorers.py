@@ -571,3 +571,22 @@ def test_orbit_explorer_machine_moves_speed_range_and_errors():
     with pytest.raises(ValueError, match='order'): E.OrbitExplorer('quick_shaft', order='3X')
     with pytest.raises(ValueError, match='machine'): ex._machine_cfg(99)
     with pytest.raises(AttributeError, match='no control'): ex.set(colour=1)
+
+
+def test_signal_explorer_channel_selector():
+    import lstm_pfd.shaft  # noqa: F401  (multi-channel records)
+    ex = E.SignalExplorer('quick_shaft', 'looseness', window_s=0.5, dpi=50)
+    assert ex.params['channel'] == 'accel' and ex.unit == 'm/s^2'
+    assert ex.channel in ex.widget.children[0].children[0].children          # shown for a multi-channel preset
+    rec, _ = generate(ex.config(ex.params['noise']), 'looseness', severity=2, seed=0, speed_hz=ex.params['speed_hz'],
+                      load=ex.params['load'], temperature_c=ex.params['temperature_c'])
+    np.testing.assert_array_equal(ex.x, rec[3])
+    for i, (ch, unit) in enumerate([('x', 'um'), ('y', 'um'), ('keyphasor', 'V')]):
+        png, r0 = ex.png, ex.record
+        ex.set(channel=ch)
+        assert ex.record is r0 and ex.unit == unit and ex.png != png
+        np.testing.assert_array_equal(ex.x, rec[i])
+        np.testing.assert_array_equal(ex.view, rec[i][:len(ex.view)])
+        assert ex._axw.get_ylabel() == f'{ch} ({unit})'
+    one = E.SignalExplorer(DataConfig.preset('quick', {'signal.duration_s': 1.0}), render=False)
+    assert one.channel not in one.widget.children[0].children[0].children and one.x.ndim == 1
