@@ -1620,6 +1620,7 @@ def _machine_cfg(self: OrbitExplorer, i: int) -> DataConfig:
     if not -1 <= i < len(self.machines): raise ValueError(f"machine: got {i!r}; allowed: -1 (reference) or 0..{len(self.machines) - 1}")
     return self.cfg if i < 0 else machine_config(self.cfg, self.machines[i])
 
+# %% ../nbs/08_explorers.ipynb #a9bcdd57
 @patch
 def _orbit_controls(self: OrbitExplorer, fault, severity, speed_hz, load, machine, order):
     names, op = self.cfg.severity.names, self._machine_cfg(machine).operating
@@ -1637,6 +1638,7 @@ def _orbit_controls(self: OrbitExplorer, fault, severity, speed_hz, load, machin
     for c in (self.fault, self.severity, self.speed, self.load, self.order): c.observe(self._on_change, names='value')
     self.machine.observe(self._on_machine, names='value')
 
+# %% ../nbs/08_explorers.ipynb #a17af31f
 @patch
 def _on_machine(self: OrbitExplorer, change):
     lo, hi = self._machine_cfg(change['new']).operating.speed_hz_range
@@ -1654,12 +1656,14 @@ def _layout(self: OrbitExplorer):
     controls = _row([W.VBox([self.fault, self.severity, self.machine]), W.VBox([self.speed, self.load]), self.order])
     self.widget = W.VBox([controls, self.title, _row([self.image, self.info])])
 
+# %% ../nbs/08_explorers.ipynb #616f8d60
 @patch
 def controls(self: OrbitExplorer) -> dict:
     "The current control values (`params` holds those of the data on the object)."
     return dict(fault=self.fault.value, severity=self.severity.value, speed_hz=float(self.speed.value),
                 load=float(self.load.value), machine=int(self.machine.value), order=self.order.value)
 
+# %% ../nbs/08_explorers.ipynb #6fa85a25
 @patch
 def record(self: OrbitExplorer,
            fault,  # class name
@@ -1760,6 +1764,7 @@ def _draw(self: OrbitExplorer):
     self.png = self.image.value = _blit_png(self, key, self._artists, axes=(self._axo, self._axc, self._axp, self._axs))
     self.title.value, self.info.value = self._title_html(), self._info_html()
 
+# %% ../nbs/08_explorers.ipynb #357ac52d
 @patch
 def _set_limits(self: OrbitExplorer, key):
     "The limits of `key` (orbit half-width, spectrum top, clearance radius, polar radius)."
@@ -1776,6 +1781,7 @@ def _title_html(self: OrbitExplorer) -> str:
     return (f"<b>{p['fault']}</b> - {self.cfg.severity.names[p['severity']]} (severity factor {m['severity_factor']:.2f}), "
             f"{mach}, {a['speed_hz']:.1f} Hz ({60 * a['speed_hz']:.0f} r/min), load {p['load']:.2f}, order filter {p['order']}")
 
+# %% ../nbs/08_explorers.ipynb #d22cec1c
 @patch
 def _info_html(self: OrbitExplorer) -> str:
     from lstm_pfd.orbits import amplitude_phase, eccentricity
