@@ -2,10 +2,13 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_explorers.py [--repeat 5] [--out latency.json]     # real JupyterLab
     OMP_NUM_THREADS=1 python benchmarks/bench_explorers.py --inprocess [--repeat 10]               # in one process
+    OMP_NUM_THREADS=1 python benchmarks/bench_explorers.py --inprocess --only OrbitExplorer        # one explorer
 
 Default: starts JupyterLab (this interpreter, a temporary Jupyter home, 127.0.0.1, no token), opens a notebook
 that builds a small `quick` dataset, a compact model trained one epoch, three short runs, and shows
-SignalExplorer, DatasetExplorer, ModelExplorer, RobustnessExplorer and RunsExplorer; then drives each control
+SignalExplorer, DatasetExplorer, ModelExplorer, RobustnessExplorer, RunsExplorer and OrbitExplorer (a
+`quick_shaft` probe record; it keeps one analysed record, so every control but the order filter is timed with a
+new record generated and analysed); then drives each control
 from headless Chromium (playwright with /usr/bin/chromium, never `playwright install`) and times, in the page,
 from the user's input event to the new PNG in the explorer's image, or to its new title or side panel when the
 plot stays the same (`first`); ModelExplorer's attributions are
@@ -42,7 +45,7 @@ from lstm_pfd.data import build_dataset, open_dataset
 from lstm_pfd.models import create_model
 from lstm_pfd.train import fit
 from lstm_pfd.experiments import load_experiment, run_experiment
-from lstm_pfd.explorers import SignalExplorer, DatasetExplorer, ModelExplorer, RobustnessExplorer, RunsExplorer
+from lstm_pfd.explorers import SignalExplorer, DatasetExplorer, ModelExplorer, RobustnessExplorer, RunsExplorer, OrbitExplorer
 tmp = Path(tempfile.mkdtemp())
 cfg = DataConfig.preset('quick', {'dataset.records_per_class_severity': 3, 'dataset.snr_db': [10.0]})
 ds = open_dataset(build_dataset(cfg, tmp / 'q.h5', progress=False))
@@ -56,7 +59,9 @@ EXPLORERS = {
     'ModelExplorer': "ModelExplorer(model, ds, 'test', method='none')",
     'RobustnessExplorer': "RobustnessExplorer(model, ds, 'test', snr_db=10.0)",
     'RunsExplorer': "RunsExplorer(tmp / 'runs', max_runs=3)",
+    'OrbitExplorer': "OrbitExplorer('quick_shaft', 'misalignment', cache=1)",
 }
+NEEDS_SETUP = {'OrbitExplorer': False}   # explorers that need no dataset, model or runs (default: they do)
 
 # (explorer, control, kind, label, values): kind says how the page changes it; values are cycled through
 ACTIONS = [
@@ -86,7 +91,18 @@ ACTIONS = [
     ('RunsExplorer', 'runs', 'multi', 'runs', [[0, 1], [1, 2], [0, 2], [0, 1, 2], [2]]),
     ('RunsExplorer', 'condition', 'select', 'condition', None),
     ('RunsExplorer', 'level', 'toggle', 'level', ['window', 'record']),
+    ('OrbitExplorer', 'class', 'select', 'class', ['looseness', 'oil_whirl', 'misalignment', 'wear', 'cavitation']),
+    ('OrbitExplorer', 'severity', 'select', 'severity', None),
+    ('OrbitExplorer', 'speed', 'slider', 'speed (Hz)', [0.2, 0.7, 0.4, 0.9, 0.1, 0.6]),
+    ('OrbitExplorer', 'load', 'slider', 'load (x rated)', [0.2, 0.7, 0.4, 0.9, 0.1, 0.6]),
+    ('OrbitExplorer', 'machine', 'select', 'machine', None),
+    ('OrbitExplorer', 'order filter', 'toggle', 'order filter', ['1X', '2X', '0.5X', 'direct']),
 ]
+
+
+def _selected(name: str, control: str, only) -> bool:
+    "Whether `--only` (Explorer or Explorer:control entries; empty: everything) selects this control."
+    return not only or name in only or f'{name}:{control}' in only
 SETTLE_S = {'ModelExplorer': 3.0}   # background attributions: collect the image changes of this long after an input
 
 ARM = """out => {
@@ -113,7 +129,8 @@ def _inprocess_values(ex, control: str, kind: str, label: str, values, n: int):
     import ipywidgets as W
     w = {'class': 'fault', 'oil T': 'temperature', 'noise layer': None, 'log axis': 'spec_log', 'spectrogram': 'spec_fmax',
          'speed range': None, 'XAI (ig, occlusion, gradcam, shap)': 'method', 'record, with ig': 'record', 'target': 'target_mode',
-         'SNR': 'snr', 'noise seed': 'noise_seed', 'condition': 'condition_w', 'level': 'level_w'}.get(control, control)
+         'SNR': 'snr', 'noise seed': 'noise_seed', 'condition': 'condition_w', 'level': 'level_w',
+         'order filter': 'order'}.get(control, control)
     if control == 'noise layer': w = ex.noise['pink' if hasattr(ex, 'snr') else 'measurement']
     elif control == 'speed range': w = ex.ranges['speed_hz']
     else: w = getattr(ex, w)
@@ -133,13 +150,14 @@ def _inprocess_values(ex, control: str, kind: str, label: str, values, n: int):
     return w, [values[i % len(values)] for i in range(n)]
 
 
-def run_inprocess(repeat: int) -> list[dict]:
+def run_inprocess(repeat: int, only=()) -> list[dict]:
     import torch
     torch.set_num_threads(1)
-    ns = {}
-    exec(SETUP, ns)
-    exs, rows = {k: eval(v, ns) for k, v in EXPLORERS.items()}, []
-    for name, control, kind, label, values in ACTIONS:
+    ns, actions = {}, [a for a in ACTIONS if _selected(a[0], a[1], only)]
+    names = list(dict.fromkeys(a[0] for a in actions))
+    exec(SETUP if any(NEEDS_SETUP.get(n, True) for n in names) else 'from lstm_pfd.explorers import OrbitExplorer', ns)
+    exs, rows = {k: eval(EXPLORERS[k], ns) for k in names}, []
+    for name, control, kind, label, values in actions:
         ex = exs[name]
         if control == 'record, with ig': ex.method.value = 'ig'; getattr(ex, 'wait', lambda: None)()
         w, vals = _inprocess_values(ex, control, kind, label, values, repeat)
@@ -275,14 +293,14 @@ def run_lab(repeat: int, shots: Path | None, only=()) -> list[dict]:
             try: page.locator('.jp-Dialog .jp-mod-accept').first.click(timeout=1000)
             except Exception: pass
             page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets img')]"
-                                   ".filter(i => i.naturalWidth > 0).length >= 5", timeout=300_000)
+                                   ".filter(i => i.naturalWidth > 0).length >= %d" % len(EXPLORERS), timeout=300_000)
             page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=120_000)
             outs = page.locator('.jp-OutputArea-output:has(.jupyter-widgets img)')
             index = {name: i for i, name in enumerate(EXPLORERS)}
             for name, control, kind, label, values in ACTIONS:
                 out = outs.nth(index[name])
                 out.scroll_into_view_if_needed()
-                if only and f'{name}:{control}' not in only: continue
+                if not _selected(name, control, only): continue
                 if control == 'record, with ig': _act(page, out, 'select', 'XAI', ['ig'], 0)(); page.wait_for_timeout(3000)
                 if control == 'start': _act(page, out, 'select', 'window', ['0.5 s'], 0)(); page.wait_for_timeout(1000)  # room to move
                 first, final = [], []
@@ -324,11 +342,11 @@ def main():
     ap.add_argument('--inprocess', action='store_true', help='time the updates in this process instead of a real JupyterLab')
     ap.add_argument('--repeat', type=int, default=None, help='changes per control (default: 5 in JupyterLab, 10 in process)')
     ap.add_argument('--out', type=Path, default=None, help='write the table and the machine load as JSON')
-    ap.add_argument('--only', nargs='*', default=(), help='JupyterLab: only these controls, as Explorer:control')
+    ap.add_argument('--only', nargs='*', default=(), help='only these explorers or controls, as Explorer or Explorer:control')
     ap.add_argument('--screenshots', type=Path, default=None, help='JupyterLab: save each explorer at a 1000-px viewport here')
     a = ap.parse_args()
     load0 = os.getloadavg()
-    rows = run_inprocess(a.repeat or 10) if a.inprocess else run_lab(a.repeat or 5, a.screenshots, a.only)
+    rows = run_inprocess(a.repeat or 10, a.only) if a.inprocess else run_lab(a.repeat or 5, a.screenshots, a.only)
     load1 = os.getloadavg()
     info = dict(mode='inprocess' if a.inprocess else 'jupyterlab', command=' '.join(['python', 'benchmarks/bench_explorers.py', *sys.argv[1:]]),
                 cpus=os.cpu_count(), machine=platform.processor() or platform.machine(),

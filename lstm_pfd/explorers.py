@@ -30,7 +30,7 @@ except ImportError:  # optional extra: pip install 'lstm_pfd[widgets]'
 
 # %% auto #0
 __all__ = ['spectrogram_db', 'log_rows', 'figure_png', 'SignalExplorer', 'DatasetExplorer', 'TrainingMonitor', 'ModelExplorer',
-           'RobustnessExplorer', 'RunsExplorer']
+           'RobustnessExplorer', 'RunsExplorer', 'OrbitExplorer']
 
 # %% ../nbs/08_explorers.ipynb #41e8d838
 _HANN: dict = {}
@@ -238,13 +238,15 @@ class SignalExplorer(_Explorer):
     """Explore one generated record: class, severity, operating point, seed, noise layers and window.
     State: `params`, `x` (whole record), `meta`, `view`/`t` (analysed window), `freqs`/`amp` (spectrum),
     `spec_f`/`spec_t`/`spec_db` (spectrogram), `spec_rows`/`spec_freqs` (its displayed rows), `bands`
-    (expected bands, Hz), `physics`, `png`, `timings`."""
+    (expected bands, Hz), `physics`, `png`, `timings`; a multi-channel preset: `record` (`[C, N]`), `x` its
+    chosen channel, `unit`."""
     def __init__(self,
                  cfg: DataConfig | str | None = None,  # a data config or preset name; None: the 'jbfd11' preset
                  fault='misalignment',  # initial class name (from the catalogue)
                  *,
                  severity=2,  # initial severity: a name of `cfg.severity.names` or an index into it
                  seed: int = 0,  # initial record seed
+                 channel: str | None = None,  # channel shown, of `cfg.sensors.channels`; None: 'accel' when recorded, else the first
                  speed_hz: float | None = None,  # initial shaft speed in Hz; None: the nominal operating point
                  load: float | None = None,  # initial load (config units); None: the nominal operating point
                  temperature_c: float | None = None,  # initial oil temperature in C; None: the nominal operating point
@@ -261,7 +263,7 @@ class SignalExplorer(_Explorer):
         self.cfg, self.figsize, self.dpi, self.render = cfg.validate(), figsize, dpi, render
         self.duration_s = cfg.signal.n_samples / cfg.signal.fs
         self._configs, self.n_updates = {}, 0
-        self._record_controls(fault, severity, seed)
+        self._record_controls(fault, severity, seed, channel)
         self._operating_controls(speed_hz, load, temperature_c)
         self._view_controls(window_s, start_s, spec_fmax, spec_log)
         self._layout()
@@ -269,14 +271,17 @@ class SignalExplorer(_Explorer):
 
 # %% ../nbs/08_explorers.ipynb #84d24e4a
 @patch
-def _record_controls(self: SignalExplorer, fault, severity, seed):
-    names = self.cfg.severity.names
+def _record_controls(self: SignalExplorer, fault, severity, seed, channel):
+    names, chans = self.cfg.severity.names, list(self.cfg.sensors.channels)
+    ch0 = channel if channel is not None else ('accel' if 'accel' in chans else chans[0])
+    if ch0 not in chans: raise ValueError(f"channel: got {channel!r}; allowed: {chans}")
+    self.channel = W.Dropdown(options=chans, value=ch0, description='channel', style=_STYLE, layout=_control_layout())
     self.fault = W.Dropdown(options=list(physics.class_names()), value=fault_name(fault), description='class', style=_STYLE,
                             layout=_control_layout())
     self.severity = W.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=severity_index(severity, names),
                                description='severity', style=_STYLE, layout=_control_layout())
     self.seed = W.BoundedIntText(value=seed, min=0, max=2**32 - 1, description='seed', style=_STYLE, layout=_control_layout())
-    for c in (self.fault, self.severity, self.seed): c.observe(self._on_change, names='value')
+    for c in (self.fault, self.severity, self.seed, self.channel): c.observe(self._on_change, names='value')
 
 # %% ../nbs/08_explorers.ipynb #4e185890
 def _slider(desc, rng, value, step, fmt):
@@ -331,7 +336,8 @@ def _layout(self: SignalExplorer):
     self.image, self.title, self.info = _image(), W.HTML(), W.HTML(layout=W.Layout(width='280px'))
     noise_box = W.VBox([W.HTML('<b>noise layers</b>'), W.GridBox(list(self.noise.values()),
                        layout=W.Layout(grid_template_columns='150px 150px'))])
-    controls = _row([W.VBox([self.fault, self.severity, self.seed, self.window]),
+    many = [self.channel] if len(self.channel.options) > 1 else []   # a channel picker for multi-channel presets
+    controls = _row([W.VBox([self.fault, self.severity, self.seed, self.window, *many]),
                      W.VBox([self.speed, self.load, self.temperature, self.start]),
                      W.VBox([self.spec_fmax, self.spec_log]), noise_box])
     self.widget = W.VBox([controls, self.title, _row([self.image, self.info])])
@@ -340,7 +346,7 @@ def _layout(self: SignalExplorer):
 @patch
 def controls(self: SignalExplorer) -> dict:
     "The current control values (`params` holds those of the arrays on the object)."
-    return dict(fault=self.fault.value, severity=self.severity.value, seed=int(self.seed.value),
+    return dict(fault=self.fault.value, severity=self.severity.value, seed=int(self.seed.value), channel=self.channel.value,
                 speed_hz=float(self.speed.value), load=float(self.load.value), temperature_c=float(self.temperature.value),
                 noise=tuple(l for l, c in self.noise.items() if c.value), window_s=float(self.window.value),
                 start_s=float(self.start.value), spec_fmax=float(self.spec_fmax.value), spec_log=bool(self.spec_log.value))
@@ -363,8 +369,14 @@ def update(self: SignalExplorer):
     t0, c0 = time.perf_counter(), time.process_time()
     p = self.params = self.controls()
     cfg = self.config(p['noise'])
-    self.x, self.meta = generate(cfg, p['fault'], severity=p['severity'], seed=p['seed'], speed_hz=p['speed_hz'],
-                                 load=p['load'], temperature_c=p['temperature_c'])
+    key = tuple(p[k] for k in ('fault', 'severity', 'seed', 'speed_hz', 'load', 'temperature_c', 'noise'))
+    if key != getattr(self, '_record_key', None):  # the channel and view controls reuse the record
+        self.record, self.meta = generate(cfg, p['fault'], severity=p['severity'], seed=p['seed'], speed_hz=p['speed_hz'],
+                                          load=p['load'], temperature_c=p['temperature_c'])
+        self._record_key = key
+    i = list(self.channel.options).index(p['channel'])
+    self.x = self.record if self.record.ndim == 1 else self.record[i]
+    self.unit = self.meta['units'][i] if 'units' in self.meta else 'm/s^2'
     t1 = time.perf_counter()
     self._analyse(cfg)
     t2 = time.perf_counter()
@@ -462,7 +474,7 @@ def _draw(self: SignalExplorer):
     span = _keep_limit(old[1] if old else None, float(np.abs(self.view).max()) * 1.05)
     rel = lambda v: round(float(v) - t0, 6)   # times from the window start, float32 rounding aside
     key = (rel(self.t[-1]), span, (max(float(self.freqs[1]), 0.5), fs / 2), top, (rel(self.spec_t[0]), rel(self.spec_t[-1])),
-           vmax, p['spec_log'], float(self.spec_freqs[-1]), float(self.spec_freqs[0]))
+           vmax, p['spec_log'], float(self.spec_freqs[-1]), float(self.spec_freqs[0]), p['channel'], self.unit)
     if key != old: self._set_limits(key)
     self.png = self.image.value = _blit_png(self, key, [self._img, self._wave, self._line, *self._spans, *self._orders])
     self.title.value, self.info.value = self._title_html(), self._info_html()
@@ -477,6 +489,9 @@ def _set_limits(self: SignalExplorer, key):
     self._axg.set(xlim=key[4])
     self._img.set_extent((key[4][0], key[4][1], lo, hi))
     self._img.set_clim(key[5] - 90, key[5])
+    u = key[-1].replace('^2', '$^2$')                                   # the channel's unit (probes: um, keyphasor: V)
+    self._axw.set_ylabel(f"{'acceleration' if key[-2] == 'accel' else key[-2]} ({u})")
+    self._axs.set_ylabel(f'amplitude ({u})'); self._axg.set_title(f'spectrogram (dB re 1 {u})', fontsize=9)
 
 # %% ../nbs/08_explorers.ipynb #b51d282a
 @patch
@@ -498,7 +513,7 @@ def _info_html(self: SignalExplorer) -> str:
             ('h_min', f"{ph['h_min_m'] * 1e6:.1f} um"), ('Reynolds', f"{ph['reynolds']:.3g}"),
             ('pressure', f"{ph['pressure_pa'] / 1e6:.2f} MPa"), ('severity factor', sev),
             ('transient', TRANSIENTS[m['transient']]), ('fault events', m['n_fault_events']), ('impulses', m['n_impulses']),
-            ('RMS (window)', f"{rms:.3g} m/s^2"), ('bands', ', '.join(f'{lo:.0f}-{hi:.0f}' for lo, hi in self.bands) or 'none (healthy)')]
+            (f"RMS (window, {self.params['channel']})", f"{rms:.3g} {self.unit}"), ('bands', ', '.join(f'{lo:.0f}-{hi:.0f}' for lo, hi in self.bands) or 'none (healthy)')]
     return '<b>film physics and record</b>' + _table_html(rows)
 
 # %% ../nbs/08_explorers.ipynb #05357122
@@ -1528,3 +1543,257 @@ def figure(self: RunsExplorer,
     self._fill(fig, animated=False)
     self._limits(fig)
     return fig
+
+# %% ../nbs/08_explorers.ipynb #2de07ad4
+_ORBIT_ORDERS = (0.5, 1.0, 2.0)      # the orders tracked, filtered and tabled (sub-synchronous whirl, 1X, 2X)
+_ORBIT_FILTERS = ('direct', '0.5X', '1X', '2X')
+_ORBIT_FMAX_X = 4.0                  # the full spectrum is shown within +-4X
+
+def _orbit_channels(cfg: DataConfig) -> tuple[int, int, int]:
+    "Indices of the x probe, y probe and keyphasor in `cfg.sensors.channels`, or a ValueError naming the presets."
+    ch = tuple(cfg.sensors.channels)
+    if not {'x', 'y', 'keyphasor'} <= set(ch):
+        raise ValueError(f"sensors.channels = {list(ch)}: OrbitExplorer needs the probe channels 'x', 'y' and 'keyphasor' "
+                         "(presets 'quick_shaft', 'jbfd11_shaft')")
+    return ch.index('x'), ch.index('y'), ch.index('keyphasor')
+
+# %% ../nbs/08_explorers.ipynb #c33c8cc6
+def _orbit_analysis(rec: np.ndarray,  # record `[C, N]` (probes in um, keyphasor in V)
+                    fs: float,  # sampling rate, Hz
+                    idx: tuple,  # channel indices (x probe, y probe, keyphasor)
+                    n_turns: int = 4,  # turns of the direct orbit
+                   ) -> dict:
+    "Everything the orbit panels show, from `lstm_pfd.orbits` (bearing frame: x horizontal, y up; um)."
+    from lstm_pfd import orbits as O
+    px, py, kp = (np.asarray(rec[i], np.float64) for i in idx)
+    times = O.keyphasor_times(kp, fs)
+    if len(times) < n_turns + 3: raise ValueError(f"the record holds {len(times)} keyphasor pulses; the orbit needs {n_turns + 3}")
+    x, y = O.probes_to_xy(px, py)
+    vp = O.order_vectors(np.stack([px, py]), fs, times, _ORBIT_ORDERS)           # [2 probes, 3 orders]
+    vx, vy = O.probes_to_xy(vp[0], vp[1])                                         # the same vectors, bearing frame
+    dx, dy, ddots = O.direct_orbit(x - x.mean(), y - y.mean(), fs, times, first_turn=1, n_turns=n_turns)
+    filt = {f'{k:g}X': O.filtered_orbit(vx[i:i + 1], vy[i:i + 1], (k,)) for i, k in enumerate(_ORBIT_ORDERS)}
+    freqs, amps = O.full_spectrum(x, y, fs, window='hann')
+    fwd, rev = O.forward_reverse(vx, vy)
+    _, speed = O.turn_speed(times)
+    return dict(times=times, vx=vx, vy=vy, direct=(dx, dy, ddots), filtered=filt, freqs=freqs, full=amps,
+                centre=(float(x.mean()), float(y.mean())), forward=fwd, reverse=rev, ellipse=O.ellipse(fwd, rev),
+                speed_hz=float(np.median(speed)))
+
+# %% ../nbs/08_explorers.ipynb #a314b20e
+class OrbitExplorer(_Explorer):
+    """Orbits of one generated probe record: class, severity, speed, load, fleet machine and order filter.
+    State: `params`, `rec` (`[C, N]` record), `meta`, `analysis` (the `lstm_pfd.orbits` results: keyphasor
+    `times`, order vectors `vx`/`vy` `[3]` for 0.5X/1X/2X in the bearing frame, `direct` and `filtered` orbits,
+    `freqs`/`full` full spectrum, `centre`, `forward`/`reverse`, `ellipse`), `png`, `timings`."""
+    def __init__(self,
+                 cfg: DataConfig | str | None = None,  # a probe data config or preset name; None: the 'quick_shaft' preset
+                 fault='misalignment',  # initial class name (from the catalogue)
+                 *,
+                 severity=2,  # initial severity: a name of `cfg.severity.names` or an index into it
+                 seed: int = 0,  # record seed (fixed: the controls change the physics, not the draw)
+                 speed_hz: float | None = None,  # initial shaft speed in Hz; None: the machine's nominal speed
+                 load: float | None = None,  # initial load (x rated); None: the middle of the load range
+                 machine: int = -1,  # fleet machine index (of `fleet.fleet(cfg)`); -1: the reference machine
+                 order: str = 'direct',  # order filter: 'direct' (no filtered orbit), '0.5X', '1X' or '2X'
+                 figsize=(10, 6.4),  # figure size in inches (width, height)
+                 dpi: int = 80,  # figure resolution in dots per inch
+                 render: bool = True,  # draw the figure on each update (False: compute the state only)
+                 cache: int = 8,  # analysed records kept (a control change back to one costs no generation)
+                ):
+        _widgets()
+        from lstm_pfd import shaft  # noqa: F401  (registers the multi-channel generator)
+        from lstm_pfd.fleet import fleet
+        cfg = DataConfig.preset(cfg) if isinstance(cfg, str) else (cfg if cfg is not None else DataConfig.preset('quick_shaft'))
+        self.cfg, self.figsize, self.dpi, self.render, self.seed = cfg.validate(), figsize, dpi, render, int(seed)
+        self.idx, self.machines = _orbit_channels(cfg), fleet(cfg)
+        self._records, self._cache_size, self.n_updates = {}, int(cache), 0
+        self._orbit_controls(fault, severity, speed_hz, load, machine, order)
+        self._layout()
+        self.update()
+
+# %% ../nbs/08_explorers.ipynb #449aa521
+@patch
+def _machine_cfg(self: OrbitExplorer, i: int) -> DataConfig:
+    "The config as seen on machine `i` (-1: the reference machine)."
+    from lstm_pfd.fleet import machine_config
+    if not -1 <= i < len(self.machines): raise ValueError(f"machine: got {i!r}; allowed: -1 (reference) or 0..{len(self.machines) - 1}")
+    return self.cfg if i < 0 else machine_config(self.cfg, self.machines[i])
+
+# %% ../nbs/08_explorers.ipynb #a9bcdd57
+@patch
+def _orbit_controls(self: OrbitExplorer, fault, severity, speed_hz, load, machine, order):
+    names, op = self.cfg.severity.names, self._machine_cfg(machine).operating
+    self.fault = W.Dropdown(options=list(physics.class_names()), value=fault_name(fault), description='class', style=_STYLE,
+                            layout=_control_layout())
+    self.severity = W.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=severity_index(severity, names),
+                               description='severity', style=_STYLE, layout=_control_layout())
+    mid = lambda r: 0.5 * (r[0] + r[1])
+    self.speed = _slider('speed (Hz)', op.speed_hz_range, mid(op.speed_hz_range) if speed_hz is None else speed_hz, 0.1, '.1f')
+    self.load = _slider('load (x rated)', op.load_range, mid(op.load_range) if load is None else load, 0.01, '.2f')
+    self.machine = W.Dropdown(options=[('reference', -1)] + [(f'fleet machine {i}', i) for i in range(len(self.machines))],
+                              value=machine, description='machine', style=_STYLE, layout=_control_layout())
+    if order not in _ORBIT_FILTERS: raise ValueError(f"order: got {order!r}; allowed: {_ORBIT_FILTERS}")
+    self.order = W.ToggleButtons(options=_ORBIT_FILTERS, value=order, description='order filter', style=_STYLE)
+    for c in (self.fault, self.severity, self.speed, self.load, self.order): c.observe(self._on_change, names='value')
+    self.machine.observe(self._on_machine, names='value')
+
+# %% ../nbs/08_explorers.ipynb #a17af31f
+@patch
+def _on_machine(self: OrbitExplorer, change):
+    lo, hi = self._machine_cfg(change['new']).operating.speed_hz_range
+    s = self.speed
+    u = (s.value - s.min) / (s.max - s.min) if s.max > s.min else 0.5
+    with self.hold(), s.hold_trait_notifications():  # new range and value together, one update
+        s.min, s.max = min(lo, s.min), max(hi, s.max)
+        s.value = lo + u * (hi - lo)
+        s.min, s.max = lo, hi
+
+# %% ../nbs/08_explorers.ipynb #a3523b04
+@patch
+def _layout(self: OrbitExplorer):
+    self.image, self.title, self.info = _image(), W.HTML(), W.HTML(layout=W.Layout(width='300px'))
+    controls = _row([W.VBox([self.fault, self.severity, self.machine]), W.VBox([self.speed, self.load]), self.order])
+    self.widget = W.VBox([controls, self.title, _row([self.image, self.info])])
+
+# %% ../nbs/08_explorers.ipynb #616f8d60
+@patch
+def controls(self: OrbitExplorer) -> dict:
+    "The current control values (`params` holds those of the data on the object)."
+    return dict(fault=self.fault.value, severity=self.severity.value, speed_hz=float(self.speed.value),
+                load=float(self.load.value), machine=int(self.machine.value), order=self.order.value)
+
+# %% ../nbs/08_explorers.ipynb #6fa85a25
+@patch
+def record(self: OrbitExplorer,
+           fault,  # class name
+           severity: int,  # severity index (into `cfg.severity.names`)
+           speed_hz: float,  # shaft speed, Hz (within the machine's speed range)
+           load: float,  # load, x rated
+           machine: int,  # fleet machine index; -1: the reference machine
+          ) -> tuple:
+    "`(rec, meta, analysis)` of one record (cached: the order filter and a return to a recent record cost nothing)."
+    key = (fault, severity, round(speed_hz, 9), round(load, 9), machine)
+    hit = self._records.pop(key, None)
+    self.cached = hit is not None
+    if hit is None:
+        cfg = self._machine_cfg(machine)
+        mach = None if machine < 0 else self.machines[machine]
+        op = cfg.operating.temperature_c_range
+        rec, meta = generate(cfg, fault, severity=severity, seed=self.seed, speed_hz=speed_hz, load=load,
+                             temperature_c=0.5 * (op[0] + op[1]), machine=mach)
+        hit = (rec, meta, _orbit_analysis(rec, cfg.signal.fs, self.idx))
+    self._records[key] = hit                      # most recent last
+    while len(self._records) > self._cache_size: self._records.pop(next(iter(self._records)))
+    return hit
+
+# %% ../nbs/08_explorers.ipynb #1407dea5
+@patch
+def update(self: OrbitExplorer):
+    "Generate and analyse (or take from the cache) the record of the controls, and redraw."
+    t0, c0 = time.perf_counter(), time.process_time()
+    p = self.params = self.controls()
+    self.rec, self.meta, self.analysis = self.record(p['fault'], p['severity'], p['speed_hz'], p['load'], p['machine'])
+    t1 = time.perf_counter()
+    if self.render: self._draw()
+    t2 = time.perf_counter()
+    self.timings = dict(record=t1 - t0, render=t2 - t1, total=t2 - t0, cpu=time.process_time() - c0)
+    self.last_update_s, self.n_updates = t2 - t0, self.n_updates + 1
+    return self
+
+# %% ../nbs/08_explorers.ipynb #24aaee8e
+@patch
+def _build_figure(self: OrbitExplorer):
+    from lstm_pfd import orbits as O
+    a, fig = self.analysis, _figure(self.figsize, self.dpi)
+    self._fig = fig
+    gs = fig.add_gridspec(2, 3, height_ratios=[1.25, 1], left=0.07, right=0.97, top=0.95, bottom=0.08, hspace=0.42, wspace=0.35)
+    ao, ac = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
+    ap, asp = fig.add_subplot(gs[0, 2], projection='polar'), fig.add_subplot(gs[1, :])
+    O.plot_orbit(*a['direct'], ax=ao, title='orbit: direct (grey), filtered (red)')
+    self._direct, self._ddots, self._dcentre = ao.lines[:3]
+    self._direct.set_color('0.55'); ao.set_aspect('equal', adjustable='box')   # fixed square limits (set by `_set_limits`)
+    self._filt, = ao.plot([0], [0], 'C3', lw=1.2)
+    self._fdots, = ao.plot([0], [0], 'o', mfc='C3', mec='k', ms=5, zorder=4)
+    O.plot_full_spectrum(a['freqs'][:2], a['full'][:2], ax=asp, speed_hz=1.0, title='full spectrum of x + i y')
+    self._fwd, self._rev = asp.collections[:2]
+    O.plot_centreline([0.0], [0.0], 2.0, ax=ac, title='centreline in the clearance')
+    self._circle, self._cpath = ac.lines[:2]
+    self._cmeta, = ac.plot([0], [0], 'x', color='C1', ms=7, label='film model')
+    self._cmeas, = ac.plot([0], [0], 'o', color='C0', ms=6, label='probe DC')
+    ac.legend(fontsize=7, loc='upper right')
+    self._vec = {(k, c): ap.plot([0, 0], [0, 0], ls, color=f'C{i}', lw=2, marker='o', ms=3, label=f'{k:g}X {c}')[0]
+                 for i, k in enumerate(_ORBIT_ORDERS) for c, ls in (('x', '-'), ('y', '--'))}
+    ticks = np.arange(0, 360, 45)
+    ap.set_thetagrids(ticks, [f'{(-t) % 360:.0f}' for t in ticks], fontsize=7)   # phase lag grows clockwise (as `plot_polar`)
+    ap.set_title('order vectors (um; lag, deg)', pad=14)
+    ap.set_xlabel('0.5X blue, 1X orange, 2X green\nx solid, y dashed', fontsize=7)
+    self._axo, self._axc, self._axp, self._axs = ao, ac, ap, asp
+    for ax in (ao, ac, ap, asp): ax.title.set_fontsize(9)
+    self._artists = [self._direct, self._ddots, self._dcentre, self._filt, self._fdots, self._fwd, self._rev, self._circle,
+                     self._cpath, self._cmeta, self._cmeas, *self._vec.values()]
+    for art in self._artists: art.set_animated(True)
+
+# %% ../nbs/08_explorers.ipynb #bd3570de
+@patch
+def _draw(self: OrbitExplorer):
+    "New data into the figure's artists; the background (axes, limits) is redrawn only for limits not seen recently."
+    if not hasattr(self, '_fig'): self._build_figure()
+    a, p, m = self.analysis, self.params, self.meta
+    dx, dy, dd = a['direct']
+    self._direct.set_data(dx, dy); self._ddots.set_data(dd[:, 0], dd[:, 1]); self._dcentre.set_data([dx.mean()], [dy.mean()])
+    fx, fy, fd = a['filtered'].get(p['order'], ([], [], np.empty((0, 2))))
+    self._filt.set_data(fx, fy); self._fdots.set_data(fd[:, 0], fd[:, 1])
+    sp = a['speed_hz']
+    keep = np.abs(a['freqs']) <= _ORBIT_FMAX_X * sp
+    u, amp = a['freqs'][keep] / sp, a['full'][keep]
+    for coll, side in ((self._fwd, u > 0), (self._rev, u < 0)):
+        coll.set_segments([[(v, 0.0), (v, h)] for v, h in zip(u[side], amp[side])])
+    r = m['clearance_um']                                   # the record's radial clearance: the circle the centre cannot leave
+    ang = np.linspace(0, 2 * np.pi, 361)
+    self._circle.set_data(r * np.cos(ang), r * np.sin(ang))
+    self._cpath.set_data([0, a['centre'][0]], [0, a['centre'][1]])
+    self._cmeta.set_data([m['centreline_x_um']], [m['centreline_y_um']]); self._cmeas.set_data([a['centre'][0]], [a['centre'][1]])
+    for i, k in enumerate(_ORBIT_ORDERS):
+        for c, v in (('x', a['vx'][i]), ('y', a['vy'][i])): self._vec[k, c].set_data([0, np.angle(v)], [0, np.abs(v)])
+    old = getattr(self, '_key', None)
+    orbit = max(float(np.abs(np.r_[dx - dx.mean(), dy - dy.mean()]).max()), float(np.abs(np.r_[fx, fy, 0]).max()))
+    key = (_keep_limit(old[0] if old else None, 1.1 * orbit), _keep_limit(old[1] if old else None, 1.1 * float(amp.max())),
+           float(r), _keep_limit(old[3] if old else None, 1.1 * float(np.abs(np.r_[a['vx'], a['vy']]).max())))
+    if key != old: self._set_limits(key)
+    self.png = self.image.value = _blit_png(self, key, self._artists, axes=(self._axo, self._axc, self._axp, self._axs))
+    self.title.value, self.info.value = self._title_html(), self._info_html()
+
+# %% ../nbs/08_explorers.ipynb #357ac52d
+@patch
+def _set_limits(self: OrbitExplorer, key):
+    "The limits of `key` (orbit half-width, spectrum top, clearance radius, polar radius)."
+    self._axo.set(xlim=(-key[0], key[0]), ylim=(-key[0], key[0]))
+    self._axs.set(xlim=(-_ORBIT_FMAX_X, _ORBIT_FMAX_X), ylim=(0, key[1]))
+    self._axc.set(xlim=(-1.1 * key[2], 1.1 * key[2]), ylim=(-1.1 * key[2], 1.1 * key[2]))
+    self._axp.set_rmax(key[3])
+
+# %% ../nbs/08_explorers.ipynb #75af7244
+@patch
+def _title_html(self: OrbitExplorer) -> str:
+    p, m, a = self.params, self.meta, self.analysis
+    mach = 'reference machine' if p['machine'] < 0 else f"fleet machine {p['machine']}"
+    return (f"<b>{p['fault']}</b> - {self.cfg.severity.names[p['severity']]} (severity factor {m['severity_factor']:.2f}), "
+            f"{mach}, {a['speed_hz']:.1f} Hz ({60 * a['speed_hz']:.0f} r/min), load {p['load']:.2f}, order filter {p['order']}")
+
+# %% ../nbs/08_explorers.ipynb #d22cec1c
+@patch
+def _info_html(self: OrbitExplorer) -> str:
+    from lstm_pfd.orbits import amplitude_phase, eccentricity
+    a, m = self.analysis, self.meta
+    rows = []
+    for i, k in enumerate(_ORBIT_ORDERS):
+        (ax_, px), (ay, py) = amplitude_phase(a['vx'][i]), amplitude_phase(a['vy'][i])
+        rows.append((f'{k:g}X', f'{ax_:.2f} / {px:.0f}', f'{ay:.2f} / {py:.0f}',
+                     f"{abs(a['forward'][i]):.2f} / {abs(a['reverse'][i]):.2f}", a['ellipse'].precession[i]))
+    e, att = eccentricity(*a['centre'], 2 * m['clearance_um'])   # meta: radial clearance; `eccentricity`: diametral
+    cl = _table_html([('clearance (radial)', f"{m['clearance_um']:.1f} um"), ('centre (probe DC)', '%.1f, %.1f um' % a['centre']),
+                      ('eccentricity, attitude', f'{float(e):.2f}, {float(att):.0f} deg'),
+                      ('keyphasor turns', len(a['times']) - 1)])
+    return ('<b>order vectors</b> (um 0-pk / lag deg)' + _table_html(rows, ('order', 'x', 'y', 'fwd / rev', 'precession'))
+            + '<b>centreline</b>' + cl)

@@ -487,3 +487,106 @@ def test_runs_explorer_readable(runs_root):
     leg = fig.legends[0].get_window_extent()
     assert all(leg.y0 >= a.get_window_extent().y1 for a in fig.axes)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [f'run {i + 1}: {d.name}' for i, d in enumerate(dirs)]
+
+
+# ------------------------------------------------------------------------------------------ OrbitExplorer
+def _orbit_reference(ex):
+    "The same record as the explorer's, analysed here with `lstm_pfd.orbits` alone."
+    from lstm_pfd import orbits as O
+    from lstm_pfd.fleet import fleet, machine_config
+    p = ex.params
+    mach = None if p['machine'] < 0 else fleet(ex.cfg)[p['machine']]
+    cfg = ex.cfg if mach is None else machine_config(ex.cfg, mach)
+    lo, hi = cfg.operating.temperature_c_range
+    rec, meta = generate(cfg, p['fault'], severity=p['severity'], seed=ex.seed, speed_hz=p['speed_hz'], load=p['load'],
+                         temperature_c=0.5 * (lo + hi), machine=mach)
+    fs = cfg.signal.fs
+    times = O.keyphasor_times(rec[2], fs)
+    vp = O.order_vectors(rec[:2], fs, times, (0.5, 1.0, 2.0))
+    vx, vy = O.probes_to_xy(vp[0], vp[1])
+    x, y = O.probes_to_xy(rec[0].astype(np.float64), rec[1].astype(np.float64))
+    freqs, full = O.full_spectrum(x, y, fs, window='hann')
+    return dict(rec=rec, meta=meta, times=times, vx=vx, vy=vy, centre=(x.mean(), y.mean()), freqs=freqs, full=full)
+
+
+def _orbit_drawn(ex):
+    "Copies of the data in the explorer's artists."
+    return dict(filt=np.array(ex._filt.get_xydata()), direct=np.array(ex._direct.get_xydata()), centre=np.array(ex._cmeas.get_xydata()),
+                circle=np.array(ex._circle.get_xydata()), vec=np.array(ex._vec[1.0, 'x'].get_xydata()))
+
+
+def _check_orbit(ex):
+    from lstm_pfd import orbits as O
+    ref, a, p = _orbit_reference(ex), ex.analysis, ex.params
+    np.testing.assert_array_equal(ex.rec, ref['rec'])
+    np.testing.assert_allclose(a['times'], ref['times'])
+    np.testing.assert_allclose(a['vx'], ref['vx'], atol=1e-9); np.testing.assert_allclose(a['vy'], ref['vy'], atol=1e-9)
+    np.testing.assert_allclose(ex._cmeas.get_xydata()[0], ref['centre'], rtol=1e-9)
+    np.testing.assert_allclose(np.abs(ex._circle.get_xydata()).max(), ref['meta']['clearance_um'], rtol=1e-6)
+    v1 = ex._vec[1.0, 'x'].get_xydata()[1]                                     # (angle, radius) of the 1X x vector
+    np.testing.assert_allclose(v1, [np.angle(ref['vx'][1]), abs(ref['vx'][1])], atol=1e-9)
+    if p['order'] == 'direct': assert len(ex._filt.get_xdata()) == 0
+    else:
+        i = {'0.5X': 0, '1X': 1, '2X': 2}[p['order']]
+        fx, fy, _ = O.filtered_orbit(ref['vx'][i:i + 1], ref['vy'][i:i + 1], ((0.5, 1.0, 2.0)[i],))
+        np.testing.assert_allclose(ex._filt.get_xdata(), fx, atol=1e-9); np.testing.assert_allclose(ex._filt.get_ydata(), fy, atol=1e-9)
+    seg = np.array([s[1] for s in ex._fwd.get_segments()])                     # (order, amplitude) of each forward line
+    sp = a['speed_hz']
+    keep = (ref['freqs'] > 0) & (ref['freqs'] <= 4 * sp)
+    np.testing.assert_allclose(seg[:, 0], ref['freqs'][keep] / sp); np.testing.assert_allclose(seg[:, 1], ref['full'][keep])
+
+
+def test_orbit_explorer_controls_match_orbits():
+    ex = E.OrbitExplorer('quick_shaft', 'misalignment', severity=2, order='1X', dpi=50)
+    _check_orbit(ex)
+    assert ex.png.startswith(PNG)
+    for k in ('record', 'render', 'total', 'cpu'): assert ex.timings[k] >= 0
+    changes = [dict(fault='oil_whirl'), dict(severity=1), dict(speed=float(ex.speed.min) + 1.0), dict(load=0.9),
+               dict(machine=1), dict(order='2X'), dict(order='0.5X'), dict(order='direct')]
+    for ch in changes:
+        before, png = _orbit_drawn(ex), ex.png
+        ex.set(**ch)
+        _check_orbit(ex)
+        after = _orbit_drawn(ex)
+        changed = [k for k in ('filt', 'direct', 'centre', 'circle', 'vec') if before[k].shape != after[k].shape
+                   or not np.allclose(before[k], after[k])]
+        assert changed, f'{ch}: no plotted data changed'
+        assert ex.png != png, f'{ch}: the image did not change'
+        if 'order' in ch: assert ex.cached and changed == ['filt'], (ch, changed)   # the filter reuses the analysed record
+        else: assert not ex.cached and 'direct' in changed, (ch, changed)
+    assert ex.meta['machine_id'] == 1 and ex.params['fault'] == 'oil_whirl'
+
+
+def test_orbit_explorer_machine_moves_speed_range_and_errors():
+    from lstm_pfd.fleet import fleet, machine_config
+    ex = E.OrbitExplorer('quick_shaft', render=False)
+    ex.set(machine=2)
+    lo, hi = machine_config(ex.cfg, fleet(ex.cfg)[2]).operating.speed_hz_range
+    assert (ex.speed.min, ex.speed.max) == pytest.approx((lo, hi)) and lo <= ex.params['speed_hz'] <= hi
+    assert ex.meta['speed_hz'] == pytest.approx(ex.params['speed_hz'], rel=0.05)
+    assert not hasattr(ex, '_fig') and not hasattr(ex, 'png')                       # render=False: state only
+    ex.set(machine=-1)
+    assert (ex.speed.min, ex.speed.max) == pytest.approx(ex.cfg.operating.speed_hz_range) and ex.meta['machine_id'] == -1
+    with pytest.raises(ValueError, match='quick_shaft'): E.OrbitExplorer('quick')
+    with pytest.raises(ValueError, match='order'): E.OrbitExplorer('quick_shaft', order='3X')
+    with pytest.raises(ValueError, match='machine'): ex._machine_cfg(99)
+    with pytest.raises(AttributeError, match='no control'): ex.set(colour=1)
+
+
+def test_signal_explorer_channel_selector():
+    import lstm_pfd.shaft  # noqa: F401  (multi-channel records)
+    ex = E.SignalExplorer('quick_shaft', 'looseness', window_s=0.5, dpi=50)
+    assert ex.params['channel'] == 'accel' and ex.unit == 'm/s^2'
+    assert ex.channel in ex.widget.children[0].children[0].children          # shown for a multi-channel preset
+    rec, _ = generate(ex.config(ex.params['noise']), 'looseness', severity=2, seed=0, speed_hz=ex.params['speed_hz'],
+                      load=ex.params['load'], temperature_c=ex.params['temperature_c'])
+    np.testing.assert_array_equal(ex.x, rec[3])
+    for i, (ch, unit) in enumerate([('x', 'um'), ('y', 'um'), ('keyphasor', 'V')]):
+        png, r0 = ex.png, ex.record
+        ex.set(channel=ch)
+        assert ex.record is r0 and ex.unit == unit and ex.png != png
+        np.testing.assert_array_equal(ex.x, rec[i])
+        np.testing.assert_array_equal(ex.view, rec[i][:len(ex.view)])
+        assert ex._axw.get_ylabel() == f'{ch} ({unit})'
+    one = E.SignalExplorer(DataConfig.preset('quick', {'signal.duration_s': 1.0}), render=False)
+    assert one.channel not in one.widget.children[0].children[0].children and one.x.ndim == 1
