@@ -193,7 +193,7 @@ def test_oversized_kwargs_refused_before_allocating(files):
 @pytest.mark.parametrize('name, words', [
     ('garbage.onnx', 'not a usable ONNX model'), ('trunc.onnx', 'not a usable ONNX model'),
     ('empty.onnx', 'not a usable ONNX model'), ('text.onnx', 'not a usable ONNX model'),
-    ('rank2.onnx', 'expected tensor(float) of shape [batch, 1, L]'), ('wide.onnx', 'window_len = 256'),
+    ('rank2.onnx', 'expected tensor(float) of shape [batch, channels, L]'), ('wide.onnx', 'window_len = 256'),
     ('four.onnx', '4 class names for a model with 3 outputs'), ('int.onnx', 'tensor(int64)'),
     ('missing.onnx', 'not found')])
 def test_bad_onnx_file(onnx_files, name, words):
@@ -360,7 +360,7 @@ CLI_CASES = {
     'predict: garbage ONNX': (('predict', '{onnx_d}/garbage.onnx', '{c}/r.npy', '--fs', FS), 'not a usable ONNX model'),
     'predict: truncated ONNX': (('predict', '{onnx_d}/trunc.onnx', '{c}/r.npy', '--fs', FS), 'not a usable ONNX model'),
     'predict: a checkpoint as model': (('predict', '{d}/ok.pt', '{c}/r.npy', '--fs', FS), 'not a usable ONNX model'),
-    'predict: rank-2 model': (('predict', '{onnx_d}/rank2.onnx', '{c}/r.npy', '--fs', 1000), 'shape [batch, 1, L]'),
+    'predict: rank-2 model': (('predict', '{onnx_d}/rank2.onnx', '{c}/r.npy', '--fs', 1000), 'shape [batch, channels, L]'),
     'serve: garbage ONNX': (('serve', '{onnx_d}/garbage.onnx', '--port', 1), 'not a usable ONNX model'),
     'serve: NaN-producing model': (('serve', '{onnx_d}/nan.onnx', '--port', 1), 'outputs'),
     'serve: port out of range': (('serve', '{onnx}', '--port', 70000), 'port'),
