@@ -560,20 +560,17 @@ def export_report(
     from tqdm.auto import tqdm
     if isinstance(models, (str, Path)) or not isinstance(models, (list, tuple, dict)): models = [models]
     items = list(models.items()) if isinstance(models, dict) else [(None, m) for m in models]
-    bad = [p for p in precisions if p not in PRECISIONS]
-    if bad: raise ValueError(f"precisions: {bad} not allowed; allowed: {', '.join(PRECISIONS)}")
+    if (bad := [p for p in precisions if p not in PRECISIONS]): raise ValueError(f"precisions: {bad} not allowed; allowed: {', '.join(PRECISIONS)}")
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix='lstm_pfd_export_'))
     if not out_dir.parent.is_dir(): raise FileNotFoundError(f"out_dir: folder {out_dir.parent} does not exist; create it first")
     out_dir.mkdir(exist_ok=True)   # the folder asked for, never its missing parents
     data = _test_windows(dataset_path, split, window_len) if dataset_path is not None else None
     if calibration is None and dataset_path is not None: calibration = dataset_path
     rng, timing = np.random.default_rng(seed), dict(warmup=warmup, runs=runs, runs_large=runs_large)
-    rows, old_threads = ReportTable(), torch.get_num_threads()
-    torch.set_num_threads(1)
+    rows, old_threads = ReportTable(), torch.get_num_threads(); torch.set_num_threads(1)
     try:
         for key, obj in tqdm(items, desc='models', disable=not progress):
-            model, info = _load_model(obj)
-            model.eval()
+            model, info = _load_model(obj); model.eval()
             name = key or _info_get(info, 'model_name', 'name', default=getattr(model, 'name', '') or type(model).__name__)
             wl = int(window_len or _info_get(info, 'window_len', 'window_length', default=0) or (data[0].shape[-1] if data else 0))
             if not wl: raise ValueError(f"{name}: window_len unknown; pass window_len= or a dataset")
