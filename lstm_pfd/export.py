@@ -159,20 +159,12 @@ def _jsonable(d: dict) -> dict:
 
 # %% ../nbs/07_export.ipynb #chmeta02
 def _channel_meta(channels, units, C: int) -> tuple[list[str] | None, list[str] | None]:
-    "(names, units) of the `C` input channels for the metadata; units default to `config.CHANNEL_UNITS` for its names."
+    "(names, units) of the `C` input channels for the metadata (checked as a checkpoint's); units default to `config.CHANNEL_UNITS` for its names."
     from lstm_pfd.config import CHANNEL_UNITS
-    if channels is None:
-        if units is not None: raise ValueError("units: given without channels; name the channels too")
-        return None, None
-    if isinstance(channels, str): raise TypeError(f"channels: got the string {channels[:40]!r}; allowed: a list of names")
-    names = [str(c) for c in channels]
-    if len(names) != C or len(set(names)) != C or not all(n.strip() for n in names):
-        raise ValueError(f"channels: got {names[:12]}; allowed: {C} distinct, non-empty names (one per input channel)")
-    if units is None: units = [CHANNEL_UNITS.get(n, 'as recorded') for n in names]
-    units = [str(u) for u in units]
-    if len(units) != C: raise ValueError(f"units: got {len(units)} units for {C} channels {names}; allowed: one unit per channel")
+    from lstm_pfd.train import _channel_names
+    names, units = _channel_names(channels, units, C)
+    if names is not None and units is None: units = [CHANNEL_UNITS.get(n, 'as recorded') for n in names]
     return names, units
-
 
 # %% ../nbs/07_export.ipynb #exp0011
 def _first_export(model, example, opset: int, exporter: str):
