@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import struct
+import sys
 import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -205,8 +206,9 @@ def _columns_digest(g) -> str:
 class _SignalGuard:
     "While a file is written: the first SIGINT/SIGTERM raises (KeyboardInterrupt/SystemExit) in the main thread; `check()` raises again."
     def __init__(self):
-        self.signum, self.old = None, {}
+        self.signum, self.old, self.hook = None, {}, None
         if threading.current_thread() is not threading.main_thread(): return   # handlers live in the main thread only
+        self.hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         for s in (signal.SIGINT, signal.SIGTERM):
             h = signal.getsignal(s)
             if h in (signal.SIG_DFL, signal.default_int_handler): self.old[s] = h; signal.signal(s, self._handler)  # never a user's handler
@@ -217,12 +219,17 @@ class _SignalGuard:
         first, self.signum = self.signum is None, signum
         if first: raise self._exc()          # a repeat is ignored: the cleanup is running
 
+    def _unraisable(self, u):
+        "Our own signal exception swallowed (e.g. in a weakref callback) stays silent: `check()` raises it again."
+        if not (self.signum is not None and isinstance(u.exc_value, (SystemExit, KeyboardInterrupt))): self.hook(u)
+
     def check(self):
         "Raise if a signal came (an exception raised in a handler can be swallowed, e.g. inside a weakref callback)."
         if self.signum is not None: raise self._exc()
 
     def restore(self):
         for s, h in self.old.items(): signal.signal(s, h)
+        if self.hook is not None: sys.unraisablehook, self.hook = self.hook, None
 
 
 # %% ../nbs/03_data.ipynb #fe8ef76e

@@ -459,3 +459,23 @@ def test_files_get_the_umask_mode(data_file, tmp_path):
         assert oct((tmp_path / 'private.txt').stat().st_mode & 0o777) == oct(0o600)
     finally:
         os.umask(old)
+
+
+def test_a_swallowed_signal_exception_stays_silent_and_is_raised_again():
+    "A SIGTERM that lands inside a weakref callback is swallowed by Python: no traceback is printed, and `check()` raises it."
+    code = """
+import gc, os, signal, sys, weakref
+from lstm_pfd.data import _SignalGuard
+class A: pass
+g = _SignalGuard()
+a = A(); d = weakref.WeakValueDictionary({1: a})
+class Hit:
+    def __del__(self): os.kill(os.getpid(), signal.SIGTERM)   # the signal arrives inside a finaliser
+h = Hit(); del h
+try: g.check()
+except SystemExit as e: print('raised', e.code); sys.exit(0)
+print('not raised')
+"""
+    r = subprocess.run([sys.executable, '-c', code], env=ENV, capture_output=True, text=True, timeout=60)
+    assert 'Traceback' not in r.stderr and 'Exception ignored' not in r.stderr, r.stderr
+    assert r.stdout.strip() == f'raised {128 + signal.SIGTERM}', (r.stdout, r.stderr)
