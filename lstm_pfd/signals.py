@@ -193,6 +193,7 @@ class _Work:
         self.u = np.empty(2 * M, np.float32)
         self.spec = np.empty(M, np.complex64)
         self.acc = np.empty(N + int(0.03 * plan.fs) + 1, np.float32)
+        self.rows = None                                           # `generate_batch`: noise spectra and their inverse FFTs (`_noise_rows`)
 
 # %% ../nbs/02_signals.ipynb #04899c92
 _LOCAL = threading.local()
@@ -227,7 +228,9 @@ def _table(components: list, L: int = _TABLE) -> np.ndarray:
     for order, a, ph in components:
         spec[int(round(order * 2))] += a * (L / 2) * np.exp(1j * ph)
     tab = np.fft.irfft(spec, L).astype(np.float32)
-    return tab, (np.roll(tab, -1) - tab)
+    dtab = np.empty_like(tab)                               # tab[i + 1] - tab[i], cyclic (no rolled copy)
+    np.subtract(tab[1:], tab[:-1], out=dtab[:-1]); dtab[-1] = tab[0] - tab[-1]
+    return tab, dtab
 
 # %% ../nbs/02_signals.ipynb #1e697e0f
 def _add_events(acc: np.ndarray, starts: np.ndarray, waves: np.ndarray):
@@ -564,8 +567,8 @@ def _lookup(r: RecordState, comps: list, out: np.ndarray) -> np.ndarray:
     "Write the synchronous components `comps` at the shaft position into `out` (linear interpolation in the table)."
     w = r.w
     tab, dtab = _table(comps)
-    np.take(dtab, w.idx, out=out); out *= w.frac
-    np.take(tab, w.idx, out=w.c); out += w.c
+    np.take(dtab, w.idx, out=out, mode='wrap'); out *= w.frac     # idx is within the table already: 'wrap' changes no value and
+    np.take(tab, w.idx, out=w.c, mode='wrap'); out += w.c          # spares the bounds check and the buffered copy of mode 'raise'
     return out
 
 # %% ../nbs/02_signals.ipynb #09015e8f
@@ -684,12 +687,21 @@ def _calibration_drift(r: RecordState):
     np.multiply(r.plan.t32, np.float32(r.gain_drift), out=w.a); w.a += np.float32(1.0); r.x *= w.a
 
 # %% ../nbs/02_signals.ipynb #b87623dd
+def _noise_draw(r: RecordState,    # the record being rendered
+                spec: np.ndarray,  # complex64 `[M]` to draw into
+               )->np.ndarray:
+    "Draw the record's measurement (white) + pink (1/f) noise spectrum into `spec` (bin 0 zero): the shaped Gaussian of `_measurement_pink`."
+    spec[0] = 0
+    _complex_normal(r.rng, r.plan.M - 1, r.w, spec[1:], r.plan.noise_amp[1:])
+    return spec
+
+
+# %% ../nbs/02_signals.ipynb #mpink0001
 def _measurement_pink(r: RecordState):
     "Measurement (white) and pink (1/f) noise: one shaped Gaussian spectrum, one inverse FFT."
-    w, plan = r.w, r.plan
-    spec = w.spec; spec[0] = 0
-    _complex_normal(r.rng, plan.M - 1, w, spec[1:], plan.noise_amp[1:])
-    np.fft.irfft(spec, plan.N, out=w.a); r.x += w.a
+    w = r.w
+    np.fft.irfft(_noise_draw(r, w.spec), r.plan.N, out=w.a); r.x += w.a
+
 
 # %% ../nbs/02_signals.ipynb #f8de3274
 def _emi(r: RecordState):
@@ -756,12 +768,13 @@ def _meta(r: RecordState) -> dict:
                 **{f'noise_{l}': getattr(nz, l).enabled for l in NOISE_LAYERS})
 
 # %% ../nbs/02_signals.ipynb #53adfb00
-def _record(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temperature_c, x: np.ndarray,
-            parts: dict | None = None, timer=None, unit: bool = False, laws: dict | None = None,
-            state: list | None = None) -> dict:
-    """Generate one record into `x` (float32 [N]); return its meta as scalars. `timer(name)` is called after each stage.
-    `laws`: the machine's severity laws computed elsewhere (`severity_laws`); None: the plan's, computed once.
-    `state` (a list) receives the finished `RecordState`."""
+def _record_steps(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temperature_c, x: np.ndarray,
+                  parts: dict | None = None, timer=None, unit: bool = False, laws: dict | None = None,
+                  state: list | None = None, spectrum: np.ndarray | None = None):
+    """The stages of one record into `x` (float32 [N]), a generator that returns the meta (scalars). `timer(name)` is called
+    after each stage. `laws`: the machine's severity laws computed elsewhere (`severity_laws`); None: the plan's, computed
+    once. `state` (a list) receives the finished `RecordState`. `spectrum` (complex64 `[M]`): the measurement + pink noise
+    spectrum is drawn into it and the generator yields; the caller adds its inverse FFT to `x`, then resumes the generator."""
     if laws is None and plan.machine is not None and plan.laws is None: _ensure_laws(plan)   # before this record touches the workspace
     tick = timer or (lambda name: None)
     r = RecordState(plan, label, sev, seed, x, parts)
@@ -778,9 +791,28 @@ def _record(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temper
         _parts_at_sensor(r); return _meta(r)
     if r.machine is not None: _machine_stage(r); tick('machine+measurement')
     for name, enabled, layer in _NOISE_STAGES:
-        if enabled(r): layer(r); tick(name)
+        if not enabled(r): continue
+        if layer is _measurement_pink and spectrum is not None: _noise_draw(r, spectrum); yield r   # the caller's FFT
+        else: layer(r)
+        tick(name)
     if state is not None: state.append(r)
     return _meta(r)
+
+# %% ../nbs/02_signals.ipynb #record0001
+def _finish(steps) -> dict:
+    "Run a record's remaining stages (`_record_steps`); its meta."
+    try:
+        while True: next(steps)
+    except StopIteration as e: return e.value
+
+
+# %% ../nbs/02_signals.ipynb #record0002
+def _record(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, temperature_c, x: np.ndarray,
+            parts: dict | None = None, timer=None, unit: bool = False, laws: dict | None = None,
+            state: list | None = None) -> dict:
+    "Generate one record into `x` (float32 [N]), every stage in turn (`_record_steps`); return its meta as scalars."
+    return _finish(_record_steps(plan, label, sev, seed, speed_hz, load, temperature_c, x, parts, timer, unit, laws, state))
+
 
 # %% ../nbs/02_signals.ipynb #b800af69
 CALIBRATION_RENDERS = 2        # healthy and unit-severity renders per class behind a machine's severity laws
@@ -902,6 +934,41 @@ def _batch_plans(cfg: DataConfig, machines, n: int) -> list:
     by = {}
     return [by[m] if m in by else by.setdefault(m, _plan(cfg, m)) for m in machines]
 
+# %% ../nbs/02_signals.ipynb #fftrows01
+_FFT_ROWS = 16                 # records whose noise spectra `generate_batch` transforms in one inverse FFT
+
+def _noise_rows(plan: _Plan) -> tuple:
+    "This thread's `[_FFT_ROWS, M]` complex64 noise spectra and `[_FFT_ROWS, N]` float32 rows (made once per workspace)."
+    w = _work(plan)
+    if w.rows is None: w.rows = (np.empty((_FFT_ROWS, plan.M), np.complex64), np.empty((_FFT_ROWS, plan.N), np.float32))
+    return w.rows
+
+
+# %% ../nbs/02_signals.ipynb #fftrows02
+def _render_rows(plans: list,   # one plan per record
+                 args: list,    # `_resolve`d `(label, severity, seed, speed, load, temperature)` per record
+                 out: np.ndarray, # float32 `[n, N]`: row i receives record i
+                 laws: dict | None, # {machine id: severity laws} computed elsewhere; None: each plan's
+                 done,          # `done(i, meta)`: called with each record's meta as it finishes
+                ):
+    """Render the records `_FFT_ROWS` at a time: each runs to its noise spectrum (`_record_steps`), the held spectra go
+    through one inverse FFT (pocketfft vectorises across rows: the same bits as one at a time), then each record finishes.
+    Records without that stage (on a machine: their noise is in the machine stage) finish at once."""
+    n = len(args)
+    for i0 in range(0, n, _FFT_ROWS):
+        S, Y = _noise_rows(plans[i0])
+        held = []
+        for i in range(i0, min(i0 + _FFT_ROWS, n)):
+            (label, sev, seed, s, l, t), mach = args[i], plans[i].machine
+            steps = _record_steps(plans[i], label, sev, seed, s, l, t, out[i], spectrum=S[len(held)],
+                                  laws=laws.get(mach.id) if (laws and mach is not None) else None)
+            try: next(steps); held.append((i, steps))
+            except StopIteration as e: done(i, e.value)
+        if not held: continue
+        np.fft.irfft(S[:len(held)], plans[i0].N, axis=-1, out=Y[:len(held)])
+        for j, (i, steps) in enumerate(held): out[i] += Y[j]; done(i, _finish(steps))
+
+
 # %% ../nbs/02_signals.ipynb #b309c921
 def generate_batch(cfg: DataConfig,               # data config
                    faults,                        # class (name, alias or label) of each record
@@ -918,7 +985,8 @@ def generate_batch(cfg: DataConfig,               # data config
                   ):
     """Many records: `(X float32 [n, N], meta)` with `meta` typed columns (`META_COLUMNS`). Row i is bit-identical to
     `generate(cfg, faults[i], severity=severities[i], seed=seeds[i], machine=machines[i], ...)`. Overrides: None, a scalar
-    or one per record; `machines`: None, one `fleet.Machine`, or one per record."""
+    or one per record; `machines`: None, one `fleet.Machine`, or one per record. The noise spectra of `_FFT_ROWS` records
+    at a time go through one inverse FFT (`_render_rows`)."""
     mc = _multichannel(cfg, 'generate_batch')
     if mc is not None: return mc(cfg, faults, severities, seeds, speed_hz=speed_hz, load=load, temperature_c=temperature_c,
                                  out=out, progress=progress, machines=machines, laws=laws)
@@ -931,17 +999,17 @@ def generate_batch(cfg: DataConfig,               # data config
     if out is None: out = np.empty((n, N), np.float32)
     elif out.shape != (n, N) or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, N)}, got {out.dtype} {out.shape}")
-    meta = empty_meta(n)
-    it = range(n)
+    meta, bar = empty_meta(n), None
     if progress:
         from tqdm.auto import tqdm
-        it = tqdm(it, desc='generate', unit='rec')
-    for i in it:
-        label, sev, seed, s, l, t = args[i]
-        mach = plans[i].machine
-        m = _record(plans[i], label, sev, seed, s, l, t, out[i], laws=laws.get(mach.id) if (laws and mach is not None) else None)
-        meta['label'][i], meta['severity'][i], meta['seed'][i] = label, sev, seed
+        bar = tqdm(total=n, desc='generate', unit='rec')
+    def done(i, m):
+        meta['label'][i], meta['severity'][i], meta['seed'][i] = args[i][:3]
         for k, v in m.items(): meta[k][i] = v
+        if bar is not None: bar.update()
+    try: _render_rows(plans, args, out, laws, done)
+    finally:
+        if bar is not None: bar.close()
     return out, meta
 
 # %% ../nbs/02_signals.ipynb #61fd0d05
