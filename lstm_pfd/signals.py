@@ -186,7 +186,7 @@ class _Work:
         N, M = plan.N, plan.M
         self.nq = -(-N // _PBLK)
         self.ph = np.empty(self.nq * _PBLK, np.float32)          # wrapped phase, blocks of _PBLK samples
-        self.idx = np.empty(N, np.int32)
+        self.idx = np.empty(N, np.intp)                            # table index: intp, the gathers' own index type (no converted copy)
         self.frac, self.a, self.b, self.c, self.ramp = (np.empty(N, np.float32) for _ in range(5))
         self.mech = np.empty(N, np.float32)                        # machines: the part filtered by FFT
         self.env = np.empty((plan.K - 1) * _BLOCK, np.float32)
@@ -1013,14 +1013,30 @@ def generate_batch(cfg: DataConfig,               # data config
     return out, meta
 
 # %% ../nbs/02_signals.ipynb #61fd0d05
-def _best_rate(fn, n: int, repeats: int) -> tuple[float, float]:
-    "Records/s of `fn()` (which makes `n` records): the best of `repeats` runs, wall clock and CPU time."
+def _best_rates(fns: dict,    # name -> `fn()` making `n` records
+                n: int,       # records each `fn()` makes
+                repeats: int, # runs of each (the best is kept)
+               )->dict:
+    "Records/s `(wall, CPU)` of each `fn()`: the best of `repeats` runs, the functions interleaved within each repeat (they meet the same load)."
     import time
-    w, c = [], []
+    w, c = {k: [] for k in fns}, {k: [] for k in fns}
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time(); fn()
-        w.append(time.perf_counter() - t0); c.append(time.process_time() - c0)
-    return n / min(w), n / min(c)
+        for k, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time(); fn()
+            w[k].append(time.perf_counter() - t0); c[k].append(time.process_time() - c0)
+    return {k: (n / min(w[k]), n / min(c[k])) for k in fns}
+
+
+# %% ../nbs/02_signals.ipynb #floor0001
+def _floor(plan: _Plan, # the plan of the records
+           seed: int,   # record seed
+          )->np.ndarray:
+    """The floor of one record: a float32 Gaussian spectrum (`standard_normal`) shaped by the noise spectrum, one inverse
+    real FFT of the record length and the float32 write, into a new array: what any generator of such a record must do."""
+    z = np.random.default_rng(seed).standard_normal(2 * plan.M, dtype=np.float32).view(np.complex64)
+    z *= plan.noise_amp
+    return np.fft.irfft(z, plan.N, out=np.empty(plan.N, np.float32))
+
 
 # %% ../nbs/02_signals.ipynb #c7ecc427
 def _stage_costs(plan: _Plan | list, labels, sevs, seeds, repeats: int) -> dict:
@@ -1046,7 +1062,8 @@ def benchmark(cfg: DataConfig | None = None, # data config; None: the `'jbfd11'`
               repeats: int = 3,              # timings per measurement (the best is kept)
               seed: int = 0,                 # data set seed of the records
              )->dict:
-    "Records/s single and batched (best of `repeats`, wall and CPU), peak batch memory (bytes) and per-stage cost (us/record)."
+    """Records/s of the floor (`_floor`), single and batched (best of `repeats`, wall and CPU, interleaved), their ratios to the
+    floor (CPU), peak batch memory (bytes) and per-stage cost (us/record)."""
     import tracemalloc
     from .fleet import fleet as _fleet
     cfg = cfg or DataConfig.preset('jbfd11')
@@ -1060,13 +1077,17 @@ def benchmark(cfg: DataConfig | None = None, # data config; None: the `'jbfd11'`
     for m in set(mach) - {None}: severity_laws(cfg, m)      # warm-up: the laws of every machine
     generate_batch(cfg, faults[:nc], sevs[:nc], seeds[:nc], machines=mach[:nc])   # warm-up
     res = {'n_samples': plans[0].N, 'fs': plans[0].fs, 'n_machines': len(set(mach) - {None})}
-    res['single_rec_s'], res['single_rec_s_cpu'] = _best_rate(lambda: [generate(cfg, f, severity=s, seed=d, machine=m) for f, s, d, m in zip(faults, sevs, seeds, mach)], n, repeats)
     out = np.empty((batch_size, plans[0].N), np.float32)
     def batched():
         for i in range(0, n, batch_size):
             k = min(batch_size, n - i)
             generate_batch(cfg, faults[i:i + k], sevs[i:i + k], seeds[i:i + k], out=out[:k] if k == batch_size else None, machines=mach[i:i + k])
-    res['batch_rec_s'], res['batch_rec_s_cpu'] = _best_rate(batched, n, repeats)
+    rates = _best_rates({'floor': lambda: [_floor(p, d) for p, d in zip(plans, seeds)],
+                         'single': lambda: [generate(cfg, f, severity=s, seed=d, machine=m) for f, s, d, m in zip(faults, sevs, seeds, mach)],
+                         'batch': batched}, n, repeats)
+    for k, (wall, cpu) in rates.items(): res[f'{k}_rec_s'], res[f'{k}_rec_s_cpu'] = wall, cpu
+    res['floor_ratio'] = res['single_rec_s_cpu'] / res['floor_rec_s_cpu']
+    res['batch_floor_ratio'] = res['batch_rec_s_cpu'] / res['floor_rec_s_cpu']
     tracemalloc.start()
     generate_batch(cfg, faults[:batch_size], sevs[:batch_size], seeds[:batch_size], machines=mach[:batch_size])
     res['batch_peak_bytes'] = tracemalloc.get_traced_memory()[1]
@@ -1082,8 +1103,10 @@ def format_benchmark(res: dict) -> str:  # the dict `benchmark` returns
     tot = sum(res['stages_us'].values())
     lines = [f"records of {res['n_samples']} samples at {res['fs']:g} Hz, one thread (best of the repeats)"
              + (f", on {res['n_machines']} machines of a fleet" if res.get('n_machines') else ''),
+             f"floor   : {res['floor_rec_s']:7.0f} records/s wall, {res['floor_rec_s_cpu']:7.0f} records/s CPU (Gaussian spectrum, inverse FFT, float32 write)",
              f"single  : {res['single_rec_s']:7.0f} records/s wall, {res['single_rec_s_cpu']:7.0f} records/s CPU",
              f"batched : {res['batch_rec_s']:7.0f} records/s wall, {res['batch_rec_s_cpu']:7.0f} records/s CPU (batch {res['batch_size']})",
+             f"floor ratio (CPU): single {res['floor_ratio']:.2f}, batched {res['batch_floor_ratio']:.2f}",
              f"peak memory per batch of {res['batch_size']}: {res['batch_peak_bytes'] / 2**20:.1f} MiB "
              f"(output {res['batch_output_bytes'] / 2**20:.1f} MiB)", '', f"{'stage (min of repeats)':<24}{'us/record':>10}{'share':>8}"]
     lines += [f"{k:<24}{v:10.0f}{v / tot:8.1%}" for k, v in res['stages_us'].items()]
