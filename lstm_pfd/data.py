@@ -674,13 +674,15 @@ class WindowDataset:
 
 # %% ../nbs/03_data.ipynb #b26ad047
 def _wd_windows(self:WindowDataset,
-                rows=None, # window indices; None: all windows
+                rows=None, # window indices (ints, a boolean mask or a slice); None: all windows
                )->np.ndarray:
-    "All windows (or those of `rows`) as one float32 array `[n, C, L]` (`C = 1` for records `[n, N]`; a strided view made contiguous)."
-    v = np.lib.stride_tricks.sliding_window_view(self.signals, self.window_len, axis=-1)[..., self.starts, :]
-    if v.ndim == 4: v = v.transpose(0, 2, 1, 3)               # [n, C, S, L] -> [n, S, C, L]: a record's windows in order
-    v = v.reshape(-1, *v.shape[2:])
-    if rows is not None: v = v[rows]
+    """All windows (or those of `rows`) as one float32 array `[n, C, L]` (`C = 1` for records `[n, N]`): only the windows
+    asked for are read (gathered through a strided view), so the cost follows `rows`, not the split."""
+    j = np.arange(len(self))
+    if rows is not None: j = j[rows]                          # any index numpy takes; out of range: IndexError
+    r, s = np.divmod(j, len(self.starts))                    # record and window of each row
+    sw = np.lib.stride_tricks.sliding_window_view(self.signals, self.window_len, axis=-1)   # a view: nothing read yet
+    v = sw[r, self.starts[s]] if sw.ndim == 3 else sw[r, :, self.starts[s]]                # [k, L] or [k, C, L]
     out = np.ascontiguousarray(self._norm(v), dtype=np.float32)
     return out[:, None, :] if out.ndim == 2 else out
 

@@ -235,3 +235,25 @@ def test_multi_channel_file_shape_is_checked(tmp_path, monkeypatch):
     with h5py.File(q, 'r+') as f: f.attrs['channels'] = ['x', 'x', 'y']
     with pytest.raises(DatasetError, match='distinct'):
         open_dataset(q)
+
+
+@pytest.mark.parametrize('channels', [None, 3])
+def test_windows_of_rows_read_only_those_rows(channels):
+    "windows(rows) allocates in proportion to the rows asked for, not to the split (tracemalloc counts numpy's buffers)."
+    import tracemalloc
+    from lstm_pfd.data import WindowDataset
+    n, N, L = 200, 8192, 1024                                       # 200 records, 8 windows each: 6.5 MB (x3 with channels)
+    shape = (n, N) if channels is None else (n, channels, N)
+    sig = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    wd = WindowDataset(sig, np.zeros(n), np.arange(n), window_len=L, normalize='zscore')
+    rows = [5, 1599, 0, 800]
+    one_window = L * 4 * (channels or 1)
+    tracemalloc.start()
+    try:
+        got = wd.windows(rows)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally: tracemalloc.stop()
+    assert peak < 40 * one_window + (64 << 10), f'windows(4 rows) allocated {peak} bytes; the split holds {sig.nbytes}'
+    expect = np.stack([sig[r // 8, ..., (r % 8) * L:(r % 8 + 1) * L] for r in rows])
+    expect = (expect - expect.mean(-1, keepdims=True)) / expect.std(-1, keepdims=True)
+    np.testing.assert_allclose(got[:, 0] if channels is None else got, expect, rtol=1e-4, atol=1e-4)
