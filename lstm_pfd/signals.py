@@ -187,6 +187,7 @@ class _Work:
         self.nq = -(-N // _PBLK)
         self.ph = np.empty(self.nq * _PBLK, np.float32)          # wrapped phase, blocks of _PBLK samples
         self.idx = np.empty(N, np.intp)                            # table index: intp, the gathers' own index type (no converted copy)
+        self.idx32 = np.empty(N, np.int32)                         # float32 -> int32 -> intp: two cheap casts (float32 -> intp is slow)
         self.frac, self.a, self.b, self.c, self.ramp = (np.empty(N, np.float32) for _ in range(5))
         self.mech = np.empty(N, np.float32)                        # machines: the part filtered by FFT
         self.env = np.empty((plan.K - 1) * _BLOCK, np.float32)
@@ -558,7 +559,7 @@ def _shaft_position(r: RecordState):
         r.ramp = ramp
     pos = _phase(w, N, r.f_start * half / fs, _TABLE, r.ramp, (r.f_end - r.f_start) * half)
     idx = w.idx
-    np.floor(pos, out=w.frac); np.copyto(idx, w.frac, casting='unsafe')
+    np.floor(pos, out=w.frac); np.copyto(w.idx32, w.frac, casting='unsafe'); np.copyto(idx, w.idx32)
     np.subtract(pos, w.frac, out=w.frac)
     idx &= _TABLE - 1
 
