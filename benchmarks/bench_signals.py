@@ -1,6 +1,12 @@
-"""Signal-generator benchmark (prints figures, asserts nothing).
+"""Signal-generator benchmark (prints figures, asserts nothing): records/s and their ratio to the floor.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_signals.py [--n 440] [--batch 64] [--repeats 3] [--preset jbfd11] [--fleet] [--out FILE.json]
+
+The floor is what any generator of such a record must do: a float32 Gaussian spectrum, one inverse real FFT of the
+record length and the float32 write (`signals._floor`). It runs interleaved with the generator in the same process on
+the same thread, and the floor ratio (generator records/s over floor records/s, CPU time) is printed for one record
+at a time (`generate`) and batched (`generate_batch`); being a ratio of two rates met under the same load, it moves
+less with other work on the CPU than the rates themselves.
 
 `--fleet` also measures the fleet generator (preset `jbfd11_fleet`: every record seen on a machine of the fleet,
 transfer path, sensor and site background on) in the same run, so that both meet the same load on the CPU;
@@ -31,7 +37,7 @@ if __name__ == '__main__':
     ap.add_argument('--hardware', default='2-core x86 CPU', help='how the CPU is named in the JSON')
     a = ap.parse_args()
     presets = [a.preset] + (['jbfd11_fleet'] if a.fleet and a.preset != 'jbfd11_fleet' else [])
-    res = {}
+    res, load0 = {}, os.getloadavg()
     for name in presets:
         res[name] = benchmark(DataConfig.preset(name), n=a.n, batch_size=a.batch, repeats=a.repeats)
         print(f"== {name}\n{format_benchmark(res[name])}\n")
@@ -39,9 +45,11 @@ if __name__ == '__main__':
         (b, rb), (f, rf) = res.items()
         print(f"{f} vs {b}: single {rf['single_rec_s_cpu']:.0f} vs {rb['single_rec_s_cpu']:.0f} records/s CPU "
               f"({rf['single_rec_s_cpu'] / rb['single_rec_s_cpu']:.0%}), batched {rf['batch_rec_s_cpu']:.0f} vs {rb['batch_rec_s_cpu']:.0f}")
+    load = [round(max(u, v), 2) for u, v in zip(load0, os.getloadavg())]
+    print(f"load average (1, 5, 15 min; the larger of before and after): {load}")
     if a.out:
         doc = {'hardware': f'{a.hardware}, 1 thread', 'command': 'OMP_NUM_THREADS=1 python benchmarks/bench_signals.py ' + ' '.join(sys.argv[1:]),
-               'python': platform.python_version(), 'numpy': np.__version__, 'preset': a.preset, 'n': a.n, 'repeats': a.repeats,
+               'load_average': load, 'python': platform.python_version(), 'numpy': np.__version__, 'preset': a.preset, 'n': a.n, 'repeats': a.repeats,
                'result': res[a.preset], **({'fleet_result': res['jbfd11_fleet']} if len(res) == 2 else {})}
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(doc, indent=1, allow_nan=False, default=float))
