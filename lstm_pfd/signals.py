@@ -633,23 +633,35 @@ def _parts_at_sensor(r: RecordState):
         p['fault'] = p['fault'] + np.fft.irfft(Z, N).astype(np.float32)
 
 # %% ../nbs/02_signals.ipynb #6500abf1
-def _machine_stage(r: RecordState):
-    "Transfer path, sensor, site background and the sensor's measurement + pink noise (one inverse FFT), in place."
+def _machine_spectrum(r: RecordState,   # the record being rendered (on a machine)
+                      spec: np.ndarray, # complex64 `[M]` that receives the spectrum
+                     )->bool:
+    """Transfer path, sensor, site background and the sensor's measurement + pink noise as one spectrum in `spec`; True
+    when its inverse FFT adds to `r.x` (a split record: the tones are there already), False when it replaces it."""
     w, p, m = r.w, r.plan, r.machine
     H = p.H
     if r.parts is not None: _parts_at_sensor(r)
     src = r.through if r.split else r.x                 # what still needs the filter: the remainder, or the whole record
     k, v = background_lines(m, p.fs, p.N, r.rng); r.n_bg = len(k)
-    spec = w.spec; spec[0] = 0
+    spec[0] = 0
     if p.noise_on: _complex_normal(r.rng, p.M - 1, w, spec[1:], p.noise_amp[1:])
     else: spec[1:] = 0
     if src is not None:
         X = sfft.rfft(src); X *= H; spec += X
     for k0, z in r.spectra: spec[k0:k0 + len(z)] += z * H[k0:k0 + len(z)]
     np.add.at(spec, k, v.astype(np.complex64))
-    np.fft.irfft(spec, p.N, out=w.a)
-    if r.split: r.x += w.a
+    return r.split
+
+
+# %% ../nbs/02_signals.ipynb #machstage2
+def _machine_stage(r: RecordState):
+    "The machine stage in place: `_machine_spectrum`, one inverse FFT, added to the record or replacing it."
+    w = r.w
+    add = _machine_spectrum(r, w.spec)
+    np.fft.irfft(w.spec, r.plan.N, out=w.a)
+    if add: r.x += w.a
     else: r.x[:] = w.a
+
 
 # %% ../nbs/02_signals.ipynb #cc50d194
 def _split_later(r: RecordState)->list:
@@ -774,8 +786,9 @@ def _record_steps(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, 
                   state: list | None = None, spectrum: np.ndarray | None = None):
     """The stages of one record into `x` (float32 [N]), a generator that returns the meta (scalars). `timer(name)` is called
     after each stage. `laws`: the machine's severity laws computed elsewhere (`severity_laws`); None: the plan's, computed
-    once. `state` (a list) receives the finished `RecordState`. `spectrum` (complex64 `[M]`): the measurement + pink noise
-    spectrum is drawn into it and the generator yields; the caller adds its inverse FFT to `x`, then resumes the generator."""
+    once. `state` (a list) receives the finished `RecordState`. `spectrum` (complex64 `[M]`): the record's last spectrum
+    (its measurement + pink noise; on a machine, the whole machine stage) is drawn into it and the generator yields True
+    (the caller adds its inverse FFT to `x`) or False (the inverse FFT replaces `x`), then is resumed."""
     if laws is None and plan.machine is not None and plan.laws is None: _ensure_laws(plan)   # before this record touches the workspace
     tick = timer or (lambda name: None)
     r = RecordState(plan, label, sev, seed, x, parts)
@@ -790,10 +803,13 @@ def _record_steps(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, 
     _render_nonsynchronous(r); tick('fault')
     if r.machine is not None and unit and label:       # a unit calibration render: only its fault part at the sensor
         _parts_at_sensor(r); return _meta(r)
-    if r.machine is not None: _machine_stage(r); tick('machine+measurement')
+    if r.machine is not None:
+        if spectrum is None: _machine_stage(r)
+        else: yield _machine_spectrum(r, spectrum)      # the caller's FFT
+        tick('machine+measurement')
     for name, enabled, layer in _NOISE_STAGES:
         if not enabled(r): continue
-        if layer is _measurement_pink and spectrum is not None: _noise_draw(r, spectrum); yield r   # the caller's FFT
+        if layer is _measurement_pink and spectrum is not None: _noise_draw(r, spectrum); yield True   # the caller's FFT, added
         else: layer(r)
         tick(name)
     if state is not None: state.append(r)
@@ -952,9 +968,9 @@ def _render_rows(plans: list,   # one plan per record
                  laws: dict | None, # {machine id: severity laws} computed elsewhere; None: each plan's
                  done,          # `done(i, meta)`: called with each record's meta as it finishes
                 ):
-    """Render the records `_FFT_ROWS` at a time: each runs to its noise spectrum (`_record_steps`), the held spectra go
-    through one inverse FFT (pocketfft vectorises across rows: the same bits as one at a time), then each record finishes.
-    Records without that stage (on a machine: their noise is in the machine stage) finish at once."""
+    """Render the records `_FFT_ROWS` at a time: each runs to its last spectrum (noise, or its machine stage:
+    `_record_steps`), the held spectra go through one inverse FFT (pocketfft vectorises across rows: the same bits as one
+    at a time), then each record finishes. Records without such a stage (noise switched off) finish at once."""
     n = len(args)
     for i0 in range(0, n, _FFT_ROWS):
         S, Y = _noise_rows(plans[i0])
@@ -963,11 +979,14 @@ def _render_rows(plans: list,   # one plan per record
             (label, sev, seed, s, l, t), mach = args[i], plans[i].machine
             steps = _record_steps(plans[i], label, sev, seed, s, l, t, out[i], spectrum=S[len(held)],
                                   laws=laws.get(mach.id) if (laws and mach is not None) else None)
-            try: next(steps); held.append((i, steps))
+            try: held.append((i, steps, next(steps)))
             except StopIteration as e: done(i, e.value)
         if not held: continue
         np.fft.irfft(S[:len(held)], plans[i0].N, axis=-1, out=Y[:len(held)])
-        for j, (i, steps) in enumerate(held): out[i] += Y[j]; done(i, _finish(steps))
+        for j, (i, steps, add) in enumerate(held):
+            if add: out[i] += Y[j]
+            else: out[i] = Y[j]
+            done(i, _finish(steps))
 
 
 # %% ../nbs/02_signals.ipynb #b309c921
