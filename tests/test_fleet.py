@@ -408,3 +408,16 @@ def test_bad_track_and_machine_ids_name_what_is_allowed(fleet_file, tmp_path):
         f['tracks/new_machines/test'] = np.sort(np.r_[tr[:1], f['tracks/new_machines/val'][()][:0], tr[1:2]])
     with pytest.raises(DatasetError, match="track 'new_machines' puts a record on two sides"):
         open_dataset(bad, verify=True)
+
+
+def test_machine_laws_are_cached_by_content():
+    "An equal config and an equal machine, built afresh, get the laws already computed (the same objects), not new ones."
+    from lstm_pfd.fleet import fleet
+    from lstm_pfd.signals import _plan
+    first = severity_laws(CFG, MACHINES[1])
+    cfg2 = DataConfig.from_dict(CFG.to_dict())
+    m2 = fleet(cfg2)[1]
+    assert cfg2 is not CFG and m2 is not MACHINES[1] and m2 == MACHINES[1]
+    again = severity_laws(cfg2, m2)
+    assert again.keys() == first.keys() and all(again[k] is first[k] for k in first)
+    assert _plan(cfg2, m2) is _plan(CFG, MACHINES[1])
