@@ -55,13 +55,12 @@ def _peak(L: np.ndarray, idx: np.ndarray, valid: np.ndarray, df: float, min_db: 
     "Parabolic vertex (Hz) of the strongest bin of each row of log10 power `L` among `idx`; NaN where unclear."
     r = np.arange(len(L))
     S = np.take_along_axis(L, idx, 1)
-    j = np.where(valid, S, -np.inf).argmax(1)
-    b = idx[r, j]
+    b = idx[r, np.where(valid, S, -np.inf).argmax(1)]
     y0, y1, y2 = L[r, b - 1], L[r, b], L[r, b + 1]
     den = y0 - 2 * y1 + y2
     d = np.clip(np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1.0), 0.0), -0.5, 0.5)
     prom = 10 * (y1 - np.nanmedian(np.where(valid, S, np.nan), 1))
-    clear = (j > 0) & (b < idx[:, -1]) & (prom >= min_db)
+    clear = (y1 >= y0) & (y1 >= y2) & (prom >= min_db)                   # a local maximum of the spectrum, above the floor
     return np.where(clear, (b + d) * df, np.nan)
 
 # %% ../nbs/02c_speed.ipynb #3c8dabc5
