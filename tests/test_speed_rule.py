@@ -2,6 +2,8 @@
 
 The feature baselines place their bands at the rule's speed, the order-domain windows of the networks are resampled
 at it, and a change of rule changes both; the estimator finds the 1X on fleet records across the machines' speeds."""
+import json
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,24 @@ def test_order_domain_windows_use_the_rule_speed(fleet_file):
     with pytest.raises(ValueError, match='order domain'): ClassicalBaseline().features(od)
     with pytest.raises(ValueError, match="speed rule other than 'none'"): OrderSpectrumBaseline().features(
         open_dataset(fleet_file).windows('val', speed_source='none'))
+
+
+def test_experiment_gives_the_rule_to_baselines_and_networks(fleet_file, tmp_path):
+    from lstm_pfd.experiments import ExperimentConfig, run_experiment, run_id
+    def cfg(model, **data):
+        kw = {'n_estimators': 10} if model == 'classical' else {}
+        train = {'epochs': 1, 'batch_size': 16, 'threads': 1} if model != 'classical' else {}
+        return ExperimentConfig.from_dict({'name': 'rule', 'data': {'path': str(fleet_file), 'track': 'new_machines', **data},
+                                           'model': {'name': model, 'kwargs': kw}, 'train': train,
+                                           'eval': {'conditions': ['clean'], 'xai_methods': []}})
+    assert run_id(cfg('classical')) != run_id(cfg('classical', speed_source='tach'))
+    seen = []
+    def cache(name, condition, windows, featurize):       # the feature_cache hook sees the rule's windows
+        seen.append((condition, windows.speed_source, windows.meta['known_speed_hz'].copy())); return featurize(windows)
+    d = run_experiment(cfg('classical', speed_source='tach'), tmp_path, feature_cache=cache)
+    assert json.loads((d / 'run.json').read_text())['status'] == 'done'
+    assert [c for c, *_ in seen] == ['clean@tach', 'clean@tach'] and all(s == 'tach' for _, s, _ in seen)
+    with open_dataset(fleet_file) as ds: want = ds.windows('test', track='new_machines', speed_source='tach').meta['known_speed_hz']
+    np.testing.assert_array_equal(seen[1][2], want)
+    d = run_experiment(cfg('compact', speed_source='tach', order_domain=True), tmp_path)
+    assert json.loads((d / 'run.json').read_text())['status'] == 'done'
