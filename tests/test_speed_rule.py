@@ -93,3 +93,13 @@ def test_experiment_gives_the_rule_to_baselines_and_networks(fleet_file, tmp_pat
     np.testing.assert_array_equal(seen[1][2], want)
     d = run_experiment(cfg('compact', speed_source='tach', order_domain=True), tmp_path)
     assert json.loads((d / 'run.json').read_text())['status'] == 'done'
+
+
+def test_shaft_records_count_their_speed_from_the_keyphasor(tmp_path):
+    cfg = DataConfig.preset('quick_shaft', {'dataset.records_per_class_severity': 3})
+    with open_dataset(build_dataset(cfg, tmp_path / 'shaft.h5', progress=False)) as ds:
+        w = ds.windows('train', speed_source='estimated')
+        kp = speed.keyphasor_speed(w.signals[:, w.channels.index('keyphasor')], ds.fs)
+    np.testing.assert_array_equal(w.meta['known_speed_hz'], kp)        # the keyphasor, not the spectrum, where there is one
+    err = np.abs(kp / w.meta['speed_hz'] - 1)
+    assert np.median(err) < 0.002 and err.max() < 0.03, f"keyphasor speed error: median {np.median(err):.4f}, max {err.max():.4f}"
