@@ -747,14 +747,17 @@ def _windows(self:DatasetFile,
              track:str | None=None, # evaluation track (`TRACKS`); None: the stored split
              snr_db:float | None=None, # noise level of the test split's noisy copy, dB; None: clean
              channels=None, # channel names to keep, in this order, e.g. `('x', 'y')` (multi-channel files); None: all
+             speed_source:str | None=None, # the speed rule (`speed.SPEED_SOURCES`) -> `meta['known_speed_hz']`; None: no rule (methods read `meta['speed_hz']`)
+             order_domain:bool | int=False, # order-domain windows at the rule's speed: True (`samples_per_rev`) or samples per turn
              **filters, # `classes=`, `severities=`, `groups=` and column ranges, as `RecordTable.select`
             )->WindowDataset:
-    "A `WindowDataset` over a split (protocol window/hop by default; filters as `RecordTable.select`); `track`/`snr_db` as `table`; `channels` by name."
+    "A `WindowDataset` over a split (protocol window/hop by default; filters as `RecordTable.select`); `track`/`snr_db` as `table`; `channels` by name; `speed_source`/`order_domain`: the speed rule."
     table = self[split] if track is None and snr_db is None else self.table(split, track=track, snr_db=snr_db)
-    return WindowDataset.from_table(table, window_len=window_len or self.config.window_len,
-                                    hop_len=hop_len or (self.config.hop_len if window_len is None else window_len),
-                                    normalize=normalize, fs=self.fs, class_names=self.fault_names,
-                                    config_hash=self.config_hash, channels=channels, **filters)
+    wd = WindowDataset.from_table(table, window_len=window_len or self.config.window_len,
+                                  hop_len=hop_len or (self.config.hop_len if window_len is None else window_len),
+                                  normalize=normalize, fs=self.fs, class_names=self.fault_names,
+                                  config_hash=self.config_hash, channels=channels, **filters)
+    return wd if speed_source is None and not order_domain else self._speed_rule(wd, speed_source, order_domain)
 DatasetFile.windows = _windows
 
 # %% ../nbs/03_data.ipynb #5e712055
@@ -932,6 +935,44 @@ def _table(self:DatasetFile,
                        np.array([b''] * len(w)) if snr_db is not None else col('checksums'), channels=self.channels)
 
 DatasetFile._check_track, DatasetFile.table = _check_track, _table
+
+# %% ../nbs/03_data.ipynb #spd00002
+from .fleet import machine_config
+from .speed import check_speed_source, known_speeds, order_resample, order_samples_per_rev
+
+def _speed_ranges(self: DatasetFile, meta: dict, n: int) -> np.ndarray:
+    "(min, max) shaft speed, Hz, each of `n` records can run at: the config's range, scaled to its machine in a fleet file."
+    ranges = {m.id: machine_config(self.config, m).operating.speed_hz_range for m in self.machines}
+    if 'machine_id' in meta and ranges: return np.array([ranges[int(i)] for i in meta['machine_id']], np.float64)
+    return np.tile(np.asarray(self.config.operating.speed_hz_range, np.float64), (n, 1))
+
+def _samples_per_rev(self: DatasetFile) -> int:
+    "Samples per shaft turn of the file's order-domain windows: one value for every split (`speed.order_samples_per_rev`)."
+    ranges = [machine_config(self.config, m).operating.speed_hz_range for m in self.machines] or [self.config.operating.speed_hz_range]
+    return order_samples_per_rev(self.fs, min(r[0] for r in ranges))
+
+DatasetFile._speed_ranges, DatasetFile.samples_per_rev = _speed_ranges, property(_samples_per_rev)
+
+# %% ../nbs/03_data.ipynb #spd00003
+def _speed_rule(self: DatasetFile, wd: WindowDataset, source: str | None, order_domain) -> WindowDataset:
+    "`wd` with the speed rule `source` applied (`meta['known_speed_hz']`, `wd.speed_source`) and, if asked, in the order domain."
+    if source is None:
+        if order_domain: raise ValueError("order_domain needs a speed: pass speed_source='oracle', 'tach' or 'estimated'")
+        return wd
+    check_speed_source(source)
+    ch, X, n = wd.channels, wd.signals, len(wd.signals)
+    x = X if X.ndim == 2 else X[:, ch.index('accel') if ch and 'accel' in ch else 0]
+    kp = X[:, ch.index('keyphasor')] if ch and 'keyphasor' in ch else None
+    known = known_speeds(source, speed_hz=wd.meta.get('speed_hz'), seeds=wd.record_record_ids, x=x, fs=self.fs, keyphasor=kp,
+                         speed_range=self._speed_ranges(wd.meta, n) if source == 'estimated' else None)
+    wd.meta['known_speed_hz'], wd.speed_source = np.full(n, np.nan) if known is None else known, source
+    if order_domain:
+        if known is None: raise ValueError("order_domain needs a speed: speed_source='none' gives none")
+        spr = self.samples_per_rev if order_domain is True else order_domain
+        wd.signals, wd.samples_per_rev = order_resample(X, self.fs, known, spr), spr
+    return wd
+
+DatasetFile._speed_rule = _speed_rule
 
 # %% ../nbs/03_data.ipynb #5c08d0dd
 def _fresh_seed(dataset_seed: int, index: int, epoch: int) -> int:

@@ -14,6 +14,8 @@ from fastcore.basics import patch
 
 from .config import (BaseConfig, ConfigError, DataConfig, PRESETS, StrDict, TRACKS, _from_preset, _nonneg,
                              _plain_deep, _pos, _prob, _range)
+from .speed import SPEED_SOURCES  # the speed rules, defined once with their estimators
+
 
 # %% auto #0
 __all__ = ['EXPERIMENT_PRESETS', 'ExperimentDataConfig', 'ModelSpec', 'TrainConfig', 'EvalConfig', 'ExperimentConfig']
@@ -27,6 +29,8 @@ class ExperimentDataConfig(BaseConfig):
     overrides: StrDict = field(default_factory=dict)  # dotted DataConfig overrides of the preset
     track: str = 'iid'                 # evaluation track (`config.TRACKS`; 'iid': the stored default split)
     normalize: str | None = None       # per-window normalisation: None, 'zscore' or 'rms'
+    speed_source: str | None = None    # the speed rule every method gets (`speed.SPEED_SOURCES`); None: the stored metadata (an oracle)
+    order_domain: bool = False         # the networks see order-domain windows at the rule's speed (needs a speed_source with a speed)
 
     def __post_init__(self): self.overrides = _plain_deep(dict(self.overrides))
 
@@ -36,6 +40,15 @@ class ExperimentDataConfig(BaseConfig):
         if self.path is not None and self.overrides: yield 'overrides', 'no overrides with data.path (a file is fixed)'
         if self.track not in TRACKS: yield "track", f"one of {list(TRACKS)} (`config.TRACKS`; all but 'iid' need a fleet file)"
         if self.normalize not in (None, 'zscore', 'rms'): yield 'normalize', "None, 'zscore' or 'rms'"
+        if self.speed_source not in (None, *SPEED_SOURCES): yield 'speed_source', f"null or one of {list(SPEED_SOURCES)} (`speed.SPEED_SOURCES`)"
+        if not isinstance(self.order_domain, bool): yield 'order_domain', 'true or false'
+        elif self.order_domain and self.speed_source in (None, 'none'): yield 'order_domain', "false unless speed_source is 'oracle', 'tach' or 'estimated'"
+
+    def _hash_dict(self) -> dict:
+        d = super()._hash_dict()
+        for k, default in (('speed_source', None), ('order_domain', False)):
+            if d[k] == default: d.pop(k)    # at their defaults they change nothing: runs made before the rule keep their ids
+        return d
 
     def validate(self, _path: str = ''):
         super().validate(_path)

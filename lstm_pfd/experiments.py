@@ -163,7 +163,12 @@ def _features(feature_cache, model, condition, windows):
     "`model.features(windows)` through the caller's `feature_cache(name, condition, windows, featurize)` hook, if any."
     if feature_cache is None: return None
     name = type(model).__name__ + (f"[{model.feature_set}]" if getattr(model, 'feature_set', 'accel') != 'accel' else '')   # one entry per feature set
-    return feature_cache(name, condition, windows, model.features)
+    rule = getattr(windows, 'speed_source', None)                  # features at another speed rule are other features
+    return feature_cache(name, condition if rule is None else f"{condition}@{rule}", windows, model.features)
+
+def _rule(cfg: ExperimentConfig) -> dict:
+    "The speed rule and order-domain option of `cfg`'s data, as `DatasetFile.windows` keywords (the same for every split)."
+    return dict(speed_source=cfg.data.speed_source, order_domain=cfg.data.order_domain)
 
 # %% ../nbs/12_experiments.ipynb #2732189a
 def _fit_baseline(cfg, tr, feature_cache=None):
@@ -202,7 +207,7 @@ def _evaluate(model, ds, cfg, normalize, feature_cache=None) -> dict:
     from lstm_pfd.train import evaluate
     out = {'conditions': {}, 'class_names': None, 'records': None}
     for cond, where in _condition_splits(ds, cfg.eval.conditions, _track(ds, cfg)).items():
-        w = ds.windows(**where, normalize=normalize)
+        w = ds.windows(**where, normalize=normalize, **_rule(cfg))
         if hasattr(model, 'parameters'): ev = evaluate(model, w, batch_size=cfg.eval.batch_size, device=cfg.train.device)
         else: ev = model.evaluate(w, features=_features(feature_cache, model, cond, w))   # a feature baseline
         out['class_names'] = ev.class_names
@@ -226,7 +231,7 @@ def _xai_summary(model, ds, cfg, normalize) -> list[dict]:
     if not cfg.eval.xai_methods or n == 0 or not hasattr(model, 'parameters'): return []   # feature baselines: no attributions
     tr = _track(ds, cfg)
     test = ds.table('test', track=tr) if tr else ds['test']
-    wds = ds.windows('test', normalize=normalize, track=tr)
+    wds = ds.windows('test', normalize=normalize, track=tr, **_rule(cfg))
     rows, names = [], list(ds.fault_names)
     speed = test.meta.get('speed_hz')
     for k, cls in enumerate(names):
@@ -332,8 +337,8 @@ def _run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache=None) -
         out['dataset'] = {'path': str(path.resolve()), 'config_hash': ds.config_hash, 'test_checksum': _test_checksum(ds),
                           'track': cfg.data.track, 'records': {s: len(ds[s]) for s in ds.splits}}
         t = time.perf_counter()
-        trw = ds.windows('train', normalize=norm, track=tr); _check_batch_size(cfg, len(trw))
-        res, resumed = _train(cfg, trw, ds.windows('val', normalize=norm, track=tr), run_dir, ds.config_hash,
+        trw = ds.windows('train', normalize=norm, track=tr, **_rule(cfg)); _check_batch_size(cfg, len(trw))
+        res, resumed = _train(cfg, trw, ds.windows('val', normalize=norm, track=tr, **_rule(cfg)), run_dir, ds.config_hash,
                               progress, feature_cache)
         tm['train_seconds'], tm['fit_seconds_this_session'] = res.train_seconds, time.perf_counter() - t
         _write_json(run_dir / 'history.json', res.history)

@@ -1048,9 +1048,14 @@ def orbit_features(x,                         # windows `[N, C, L]` holding the 
 
 # %% ../nbs/05_train.ipynb #b3f9b935
 def _window_speeds(dataset, default):
-    "Shaft speed per window from the dataset's record metadata, else `default` (None: the config's range)."
+    "Shaft speed per window: the speed rule's `meta['known_speed_hz']`, else `meta['speed_hz']`, else `default` (None: the config's range)."
+    if getattr(dataset, 'samples_per_rev', None):
+        raise ValueError("the feature baselines take time-domain windows and place their bands at the rule's speed; this dataset "
+                         "is in the order domain (order_domain=...): build it with order_domain=False")
     meta, rec = getattr(dataset, 'meta', None) or {}, getattr(dataset, 'record_of_window', None)
-    if 'speed_hz' in meta and rec is not None: return np.asarray(meta['speed_hz'], float)[np.asarray(rec)]
+    key = 'known_speed_hz' if 'known_speed_hz' in meta else 'speed_hz'      # the rule's speed wins; all NaN: rule 'none'
+    if key in meta and rec is not None and not np.isnan(np.asarray(meta[key], float)).all():
+        return np.asarray(meta[key], float)[np.asarray(rec)]
     return None if default is None else np.full(len(dataset), float(default))
 
 # %% ../nbs/05_train.ipynb #fch00002
@@ -1219,8 +1224,8 @@ class OrderSpectrumBaseline:
         fs = self.fs or _dataset_info(dataset)['fs']
         if fs is None: raise ValueError("OrderSpectrumBaseline needs fs (the dataset carries none): pass fs=...")
         speeds = _window_speeds(dataset, None)
-        if speeds is None: raise ValueError("OrderSpectrumBaseline needs each record's shaft speed: a dataset with "
-                                            "meta['speed_hz'] and record_of_window (e.g. DatasetFile.windows)")
+        if speeds is None: raise ValueError("OrderSpectrumBaseline needs each record's shaft speed: a dataset with meta['speed_hz'] "
+                                            "or a speed rule other than 'none' (DatasetFile.windows(speed_source=...))")
         self.fs, j, out = float(fs), 0, ([], [], [])
         for x, y, r in tqdm(_loader(dataset, self.batch_size), desc='order features', disable=not self.progress, leave=False):
             check_windows(x, name='dataset windows')

@@ -15,6 +15,7 @@ LAYERS = {
     'utils': 0, 'plotting': 0,                 # no lstm_pfd imports
     'config': 1,                               # the data protocol only
     'physics': 2, 'rotor': 3, 'fleet': 4, 'signals': 5, 'orbits': 6, 'shaft': 6,
+    'speed': 6.5,                              # the speed rule, its estimators and order resampling: uses orbits' keyphasor
     'data': 7, 'datasets': 8,                  # readers of public datasets: data and below only
     'models': 8, 'baselines': 9, 'train': 10, 'xai': 11, 'export': 12,
     'experiment_config': 13,                   # checked against the registries of models, train and xai
