@@ -27,8 +27,11 @@ class ExperimentDataConfig(BaseConfig):
     overrides: StrDict = field(default_factory=dict)  # dotted DataConfig overrides of the preset
     track: str = 'iid'                 # evaluation track (`config.TRACKS`; 'iid': the stored default split)
     normalize: str | None = None       # per-window normalisation: None, 'zscore' or 'rms'
+    channels: tuple[str, ...] | None = None      # channel names to train and test on, in this order (multi-channel files); None: all
 
-    def __post_init__(self): self.overrides = _plain_deep(dict(self.overrides))
+    def __post_init__(self):
+        self.overrides = _plain_deep(dict(self.overrides))
+        if isinstance(self.channels, list): self.channels = tuple(self.channels)
 
     def _check(self):
         if (self.preset is None) == (self.path is None): yield 'preset', 'exactly one of data.preset and data.path (set the other to null)'
@@ -36,6 +39,15 @@ class ExperimentDataConfig(BaseConfig):
         if self.path is not None and self.overrides: yield 'overrides', 'no overrides with data.path (a file is fixed)'
         if self.track not in TRACKS: yield "track", f"one of {list(TRACKS)} (`config.TRACKS`; all but 'iid' need a fleet file)"
         if self.normalize not in (None, 'zscore', 'rms'): yield 'normalize', "None, 'zscore' or 'rms'"
+        ch = self.channels
+        if ch is not None and (not isinstance(ch, tuple) or not ch or len(set(map(str, ch))) != len(ch)
+                               or not all(isinstance(c, str) and c.strip() for c in ch)):
+            yield 'channels', "None (all) or a list of distinct channel names, e.g. ('x', 'y')"
+
+    def _hash_dict(self) -> dict:
+        d = super()._hash_dict()
+        if self.channels is None: d.pop('channels')   # all channels: the hash of configs written before `channels`
+        return d
 
     def validate(self, _path: str = ''):
         super().validate(_path)

@@ -187,7 +187,8 @@ def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None):
     from lstm_pfd.train import BASELINES, fit, NoiseAugment
     t = cfg.train
     if cfg.model.name in BASELINES: return _fit_baseline(cfg, tr, feature_cache), False
-    model = create_model(cfg.model.name, n_classes=len(tr.class_names), seed=t.seed, **cfg.model.kwargs)
+    kw = {'in_channels': int(tr[0][0].shape[0]), **cfg.model.kwargs}   # the data's channel count unless given
+    model = create_model(cfg.model.name, n_classes=len(tr.class_names), seed=t.seed, **kw)
     ckpt = run_dir / 'checkpoint.pt'
     resume = ckpt if ckpt.exists() else None
     if resume is not None: log.info("%s: resuming from %s", run_dir.name, ckpt)
@@ -202,7 +203,7 @@ def _evaluate(model, ds, cfg, normalize, feature_cache=None) -> dict:
     from lstm_pfd.train import evaluate
     out = {'conditions': {}, 'class_names': None, 'records': None}
     for cond, where in _condition_splits(ds, cfg.eval.conditions, _track(ds, cfg)).items():
-        w = ds.windows(**where, normalize=normalize)
+        w = ds.windows(**where, normalize=normalize, channels=cfg.data.channels)
         if hasattr(model, 'parameters'): ev = evaluate(model, w, batch_size=cfg.eval.batch_size, device=cfg.train.device)
         else: ev = model.evaluate(w, features=_features(feature_cache, model, cond, w))   # a feature baseline
         out['class_names'] = ev.class_names
@@ -226,7 +227,7 @@ def _xai_summary(model, ds, cfg, normalize) -> list[dict]:
     if not cfg.eval.xai_methods or n == 0 or not hasattr(model, 'parameters'): return []   # feature baselines: no attributions
     tr = _track(ds, cfg)
     test = ds.table('test', track=tr) if tr else ds['test']
-    wds = ds.windows('test', normalize=normalize, track=tr)
+    wds = ds.windows('test', normalize=normalize, track=tr, channels=cfg.data.channels)
     rows, names = [], list(ds.fault_names)
     speed = test.meta.get('speed_hz')
     for k, cls in enumerate(names):
@@ -332,8 +333,9 @@ def _run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache=None) -
         out['dataset'] = {'path': str(path.resolve()), 'config_hash': ds.config_hash, 'test_checksum': _test_checksum(ds),
                           'track': cfg.data.track, 'records': {s: len(ds[s]) for s in ds.splits}}
         t = time.perf_counter()
-        trw = ds.windows('train', normalize=norm, track=tr); _check_batch_size(cfg, len(trw))
-        res, resumed = _train(cfg, trw, ds.windows('val', normalize=norm, track=tr), run_dir, ds.config_hash,
+        ch = cfg.data.channels
+        trw = ds.windows('train', normalize=norm, track=tr, channels=ch); _check_batch_size(cfg, len(trw))
+        res, resumed = _train(cfg, trw, ds.windows('val', normalize=norm, track=tr, channels=ch), run_dir, ds.config_hash,
                               progress, feature_cache)
         tm['train_seconds'], tm['fit_seconds_this_session'] = res.train_seconds, time.perf_counter() - t
         _write_json(run_dir / 'history.json', res.history)
