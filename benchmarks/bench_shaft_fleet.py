@@ -1,8 +1,8 @@
 """What the shaft probes add: the fleet tracks on a small `jbfd11_shaft` file, methods x channel sets x seeds.
 
 Build the small file, run (CPU, 1 process of 1 thread; resumable: finished runs are skipped), write the JSON and figure:
-    OMP_NUM_THREADS=1 python benchmarks/bench_shaft_fleet.py --build runs/shaft_small.h5 --root runs/shaft_fleet \
-        --seeds 0 1 2 3 4 --stop-at 19:50 --out nbs/_data/shaft_fleet.json --figure nbs/images/shaft_fleet.png
+    OMP_NUM_THREADS=1 python benchmarks/bench_shaft_fleet.py --build runs/shaft_fleet24.h5 --root runs/shaft_fleet \
+        --seeds 0 1 2 3 4 --first-seeds 3 --stop-at 19:42 --out nbs/_data/shaft_fleet.json --figure nbs/images/shaft_fleet.png
 JSON and figure of the finished runs only (no training): the same command with --summary.
 
 A thin caller of `lstm_pfd.experiments`, like `bench_fleet.py` (whose feature cache it reuses): each
@@ -15,8 +15,9 @@ probes (x, y, keyphasor) or all four channels. Clean test only (no SNR copies), 
 
 The file (`SMALL`) is `jbfd11_shaft` cut to what one CPU core trains in about an hour: 24 machines (not 40), 24 records
 per class x severity (one per machine; not 80), 2-s records at 10,240 Hz (not 5 s at 20,480 Hz), four 0.5-s windows
-each: 1,056 records. Runs go model group by model group (classical and the first network for every seed, then each
-further network for every seed), so a stopped sweep leaves the cheap methods complete.
+each: 1,056 records. Run order (`plan`): the classical rows for every seed, then the
+networks on the first `--first-seeds` seeds, then their remaining seeds, so a stopped sweep leaves the cheap rows
+complete and every network with some seeds.
 """
 import argparse
 import datetime
@@ -68,16 +69,31 @@ def build(path):
     return path
 
 
-def sweep(path, root, scratch, tracks, models, seeds, stop_at=None):
-    "Every planned run not done yet: classical and the first network for every seed, then each further network."
+def plan(tracks, models, seeds, first_seeds=None) -> list[tuple]:
+    """`(track, method, model, channel set, seed)` in run order: the classical rows for every seed; then each network on
+    `seeds[:first_seeds]` (the first network seed-major, a further one track-major with `new_machines` first, so a
+    stopped sweep leaves the headline track); then the remaining seeds of every network."""
+    k = len(seeds) if first_seeds is None else first_seeds
+    order = sorted(tracks, key=lambda t: t != 'new_machines')
+    ms = methods(models)
+    out = [(t, lab, m, cs, s) for s in seeds for lab, m, cs in ms if m == 'classical' for t in tracks]
+    for part in (seeds[:k], seeds[k:]):
+        for i, net in enumerate(models):
+            mine = [x for x in ms if x[1] == net]
+            if i == 0: out += [(t, lab, m, cs, s) for s in part for lab, m, cs in mine for t in tracks]
+            else: out += [(t, lab, m, cs, s) for s in part for t in order for lab, m, cs in mine]
+    return out
+
+
+def sweep(path, root, scratch, tracks, models, seeds, stop_at=None, first_seeds=None):
+    "Every run of `plan` not done yet, in its order; no new run starts after `stop_at` (HH:MM UTC)."
     import torch
     from lstm_pfd.data import open_dataset
     from lstm_pfd.experiments import run_experiment, run_id, run_status
     torch.set_num_threads(1)
     with open_dataset(path) as ds: cache = FeatureCache(scratch, dataset_id(ds))
     end = _deadline(stop_at)
-    groups = [['classical', *models[:1]]] + [[m] for m in models[1:]]   # cheap methods first, every seed
-    todo = [(t, lab, m, cs, s) for g in groups for s in seeds for lab, m, cs in methods(models) if m in g for t in tracks]
+    todo = plan(tracks, models, seeds, first_seeds)
     for t, label, m, cs, s in todo:
         cfg = experiment(path, t, m, cs, s)
         if run_status(Path(root) / run_id(cfg)) == 'done': continue
@@ -122,7 +138,12 @@ def confused_pairs(cm, names, min_share=0.1):
     return [(names[i], names[j], float(cm[i, j] / tot[i, 0])) for i, j in zip(*np.nonzero(cm / tot >= min_share)) if i != j]
 
 
+COLOURS = {'accel': 'C0', 'orbit': 'C1', 'probes': 'C1', 'both': 'C2', 'all': 'C2'}   # accelerometer, probes, both
+MARKERS = {'classical': 'o', 'compact': 's', 'cnn_lstm': '^'}
+
+
 def figure(res, path):
+    "Record accuracy with its 95 % interval per track and method: colour the channels (accelerometer, probes, both), marker the model."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     rows = [r for r in res['rows'] if r['status'] == 'done']
@@ -134,7 +155,7 @@ def figure(res, path):
             r = next((r for r in rows if r['track'] == t and r['method'] == m), None)
             if r is None: continue
             ax.errorbar(j + (i - (len(meths) - 1) / 2) * w, r['acc'], yerr=[[r['acc'] - r['ci_low']], [r['ci_high'] - r['acc']]],
-                        fmt='os^'[i // 3 % 3], color=f'C{i}', capsize=2, ms=4, label=m if j == 0 else None)
+                        fmt=MARKERS.get(r['model'], 'd'), color=COLOURS[r['channels']], capsize=2, ms=4, label=m if j == 0 else None)
     ax.set_xticks(range(len(tracks)), tracks); ax.set_ylabel('record accuracy (95 % CI)'); ax.set_ylim(0, 1.02)
     ax.grid(axis='y', alpha=0.3); ax.legend(fontsize=7, ncol=1, loc='center left', bbox_to_anchor=(1, 0.5))
     ax.set_title('shaft fleet benchmark: what the probes add (small jbfd11_shaft file)', fontsize=9)
@@ -150,17 +171,19 @@ def main(argv=None):
     p.add_argument('--models', nargs='+', default=['compact', 'cnn_lstm'], help='networks (each on every channel set)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2, 3, 4])
     p.add_argument('--stop-at', help='HH:MM (UTC): start no new run after this time')
+    p.add_argument('--first-seeds', type=int, help='networks: run this many seeds first, the rest after every network had them')
     p.add_argument('--summary', action='store_true', help='no training: JSON and figure of the finished runs')
     p.add_argument('--out', help='results JSON'); p.add_argument('--figure', help='figure PNG')
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     build(a.build)
-    if not a.summary: sweep(a.build, a.root, a.scratch, a.tracks, a.models, a.seeds, a.stop_at)
+    if not a.summary: sweep(a.build, a.root, a.scratch, a.tracks, a.models, a.seeds, a.stop_at, a.first_seeds)
     res = collect(a.build, a.root, a.tracks, a.models, a.seeds)
     from lstm_pfd.data import open_dataset
     with open_dataset(a.build) as ds:
         sizes = {t: {s: len(ds.table(s, track=t) if t != 'iid' else ds[s]) for s in ds.splits} for t in a.tracks}
-    res.update(command='OMP_NUM_THREADS=1 python benchmarks/' + Path(sys.argv[0]).name + ' ' + ' '.join(sys.argv[1:]),
+    args = [v for v in sys.argv[1:] if v != '--summary']    # the command that runs (or resumes) the whole benchmark
+    res.update(command='OMP_NUM_THREADS=1 python benchmarks/' + Path(sys.argv[0]).name + ' ' + ' '.join(args),
                hardware=HARDWARE, python=platform.python_version(), data={'preset': 'jbfd11_shaft', 'overrides': SMALL, 'records': sizes},
                train=TRAIN, forest_trees=FOREST_TREES, channel_sets={k: v or ['x', 'y', 'keyphasor', 'accel'] for k, v in CHANNEL_SETS.items()})
     for r in res['rows']:
