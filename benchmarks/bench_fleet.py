@@ -94,7 +94,8 @@ def _subset(wds, rows):
     from lstm_pfd.data import WindowDataset
     return WindowDataset(wds.signals[rows], wds.record_labels[rows], wds.record_record_ids[rows], window_len=wds.window_len,
                          hop_len=wds.hop_len, normalize=wds.normalize, meta={k: np.asarray(v)[rows] for k, v in wds.meta.items()},
-                         fs=wds.fs, class_names=wds.class_names, config_hash=wds.config_hash)
+                         fs=wds.fs, class_names=wds.class_names, config_hash=wds.config_hash,
+                         channels=getattr(wds, 'channels', None))
 
 
 def cached_features(cache: Path, kind: str, cond: str, wds, featurize):

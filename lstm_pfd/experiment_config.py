@@ -31,8 +31,11 @@ class ExperimentDataConfig(BaseConfig):
     normalize: str | None = None       # per-window normalisation: None, 'zscore' or 'rms'
     speed_source: str | None = None    # the speed rule every method gets (`speed.SPEED_SOURCES`); None: the stored metadata (an oracle)
     order_domain: bool = False         # the networks see order-domain windows at the rule's speed (needs a speed_source with a speed)
+    channels: tuple[str, ...] | None = None      # channel names to train and test on, in this order (multi-channel files); None: all
 
-    def __post_init__(self): self.overrides = _plain_deep(dict(self.overrides))
+    def __post_init__(self):
+        self.overrides = _plain_deep(dict(self.overrides))
+        if isinstance(self.channels, list): self.channels = tuple(self.channels)
 
     def _check(self):
         if (self.preset is None) == (self.path is None): yield 'preset', 'exactly one of data.preset and data.path (set the other to null)'
@@ -43,11 +46,15 @@ class ExperimentDataConfig(BaseConfig):
         if self.speed_source not in (None, *SPEED_SOURCES): yield 'speed_source', f"null or one of {list(SPEED_SOURCES)} (`speed.SPEED_SOURCES`)"
         if not isinstance(self.order_domain, bool): yield 'order_domain', 'true or false'
         elif self.order_domain and self.speed_source in (None, 'none'): yield 'order_domain', "false unless speed_source is 'oracle', 'tach' or 'estimated'"
+        ch = self.channels
+        if ch is not None and (not isinstance(ch, tuple) or not ch or len(set(map(str, ch))) != len(ch)
+                               or not all(isinstance(c, str) and c.strip() for c in ch)):
+            yield 'channels', "None (all) or a list of distinct channel names, e.g. ('x', 'y')"
 
     def _hash_dict(self) -> dict:
         d = super()._hash_dict()
-        for k, default in (('speed_source', None), ('order_domain', False)):
-            if d[k] == default: d.pop(k)    # at their defaults they change nothing: runs made before the rule keep their ids
+        for k, default in (('speed_source', None), ('order_domain', False), ('channels', None)):
+            if d[k] == default: d.pop(k)    # at their defaults they change nothing: runs made before these fields keep their ids
         return d
 
     def validate(self, _path: str = ''):

@@ -167,8 +167,8 @@ def _features(feature_cache, model, condition, windows):
     return feature_cache(name, condition if rule is None else f"{condition}@{rule}", windows, model.features)
 
 def _rule(cfg: ExperimentConfig) -> dict:
-    "The speed rule and order-domain option of `cfg`'s data, as `DatasetFile.windows` keywords (the same for every split)."
-    return dict(speed_source=cfg.data.speed_source, order_domain=cfg.data.order_domain)
+    "The window options of `cfg`'s data (speed rule, order domain, channels) as `DatasetFile.windows` keywords (the same for every split)."
+    return dict(speed_source=cfg.data.speed_source, order_domain=cfg.data.order_domain, channels=cfg.data.channels)
 
 # %% ../nbs/12_experiments.ipynb #2732189a
 def _fit_baseline(cfg, tr, feature_cache=None):
@@ -192,7 +192,8 @@ def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None):
     from lstm_pfd.train import BASELINES, fit, NoiseAugment
     t = cfg.train
     if cfg.model.name in BASELINES: return _fit_baseline(cfg, tr, feature_cache), False
-    model = create_model(cfg.model.name, n_classes=len(tr.class_names), seed=t.seed, **cfg.model.kwargs)
+    kw = {'in_channels': int(tr[0][0].shape[0]), **cfg.model.kwargs}   # the data's channel count unless given
+    model = create_model(cfg.model.name, n_classes=len(tr.class_names), seed=t.seed, **kw)
     ckpt = run_dir / 'checkpoint.pt'
     resume = ckpt if ckpt.exists() else None
     if resume is not None: log.info("%s: resuming from %s", run_dir.name, ckpt)

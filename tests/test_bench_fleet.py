@@ -74,3 +74,34 @@ def test_cached_features_match_direct(quick_file, tmp_path):
     np.testing.assert_allclose(F, F0, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(y, y0); np.testing.assert_array_equal(r, r0)
     assert len(F1) == len(range(0, len(w.record_labels), 2)) * w.windows_per_record
+
+
+def _load_shaft_bench():
+    _load_bench()                                     # bench_shaft_fleet imports bench_fleet's feature cache
+    spec = importlib.util.spec_from_file_location('bench_shaft_fleet', ROOT / 'benchmarks' / 'bench_shaft_fleet.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_shaft_bench_feature_sets_channels_and_not_run_rows(tmp_path):
+    "The shaft benchmark on `quick_shaft`: classical feature sets on a 4-channel file, pooled accuracy from the confusion, rows not run named."
+    bench = _load_shaft_bench()
+    p = tmp_path / 'quick_shaft.h5'; build_dataset('quick_shaft', p, progress=False)
+    root, scratch = tmp_path / 'runs', tmp_path / 'scratch'
+    bench.sweep(str(p), str(root), str(scratch), ['iid', 'new_machines'], [], [0])          # classical only
+    res = bench.collect(str(p), str(root), ['iid', 'new_machines'], ['compact'], [0])
+    done = [r for r in res['rows'] if r['status'] == 'done']
+    assert {r['method'] for r in done} == {'classical[accel]', 'classical[orbit]', 'classical[both]'} and len(done) == 6
+    with open_dataset(p) as ds: n_test = {'iid': len(ds['test']), 'new_machines': len(ds.table('test', track='new_machines'))}
+    for r in done:
+        cm = np.asarray(r['confusion'])
+        assert r['n_records'] == n_test[r['track']] == cm.sum()
+        assert r['acc'] == np.trace(cm) / cm.sum() and r['ci_low'] <= r['acc'] <= r['ci_high']
+    # the networks were asked for but not run: their rows say so, with a reason, and carry no numbers
+    missing = [r for r in res['rows'] if r['status'] != 'done']
+    assert {r['method'] for r in missing} == {'compact[accel]', 'compact[probes]', 'compact[all]'}
+    assert all(r['reason'] and 'acc' not in r for r in missing)
+    # the networks see the channels named in data.channels; the classical baseline always gets the whole record
+    cfg = bench.experiment(p, 'iid', 'compact', 'probes', 0)
+    assert cfg.data.channels == ('x', 'y', 'keyphasor') and bench.experiment(p, 'iid', 'classical', 'orbit', 0).data.channels is None
+    bench.figure(res, tmp_path / 'f.png'); assert (tmp_path / 'f.png').stat().st_size > 1000
