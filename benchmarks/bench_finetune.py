@@ -16,10 +16,11 @@ method is trained and scored on the test records:
 - `classical`: `train.ClassicalBaseline` (features + random forest) on the same records.
 
 Reported: record accuracy (and balanced accuracy, the mean per-class recall, since the test split holds few
-normal records), mean over `--seeds` draws with a 95 % t interval over the draws.
+normal records), mean over `--seeds` draws with a 95 % t interval over the draws, and the paired differences
+between methods on the same draws (mean and 95 % t interval).
 
-Run (one thread, about 10 minutes on a 2-core x86 CPU):
-    OMP_NUM_THREADS=1 python benchmarks/bench_finetune.py --cwru /path/to/cwru --out nbs/_data/finetune.json
+Run (one thread, about 5 minutes on a 2-core x86 CPU with --seeds 10):
+    OMP_NUM_THREADS=1 python benchmarks/bench_finetune.py --cwru /path/to/cwru --seeds 10 --out nbs/_data/finetune.json
 `--cwru` is a local folder of the CWRU files named <number>.mat (97.mat, 105.mat ...); nothing is downloaded and the
 files never enter this repository. The JSON is read by the tutorial nbs/tutorials/02_your_own_recordings.ipynb.
 """
@@ -134,6 +135,12 @@ def main(argv=None):
         for m, v in by_m.items():
             ra, ba = v['record_acc'], v['balanced_acc']
             print(f"{k:>3} {m:13s} {ra['mean']:8.3f} [{ra['ci95'][0]:.3f}, {ra['ci95'][1]:.3f}] {ba['mean']:10.3f} [{ba['ci95'][0]:.3f}, {ba['ci95'][1]:.3f}]")
+    pairs = [('full', 'head'), ('full', 'linear_probe'), ('full', 'scratch'), ('classical', 'full'), ('classical', 'scratch')]
+    paired = {k: {f'{a} - {b}': {'mean': float(np.mean(d)), 'ci95': ci95(d)} for a, b in pairs
+                  for d in [np.subtract(by_m[a]['record_acc']['runs'], by_m[b]['record_acc']['runs'])]} for k, by_m in table.items()}
+    print('\npaired differences of record accuracy (same draws), mean [95 % t interval]:')
+    for k, v in paired.items():
+        print(f"K={k}: " + '; '.join(f"{n} {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" for n, d in v.items()))
     secs = time.perf_counter() - t0
     print(f"{secs:.0f} s")
     if a.out:
@@ -149,7 +156,7 @@ def main(argv=None):
                                  pool_records=counts(pool), test_records=counts(te), epochs=a.epochs, lr=a.lr,
                                  body_lr_factor=BODY_LR_FACTOR, seeds=a.seeds,
                                  ci='95 % t interval of the mean over the seeds (draws of the K records)'),
-                   results=table)
+                   results=table, paired_differences=paired)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(doc, indent=1, allow_nan=False) + '\n')
         print(f'wrote {a.out}')
