@@ -23,6 +23,10 @@ Run (one thread, about 5 minutes on a 2-core x86 CPU with --seeds 10):
     OMP_NUM_THREADS=1 python benchmarks/bench_finetune.py --cwru /path/to/cwru --seeds 10 --out nbs/_data/finetune.json
 `--cwru` is a local folder of the CWRU files named <number>.mat (97.mat, 105.mat ...); nothing is downloaded and the
 files never enter this repository. The JSON is read by the tutorial nbs/tutorials/02_your_own_recordings.ipynb.
+
+`--target quick_fleet` asks the same question of a generated domain close to the source (the same 11 classes; three
+machines at 25-60 Hz with their own transfer paths, mountings and backgrounds; train/test splits of the file):
+    OMP_NUM_THREADS=1 python benchmarks/bench_finetune.py --target quick_fleet --seeds 5 --out nbs/_data/finetune_fleet.json
 """
 import argparse
 import json
@@ -39,7 +43,7 @@ import torch
 
 from lstm_pfd import __version__
 from lstm_pfd.config import DataConfig
-from lstm_pfd.data import OnTheFlyDataset, import_recordings, open_dataset, subset_records
+from lstm_pfd.data import OnTheFlyDataset, build_dataset, import_recordings, open_dataset, subset_records
 from lstm_pfd.datasets import cwru_recordings
 from lstm_pfd.finetune import BODY_LR_FACTOR, finetune
 from lstm_pfd.models import create_model
@@ -71,6 +75,13 @@ def cwru_split(folder, cfg, work):
     return subset_records(wd, pool), subset_records(wd, test)
 
 
+def fleet_split(n_per_class_severity, work):
+    "`(pool, test)`: the train and test splits of a generated `quick_fleet` file (3 machines, 25-60 Hz, own transfer paths and mountings)."
+    cfg = DataConfig.preset('quick_fleet', {'dataset.records_per_class_severity': n_per_class_severity})
+    path = build_dataset(cfg, Path(work) / 'fleet.h5', progress=False)
+    with open_dataset(path) as ds: return ds.windows('train'), ds.windows('test')
+
+
 def draw(pool, k, seed):
     "K records per class of `pool`, drawn with `seed`."
     rng = np.random.default_rng(seed)
@@ -100,7 +111,10 @@ def ci95(v):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--cwru', required=True, help='local folder of the CWRU files (<number>.mat)')
+    ap.add_argument('--target', default='cwru', choices=['cwru', 'quick_fleet'],
+                    help="recordings to adapt to: CWRU (real, --cwru) or generated quick_fleet machines (same classes, other speeds and transfer paths)")
+    ap.add_argument('--cwru', help='local folder of the CWRU files (<number>.mat); needed with --target cwru')
+    ap.add_argument('--fleet-records', type=int, default=12, help='quick_fleet: records per class and severity (over 3 machines)')
     ap.add_argument('--k', default='1,5', help='records per class to fine-tune on (comma-separated)')
     ap.add_argument('--seeds', type=int, default=5, help='draws of the K records (and seeds of the training)')
     ap.add_argument('--epochs', type=int, default=100, help='epochs of full, head and scratch (one step each at these sizes)')
@@ -116,9 +130,12 @@ def main(argv=None):
     source, source_acc = pretrain(cfg, a.pretrain_epochs)
     print(f"pretrained compact on generated 'quick' records: validation record accuracy {source_acc:.3f}")
     with tempfile.TemporaryDirectory(prefix='bench_finetune_') as work:
-        pool, te = cwru_split(a.cwru, cfg, work)
+        if a.target == 'cwru':
+            if not a.cwru: ap.error('--target cwru needs --cwru (a local folder of the CWRU files)')
+            pool, te = cwru_split(a.cwru, cfg, work)
+        else: pool, te = fleet_split(a.fleet_records, work)
     counts = lambda d: {n: int((d.record_labels == i).sum()) for i, n in enumerate(d.class_names)}
-    print(f"CWRU pool {counts(pool)}; test {counts(te)}")
+    print(f"{a.target} pool {counts(pool)}; test {counts(te)}")
     ks, res = [int(k) for k in a.k.split(',')], {}
     for k in ks:
         for seed in range(a.seeds):
@@ -144,16 +161,20 @@ def main(argv=None):
     secs = time.perf_counter() - t0
     print(f"{secs:.0f} s")
     if a.out:
-        doc = dict(command='OMP_NUM_THREADS=1 python benchmarks/bench_finetune.py ' + ' '.join(argv if argv is not None else sys.argv[1:]).replace(a.cwru, '<cwru folder>'),
+        args = ' '.join(argv if argv is not None else sys.argv[1:])
+        target = (dict(target='CWRU 12 kHz drive end, 4 classes, 0.5-s records at 10,240 Hz (one window each)',
+                       pool='faults at 0 and 1 hp, first half of the normal recording',
+                       test='faults at 2 and 3 hp, second half of the normal recording') if a.target == 'cwru' else
+                  dict(target=f"generated quick_fleet records (3 machines, 25-60 Hz, own transfer paths and mountings; "
+                              f"{a.fleet_records} records per class and severity), the 11 classes of the source (the head is kept)",
+                       pool='the train split of the file', test='the test split of the file'))
+        doc = dict(command='OMP_NUM_THREADS=1 python benchmarks/bench_finetune.py ' + (args.replace(a.cwru, '<cwru folder>') if a.cwru else args),
                    hardware=f'{a.hardware}, 1 thread', seconds=round(secs), lstm_pfd=__version__, torch=torch.__version__,
                    python=platform.python_version(),
                    protocol=dict(source="compact pretrained on generated 'quick' records (10,240 Hz, 0.5-s windows)",
                                  source_val_record_acc=source_acc, pretrain_records_per_class_severity=a.pretrain_records,
                                  pretrain_epochs=a.pretrain_epochs,
-                                 target='CWRU 12 kHz drive end, 4 classes, 0.5-s records at 10,240 Hz (one window each)',
-                                 pool='faults at 0 and 1 hp, first half of the normal recording',
-                                 test='faults at 2 and 3 hp, second half of the normal recording',
-                                 pool_records=counts(pool), test_records=counts(te), epochs=a.epochs, lr=a.lr,
+                                 **target, pool_records=counts(pool), test_records=counts(te), epochs=a.epochs, lr=a.lr,
                                  body_lr_factor=BODY_LR_FACTOR, seeds=a.seeds,
                                  ci='95 % t interval of the mean over the seeds (draws of the K records)'),
                    results=table, paired_differences=paired)

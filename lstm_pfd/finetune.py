@@ -144,7 +144,7 @@ def _save_finetuned(path, res: FinetuneResult, data, names: list) -> None:
 # %% ../nbs/05a_finetune.ipynb #1c041c5f
 def finetune(model: BaseModel,                       # a trained registry model (left unchanged: a copy is fine-tuned)
              data: Dataset,                          # labelled windows of the new recordings: items `(x [C, L] float32, label, record_id)`
-             val_data: Dataset | None = None,        # validation windows for `fit`'s best-epoch choice; None: the lowest training loss
+             val_data: Dataset | None = None,        # 'full', 'head': validation windows for `fit`'s best epoch; None: lowest training loss
              *,
              strategy: str = 'full',                 # one of `STRATEGIES`: 'full', 'head' or 'linear_probe'
              lr: float = 1e-3,                       # learning rate of the head (the feature extractor: `lr * body_lr_factor`)
@@ -163,6 +163,8 @@ def finetune(model: BaseModel,                       # a trained registry model 
     "Adapt a copy of `model` to `data` with `strategy`; a new head when the label set changes."
     _check_finetune(model, data, strategy)
     if not body_lr_factor >= 0: raise ValueError(f"body_lr_factor: got {body_lr_factor!r}; allowed: a number >= 0")
+    if 'lr_factors' in fit_kw: raise TypeError("lr_factors: set by finetune ('full': body_lr_factor for the feature extractor, 1 for the head)")
+    if strategy == 'head' and 'recalibrate' in fit_kw: raise TypeError("recalibrate: strategy='head' keeps the feature extractor's BatchNorm statistics")
     names = [str(c) for c in (class_names if class_names is not None else getattr(data, 'class_names', None) or range(model.n_classes))]
     m = copy.deepcopy(model)
     replaced, head = _prepare_head(m, names, new_head, seed), _head_names(m)
