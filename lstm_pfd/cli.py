@@ -587,7 +587,7 @@ def _finetune_args(p):
     p.add_argument('--split', default='train', help='split of the dataset to fine-tune on (default: train)')
     p.add_argument('--epochs', type=int, default=30, help='epochs of full and head (default: 30)')
     p.add_argument('--lr', type=float, default=1e-3, help="learning rate of the head (default: 1e-3)")
-    p.add_argument('--body-lr-factor', type=float, default=0.1, help="full: the feature extractor's share of --lr (default: 0.1)")
+    p.add_argument('--body-lr-factor', type=float, metavar='F', help="full: the feature extractor's share of --lr (default: finetune.BODY_LR_FACTOR, 0.1)")
     p.add_argument('--batch-size', type=int, default=32, help='windows per batch (default: 32)')
     p.add_argument('--seed', type=int, default=0, help='seed of the record draw, the new head and the batch order (default: 0)')
     p.add_argument('--out', default='finetuned.pt', help='checkpoint to write (default: finetuned.pt)')
@@ -617,7 +617,8 @@ def cmd_finetune(args,  # the parsed options of `lstm-pfd finetune`
     from lstm_pfd.finetune import finetune
     from lstm_pfd.train import data_expectations, evaluate, load_checkpoint
     _check_out(args.out, args.force)
-    if not args.body_lr_factor >= 0: raise ValueError(f"--body-lr-factor: got {args.body_lr_factor}; allowed: a number >= 0")
+    if args.body_lr_factor is not None and not args.body_lr_factor >= 0:
+        raise ValueError(f"--body-lr-factor: got {args.body_lr_factor}; allowed: a number >= 0")
     _torch_threads(args)
     with open_dataset(args.dataset) as ds:
         if args.split not in ds.splits or not len(ds[args.split]):
@@ -628,8 +629,9 @@ def cmd_finetune(args,  # the parsed options of `lstm-pfd finetune`
         tr = _per_class(ds.windows(args.split, normalize=info.get('normalize')), args.per_class, args.seed, f"{args.split} of {ds.path.name}")
         old, names = list(info.get('class_names') or []), list(tr.class_names)
         if old != names: print(f"new head: {len(names)} classes ({', '.join(names[:12])}) in place of the checkpoint's {len(old)}")
-        res = finetune(model, tr, strategy=args.strategy, lr=args.lr, body_lr_factor=args.body_lr_factor, epochs=args.epochs,
-                       batch_size=args.batch_size, new_head=old != names, seed=args.seed, progress=not args.no_progress, checkpoint_path=args.out)
+        res = finetune(model, tr, strategy=args.strategy, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, new_head=old != names,
+                       seed=args.seed, progress=not args.no_progress, checkpoint_path=args.out,
+                       **({} if args.body_lr_factor is None else {'body_lr_factor': args.body_lr_factor}))
         print(f"{res}\nfine-tuned on {len(tr.record_labels)} records ({len(tr)} windows) of {args.split}")
         if 'test' in ds.splits and len(ds['test']) and args.split != 'test':
             print(f"test: {evaluate(res.model, ds.windows('test', normalize=info.get('normalize')))}")
