@@ -20,8 +20,8 @@ DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config s
 
 # %% auto #0
 __all__ = ['DEFAULT_PRESET', 'COMMANDS', 'subcommand', 'build_parser', 'main', 'cmd_config', 'cmd_generate', 'cmd_import',
-           'cmd_train', 'cmd_evaluate', 'cmd_cv', 'cmd_explain', 'cmd_export', 'cmd_predict', 'cmd_serve', 'cmd_demo',
-           'cmd_run', 'cmd_sweep', 'cmd_runs']
+           'cmd_train', 'cmd_evaluate', 'cmd_cv', 'cmd_finetune', 'cmd_explain', 'cmd_export', 'cmd_predict',
+           'cmd_serve', 'cmd_demo', 'cmd_run', 'cmd_sweep', 'cmd_runs']
 
 # %% ../nbs/09_cli.ipynb #reg00002
 COMMANDS: dict[str, tuple] = {}
@@ -571,6 +571,71 @@ def cmd_cv(args,  # the parsed options of `lstm-pfd cv`
         with atomic_write(args.out, overwrite=True) as tmp:
             Path(tmp).write_text(json.dumps({'dataset': str(args.dataset), 'model': args.model, 'folds': rows, 'summary': summary}, indent=1))
         print(f"wrote {args.out}")
+    return 0
+
+# %% ../nbs/09_cli.ipynb #89b952fc
+def _strategies():
+    from lstm_pfd.finetune import STRATEGIES
+    return STRATEGIES
+
+def _finetune_args(p):
+    p.add_argument('checkpoint', help='checkpoint to adapt (.pt, written by train or finetune)')
+    p.add_argument('dataset', help='dataset .h5 holding the new recordings (written by import or generate)')
+    p.add_argument('--strategy', default='full', choices=_Lazy(_strategies), metavar='STRATEGY',
+                   help='what trains, one of: %(choices)s (default: full)')
+    p.add_argument('--per-class', type=int, metavar='K', help='use K records per class of --split (drawn with --seed); default: all')
+    p.add_argument('--split', default='train', help='split of the dataset to fine-tune on (default: train)')
+    p.add_argument('--epochs', type=int, default=30, help='epochs of full and head (default: 30)')
+    p.add_argument('--lr', type=float, default=1e-3, help="learning rate of the head (default: 1e-3)")
+    p.add_argument('--body-lr-factor', type=float, metavar='F', help="full: the feature extractor's share of --lr (default: finetune.BODY_LR_FACTOR, 0.1)")
+    p.add_argument('--batch-size', type=int, default=32, help='windows per batch (default: 32)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the record draw, the new head and the batch order (default: 0)')
+    p.add_argument('--out', default='finetuned.pt', help='checkpoint to write (default: finetuned.pt)')
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
+    _add_threads(p); _add_progress(p)
+
+# %% ../nbs/09_cli.ipynb #c49cd4a1
+def _per_class(wd, k: int | None, seed: int, where: str):
+    "`wd` with `k` records per class drawn with `seed` (all records when `k` is None); ValueError naming --per-class."
+    import numpy as np
+    from lstm_pfd.data import subset_records
+    if k is None: return wd
+    if k < 1: raise ValueError(f"--per-class: got {k}; allowed: an integer >= 1 (records per class)")
+    rng, rows = np.random.default_rng(seed), []
+    for c in np.unique(wd.record_labels):
+        r = np.flatnonzero(wd.record_labels == c)
+        if len(r) < k: raise ValueError(f"--per-class {k}: class {wd.class_names[c]!r} has only {len(r)} record(s) in {where}")
+        rows += sorted(rng.choice(r, k, replace=False).tolist())
+    return subset_records(wd, np.sort(rows))
+
+# %% ../nbs/09_cli.ipynb #36c6940d
+@subcommand('finetune', "adapt a checkpoint to a dataset's recordings (full, head or linear_probe), optionally from K records per class", _finetune_args)
+def cmd_finetune(args,  # the parsed options of `lstm-pfd finetune`
+                ) -> int:
+    "Fine-tune a checkpoint on (K records per class of) a split of a dataset file; writes a new checkpoint and prints the test accuracy."
+    from lstm_pfd.data import open_dataset
+    from lstm_pfd.finetune import finetune
+    from lstm_pfd.train import data_expectations, evaluate, load_checkpoint
+    _check_out(args.out, args.force)
+    if args.body_lr_factor is not None and not args.body_lr_factor >= 0:
+        raise ValueError(f"--body-lr-factor: got {args.body_lr_factor}; allowed: a number >= 0")
+    _torch_threads(args)
+    with open_dataset(args.dataset) as ds:
+        if args.split not in ds.splits or not len(ds[args.split]):
+            raise ValueError(f"--split {args.split!r}: {ds.path.name} has no records there; splits with records: {', '.join(s for s in ds.splits if len(ds[s]))}")
+        probe = ds.windows(args.split)
+        exp = data_expectations(probe)
+        model, info = load_checkpoint(args.checkpoint, window_len=exp['window_len'], fs=exp['fs'])
+        tr = _per_class(ds.windows(args.split, normalize=info.get('normalize')), args.per_class, args.seed, f"{args.split} of {ds.path.name}")
+        old, names = list(info.get('class_names') or []), list(tr.class_names)
+        if old != names: print(f"new head: {len(names)} classes ({', '.join(names[:12])}) in place of the checkpoint's {len(old)}")
+        res = finetune(model, tr, strategy=args.strategy, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, new_head=old != names,
+                       seed=args.seed, progress=not args.no_progress, checkpoint_path=args.out,
+                       **({} if args.body_lr_factor is None else {'body_lr_factor': args.body_lr_factor}))
+        print(f"{res}\nfine-tuned on {len(tr.record_labels)} records ({len(tr)} windows) of {args.split}")
+        if 'test' in ds.splits and len(ds['test']) and args.split != 'test':
+            print(f"test: {evaluate(res.model, ds.windows('test', normalize=info.get('normalize')))}")
+    print(f"wrote {args.out}")
     return 0
 
 # %% ../nbs/09_cli.ipynb #xpl00002

@@ -102,6 +102,7 @@ class BaseModel(nn.Module):
     name: str = ''
     min_len: int = 16
     in_channels: int = 1
+    classifier_name: str = 'head.fc'  # dotted name of the final linear layer (the head); everything else is the feature extractor
     def _store_hparams(self, frame_locals: dict):
         sig = inspect.signature(type(self).__init__)
         self.hparams = {k: frame_locals[k] for k in sig.parameters if k != 'self' and k in frame_locals}
@@ -342,6 +343,7 @@ class AttentionPool1d(nn.Module):
 @register_model('cnn_lstm')
 class CNNLSTM(BaseModel):
     "Conv front end -> bidirectional LSTM -> attention pooling (+ global max, log-RMS) -> linear."
+    classifier_name = 'fc'
     def __init__(self,
                  n_classes: int | None = None,           # number of classes; None: the registered classes (`physics.n_classes()`)
                  in_channels: int = 1,                   # input channels C of the windows `[B, C, L]` (1: one accelerometer)
@@ -468,6 +470,43 @@ class PatchTST(BaseModel):
         t = (t + self.pos(t)).transpose(1, 2)                  # [B, T, D]
         t = self.ln(self.blocks(t))
         return self.head(t.transpose(1, 2), feat)
+
+# %% ../nbs/04_models.ipynb #fe552cdf
+@patch(as_prop=True)
+def classifier(self: BaseModel) -> nn.Linear:
+    "The final linear layer (the classifier head), found by `classifier_name`."
+    m = self.get_submodule(self.classifier_name)
+    if not isinstance(m, nn.Linear):
+        raise TypeError(f"{type(self).__name__}.classifier_name={self.classifier_name!r} names a {type(m).__name__}; expected nn.Linear")
+    return m
+
+# %% ../nbs/04_models.ipynb #fdf5922f
+@patch
+def embedding(self: BaseModel,
+          x: torch.Tensor, # windows `[B, C, L]` float32
+         ) -> torch.Tensor: # the embedding `[B, D]`, `D = classifier.in_features`
+    "The embedding of `x`: the input of the classifier head (call in eval mode for the deterministic one)."
+    out = []
+    hook = self.classifier.register_forward_pre_hook(lambda mod, args: out.append(args[0]))
+    try: self(x)
+    finally: hook.remove()
+    return out[0]
+
+# %% ../nbs/04_models.ipynb #58704fcc
+@patch
+def replace_classifier(self: BaseModel,
+                       n_classes: int,            # outputs of the new head (classes of the new label set)
+                       seed: int | None = None,   # seed of its initialisation; None: torch's global generator
+                      ) -> nn.Linear:             # the new head
+    "Replace the classifier head by a new one with `n_classes` outputs (same embedding width); the feature extractor is kept."
+    n, old = _resolve_n_classes(n_classes), self.classifier
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None: torch.manual_seed(seed)
+        new = nn.Linear(old.in_features, n).to(device=old.weight.device, dtype=old.weight.dtype)
+    parent, _, leaf = self.classifier_name.rpartition('.')
+    setattr(self.get_submodule(parent) if parent else self, leaf, new)
+    self.n_classes = self.hparams['n_classes'] = n
+    return new
 
 # %% ../nbs/04_models.ipynb #dfdf8244
 class ClassificationLoss(nn.Module):

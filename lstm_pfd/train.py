@@ -349,6 +349,21 @@ def _make_optimizer(name, params, lr, weight_decay):
     if name == 'sgd': return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     raise ValueError(f"optimizer: got {name!r}; allowed: {', '.join(map(repr, OPTIMIZERS))}")
 
+# %% ../nbs/05_train.ipynb #6405ef2c
+def _param_groups(model: nn.Module, lr: float, lr_factors: Mapping[str, float] | None):
+    "`model.parameters()`, or with `lr_factors` one optimizer group per factor (largest first), each with `lr_factor` and its `lr`."
+    if not lr_factors: return model.parameters()
+    bad = {k: v for k, v in lr_factors.items() if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0}
+    if bad: raise ValueError(f"lr_factors: got {bad}; allowed: {{parameter-name prefix (str): factor >= 0}}")
+    named, groups = [(n, p) for n, p in model.named_parameters() if p.requires_grad], {}
+    for k in lr_factors:
+        if not any(k == '' or n == k or n.startswith(k + '.') for n, _ in named):
+            raise ValueError(f"lr_factors: prefix {k!r} matches no trainable parameter of {type(model).__name__}")
+    for n, p in named:
+        k = max((k for k in lr_factors if k == '' or n == k or n.startswith(k + '.')), key=len, default=None)
+        groups.setdefault(1.0 if k is None else float(lr_factors[k]), []).append(p)
+    return [{'params': ps, 'lr': lr * f, 'lr_factor': f} for f, ps in sorted(groups.items(), reverse=True)]
+
 # %% ../nbs/05_train.ipynb #295526aa
 def _epoch_seeds(seed: int, epoch: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([int(seed), int(epoch)]).generate_state(3)]
@@ -484,7 +499,7 @@ def _train_epoch(model, train_data, opt, loss_fn, state, callbacks, *, seeds, ba
             if augment is not None: x = augment(x, g_aug)
             x, y = x.to(device), y.to(device)
             if lr_at is not None:
-                for g in opt.param_groups: g['lr'] = lr_at(b)
+                for g in opt.param_groups: g['lr'] = lr_at(b) * g.get('lr_factor', 1.0)
             with _autocast(precision, device): logits = model(x)
             logits = logits.float()
             value = loss_fn(logits, y, x)
@@ -536,7 +551,7 @@ def _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callback
     "One epoch of `fit`: learning-rate schedule, training, validation, early-stopping bookkeeping; `(history row, best weights)`."
     state.epoch, lr_at = epoch, None
     if schedule == 'cosine':
-        for g in opt.param_groups: g['lr'] = lr * 0.5 * (1 + math.cos(math.pi * epoch / state.epochs))
+        for g in opt.param_groups: g['lr'] = lr * g.get('lr_factor', 1.0) * 0.5 * (1 + math.cos(math.pi * epoch / state.epochs))
     if schedule == 'onecycle':
         nb = math.ceil(len(train_data) / batch_size)
         lr_at = lambda b: lr * _onecycle(epoch * nb + b, state.epochs * nb)
@@ -664,16 +679,17 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
         precision: str = 'fp32',                  # one of `PRECISIONS`: 'fp32' or 'bf16' (autocast of the forward pass)
         recalibrate: bool = True,                 # recompute BatchNorm statistics on `train_data` for the returned weights
         deterministic: bool = True,               # deterministic torch algorithms during the run (warn-only where none exist)
+        lr_factors: Mapping[str, float] | None = None, # learning-rate factor per parameter-name prefix (longest match; '' all); None: `lr` for all
        )->FitResult:
     "Train `model` on `train_data`: the best weights by `monitor` are kept, training stops after `patience` epochs without improvement; a `checkpoint_path` makes the run resumable (`resume_from`)."
     epochs = _budget(epochs, max_steps, len(train_data), batch_size)
     monitor = _fit_monitor(epochs, batch_size, schedule, monitor, val_data, precision, device, label_smoothing, loss)
     meta = {**_fit_meta(model, train_data, val_data, class_names, fs, config_hash), 'extra': dict(checkpoint_extra or {})}
     loss_fn = loss if loss is not None else ClassificationLoss(label_smoothing)
-    opt = _make_optimizer(optimizer, model.to(device).parameters(), lr, weight_decay)
+    opt = _make_optimizer(optimizer, _param_groups(model.to(device), lr, lr_factors), lr, weight_decay)
     fit_args = dict(lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, schedule=schedule, seed=seed,
                     monitor=monitor, augment=repr(augment), **({'label_smoothing': label_smoothing} if label_smoothing else {}),
-                    **({'precision': precision} if precision != 'fp32' else {}))   # new settings only when used: older checkpoints resume
+                    **({'precision': precision} if precision != 'fp32' else {}), **({'lr_factors': dict(lr_factors)} if lr_factors else {}))   # new settings only when used: older checkpoints resume
     state, best_sd, start = FitState(model=model, epochs=epochs, monitor=monitor), None, 0
     if resume_from is not None: best_sd, start = _resume(resume_from, model, opt, state, meta, fit_args)
     t_start = time.perf_counter()
