@@ -348,9 +348,9 @@ def _sections(s: dict, yamls: dict) -> dict:
         'config': f"<p>lstm_pfd {html.escape(s['version'])}; preset <b>{html.escape(s['preset'])}</b>; config hash "
                   f"<code>{s['config_hash']}</code>; {s['n_records']} records; {s['threads']} torch thread(s). Seeds: dataset "
                   f"{sd['dataset']}, training {sd['training']}, fleet machines {sd['fleet_machines']}, fleet training "
-                  f"{', '.join(map(str, sd['fleet_training']))}, shaft step (orbit records, forest) {sd['shaft']}.</p><p><b>Overrides used</b> (differences from the library's "
-                  f"defaults). Main run: {_overrides_html(s['overrides'])}. Fleet step: {_overrides_html(s['fleet']['overrides'])}. "
-                  f"Shaft step: {_overrides_html(s['shaft']['overrides'])}.</p>"
+                  f"{', '.join(map(str, sd['fleet_training']))}, shaft step (orbit records, forest) {sd['shaft']}.</p>"
+                  f"<p><b>Overrides used</b> (differences from the library's defaults). Main run: {_overrides_html(s['overrides'])}. "
+                  f"Fleet step: {_overrides_html(s['fleet']['overrides'])}. Shaft step: {_overrides_html(s['shaft']['overrides'])}.</p>"
                   + ''.join(f"<p>{html.escape(k)}:</p><pre>{html.escape(v)}</pre>" for k, v in yamls.items()),
         'catalogue': '<p>One record per class at the nominal operating point; shaded: the expected bands of the physics catalogue.</p>',
         'training': f"<p>Model <b>{html.escape(s['model'])}</b> ({s['n_parameters']:,} parameters), seed {sd['training']}, best epoch "
@@ -370,9 +370,8 @@ def _sections(s: dict, yamls: dict) -> dict:
                       f"<b>{html.escape(s['predictor']['label'])}</b> (true: {html.escape(s['predictor']['true'])}).</p>"
                       + _table(s['latency'], lat_fmt),
         'timings': f"<p>Wall time of every stage, {sum(st.values()):.1f} s of the {s['total_seconds']:.1f} s run (figures: the "
-                   "catalogue, training curves and confusion matrix; the explanation figures count as explanations, the orbit figure as "
-                   "shaft; report: "
-                   "summary.json and this page).</p>" + _table(stages, {'seconds': '{:.1f}'}),
+                   "catalogue, training curves and confusion matrix; the explanation figures count as explanations, the orbit "
+                   "figure as shaft; report: summary.json and this page).</p>" + _table(stages, {'seconds': '{:.1f}'}),
     }
 
 # %% ../nbs/11_demo.ipynb #ed879f89

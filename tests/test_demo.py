@@ -115,7 +115,7 @@ def test_demo_quick(tmp_path):
     for t in f['tracks']:
         assert t['seeds'] == f['seeds'] and len(t['per_seed']) == D.FLEET_SEEDS and t['test_records'] > 0
         assert t['record_acc'] == pytest.approx(np.mean(t['per_seed'])) and t['ci95_low'] <= t['record_acc'] <= t['ci95_high']
-    assert f"[7/7] fleet of {f['n_machines']} machines, {D.FLEET_SEEDS} seeds" in r.stdout
+    assert f"[7/8] fleet of {f['n_machines']} machines, {D.FLEET_SEEDS} seeds" in r.stdout
     assert 'Why a new machine is harder' in doc and 'What this shows' in doc and 'What it does not show' in doc
     assert f"<b>{new['record_acc']:.3f}</b> ({new['ci95_low']:.3f}-{new['ci95_high']:.3f}; iid: {iid['record_acc']:.3f}" in doc
     # step 8: the orbit figure of two shaft records, and the channel ablation of the classical baseline
