@@ -79,7 +79,7 @@ ACTIONS = [
     ('DatasetExplorer', 'record', 'select', 'record', None),
     ('DatasetExplorer', 'split', 'select', 'split', ['val', 'test', 'train']),
     ('DatasetExplorer', 'classes', 'multi', 'classes', [[0, 1, 2], [3, 4, 5], [6, 7], list(range(11))]),
-    ('DatasetExplorer', 'speed range', 'slider', 'speed (Hz)', [0.1, 0.3, 0.05, 0.2]),
+    ('DatasetExplorer', 'speed range', 'slider', 'speed (Hz)', ['End', 'Home']),   # the low handle to the top (no record kept) and back: a one-step move keeps the same records and changes nothing
     ('ModelExplorer', 'record', 'select', 'record', None),
     ('ModelExplorer', 'window', 'slider', 'window', [0.9, 0.1, 0.6, 0.35]),
     ('ModelExplorer', 'XAI (ig, occlusion, gradcam, shap)', 'select', 'XAI', ['ig', 'occlusion', 'gradcam', 'shap', 'none']),

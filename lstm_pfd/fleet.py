@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import scipy.fft as sfft
+from fastcore.basics import patch
 
 from .config import DataConfig, FleetConfig, ISO_VG_OILS, SeverityConfig
 from .physics import CATALOGUE, expected_bands, fault_name
@@ -129,8 +130,9 @@ class Machine:
         return _from_plain(cls, d)
 
 # %% ../nbs/01a_fleet.ipynb #b4147ced
-def _response(self:Machine,
-              freqs, # frequencies, Hz (any shape)
+@patch
+def response(self:Machine,
+             freqs, # frequencies, Hz (any shape)
              )->np.ndarray:
     "Complex frequency response H(f) of the transfer path, bearing to sensor output (vectorised over `freqs`, Hz)."
     f = np.asarray(freqs, dtype=float)
@@ -142,8 +144,6 @@ def _response(self:Machine,
         r = f / self.mount_hz
         h /= 1 - r * r + 2j * self.mount_damping * r
     return self.sensitivity * h
-
-Machine.response = _response
 
 # %% ../nbs/01a_fleet.ipynb #fcca6f58
 def reference_machine(cfg:DataConfig | None=None, # data config (None: the default `DataConfig()`)

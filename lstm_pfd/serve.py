@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from fastcore.basics import patch
 
 from . import __version__
 from .predict import Predictor
@@ -435,6 +436,7 @@ def _content_length(v) -> int | None:
     return n if n >= 0 else -1
 
 # %% ../nbs/10_serve.ipynb #lim000s10
+@patch
 async def _acquire(self: BodySizeLimit, send) -> bool:
     "Wait for a work slot (at most `max_queue` waiters, at most `body_timeout_s`); False after answering 503."
     import asyncio
@@ -454,9 +456,9 @@ async def _acquire(self: BodySizeLimit, send) -> bool:
         return False
     finally: self._waiting -= 1
     return True
-BodySizeLimit._acquire = _acquire
 
 # %% ../nbs/10_serve.ipynb #lim00003
+@patch
 async def _read(self: BodySizeLimit, receive, send, n: int | None, headers: dict, held: list):
     "The whole body, read within `body_timeout_s`, at most `max_body_bytes` and `max_pending_bytes`; None after answering."
     import asyncio
@@ -486,9 +488,9 @@ async def _read(self: BodySizeLimit, receive, send, n: int | None, headers: dict
         total += len(part)
         if not msg.get('more_body', False): break
     return (bytes(chunks[0]) if len(chunks) == 1 else b''.join(chunks)) if buf is None else buf[:total] if total < n else buf
-BodySizeLimit._read = _read
 
 # %% ../nbs/10_serve.ipynb #lim0003c
+@patch
 async def _call(self: BodySizeLimit, scope, receive, send, body):
     "Call the app with `body` as its one request message (handed over once; no copy kept here)."
     held = [body]; del body
@@ -496,7 +498,6 @@ async def _call(self: BodySizeLimit, scope, receive, send, body):
         if held: return {'type': 'http.request', 'body': held.pop(), 'more_body': False}
         return await receive()
     return await self.app(scope, replay, send)
-BodySizeLimit._call = _call
 
 # %% ../nbs/10_serve.ipynb #bcd710fe
 def file_sha256(
