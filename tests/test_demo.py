@@ -2,6 +2,8 @@
 import json
 import math
 import os
+import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +13,24 @@ import pytest
 
 from lstm_pfd import demo as D
 from lstm_pfd.demo import REPORT_SECTIONS
-from lstm_pfd.physics import FAULTS
+from lstm_pfd.physics import FAULTS, expected_bands
 
 SCRIPT = Path(sys.executable).parent / 'lstm-pfd'
+
+
+def wilson95(k: int, n: int) -> tuple[float, float]:
+    "The 95 % Wilson score interval, written out here (not the library's)."
+    c, h = (k / n + 1.96 ** 2 / (2 * n)), 1.96 * math.sqrt(k / n * (1 - k / n) / n + 1.96 ** 2 / (4 * n * n))
+    return max(0.0, (c - h) / (1 + 1.96 ** 2 / n)), min(1.0, (c + h) / (1 + 1.96 ** 2 / n))
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    "Width and height of a PNG file from its IHDR chunk (fails on anything else)."
+    b = path.read_bytes()
+    assert b[:8] == b'\x89PNG\r\n\x1a\n' and b[12:16] == b'IHDR', path
+    return struct.unpack('>II', b[16:24])
+
+ABLATION = re.compile(r'(accel|orbit|both) (\d\.\d{3}) \((\d\.\d\d)-(\d\.\d\d), (\d+) records\)')
 
 
 def test_demo_quick(tmp_path):
@@ -23,10 +40,11 @@ def test_demo_quick(tmp_path):
                        env={k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'})
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'report:' in r.stdout
-    for name in ('config.yaml', 'fleet_config.yaml', 'dataset.h5', 'model.pt', 'model.onnx', 'report.html', 'summary.json'):
+    for name in ('config.yaml', 'fleet_config.yaml', 'shaft_config.yaml', 'dataset.h5', 'fleet.h5', 'shaft.h5', 'model.pt', 'model.onnx',
+                 'report.html', 'summary.json'):
         assert (out / name).stat().st_size > 0, name
     pngs = sorted((out / 'figures').glob('*.png'))
-    assert {'catalogue.png', 'training.png', 'confusion.png'} <= {p.name for p in pngs}
+    assert {'catalogue.png', 'training.png', 'confusion.png', 'orbits.png'} <= {p.name for p in pngs}
     assert len([p for p in pngs if p.name.startswith('xai_')]) == len(FAULTS)
     for p in pngs: assert p.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n', p
     def no_constants(c): raise AssertionError(f'summary.json holds {c}: not strict JSON')
@@ -60,9 +78,7 @@ def test_demo_quick(tmp_path):
     for row in s['robustness']:
         n, k = row['records'], row['records_correct']
         assert k == round(row['record_acc'] * n)
-        c, h = (k / n + 1.96 ** 2 / (2 * n)), 1.96 * math.sqrt(k / n * (1 - k / n) / n + 1.96 ** 2 / (4 * n * n))
-        want = ((c - h) / (1 + 1.96 ** 2 / n), (c + h) / (1 + 1.96 ** 2 / n))
-        assert row['record_ci95_low'] == pytest.approx(max(0, want[0]), abs=1e-9) and row['record_ci95_high'] == pytest.approx(min(1, want[1]), abs=1e-9)
+        assert (row['record_ci95_low'], row['record_ci95_high']) == pytest.approx(wilson95(k, n), abs=1e-9)
         assert row['record_ci95_low'] <= row['record_acc'] <= row['record_ci95_high']
     lo, hi = s['record_ci95']
     assert (f"{s['record_acc']:.3f}</b> (clean; 95 % CI {lo:.3f}-{hi:.3f}, Wilson, {s['robustness'][0]['records']} records)") in doc
@@ -73,11 +89,11 @@ def test_demo_quick(tmp_path):
     assert f"{s['train_seconds']:.1f} s of training" in doc and f"{s['train_seconds']:.1f} s on 1 thread(s)" in r.stdout
     # stage timings: every stage, shown in the report, adding up to no more than the run
     assert list(s['stage_seconds']) == list(D.DEMO_STAGES) and all(v >= 0 for v in s['stage_seconds'].values())
-    assert s['stage_seconds']['training'] > 0 and s['stage_seconds']['fleet'] > 0 and s['stage_seconds']['report'] > 0
+    assert all(s['stage_seconds'][k] > 0 for k in ('training', 'fleet', 'shaft', 'report'))
     assert sum(s['stage_seconds'].values()) <= s['total_seconds'] + 1e-6
     for k in D.DEMO_STAGES: assert f'<td>{k}</td>' in doc, k
     # seeds and the overrides actually used, for both configs
-    assert s['seeds']['training'] == 0 and s['seeds']['fleet_training'] == list(range(D.FLEET_SEEDS))
+    assert s['seeds']['training'] == 0 and s['seeds']['fleet_training'] == list(range(D.FLEET_SEEDS)) and s['seeds']['shaft'] == 0
     assert s['overrides']['dataset.records_per_class_severity'] == 3 and 'fleet.n_machines' not in s['overrides']
     assert s['fleet']['overrides']['fleet.n_machines'] == D.FLEET_DEMO['fleet.n_machines']
     assert '<code>fleet.n_machines: 6</code>' in doc and 'fleet step (fleet_config.yaml)' in doc
@@ -99,9 +115,37 @@ def test_demo_quick(tmp_path):
     for t in f['tracks']:
         assert t['seeds'] == f['seeds'] and len(t['per_seed']) == D.FLEET_SEEDS and t['test_records'] > 0
         assert t['record_acc'] == pytest.approx(np.mean(t['per_seed'])) and t['ci95_low'] <= t['record_acc'] <= t['ci95_high']
-    assert f"[7/7] fleet of {f['n_machines']} machines, {D.FLEET_SEEDS} seeds" in r.stdout
+    assert f"[7/8] fleet of {f['n_machines']} machines, {D.FLEET_SEEDS} seeds" in r.stdout
     assert 'Why a new machine is harder' in doc and 'What this shows' in doc and 'What it does not show' in doc
     assert f"<b>{new['record_acc']:.3f}</b> ({new['ci95_low']:.3f}-{new['ci95_high']:.3f}; iid: {iid['record_acc']:.3f}" in doc
+    # step 8: the orbit figure of two shaft records, and the channel ablation of the classical baseline
+    sh = s['shaft']
+    w, h = png_size(out / 'figures' / 'orbits.png')
+    assert w >= 300 and h >= 300 and (out / 'figures' / 'orbits.png').stat().st_size > 10_000
+    assert sh['channels'] == ['x', 'y', 'keyphasor', 'accel'] and sh['n_machines'] == D.FLEET_DEMO['fleet.n_machines']
+    assert (out / 'shaft.h5').stat().st_size > 0 and sh['overrides']['sensors.channels'] == sh['channels']
+    assert [o['fault'] for o in sh['orbits']] == list(D.ORBIT_PAIR)
+    for o in sh['orbits']:   # the strongest full-spectrum line is forward and where the physics catalogue puts the class
+        f = o['peak_order'] * o['speed_hz']
+        assert f > 0 and any(lo <= f <= hi for lo, hi in expected_bands(o['fault'], o['speed_hz'])), o
+    assert [r['features'] for r in sh['ablation']] == ['accel', 'orbit', 'both']
+    for a in sh['ablation']:
+        n, k = a['records'], a['records_correct']
+        assert n > 0 and 0 <= k <= n and a['record_acc'] == pytest.approx(k / n)
+        assert (a['record_ci95_low'], a['record_ci95_high']) == pytest.approx(wilson95(k, n), abs=1e-9)
+        assert 0 <= a['record_ci95_low'] <= a['record_acc'] <= a['record_ci95_high'] <= 1
+    # the ablation line, on the console and in the report: three accuracies in [0, 1], each inside its interval, with its records
+    printed = [l for l in r.stdout.splitlines() if l.startswith('[8/8] channel ablation')]
+    assert len(printed) == 1, r.stdout[-2000:]
+    got = ABLATION.findall(printed[0])
+    assert [g[0] for g in got] == ['accel', 'orbit', 'both'], printed[0]
+    for (name, acc, lo, hi, n), a in zip(got, sh['ablation']):
+        acc, lo, hi, n = float(acc), float(lo), float(hi), int(n)
+        assert 0 <= lo <= acc <= hi <= 1 and n == a['records'] > 0, printed[0]
+        assert (acc, lo, hi) == pytest.approx((a['record_acc'], a['record_ci95_low'], a['record_ci95_high']), abs=0.006)
+    line = printed[0][len('[8/8] '):printed[0].index('; orbits:')]
+    assert f'<b>{line}</b>' in doc and 'id="shaft"' in doc
+    assert f"{sh['orbits'][0]['forward_1x_um']:.1f} um" in doc
 
 def test_demo_threads_respects_omp(monkeypatch):
     monkeypatch.delenv('OMP_NUM_THREADS', raising=False)

@@ -43,6 +43,19 @@ def test_top_holds_exactly_the_two_commands():
     assert cmds[1] == 'bash .ci/run', cmds[1]
 
 
+
+def test_in_ten_lines_is_ten_lines():
+    "The code of the section 'In ten lines' is ten lines, blank ones included, as its heading promises."
+    text = README.read_text(encoding='utf-8')
+    head, sep, rest = text.partition('\n## In ten lines\n')
+    assert sep, 'README.md has no section "## In ten lines"'
+    section = rest.split('\n## ', 1)[0]
+    block = re.search(r'^```python\n(.*?)^```', section, flags=re.MULTILINE | re.DOTALL)
+    assert block, 'the section "In ten lines" holds no python code block'
+    lines = block.group(1).splitlines()
+    assert len(lines) == 10, f'"In ten lines" shows {len(lines)} lines: {lines}'
+
+
 def test_generator_strips_directives_and_hidden_cells(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
