@@ -67,7 +67,9 @@ def import_cwru(folder, classes: int, path: Path) -> dict:
                       progress=False, overwrite=True)
     with open_dataset(path) as ds: fs, names = float(ds.fs), list(ds.fault_names)
     files = sorted(int(Path(r).stem) for r in kw['recordings'])
+    absent = sorted(n for n in CWRU_FILES if not (Path(folder) / f'{n}.mat').exists())
     return dict(requested_classes=classes, classes=names, fault_only=fault_only, normal_loads=normal_loads, fs=fs, files=files,
+                missing_files=absent,
                 native_fs=sorted({float(f) for f in kw['fs']}))
 
 
@@ -147,7 +149,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     epochs = {m: a.epochs for m in a.models} | {m: int(e) for m, e in a.model_epochs}
     seeds = {m: a.seeds for m in a.models} | {m: int(n) for m, n in a.model_seeds}
-    args = ' '.join(argv if argv is not None else sys.argv[1:]).replace(a.cwru, '<cwru folder>')
+    args = ' '.join('<cwru folder>' if t == a.cwru else t for t in (argv if argv is not None else sys.argv[1:]))
     cfg = DataConfig.preset(IMPORT_PRESET)
     doc = dict(command='OMP_NUM_THREADS=1 python benchmarks/bench_cwru.py ' + args, hardware=f'{a.hardware}, 1 thread',
                lstm_pfd=__version__, torch=torch.__version__, python=platform.python_version(), seconds=0,
