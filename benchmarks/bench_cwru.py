@@ -91,7 +91,7 @@ def t95(v) -> list | None:
     v = np.asarray(v, float)
     if len(v) < 2: return None
     h = scipy.stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return [float(v.mean() - h), float(v.mean() + h)]
+    return [float(max(0.0, v.mean() - h)), float(min(1.0, v.mean() + h))]   # an accuracy: clipped to [0, 1]
 
 
 def summarise(entry: dict) -> dict:
