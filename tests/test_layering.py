@@ -16,7 +16,10 @@ LAYERS = {
     'config': 1,                               # the data protocol only
     'physics': 2, 'rotor': 3, 'fleet': 4, 'signals': 5, 'orbits': 6, 'shaft': 6,
     'speed': 6.5,                              # the speed rule, its estimators and order resampling: uses orbits' keyphasor
-    'data': 7, 'datasets': 8,                  # readers of public datasets: data and below only
+    'plan': 6.6, 'tracks': 6.7,                # the record plan, SNR copies; a fleet's tracks (numpy, h5py writing)
+    'store': 6.8, 'windows': 6.85,             # dataset files; windows, torch datasets, on-the-fly data
+    'recordings': 6.9,                         # users' recording files, their import and grouped splits
+    'data': 7, 'datasets': 8,                  # data: the entry point re-exporting the five above; datasets: readers of public datasets
     'models': 8, 'baselines': 9, 'train': 10, 'xai': 11, 'finetune': 11, 'export': 12,
     'experiment_config': 13,                   # checked against the registries of models, train and xai
     'predict': 1,                              # the torch-free runtime: utils only (checked below)
