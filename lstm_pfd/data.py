@@ -8,8 +8,9 @@ __all__ = []
 # %% ../nbs/03_data.ipynb #ad9d4824
 from .plan import _split_counts, record_plan, snr_seed, add_snr_noise, checksum
 from .tracks import TRACK_FRACTIONS, fleet_tracks
-from .store import (DatasetError, build_dataset, RecordTable, DatasetFile, open_dataset, _SignalGuard,
-                            _columns_digest)
+from .store import (
+    DatasetError, build_dataset, RecordTable, DatasetFile, open_dataset, _SignalGuard, _columns_digest)
 from .windows import WindowDataset, OnTheFlyDataset, subset_records, concat_records, window_starts, record_vote
-from .recordings import (read_recording, load_recording, Recording, read_channels, leave_one_group_out,
-                                 group_folds, stratified_holdout, choose_fs, import_recordings)
+from .recordings import (
+    read_recording, load_recording, Recording, read_channels, leave_one_group_out, group_folds, stratified_holdout,
+    choose_fs, import_recordings)

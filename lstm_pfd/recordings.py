@@ -23,8 +23,8 @@ from .physics import severity_index
 from .signals import record_seed
 from .utils import atomic_write, resample
 from .plan import _split_counts, add_snr_noise, checksum
-from .store import (_GroupWriter, _SignalGuard, _TOP_COLUMNS, _check_target, _refuse_foreign_storage, _short,
-                            _snr_group)
+from .store import (
+    _GroupWriter, _SignalGuard, _TOP_COLUMNS, _check_target, _refuse_foreign_storage, _short, _snr_group)
 from .windows import WindowDataset, subset_records
 
 log = logging.getLogger(__name__)
