@@ -22,7 +22,9 @@ LAYERS = {
     'predict': 1,                              # the torch-free runtime: utils only (checked below)
     'runs': 19,                                # the run catalogue (run folders, filters, saved searches): re-exported by experiments
     'experiments': 20, 'serve': 20,            # applications on top of the library
-    'explorers': 21, 'demo': 22, 'cli': 23,
+    'explorers': 21, 'demo': 22,
+    'commands': 22.5,                          # the command registry, shared options, data and model commands
+    'cli': 23,
 }
 ONLY = {'predict': {'utils'}}                  # modules whose lstm_pfd imports are restricted to a set
 
