@@ -20,6 +20,7 @@ LAYERS = {
     'models': 8, 'baselines': 9, 'train': 10, 'xai': 11, 'finetune': 11, 'export': 12,
     'experiment_config': 13,                   # checked against the registries of models, train and xai
     'predict': 1,                              # the torch-free runtime: utils only (checked below)
+    'service_limits': 19, 'service_schema': 19.5,  # the service's request limits (no lstm_pfd imports) and wire contract
     'experiments': 20, 'serve': 20,            # applications on top of the library
     'explorers': 21, 'demo': 22, 'cli': 23,
 }
