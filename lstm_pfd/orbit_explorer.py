@@ -19,14 +19,15 @@ from lstm_pfd.explorer_base import (
     _widgets)
 
 # %% auto #0
-__all__ = ['OrbitExplorer']
+__all__ = ['ORBIT_ORDERS', 'ORBIT_FMAX_X', 'orbit_channels', 'orbit_analysis', 'OrbitExplorer']
 
 # %% ../nbs/08e_orbit_explorer.ipynb #2de07ad4
-_ORBIT_ORDERS = (0.5, 1.0, 2.0)      # the orders tracked, filtered and tabled (sub-synchronous whirl, 1X, 2X)
+ORBIT_ORDERS = (0.5, 1.0, 2.0)      # the orders tracked, filtered and tabled (sub-synchronous whirl, 1X, 2X)
 _ORBIT_FILTERS = ('direct', '0.5X', '1X', '2X')
-_ORBIT_FMAX_X = 4.0                  # the full spectrum is shown within +-4X
+ORBIT_FMAX_X = 4.0                  # the full spectrum is shown within +-4X
 
-def _orbit_channels(cfg: DataConfig) -> tuple[int, int, int]:
+def orbit_channels(cfg: DataConfig,  # a data config whose `sensors.channels` hold 'x', 'y' and 'keyphasor'
+                  ) -> tuple[int, int, int]:
     "Indices of the x probe, y probe and keyphasor in `cfg.sensors.channels`, or a ValueError naming the presets."
     ch = tuple(cfg.sensors.channels)
     if not {'x', 'y', 'keyphasor'} <= set(ch):
@@ -35,7 +36,7 @@ def _orbit_channels(cfg: DataConfig) -> tuple[int, int, int]:
     return ch.index('x'), ch.index('y'), ch.index('keyphasor')
 
 # %% ../nbs/08e_orbit_explorer.ipynb #c33c8cc6
-def _orbit_analysis(rec: np.ndarray,  # record `[C, N]` (probes in um, keyphasor in V)
+def orbit_analysis(rec: np.ndarray,  # record `[C, N]` (probes in um, keyphasor in V)
                     fs: float,  # sampling rate, Hz
                     idx: tuple,  # channel indices (x probe, y probe, keyphasor)
                     n_turns: int = 4,  # turns of the direct orbit
@@ -46,10 +47,10 @@ def _orbit_analysis(rec: np.ndarray,  # record `[C, N]` (probes in um, keyphasor
     times = O.keyphasor_times(kp, fs)
     if len(times) < n_turns + 3: raise ValueError(f"the record holds {len(times)} keyphasor pulses; the orbit needs {n_turns + 3}")
     x, y = O.probes_to_xy(px, py)
-    vp = O.order_vectors(np.stack([px, py]), fs, times, _ORBIT_ORDERS)           # [2 probes, 3 orders]
+    vp = O.order_vectors(np.stack([px, py]), fs, times, ORBIT_ORDERS)           # [2 probes, 3 orders]
     vx, vy = O.probes_to_xy(vp[0], vp[1])                                         # the same vectors, bearing frame
     dx, dy, ddots = O.direct_orbit(x - x.mean(), y - y.mean(), fs, times, first_turn=1, n_turns=n_turns)
-    filt = {f'{k:g}X': O.filtered_orbit(vx[i:i + 1], vy[i:i + 1], (k,)) for i, k in enumerate(_ORBIT_ORDERS)}
+    filt = {f'{k:g}X': O.filtered_orbit(vx[i:i + 1], vy[i:i + 1], (k,)) for i, k in enumerate(ORBIT_ORDERS)}
     freqs, amps = O.full_spectrum(x, y, fs, window='hann')
     fwd, rev = O.forward_reverse(vx, vy)
     _, speed = O.turn_speed(times)
@@ -83,7 +84,7 @@ class OrbitExplorer(_Explorer):
         from lstm_pfd.fleet import fleet
         cfg = DataConfig.preset(cfg) if isinstance(cfg, str) else (cfg if cfg is not None else DataConfig.preset('quick_shaft'))
         self.cfg, self.figsize, self.dpi, self.render, self.seed = cfg.validate(), figsize, dpi, render, int(seed)
-        self.idx, self.machines = _orbit_channels(cfg), fleet(cfg)
+        self.idx, self.machines = orbit_channels(cfg), fleet(cfg)
         self._records, self._cache_size, self.n_updates = {}, int(cache), 0
         self._orbit_controls(fault, severity, speed_hz, load, machine, order)
         self._layout()
@@ -159,7 +160,7 @@ def record(self: OrbitExplorer,
         op = cfg.operating.temperature_c_range
         rec, meta = generate(cfg, fault, severity=severity, seed=self.seed, speed_hz=speed_hz, load=load,
                              temperature_c=0.5 * (op[0] + op[1]), machine=mach)
-        hit = (rec, meta, _orbit_analysis(rec, cfg.signal.fs, self.idx))
+        hit = (rec, meta, orbit_analysis(rec, cfg.signal.fs, self.idx))
     self._records[key] = hit                      # most recent last
     while len(self._records) > self._cache_size: self._records.pop(next(iter(self._records)))
     return hit
@@ -200,7 +201,7 @@ def _build_figure(self: OrbitExplorer):
     self._cmeas, = ac.plot([0], [0], 'o', color='C0', ms=6, label='probe DC')
     ac.legend(fontsize=7, loc='upper right')
     self._vec = {(k, c): ap.plot([0, 0], [0, 0], ls, color=f'C{i}', lw=2, marker='o', ms=3, label=f'{k:g}X {c}')[0]
-                 for i, k in enumerate(_ORBIT_ORDERS) for c, ls in (('x', '-'), ('y', '--'))}
+                 for i, k in enumerate(ORBIT_ORDERS) for c, ls in (('x', '-'), ('y', '--'))}
     ticks = np.arange(0, 360, 45)
     ap.set_thetagrids(ticks, [f'{(-t) % 360:.0f}' for t in ticks], fontsize=7)   # phase lag grows clockwise (as `plot_polar`)
     ap.set_title('order vectors (um; lag, deg)', pad=14)
@@ -222,7 +223,7 @@ def _draw(self: OrbitExplorer):
     fx, fy, fd = a['filtered'].get(p['order'], ([], [], np.empty((0, 2))))
     self._filt.set_data(fx, fy); self._fdots.set_data(fd[:, 0], fd[:, 1])
     sp = a['speed_hz']
-    keep = np.abs(a['freqs']) <= _ORBIT_FMAX_X * sp
+    keep = np.abs(a['freqs']) <= ORBIT_FMAX_X * sp
     u, amp = a['freqs'][keep] / sp, a['full'][keep]
     for coll, side in ((self._fwd, u > 0), (self._rev, u < 0)):
         coll.set_segments([[(v, 0.0), (v, h)] for v, h in zip(u[side], amp[side])])
@@ -231,7 +232,7 @@ def _draw(self: OrbitExplorer):
     self._circle.set_data(r * np.cos(ang), r * np.sin(ang))
     self._cpath.set_data([0, a['centre'][0]], [0, a['centre'][1]])
     self._cmeta.set_data([m['centreline_x_um']], [m['centreline_y_um']]); self._cmeas.set_data([a['centre'][0]], [a['centre'][1]])
-    for i, k in enumerate(_ORBIT_ORDERS):
+    for i, k in enumerate(ORBIT_ORDERS):
         for c, v in (('x', a['vx'][i]), ('y', a['vy'][i])): self._vec[k, c].set_data([0, np.angle(v)], [0, np.abs(v)])
     old = getattr(self, '_key', None)
     orbit = max(float(np.abs(np.r_[dx - dx.mean(), dy - dy.mean()]).max()), float(np.abs(np.r_[fx, fy, 0]).max()))
@@ -246,7 +247,7 @@ def _draw(self: OrbitExplorer):
 def _set_limits(self: OrbitExplorer, key):
     "The limits of `key` (orbit half-width, spectrum top, clearance radius, polar radius)."
     self._axo.set(xlim=(-key[0], key[0]), ylim=(-key[0], key[0]))
-    self._axs.set(xlim=(-_ORBIT_FMAX_X, _ORBIT_FMAX_X), ylim=(0, key[1]))
+    self._axs.set(xlim=(-ORBIT_FMAX_X, ORBIT_FMAX_X), ylim=(0, key[1]))
     self._axc.set(xlim=(-1.1 * key[2], 1.1 * key[2]), ylim=(-1.1 * key[2], 1.1 * key[2]))
     self._axp.set_rmax(key[3])
 
@@ -264,7 +265,7 @@ def _info_html(self: OrbitExplorer) -> str:
     from lstm_pfd.orbits import amplitude_phase, eccentricity
     a, m = self.analysis, self.meta
     rows = []
-    for i, k in enumerate(_ORBIT_ORDERS):
+    for i, k in enumerate(ORBIT_ORDERS):
         (ax_, px), (ay, py) = amplitude_phase(a['vx'][i]), amplitude_phase(a['vy'][i])
         rows.append((f'{k:g}X', f'{ax_:.2f} / {px:.0f}', f'{ay:.2f} / {py:.0f}',
                      f"{abs(a['forward'][i]):.2f} / {abs(a['reverse'][i]):.2f}", a['ellipse'].precession[i]))
