@@ -23,6 +23,8 @@ LAYERS = {
     'predict': 1,                              # the torch-free runtime: utils only (checked below)
     'service_limits': 19, 'service_schema': 19.5,  # the service's request limits (no lstm_pfd imports) and wire contract
     'experiments': 20, 'serve': 20,            # applications on top of the library
+    'explorer_base': 20.5,                     # the explorers' shared plumbing: spectra, figures, layout, the base class
+    'signal_explorers': 20.7, 'model_explorers': 20.7, 'training_explorers': 20.7, 'orbit_explorer': 20.7,
     'explorers': 21, 'demo': 22, 'cli': 23,
 }
 ONLY = {'predict': {'utils'}}                  # modules whose lstm_pfd imports are restricted to a set
