@@ -17,11 +17,15 @@ LAYERS = {
     'physics': 2, 'rotor': 3, 'fleet': 4, 'signals': 5, 'orbits': 6, 'shaft': 6,
     'speed': 6.5,                              # the speed rule, its estimators and order resampling: uses orbits' keyphasor
     'data': 7, 'datasets': 8,                  # readers of public datasets: data and below only
-    'models': 8, 'baselines': 9, 'train': 10, 'xai': 11, 'finetune': 11, 'export': 12,
+    'models': 8, 'checkpoint': 8.2, 'evaluation': 8.5,  # checkpoint files; the dataset contract and evaluation
+    'baselines': 9, 'train': 10, 'xai': 11, 'finetune': 11, 'export': 12,
     'experiment_config': 13,                   # checked against the registries of models, train and xai
     'predict': 1,                              # the torch-free runtime: utils only (checked below)
     'runs': 19,                                # the run catalogue (run folders, filters, saved searches): re-exported by experiments
+    'service_limits': 19, 'service_schema': 19.5,  # the service's request limits (no lstm_pfd imports) and wire contract
     'experiments': 20, 'serve': 20,            # applications on top of the library
+    'explorer_base': 20.5,                     # the explorers' shared plumbing: spectra, figures, layout, the base class
+    'signal_explorers': 20.7, 'model_explorers': 20.7, 'training_explorers': 20.7, 'orbit_explorer': 20.7,
     'explorers': 21, 'demo': 22,
     'commands': 22.5,                          # the command registry, shared options, data and model commands
     'cli': 23,
