@@ -13,6 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / 'lstm_pfd'
 # rank of each module: a module may import only modules of a strictly lower rank
 LAYERS = {
     'utils': 0, 'plotting': 0,                 # no lstm_pfd imports
+    'configbase': 0.5,                         # ConfigError, the YAML reader, BaseConfig: no lstm_pfd imports
     'config': 1,                               # the data protocol only
     'physics': 2, 'rotor': 3, 'fleet': 4, 'signals': 5, 'orbits': 6, 'shaft': 6,
     'speed': 6.5,                              # the speed rule, its estimators and order resampling: uses orbits' keyphasor
