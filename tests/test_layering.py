@@ -20,7 +20,8 @@ LAYERS = {
     'signals': 5, 'orbits': 6, 'shaft': 6,
     'speed': 6.5,                              # the speed rule, its estimators and order resampling: uses orbits' keyphasor
     'data': 7, 'datasets': 8,                  # readers of public datasets: data and below only
-    'models': 8, 'baselines': 9, 'train': 10, 'xai': 11, 'finetune': 11, 'export': 12,
+    'models': 8, 'checkpoint': 8.2, 'evaluation': 8.5,  # checkpoint files; the dataset contract and evaluation
+    'baselines': 9, 'train': 10, 'xai': 11, 'finetune': 11, 'export': 12,
     'experiment_config': 13,                   # checked against the registries of models, train and xai
     'predict': 1,                              # the torch-free runtime: utils only (checked below)
     'experiments': 20, 'serve': 20,            # applications on top of the library
