@@ -15,8 +15,6 @@ from .training_explorers import RunsExplorer, TrainingMonitor
 from .model_explorers import ModelExplorer, RobustnessExplorer, _fresh_seeds
 from .orbit_explorer import ORBIT_FMAX_X, ORBIT_ORDERS, OrbitExplorer, orbit_analysis, orbit_channels
 
-# the orbit analysis under the private names lstm_pfd.demo imports from here
-_ORBIT_FMAX_X, _ORBIT_ORDERS, _orbit_analysis, _orbit_channels = ORBIT_FMAX_X, ORBIT_ORDERS, orbit_analysis, orbit_channels
 
 _all_ = ['spectrogram_db', 'log_rows', 'figure_png', 'SignalExplorer', 'DatasetExplorer', 'TrainingMonitor', 'ModelExplorer',
          'RobustnessExplorer', 'RunsExplorer', 'OrbitExplorer']

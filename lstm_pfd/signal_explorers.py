@@ -14,6 +14,7 @@ from . import physics
 from .config import DataConfig, NoiseConfig
 from .physics import amplitude_spectrum, expected_bands, fault_name, operating_point, severity_index
 from .signals import TRANSIENTS, generate
+import lstm_pfd.shaft  # registers the multi-channel generator, so shaft presets (probes, keyphasor) open in a fresh kernel
 from .explorer_base import (
     W, _Explorer, _STYLE, _blit_png, _control_layout, _envelope, _figure, _image, _keep_limit, _log_envelope, _open,
     _row, _slider, _table_html, _widgets, log_rows, spectrogram_db)

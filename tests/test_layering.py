@@ -13,8 +13,11 @@ PKG = Path(__file__).resolve().parents[1] / 'lstm_pfd'
 # rank of each module: a module may import only modules of a strictly lower rank
 LAYERS = {
     'utils': 0, 'plotting': 0,                 # no lstm_pfd imports
+    'configbase': 0.5,                         # ConfigError, the YAML reader, BaseConfig: no lstm_pfd imports
     'config': 1,                               # the data protocol only
-    'physics': 2, 'rotor': 3, 'fleet': 4, 'signals': 5, 'orbits': 6, 'shaft': 6,
+    'physics': 2, 'rotor': 3, 'fleet': 4,
+    'render': 4.3, 'noise': 4.6,               # the generator's rendering engine (plan, workspace, RecordState) and noise layers
+    'signals': 5, 'orbits': 6, 'shaft': 6,
     'speed': 6.5,                              # the speed rule, its estimators and order resampling: uses orbits' keyphasor
     'data': 7, 'datasets': 8,                  # readers of public datasets: data and below only
     'models': 8, 'checkpoint': 8.2, 'evaluation': 8.5,  # checkpoint files; the dataset contract and evaluation
