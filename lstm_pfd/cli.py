@@ -19,9 +19,13 @@ from .commands import (COMMANDS, DEFAULT_PRESET, subcommand, cmd_config, cmd_cv,
                                _Lazy, _add_config_args, _add_progress, _add_threads, _check_out, _csv_list, _int_or_name,
                                _load_config, _precisions, _thread_count, _torch_threads, _xai_methods)
 
+_all_ = ['DEFAULT_PRESET', 'COMMANDS', 'subcommand', 'cmd_config', 'cmd_generate', 'cmd_import', 'cmd_train',
+         'cmd_evaluate', 'cmd_cv']   # what `from lstm_pfd.cli import *` gave before the split
+
 # %% auto #0
 __all__ = ['build_parser', 'main', 'cmd_finetune', 'cmd_explain', 'cmd_export', 'cmd_predict', 'cmd_serve', 'cmd_demo', 'cmd_run',
-           'cmd_sweep', 'cmd_runs']
+           'cmd_sweep', 'cmd_runs', 'DEFAULT_PRESET', 'COMMANDS', 'subcommand', 'cmd_config', 'cmd_generate',
+           'cmd_import', 'cmd_train', 'cmd_evaluate', 'cmd_cv']
 
 # %% ../nbs/09_cli.ipynb #par00002
 def build_parser() -> argparse.ArgumentParser:

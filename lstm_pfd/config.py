@@ -15,13 +15,17 @@ from .configbase import (MAX_CONFIG_BYTES, MAX_QUOTE, MAX_YAML_NODES, BaseConfig
                                  parse_sets, parse_yaml, _from_preset, _get_dotted, _nonneg, _num, _plain_deep, _pos,
                                  _prob, _range)   # the config machinery (errors, YAML, BaseConfig), re-exported here
 
+_all_ = ['MAX_QUOTE', 'MAX_YAML_NODES', 'MAX_CONFIG_BYTES', 'ConfigError', 'parse_yaml', 'parse_sets', 'BaseConfig',
+         'StrDict']   # what `from lstm_pfd.config import *` gave before the split
+
 # %% auto #0
 __all__ = ['MAX_MODELLED_HZ', 'ISO_VG_OILS', 'SPLITS', 'TRACKS', 'CHANNELS', 'CHANNEL_UNITS', 'PROBE_ANGLES_DEG',
            'PROBE_SCALE_V_PER_MM', 'GENERATOR_VERSION', 'PRESETS', 'IMPORT_PRESET', 'SignalConfig', 'OilConfig',
            'BearingConfig', 'OperatingConfig', 'SeverityConfig', 'WhiteNoiseConfig', 'EMIConfig', 'PinkNoiseConfig',
            'ThermalDriftConfig', 'CalibrationDriftConfig', 'ImpulseConfig', 'AliasingConfig', 'QuantizationConfig',
            'NoiseConfig', 'TransientConfig', 'DatasetConfig', 'LimitsConfig', 'FleetConfig', 'SensorConfig',
-           'DataConfig']
+           'DataConfig', 'MAX_QUOTE', 'MAX_YAML_NODES', 'MAX_CONFIG_BYTES', 'ConfigError', 'parse_yaml', 'parse_sets',
+           'BaseConfig', 'StrDict']
 
 # %% ../nbs/00_config.ipynb #f3443c38
 MAX_MODELLED_HZ = 2600.0  # top of the cavitation burst carriers (1.4-2.6 kHz): fs must exceed twice this

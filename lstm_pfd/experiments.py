@@ -33,10 +33,16 @@ from . import plotting
 
 log = logging.getLogger(__name__)
 
+_all_ = ['ExperimentConfig', 'ExperimentDataConfig', 'ModelSpec', 'TrainConfig', 'EvalConfig', 'EXPERIMENT_PRESETS',
+         'MAX_WHERE_CHARS', 'MAX_WHERE_DEPTH', 'parse_where', 'filter_runs', 'runs', 'searches', 'save_search',
+         'datasets', 'xai_results', 'runs_table']   # the configs and the catalogue, as `from lstm_pfd.experiments import *`
+
 # %% auto #0
 __all__ = ['log', 'MAX_SWEEP_RUNS', 'EXECUTORS', 'load_experiment', 'data_identity', 'run_id', 'dataset_path', 'prepare_data',
            'run_status', 'run_experiment', 'SweepConfig', 'load_sweep', 'run_sweep', 'Leaderboard', 'record_evaluation',
-           'leaderboard', 'log_to_mlflow']
+           'leaderboard', 'log_to_mlflow', 'ExperimentConfig', 'ExperimentDataConfig', 'ModelSpec', 'TrainConfig',
+           'EvalConfig', 'EXPERIMENT_PRESETS', 'MAX_WHERE_CHARS', 'MAX_WHERE_DEPTH', 'parse_where', 'filter_runs',
+           'runs', 'searches', 'save_search', 'datasets', 'xai_results', 'runs_table']
 
 # %% ../nbs/12_experiments.ipynb #de980ffe
 def load_experiment(spec, # an `ExperimentConfig`, dict, YAML/JSON file or text, or preset name

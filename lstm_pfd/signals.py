@@ -17,10 +17,13 @@ from .render import (MIX_WEIGHT, RecordState, _BLOCK, _PBLK, _TABLE, _Plan, _add
                              _plan, _raised, _span, _spectral_scale, _table, _tone, _work)   # the rendering engine, re-exported here
 from .noise import NOISE_LAYERS, _NOISE_STAGES, _measurement_pink, _noise_draw   # the noise layers, re-exported here
 
+_all_ = ['NOISE_LAYERS', 'MIX_WEIGHT', 'RecordState']   # what `from lstm_pfd.signals import *` gave before the split
+
 # %% auto #0
 __all__ = ['TRANSIENTS', 'AMPLITUDES', 'CAVITATION_RATE_PER_S', 'FRICTION_RATE_PER_S', 'STICK', 'META_COLUMNS', 'RENDERERS',
            'CALIBRATION_RENDERS', 'MULTICHANNEL', 'empty_meta', 'record_seed', 'register_atom', 'severity_laws',
-           'register_multichannel', 'generate', 'generate_batch', 'benchmark', 'format_benchmark']
+           'register_multichannel', 'generate', 'generate_batch', 'benchmark', 'format_benchmark', 'NOISE_LAYERS',
+           'MIX_WEIGHT', 'RecordState']
 
 # %% ../nbs/02_signals.ipynb #516a3e28
 TRANSIENTS = ('none', 'speed_ramp', 'load_step', 'thermal')   # codes of the `transient` meta column

@@ -26,7 +26,11 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'RECIPE', 'PRECISIONS', 'NoiseAugment', 'Callback', 'FitState', 'FitResult',
-           'recalibrate_batchnorm', 'fit', 'train_throughput']
+           'recalibrate_batchnorm', 'fit', 'train_throughput', 'CHECKPOINT_FORMAT', 'ORBIT_ORDERS', 'FEATURE_SETS',
+           'BASELINES', 'ToneDataset', 'CheckpointMismatch', 'save_checkpoint', 'check_checkpoint', 'load_checkpoint',
+           'data_expectations', 'predict', 'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar',
+           'summarize_runs', 'classical_features', 'orbit_features', 'ClassicalBaseline', 'order_edges',
+           'order_spectrum', 'order_features', 'OrderSpectrumBaseline']
 
 # %% ../nbs/05_train.ipynb #trn0reexp1
 from .checkpoint import (CHECKPOINT_FORMAT, CheckpointMismatch, _channel_names, _check_finite_weights, _dataset_info,
@@ -37,6 +41,12 @@ from .evaluation import (Evaluation, ToneDataset, _check_batch, _check_dataset, 
                                  summarize_runs)
 from .baselines import (BASELINES, FEATURE_SETS, ORBIT_ORDERS, ClassicalBaseline, OrderSpectrumBaseline,
                                 classical_features, order_edges, order_features, order_spectrum, orbit_features)
+
+_all_ = ['CHECKPOINT_FORMAT', 'ORBIT_ORDERS', 'FEATURE_SETS', 'BASELINES', 'ToneDataset', 'CheckpointMismatch',
+         'save_checkpoint', 'check_checkpoint', 'load_checkpoint', 'data_expectations', 'predict',
+         'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs',
+         'classical_features', 'orbit_features', 'ClassicalBaseline', 'order_edges', 'order_spectrum',
+         'order_features', 'OrderSpectrumBaseline']   # what `from lstm_pfd.train import *` gave before the split
 
 # %% ../nbs/05_train.ipynb #13bc72ac
 class NoiseAugment:
