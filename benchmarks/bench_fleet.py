@@ -16,7 +16,7 @@ CPU time available). Network checkpoints (for resuming an interrupted run) are r
 so --root holds metrics only.
 
 Models: the registry's networks (`compact`, `cnn1d`, ...: noise augmentation (0-30 dB, p=0.5), Adam, early stopping
-on the validation loss), and the feature baselines of `lstm_pfd.train.BASELINES`: `classical` and `order_spectrum`
+on the validation loss), and the feature baselines of `lstm_pfd.baselines.BASELINES`: `classical` and `order_spectrum`
 (order-normalised spectra + catalogue band energies). Their features are cached per record and condition under
 --scratch by `FeatureCache`, the explicit `feature_cache` hook of `run_experiment`, so seeds and tracks that share
 records compute them once.
@@ -119,10 +119,10 @@ def cached_features(cache: Path, kind: str, cond: str, wds, featurize):
 
 
 def feature_code_id() -> str:
-    "A digest of the feature baselines' source (`lstm_pfd.train`): cached features of other code are never reused."
+    "A digest of the feature baselines' source (`lstm_pfd.baselines`): cached features of other code are never reused."
     import inspect
-    import lstm_pfd.train
-    return hashlib.sha256(inspect.getsource(lstm_pfd.train).encode()).hexdigest()[:12]
+    import lstm_pfd.baselines
+    return hashlib.sha256(inspect.getsource(lstm_pfd.baselines).encode()).hexdigest()[:12]
 
 
 class FeatureCache:

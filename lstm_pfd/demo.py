@@ -606,14 +606,14 @@ def shaft_orbits(cfg: DataConfig,  # a data config with the probe channels 'x', 
                  seed: int = 0,  # seed of the first record (the next class: seed + 1, ...)
                 ) -> list[dict]:
     "One analysed probe record per class (reference machine, nominal point): its numbers, and `analysis` (the `OrbitExplorer`'s)."
-    from lstm_pfd.explorers import _ORBIT_FMAX_X, _ORBIT_ORDERS, _orbit_analysis, _orbit_channels
+    from lstm_pfd.orbit_explorer import ORBIT_FMAX_X, ORBIT_ORDERS, orbit_analysis, orbit_channels
     from lstm_pfd.orbits import s_pp
     from lstm_pfd.shaft import generate
-    idx, op, sev, i1, out = _orbit_channels(cfg), nominal_point(cfg), _severity_name(cfg, severity), _ORBIT_ORDERS.index(1.0), []
+    idx, op, sev, i1, out = orbit_channels(cfg), nominal_point(cfg), _severity_name(cfg, severity), ORBIT_ORDERS.index(1.0), []
     for k, fault in enumerate(faults):
         rec, meta = generate(cfg, fault, severity=sev, seed=seed + k, **op)
-        a = _orbit_analysis(rec, cfg.signal.fs, idx, n_turns=6)
-        sp, keep = a['speed_hz'], np.abs(a['freqs']) <= _ORBIT_FMAX_X * a['speed_hz']
+        a = orbit_analysis(rec, cfg.signal.fs, idx, n_turns=6)
+        sp, keep = a['speed_hz'], np.abs(a['freqs']) <= ORBIT_FMAX_X * a['speed_hz']
         peak = float(a['freqs'][keep][np.argmax(a['full'][keep])] / sp)
         out.append(dict(fault=fault, severity=sev, seed=seed + k, speed_hz=sp, load=op['load'], temperature_c=op['temperature_c'],
                         forward_1x_um=float(abs(a['forward'][i1])), reverse_1x_um=float(abs(a['reverse'][i1])), peak_order=peak,
@@ -625,7 +625,7 @@ def shaft_orbits(cfg: DataConfig,  # a data config with the probe channels 'x', 
 def _orbit_column(axo, axs, o: dict):
     "Orbit (direct grey, 1X-filtered red, keyphasor marks) above the full spectrum (+-4X) of one record of `shaft_orbits`."
     from lstm_pfd import orbits as O
-    from lstm_pfd.explorers import _ORBIT_FMAX_X
+    from lstm_pfd.orbit_explorer import ORBIT_FMAX_X
     a, name = o['analysis'], o['fault'].replace('_', ' ')
     O.plot_orbit(*a['direct'], ax=axo)
     O.plot_orbit(*a['filtered']['1X'], ax=axo, title=f"{name}: 1X forward {o['forward_1x_um']:.1f} um, reverse {o['reverse_1x_um']:.1f} um")
@@ -634,7 +634,7 @@ def _orbit_column(axo, axs, o: dict):
     fdots.set(markerfacecolor='C3', label='_nolegend_')
     axo.legend(fontsize=7, loc='best')
     sp = o['speed_hz']
-    O.plot_full_spectrum(a['freqs'], a['full'], ax=axs, fmax=_ORBIT_FMAX_X * sp, speed_hz=sp,
+    O.plot_full_spectrum(a['freqs'], a['full'], ax=axs, fmax=ORBIT_FMAX_X * sp, speed_hz=sp,
                          title=f"{name}: full spectrum of x + i y, peak {o['peak_order']:+.2f}X")
     for ax in (axo, axs): ax.title.set_fontsize(9)
 

@@ -25,8 +25,8 @@ from .utils import NORMALIZE_EPS, NORMALIZE_MODES, atomic_write, check_output, r
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PRECISIONS', 'ExportError', 'write_metadata', 'to_onnx', 'model_card', 'export_checkpoint', 'WindowReader',
-           'quantize', 'benchmark_latency', 'ReportTable', 'export_report']
+__all__ = ['log', 'PRECISIONS', 'PAYS_AT', 'ExportError', 'write_metadata', 'to_onnx', 'model_card', 'export_checkpoint',
+           'WindowReader', 'quantize', 'benchmark_latency', 'ReportTable', 'fp32_verdicts', 'export_report']
 
 # %% ../nbs/07_export.ipynb #7758c08a
 class ExportError(RuntimeError):
@@ -445,7 +445,7 @@ def benchmark_latency(
 class ReportTable(list):
     "Rows (dicts) of `export_report`; prints as Markdown, `.to_pandas()` for a DataFrame."
     columns = ('model', 'precision', 'size_kB', 'b1_ms', 'b1_p10_p90', 'b32_ms', 'b32_p10_p90', 'speedup_b1',
-               'window_acc', 'record_acc', 'agree_fp32')
+               'vs_fp32_b1', 'verdict', 'window_acc', 'record_acc', 'agree_fp32')
     def to_pandas(self):
         import pandas as pd
         return pd.DataFrame(list(self))
@@ -460,6 +460,22 @@ class ReportTable(list):
         return '\n'.join(lines)
     def __str__(self): return self.to_markdown()
     def _repr_markdown_(self): return self.to_markdown()
+
+# %% ../nbs/07_export.ipynb #9c0a4ec4
+PAYS_AT = 1.1   # a quantized graph pays when its batch-1 latency is at least this many times below FP32's
+
+def fp32_verdicts(rows: list) -> list:
+    "Set `vs_fp32_b1` (FP32's batch-1 time / the row's) and `verdict` on every quantized row; warn where it does not pay."
+    fp32 = {r['model']: r for r in rows if r.get('precision') == 'fp32' and r.get('b1_ms')}
+    for r in rows:
+        ref = fp32.get(r.get('model'))
+        if r.get('precision') in ('torch-eager', 'fp32') or ref is None or not r.get('b1_ms'): continue
+        r['vs_fp32_b1'] = ratio = ref['b1_ms'] / r['b1_ms']
+        if ratio >= PAYS_AT: r['verdict'] = f"{ratio:.2g}x faster than FP32"; continue
+        r['verdict'] = f"{'slower than' if ratio < 1 / PAYS_AT else 'no faster than'} FP32 at batch 1: keep FP32"
+        log.warning("%s %s: %.3g ms at batch 1 against FP32's %.3g ms: it does not pay; keep FP32",
+                    r['model'], r['precision'], r['b1_ms'], ref['b1_ms'])
+    return rows
 
 # %% ../nbs/07_export.ipynb #rep00001
 def _test_windows(dataset_path, split: str, window_len: int | None = None):
@@ -587,4 +603,4 @@ def export_report(
                 if row is not None: rows.append(row)
     finally:
         torch.set_num_threads(old_threads)
-    return rows
+    return fp32_verdicts(rows)

@@ -10,494 +10,47 @@ import ipaddress
 import json
 import logging
 import math
-import re
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastcore.basics import patch
 
 from . import __version__
 from .predict import Predictor
+from .service_limits import (  # the request limits, re-exported here
+    DEFAULT_BODY_TIMEOUT_S, DEFAULT_HEADER_TIMEOUT_S, DEFAULT_KEEP_ALIVE_S, DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_QUEUE, DEFAULT_MAX_SAMPLES, MAX_FS,
+    MAX_HEADER_BYTES, MAX_JSON_OTHER_BYTES, BodySizeLimit, _check_limits, _guarded_h11)
 
 try:
     from fastapi import FastAPI, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+    from pydantic import BaseModel, ValidationError
 except ImportError as e:  # the optional extra is missing
     raise ImportError("lstm_pfd.serve needs the 'serve' extra: pip install 'lstm_pfd[serve]' "
                       f"(fastapi, uvicorn, httpx); import failed with: {e}") from e
 
+from .service_schema import (  # the request and answer models, error messages and JSON reader, re-exported here
+    BatchIn, BatchOut, ErrorItem, ErrorOut, HealthOut, InputContract, InputError, ModelOut, PredictionOut, RecordIn, Sample,
+    WindowOut, _error_items, _parse)
+
+_all_ = ['MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH', 'DEFAULT_MAX_SAMPLES', 'DEFAULT_MAX_INFLIGHT', 'DEFAULT_MAX_QUEUE',
+         'DEFAULT_BODY_TIMEOUT_S', 'DEFAULT_MAX_PENDING_BYTES', 'DEFAULT_MAX_CONNECTIONS', 'DEFAULT_HEADER_TIMEOUT_S',
+         'DEFAULT_KEEP_ALIVE_S', 'MAX_HEADER_BYTES', 'MAX_JSON_OTHER_BYTES', 'Sample', 'RecordIn', 'BatchIn', 'WindowOut',
+         'PredictionOut', 'BatchOut', 'HealthOut', 'InputContract', 'ModelOut', 'ErrorItem', 'ErrorOut', 'InputError',
+         'BodySizeLimit']
+
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH', 'DEFAULT_MAX_SAMPLES', 'DEFAULT_MAX_INFLIGHT',
-           'DEFAULT_MAX_QUEUE', 'DEFAULT_BODY_TIMEOUT_S', 'DEFAULT_MAX_PENDING_BYTES', 'DEFAULT_MAX_CONNECTIONS',
-           'DEFAULT_HEADER_TIMEOUT_S', 'DEFAULT_KEEP_ALIVE_S', 'MAX_HEADER_BYTES', 'MAX_JSON_OTHER_BYTES', 'Sample',
-           'RecordIn', 'BatchIn', 'WindowOut', 'PredictionOut', 'BatchOut', 'HealthOut', 'InputContract', 'ModelOut',
-           'ErrorItem', 'ErrorOut', 'InputError', 'BodySizeLimit', 'file_sha256', 'create_app', 'serve']
-
-# %% ../nbs/10_serve.ipynb #75e5c673
-MAX_FS = 1_000_000.0                   # Hz; above this a "vibration record" is a units mistake
-DEFAULT_MAX_BODY_BYTES = 16 * 2**20    # 16 MiB of JSON: about 0.8 M samples written as 20-character floats
-DEFAULT_MAX_BATCH = 64                 # records per /predict/batch request
-DEFAULT_MAX_SAMPLES = 2**23            # samples per request at the model rate (after resampling / windowing)
-DEFAULT_MAX_INFLIGHT = 2               # requests read and worked on at once; the rest wait in the queue
-DEFAULT_MAX_QUEUE = 64                 # requests waiting for a slot; beyond this: 503 with Retry-After
-DEFAULT_BODY_TIMEOUT_S = 30.0          # seconds to receive a whole body (and to wait in the queue); then 408 / 503
-DEFAULT_MAX_PENDING_BYTES = 8 * DEFAULT_MAX_BODY_BYTES  # body bytes received and not yet answered, all requests together; beyond: 503
-DEFAULT_MAX_CONNECTIONS = 256          # open connections (`serve`); further ones are closed at once
-DEFAULT_HEADER_TIMEOUT_S = 10.0        # seconds for a request line and its headers to arrive (`serve`); then the connection is closed
-DEFAULT_KEEP_ALIVE_S = 5.0             # seconds an idle keep-alive connection stays open (`serve`)
-MAX_HEADER_BYTES = 16 * 2**10          # request line and headers (`serve`); more: 400
-MAX_JSON_OTHER_BYTES = 2**20           # bytes of a JSON body outside its flat arrays of numbers; more: 422
-
-# %% ../nbs/10_serve.ipynb #6e5ac472
-Sample = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-
-class RecordIn(BaseModel):
-    "One vibration record (one channel in `samples`, or named channels in `channels`) and the rate it was sampled at."
-    model_config = ConfigDict(extra='forbid')
-    samples: list[Sample] | None = Field(None, description="the record of a one-channel model: a flat JSON array of finite "
-                                         "numbers, in the units the model was trained on; at least one window long")
-    channels: dict[str, list[Sample]] | None = Field(None, description="the record of a multi-channel model instead of "
-        "samples: channel name -> flat JSON array, every channel GET /model lists, all of one length (any key order)")
-    fs: Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0, le=MAX_FS)] = Field(
-        description=f"sampling rate of `samples` in Hz, 0 < fs <= {MAX_FS:g}")
-    hop: Annotated[int, Field(strict=True, ge=1)] | None = Field(
-        None, description="window hop in samples at the model rate; default: the window length (no overlap)")
-    resample: Annotated[bool, Field(strict=True)] = Field(
-        True, description="resample a record whose fs differs from the model's rate; false: reject such records")
-    id: Annotated[str, Field(strict=True, max_length=200)] | None = Field(
-        None, description="caller's record identifier, echoed in the answer")
-
-# %% ../nbs/10_serve.ipynb #6e5ac4s10
-class BatchIn(BaseModel):
-    "Several records; each is validated, and a failure names the record's index."
-    model_config = ConfigDict(extra='forbid')
-    records: list[RecordIn] = Field(description="records to classify, answered in the same order")
-
-# %% ../nbs/10_serve.ipynb #d187b93a
-class WindowOut(BaseModel):
-    "The model's answer for one window."
-    index: int = Field(description="window number in the record")
-    start: int = Field(description="first sample of the window, at the model rate")
-    label: str
-    class_index: int
-    confidence: float = Field(description="probability of `label`")
-    probabilities: list[float] = Field(description="probability per class, in the order of GET /model class_names")
-
-# %% ../nbs/10_serve.ipynb #d187b9s10
-class PredictionOut(BaseModel):
-    "Soft-voted answer for one record, with every window's result and how the record was handled."
-    id: str | None = None
-    label: str = Field(description="record class: argmax of the mean window probability (soft vote)")
-    class_index: int
-    confidence: float
-    probabilities: dict[str, float]
-    n_windows: int
-    channels: list[str] | None = Field(None, description="channels read, in the model's order (None: one unnamed channel)")
-    windows: list[WindowOut]
-    fs: float = Field(description="sampling rate of the samples sent")
-    model_fs: float | None = Field(description="the model's rate (None: the model file declares none)")
-    resampled: bool = Field(description="true when the record was resampled from fs to model_fs")
-    n_samples: int = Field(description="samples received")
-    n_samples_model: int = Field(description="samples at the model rate (after resampling)")
-    window_len: int
-    hop: int
-    unused_samples: int = Field(description="trailing samples at the model rate that do not fill a window")
-    latency_ms: float = Field(description="server time for this record: checks, resampling, inference")
-
-# %% ../nbs/10_serve.ipynb #d187b9s20
-class BatchOut(BaseModel):
-    "Answer of POST /predict/batch: one result per record, in order."
-    results: list[PredictionOut]
-    n_records: int
-    latency_ms: float
-
-# %% ../nbs/10_serve.ipynb #eaccbd13
-class HealthOut(BaseModel):
-    "Answer of GET /health."
-    status: Literal['ok'] = 'ok'
-    model_loaded: bool
-    model_file: str = Field(description="file name of the served model")
-    model_sha256: str = Field(description="SHA-256 of the model file as loaded")
-    model_bytes: int
-    lstm_pfd_version: str
-    onnxruntime_version: str
-    uptime_s: float
-
-# %% ../nbs/10_serve.ipynb #eaccbds10
-class InputContract(BaseModel):
-    "What POST /predict accepts (and /predict/batch, per record)."
-    content_type: str = 'application/json'
-    samples: str
-    min_samples_at_model_fs: int
-    fs_min_exclusive: float = 0.0
-    fs_max: float = MAX_FS
-    resampling: str
-    windowing: str
-    max_body_bytes: int
-    max_batch: int
-    max_samples: int
-
-# %% ../nbs/10_serve.ipynb #eaccbds20
-class ModelOut(BaseModel):
-    "Answer of GET /model: classes, rates, window and the input contract."
-    class_names: list[str]
-    n_classes: int
-    fs: float | None = Field(description="sampling rate the model was trained at, Hz")
-    window_len: int = Field(description="samples per window at fs")
-    window_s: float | None
-    in_channels: int = Field(1, description="channels per window")
-    channels: list[str] | None = Field(None, description="channel names in the model's order (None: not named)")
-    units: list[str] | None = Field(None, description="unit of each channel")
-    model_name: str | None
-    precision: str | None
-    normalize: str | None = Field(description="per-window normalisation built into the model file, if any")
-    config_hash: str | None
-    lstm_pfd_version: str | None = Field(description="library version that exported the model")
-    input: InputContract
-
-# %% ../nbs/10_serve.ipynb #eaccbds30
-class ErrorItem(BaseModel):
-    "One problem of a refused request: where it is and what is wrong."
-    loc: str = Field(description="where: a field path such as records[2].samples[17], or 'body'")
-    msg: str
-    record: int | None = Field(None, description="index of the failing record in a batch")
-
-# %% ../nbs/10_serve.ipynb #eaccbds40
-class ErrorOut(BaseModel):
-    "Body of every 4xx/5xx answer."
-    detail: str
-    errors: list[ErrorItem] = []
-
-# %% ../nbs/10_serve.ipynb #5b37c15a
-class InputError(ValueError):
-    "A request the service refuses (invalid, too short, wrong rate, ...): answered `status` (422) with `items`."
-    def __init__(
-        self,
-        msg: str,  # what is wrong, for the client
-        loc: str = 'body',  # where: 'body', a field name or a dotted path
-        record: int | None = None,  # index of the record in a batch
-        status: int = 422,  # HTTP status of the answer
-        items: list[ErrorItem] | None = None,  # several errors at once (then `msg` is the summary)
-    ):
-        super().__init__(msg if items is not None else f"{loc}: {msg}")
-        self.items, self.status = items if items is not None else [ErrorItem(loc=loc, msg=msg, record=record)], status
-
-# %% ../nbs/10_serve.ipynb #err00001
-def _json_type(v) -> str:
-    if v is None: return 'null'
-    if isinstance(v, bool): return 'a boolean'
-    if isinstance(v, str): return 'a string'
-    if isinstance(v, (bytes, bytearray)): return 'raw bytes'
-    if isinstance(v, (list, tuple)): return 'an array'
-    if isinstance(v, dict): return 'an object'
-    if isinstance(v, (int, float)): return 'a number'
-    return type(v).__name__
-
-# %% ../nbs/10_serve.ipynb #err000s11
-def _scalar(v) -> str:
-    s = repr(v) if isinstance(v, (bool, int, float, str)) or v is None else _json_type(v)
-    return s if len(s) <= 60 else s[:57] + '...'
-
-# %% ../nbs/10_serve.ipynb #err000s20
-def _loc(parts) -> tuple[str, int | None]:
-    "('body', 'records', 2, 'samples', 17) -> ('records[2].samples[17]', 2)"
-    parts = list(parts)
-    if parts and parts[0] == 'body': parts = parts[1:]
-    out, record = '', None
-    for i, p in enumerate(parts):
-        if isinstance(p, int):
-            out += f'[{p}]'
-            if i > 0 and parts[i - 1] == 'records' and record is None: record = p
-        else: out += ('.' if out else '') + str(p)
-    return out or 'body', record
-
-# %% ../nbs/10_serve.ipynb #err00002
-def _message(err: dict) -> str:
-    t, inp, ctx = err.get('type', ''), err.get('input'), err.get('ctx') or {}
-    loc = [p for p in err.get('loc', ()) if p != 'body']
-    field = next((p for p in reversed(loc) if isinstance(p, str)), None)
-    in_samples = field == 'samples' and loc and isinstance(loc[-1], int)
-    if t == 'finite_number':
-        return "NaN and Infinity are not allowed: samples and fs must be finite numbers (clean or interpolate dropouts first)"
-    if t in ('float_type', 'float_parsing'):
-        if in_samples:
-            return f"expected a number, got {_json_type(inp)}: samples must be a flat JSON array of numbers (one channel)"
-        return f"expected a number, got {_scalar(inp)}"
-    if t in ('int_type', 'int_parsing', 'int_from_float'): return f"expected an integer, got {_scalar(inp)}"
-    if t in ('bool_type', 'bool_parsing'): return f"expected true or false, got {_scalar(inp)}"
-    if t in ('string_type',): return f"expected a string, got {_json_type(inp)}"
-    if t == 'list_type': return f"expected a JSON array, got {_json_type(inp)}"
-    if t in ('model_type', 'model_attributes_type', 'dict_type') and isinstance(inp, (bytes, bytearray)):
-        return "the body must be a JSON object sent with the header Content-Type: application/json"
-    if t in ('model_type', 'model_attributes_type', 'dict_type'): return f"expected a JSON object, got {_json_type(inp)}"
-    if t == 'missing':
-        return "the request body is missing: send a JSON object" if not loc else "required field is missing"
-    if t == 'extra_forbidden': return "unknown field (GET /model describes the accepted fields)"
-    if t == 'json_invalid': return f"the body is not valid JSON ({ctx.get('error', 'parse error')})"
-    if field == 'fs' and t in ('greater_than', 'less_than_equal'):
-        return f"sampling rate {_scalar(inp)} Hz is out of range; allowed: 0 < fs <= {MAX_FS:.0f} Hz"
-    if field == 'hop' and t == 'greater_than_equal': return f"hop must be a positive number of samples, got {_scalar(inp)}"
-    msg = err.get('msg', 'invalid value')
-    return msg if isinstance(inp, (list, dict)) else f"{msg} (got {_scalar(inp)})"
-
-# %% ../nbs/10_serve.ipynb #err00003
-def _error_items(errors, max_errors: int = 20) -> tuple[str, list[ErrorItem]]:
-    "pydantic errors -> (one-line detail, at most `max_errors` `ErrorItem`s)."
-    items = []
-    for e in errors:
-        loc, record = _loc(e.get('loc', ())) if e.get('type') != 'json_invalid' else ('body', None)
-        items.append(ErrorItem(loc=loc, msg=_message(e), record=record))
-    shown = items[:max_errors]
-    detail = '; '.join(f"{i.loc}: {i.msg}" for i in shown[:3])
-    if len(items) > 3: detail += f" (and {len(items) - 3} more error{'s' if len(items) > 4 else ''})"
-    return detail, shown
-
-# %% ../nbs/10_serve.ipynb #jsn00001
-_NUM = rb'-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+'    # a JSON number
-_STRING_OR_ARRAY = re.compile(rb'"(?:[^"\\]|\\.)*+"|\[', re.S)   # a string (skipped whole), or where an array opens
-_FLAT_ARRAY = re.compile(rb'\[[^\[\]{}"]*+\]')                     # an array without arrays, objects or strings
-_NUMBER_CHARS = b'0123456789eE+-., \t\r\n'                           # all an array of JSON numbers holds (grammar checked when read)
-_EMPTY_ARRAY = re.compile(rb'\[\s*+\]')
-_NUM_PREFIX = re.compile(rb'\[\s*+(?:' + _NUM + rb'\s*+,\s*+)*+')
-
-_FLOATS = TypeAdapter(list[float])
-
-def _read_numbers(body: bytes, a: int, b: int, n: int, step: int = 2**16):
-    "The `n` numbers of the JSON array `body[a:b]` as float64, read by pydantic a slice of about `step` bytes at a time; (index, message) if one is not a number."
-    out, i, pos = np.empty(n), 0, a + 1
-    while pos < b - 1:
-        end = body.find(b',', min(pos + step, b - 1), b - 1)
-        end = b - 1 if end < 0 else end
-        try: v = _FLOATS.validate_json(b'[' + body[pos:end] + b']')   # a slice ends before a comma: whole numbers only
-        except ValidationError:                                          # find the element: the numbers' grammar
-            c = b'[' + body[pos:end] + b','
-            e = _NUM_PREFIX.match(c).end()
-            return (i + c.count(b',', 0, e), f"expected a JSON number, got {c[e:e + 40].split(b',')[0].strip().decode('utf-8', 'replace')!r}")
-        if i + len(v) > n: break
-        out[i:i + len(v)] = v; i, pos = i + len(v), end + 1
-    return out if i == n and pos >= b - 1 else (min(i, n - 1), "expected a JSON number, got '' (an empty element)")
-
-def _number_chars_only(body: bytes, a: int, b: int, step: int = 2**16) -> bool:
-    "True if `body[a:b]` holds only characters of JSON numbers, commas and white space (checked a slice at a time: no copy of it)."
-    return not any(body[i:min(i + step, b)].translate(None, _NUMBER_CHARS) for i in range(a, b, step))
-
-def _not_a_number(tok: bytes) -> str:
-    if tok in (b'NaN', b'Infinity', b'-Infinity'): return _message({'type': 'finite_number'})
-    if tok in (b'true', b'false'): return _message({'type': 'float_type', 'loc': ('samples', 0), 'input': True})
-    return f"expected a finite JSON number, got {tok.decode('utf-8', 'replace')[:40]!r}"
-
-# %% ../nbs/10_serve.ipynb #jsn0001b
-def _scan_json(body: bytes, max_samples: int) -> tuple[str, dict]:
-    "(the JSON text with each flat array of numbers replaced by a placeholder string, {placeholder: float64 array, its length if over `max_samples`, or (index, message) of its first non-number})."
-    import secrets
-    tag = '\x00' + secrets.token_hex(8) + ':'           # a string no client can send: a NUL and 16 secret hex digits
-    parts, arrays, pos, other, at = [], {}, 0, 0, 0
-    while (m := _STRING_OR_ARRAY.search(body, at)) is not None:
-        a = m.start()
-        if body[a] != 0x5B: at = m.end(); continue         # a string: brackets inside it stay text
-        b = body.find(b']', a) + 1
-        if b == 0: break                                   # no closing bracket: the JSON parser says what is wrong
-        if not _number_chars_only(body, a + 1, b - 1):
-            f = _FLAT_ARRAY.match(body, a)
-            if f is None or f.end() - a <= 4096: at = a + 1; continue   # nested, or short: left to the JSON parser and pydantic
-            e = _NUM_PREFIX.match(body, a).end()           # long: its first element that is not a number, never parsed
-            x = (body.count(b',', a, e), _not_a_number(bytes(body[e:e + 40]).split(b',')[0].split(b']')[0].strip()))
-        else:
-            n = 0 if _EMPTY_ARRAY.fullmatch(body, a, b) else body.count(b',', a, b) + 1   # counted in place
-            x = n if n > max_samples else _read_numbers(body, a, b, n)   # too long: counted, never read (refused where it stands)
-        key = f'{tag}{len(arrays)}'
-        other += a - pos
-        if other > MAX_JSON_OTHER_BYTES: break
-        parts += [body[pos:a], json.dumps(key).encode()]; arrays[key] = x; pos = at = b
-    other += len(body) - pos
-    if other > MAX_JSON_OTHER_BYTES:
-        raise InputError(f"the body holds more than {MAX_JSON_OTHER_BYTES} bytes besides flat arrays of numbers; samples must be "
-                         "flat JSON arrays of numbers, and the other fields are short")
-    parts.append(body[pos:])
-    try: return b''.join(parts).decode('utf-8'), arrays
-    except UnicodeDecodeError as e: raise InputError(f"the body is not valid JSON (not UTF-8: {e.reason} at byte {e.start})") from None
-
-# %% ../nbs/10_serve.ipynb #jsn00003
-def _no_duplicates(pairs: list) -> dict:
-    "A JSON object from its (key, value) pairs; a key given twice is an `InputError`, never 'the last one wins'."
-    d = {}
-    for k, v in pairs:
-        if k in d: raise InputError(f"duplicate key {k[:40]!r} in a JSON object; give each field once", loc=str(k)[:40])
-        d[k] = v
-    return d
-
-# %% ../nbs/10_serve.ipynb #mcsrv04
-def _named_arrays(ch: dict, arrays: dict, where: str, record: int | None, max_samples: int) -> dict:
-    "{channel name: float64 samples} of a record's `channels` object, its arrays taken out of `arrays`; `InputError` over `max_samples` (all channels together) or on a bad element."
-    out = {k: arrays.pop(v) for k, v in ch.items()}
-    for k, a in out.items():
-        if isinstance(a, tuple): raise InputError(a[1], loc=f'{where}.{k}[{a[0]}]', record=record)
-    total = sum(a if isinstance(a, int) else len(a) for a in out.values())
-    if total > max_samples:
-        raise InputError(f"record of {total} samples in {len(out)} channels exceeds max_samples = {max_samples} (all channels "
-                         "together); split it into several requests", loc=where, record=record)
-    return out
-
-
-# %% ../nbs/10_serve.ipynb #err000s10
-def _parse(model: type[BaseModel], body: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> tuple[BaseModel, list]:
-    "(`model` validated from a JSON body, the float64 samples of each record or None); `InputError` listing what is wrong."
-    if not body or len(body) < 4096 and not bytes(body).strip():   # no whole-body copy for large bodies
-        raise InputError("the request body is empty: send a JSON object (GET /model describes it)")
-    text, arrays = _scan_json(body, max_samples)
-    try: obj = json.loads(text, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as e: raise InputError(f"the body is not valid JSON ({e.msg})") from None
-    except RecursionError: raise InputError("the body is not valid JSON (nested too deeply)") from None
-    except ValueError as e: raise InputError(f"the body is not valid JSON ({' '.join(str(e).split())[:120]})") from None
-    recs = [obj] if model is RecordIn else obj.get('records') if isinstance(obj, dict) else None
-    xs = []
-    for i, r in enumerate(recs if isinstance(recs, list) else []):
-        s = r.get('samples') if isinstance(r, dict) else None
-        xs.append(arrays.pop(s) if isinstance(s, str) and s in arrays else None)
-        where, rec = ('samples', None) if model is RecordIn else (f'records[{i}].samples', i)
-        ch = r.get('channels') if isinstance(r, dict) else None
-        if xs[-1] is None and isinstance(ch, dict) and ch and all(isinstance(v, str) and v in arrays for v in ch.values()):
-            xs[-1] = _named_arrays(ch, arrays, where.replace('samples', 'channels'), rec, max_samples)
-            r['channels'] = {k: [] for k in ch}; continue
-        if isinstance(xs[-1], int):
-            raise InputError(f"record of {xs[-1]} samples exceeds max_samples = {max_samples}; split it into several requests", loc=where, record=rec)
-        if isinstance(xs[-1], tuple): raise InputError(xs[-1][1], loc=f'{where}[{xs[-1][0]}]', record=rec)
-        if xs[-1] is not None: r['samples'] = []          # validated as fields; the samples go on as an array
-    if arrays: obj = _restore(obj, arrays)                # arrays anywhere else: short lists, for pydantic's messages
-    try: return model.model_validate(obj), xs
-    except ValidationError as e:
-        detail, items = _error_items(e.errors(include_url=False))
-        raise InputError(detail, items=items) from None
-
-def _restore(o, arrays: dict):
-    if isinstance(o, str) and o in arrays: return arrays[o][:20].tolist() if isinstance(arrays[o], np.ndarray) else [None]
-    if isinstance(o, dict): return {k: _restore(v, arrays) for k, v in o.items()}
-    return [_restore(v, arrays) for v in o] if isinstance(o, list) else o
-
-# %% ../nbs/10_serve.ipynb #7033db19
-async def _send_error(send, status: int, detail: str, loc: str = 'body', headers=()):
-    import json
-    body = json.dumps({'detail': detail, 'errors': [{'loc': loc, 'msg': detail, 'record': None}]}).encode()
-    await send({'type': 'http.response.start', 'status': status,
-                'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()),
-                            (b'connection', b'close'), *headers]})
-    await send({'type': 'http.response.body', 'body': body})
-
-# %% ../nbs/10_serve.ipynb #lim00001
-class BodySizeLimit:
-    "ASGI middleware bounding requests with a body: size (413), read time (408), bytes held and requests at work (503)."
-    def __init__(
-        self,
-        app,  # the ASGI app to wrap
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,  # largest request body (413 above)
-        *,
-        max_inflight: int | None = None,  # requests worked on at once, once their bodies arrived (None: no bound)
-        max_queue: int = DEFAULT_MAX_QUEUE,  # complete requests waiting for a slot before 503
-        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,  # seconds for a body to arrive before 408
-        max_pending_bytes: int | None = None,  # body bytes held at once by all requests (None: no bound)
-    ):
-        self.app, self.max_body_bytes, self.body_timeout_s = app, int(max_body_bytes), float(body_timeout_s)
-        self.max_inflight, self.max_queue = max_inflight, int(max_queue)
-        self.max_pending_bytes = None if max_pending_bytes is None else int(max_pending_bytes)
-        self._slots, self._waiting, self._pending = None, 0, 0
-
-    async def __call__(self, scope, receive, send):
-        if scope['type'] != 'http' or scope.get('method') in ('GET', 'HEAD', 'OPTIONS'):
-            return await self.app(scope, receive, send)
-        headers = dict(scope.get('headers') or [])
-        n = _content_length(headers.get(b'content-length'))
-        if n == -1: return await _send_error(send, 400, f"Content-Length header {headers[b'content-length'][:40]!r} is not a non-negative integer")
-        if n is not None and n > self.max_body_bytes:
-            return await _send_error(send, 413, f"request body of {n} bytes exceeds the limit of {self.max_body_bytes} "
-                                                "bytes (Content-Length); send fewer or shorter records")
-        held = [0]   # bytes of this request counted in self._pending
-        try:
-            body = await self._read(receive, send, n, headers, held)   # the whole body first: no slot while it arrives
-            if body is None: return                                     # answered (408, 413, 503) or the client left
-            if not await self._acquire(send): return
-            try: await self._call(scope, receive, send, body)
-            finally:
-                if self._slots is not None: self._slots.release()
-        finally: self._pending -= held[0]
-
-# %% ../nbs/10_serve.ipynb #lim00002
-def _content_length(v) -> int | None:
-    "A Content-Length header value as an int; None if absent, -1 if not a non-negative integer."
-    if v is None: return None
-    try: n = int(v)
-    except ValueError: return -1
-    return n if n >= 0 else -1
-
-# %% ../nbs/10_serve.ipynb #lim000s10
-@patch
-async def _acquire(self: BodySizeLimit, send) -> bool:
-    "Wait for a work slot (at most `max_queue` waiters, at most `body_timeout_s`); False after answering 503."
-    import asyncio
-    if self.max_inflight is None: return True
-    if self._slots is None: self._slots = asyncio.Semaphore(int(self.max_inflight))
-    busy = f"the service is busy ({self.max_inflight} requests at work"
-    retry = [(b'retry-after', b'1')]
-    if self._slots.locked() and self._waiting >= self.max_queue:
-        await _send_error(send, 503, f"{busy}, {self._waiting} waiting); retry after 1 s", headers=retry); return False
-    if not self._slots.locked():
-        await self._slots.acquire()   # a free slot: taken at once, without a timer task
-        return True
-    self._waiting += 1
-    try: await asyncio.wait_for(self._slots.acquire(), self.body_timeout_s)
-    except asyncio.TimeoutError:
-        await _send_error(send, 503, f"{busy}; waited {self.body_timeout_s:g} s for a slot); retry later", headers=retry)
-        return False
-    finally: self._waiting -= 1
-    return True
-
-# %% ../nbs/10_serve.ipynb #lim00003
-@patch
-async def _read(self: BodySizeLimit, receive, send, n: int | None, headers: dict, held: list):
-    "The whole body, read within `body_timeout_s`, at most `max_body_bytes` and `max_pending_bytes`; None after answering."
-    import asyncio
-    if n == 0 or (n is None and b'transfer-encoding' not in headers): return b''
-    chunks, total, limit = [], 0, self.max_body_bytes if n is None else n
-    buf = bytearray(n) if n is not None else None   # Content-Length known: fill one buffer, keep no chunk list
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + self.body_timeout_s
-    while True:
-        try: msg = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
-        except asyncio.TimeoutError:
-            await _send_error(send, 408, f"the request body did not arrive within {self.body_timeout_s:g} s "
-                                         f"({total} bytes received); send it at once"); return None
-        if msg['type'] == 'http.disconnect': return None   # the client went away: nothing to answer
-        part = msg.get('body', b'')
-        if total + len(part) > limit:
-            await _send_error(send, 413, f"request body exceeds the limit of {limit} bytes (more than {total + len(part)} "
-                                         f"bytes streamed{'' if buf is None else ', over its Content-Length'}); send fewer or shorter records")
-            return None
-        if self.max_pending_bytes is not None and self._pending + len(part) > self.max_pending_bytes:
-            await _send_error(send, 503, f"the service holds {self._pending} bytes of other requests' bodies (max_pending_bytes = "
-                                         f"{self.max_pending_bytes}); retry after 1 s", headers=[(b'retry-after', b'1')])
-            return None
-        self._pending += len(part); held[0] += len(part)
-        if buf is None: chunks.append(part)
-        else: buf[total:total + len(part)] = part
-        total += len(part)
-        if not msg.get('more_body', False): break
-    return (bytes(chunks[0]) if len(chunks) == 1 else b''.join(chunks)) if buf is None else buf[:total] if total < n else buf
-
-# %% ../nbs/10_serve.ipynb #lim0003c
-@patch
-async def _call(self: BodySizeLimit, scope, receive, send, body):
-    "Call the app with `body` as its one request message (handed over once; no copy kept here)."
-    held = [body]; del body
-    async def replay():
-        if held: return {'type': 'http.request', 'body': held.pop(), 'more_body': False}
-        return await receive()
-    return await self.app(scope, replay, send)
+__all__ = ['log', 'file_sha256', 'create_app', 'serve', 'MAX_FS', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_MAX_BATCH',
+           'DEFAULT_MAX_SAMPLES', 'DEFAULT_MAX_INFLIGHT', 'DEFAULT_MAX_QUEUE', 'DEFAULT_BODY_TIMEOUT_S',
+           'DEFAULT_MAX_PENDING_BYTES', 'DEFAULT_MAX_CONNECTIONS', 'DEFAULT_HEADER_TIMEOUT_S', 'DEFAULT_KEEP_ALIVE_S',
+           'MAX_HEADER_BYTES', 'MAX_JSON_OTHER_BYTES', 'Sample', 'RecordIn', 'BatchIn', 'WindowOut', 'PredictionOut',
+           'BatchOut', 'HealthOut', 'InputContract', 'ModelOut', 'ErrorItem', 'ErrorOut', 'InputError', 'BodySizeLimit']
 
 # %% ../nbs/10_serve.ipynb #bcd710fe
 def file_sha256(
@@ -536,15 +89,16 @@ class _Service:
                              "finite values, one per class name")
 
 # %% ../nbs/10_serve.ipynb #svc00001
-def _svc_n_model(self: _Service, n: int, fs: float) -> int:
+@patch
+def _n_model(self: _Service, n: int, fs: float) -> int:
     "Length of `n` samples at `fs` after `resample_poly` to the model rate (as `Predictor` does it)."
     from lstm_pfd.utils import resample_ratio
     r = resample_ratio(fs, self.predictor.fs)
     return _ceil_div(n * r.numerator, r.denominator)
-_Service._n_model = _svc_n_model
 
 # %% ../nbs/10_serve.ipynb #mcsrv02
-def _svc_channels_in(self: _Service, rec: RecordIn, x, where: str, record: int | None):
+@patch
+def _channels_in(self: _Service, rec: RecordIn, x, where: str, record: int | None):
     "The record's samples: None (still in `rec.samples`), a 1-D array, or named channels stacked `[C, N]` in the model's order."
     p = self.predictor
     def bad(msg, field): return InputError(msg, loc=f'{where}{field}', record=record)
@@ -562,11 +116,10 @@ def _svc_channels_in(self: _Service, rec: RecordIn, x, where: str, record: int |
     rec.channels = None if rec.channels is None else {}   # the lists are no longer needed
     try: return p._stacked(d)[0]
     except (ValueError, TypeError) as e: raise bad(str(e), 'channels') from None
-_Service._channels_in = _svc_channels_in
-
 
 # %% ../nbs/10_serve.ipynb #svc000s12
-def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | None = None, x=None) -> dict:
+@patch
+def _prepare(self: _Service, rec: RecordIn, where: str = '', record: int | None = None, x=None) -> dict:
     "Check one record (its samples in `rec.samples`, or already an array `x`) against the model and the limits."
     p, L = self.predictor, self.predictor.window_len
     def bad(msg, field='samples'): return InputError(msg, loc=f'{where}{field}', record=record)
@@ -602,10 +155,10 @@ def _svc_prepare(self: _Service, rec: RecordIn, where: str = '', record: int | N
     x = self._samples(rec, x, where, record)
     return dict(x=x, rec=rec, resampled=resampled, hop=hop, where=where, record=record,
                 channels=p.channels if C > 1 else None)
-_Service._prepare = _svc_prepare
 
 # %% ../nbs/10_serve.ipynb #svc00001b
-def _svc_samples(self: _Service, rec: RecordIn, x, where: str, record: int | None) -> np.ndarray:
+@patch
+def _samples(self: _Service, rec: RecordIn, x, where: str, record: int | None) -> np.ndarray:
     "The record as finite float32 samples; the request's list of numbers is released as soon as it is converted."
     with np.errstate(over='ignore', invalid='ignore'):
         x = (np.asarray(rec.samples, dtype=np.float64) if x is None else np.asarray(x)).astype(np.float32, copy=False)
@@ -617,10 +170,10 @@ def _svc_samples(self: _Service, rec: RecordIn, x, where: str, record: int | Non
                          loc=f'{where}samples[{i}]', record=record)
     rec.samples = []   # the Python list costs ~8x the float32 array: drop it before inference
     return x
-_Service._samples = _svc_samples
 
 # %% ../nbs/10_serve.ipynb #svc00002
-def _svc_run(self: _Service, prep: dict) -> PredictionOut:
+@patch
+def _run(self: _Service, prep: dict) -> PredictionOut:
     t0 = time.perf_counter()
     rec, x, p, L = prep['rec'], prep['x'], self.predictor, self.predictor.window_len
     try:
@@ -646,18 +199,18 @@ def _svc_run(self: _Service, prep: dict) -> PredictionOut:
                          n_samples=x.shape[-1], n_samples_model=n_model, window_len=L, hop=hop,
                          unused_samples=n_model - (L + (nw - 1) * hop),
                          latency_ms=(time.perf_counter() - t0) * 1e3)
-_Service._run = _svc_run
 
 # %% ../nbs/10_serve.ipynb #svc00003
-def _svc_predict(self: _Service, rec: RecordIn, x=None) -> PredictionOut:
+@patch
+def predict(self: _Service, rec: RecordIn, x=None) -> PredictionOut:
     t0 = time.perf_counter()
     out = self._run(self._prepare(rec, x=x))
     out.latency_ms = (time.perf_counter() - t0) * 1e3
     return out
-_Service.predict = _svc_predict
 
 # %% ../nbs/10_serve.ipynb #svc000s11
-def _svc_predict_batch(self: _Service, batch: BatchIn, xs: list | None = None) -> BatchOut:
+@patch
+def predict_batch(self: _Service, batch: BatchIn, xs: list | None = None) -> BatchOut:
     t0 = time.perf_counter()
     recs = batch.records
     if not recs: raise InputError("records is empty: send at least one record", loc='records')
@@ -682,10 +235,10 @@ def _svc_predict_batch(self: _Service, batch: BatchIn, xs: list | None = None) -
         r = self._run(pp); r.latency_ms = (time.perf_counter() - t1) * 1e3
         results.append(r)
     return BatchOut(results=results, n_records=len(results), latency_ms=(time.perf_counter() - t0) * 1e3)
-_Service.predict_batch = _svc_predict_batch
 
 # %% ../nbs/10_serve.ipynb #svc00004
-def _svc_model_card(self: _Service) -> ModelOut:
+@patch
+def model_card(self: _Service) -> ModelOut:
     p, m = self.predictor, self.predictor.metadata
     return ModelOut(
         class_names=list(p.class_names), n_classes=len(p.class_names), fs=p.fs, window_len=p.window_len,
@@ -706,16 +259,15 @@ def _svc_model_card(self: _Service) -> ModelOut:
                        "trailing samples that do not fill a window are unused; the record's answer is the mean of "
                        "the window probabilities (soft vote)"),
             max_body_bytes=self.max_body_bytes, max_batch=self.max_batch, max_samples=self.max_samples))
-_Service.model_card = _svc_model_card
 
 # %% ../nbs/10_serve.ipynb #svc000s10
-def _svc_health(self: _Service) -> HealthOut:
+@patch
+def health(self: _Service) -> HealthOut:
     import onnxruntime
     return HealthOut(model_loaded=self.predictor.session is not None, model_file=self.path.name,
                      model_sha256=self.sha256, model_bytes=self.nbytes, lstm_pfd_version=__version__,
                      onnxruntime_version=onnxruntime.__version__,
                      uptime_s=round(time.monotonic() - self.started, 3))
-_Service.health = _svc_health
 
 # %% ../nbs/10_serve.ipynb #a0637ddb
 _ERRORS = {413: {'model': ErrorOut, 'description': 'body over max_body_bytes'},
@@ -758,15 +310,6 @@ def _binary_record(query, body: bytes) -> tuple[RecordIn, np.ndarray]:
         detail, items = _error_items(e.errors(include_url=False))
         raise InputError(detail, items=items) from None
     return rec, np.frombuffer(body, '<f4')
-
-# %% ../nbs/10_serve.ipynb #bin00002
-def _check_limits(**kw):
-    "ValueError unless every limit is a positive number (integers for counts)."
-    for k, v in kw.items():
-        secs = k.endswith('_s')
-        ok = not isinstance(v, bool) and isinstance(v, (int, np.integer) if not secs else (int, float, np.number))
-        if not ok or not v > 0 or (secs and not math.isfinite(v)):
-            raise ValueError(f"{k}: got {v!r}; allowed: a positive {'number of seconds' if secs else 'integer'}")
 
 # %% ../nbs/10_serve.ipynb #qry00002
 def _query(request: Request) -> dict:
@@ -868,37 +411,6 @@ def create_app(
         return await run_in_threadpool(work)
 
     return app
-
-# %% ../nbs/10_serve.ipynb #grd00001
-def _guarded_h11(max_connections: int, header_timeout_s: float):
-    "uvicorn's h11 protocol with at most `max_connections` open connections and `header_timeout_s` for each request's headers."
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-    refused = {'n': 0, 'logged': -1e9}
-    class GuardedH11(H11Protocol):
-        def connection_made(self, transport):
-            self._header_timer, self._refused = None, len(self.connections) >= max_connections
-            if self._refused:   # closed at once: file descriptors stay bounded; one log line per 10 s, not one per socket
-                refused['n'] += 1; self.transport = transport; transport.abort()
-                if time.monotonic() - refused['logged'] > 10:
-                    refused['logged'] = time.monotonic()
-                    log.warning("%d connections open (max_connections): closing new ones (%d so far)", max_connections, refused['n'])
-                return
-            super().connection_made(transport)
-            self._header_timer = self.loop.call_later(header_timeout_s, self._headers_late)
-        def _headers_late(self):
-            self._header_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing(): self.transport.close()
-        def data_received(self, data):
-            if self._refused: return
-            super().data_received(data)
-            waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()   # a request line or headers still due
-            if waiting and self._header_timer is None: self._header_timer = self.loop.call_later(header_timeout_s, self._headers_late)
-            elif not waiting and self._header_timer is not None: self._header_timer.cancel(); self._header_timer = None
-        def connection_lost(self, exc):
-            if self._header_timer is not None: self._header_timer.cancel(); self._header_timer = None
-            if not self._refused: super().connection_lost(exc)
-    return GuardedH11
 
 # %% ../nbs/10_serve.ipynb #07bd3b09
 def _is_loopback(host: str) -> bool:

@@ -5,31 +5,28 @@
 # %% ../nbs/02_signals.ipynb #fc6941cf
 from __future__ import annotations
 
-import copy
-import threading
-import logging
 import math
 
 import numpy as np
 import scipy.fft as sfft
 
-from .config import ConfigError, DataConfig, NoiseConfig
-from .physics import (ATOMS, CATALOGUE, class_names, fault_index, severity_index, operating_point,
-                              nominal_sommerfeld, eccentricity_ratio)
-from .fleet import (Machine, apply_machine, background_lines, calibrate, fault_kind, machine_config, residual_components,
-                            transfer)
+from .config import ConfigError, DataConfig
+from .physics import ATOMS, CATALOGUE, class_names, fault_index, severity_index, operating_point
+from .fleet import Machine, apply_machine, background_lines, calibrate, fault_kind, residual_components
+from .render import (MIX_WEIGHT, RecordState, _BLOCK, _PBLK, _TABLE, _Plan, _add_events, _complex_normal, _phase,
+                             _plan, _raised, _span, _spectral_scale, _table, _tone, _work)   # the rendering engine, re-exported here
+from .noise import NOISE_LAYERS, _NOISE_STAGES, _measurement_pink, _noise_draw   # the noise layers, re-exported here
 
-log = logging.getLogger(__name__)
+_all_ = ['NOISE_LAYERS', 'MIX_WEIGHT', 'RecordState']   # what `from lstm_pfd.signals import *` gave before the split
 
 # %% auto #0
-__all__ = ['log', 'TRANSIENTS', 'NOISE_LAYERS', 'AMPLITUDES', 'MIX_WEIGHT', 'CAVITATION_RATE_PER_S', 'FRICTION_RATE_PER_S',
-           'STICK', 'META_COLUMNS', 'RENDERERS', 'CALIBRATION_RENDERS', 'MULTICHANNEL', 'empty_meta', 'record_seed',
-           'RecordState', 'register_atom', 'severity_laws', 'register_multichannel', 'generate', 'generate_batch',
-           'benchmark', 'format_benchmark']
+__all__ = ['TRANSIENTS', 'AMPLITUDES', 'CAVITATION_RATE_PER_S', 'FRICTION_RATE_PER_S', 'STICK', 'META_COLUMNS', 'RENDERERS',
+           'CALIBRATION_RENDERS', 'MULTICHANNEL', 'empty_meta', 'record_seed', 'register_atom', 'severity_laws',
+           'register_multichannel', 'generate', 'generate_batch', 'benchmark', 'format_benchmark', 'NOISE_LAYERS',
+           'MIX_WEIGHT', 'RecordState']
 
 # %% ../nbs/02_signals.ipynb #516a3e28
 TRANSIENTS = ('none', 'speed_ramp', 'load_step', 'thermal')   # codes of the `transient` meta column
-NOISE_LAYERS = NoiseConfig.LAYERS
 
 # %% ../nbs/02_signals.ipynb #f257d9be
 # Fault-component amplitudes in m/s^2 at severity 1 and the nominal operating point
@@ -49,15 +46,9 @@ AMPLITUDES = dict(
 )
 
 # %% ../nbs/02_signals.ipynb #b196648b
-MIX_WEIGHT = 0.75              # each atom of a class of several atoms at 3/4 of its single-class amplitude
 CAVITATION_RATE_PER_S = 5.0    # Poisson: P(no burst in 1 s) = exp(-5) = 0.0067
 FRICTION_RATE_PER_S = 10.0
 STICK = 0.75                   # share of a stick-slip cycle spent sticking (slow rise); the slip is the rest
-
-# %% ../nbs/02_signals.ipynb #74e559e7
-_TABLE = 4096                  # samples of the shaft-synchronous table (two revolutions: half orders are exact)
-_BLOCK = 64                    # envelopes are computed every 64 samples and interpolated linearly
-_PBLK = 256                    # phases: float64 block starts every 256 samples, float32 within a block
 
 # %% ../nbs/02_signals.ipynb #21b734a5
 META_COLUMNS = {
@@ -86,286 +77,6 @@ def record_seed(dataset_seed: int, # the data set seed (`DatasetConfig.seed`)
     if not (isinstance(dataset_seed, (int, np.integer)) and dataset_seed >= 0): raise ValueError(f"dataset_seed must be an integer >= 0, got {dataset_seed!r}")
     if not (isinstance(index, (int, np.integer)) and index >= 0): raise ValueError(f"index must be an integer >= 0, got {index!r}")
     return int(np.random.SeedSequence(int(dataset_seed), spawn_key=(int(index),)).generate_state(1)[0])
-
-# %% ../nbs/02_signals.ipynb #02bc6b1b
-def _spectral_scale(N: int, shape: np.ndarray, rms: float) -> np.ndarray:
-    "Spectral amplitudes giving a real signal of `N` samples and RMS `rms` (irfft normalisation, bins 1..M-1)."
-    return shape * (rms * N / np.sqrt(2 * np.sum(shape.astype(float) ** 2)))
-
-# %% ../nbs/02_signals.ipynb #33ba0dae
-def _noise_spectrum(f: np.ndarray, N: int, nz) -> np.ndarray:
-    "Per-bin amplitude of measurement (white) + pink (1/f) noise: one shaped spectrum, float32."
-    a2 = np.zeros(len(f))
-    if nz.measurement.enabled: a2[1:] += _spectral_scale(N, np.ones(len(f) - 1), nz.measurement.level) ** 2
-    if nz.pink.enabled: a2[1:] += _spectral_scale(N, 1 / np.sqrt(f[1:]), nz.pink.level) ** 2
-    return np.sqrt(a2).astype(np.float32)
-
-# %% ../nbs/02_signals.ipynb #ff67411c
-def _mains_basis(t64: np.ndarray, fs: float, N: int, e):
-    "`(amps, length, basis)`: EMI harmonic weights, a stretch length over which the mains wave repeats, cos/sin per harmonic."
-    amps = (1.0,) + tuple(e.harmonics)
-    # the mains waveform repeats after m mains periods when m fs / mains_hz is an integer (5 periods = 2048
-    # samples at 20,480 Hz and 50 Hz): build one such stretch and tile it (one pass over the record, exact frequency)
-    per = fs / e.mains_hz
-    m = next((m for m in range(1, 65) if abs(m * per - round(m * per)) < 1e-9 and round(m * per) <= N), None)
-    length = int(round(m * per)) if m else N
-    w = 2 * np.pi * e.mains_hz * t64[:length]
-    return amps, length, ([(np.cos(h * w), np.sin(h * w)) for h in range(1, len(amps) + 1)] if e.enabled else [])
-
-# %% ../nbs/02_signals.ipynb #94ffdbb5
-_AXES: dict = {}
-
-def _axes(fs: float, N: int) -> tuple:
-    "Time axes (float64, float32), coarse grid, block weights and rfft frequencies of `N` samples at `fs` (cached: machines share them)."
-    if (fs, N) not in _AXES:
-        t64 = np.arange(N) / fs
-        _AXES[(fs, N)] = (t64, t64.astype(np.float32), np.arange(N // _BLOCK + 2) * _BLOCK / fs,
-                          (np.arange(_BLOCK) / _BLOCK).astype(np.float32), np.fft.rfftfreq(N, 1 / fs))
-    return _AXES[(fs, N)]
-
-# %% ../nbs/02_signals.ipynb #cd690dda
-class _Plan:
-    "Everything about a config that does not depend on the record: time axes, noise spectra, mains basis."
-    def __init__(self, cfg: DataConfig, machine: Machine | None = None):
-        cfg.validate()
-        self.cfg, self.machine, self.laws = cfg, machine, None     # laws: label -> SeverityLaw (machines only)
-        s, nz = cfg.signal, cfg.noise
-        self.fs, self.N = float(s.fs), s.n_samples
-        self.T = self.N / self.fs
-        self.t64, self.t32, self.tc, self.wblk, self.f = _axes(self.fs, self.N)   # shared by every plan of the same grid
-        self.K, self.M = len(self.tc), self.N // 2 + 1                            # coarse envelope grid; rfft bins
-        self.s_ref = nominal_sommerfeld(cfg)
-        self.h_ref = 1 - float(eccentricity_ratio(self.s_ref, cfg.bearing.length_m / cfg.bearing.diameter_m))
-        self.nominal_speed = s.nominal_speed_hz
-        self.noise_amp = _noise_spectrum(self.f, self.N, nz)
-        self.noise_on = nz.measurement.enabled or nz.pink.enabled
-        self.emi_amps, self.emi_len, self.emi_basis = _mains_basis(self.t64, self.fs, self.N, nz.emi)
-        self.q_step = 2 * nz.quantization.full_scale / 2 ** nz.quantization.bits
-        self.H = None if machine is None else transfer(machine, self.fs, self.N)   # the machine's path on the rfft grid
-        self._memo = {}
-
-    def memo(self, key: str, fn):
-        "`fn(plan)` computed once per plan (for atom renderers: bins of a band, a fixed waveform, ...)."
-        if key not in self._memo: self._memo[key] = fn(self)
-        return self._memo[key]
-
-# %% ../nbs/02_signals.ipynb #8b29d839
-_HASHES: dict = {}             # id(cfg) -> (a copy of cfg, its content hash)
-_MAX_HASHES = 64
-
-def _cfg_hash(cfg: DataConfig) -> str:
-    "`cfg.hash()`, remembered for a config seen before and unchanged since (compared with a copy)."
-    hit = _HASHES.get(id(cfg))
-    if hit is not None and type(hit[0]) is type(cfg) and hit[0] == cfg: return hit[1]
-    h = cfg.hash()
-    if len(_HASHES) >= _MAX_HASHES: _HASHES.pop(next(iter(_HASHES)))
-    _HASHES[id(cfg)] = (copy.deepcopy(cfg), h)
-    return h
-
-# %% ../nbs/02_signals.ipynb #ec9fbbf7
-_PLANS: dict = {}
-_MAX_PLANS = 128               # a whole fleet (one plan per machine) stays cached
-
-def _plan(cfg: DataConfig, machine: Machine | None = None) -> _Plan:
-    "The (cached) plan of `cfg` as seen on `machine`, keyed by the config's content hash (and the machine)."
-    if not isinstance(cfg, DataConfig): raise TypeError(f"cfg must be a DataConfig, got {type(cfg).__name__}")
-    if machine is not None and not isinstance(machine, Machine): raise TypeError(f"machine must be a fleet.Machine or None, got {type(machine).__name__}")
-    if machine is not None and machine.is_reference: machine = None      # the reference machine is today's generator
-    h = _cfg_hash(cfg)
-    key = h if machine is None else (h, machine)
-    plan = _PLANS.get(key)
-    if plan is None:
-        if len(_PLANS) >= _MAX_PLANS: _PLANS.pop(next(iter(_PLANS)))
-        plan = _PLANS[key] = _Plan(copy.deepcopy(cfg), None) if machine is None else _Plan(machine_config(cfg, machine), machine)
-    return plan
-
-# %% ../nbs/02_signals.ipynb #dfb64f9d
-class _Work:
-    "Per-thread scratch buffers for one plan."
-    def __init__(self, plan):
-        N, M = plan.N, plan.M
-        self.nq = -(-N // _PBLK)
-        self.ph = np.empty(self.nq * _PBLK, np.float32)          # wrapped phase, blocks of _PBLK samples
-        self.idx = np.empty(N, np.intp)                            # table index: intp, the gathers' own index type (no converted copy)
-        self.idx32 = np.empty(N, np.int32)                         # float32 -> int32 -> intp: two cheap casts (float32 -> intp is slow)
-        self.frac, self.a, self.b, self.c, self.ramp = (np.empty(N, np.float32) for _ in range(5))
-        self.mech = np.empty(N, np.float32)                        # machines: the part filtered by FFT
-        self.env = np.empty((plan.K - 1) * _BLOCK, np.float32)
-        self.u = np.empty(2 * M, np.float32)
-        self.spec = np.empty(M, np.complex64)
-        self.acc = np.empty(N + int(0.03 * plan.fs) + 1, np.float32)
-        self.rows = None                                           # `generate_batch`: noise spectra and their inverse FFTs (`_noise_rows`)
-
-# %% ../nbs/02_signals.ipynb #04899c92
-_LOCAL = threading.local()
-
-def _work(plan) -> _Work:
-    "This thread's workspace for `plan` (made again when the record length or rate changes: machines share it)."
-    w = getattr(_LOCAL, 'work', None)
-    if w is None or w[0] != (plan.N, plan.fs): _LOCAL.work = w = ((plan.N, plan.fs), _Work(plan))
-    return w[1]
-
-# %% ../nbs/02_signals.ipynb #ead76de8
-def _complex_normal(rng, n: int, w: _Work, out: np.ndarray, scale: np.ndarray | None = None):
-    "Write n circular complex Gaussians (E|z|^2 = scale^2) into complex64 `out`: Box-Muller in float32 (cheaper than `standard_normal`)."
-    u = w.u[:2 * n]
-    rng.random(out=u, dtype=np.float32)
-    r, ph, t = u[:n], u[n:], w.c[:n]
-    np.negative(r, out=r); np.log1p(r, out=r)             # log of (0, 1]
-    np.negative(r, out=r); np.sqrt(r, out=r)
-    if scale is not None: r *= scale
-    ph *= np.float32(2 * np.pi)
-    zf = out.view(np.float32).reshape(n, 2)
-    np.cos(ph, out=t); np.multiply(r, t, out=zf[:, 0])
-    np.sin(ph, out=t); np.multiply(r, t, out=zf[:, 1])
-
-# %% ../nbs/02_signals.ipynb #90f019e1
-def _raised(q):  return 0.5 - 0.5 * np.cos(np.pi * np.clip(q, 0, 1))
-
-# %% ../nbs/02_signals.ipynb #120414c5
-def _table(components: list, L: int = _TABLE) -> np.ndarray:
-    "Two-revolution table of sum(a cos(2 pi order theta + phi)) from `(order, amplitude, phase)` triples."
-    spec = np.zeros(L // 2 + 1, complex)
-    for order, a, ph in components:
-        spec[int(round(order * 2))] += a * (L / 2) * np.exp(1j * ph)
-    tab = np.fft.irfft(spec, L).astype(np.float32)
-    dtab = np.empty_like(tab)                               # tab[i + 1] - tab[i], cyclic (no rolled copy)
-    np.subtract(tab[1:], tab[:-1], out=dtab[:-1]); dtab[-1] = tab[0] - tab[-1]
-    return tab, dtab
-
-# %% ../nbs/02_signals.ipynb #1e697e0f
-def _add_events(acc: np.ndarray, starts: np.ndarray, waves: np.ndarray):
-    "Add event waveforms `waves[i]` at sample `starts[i]` into `acc` (padded), overlap-safe."
-    if len(starts) == 0: return
-    idx = starts[:, None] + np.arange(waves.shape[1])[None, :]
-    np.add.at(acc, idx.ravel(), waves.ravel())
-
-# %% ../nbs/02_signals.ipynb #ca52d1ce
-def _phase(w: _Work, N: int, per_sample: float, period: float, ramp: np.ndarray | None = None, ramp_scale: float = 0.0):
-    """Phase `n * per_sample (+ ramp * ramp_scale)` modulo `period`, exact to ~1e-6 cycle in float32: sample n = q B + r
-    is split into a float64 block start `(q B per_sample) mod period` and a small float32 offset `r per_sample`."""
-    base = ((np.arange(w.nq) * _PBLK * per_sample) % period).astype(np.float32)
-    off = (np.arange(_PBLK) * per_sample).astype(np.float32)
-    np.add(base[:, None], off[None, :], out=w.ph.reshape(w.nq, _PBLK))
-    ph = w.ph[:N]
-    if ramp is not None: np.multiply(ramp, np.float32(ramp_scale), out=w.c); ph += w.c
-    return ph
-
-# %% ../nbs/02_signals.ipynb #c5bd54ed
-def _tone(w: _Work, N: int, cycles_per_sample: float, phase0: float, amp: float, out: np.ndarray, ramp=None, ramp_scale=0.0):
-    "out = amp sin(2 pi phase + phase0), the phase wrapped to one cycle first (float32 sine, exact frequency)."
-    ph = _phase(w, N, cycles_per_sample, 1.0, ramp, ramp_scale)
-    np.floor(ph, out=out); np.subtract(ph, out, out=out)
-    out *= np.float32(2 * np.pi); out += np.float32(phase0); np.sin(out, out=out); out *= np.float32(amp)
-    return out
-
-# %% ../nbs/02_signals.ipynb #cef6783d
-class RecordState:
-    "One record under construction: plan, workspace, RNG, drawn state, envelopes and the fault parts drawn so far."
-    def __init__(self,
-                 plan: _Plan,               # the config's precomputed sampling plan
-                 label: int,                # class label of the record
-                 sev: int,                  # severity slot index
-                 seed: int,                 # record seed (its random generator)
-                 x: np.ndarray,             # float32 output buffer `[N]` the record is written into
-                 parts: dict | None = None, # dict to receive the fault and baseline components separately; None: don't keep them
-                ):
-        self.plan, self.cfg, self.w, self.x, self.parts = plan, plan.cfg, _work(plan), x, parts
-        self.label, self.sev, self.seed = label, sev, seed
-        self.laws = plan.laws                     # severity laws (machines): the plan's unless `_record` is given others
-        self.atoms = CATALOGUE[class_names()[label]].atoms
-        self.weight = MIX_WEIGHT if len(self.atoms) > 1 else 1.0      # each atom's share in its class
-        self.rng = np.random.default_rng(seed)
-        self.p = self.rng.random(16)                                  # fixed block: the draws below never shift
-        self.sync, self.todo, self.events = {}, [], []                # table components; later parts; events
-        self.n_events, self.whirl_ratio, self.ramp, self.fault = 0, 0.0, None, None
-        self.n_impulses, self.gain_drift, self.alias_on, self.alias_hz, self.saturated = 0, 0.0, False, 0.0, False
-        self.machine, self.n_bg, self.unit = plan.machine, 0, False   # unit: severity factor 1, no law (calibration renders)
-        self.split, self.through, self.spectra = False, None, []      # machines: tones at the sensor by table, the rest by FFT
-
-# %% ../nbs/02_signals.ipynb #8623d5ce
-def _env_scalar(r: RecordState, # the record being rendered
-                k: str,         # envelope name
-               ):
-    "The constant value of envelope `k`, or None when it varies over the record."
-    e = r.envs[k]
-    return float(e[0]) if len(e) == 1 or np.ptp(e) == 0 else None
-
-# %% ../nbs/02_signals.ipynb #c19814b7
-def _env_at(r: RecordState, # the record being rendered
-            k: str,         # envelope name
-            t: np.ndarray,  # times, s
-           )->np.ndarray:
-    "Envelope `k` at times `t` (s)."
-    e = r.envs[k]
-    return np.full(len(t), e[0]) if len(e) == 1 else np.interp(t, r.plan.tc, e)
-
-# %% ../nbs/02_signals.ipynb #502f7a50
-def _up(r: RecordState, # the record being rendered
-        k: str,         # envelope name
-       )->np.ndarray:
-    "Envelope `k` interpolated linearly to the N samples (float32, in the workspace)."
-    c, w = r.envs[k].astype(np.float32), r.w
-    e2 = w.env.reshape(-1, _BLOCK)
-    np.multiply((c[1:] - c[:-1])[:, None], r.plan.wblk[None, :], out=e2); e2 += c[:-1, None]
-    return w.env[:r.plan.N]
-
-RecordState.env_scalar, RecordState.env_at, RecordState.up = _env_scalar, _env_at, _up
-
-# %% ../nbs/02_signals.ipynb #1ff0a653
-def _add_sync(r: RecordState, # the record being rendered
-              env: str,       # envelope that scales the part (`'sev'`, `'contact'`, `'whirl'`)
-              amps: dict,     # `{shaft order: amplitude}`
-              jitter,         # U(0, 1) draws, one per tone (amplitude jitter)
-              phases,         # phases, rad, one per tone
-             ):
-    "Add components `{order: amplitude}` (times the atom weight and a U(0.8, 1.2) jitter) under envelope `env`."
-    r.sync.setdefault(env, []).extend((o, r.weight * a * (0.8 + 0.4 * j), ph) for (o, a), j, ph in zip(amps.items(), jitter, phases))
-
-# %% ../nbs/02_signals.ipynb #993d388d
-def _draw_tones(r: RecordState, # the record being rendered
-                env: str,       # envelope that scales the part (`'sev'`, `'contact'`, `'whirl'`)
-                amps: dict,     # `{shaft order: amplitude}`
-               ):
-    "Draw jitter and phase of each tone of `amps` (`{order: amplitude}`), then add them under envelope `env`."
-    bad = [o for o in amps if abs(2 * o - round(2 * o)) > 1e-9 or o <= 0]
-    if bad: raise ValueError(f"synchronous orders must be positive multiples of 0.5, got {bad}")
-    u = r.rng.random(2 * len(amps))
-    _add_sync(r, env, amps, u[:len(amps)], 2 * np.pi * u[len(amps):])
-
-RecordState.add_sync, RecordState.draw_tones = _add_sync, _draw_tones
-
-# %% ../nbs/02_signals.ipynb #87f004a4
-def _add_later(r: RecordState,     # the record being rendered
-               env: str,           # envelope that scales the part (`'sev'`, `'contact'`, `'whirl'`)
-               fn,                 # `fn(r, y) -> y` writing the part into the float32 buffer `y`
-               spectrum=None,      # optional `spectrum(r) -> (k0, z)`: the same part as complex64 rfft bins k0, k0+1, ...
-               at_sensor:bool=False, # True: in a split record `fn` writes the part as the sensor sees it (`r.gain`)
-              ):
-    "Add a part written at render time by `fn(r, y)` into the float32 buffer `y` (returns `y`), scaled by envelope `env`."
-    r.todo.append((env, fn, spectrum, at_sensor))
-
-# %% ../nbs/02_signals.ipynb #0e389d97
-def _add_events_to(r: RecordState,     # the record being rendered
-                   starts: np.ndarray, # start sample of each event
-                   waves: np.ndarray,  # float32 event waveforms, one row per event
-                  ):
-    "Add events: float32 waveforms `waves[i]` starting at sample `starts[i]` (final amplitudes)."
-    r.events.append((starts, waves)); r.n_events += len(starts)
-
-RecordState.add_later, RecordState.add_events = _add_later, _add_events_to
-
-# %% ../nbs/02_signals.ipynb #7de7106e
-def _gain(r: RecordState, # the record being rendered
-          f: float,       # frequency, Hz
-         )->complex:
-    "H(f) of the record's machine in a split record (its parts are rendered at the sensor), else 1."
-    return complex(r.machine.response(f)) if r.split else 1.0
-
-RecordState.gain = _gain
-
-# %% ../nbs/02_signals.ipynb #283499b3
-def _span(r, u): return r[0] + u * (r[1] - r[0])
 
 # %% ../nbs/02_signals.ipynb #80d71f5b
 def _draw_operating(r: RecordState, speed_hz=None, load=None, temperature_c=None):
@@ -677,94 +388,6 @@ def _split_later(r: RecordState)->list:
             if r.fault is not None: r.fault += y
         else: rest.append(item)
     return rest
-
-# %% ../nbs/02_signals.ipynb #7a73fc1b
-def _impulses(r: RecordState):
-    "Mechanical knocks seen through the sensor: Poisson decaying rings at 0.15-0.3 fs."
-    nz, N, fs, T = r.cfg.noise, r.plan.N, r.plan.fs, r.plan.T
-    n = r.n_impulses = int(r.rng.poisson(nz.impulses.rate_per_s * T)); e = r.rng.random((4, n))
-    if not n: return
-    j = np.arange(int(0.004 * fs)) / fs
-    starts = np.minimum((e[0] * N).astype(np.int64), N - 1)
-    fk = (0.15 + 0.15 * e[1])[:, None] * fs
-    wave = np.exp(-j[None, :] / 4e-4) * np.cos(2 * np.pi * fk * j[None, :] + 2 * np.pi * e[2][:, None])
-    acc = r.w.acc; acc[:] = 0
-    _add_events(acc, starts, (nz.impulses.level * (0.5 + 0.5 * e[3])[:, None] * wave).astype(np.float32))
-    r.x += acc[:N]
-
-# %% ../nbs/02_signals.ipynb #31f58aa3
-def _calibration_drift(r: RecordState):
-    "Sensor gain 1 + r t with a drawn rate."
-    r.gain_drift = r.cfg.noise.calibration_drift.rate_per_s * (2 * r.rng.random() - 1)
-    w = r.w
-    np.multiply(r.plan.t32, np.float32(r.gain_drift), out=w.a); w.a += np.float32(1.0); r.x *= w.a
-
-# %% ../nbs/02_signals.ipynb #b87623dd
-def _noise_draw(r: RecordState,    # the record being rendered
-                spec: np.ndarray,  # complex64 `[M]` to draw into
-               )->np.ndarray:
-    "Draw the record's measurement (white) + pink (1/f) noise spectrum into `spec` (bin 0 zero): the shaped Gaussian of `_measurement_pink`."
-    spec[0] = 0
-    _complex_normal(r.rng, r.plan.M - 1, r.w, spec[1:], r.plan.noise_amp[1:])
-    return spec
-
-
-# %% ../nbs/02_signals.ipynb #mpink0001
-def _measurement_pink(r: RecordState):
-    "Measurement (white) and pink (1/f) noise: one shaped Gaussian spectrum, one inverse FFT."
-    w = r.w
-    np.fft.irfft(_noise_draw(r, w.spec), r.plan.N, out=w.a); r.x += w.a
-
-
-# %% ../nbs/02_signals.ipynb #f8de3274
-def _emi(r: RecordState):
-    "Mains interference exactly at the mains frequency and its harmonics (one exact stretch, tiled)."
-    plan, e, x, N = r.plan, r.cfg.noise.emi, r.x, r.plan.N
-    ph = 2 * np.pi * r.rng.random(len(plan.emi_amps))
-    tpl = sum(e.level * a * (math.cos(f) * c - math.sin(f) * s) for (c, s), a, f in zip(plan.emi_basis, plan.emi_amps, ph))
-    tpl = tpl.astype(np.float32); L = plan.emi_len; nf = N // L
-    x[:nf * L].reshape(nf, L)[:] += tpl
-    x[nf * L:] += tpl[:N - nf * L]
-
-# %% ../nbs/02_signals.ipynb #9305bcdf
-def _thermal_drift(r: RecordState):
-    "A slow sinusoidal baseline drift with a drawn period and phase."
-    td, w = r.cfg.noise.thermal_drift, r.w
-    u = r.rng.random(2)
-    per = _span(td.period_s_range, u[0])
-    np.multiply(r.plan.t32, np.float32(2 * np.pi / per), out=w.a); w.a += np.float32(2 * np.pi * u[1])
-    np.sin(w.a, out=w.a); w.a *= np.float32(td.level); r.x += w.a
-
-# %% ../nbs/02_signals.ipynb #05a92f97
-def _aliasing(r: RecordState):
-    "With a probability, a tone above Nyquist folded back into the band."
-    al, fs = r.cfg.noise.aliasing, r.plan.fs
-    u = r.rng.random(3)
-    r.alias_on = bool(u[0] < al.probability)
-    if r.alias_on:
-        r.alias_hz = fs - (fs / 2) * (1.01 + 0.98 * u[1])
-        r.x += _tone(r.w, r.plan.N, r.alias_hz / fs, 2 * np.pi * u[2], al.level, r.w.a)
-
-# %% ../nbs/02_signals.ipynb #41c82b97
-def _quantization(r: RecordState):
-    "The ADC: saturates at +-full_scale (flagged and logged), then rounds to the step; always last."
-    x, fsc = r.x, r.cfg.noise.quantization.full_scale
-    if x.max() > fsc or x.min() < -fsc:  # a real ADC clips: do it, flag it in the metadata and say so
-        r.saturated = True; np.clip(x, -fsc, fsc, out=x)
-        log.warning("record seed %d (label %d): ADC saturated at +-%g m/s^2 (noise.quantization.full_scale)", r.seed, r.label, fsc)
-    st = r.plan.q_step
-    x *= np.float32(1 / st); np.rint(x, out=x); x *= np.float32(st)
-
-# %% ../nbs/02_signals.ipynb #75b12476
-_NOISE_STAGES = (
-    ('impulses', lambda r: r.cfg.noise.impulses.enabled, _impulses),
-    ('calibration_drift', lambda r: r.cfg.noise.calibration_drift.enabled, _calibration_drift),
-    ('measurement+pink', lambda r: r.plan.noise_on and r.machine is None, _measurement_pink),   # machines: in the machine stage
-    ('emi', lambda r: r.cfg.noise.emi.enabled, _emi),
-    ('thermal_drift', lambda r: r.cfg.noise.thermal_drift.enabled, _thermal_drift),
-    ('aliasing', lambda r: r.cfg.noise.aliasing.enabled, _aliasing),
-    ('quantization', lambda r: r.cfg.noise.quantization.enabled, _quantization),
-)
 
 # %% ../nbs/02_signals.ipynb #66ab4e09
 def _meta(r: RecordState) -> dict:

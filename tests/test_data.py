@@ -64,15 +64,15 @@ def test_on_the_fly_matches_every_split(serial):
 
 
 def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
-    import lstm_pfd.data as data
+    import lstm_pfd.store as store
     calls = {'n': 0}
-    real = data._generate_task
+    real = store._generate_task
 
     def flaky(*a):
         calls['n'] += 1
         if calls['n'] == 3: raise RuntimeError('worker died')
         return real(*a)
-    monkeypatch.setattr(data, '_generate_task', flaky)
+    monkeypatch.setattr(store, '_generate_task', flaky)
     with pytest.raises(RuntimeError, match='worker died'):
         build_dataset(SMALL, tmp_path / 'x.h5', progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -189,8 +189,9 @@ def _three_channels(real):
 
 def test_multi_channel_file_round_trip(serial, tmp_path, monkeypatch):
     "A generator giving [n, C, N] records builds a [n, C, N] file: names, units, per-record checksums, channel selection, SNR copies."
-    from lstm_pfd import data
-    monkeypatch.setattr(data, 'generate_batch', _three_channels(data.generate_batch))
+    from lstm_pfd import data, store, windows
+    monkeypatch.setattr(store, 'generate_batch', _three_channels(store.generate_batch))       # the build's records
+    monkeypatch.setattr(windows, 'generate_batch', _three_channels(windows.generate_batch))   # on-the-fly records
     p = build_dataset(SMALL, tmp_path / 'mc.h5', progress=False)
     N, L = SMALL.signal.n_samples, SMALL.window_len
     with open_dataset(p, verify=True) as ds, open_dataset(serial) as one:
@@ -224,9 +225,9 @@ def test_multi_channel_file_round_trip(serial, tmp_path, monkeypatch):
 def test_multi_channel_file_shape_is_checked(tmp_path, monkeypatch):
     "A file whose channels attribute disagrees with its signals is refused, naming the expected shape."
     import shutil
-    from lstm_pfd import data
+    from lstm_pfd import store
     cfg = DataConfig.preset('quick', {'dataset.records_per_class_severity': 1, 'signal.duration_s': 0.5, 'dataset.snr_db': []})
-    monkeypatch.setattr(data, 'generate_batch', _three_channels(data.generate_batch))
+    monkeypatch.setattr(store, 'generate_batch', _three_channels(store.generate_batch))
     p = build_dataset(cfg, tmp_path / 'mc.h5', progress=False)
     q = tmp_path / 'edited.h5'; shutil.copy(p, q)
     with h5py.File(q, 'r+') as f: f.attrs['channels'], f.attrs['units'] = ['x', 'y'], ['um', 'um']

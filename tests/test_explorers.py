@@ -590,3 +590,14 @@ def test_signal_explorer_channel_selector():
         assert ex._axw.get_ylabel() == f'{ch} ({unit})'
     one = E.SignalExplorer(DataConfig.preset('quick', {'signal.duration_s': 1.0}), render=False)
     assert one.channel not in one.widget.children[0].children[0].children and one.x.ndim == 1
+
+
+def test_signal_explorer_opens_a_shaft_preset_in_a_fresh_interpreter():
+    "No `import lstm_pfd.shaft` needed first: the explorer registers the multi-channel generator itself."
+    import subprocess, sys
+    code = ("from lstm_pfd.explorers import SignalExplorer\n"
+            "e = SignalExplorer('quick_shaft')\n"
+            "print(e.record.shape[0])\n")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == '4', r.stdout

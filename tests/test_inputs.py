@@ -96,7 +96,7 @@ def test_integer_labels_with_empty_classes_refused(tmp_path):
 
 def test_class_names_without_recordings_warned(tmp_path, caplog):
     x = np.random.default_rng(0).standard_normal(N).astype(np.float32)
-    with caplog.at_level(logging.WARNING, logger='lstm_pfd.data'):
+    with caplog.at_level(logging.WARNING, logger='lstm_pfd.recordings'):
         import_recordings([x, x], ['a', 'b'], FS, tmp_path / 'w.h5', cfg=CFG, class_names=['a', 'b', 'c'], progress=False)
     assert "['c'] have no recording" in caplog.text
 
@@ -138,12 +138,12 @@ def test_repeated_class_names_in_onnx_metadata_refused(tmp_path):
 
 def test_rate_overriding_a_wav_header_is_warned(tmp_path, caplog):
     w = _wav(tmp_path / 'r.wav', 2 * N, fs=8000)
-    with caplog.at_level(logging.WARNING, logger='lstm_pfd.data'):
+    with caplog.at_level(logging.WARNING, logger='lstm_pfd.recordings'):
         assert choose_fs(FS, 8000.0, 'r.wav') == FS
         assert choose_fs(None, 8000.0, 'r.wav') == 8000.0 and choose_fs(8000.0, 8000.0, 'r.wav') == 8000.0
     assert caplog.text.count('overrides the rate stated in the file (8000 Hz)') == 1
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger='lstm_pfd.data'):
+    with caplog.at_level(logging.WARNING, logger='lstm_pfd.recordings'):
         import_recordings([w], ['healthy'], 4000.0, tmp_path / 'o.h5', cfg=CFG, progress=False)
     assert 'overrides the rate stated in the file (8000 Hz)' in caplog.text
 

@@ -13,15 +13,28 @@ PKG = Path(__file__).resolve().parents[1] / 'lstm_pfd'
 # rank of each module: a module may import only modules of a strictly lower rank
 LAYERS = {
     'utils': 0, 'plotting': 0,                 # no lstm_pfd imports
+    'configbase': 0.5,                         # ConfigError, the YAML reader, BaseConfig: no lstm_pfd imports
     'config': 1,                               # the data protocol only
-    'physics': 2, 'rotor': 3, 'fleet': 4, 'signals': 5, 'orbits': 6, 'shaft': 6,
+    'physics': 2, 'rotor': 3, 'fleet': 4,
+    'render': 4.3, 'noise': 4.6,               # the generator's rendering engine (plan, workspace, RecordState) and noise layers
+    'signals': 5, 'orbits': 6, 'shaft': 6,
     'speed': 6.5,                              # the speed rule, its estimators and order resampling: uses orbits' keyphasor
-    'data': 7, 'datasets': 8,                  # readers of public datasets: data and below only
-    'models': 8, 'baselines': 9, 'train': 10, 'xai': 11, 'finetune': 11, 'export': 12,
+    'plan': 6.6, 'tracks': 6.7,                # the record plan, SNR copies; a fleet's tracks (numpy, h5py writing)
+    'store': 6.8, 'windows': 6.85,             # dataset files; windows, torch datasets, on-the-fly data
+    'recordings': 6.9,                         # users' recording files, their import and grouped splits
+    'data': 7, 'datasets': 8,                  # data: the entry point re-exporting the five above; datasets: readers of public datasets
+    'models': 8, 'checkpoint': 8.2, 'evaluation': 8.5,  # checkpoint files; the dataset contract and evaluation
+    'baselines': 9, 'train': 10, 'xai': 11, 'finetune': 11, 'export': 12,
     'experiment_config': 13,                   # checked against the registries of models, train and xai
     'predict': 1,                              # the torch-free runtime: utils only (checked below)
+    'runs': 19,                                # the run catalogue (run folders, filters, saved searches): re-exported by experiments
+    'service_limits': 19, 'service_schema': 19.5,  # the service's request limits (no lstm_pfd imports) and wire contract
     'experiments': 20, 'serve': 20,            # applications on top of the library
-    'explorers': 21, 'demo': 22, 'cli': 23,
+    'explorer_base': 20.5,                     # the explorers' shared plumbing: spectra, figures, layout, the base class
+    'signal_explorers': 20.7, 'model_explorers': 20.7, 'training_explorers': 20.7, 'orbit_explorer': 20.7,
+    'explorers': 21, 'demo': 22,
+    'commands': 22.5,                          # the command registry, shared options, data and model commands
+    'cli': 23,
 }
 ONLY = {'predict': {'utils'}}                  # modules whose lstm_pfd imports are restricted to a set
 

@@ -153,3 +153,24 @@ def test_all_extra_holds_every_extra_and_jupyterlab(wheel):
     runtime = {e for e in reqs if e not in ('all', 'dev')}
     missing = {e: sorted(reqs[e] - reqs.get('all', set())) for e in runtime if reqs[e] - reqs.get('all', set())}
     assert not missing, f'extras whose packages `all` lacks: {missing}'
+
+
+STAR = {   # modules split by topic keep giving their public names to `from lstm_pfd.X import *` (notebook users' habit)
+    'data': ['build_dataset', 'open_dataset', 'DatasetFile', 'WindowDataset', 'OnTheFlyDataset', 'import_recordings', 'record_plan'],
+    'train': ['fit', 'evaluate', 'Evaluation', 'ClassicalBaseline', 'BASELINES', 'save_checkpoint', 'load_checkpoint'],
+    'signals': ['generate', 'generate_batch', 'NOISE_LAYERS'],
+    'config': ['DataConfig', 'PRESETS', 'parse_yaml', 'ConfigError'],
+    'experiments': ['run_experiment', 'runs', 'parse_where', 'ExperimentConfig'],
+    'serve': ['create_app', 'serve'],
+    'explorers': ['SignalExplorer', 'ModelExplorer', 'RunsExplorer', 'OrbitExplorer'],
+}
+
+
+@pytest.mark.parametrize('module', sorted(STAR))
+def test_star_import_gives_the_public_names(module):
+    if module in ('serve', 'explorers'):
+        pytest.importorskip('fastapi' if module == 'serve' else 'ipywidgets')
+    ns = {}
+    exec(f'from lstm_pfd.{module} import *', ns)
+    missing = [n for n in STAR[module] if n not in ns]
+    assert not missing, f'`from lstm_pfd.{module} import *` lacks {missing}'
