@@ -5,8 +5,8 @@ enter this repository) are read with `lstm_pfd.datasets.cwru_recordings` (4 clas
 race at 6 o'clock; or 10: normal and each fault at 0.007, 0.014 and 0.021 inch) and imported with
 `lstm_pfd.data.import_recordings` under the library's defaults: the `IMPORT_PRESET` protocol (2-s records, 0.5-s
 windows) and its rate rule (every recording brought to the lowest native rate, at most 10,240 Hz, with an anti-alias
-filter). The load (0, 1, 2, 3 hp) is the group. Cross-validation is the code `lstm-pfd cv` runs (`cli._cv_data`,
-`data.group_folds`, `cli._cv_fold`, `cli._cv_summary`): one fold per load held out; the model is trained on the other
+filter). The load (0, 1, 2, 3 hp) is the group. Cross-validation is the code `lstm-pfd cv` runs (`commands._cv_data`,
+`data.group_folds`, `commands._cv_fold`, `commands._cv_summary`): one fold per load held out; the model is trained on the other
 three loads (20 % of each class's training records held out for early stopping) and scored on the held-out load;
 `classical` is `train.ClassicalBaseline` (features + random forest) trained on all records of the other three loads.
 
@@ -41,7 +41,8 @@ import scipy.stats
 import torch
 
 from lstm_pfd import __version__
-from lstm_pfd.cli import _cv_data, _cv_fold, _cv_summary, build_parser
+from lstm_pfd.cli import build_parser
+from lstm_pfd.commands import _cv_data, _cv_fold, _cv_summary
 from lstm_pfd.config import IMPORT_PRESET, DataConfig
 from lstm_pfd.data import group_folds, import_recordings, open_dataset, subset_records
 from lstm_pfd.datasets import CWRU_FILES, cwru_recordings
@@ -80,7 +81,7 @@ def cv_args(path, model: str, epochs: int, seed: int):
 
 
 def run_fold(model: str, args, data, groups, tr, te) -> dict:
-    "One fold of `lstm-pfd cv`: the model's row of `cli._cv_fold`, or the classical baseline (its `--baseline` column)."
+    "One fold of `lstm-pfd cv`: the model's row of `commands._cv_fold`, or the classical baseline (its `--baseline` column)."
     if model != 'classical': return _cv_fold(args, data, groups, tr, te)
     tr_all, test = subset_records(data, np.isin(groups, tr)), subset_records(data, np.isin(groups, te))
     acc = ClassicalBaseline(seed=args.seed).fit(tr_all).evaluate(test).record_acc
