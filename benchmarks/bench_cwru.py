@@ -22,7 +22,7 @@ instead of 4, 9 instead of 10), which the JSON states.
 Runs go in priority order: `classical` and `compact` on every class setting, then the slower models; the JSON is
 rewritten after every fold, so an interrupted run leaves a valid file that names the rows still missing.
 
-Run (one thread; on a 2-core x86-64 CPU shared with other work, classical and compact take minutes, cnn_lstm longer):
+Run (one thread; 38 minutes for this command on a 2-core x86-64 CPU shared with other work, fault files only):
     OMP_NUM_THREADS=1 python benchmarks/bench_cwru.py --cwru /path/to/cwru --classes 4 10 \\
         --models classical compact cnn_lstm --seeds 3 --out nbs/_data/cwru_crossload.json
 The JSON is read by the tutorial nbs/tutorials/02_your_own_recordings.ipynb.
