@@ -15,7 +15,7 @@ validation draw and forest), the mean over folds, and a 95 % interval: the Wilso
 pooled over the folds (the interval of `lstm-pfd cv`; with several seeds the accuracy is averaged over the seeds
 first), and with 2 or more seeds also the 95 % t interval of the fold mean over the seeds.
 
-The normal baselines 98-100 (1-3 hp) are 48-kHz files of about 7.7 MB. When a copy lacks the normal recording at any
+The normal baselines 98-100 (1-3 hp) are 48-kHz files of 7.7 MB or more. When a copy lacks the normal recording at any
 load, the normal class cannot be held out load by load: it is dropped, and the table is the fault-only one (3 classes
 instead of 4, 9 instead of 10), which the JSON states.
 
