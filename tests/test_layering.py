@@ -84,3 +84,11 @@ def test_predict_loads_neither_torch_nor_h5py():
     code = "import sys, lstm_pfd.predict; print(sorted(m for m in ('torch', 'h5py', 'lstm_pfd.data') if m in sys.modules))"
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == '[]', f"import lstm_pfd.predict loaded {out}"
+
+
+def test_contributing_module_map_lists_every_notebook():
+    "CONTRIBUTING.md's module map names every numbered notebook with its module (a split must update it)."
+    text = (PKG.parent / 'CONTRIBUTING.md').read_text()
+    nbs = sorted((PKG.parent / 'nbs').glob('[0-9]*_*.ipynb'))
+    missing = [p.name for p in nbs if f'nbs/{p.name}' not in text]
+    assert not missing, f'CONTRIBUTING.md "Module map" lacks {missing}'
