@@ -464,7 +464,8 @@ class ReportTable(list):
 # %% ../nbs/07_export.ipynb #9c0a4ec4
 PAYS_AT = 1.1   # a quantized graph pays when its batch-1 latency is at least this many times below FP32's
 
-def fp32_verdicts(rows: list) -> list:
+def fp32_verdicts(rows: list,  # rows of `export_report` (dicts with 'model', 'precision', 'b1_ms'), changed in place
+                 ) -> list:
     "Set `vs_fp32_b1` (FP32's batch-1 time / the row's) and `verdict` on every quantized row; warn where it does not pay."
     fp32 = {r['model']: r for r in rows if r.get('precision') == 'fp32' and r.get('b1_ms')}
     for r in rows:
