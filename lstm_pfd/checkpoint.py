@@ -118,7 +118,7 @@ def _read_checkpoint(path, map_location='cpu'):
     try: return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise CheckpointMismatch(f"{path} is not a readable lstm_pfd checkpoint ({type(e).__name__}); expected a file "
-                                 "written by lstm_pfd.train.save_checkpoint (loaded with weights_only=True)") from None
+                                 "written by lstm_pfd.checkpoint.save_checkpoint (loaded with weights_only=True)") from None
 
 # %% ../nbs/04a_checkpoint.ipynb #ldw00001
 def _load_weights(model: nn.Module, state: Mapping, where: str) -> None:

@@ -554,7 +554,7 @@ class Leaderboard:
 def record_evaluation(run_dir, # a finished run folder
                       condition:str='clean', # evaluation condition: 'clean' or 'snr<level>'
                      ):
-    "A record-level `lstm_pfd.train.Evaluation` of a finished run rebuilt from its stored record predictions (one-hot)."
+    "A record-level `lstm_pfd.evaluation.Evaluation` of a finished run rebuilt from its stored record predictions (one-hot)."
     from lstm_pfd.train import Evaluation
     run_path, cond = run_dir, condition
     m = _read_json(Path(run_path) / 'metrics.json')
