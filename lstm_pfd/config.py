@@ -351,11 +351,17 @@ class FleetConfig(BaseConfig):
     neighbour_order_range: tuple[float, float] = (0.3, 10.0)    # in orders of the machine's nominal speed
     neighbour_mm_s_range: tuple[float, float] = (0.02, 0.3)     # velocity RMS of each neighbour tone
     iso_group: int = 2                                          # ISO 20816-3 machine group (1: > 300 kW, 2: 15-300 kW)
+    full_scale_g_options: tuple[float, ...] = ()                # accelerometer ranges (+-g) a machine's range setting is drawn from; empty: `noise.quantization.full_scale` on every machine
 
     MOUNTINGS: ClassVar[tuple[str, ...]] = ('stud', 'adhesive', 'magnet')
 
     @property
     def enabled(self) -> bool: return self.n_machines > 0
+
+    def _hash_dict(self) -> dict:
+        d = super()._hash_dict()
+        if not self.full_scale_g_options: d.pop('full_scale_g_options')   # no range setting drawn: fleets made before it keep their hash
+        return d
 
 # %% ../nbs/00_config.ipynb #4be5428e
 @patch
@@ -384,6 +390,7 @@ def _check(self: FleetConfig):
         yield 'mounting_weights', f'one weight >= 0 per mounting ({len(self.mountings)}), not all 0'
     if not self.line_hz or any(f not in (50.0, 60.0) for f in self.line_hz): yield 'line_hz', 'a non-empty list of line frequencies, each 50 or 60 (Hz)'
     if self.iso_group not in (1, 2): yield 'iso_group', '1 (> 300 kW) or 2 (15-300 kW)'
+    if not all(_pos(g) and g <= 1e4 for g in self.full_scale_g_options): yield 'full_scale_g_options', 'accelerometer ranges in g, each within (0, 10000] (empty: the config full scale)'
 
 # %% ../nbs/00_config.ipynb #99477164
 CHANNELS = ('x', 'y', 'keyphasor', 'accel')   # the channels a record can carry
@@ -491,6 +498,9 @@ PRESETS = {
               'dataset.window_s': 0.5, 'dataset.hop_s': 0.5},
     # the fleet benchmark: the same 3,520 records (80 per class x severity) spread over 40 machines, 2 each
     'jbfd11_fleet': {'fleet.n_machines': 40},
+    # the fleet drawn more like a plant: healthy machines in ISO zones A and B, some on flexible supports, a range setting per accelerometer
+    'jbfd11_plant': {'fleet.n_machines': 40, 'fleet.balance_grade_range': [2.5, 10.0], 'fleet.mode_hz_range': [30.0, 5000.0],
+                     'fleet.full_scale_g_options': [20.0, 50.0, 100.0]},
     # the shaft benchmark: the fleet's machines, classes, severities and tracks, with two proximity probes, a keyphasor and the accelerometer
     'jbfd11_shaft': {'fleet.n_machines': 40, 'sensors.channels': ['x', 'y', 'keyphasor', 'accel']},
     # tiny shaft version of 'quick_fleet'

@@ -103,6 +103,7 @@ class Machine:
     neighbour_mm_s: tuple[float, ...] = ()  # velocity of each neighbouring tone
     iso_group: int = 2                       # ISO 20816-3 group
     support: str = 'rigid'                   # 'rigid' or 'flexible' (from the lowest mode)
+    full_scale: float = 0.0                  # the accelerometer's range setting, +- m/s^2 (0: the config's `noise.quantization.full_scale`)
     @property
     def is_reference(self) -> bool: return self.id < 0
 
@@ -171,6 +172,13 @@ def _free_orders(lo: float, hi: float, u: np.ndarray, margin: float = 1.5) -> np
     return free[np.minimum((u * len(free)).astype(int), len(free) - 1)]
 
 # %% ../nbs/01a_fleet.ipynb #4f90aea8
+def _range_setting(fc: FleetConfig, i: int) -> float:
+    "Machine i's accelerometer range, +- m/s^2 (0: none drawn), from a stream of its own: the machine's other draws stay as they were."
+    opts = fc.full_scale_g_options
+    if not opts: return 0.0
+    u = np.random.default_rng(np.random.SeedSequence(fc.seed, spawn_key=(i, 1))).random()
+    return G0 * float(opts[min(int(u * len(opts)), len(opts) - 1)])
+
 def _draw(fc: FleetConfig, i: int) -> Machine:
     seed = int(np.random.SeedSequence(fc.seed, spawn_key=(i,)).generate_state(1)[0])
     rng = np.random.default_rng(seed)
@@ -196,7 +204,7 @@ def _draw(fc: FleetConfig, i: int) -> Machine:
         line_hz=float(fc.line_hz[min(int(p[13] * len(fc.line_hz)), len(fc.line_hz) - 1)]), line_mm_s=_lin(fc.line_mm_s_range, p[14]),
         neighbour_hz=tuple(float(o * speed) for o in _free_orders(*fc.neighbour_order_range, nb[0, :nn])),
         neighbour_mm_s=tuple(_lin(fc.neighbour_mm_s_range, u) for u in nb[1, :nn]),
-        iso_group=fc.iso_group, support='rigid' if lowest >= 1.25 * speed else 'flexible')
+        iso_group=fc.iso_group, support='rigid' if lowest >= 1.25 * speed else 'flexible', full_scale=_range_setting(fc, i))
 
 # %% ../nbs/01a_fleet.ipynb #7d206e63
 def fleet(cfg:DataConfig | FleetConfig, # a data config (its `fleet` section) or a `FleetConfig`
@@ -216,7 +224,7 @@ G0 = 9.80665  # m/s^2 per g
 def machine_config(cfg:DataConfig, # the data config of the fleet
                    machine:Machine, # one machine of `fleet(cfg)`
                   )->DataConfig:
-    "The config of `cfg` as seen on `machine`: nominal speed and speed range, clearance, oil, line frequency, sensor noise floor."
+    "The config of `cfg` as seen on `machine`: nominal speed and speed range, clearance, oil, line frequency, sensor noise floor and range."
     if machine.is_reference: return cfg
     fac = machine.speed_hz / cfg.signal.nominal_speed_hz
     o = {'signal.nominal_speed_hz': machine.speed_hz,
@@ -224,6 +232,7 @@ def machine_config(cfg:DataConfig, # the data config of the fleet
          'bearing.clearance_m': machine.clearance_ratio * cfg.bearing.radius_m, 'noise.emi.mains_hz': machine.line_hz}
     if machine.oil_grade: o['bearing.oil'] = dict(ISO_VG_OILS[machine.oil_grade])
     if machine.noise_floor_ug > 0: o['noise.measurement.level'] = machine.noise_floor_ug * 1e-6 * G0 * math.sqrt(cfg.signal.fs / 2)
+    if machine.full_scale > 0: o['noise.quantization.full_scale'] = machine.full_scale
     return cfg.override(o)
 
 # %% ../nbs/01a_fleet.ipynb #74adc7f5
