@@ -177,7 +177,7 @@ def _run_identity(cfg: ExperimentConfig) -> dict:
     return {'experiment_hash': hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16], 'experiment': d}
 
 # %% ../nbs/12_experiments.ipynb #6921699b
-def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None):
+def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None, callbacks=()):
     from lstm_pfd.models import create_model
     from lstm_pfd.train import BASELINES, fit, NoiseAugment
     t = cfg.train
@@ -190,7 +190,7 @@ def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None):
     aug = NoiseAugment(snr_db=tuple(t.augment_snr_db), p=t.augment_p) if t.augment_snr_db is not None else None
     return fit(model, tr, va, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, optimizer=t.optimizer,
                weight_decay=t.weight_decay, schedule=t.schedule, patience=t.patience, seed=t.seed, augment=aug,
-               checkpoint_path=ckpt, resume_from=resume, progress=progress, device=t.device,
+               checkpoint_path=ckpt, resume_from=resume, progress=progress, device=t.device, callbacks=callbacks,
                config_hash=config_hash, num_threads=t.threads, checkpoint_extra=_run_identity(cfg)), resume is not None
 
 # %% ../nbs/12_experiments.ipynb #5be97d96
@@ -274,6 +274,7 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
                    progress:bool=False, # show progress bars
                    mlflow:str | None=None, # MLflow tracking URI to mirror the finished run to; None: none
                    feature_cache=None, # feature baselines: `feature_cache(name, condition, windows, featurize) -> (features, labels, record_ids)`; None: computed
+                   callbacks:Sequence=(), # `fit` callbacks of a network's training (e.g. a search's `PruneCallback`); not part of the run's identity
                   )->Path:
     "Run experiment `cfg` into `<root>/<run_id>` (skipped if done, resumed if interrupted); returns the run folder."
     from lstm_pfd.data import open_dataset, _SignalGuard
@@ -289,7 +290,7 @@ def run_experiment(cfg, # an experiment (anything `load_experiment` accepts)
     try:
         _write_json(run_dir / 'run.json', rec)
         t0 = time.perf_counter()
-        rec.update(_run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache))
+        rec.update(_run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache, callbacks))
         rec.update(status='done', finished=_now())
         rec['timings']['wall_seconds'] = time.perf_counter() - t0
     except BaseException as e:
@@ -316,7 +317,7 @@ def _check_batch_size(cfg: ExperimentConfig, n_windows: int | None = None) -> No
                           "(a batch larger than the training set gives one optimiser step per epoch)")
 
 # %% ../nbs/12_experiments.ipynb #f3268e88
-def _run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache=None) -> dict:
+def _run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache=None, callbacks=()) -> dict:
     import torch
     from lstm_pfd.models import count_parameters
     _check_batch_size(cfg)                                   # before the build
@@ -330,7 +331,7 @@ def _run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache=None) -
         t = time.perf_counter()
         trw = ds.windows('train', normalize=norm, track=tr, **_rule(cfg)); _check_batch_size(cfg, len(trw))
         res, resumed = _train(cfg, trw, ds.windows('val', normalize=norm, track=tr, **_rule(cfg)), run_dir, ds.config_hash,
-                              progress, feature_cache)
+                              progress, feature_cache, callbacks)
         tm['train_seconds'], tm['fit_seconds_this_session'] = res.train_seconds, time.perf_counter() - t
         _write_json(run_dir / 'history.json', res.history)
         t = time.perf_counter()
