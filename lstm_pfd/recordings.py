@@ -40,12 +40,14 @@ def _leaf_desc(v) -> str:
     return f"{'x'.join(map(str, v.shape)) or 'scalar'} {v.dtype}"
 
 def _mat_leaves(v, prefix: str = '', out: dict | None = None) -> dict:
-    "Dotted name -> numeric array (or a description) of everything in a MATLAB v5 value; structs walked."
+    "Dotted name -> numeric array (or a description) of everything in a MATLAB v5 value; structs and struct arrays walked."
     out = {} if out is None else out
     if hasattr(v, '_fieldnames'):                                   # a scalar struct (struct_as_record=False)
         for k in v._fieldnames: _mat_leaves(getattr(v, k), f'{prefix}.{k}' if prefix else k, out)
     elif isinstance(v, np.ndarray) and v.dtype == object:
         if v.size == 1: _mat_leaves(v.item(), prefix, out)
+        elif v.size and all(hasattr(e, '_fieldnames') for e in v.flat):   # a struct array: Y(1), Y(2), ... as MATLAB indexes it
+            for i, e in enumerate(v.ravel(order='F'), start=1): _mat_leaves(e, f'{prefix}({i})', out)
         else: out[prefix] = f'cell or struct array {v.shape} (pick one element in MATLAB)'
     elif isinstance(v, str): out[prefix] = 'text'
     else:
