@@ -395,8 +395,7 @@ def _draw_attribution(self: ModelExplorer):
     ax.set(xlim=(0, float(t[-1])), ylim=(-span, span), ylabel='signal' if self.model_channels is None else ch)
     method = self.method.value
     ax.title.set_text('window (no attribution)' if method == 'none' else f'{method} attribution of the target class in time')
-    other = self._k is None and method != 'none'
-    note = f"the model does not read {ch} (it reads {', '.join(self.model_channels)})" if other else self.error or ''
+    note = f"the model does not read {ch} (it reads {', '.join(self.model_channels)})" if self._k is None else self.error or ''
     self._note.set_text(f'computing {method}...' if self.pending else note)
 
 # %% ../nbs/08c_model_explorers.ipynb #fea62292
