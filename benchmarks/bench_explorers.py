@@ -8,7 +8,8 @@ Default: starts JupyterLab (this interpreter, a temporary Jupyter home, 127.0.0.
 that builds a small `quick` dataset, a compact model trained one epoch, three short runs, and shows
 SignalExplorer, DatasetExplorer, ModelExplorer, RobustnessExplorer, RunsExplorer and OrbitExplorer (a
 `quick_shaft` probe record; it keeps one analysed record, so every control but the order filter is timed with a
-new record generated and analysed); then drives each control
+new record generated and analysed), and DatasetExplorer and ModelExplorer again on a small 4-channel `quick_shaft`
+file (`/shaft`: their channel picker; `--only DatasetExplorer` includes it); then drives each control
 from headless Chromium (playwright with /usr/bin/chromium, never `playwright install`) and times, in the page,
 from the user's input event to the new PNG in the explorer's image, or to its new title or side panel when the
 plot stays the same (`first`); ModelExplorer's attributions are
@@ -53,6 +54,10 @@ model = create_model('compact', channels=(8, 16), first_stride=32, seed=0)
 fit(model, ds.windows('train'), epochs=1, batch_size=32, progress=False, seed=0)
 model.eval()
 for s in (0, 1, 2): run_experiment(load_experiment('quick', {'train.seed': s, 'train.epochs': 2}), tmp / 'runs')"""
+SHAFT_SETUP = """scfg = DataConfig.preset('quick_shaft', {'dataset.records_per_class_severity': 3})
+sds = open_dataset(build_dataset(scfg, tmp / 'shaft.h5', progress=False))
+smodel = create_model('compact', n_classes=len(sds.fault_names), in_channels=len(sds.channels), channels=(8, 16), first_stride=32, seed=0)
+fit(smodel, sds.windows('train'), epochs=1, batch_size=32, progress=False, seed=0, checkpoint_path=tmp / 'shaft.pt')"""
 EXPLORERS = {
     'SignalExplorer': "SignalExplorer(cfg, 'misalignment', seed=1)",
     'DatasetExplorer': "DatasetExplorer(ds, 'train')",
@@ -60,6 +65,8 @@ EXPLORERS = {
     'RobustnessExplorer': "RobustnessExplorer(model, ds, 'test', snr_db=10.0)",
     'RunsExplorer': "RunsExplorer(tmp / 'runs', max_runs=3)",
     'OrbitExplorer': "OrbitExplorer('quick_shaft', 'misalignment', cache=1)",
+    'DatasetExplorer/shaft': "DatasetExplorer(sds, 'train')",
+    'ModelExplorer/shaft': "ModelExplorer(tmp / 'shaft.pt', sds, 'test', method='none')",   # the checkpoint names its 4 channels
 }
 NEEDS_SETUP = {'OrbitExplorer': False}   # explorers that need no dataset, model or runs (default: they do)
 
@@ -97,13 +104,18 @@ ACTIONS = [
     ('OrbitExplorer', 'load', 'slider', 'load (x rated)', [0.2, 0.7, 0.4, 0.9, 0.1, 0.6]),
     ('OrbitExplorer', 'machine', 'select', 'machine', None),
     ('OrbitExplorer', 'order filter', 'toggle', 'order filter', ['1X', '2X', '0.5X', 'direct']),
+    ('DatasetExplorer/shaft', 'channel', 'select', 'channel', None),
+    ('DatasetExplorer/shaft', 'record', 'select', 'record', None),
+    ('ModelExplorer/shaft', 'channel', 'select', 'channel', None),
+    ('ModelExplorer/shaft', 'channel, with ig', 'select', 'channel', None),   # the record's attribution cached: a redraw
+    ('ModelExplorer/shaft', 'record, with ig', 'select', 'record', None),
 ]
 
 
 def _selected(name: str, control: str, only) -> bool:
-    "Whether `--only` (Explorer or Explorer:control entries; empty: everything) selects this control."
-    return not only or name in only or f'{name}:{control}' in only
-SETTLE_S = {'ModelExplorer': 3.0}   # background attributions: collect the image changes of this long after an input
+    "Whether `--only` (Explorer or Explorer:control entries; empty: everything) selects this control; Explorer selects Explorer/shaft too."
+    return not only or name in only or name.split('/')[0] in only or f'{name}:{control}' in only
+SETTLE_S = {'ModelExplorer': 3.0, 'ModelExplorer/shaft': 3.0}   # background attributions: collect the image changes of this long after an input
 
 ARM = """out => {
   window.__t0 = null; window.__changes = []; window.__text = [];
@@ -128,7 +140,7 @@ def _inprocess_values(ex, control: str, kind: str, label: str, values, n: int):
     "The widget and `n` values for one control of an in-process explorer."
     import ipywidgets as W
     w = {'class': 'fault', 'oil T': 'temperature', 'noise layer': None, 'log axis': 'spec_log', 'spectrogram': 'spec_fmax',
-         'speed range': None, 'XAI (ig, occlusion, gradcam, shap)': 'method', 'record, with ig': 'record', 'target': 'target_mode',
+         'speed range': None, 'XAI (ig, occlusion, gradcam, shap)': 'method', 'record, with ig': 'record', 'channel, with ig': 'channel', 'target': 'target_mode',
          'SNR': 'snr', 'noise seed': 'noise_seed', 'condition': 'condition_w', 'level': 'level_w',
          'order filter': 'order'}.get(control, control)
     if control == 'noise layer': w = ex.noise['pink' if hasattr(ex, 'snr') else 'measurement']
@@ -138,7 +150,10 @@ def _inprocess_values(ex, control: str, kind: str, label: str, values, n: int):
     if isinstance(w, (W.FloatSlider, W.IntSlider)):
         if isinstance(values[0], str): return w, [w.value + (i + 1) * w.step for i in range(n)]   # one step up each time
         return w, [type(w.value)(w.min + f * (w.max - w.min)) for f in (values * n)[:n]]
-    if isinstance(w, W.FloatRangeSlider): return w, [(w.min + f * (w.max - w.min), w.max) for f in (values * n)[:n]]
+    if isinstance(w, W.FloatRangeSlider):
+        if isinstance(values[0], str):   # the keys the page presses: 'End' moves the low handle to the top, 'Home' back
+            return w, [(w.max, w.max) if v == 'End' else (w.min, w.max) for v in (values * n)[:n]]
+        return w, [(w.min + f * (w.max - w.min), w.max) for f in (values * n)[:n]]
     if isinstance(w, W.SelectMultiple):
         opts = [v for _, v in w.options] if isinstance(w.options[0], tuple) else list(w.options)
         return w, [tuple(opts[i] for i in v if i < len(opts)) for v in (values * n)[:n]]
@@ -156,10 +171,11 @@ def run_inprocess(repeat: int, only=()) -> list[dict]:
     ns, actions = {}, [a for a in ACTIONS if _selected(a[0], a[1], only)]
     names = list(dict.fromkeys(a[0] for a in actions))
     exec(SETUP if any(NEEDS_SETUP.get(n, True) for n in names) else 'from lstm_pfd.explorers import OrbitExplorer', ns)
+    if any(n.endswith('/shaft') for n in names): exec(SHAFT_SETUP, ns)
     exs, rows = {k: eval(EXPLORERS[k], ns) for k in names}, []
     for name, control, kind, label, values in actions:
         ex = exs[name]
-        if control == 'record, with ig': ex.method.value = 'ig'; getattr(ex, 'wait', lambda: None)()
+        if control.endswith(', with ig'): ex.method.value = 'ig'; getattr(ex, 'wait', lambda: None)()
         w, vals = _inprocess_values(ex, control, kind, label, values, repeat)
         wall, cpu, final = [], [], []
         for v in vals:
@@ -172,7 +188,7 @@ def run_inprocess(repeat: int, only=()) -> list[dict]:
         row = dict(explorer=name, control=control, n=len(wall), wall_ms=1e3 * float(np.median(wall)), cpu_ms=1e3 * float(np.median(cpu)))
         if final: row['final_ms'] = 1e3 * float(np.median(final))
         rows.append(row)
-        print(f"{name:18s} {control:36s} wall {row['wall_ms']:6.0f} ms  cpu {row['cpu_ms']:6.0f} ms"
+        print(f"{name:21s} {control:36s} wall {row['wall_ms']:6.0f} ms  cpu {row['cpu_ms']:6.0f} ms"
               + (f"  attribution drawn {row['final_ms']:6.0f} ms" if final else ''), flush=True)
     for ex in exs.values(): getattr(ex, 'close', lambda: None)()
     return rows
@@ -272,7 +288,7 @@ def run_lab(repeat: int, shots: Path | None, only=()) -> list[dict]:
     from playwright.sync_api import sync_playwright
     tmp = Path(tempfile.mkdtemp(prefix='lstm_pfd_bench_'))
     proc, url, work = start_lab(tmp)
-    cells = [SETUP, *EXPLORERS.values()]
+    cells = [SETUP, SHAFT_SETUP, *EXPLORERS.values()]
     nb = {'cells': [{'cell_type': 'code', 'metadata': {}, 'outputs': [], 'execution_count': None, 'source': s} for s in cells],
           'metadata': {'kernelspec': {'display_name': 'lstm_pfd bench', 'language': 'python', 'name': KERNEL},
                        'language_info': {'name': 'python'}}, 'nbformat': 4, 'nbformat_minor': 5}
@@ -301,7 +317,7 @@ def run_lab(repeat: int, shots: Path | None, only=()) -> list[dict]:
                 out = outs.nth(index[name])
                 out.scroll_into_view_if_needed()
                 if not _selected(name, control, only): continue
-                if control == 'record, with ig': _act(page, out, 'select', 'XAI', ['ig'], 0)(); page.wait_for_timeout(3000)
+                if control.endswith(', with ig'): _act(page, out, 'select', 'XAI', ['ig'], 0)(); page.wait_for_timeout(3000)
                 if control == 'start': _act(page, out, 'select', 'window', ['0.5 s'], 0)(); page.wait_for_timeout(1000)  # room to move
                 first, final = [], []
                 for i in range(repeat):
@@ -323,7 +339,7 @@ def run_lab(repeat: int, shots: Path | None, only=()) -> list[dict]:
                 if name in SETTLE_S and first: row['final_ms'] = float(np.median(final))
                 rows.append(row)
                 fin = f"  attribution drawn {row['final_ms']:6.0f} ms" if 'final_ms' in row else ''
-                print(f"{name:18s} {control:36s} first image {row['first_ms'] or float('nan'):6.0f} ms (n={len(first)}){fin}", flush=True)
+                print(f"{name:21s} {control:36s} first image {row['first_ms'] or float('nan'):6.0f} ms (n={len(first)}){fin}", flush=True)
             if shots:
                 shots.mkdir(parents=True, exist_ok=True)
                 page.set_viewport_size({'width': 1000, 'height': 1000})

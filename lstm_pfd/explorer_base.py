@@ -181,6 +181,16 @@ def _slider(desc, rng, value, step, fmt):
     return W.FloatSlider(value=value, min=rng[0], max=rng[1], step=step, description=desc, readout_format=fmt,
                          continuous_update=False, style=_STYLE, layout=_control_layout())
 
+# %% ../nbs/08a_explorer_base.ipynb #4f4ed1c3
+def _channel_picker(names,  # the channels of a record, in record order
+                    channel: str | None = None,  # the channel shown first; None: 'accel' when recorded, else the first
+                   ):
+    "A `channel` dropdown over `names`, set to `channel` (checked against `names`)."
+    names = [str(n) for n in names]
+    ch = channel if channel is not None else ('accel' if 'accel' in names else names[0])
+    if ch not in names: raise ValueError(f"channel: got {channel!r}; allowed: {names}")
+    return W.Dropdown(options=names, value=ch, description='channel', style=_STYLE, layout=_control_layout())
+
 # %% ../nbs/08a_explorer_base.ipynb #980cb793
 def _open(dataset):
     "`(DatasetFile, opened_here)` from a DatasetFile or a path."
@@ -188,6 +198,14 @@ def _open(dataset):
     if isinstance(dataset, DatasetFile): return dataset, False
     if isinstance(dataset, (str, Path)): return open_dataset(dataset), True
     raise TypeError(f"dataset must be a DatasetFile or the path of a dataset file, got {type(dataset).__name__}")
+
+# %% ../nbs/08a_explorer_base.ipynb #8917d545
+def _model_and_info(model):
+    "`(model in eval mode, checkpoint info)` from a registry model or a checkpoint path."
+    from lstm_pfd import train as T
+    if isinstance(model, (str, Path)): return T.load_checkpoint(model)
+    if not hasattr(model, 'n_classes'): raise TypeError(f"model must be a registry model (with n_classes) or a checkpoint path, got {type(model).__name__}")
+    return model.eval(), {}
 
 # %% ../nbs/08a_explorer_base.ipynb #10fd7954
 class _Explorer:
@@ -234,3 +252,20 @@ def _control(self: _Explorer, name: str):
         names = [k for k, v in vars(self).items() if W is not None and isinstance(v, W.ValueWidget) and not isinstance(v, (W.HTML, W.Image))]
         raise AttributeError(f"{type(self).__name__} has no control {name!r}; controls: {names + list(groups)}")
     return w
+
+# %% ../nbs/08a_explorer_base.ipynb #3fead7b8
+@patch
+def _open_inputs(self: _Explorer,
+                 dataset,  # a dataset file path or an open `DatasetFile`
+                 split: str,  # the split the explorer starts on (checked)
+                 model=None,  # a registry model or a checkpoint path; None: no model
+                ):
+    "Set `model`/`checkpoint_info` (a model given) and `ds`/`_owns` from the arguments, with `split` checked."
+    _widgets()
+    if model is not None: self.model, self.checkpoint_info = _model_and_info(model)
+    ds, owns = _open(dataset)
+    if split not in ds.splits:
+        allowed = ds.splits
+        if owns: ds.close()
+        raise ValueError(f"split: got {split!r}; allowed: {allowed}")
+    self.ds, self._owns = ds, owns

@@ -17,9 +17,8 @@ from . import physics
 from .config import NoiseConfig
 from .physics import amplitude_spectrum, control_bands, expected_bands
 from .signals import generate_batch
-from lstm_pfd.explorer_base import (
-    W, _Explorer, _STYLE, _blit_png, _control_layout, _envelope, _figure, _image, _keep_limit, _open, _row,
-    _widgets)
+from .explorer_base import (
+    W, _Explorer, _STYLE, _blit_png, _channel_picker, _control_layout, _envelope, _figure, _image, _keep_limit, _row)
 
 _log = logging.getLogger(__name__)
 
@@ -36,14 +35,6 @@ def _try_xai():
         _log.info("lstm_pfd.xai unavailable (%s): attributions are off", e)
         return None
 
-# %% ../nbs/08c_model_explorers.ipynb #f9b956b6
-def _model_and_info(model):
-    "`(model in eval mode, checkpoint info)` from a registry model or a checkpoint path."
-    from lstm_pfd import train as T
-    if isinstance(model, (str, Path)): return T.load_checkpoint(model)
-    if not hasattr(model, 'n_classes'): raise TypeError(f"model must be a registry model (with n_classes) or a checkpoint path, got {type(model).__name__}")
-    return model.eval(), {}
-
 # %% ../nbs/08c_model_explorers.ipynb #dd17b8af
 def _head_names(info: dict, model, ds) -> list[str]:
     "Class names of `model`'s outputs: the checkpoint's, else the file's when the counts match, else `physics.class_names(n)`."
@@ -52,12 +43,34 @@ def _head_names(info: dict, model, ds) -> list[str]:
     return list(ds.fault_names) if len(ds.fault_names) == n else list(physics.class_names(n))
 
 
+# %% ../nbs/08c_model_explorers.ipynb #3aa331a4
+def _input_channels(info: dict, model, ds, channels=None) -> list[str] | None:
+    "Names of `model`'s input channels in its order (`channels`, the checkpoint's, or the file's); None: a single-channel file."
+    saved = list(info.get('channels') or []) or None
+    if channels is not None and saved is not None and [str(c) for c in channels] != saved:
+        raise ValueError(f"channels: got {list(channels)}; the checkpoint was trained on {saved}")
+    want, n_in = ([str(c) for c in channels] if channels is not None else saved), int(getattr(model, 'in_channels', 1))
+    if ds.channels is None:
+        if n_in != 1 or (want is not None and len(want) != 1):
+            raise ValueError(f"the model reads {n_in} channel(s) {want or ''}; this file holds one unnamed channel per record")
+        return None
+    want = want if want is not None else list(ds.channels)
+    missing = [c for c in want if c not in ds.channels]
+    if missing: raise ValueError(f"the model reads channels {want}; the file holds {list(ds.channels)} (missing {missing})")
+    if len(want) != n_in:
+        raise ValueError(f"the model reads {n_in} channel(s), got {want}; name its input channels in order (channels=[...])")
+    return want
+
 # %% ../nbs/08c_model_explorers.ipynb #80e0ff33
 class ModelExplorer(_Explorer):
     """Predictions, attributions and the confusion matrix of a model on a dataset split. State: `evaluation`,
     `record_probs`/`record_pred` (per row), `cm`, `cells` ((true, pred) -> rows), `row`, `window_index`,
-    `window_probs`, `probs`, `x`, `target`, `attribution`, `spectral`, `bands`, `alignment`, `pending` (the method
-    being computed in the background, else None), `png`, `timings` (s, of the last update)."""
+    `window_probs`, `probs`, `model_channels` (what the model reads, in order; None: a single-channel file),
+    `inputs` (the window the model reads, `[L]` or `[C_in, L]`), `x` (the channel shown, `[L]`), `target`,
+    `attribution` (of the channel shown; None when the model does not read it), `channel_attribution` (`[C_in, L]`),
+    `channel_share` (name -> share of |attribution|) and `top_channel` (multi-channel files), `spectral` (the channel
+    shown), `bands`, `alignment`, `pending` (the method being computed in the background, else None), `png`, `timings`
+    (s, of the last update)."""
     def __init__(self,
                  model,  # a registry model or a checkpoint path
                  dataset,  # a dataset file path or an open `DatasetFile`
@@ -66,6 +79,8 @@ class ModelExplorer(_Explorer):
                  method: str = 'ig',  # initial attribution method ('none' or one of `xai.METHODS`)
                  target: str = 'predicted',  # class the attribution explains: 'predicted' or 'true'
                  row: int | None = None,  # initial record row; None: the first
+                 channel: str | None = None,  # channel shown (multi-channel files); None: 'accel' when the model reads it, else its first
+                 channels=None,  # the model's input channels in order; None: the checkpoint's, else all of the file's
                  n_steps: int = 16,  # integration steps of path attribution methods
                  batch_size: int = 256,  # windows per forward pass when evaluating
                  explainer=None,  # attribution function with `xai.explain`'s signature; None: `xai.explain`
@@ -73,17 +88,15 @@ class ModelExplorer(_Explorer):
                  figsize=(10, 5.4),  # figure size in inches (width, height)
                  dpi: int = 80,  # figure resolution in dots per inch
                 ):
-        _widgets()
-        self.model, self.checkpoint_info = _model_and_info(model)
-        self.ds, self._owns = _open(dataset)
-        if split not in self.ds.splits: raise ValueError(f"split: got {split!r}; allowed: {self.ds.splits}")
+        self._open_inputs(dataset, split, model)
+        self.model_channels = _input_channels(self.checkpoint_info, self.model, self.ds, channels)
         self.xai = _try_xai()
         self.explainer = explainer or (self.xai.explain if self.xai is not None else None)
         self.n_steps, self.figsize, self.dpi, self.split = int(n_steps), figsize, dpi, split
-        self.pending, self._cache, self._jobs, self._pool = None, {}, {}, None
+        self.pending, self._cache, self._jobs, self._pool, self._tlims = None, {}, {}, None, {}
         self._lock = threading.RLock()
         self._evaluate(batch_size)
-        self._controls(method, target, row)
+        self._controls(method, target, row, channel)
         self.background_methods = tuple(self.method.options if background_methods is None else background_methods)
         self._layout()
         self.update().wait()  # the first view complete
@@ -99,7 +112,7 @@ def _evaluate(self: ModelExplorer, batch_size):
     self.table, cfg, info = self.ds[self.split], self.ds.config, self.checkpoint_info
     wl = int(info.get('window_len') or cfg.window_len)
     self.windows = self.ds.windows(self.split, window_len=wl, hop_len=cfg.hop_len if wl == cfg.window_len else wl,
-                                   normalize=info.get('normalize'))
+                                   normalize=info.get('normalize'), channels=self.model_channels)
     C = int(self.model.n_classes)
     self.class_names = _head_names(info, self.model, self.ds)
     self.evaluation = ev = T.evaluate(self.model, self.windows, batch_size=batch_size, class_names=self.class_names)
@@ -113,7 +126,7 @@ def _evaluate(self: ModelExplorer, batch_size):
 
 # %% ../nbs/08c_model_explorers.ipynb #c0b88394
 @patch
-def _controls(self: ModelExplorer, method, target, row):
+def _controls(self: ModelExplorer, method, target, row, channel):
     methods = ['none', *self.xai.METHODS] if self.explainer is not None and self.xai is not None else (['none', method] if self.explainer else ['none'])
     if method not in methods: raise ValueError(f"method: got {method!r}; allowed: {methods}")
     names, t, n = self.class_names, self.table, len(self.table)
@@ -126,8 +139,10 @@ def _controls(self: ModelExplorer, method, target, row):
     self.method = W.Dropdown(options=methods, value=method, description='XAI', style=_STYLE, layout=_control_layout())
     self.target_mode = W.ToggleButtons(options=['predicted', 'true'], value=target, description='target', style=_STYLE)
     self.cell_list = W.Select(options=[], rows=6, description='cell', style=_STYLE, layout=_control_layout(420))
+    mc = self.model_channels or ['signal']   # one unnamed channel: 'signal', not shown
+    self.channel = _channel_picker(self.ds.channels or mc, channel if channel is not None else ('accel' if 'accel' in mc else mc[0]))
     self.cell = None
-    for c in (self.record, self.window, self.method, self.target_mode): c.observe(self._on_change, names='value')
+    for c in (self.record, self.window, self.method, self.target_mode, self.channel): c.observe(self._on_change, names='value')
     self.cell_list.observe(self._on_cell_pick, names='value')
 
 # %% ../nbs/08c_model_explorers.ipynb #0a9ba510
@@ -160,7 +175,8 @@ def _layout(self: ModelExplorer):
     self.summary = W.HTML(f"<b>{self.split}</b>: {s['n_records']} records, {s['n_windows']} windows; record accuracy "
                           f"{s['record_acc']:.3f}, window accuracy {s['window_acc']:.3f}, macro F1 {s['macro_f1']:.3f}")
     self.title, self.image = W.HTML(), _image()
-    self.widget = W.VBox([self.summary, _row([W.VBox([self.record, self.window, self.method, self.target_mode]),
+    many = [self.channel] if len(self.channel.options) > 1 else []   # a channel picker for multi-channel files
+    self.widget = W.VBox([self.summary, _row([W.VBox([self.record, self.window, self.method, self.target_mode, *many]),
                                               W.VBox([self._cm_grid(), self.cell_list])]), self.title, self.image])
 
 # %% ../nbs/08c_model_explorers.ipynb #3b2be0b5
@@ -190,7 +206,8 @@ def update(self: ModelExplorer):
         self.row, self.window_index = row, w
         self.window_probs, self.probs = self.window_probs_all[row], self.record_probs[row]
         self.true_label, self.pred_label = int(self.table.labels[row]), int(self.record_pred[row])
-        self.x = self.windows.window(row * self.wpr + w)
+        self.inputs = self.windows.window(row * self.wpr + w)
+        self.x = self._shown_channel(row, w)
         self.target = int(self._targets(row, self.target_mode.value)[w])
         meta, name = self.table.meta, self.class_names[self.target]
         self.speed_hz = float(meta['speed_hz'][row]) if 'speed_hz' in meta else None
@@ -207,6 +224,19 @@ def update(self: ModelExplorer):
         if self.pending: self._submit((self.pending, row, self.target_mode.value))
     return self
 
+# %% ../nbs/08c_model_explorers.ipynb #0ffd8908
+@patch
+def _shown_channel(self: ModelExplorer, row: int, w: int) -> np.ndarray:
+    "Window `w` of record `row`, channel `channel.value`, `[L]`; sets `_k` (its row among the model's inputs, None: not an input)."
+    mc, ch, j = self.model_channels, self.channel.value, row * self.wpr + w
+    if mc is None: self._k = 0; return self.inputs
+    self._k = mc.index(ch) if ch in mc else None
+    if self._k is not None: return self.inputs[self._k]
+    if not hasattr(self, '_all_windows'):
+        wd = self.windows
+        self._all_windows = self.ds.windows(self.split, window_len=wd.window_len, hop_len=wd.hop_len, normalize=wd.normalize)
+    return self._all_windows.window(j)[self.ds.channels.index(ch)]
+
 # %% ../nbs/08c_model_explorers.ipynb #6129146e
 @patch
 def _targets(self: ModelExplorer, row: int, mode: str) -> np.ndarray:
@@ -216,21 +246,21 @@ def _targets(self: ModelExplorer, row: int, mode: str) -> np.ndarray:
 # %% ../nbs/08c_model_explorers.ipynb #69d797dd
 @patch
 def _record_windows(self: ModelExplorer, row: int) -> np.ndarray:
-    "The windows of record `row` as `[wpr, 1, L]` float32 (the last record's kept)."
+    "The windows of record `row` as the model reads them, `[wpr, C_in, L]` float32 (the last record's kept)."
     if getattr(self, '_rw_row', None) != row:
-        self._rw = np.stack([self.windows.window(row * self.wpr + k) for k in range(self.wpr)])[:, None]
+        self._rw = self.windows.windows(slice(row * self.wpr, (row + 1) * self.wpr))
         self._rw_row = row
     return self._rw
 
 # %% ../nbs/08c_model_explorers.ipynb #dbd1d591
 @patch
 def _record_attribution(self: ModelExplorer, model, key) -> np.ndarray:
-    "Attributions `[wpr, L]` of every window of a record for `key = (method, row, target mode)`."
+    "Attributions `[wpr, C_in, L]` of every window of a record for `key = (method, row, target mode)`."
     method, row, mode = key
     xb, tg = self._record_windows(row), [int(t) for t in self._targets(row, mode)]
     kw = {'n_steps': self.n_steps} if method == 'ig' else {}
     if method == 'shap': kw = dict(background=self._background(), n_background=16, nsamples=32)
-    return np.asarray(self.explainer(model, xb, method, target=tg, **kw), np.float32).reshape(len(xb), -1)
+    return np.asarray(self.explainer(model, xb, method, target=tg, **kw), np.float32).reshape(xb.shape)
 
 # %% ../nbs/08c_model_explorers.ipynb #539a54db
 @patch
@@ -267,9 +297,10 @@ def wait(self: ModelExplorer,
 # %% ../nbs/08c_model_explorers.ipynb #24bd835a
 @patch
 def _attribute(self: ModelExplorer):
-    "The current window's attribution, frequency attribution and band alignment from the per-record caches."
-    self.attribution = self.spectral = self.alignment = self.pending = self.error = None
-    method, w = self.method.value, self.window_index
+    "The current window's attributions (all inputs, the channel shown), frequency attribution and band alignment from the per-record caches."
+    self.attribution = self.channel_attribution = self.channel_share = self.top_channel = None
+    self.spectral = self.alignment = self.pending = self.error = None
+    method, w, k = self.method.value, self.window_index, self._k
     if method == 'none' or self.explainer is None: return
     key = (method, self.row, self.target_mode.value)
     if key not in self._cache and method in self.background_methods:
@@ -277,10 +308,17 @@ def _attribute(self: ModelExplorer):
         return
     rec = self._cache[key] = self._cache.get(key) if key in self._cache else self._record_attribution(self.model, key)
     if isinstance(rec, Exception): self.error = f"{method} failed: {rec}"
-    else: self.attribution = rec[w]
+    else:
+        self.channel_attribution = rec[w]
+        self.attribution = None if k is None else rec[w, k]
     if self.xai is None: return
+    if self.channel_attribution is not None and self.model_channels is not None:
+        self.channel_share = self.xai.channel_share(self.channel_attribution, self.model_channels)
+        self.top_channel = max(self.channel_share, key=self.channel_share.get)
+    if k is None: return
     sp = self._fourier(self.model, self.row, self.target_mode.value)
-    self.spectral = self.xai.SpectralAttribution(sp.freqs, sp.values[w:w + 1], sp.target[w:w + 1],
+    vals = sp.values[w:w + 1] if self.model_channels is None else sp.channel_values[w:w + 1, k]
+    self.spectral = self.xai.SpectralAttribution(sp.freqs, vals, sp.target[w:w + 1],
                                                  None if sp.gap is None else sp.gap[w:w + 1], sp.method)
     if self.bands is not None: self.alignment = self.xai.band_alignment(self.spectral, bands=self.bands, control=self.control)
 
@@ -300,7 +338,8 @@ def _background(self: ModelExplorer):
     if not hasattr(self, '_shap_bg'):
         split = 'train' if 'train' in self.ds.splits else self.split
         wl = self.windows.window_len
-        self._shap_bg = self.ds.windows(split, window_len=wl, hop_len=wl, normalize=self.windows.normalize)
+        self._shap_bg = self.ds.windows(split, window_len=wl, hop_len=wl, normalize=self.windows.normalize,
+                                        channels=self.model_channels)
     return self._shap_bg
 
 # %% ../nbs/08c_model_explorers.ipynb #b879d181
@@ -345,18 +384,19 @@ def _draw_probs(self: ModelExplorer):
 # %% ../nbs/08c_model_explorers.ipynb #e85723bc
 @patch
 def _draw_attribution(self: ModelExplorer):
-    fs, a, ax = self.ds.fs, self.attribution, self._axt
+    fs, a, ax, ch = self.ds.fs, self.attribution, self._axt, self.channel.value
     t = np.arange(len(self.x), dtype=np.float32) / np.float32(fs)
-    span = self._span = _keep_limit(getattr(self, '_span', None), float(np.abs(self.x).max()) * 1.05, 10.0)
+    span = self._tlims[ch] = _keep_limit(self._tlims.get(ch), float(np.abs(self.x).max()) * 1.05, 10.0)   # per channel
     self._xline.set_data(*_envelope(t, self.x, 2000))
     self._aimg.set_visible(a is not None)
     if a is not None:
         self._aimg.set_data(a[None] / (float(np.abs(a).max()) or 1.0))
         self._aimg.set_extent((0, float(t[-1]), -span, span))
-    ax.set(xlim=(0, float(t[-1])), ylim=(-span, span))
+    ax.set(xlim=(0, float(t[-1])), ylim=(-span, span), ylabel='signal' if self.model_channels is None else ch)
     method = self.method.value
     ax.title.set_text('window (no attribution)' if method == 'none' else f'{method} attribution of the target class in time')
-    self._note.set_text(f'computing {method}...' if self.pending else self.error or '')
+    note = f"the model does not read {ch} (it reads {', '.join(self.model_channels)})" if self._k is None else self.error or ''
+    self._note.set_text(f'computing {method}...' if self.pending else note)
 
 # %% ../nbs/08c_model_explorers.ipynb #fea62292
 @patch
@@ -364,7 +404,7 @@ def _draw_spectrum(self: ModelExplorer):
     "Frequency attribution (an attribution method chosen; empty while it is computed), else the amplitude spectrum."
     ax, sp = self._axf, self.spectral
     for s in self._fspans: s.remove()
-    attributing = self.method.value != 'none' and self.xai is not None
+    attributing = self.method.value != 'none' and self.xai is not None and self._k is not None
     spans = [(b, 'C2', 0.25) for b in (self.bands if self.bands is not None else [])]
     spans += [(b, '0.5', 0.2) for b in (self.control if self.control is not None and attributing else [])]
     self._fspans = [ax.axvspan(lo, hi, color=c, alpha=al, lw=0, animated=True) for (lo, hi), c, al in spans]
@@ -396,7 +436,8 @@ def _draw(self: ModelExplorer):
     self._draw_attribution()
     self._draw_spectrum()
     at, af = self._axt, self._axf
-    key = (at.get_xlim(), at.get_ylim(), at.get_title(), af.get_xlim(), af.get_ylim(), af.get_yscale(), af.get_title())
+    key = (at.get_xlim(), at.get_ylim(), at.get_title(), at.get_ylabel(), af.get_xlim(), af.get_ylim(), af.get_yscale(),
+           af.get_title())
     art = [self._pimg, self._wmark, *self._bars, self._aimg, self._xline, self._note, *self._fspans, self._fzero, self._fline]
     self.png = self.image.value = _blit_png(self, key, art, axes=(at, af))
     self.title.value = self._title_html()
@@ -409,6 +450,12 @@ def _title_html(self: ModelExplorer) -> str:
     s = (f"<b>row {self.row}</b> (record {self.table.record_index[self.row]}): true <b>{names[self.true_label]}</b>, "
          f"predicted <b>{names[self.pred_label]}</b> (record vote, mean window probability {self.probs[self.pred_label]:.2f}); "
          f"window {self.window_index}; attribution target {names[self.target]!r} ({why})")
+    if self.model_channels is not None:
+        s += f"; channel shown <b>{self.channel.value}</b>"
+        if self.top_channel is not None:
+            sh = self.channel_share
+            s += (f"; the model relied most on <b>{self.top_channel}</b> ({sh[self.top_channel]:.0%} of |attribution|: "
+                  + ', '.join(f"{c} {v:.0%}" for c, v in sh.items()) + ')')
     if self.pending: s += f"; <i>computing {self.pending}...</i>"
     if al and np.isfinite(al['alignment']):
         s += f"; band alignment {al['alignment']:.2f} (expected {al['expected']:.2f}, control {al['control']:.2f}; chance 0.5)"
@@ -439,7 +486,7 @@ def _clean_split(ds, split: str) -> str:
 # %% ../nbs/08c_model_explorers.ipynb #3bb45a35
 class RobustnessExplorer(_Explorer):
     """Accuracy of a model on freshly noised records of a split. State: `split` (the clean split used), `imported`
-    (SNR only), `layers`, `snr_db` (None: no added noise), `X_clean`, `X`, `evaluation`, `accuracy`, `results`, `png`."""
+    (SNR only), `layers`, `snr_db` (None: no added noise), `X_clean`, `X` (all the file's channels), `model_channels`, `evaluation`, `accuracy`, `results`, `png`."""
     def __init__(self,
                  model,  # a registry model or a checkpoint path
                  dataset,  # a dataset file path or an open `DatasetFile`
@@ -453,10 +500,9 @@ class RobustnessExplorer(_Explorer):
                  figsize=(10, 3.4),  # figure size in inches (width, height)
                  dpi: int = 80,  # figure resolution in dots per inch
                 ):
-        _widgets()
-        self.model, self.checkpoint_info = _model_and_info(model)
-        self.ds, self._owns = _open(dataset)
-        if split not in self.ds.splits: raise ValueError(f"split: got {split!r}; allowed: {self.ds.splits}")
+        self._open_inputs(dataset, split, model)
+        self.model_channels = _input_channels(self.checkpoint_info, self.model, self.ds)
+        self._inputs = None if self.model_channels is None else [self.ds.channels.index(c) for c in self.model_channels]
         self.split, self.imported = _clean_split(self.ds, split), self.ds.file.attrs.get('source') == 'external'
         self.cfg, self.table, self.batch_size, self.figsize, self.dpi = self.ds.config, self.ds[self.split], batch_size, figsize, dpi
         self.rows = _balanced_rows(self.table.labels, max_records)
@@ -527,8 +573,10 @@ def update(self: RobustnessExplorer):
     self.X = self.X_clean if self.snr_db is None else add_snr_noise(self.X_clean, self.snr_db, _fresh_seeds(t.seed[self.rows], self.noise_seed.value))
     key = (self.layers, self.snr_db, int(self.noise_seed.value))
     if key not in self._evaluations:  # the same noise again: the same evaluation
-        wds = WindowDataset(self.X, t.labels[self.rows], t.record_index[self.rows], window_len=self.window_len,
-                            hop_len=self.hop_len, normalize=self.normalize, class_names=self.class_names)
+        X = self.X if self._inputs is None else self.X[:, self._inputs]   # the model's input channels, in its order
+        wds = WindowDataset(X, t.labels[self.rows], t.record_index[self.rows], window_len=self.window_len,
+                            hop_len=self.hop_len, normalize=self.normalize, class_names=self.class_names,
+                            channels=self.model_channels)
         if len(self._evaluations) >= 64: self._evaluations.clear()
         self._evaluations[key] = T.evaluate(self.model, wds, batch_size=self.batch_size, class_names=self.class_names)
     self.evaluation = ev = self._evaluations[key]

@@ -16,8 +16,8 @@ from .physics import amplitude_spectrum, expected_bands, fault_name, operating_p
 from .signals import TRANSIENTS, generate
 import lstm_pfd.shaft  # registers the multi-channel generator, so shaft presets (probes, keyphasor) open in a fresh kernel
 from .explorer_base import (
-    W, _Explorer, _STYLE, _blit_png, _control_layout, _envelope, _figure, _image, _keep_limit, _log_envelope, _open,
-    _row, _slider, _table_html, _widgets, log_rows, spectrogram_db)
+    W, _Explorer, _STYLE, _blit_png, _channel_picker, _control_layout, _envelope, _figure, _image, _keep_limit,
+    _log_envelope, _row, _slider, _table_html, _widgets, log_rows, spectrogram_db)
 
 # %% auto #0
 __all__ = ['SignalExplorer', 'DatasetExplorer']
@@ -63,10 +63,8 @@ class SignalExplorer(_Explorer):
 # %% ../nbs/08b_signal_explorers.ipynb #84d24e4a
 @patch
 def _record_controls(self: SignalExplorer, fault, severity, seed, channel):
-    names, chans = self.cfg.severity.names, list(self.cfg.sensors.channels)
-    ch0 = channel if channel is not None else ('accel' if 'accel' in chans else chans[0])
-    if ch0 not in chans: raise ValueError(f"channel: got {channel!r}; allowed: {chans}")
-    self.channel = W.Dropdown(options=chans, value=ch0, description='channel', style=_STYLE, layout=_control_layout())
+    names = self.cfg.severity.names
+    self.channel = _channel_picker(self.cfg.sensors.channels, channel)
     self.fault = W.Dropdown(options=list(physics.class_names()), value=fault_name(fault), description='class', style=_STYLE,
                             layout=_control_layout())
     self.severity = W.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=severity_index(severity, names),
@@ -308,20 +306,22 @@ _RANGE_COLUMNS = (('speed_hz', 'speed (Hz)', 0.1, 'speed_hz_range'), ('load', 'l
 # %% ../nbs/08b_signal_explorers.ipynb #c911ee63
 class DatasetExplorer(_Explorer):
     """Filter a dataset file and open its records. State: `table` (the split), `mask`/`rows` (kept records),
-    `counts` ([classes, severities]), `row`, `x`, `record_meta`, `freqs`/`amp`, `bands`, `png`."""
+    `counts` ([classes, severities]), `row`, `signals` (the record as stored: `[N]`, or `[C, N]` in a multi-channel
+    file), `x` (the channel shown, `[N]`), `unit`, `record_meta`, `freqs`/`amp`, `bands`, `png`."""
     def __init__(self,
                  dataset,  # a dataset file path or an open `DatasetFile`
                  split: str = 'train',  # initial split name
                  *,
+                 channel: str | None = None,  # channel shown, of the file's `channels`; None: 'accel' when recorded, else the first
                  figsize=(10, 4.2),  # figure size in inches (width, height)
                  dpi: int = 80,  # figure resolution in dots per inch
                  max_options: int = 1000,  # most records listed in the record picker
                 ):
-        _widgets()
-        self.ds, self._owns = _open(dataset)
-        if split not in self.ds.splits: raise ValueError(f"split: got {split!r}; allowed: {self.ds.splits}")
-        self.figsize, self.dpi, self.max_options, self.row = figsize, dpi, max_options, None
+        self._open_inputs(dataset, split)
+        self.figsize, self.dpi, self.max_options, self.row, self._lims = figsize, dpi, max_options, None, {}
         self.class_names = list(self.ds.fault_names)
+        self.channel = _channel_picker(self.ds.channels or ['signal'], channel)   # one unnamed channel: 'signal', not shown
+        self.channel.observe(self._on_channel, names='value')
         self._filter_controls(split)
         self._range_controls(split)
         self._layout()
@@ -366,8 +366,9 @@ def _layout(self: DatasetExplorer):
     self.record.observe(self._on_record, names='value')
     self.counts_html, self.title, self.image = W.HTML(), W.HTML(), _image()
     self.meta_html = W.HTML(layout=W.Layout(width='330px'))
+    many = [self.channel] if len(self.channel.options) > 1 else []   # a channel picker for multi-channel files
     self.widget = W.VBox([_row([W.VBox([self.split, self.classes, self.severities]),
-                                W.VBox([*self.ranges.values(), self.record]), self.counts_html]),
+                                W.VBox([*self.ranges.values(), self.record, *many]), self.counts_html]),
                           self.title, _row([self.image, self.meta_html])])
 
 # %% ../nbs/08b_signal_explorers.ipynb #182ccf33
@@ -390,7 +391,8 @@ def update(self: DatasetExplorer):
     self.counts_html.value = self._counts_html()
     rows = self.rows[:self.max_options]
     self._set_record_options(rows)
-    if self.record.value is not None and getattr(self, '_shown', None) == (self.split.value, self.record.value): return self
+    if self.record.value is not None and getattr(self, '_shown', None) == (self.split.value, self.record.value, self.channel.value):
+        return self
     return self.show(self.record.value)
 
 # %% ../nbs/08b_signal_explorers.ipynb #2b335b4f
@@ -412,26 +414,36 @@ def _set_record_options(self: DatasetExplorer, rows):
 def _on_record(self: DatasetExplorer, change):
     if not getattr(self, '_holding_record', False) and change['new'] is not None: self.show(change['new'])
 
+# %% ../nbs/08b_signal_explorers.ipynb #9401d0ef
+@patch
+def _on_channel(self: DatasetExplorer, change):
+    if not self._holding and self.row is not None: self.show(self.row)
+
 # %% ../nbs/08b_signal_explorers.ipynb #b562107d
 @patch
 def show(self: DatasetExplorer,
          row: int | None,  # row of the current split to open; None: show that no record is kept
         ):
-    "Open record `row` of the current split (None: nothing kept by the filters)."
-    self.row, self._shown = row, (self.split.value, row)
+    "Open record `row` of the current split (None: nothing kept by the filters), the channel of the `channel` control."
+    self.row, self._shown = row, (self.split.value, row, self.channel.value)
     if row is None:
-        self.x = self.record_meta = self.freqs = self.amp = self.bands = None
+        self.signals = self.x = self.record_meta = self.freqs = self.amp = self.bands = self._read = None
         self.title.value, self.meta_html.value, self.image.value = '<i>no record matches the filters</i>', '', b''
         return self
-    x, meta = self.table.record(int(row))
-    self.x, self.record_meta = np.asarray(x, np.float32), meta
+    if getattr(self, '_read', None) != self._shown[:2]:   # another channel of the record shown: no new read
+        x, self.record_meta = self.table.record(int(row))
+        self.signals, self._read = np.asarray(x, np.float32), self._shown[:2]
+    meta, i = self.record_meta, list(self.channel.options).index(self.channel.value)
+    self.x = self.signals if self.signals.ndim == 1 else self.signals[i]
+    self.unit = self.ds.units[i] if self.ds.channels else self.ds.config.signal.units
     self.freqs, self.amp = amplitude_spectrum(self.x, self.ds.fs)
     name, speed = self.class_names[meta['label']], meta.get('speed_hz')
     self.bands = expected_bands(name, speed) if speed and name in physics.CATALOGUE else np.zeros((0, 2))
     self._draw()
     sev = self.ds.severity_names[meta['severity']] if meta['severity'] >= 0 else 'unknown'
     self.title.value = (f"<b>{self.split.value} row {row}</b>: {name} / {sev}, record {meta['record_index']}, "
-                        f"seed {meta['seed']}" + (f", {speed:.1f} Hz" if speed else ''))
+                        f"seed {meta['seed']}" + (f", {speed:.1f} Hz" if speed else '')
+                        + (f"; channel <b>{self.channel.value}</b> ({self.unit})" if self.ds.channels else ''))
     fmt = lambda v: f'{v:.4g}' if isinstance(v, float) else str(v)
     self.meta_html.value = '<b>metadata</b>' + _table_html([(k, fmt(v)) for k, v in meta.items()])
     return self
@@ -455,21 +467,26 @@ def _build_figure(self: DatasetExplorer):
 # %% ../nbs/08b_signal_explorers.ipynb #6f70288a
 @patch
 def _draw(self: DatasetExplorer):
-    "New data in the existing artists, limits that change rarely, blitted over the cached background."
+    "New data in the existing artists, limits that change rarely (kept per channel), blitted over the cached background."
     if not hasattr(self, '_fig'): self._build_figure()
-    fs = self.ds.fs
+    fs, ch = self.ds.fs, self.channel.value
     t = np.arange(len(self.x), dtype=np.float32) / np.float32(fs)
     self._wave.set_data(*_envelope(t, self.x, 2000))
-    span = self._span = _keep_limit(getattr(self, '_span', None), float(np.abs(self.x).max()) * 1.05, 10.0)
+    old_span, old_top = self._lims.get(ch, (None, None))
+    span = _keep_limit(old_span, float(np.abs(self.x).max()) * 1.05, 10.0)
     f, a = _log_envelope(self.freqs[1:], self.amp[1:])
     self._line.set_data(f, a)
-    top = self._top = _keep_limit(getattr(self, '_top', None), max(float(a.max()), 1e-12) * 2, 100.0)
+    top = _keep_limit(old_top, max(float(a.max()), 1e-12) * 2, 100.0)
+    self._lims[ch] = span, top
     for s in self._spans: s.remove()
     self._spans = [self._axs.axvspan(lo, hi, color='C2', alpha=0.3, lw=0, animated=True) for lo, hi in self.bands]
-    key = (float(t[-1]), span, float(f[0]), top)
+    key = (float(t[-1]), span, float(f[0]), top, ch)
     if key != getattr(self, '_key', None):
         self._axw.set(xlim=(0, key[0]), ylim=(-span, span))
         self._axs.set(xlim=(max(key[2], 0.5), fs / 2), ylim=(top * 1e-7, top))
+        if self.ds.channels:   # the channel's name and unit (probes: um, keyphasor: V)
+            u = self.unit.replace('^2', '$^2$')
+            self._axw.set_ylabel(f"{'acceleration' if ch == 'accel' else ch} ({u})"); self._axs.set_ylabel(f'amplitude ({u})')
     self.png = self.image.value = _blit_png(self, key, [self._wave, *self._spans, self._line])
 
 # %% ../nbs/08b_signal_explorers.ipynb #dc810632

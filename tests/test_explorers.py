@@ -601,3 +601,111 @@ def test_signal_explorer_opens_a_shaft_preset_in_a_fresh_interpreter():
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == '4', r.stdout
+
+
+# ------------------------------------------------------------------------------------------ multi-channel files
+SHAFT = {'signal.duration_s': 1.0, 'dataset.records_per_class_severity': 3, 'dataset.window_s': 0.25, 'dataset.hop_s': 0.25}
+
+
+@pytest.fixture(scope='module')
+def shaft(tmp_path_factory):
+    "A tiny 4-channel `quick_shaft` file, a model on all its channels and one on the probes in the order (y, x) (checkpoints)."
+    from lstm_pfd.data import build_dataset, open_dataset
+    from lstm_pfd.models import create_model
+    from lstm_pfd.train import fit
+    tmp = tmp_path_factory.mktemp('shaft')
+    path = build_dataset(DataConfig.preset('quick_shaft', SHAFT), tmp / 'shaft.h5', progress=False)
+    with open_dataset(path) as d:
+        n = len(d.fault_names)
+        for name, chans in (('all', None), ('yx', ('y', 'x'))):
+            m = create_model('compact', n_classes=n, in_channels=2 if chans else 4, channels=(8, 16), first_stride=16, seed=0)
+            fit(m, d.windows('train', channels=chans), epochs=1, batch_size=32, progress=False, seed=0, checkpoint_path=tmp / f'{name}.pt')
+        yield dict(path=path, ds=d, all=tmp / 'all.pt', yx=tmp / 'yx.pt')
+
+
+def test_dataset_explorer_channel_picker(shaft, ds):
+    d = shaft['ds']
+    dx = E.DatasetExplorer(d, 'test', dpi=50)
+    assert list(dx.channel.options) == d.channels and dx.channel.value == 'accel'
+    assert dx.channel in dx.widget.children[0].children[1].children
+    rec, _ = d['test'].record(dx.row)
+    sig = dx.signals
+    np.testing.assert_array_equal(sig, rec)
+    for i, (ch, unit) in enumerate(zip(d.channels, d.units)):
+        png = dx.png
+        dx.channel.value = ch
+        assert dx.signals is sig and dx.unit == unit and (dx.png != png or ch == 'accel')
+        np.testing.assert_array_equal(dx.x, rec[i])
+        np.testing.assert_allclose(dx.amp, E.amplitude_spectrum(rec[i], d.fs)[1])
+        assert dx._axw.get_ylabel() == f"{'acceleration' if ch == 'accel' else ch} ({unit.replace('^2', '$^2$')})"
+    r2 = int(dx.rows[-1])
+    dx.set(channel='y', record=r2)                        # one update: the new record's y channel
+    np.testing.assert_array_equal(dx.x, d['test'].record(r2)[0][1])
+    one = E.DatasetExplorer(ds, 'train', dpi=50)          # a single-channel file: no picker, the record as stored
+    assert list(one.channel.options) == ['signal'] and one.channel not in one.widget.children[0].children[1].children
+    assert one.x is one.signals and one.unit == ds.config.signal.units
+    with pytest.raises(ValueError, match="allowed: \\['signal'\\]"): E.DatasetExplorer(ds, 'train', channel='x')
+
+
+def test_explorers_close_a_file_they_opened_on_a_bad_split(shaft):
+    h5py = pytest.importorskip('h5py')
+    n = h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE)
+    with pytest.raises(ValueError, match="split: got 'nope'"): E.DatasetExplorer(shaft['path'], 'nope')
+    with pytest.raises(ValueError, match="split: got 'nope'"): E.ModelExplorer(shaft['all'], shaft['path'], 'nope')
+    assert h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE) == n
+
+
+def test_model_explorer_all_channels(shaft):
+    pytest.importorskip('captum')
+    from lstm_pfd import xai
+    from lstm_pfd.train import load_checkpoint
+    d, calls = shaft['ds'], []
+    def counting(m, x, method, target=None, **kw):
+        calls.append(np.shape(x))
+        return xai.explain(m, x, method, target=target, **kw)
+    mx = E.ModelExplorer(shaft['all'], d, 'test', method='ig', n_steps=4, explainer=counting, background_methods=(), dpi=50)
+    wpr, L = mx.wpr, mx.windows.window_len
+    assert mx.model_channels == d.channels and mx.channel.value == 'accel' and mx.channel in mx.widget.children[1].children[0].children
+    assert calls == [(wpr, 4, L)] and mx.inputs.shape == (4, L) == mx.channel_attribution.shape
+    model, _ = load_checkpoint(shaft['all'])
+    sp = xai.frequency_attribution(model, mx._record_windows(mx.row), d.fs, target=list(mx._targets(mx.row, 'predicted')), n_steps=4)
+    share = xai.channel_share(mx.channel_attribution)
+    assert mx.top_channel == d.channels[int(np.argmax(share))] and mx.channel_share[mx.top_channel] == share.max()
+    assert f"relied most on <b>{mx.top_channel}</b>" in mx.title.value
+    for k, ch in enumerate(d.channels):
+        png = mx.png
+        mx.channel.value = ch
+        assert mx.png != png or ch == 'accel'
+        np.testing.assert_array_equal(mx.x, mx.inputs[k])
+        np.testing.assert_array_equal(mx.attribution, mx.channel_attribution[k])
+        np.testing.assert_allclose(mx.spectral.values[0], sp.channel_values[mx.window_index, k], rtol=1e-4, atol=1e-6)
+        assert f'channel shown <b>{ch}</b>' in mx.title.value and mx._axt.get_ylabel() == ch
+    assert len(calls) == 1   # another channel shown: no new attribution
+    mx.window.value = wpr - 1
+    np.testing.assert_array_equal(mx.x, mx.inputs[3])
+    assert len(calls) == 1
+    mx.close()
+
+
+def test_model_explorer_feeds_the_stored_channels_in_order(shaft):
+    from lstm_pfd.train import evaluate, load_checkpoint
+    d = shaft['ds']
+    model, info = load_checkpoint(shaft['yx'])
+    assert info['channels'] == ['y', 'x']
+    mx = E.ModelExplorer(shaft['yx'], d, 'test', method='none', dpi=50)
+    yx = d.windows('test', channels=('y', 'x'), normalize=mx.windows.normalize)
+    assert mx.model_channels == ['y', 'x'] and mx.channel.value == 'y' and list(mx.channel.options) == d.channels
+    np.testing.assert_allclose(mx.record_probs, evaluate(model, yx).record_probs, rtol=1e-5, atol=1e-6)
+    j = mx.row * mx.wpr
+    np.testing.assert_array_equal(mx.inputs, yx.window(j))
+    mx.channel.value = 'keyphasor'                        # not read by the model: shown, the model's inputs unchanged
+    np.testing.assert_array_equal(mx.inputs, yx.window(j))
+    np.testing.assert_array_equal(mx.x, d.windows('test', normalize=mx.windows.normalize).window(j)[2])
+    assert mx.attribution is None and 'does not read keyphasor' in mx._note.get_text()
+    same = E.ModelExplorer(model, d, 'test', method='none', channels=['y', 'x'], dpi=50)   # a bare model, its channels named
+    np.testing.assert_array_equal(same.record_probs, mx.record_probs)
+    with pytest.raises(ValueError, match='name its input channels'): E.ModelExplorer(model, d, 'test', method='none')
+    with pytest.raises(ValueError, match="trained on \\['y', 'x'\\]"): E.ModelExplorer(shaft['yx'], d, 'test', channels=['x', 'y'])
+    rx = E.RobustnessExplorer(shaft['yx'], d, 'test', snr_db=None, dpi=50)   # the same channels, the same evaluation
+    assert rx.model_channels == ['y', 'x'] and rx.X.shape[1] == 4
+    assert rx.accuracy['record'] == pytest.approx(evaluate(model, yx).record_acc)
