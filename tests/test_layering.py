@@ -30,7 +30,7 @@ LAYERS = {
     'runs': 19,                                # the run catalogue (run folders, filters, saved searches): re-exported by experiments
     'service_limits': 19, 'service_schema': 19.5,  # the service's request limits (no lstm_pfd imports) and wire contract
     'experiments': 20, 'serve': 20,            # applications on top of the library
-    'search': 20.2,                            # the Optuna search backend: trials are experiment runs
+    'tune': 20.2,                              # hyperparameter tuning (Optuna): trials are experiment runs
     'explorer_base': 20.5,                     # the explorers' shared plumbing: spectra, figures, layout, the base class
     'signal_explorers': 20.7, 'model_explorers': 20.7, 'training_explorers': 20.7, 'orbit_explorer': 20.7,
     'explorers': 21, 'demo': 22,
