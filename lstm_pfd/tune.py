@@ -97,7 +97,7 @@ class PruneCallback(Callback):
                 ):
         self.trial, self.metric, self.pruned = trial, metric, False
 
-    def on_epoch_end(self, state):
+    def on_epoch_end(self, state): # the live `FitState`
         v = state.history[-1].get(self.metric) if state.history else None
         if v is None or not math.isfinite(v): return
         self.trial.report(float(v), state.epoch)
