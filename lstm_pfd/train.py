@@ -251,7 +251,7 @@ def _resume(resume_from, model, opt, state, meta, fit_args) -> tuple[dict, int]:
     if other: raise CheckpointMismatch(f"resume_from {resume_from}: the checkpoint belongs to another run ({'; '.join(other)}); "
                                        "resume only the run that wrote it, or remove the checkpoint to start afresh")
     _check_finite_weights(ts['model_state'], f"resume_from {resume_from}")
-    diff = {k: (ts['fit_args'].get(k), v) for k, v in fit_args.items() if ts['fit_args'].get(k) != v}
+    diff = {k: (ts['fit_args'].get(k), v) for k, v in fit_args.items() if k != 'config' and ts['fit_args'].get(k) != v}
     if diff: _log.warning("resuming with different settings %s: results will differ from an uninterrupted run", diff)
     model.load_state_dict(ts['model_state'])
     opt.load_state_dict(ts['optimizer_state'])
@@ -453,6 +453,7 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
     fit_args = dict(lr=c.lr, batch_size=c.batch_size, optimizer=c.optimizer, weight_decay=c.weight_decay, schedule=c.schedule, seed=c.seed,
                     monitor=monitor, augment=repr(augment), **({'label_smoothing': c.label_smoothing} if c.label_smoothing else {}),
                     **({'precision': c.precision} if c.precision != 'fp32' else {}), **({'lr_factors': dict(lr_factors)} if lr_factors else {}))   # new settings only when used: older checkpoints resume
+    fit_args['config'] = c.to_dict()   # the whole resolved config, kept in the checkpoint's training state (a record: not compared on resume)
     state, best_sd, start = FitState(model=model, epochs=epochs, monitor=monitor), None, 0
     if resume_from is not None: best_sd, start = _resume(resume_from, model, opt, state, meta, fit_args)
     t_start = time.perf_counter()
