@@ -20,7 +20,7 @@ from lstm_pfd.train import evaluate, fit
 
 def _run(name, precision, tr, va, te, a):
     res = fit(create_model(name, n_classes=len(tr.class_names), seed=0), tr, va, epochs=a.epochs, lr=3e-3, batch_size=32,
-              patience=None, seed=0, precision=precision, num_threads=a.threads, device=a.device, progress=False)
+              patience=None, seed=0, precision=precision, threads=a.threads, device=a.device, progress=False)
     wps = float(np.median([h['windows_per_s'] for h in res.history]))
     return wps, evaluate(res.model, te, device=a.device).record_acc, res.history[-1]['train_loss']
 

@@ -232,6 +232,7 @@ class BaseConfig:
         return obj
 
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ()  # execution settings that do not change the data
+    HASH_OMIT_DEFAULT: ClassVar[tuple[str, ...]] = ()  # fields added after hashes were published: left out of the hash while at their default
 
 # %% ../nbs/00c_configbase.ipynb #b2b1f7d2
 @patch
@@ -268,7 +269,12 @@ def from_json(cls: BaseConfig, text_or_path: str | Path):  # JSON text, or the p
 @patch
 def _hash_dict(self: BaseConfig) -> dict:
     return {f.name: (v._hash_dict() if isinstance(v, BaseConfig) else _plain(v))
-            for f in fields(self) if f.name not in self.HASH_EXCLUDE for v in [getattr(self, f.name)]}
+            for f in fields(self) if f.name not in self.HASH_EXCLUDE for v in [getattr(self, f.name)]
+            if not (f.name in self.HASH_OMIT_DEFAULT and _plain(v) == _plain(_default(f)))}
+
+def _default(f: dataclasses.Field):
+    "The default value of dataclass field `f`."
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 @patch
 def hash(self: BaseConfig) -> str:

@@ -10,15 +10,14 @@ import inspect
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from fastcore.basics import patch
-
-from .config import (BaseConfig, ConfigError, DataConfig, PRESETS, StrDict, TRACKS, _from_preset, _nonneg,
-                             _plain_deep, _pos, _prob, _range)
+from .config import BaseConfig, ConfigError, DataConfig, PRESETS, StrDict, TRACKS, _from_preset, _plain_deep
 from .speed import SPEED_SOURCES  # the speed rules, defined once with their estimators
+from .train_config import TrainConfig  # the training section, defined below `train` (which takes it as `fit(cfg=...)`)
 
+_all_ = ['TrainConfig']
 
 # %% auto #0
-__all__ = ['EXPERIMENT_PRESETS', 'ExperimentDataConfig', 'ModelSpec', 'TrainConfig', 'EvalConfig', 'ExperimentConfig']
+__all__ = ['EXPERIMENT_PRESETS', 'ExperimentDataConfig', 'ModelSpec', 'EvalConfig', 'ExperimentConfig', 'TrainConfig']
 
 # %% ../nbs/12a_experiment_config.ipynb #c4852b22
 @dataclass
@@ -51,11 +50,7 @@ class ExperimentDataConfig(BaseConfig):
                                or not all(isinstance(c, str) and c.strip() for c in ch)):
             yield 'channels', "None (all) or a list of distinct channel names, e.g. ('x', 'y')"
 
-    def _hash_dict(self) -> dict:
-        d = super()._hash_dict()
-        for k, default in (('speed_source', None), ('order_domain', False), ('channels', None)):
-            if d[k] == default: d.pop(k)    # at their defaults they change nothing: runs made before these fields keep their ids
-        return d
+    HASH_OMIT_DEFAULT: ClassVar[tuple[str, ...]] = ('speed_source', 'order_domain', 'channels')  # at their defaults they change nothing: runs made before these fields keep their ids
 
     def validate(self, _path: str = ''):
         super().validate(_path)
@@ -90,47 +85,6 @@ class ModelSpec(BaseConfig):
             if k not in params:
                 raise ConfigError(f"{_path}kwargs.{k}", v, f"a keyword of {self.name}: {params} (n_classes comes from the data)")
         return self
-
-# %% ../nbs/12a_experiment_config.ipynb #0bc310b0
-@dataclass
-class TrainConfig(BaseConfig):
-    "How to train: the arguments of `lstm_pfd.train.fit` plus augmentation, device, threads and seed."
-    epochs: int = 30  # maximum number of epochs
-    lr: float = 1e-3  # learning rate
-    batch_size: int = 64  # windows per batch
-    optimizer: str = 'adam'  # 'adam', 'adamw' or 'sgd'
-    weight_decay: float = 0.0  # weight decay of the optimizer
-    schedule: str | None = None  # None (constant lr) or 'cosine'
-    patience: int | None = 5  # epochs without improvement before stopping; None: never
-    augment_snr_db: tuple[float, float] | None = (0.0, 30.0)  # (min, max) SNR, dB, of the noise augmentation; None: no augmentation
-    augment_p: float = 0.5  # fraction of training windows that get noise
-    device: str = 'cpu'  # torch device, e.g. `'cpu'`
-    threads: int | None = 1  # torch threads; None: leave as set
-    seed: int = 0  # seed of the initialisation, batch order and augmentation
-
-    HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('device', 'threads')
-
-    def _check(self):
-        if not (isinstance(self.epochs, int) and self.epochs >= 1): yield 'epochs', 'an integer >= 1'
-        if not _pos(self.lr): yield 'lr', 'a learning rate > 0'
-        if not self.batch_size >= 1: yield 'batch_size', 'an integer >= 1'
-        if not isinstance(self.optimizer, str): yield 'optimizer', 'an optimizer name (`train.OPTIMIZERS`)'
-        if not _nonneg(self.weight_decay): yield 'weight_decay', 'a number >= 0'
-        if self.schedule not in (None, 'cosine'): yield 'schedule', "None or 'cosine'"
-        if self.patience is not None and self.patience < 1: yield 'patience', 'None or an integer >= 1'
-        if self.augment_snr_db is not None and not _range(self.augment_snr_db, strict=False): yield 'augment_snr_db', 'an ordered (min, max) SNR in dB, or None'
-        if not _prob(self.augment_p): yield 'augment_p', 'a probability in [0, 1]'
-        if not (self.device == 'cpu' or self.device.startswith(('cuda', 'mps'))): yield 'device', "'cpu', 'cuda[:N]' or 'mps'"
-        if self.threads is not None and self.threads < 1: yield 'threads', 'None or an integer >= 1'
-        if not 0 <= self.seed < 2**63: yield 'seed', 'an integer within [0, 2**63)'
-
-# %% ../nbs/12a_experiment_config.ipynb #8a73a563
-@patch
-def validate(self: TrainConfig, _path: str = ''):
-    super(TrainConfig, self).validate(_path)
-    from lstm_pfd.train import OPTIMIZERS   # imported when validated: importing this module needs no torch
-    if self.optimizer not in OPTIMIZERS: raise ConfigError(f"{_path}optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
-    return self
 
 # %% ../nbs/12a_experiment_config.ipynb #ec392cf7
 @dataclass

@@ -179,7 +179,7 @@ def _run_identity(cfg: ExperimentConfig) -> dict:
 # %% ../nbs/12_experiments.ipynb #6921699b
 def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None, callbacks=()):
     from lstm_pfd.models import create_model
-    from lstm_pfd.train import BASELINES, fit, NoiseAugment
+    from lstm_pfd.train import BASELINES, fit
     t = cfg.train
     if cfg.model.name in BASELINES: return _fit_baseline(cfg, tr, feature_cache), False
     kw = {'in_channels': int(tr[0][0].shape[0]), **cfg.model.kwargs}   # the data's channel count unless given
@@ -187,11 +187,8 @@ def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None, call
     ckpt = run_dir / 'checkpoint.pt'
     resume = ckpt if ckpt.exists() else None
     if resume is not None: log.info("%s: resuming from %s", run_dir.name, ckpt)
-    aug = NoiseAugment(snr_db=tuple(t.augment_snr_db), p=t.augment_p) if t.augment_snr_db is not None else None
-    return fit(model, tr, va, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, optimizer=t.optimizer,
-               weight_decay=t.weight_decay, schedule=t.schedule, patience=t.patience, seed=t.seed, augment=aug,
-               checkpoint_path=ckpt, resume_from=resume, progress=progress, device=t.device, callbacks=callbacks,
-               config_hash=config_hash, num_threads=t.threads, checkpoint_extra=_run_identity(cfg)), resume is not None
+    return fit(model, tr, va, t, checkpoint_path=ckpt, resume_from=resume, progress=progress, config_hash=config_hash,
+               checkpoint_extra=_run_identity(cfg), callbacks=callbacks), resume is not None   # `t` whole: its augmentation and threads included
 
 # %% ../nbs/12_experiments.ipynb #5be97d96
 def _evaluate(model, ds, cfg, normalize, feature_cache=None) -> dict:

@@ -25,12 +25,12 @@ from .models import ClassificationLoss, model_config
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'RECIPE', 'PRECISIONS', 'NoiseAugment', 'Callback', 'FitState', 'FitResult',
-           'recalibrate_batchnorm', 'fit', 'train_throughput', 'CHECKPOINT_FORMAT', 'ORBIT_ORDERS', 'FEATURE_SETS',
-           'BASELINES', 'ToneDataset', 'CheckpointMismatch', 'save_checkpoint', 'check_checkpoint', 'load_checkpoint',
-           'data_expectations', 'predict', 'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar',
-           'summarize_runs', 'classical_features', 'orbit_features', 'ClassicalBaseline', 'order_edges',
-           'order_spectrum', 'order_features', 'OrderSpectrumBaseline']
+__all__ = ['RECIPE', 'NoiseAugment', 'Callback', 'FitState', 'FitResult', 'recalibrate_batchnorm', 'fit', 'train_throughput',
+           'CHECKPOINT_FORMAT', 'ORBIT_ORDERS', 'FEATURE_SETS', 'BASELINES', 'ToneDataset', 'CheckpointMismatch',
+           'save_checkpoint', 'check_checkpoint', 'load_checkpoint', 'data_expectations', 'predict', 'Evaluation',
+           'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs', 'classical_features', 'orbit_features',
+           'ClassicalBaseline', 'order_edges', 'order_spectrum', 'order_features', 'OrderSpectrumBaseline',
+           'OPTIMIZERS', 'SCHEDULES', 'PRECISIONS', 'TrainConfig']
 
 # %% ../nbs/05_train.ipynb #trn0reexp1
 from .checkpoint import (CHECKPOINT_FORMAT, CheckpointMismatch, _channel_names, _check_finite_weights, _dataset_info,
@@ -41,12 +41,13 @@ from .evaluation import (Evaluation, ToneDataset, _check_batch, _check_dataset, 
                                  summarize_runs)
 from .baselines import (BASELINES, FEATURE_SETS, ORBIT_ORDERS, ClassicalBaseline, OrderSpectrumBaseline,
                                 classical_features, order_edges, order_features, order_spectrum, orbit_features)
+from .train_config import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig, resolve_train_config
 
 _all_ = ['CHECKPOINT_FORMAT', 'ORBIT_ORDERS', 'FEATURE_SETS', 'BASELINES', 'ToneDataset', 'CheckpointMismatch',
          'save_checkpoint', 'check_checkpoint', 'load_checkpoint', 'data_expectations', 'predict',
          'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs',
          'classical_features', 'orbit_features', 'ClassicalBaseline', 'order_edges', 'order_spectrum',
-         'order_features', 'OrderSpectrumBaseline']   # what `from lstm_pfd.train import *` gave before the split
+         'order_features', 'OrderSpectrumBaseline', 'OPTIMIZERS', 'SCHEDULES', 'PRECISIONS', 'TrainConfig']   # what `from lstm_pfd.train import *` gave before the split
 
 # %% ../nbs/05_train.ipynb #13bc72ac
 class NoiseAugment:
@@ -108,6 +109,7 @@ class FitResult:
     checkpoint_path: str | None = None  # where the checkpoint was written; None: nowhere
     warnings: list = field(default_factory=list)  # what went wrong quietly (best epoch 0, no better than the majority class), also logged
     final: dict = field(default_factory=dict)  # validation metrics of the returned model (after BatchNorm recalibration) and `majority_acc`
+    config: dict = field(default_factory=dict)  # the resolved `TrainConfig` the run trained with (`to_dict()`)
     def __repr__(self):
         return (f"FitResult(epochs={len(self.history)}, best_epoch={self.best_epoch}, {self.monitor}={self.best_score}, "
                 f"stopped_early={self.stopped_early}, train_seconds={self.train_seconds:.1f}"
@@ -120,18 +122,14 @@ def _call(callbacks, hook, state):
         if fn is None and hook == 'on_epoch_end' and callable(cb) and not isinstance(cb, Callback): fn = cb
         if fn is not None: fn(state)
 
-# %% ../nbs/05_train.ipynb #178f5f25
-_MONITORS = {'val_loss': 'min', 'val_acc': 'max', 'val_record_acc': 'max', 'train_loss': 'min'}
-
 # %% ../nbs/05_train.ipynb #138d73af
-OPTIMIZERS = ('adam', 'adamw', 'sgd')  # the optimizer names `fit` (and `experiments.TrainConfig`) accept; sgd with momentum 0.9
+_OPTIMIZER_CLASSES = {'adam': (torch.optim.Adam, {}), 'adamw': (torch.optim.AdamW, {}),
+                      'sgd': (torch.optim.SGD, {'momentum': 0.9})}   # each of `OPTIMIZERS`: its torch class and fixed arguments
 
 def _make_optimizer(name, params, lr, weight_decay):
-    name = name.lower()
-    if name == 'adam': return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == 'adamw': return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == 'sgd': return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    raise ValueError(f"optimizer: got {name!r}; allowed: {', '.join(map(repr, OPTIMIZERS))}")
+    if name not in _OPTIMIZER_CLASSES: raise ValueError(f"optimizer: got {name!r}; allowed: {', '.join(map(repr, OPTIMIZERS))}")
+    cls, kw = _OPTIMIZER_CLASSES[name]
+    return cls(params, lr=lr, weight_decay=weight_decay, **kw)
 
 # %% ../nbs/05_train.ipynb #6405ef2c
 def _param_groups(model: nn.Module, lr: float, lr_factors: Mapping[str, float] | None):
@@ -156,13 +154,9 @@ def _epoch_seeds(seed: int, epoch: int) -> list[int]:
 def _budget(epochs: int, max_steps: int | None, n: int, batch_size: int) -> int:
     "Epochs to run: `epochs`, or with `max_steps` the whole epochs of `ceil(n / batch_size)` steps that reach it."
     if max_steps is None: return epochs
-    if max_steps < 1: raise ValueError(f"max_steps: got {max_steps!r}; expected >= 1 or None")
-    if batch_size < 1: raise ValueError(f"batch_size: got {batch_size!r}; expected >= 1")
     return max(1, math.ceil(max_steps / math.ceil(n / batch_size)))
 
 # %% ../nbs/05_train.ipynb #rcp00005
-SCHEDULES = (None, 'cosine', 'onecycle')  # learning-rate schedules `fit` accepts
-
 def _onecycle(step: int, total: int, warmup: float = 0.1, start: float = 1 / 25) -> float:
     "Factor of the peak learning rate at `step` of `total`: linear warm-up from `start`, then cosine to 0."
     w = max(1, round(warmup * total))
@@ -174,8 +168,6 @@ RECIPE = dict(optimizer='adamw', lr=3e-3, weight_decay=1e-2, schedule='onecycle'
               patience=None)  # suggested `fit` settings for a new problem (opt-in: `fit(model, tr, va, **RECIPE)`)
 
 # %% ../nbs/05_train.ipynb #prc00002
-PRECISIONS = ('fp32', 'bf16')  # training precisions `fit` accepts
-
 def _autocast(precision: str, device) -> 'contextlib.AbstractContextManager':
     "The autocast context of `precision` on `device` (a no-op for 'fp32')."
     if precision not in PRECISIONS: raise ValueError(f"precision: got {precision!r}; allowed: {', '.join(map(repr, PRECISIONS))}")
@@ -183,17 +175,19 @@ def _autocast(precision: str, device) -> 'contextlib.AbstractContextManager':
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 # %% ../nbs/05_train.ipynb #fadb9e19
-def _fit_monitor(epochs, batch_size, schedule, monitor, val_data, precision='fp32', device='cpu', label_smoothing=0.0, loss=None) -> str:
-    "Validate the run settings; the monitored quantity (default `val_loss`, `train_loss` without validation data)."
-    if epochs < 1: raise ValueError(f"epochs: got {epochs!r}; expected >= 1")
-    if batch_size < 1: raise ValueError(f"batch_size: got {batch_size!r}; expected >= 1")
-    if schedule not in SCHEDULES: raise ValueError(f"schedule: got {schedule!r}; allowed: {', '.join(map(repr, SCHEDULES))}")
-    _autocast(precision, device)   # checks the name
-    if loss is not None and label_smoothing: raise ValueError("label_smoothing applies to the default loss only; pass it to your `loss`")
-    monitor = monitor or ('val_loss' if val_data is not None else 'train_loss')
-    if monitor not in _MONITORS: raise ValueError(f"monitor: got {monitor!r}; allowed: {', '.join(_MONITORS)}")
+def _fit_monitor(c: TrainConfig, val_data, loss) -> str:
+    "Check the settings against the loss and the validation data; the monitored quantity (default `val_loss`, `train_loss` without validation data)."
+    if isinstance(val_data, TrainConfig): raise TypeError("val_data: got a TrainConfig; pass it as `cfg` (the fourth argument)")
+    if loss is not None and c.label_smoothing: raise ValueError("label_smoothing applies to the default loss only; pass it to your `loss`")
+    monitor = c.monitor or ('val_loss' if val_data is not None else 'train_loss')
     if monitor.startswith('val') and val_data is None: raise ValueError(f"monitor={monitor!r} needs val_data")
     return monitor
+
+def _fit_augment(c: TrainConfig, augment: Callable | None) -> Callable | None:
+    "The batch transform: `augment`, or `NoiseAugment(c.augment_snr_db, c.augment_p)` when the config asks for noise."
+    if c.augment_snr_db is None: return augment
+    if augment is not None: raise ValueError(f"augment: got a callable and augment_snr_db={c.augment_snr_db}; set augment_snr_db=None to use the callable")
+    return NoiseAugment(tuple(c.augment_snr_db), p=c.augment_p)
 
 # %% ../nbs/05_train.ipynb #0c701139
 def _fit_meta(model, train_data, val_data, class_names, fs, config_hash) -> dict:
@@ -257,7 +251,7 @@ def _resume(resume_from, model, opt, state, meta, fit_args) -> tuple[dict, int]:
     if other: raise CheckpointMismatch(f"resume_from {resume_from}: the checkpoint belongs to another run ({'; '.join(other)}); "
                                        "resume only the run that wrote it, or remove the checkpoint to start afresh")
     _check_finite_weights(ts['model_state'], f"resume_from {resume_from}")
-    diff = {k: (ts['fit_args'].get(k), v) for k, v in fit_args.items() if ts['fit_args'].get(k) != v}
+    diff = {k: (ts['fit_args'].get(k), v) for k, v in fit_args.items() if k != 'config' and ts['fit_args'].get(k) != v}
     if diff: _log.warning("resuming with different settings %s: results will differ from an uninterrupted run", diff)
     model.load_state_dict(ts['model_state'])
     opt.load_state_dict(ts['optimizer_state'])
@@ -344,7 +338,7 @@ def _run_epoch(epoch, model, train_data, val_data, opt, loss_fn, state, callback
                        batch_size=batch_size, augment=augment, device=device, lr_at=lr_at, precision=precision)
     row['train_seconds_total'] = train_seconds + row['epoch_seconds']
     if val_data is not None: row.update(_validate(model, val_data, batch_size, device))
-    best_sd = _early_stopping(state, model, row[state.monitor], _MONITORS[state.monitor], min_delta) or best_sd
+    best_sd = _early_stopping(state, model, row[state.monitor], MONITORS[state.monitor], min_delta) or best_sd
     state.history.append(row)
     return row, best_sd
 
@@ -435,62 +429,48 @@ def _finish_fit(model, train_data, opt, state, best_sd, meta, fit_args, *, recal
 def fit(model: nn.Module,                         # a registry model (`create_model`)
         train_data: Dataset,                      # window dataset: items `(x [1, L] float32, label, record_id)`
         val_data: Dataset | None = None,          # validation windows for early stopping; None: monitor `train_loss`
+        cfg: TrainConfig | None = None,           # the hyperparameters; None: `TrainConfig.fit_defaults()` (no augmentation, threads as set)
         *,
-        epochs: int = 30,                         # maximum number of epochs
-        lr: float = 1e-3,                         # learning rate (peak, with `schedule`)
-        batch_size: int = 64,                     # windows per batch
-        optimizer: str = 'adam',                  # one of `OPTIMIZERS`: 'adam', 'adamw' or 'sgd' (momentum 0.9)
-        weight_decay: float = 0.0,                # weight decay of the optimizer
-        schedule: str | None = None,              # one of `SCHEDULES`: None (constant), 'cosine' (per epoch) or 'onecycle' (per step)
-        patience: int | None = 5,                 # stop after this many epochs without improvement; None: never
-        monitor: str | None = None,               # 'val_loss', 'val_acc', 'val_record_acc' or 'train_loss'; None: 'val_loss' with `val_data`, else 'train_loss'
-        min_delta: float = 0.0,                   # smallest change of the monitored metric that counts as an improvement
-        seed: int = 0,                            # seed of the batch order and augmentation (the run is reproducible)
         loss: Callable | None = None,             # `loss(logits, y, x)`; None: `ClassificationLoss(label_smoothing)`
-        augment: Callable | None = None,          # `augment(x, generator) -> x` applied to training batches; None: none
+        augment: Callable | None = None,          # `augment(x, generator) -> x` applied to training batches; None: the config's (none by default)
         callbacks: Sequence = (),                 # `Callback` objects called at fit, epoch and batch events
         checkpoint_path=None,                     # file the best weights and the resume state are written to after each epoch; None: none
         resume_from=None,                         # checkpoint of an interrupted run to continue exactly
         progress: bool = True,                    # show a progress bar
-        device: str = 'cpu',                      # torch device, e.g. `'cpu'`
         class_names: Sequence[str] | None = None, # class names in label order; None: the training data's
         fs: float | None = None,                  # sampling rate stored in the checkpoint; None: the training data's
         config_hash: str | None = None,           # data config hash stored in the checkpoint; None: the training data's
-        num_threads: int | None = None,           # torch threads during training (restored afterwards); None: leave as set
         checkpoint_extra: dict | None = None,     # identity of the run stored in the checkpoint; `resume_from` must hold the same
-        max_steps: int | None = None,             # budget in optimizer steps (whole epochs reaching it; overrides `epochs`); None: `epochs`
-        label_smoothing: float = 0.0,             # label smoothing of the default loss (only with `loss=None`)
-        precision: str = 'fp32',                  # one of `PRECISIONS`: 'fp32' or 'bf16' (autocast of the forward pass)
-        recalibrate: bool = True,                 # recompute BatchNorm statistics on `train_data` for the returned weights
-        deterministic: bool = True,               # deterministic torch algorithms during the run (warn-only where none exist)
         lr_factors: Mapping[str, float] | None = None, # learning-rate factor per parameter-name prefix (longest match; '' all); None: `lr` for all
+        **overrides,                              # `TrainConfig` fields replacing those of `cfg`: `epochs`, `lr`, `batch_size`, `patience`, `seed`, ...
        )->FitResult:
-    "Train `model` on `train_data`: the best weights by `monitor` are kept, training stops after `patience` epochs without improvement; a `checkpoint_path` makes the run resumable (`resume_from`)."
-    epochs = _budget(epochs, max_steps, len(train_data), batch_size)
-    monitor = _fit_monitor(epochs, batch_size, schedule, monitor, val_data, precision, device, label_smoothing, loss)
+    "Train `model` on `train_data` with the settings `cfg` and `overrides`: the best weights by `monitor` are kept, training stops after `patience` epochs without improvement; a `checkpoint_path` makes the run resumable (`resume_from`)."
+    c = resolve_train_config(cfg, **overrides)
+    epochs, monitor, augment = _budget(c.epochs, c.max_steps, len(train_data), c.batch_size), _fit_monitor(c, val_data, loss), _fit_augment(c, augment)
     meta = {**_fit_meta(model, train_data, val_data, class_names, fs, config_hash), 'extra': dict(checkpoint_extra or {})}
-    loss_fn = loss if loss is not None else ClassificationLoss(label_smoothing)
-    opt = _make_optimizer(optimizer, _param_groups(model.to(device), lr, lr_factors), lr, weight_decay)
-    fit_args = dict(lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, schedule=schedule, seed=seed,
-                    monitor=monitor, augment=repr(augment), **({'label_smoothing': label_smoothing} if label_smoothing else {}),
-                    **({'precision': precision} if precision != 'fp32' else {}), **({'lr_factors': dict(lr_factors)} if lr_factors else {}))   # new settings only when used: older checkpoints resume
+    loss_fn = loss if loss is not None else ClassificationLoss(c.label_smoothing)
+    opt = _make_optimizer(c.optimizer, _param_groups(model.to(c.device), c.lr, lr_factors), c.lr, c.weight_decay)
+    fit_args = dict(lr=c.lr, batch_size=c.batch_size, optimizer=c.optimizer, weight_decay=c.weight_decay, schedule=c.schedule, seed=c.seed,
+                    monitor=monitor, augment=repr(augment), **({'label_smoothing': c.label_smoothing} if c.label_smoothing else {}),
+                    **({'precision': c.precision} if c.precision != 'fp32' else {}), **({'lr_factors': dict(lr_factors)} if lr_factors else {}))   # new settings only when used: older checkpoints resume
+    fit_args['config'] = c.to_dict()   # the whole resolved config, kept in the checkpoint's training state (a record: not compared on resume)
     state, best_sd, start = FitState(model=model, epochs=epochs, monitor=monitor), None, 0
     if resume_from is not None: best_sd, start = _resume(resume_from, model, opt, state, meta, fit_args)
     t_start = time.perf_counter()
-    with _torch_threads(num_threads), _deterministic(deterministic):
+    with _torch_threads(c.threads), _deterministic(c.deterministic):
         _call(callbacks, 'on_fit_start', state)
-        best_sd = _fit_epochs(model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, start, patience=patience,
-                              progress=progress, checkpoint_path=checkpoint_path, meta=meta, fit_args=fit_args, lr=lr,
-                              schedule=schedule, seed=seed, batch_size=batch_size, augment=augment, device=device,
-                              min_delta=min_delta, precision=precision)
-        _finish_fit(model, train_data, opt, state, best_sd, meta, fit_args, recalibrate=recalibrate, batch_size=batch_size,
-                    device=device, checkpoint_path=checkpoint_path)
-        warns, final = _fit_warnings(model, state, val_data, batch_size, device)
-    stopped = patience is not None and state.bad_epochs >= patience and len(state.history) < epochs
+        best_sd = _fit_epochs(model, train_data, val_data, opt, loss_fn, state, callbacks, best_sd, start, patience=c.patience,
+                              progress=progress, checkpoint_path=checkpoint_path, meta=meta, fit_args=fit_args, lr=c.lr,
+                              schedule=c.schedule, seed=c.seed, batch_size=c.batch_size, augment=augment, device=c.device,
+                              min_delta=c.min_delta, precision=c.precision)
+        _finish_fit(model, train_data, opt, state, best_sd, meta, fit_args, recalibrate=c.recalibrate, batch_size=c.batch_size,
+                    device=c.device, checkpoint_path=checkpoint_path)
+        warns, final = _fit_warnings(model, state, val_data, c.batch_size, c.device)
+    stopped = c.patience is not None and state.bad_epochs >= c.patience and len(state.history) < epochs
     _call(callbacks, 'on_fit_end', state)
     _log.info("fit: %d epochs in %.1f s, best %s=%.4g at epoch %s", len(state.history), time.perf_counter() - t_start, monitor, state.best_score, state.best_epoch)
     return FitResult(model, state.history, state.best_epoch, state.best_score, monitor, stopped or state.stop,
-                     state.history[-1]['train_seconds_total'] if state.history else 0.0, checkpoint_path and str(checkpoint_path), warns, final)
+                     state.history[-1]['train_seconds_total'] if state.history else 0.0, checkpoint_path and str(checkpoint_path), warns, final, c.to_dict())
 
 # %% ../nbs/05_train.ipynb #e45b217f
 def train_throughput(model: nn.Module,               # the model to time (trained in place on random data: use a fresh one)

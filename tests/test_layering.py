@@ -15,6 +15,7 @@ LAYERS = {
     'utils': 0, 'plotting': 0,                 # no lstm_pfd imports
     'configbase': 0.5,                         # ConfigError, the YAML reader, BaseConfig: no lstm_pfd imports
     'config': 1,                               # the data protocol only
+    'train_config': 1,                         # TrainConfig and the names that check it: configbase only, no torch
     'physics': 2, 'rotor': 3, 'fleet': 4,
     'render': 4.3, 'noise': 4.6,               # the generator's rendering engine (plan, workspace, RecordState) and noise layers
     'signals': 5, 'orbits': 6, 'shaft': 6,
@@ -37,7 +38,7 @@ LAYERS = {
     'commands': 22.5,                          # the command registry, shared options, data and model commands
     'cli': 23,
 }
-ONLY = {'predict': {'utils'}}                  # modules whose lstm_pfd imports are restricted to a set
+ONLY = {'predict': {'utils'}, 'train_config': {'configbase'}}  # modules whose lstm_pfd imports are restricted to a set
 
 
 def _modules() -> dict[str, Path]:
@@ -85,6 +86,13 @@ def test_predict_loads_neither_torch_nor_h5py():
     code = "import sys, lstm_pfd.predict; print(sorted(m for m in ('torch', 'h5py', 'lstm_pfd.data') if m in sys.modules))"
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == '[]', f"import lstm_pfd.predict loaded {out}"
+
+
+def test_train_config_loads_no_torch():
+    "TrainConfig is read and checked without torch (experiment configs, the CLI's parsing)."
+    code = "import sys, lstm_pfd.train_config; print(sorted(m for m in ('torch', 'lstm_pfd.train') if m in sys.modules))"
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == '[]', f"import lstm_pfd.train_config loaded {out}"
 
 
 def test_contributing_module_map_lists_every_notebook():

@@ -355,3 +355,36 @@ def test_a_callback_that_shows_progress_replaces_the_bar(data, capsys):
         fit(create_model('compact', n_classes=4, seed=0), train, val, epochs=1, batch_size=64, seed=0, progress=True, callbacks=cbs)
         err = capsys.readouterr().err
         assert ('epochs' in err) == shown, err[-300:]
+
+
+# ----------------------------------------------------------------------------------- fit's config and overrides
+def test_fit_without_a_config_keeps_its_old_defaults():
+    # regression pin: the keyword defaults of `fit` before it took a TrainConfig, copied from its old signature
+    from lstm_pfd.train_config import resolve_train_config
+    old = dict(epochs=30, lr=1e-3, batch_size=64, optimizer='adam', weight_decay=0.0, schedule=None, patience=5, monitor=None,
+               min_delta=0.0, seed=0, device='cpu', threads=None, max_steps=None, label_smoothing=0.0, precision='fp32',
+               recalibrate=True, deterministic=True, augment_snr_db=None)
+    got = resolve_train_config().to_dict()
+    assert {k: got[k] for k in old} == old
+
+
+def test_a_config_brings_its_augmentation_and_threads(tmp_path):
+    from lstm_pfd.checkpoint import _read_checkpoint
+    from lstm_pfd.train import TrainConfig
+    seen = []
+    class Threads(Callback):
+        def on_fit_start(self, state): seen.append(torch.get_num_threads())
+    tr, before = ToneDataset(n_classes=2, records_per_class=2, seed=0), torch.get_num_threads()
+    cfg = TrainConfig(epochs=1, batch_size=8, threads=before + 1)
+    res = fit(create_model('compact', n_classes=2, seed=0), tr, None, cfg, callbacks=[Threads()], progress=False,
+              checkpoint_path=tmp_path / 'c.pt')
+    assert seen == [before + 1] and torch.get_num_threads() == before   # the config's threads, restored afterwards
+    args = _read_checkpoint(tmp_path / 'c.pt')['train_state']['fit_args']
+    assert args['augment'] == repr(NoiseAugment((0.0, 30.0), p=0.5))   # TrainConfig's default augmentation
+    assert args['config'] == res.config == cfg.to_dict()
+    with pytest.raises(ValueError, match='augment_snr_db=None'):
+        fit(create_model('compact', n_classes=2), tr, None, cfg, augment=NoiseAugment(), progress=False)
+    with pytest.raises(TypeError, match="did you mean 'threads'"):
+        fit(create_model('compact', n_classes=2), tr, num_threads=1, progress=False)
+    with pytest.raises(ValueError, match='schedule: got'):
+        fit(create_model('compact', n_classes=2), tr, None, cfg, schedule='linear', progress=False)

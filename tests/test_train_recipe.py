@@ -35,7 +35,7 @@ def rig():
 def test_small_rig_learns_and_generalises_to_new_loads(rig):
     tr, va, te = rig
     assert len(tr) == 24 and set(physics.class_names()[:2]) == set(NAMES)
-    res = fit(create_model('compact', n_classes=2, seed=0), tr, va, epochs=30, batch_size=4, patience=5, progress=False, num_threads=1)
+    res = fit(create_model('compact', n_classes=2, seed=0), tr, va, epochs=30, batch_size=4, patience=5, progress=False, threads=1)
     ev = evaluate(res.model, te)
     assert ev.record_acc >= 0.9, (res, res.history, ev)
     assert res.warnings == [] and res.final['majority_acc'] == 0.5 and res.final['val_acc'] > 0.5
@@ -47,7 +47,7 @@ def test_small_rig_in_few_steps_learns_or_warns(rig, recalibrate, caplog):
     tr, va, te = rig
     with caplog.at_level(logging.WARNING, logger='lstm_pfd.train'):
         res = fit(create_model('compact', n_classes=2, seed=0), tr, va, epochs=6, batch_size=8, lr=3e-3, patience=None,
-                  progress=False, num_threads=1, recalibrate=recalibrate)
+                  progress=False, threads=1, recalibrate=recalibrate)
     ev = evaluate(res.model, te)
     assert res.history[-1]['train_acc'] == 1.0
     assert ev.record_acc >= 0.9 or (res.warnings and any(r.levelno == logging.WARNING for r in caplog.records))
@@ -63,7 +63,7 @@ def test_uninformative_labels_warn_loudly(rig, caplog):
     noise_va = WindowDataset(va.signals, [1, 1], va.record_record_ids, window_len=5120, fs=va.fs, class_names=NAMES)
     with caplog.at_level(logging.WARNING, logger='lstm_pfd.train'):
         res = fit(create_model('compact', n_classes=2, seed=0), noise_tr, noise_va, epochs=6, batch_size=4, patience=2,
-                  progress=False, num_threads=1)
+                  progress=False, threads=1)
     # every validation window is class 1: the majority answer scores 1.0, which no model can beat
     assert res.final['majority_acc'] == 1.0
     assert any('majority class' in w for w in res.warnings), res.warnings
@@ -98,7 +98,7 @@ def test_recalibration_uses_the_training_data_and_is_saved(rig, tmp_path):
 @pytest.mark.parametrize('name', ['compact', 'cnn_lstm'])
 def test_same_seed_same_weights(name):
     tr = ToneDataset(records_per_class=4, seed=0)
-    runs = [fit(create_model(name, n_classes=4, seed=0), tr, epochs=1, batch_size=8, seed=3, progress=False, num_threads=1).model
+    runs = [fit(create_model(name, n_classes=4, seed=0), tr, epochs=1, batch_size=8, seed=3, progress=False, threads=1).model
             for _ in range(2)]
     a, b = (r.state_dict() for r in runs)
     assert list(a) == list(b)
