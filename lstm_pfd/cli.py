@@ -364,3 +364,7 @@ def cmd_runs(args,  # the parsed options of `lstm-pfd runs`
     print(runs_table(args.root, tags=args.tag, where=args.where, status=args.status, search=args.search,
                      columns=_csv_list(args.columns) or _RUN_COLUMNS.split(',')))
     return 0
+
+# %% ../nbs/09_cli.ipynb #mod00002
+#| eval: false
+if __name__ == '__main__': raise SystemExit(main())   # python -m lstm_pfd.cli
