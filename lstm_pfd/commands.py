@@ -444,7 +444,7 @@ def _eval_rule(args, info: dict) -> tuple[dict, str | None]:
     od = (spr or False) if args.order_domain is None else (spr or True) if args.order_domain else False
     if source == src and bool(od) == bool(spr): return dict(speed_source=source, order_domain=od), None
     return (dict(speed_source=source, order_domain=od),
-            f"the checkpoint was trained with {_rule_words(src, spr)}; scoring with {_rule_words(source, od)}: not the setting it was trained for")
+            f"the checkpoint was trained with {_rule_words(src, spr)}; these windows have {_rule_words(source, od)}: not the setting it was trained for")
 
 # %% ../nbs/09a_commands.ipynb #evl00hs10
 @subcommand('evaluate', 'accuracy of a checkpoint on a dataset split (or a fleet track) under every SNR condition', _evaluate_args)
