@@ -5,8 +5,8 @@ enter this repository) are read with `lstm_pfd.datasets.cwru_recordings` (4 clas
 race at 6 o'clock; or 10: normal and each fault at 0.007, 0.014 and 0.021 inch) and imported with
 `lstm_pfd.data.import_recordings` under the library's defaults: the `IMPORT_PRESET` protocol (2-s records, 0.5-s
 windows) and its rate rule (every recording brought to the lowest native rate, at most 10,240 Hz, with an anti-alias
-filter). The load (0, 1, 2, 3 hp) is the group. Cross-validation is the code `lstm-pfd cv` runs (`commands._cv_data`,
-`data.group_folds`, `commands._cv_fold`, `commands._cv_summary`): one fold per load held out; the model is trained on the other
+filter). The load (0, 1, 2, 3 hp) is the group. Cross-validation is the code `lstm-pfd cv` runs (`recordings.grouped_windows`,
+`data.group_folds`, `train.cv_fold`, `evaluation.cv_summary`): one fold per load held out; the model is trained on the other
 three loads (20 % of each class's training records held out for early stopping) and scored on the held-out load;
 `classical` is `train.ClassicalBaseline` (features + random forest) trained on all records of the other three loads.
 
@@ -42,12 +42,12 @@ import torch
 
 from lstm_pfd import __version__
 from lstm_pfd.cli import build_parser
-from lstm_pfd.commands import _cv_data, _cv_fold, _cv_summary
 from lstm_pfd.config import IMPORT_PRESET, DataConfig
 from lstm_pfd.data import group_folds, import_recordings, open_dataset, subset_records
+from lstm_pfd.evaluation import cv_summary, wilson_interval
+from lstm_pfd.recordings import grouped_windows
 from lstm_pfd.datasets import CWRU_FILES, cwru_recordings
-from lstm_pfd.demo import wilson_interval
-from lstm_pfd.train import ClassicalBaseline
+from lstm_pfd.train import ClassicalBaseline, cv_fold
 
 FAST = ('classical', 'compact')   # run first, on every class setting
 
@@ -81,8 +81,10 @@ def cv_args(path, model: str, epochs: int, seed: int):
 
 
 def run_fold(model: str, args, data, groups, tr, te) -> dict:
-    "One fold of `lstm-pfd cv`: the model's row of `commands._cv_fold`, or the classical baseline (its `--baseline` column)."
-    if model != 'classical': return _cv_fold(args, data, groups, tr, te)
+    "One fold of `lstm-pfd cv`: the model's row of `train.cv_fold` (options from the cv parser), or the classical baseline (its `--baseline` column)."
+    if model != 'classical':
+        return cv_fold(data, groups, tr, te, model=args.model, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                       patience=args.patience, seed=args.seed, val_fraction=args.val_fraction)
     tr_all, test = subset_records(data, np.isin(groups, tr)), subset_records(data, np.isin(groups, te))
     acc = ClassicalBaseline(seed=args.seed).fit(tr_all).evaluate(test).record_acc
     return {'held_out': list(te), 'records': int(len(test.record_labels)), 'classical': acc}
@@ -99,7 +101,7 @@ def summarise(entry: dict) -> dict:
     "Mean over folds (of the mean over seeds), Wilson interval on the pooled records, t interval over seeds."
     folds = [f for f in entry['folds'] if len(f['acc']) == len(entry['seeds'])]
     if len(folds) < len(entry['fold_order']): return {}
-    per_seed = [_cv_summary([{'records': f['records'], 'acc': f['acc'][s]} for f in folds], ['acc'])['acc']
+    per_seed = [cv_summary([{'records': f['records'], 'acc': f['acc'][s]} for f in folds], ['acc'])['acc']
                 for s in range(len(entry['seeds']))]
     n = sum(f['records'] for f in folds)
     k = sum(np.mean(f['acc']) * f['records'] for f in folds)
@@ -167,7 +169,7 @@ def main(argv=None):
         data = {}
         for c in a.classes:
             info = import_cwru(a.cwru, c, Path(work) / f'cwru{c}.h5')
-            d, g = _cv_data(Path(work) / f'cwru{c}.h5')
+            d, g = grouped_windows(Path(work) / f'cwru{c}.h5')
             order = sorted(set(g.tolist()))
             data[c] = (d, g, group_folds(order))
             recs = {l: int((g == l).sum()) for l in order}

@@ -3,6 +3,10 @@
 Run (CPU, 2 processes of 1 thread each; resumable: finished runs are skipped):
     OMP_NUM_THREADS=1 python benchmarks/bench_fleet.py --data fleet.h5 --root nbs/tutorials/fleet_runs \
         --models compact classical order_spectrum --seeds 0 1 2 3 4 --workers 2 --stop-at 04:45
+The speed every method knows (`lstm_pfd.speed`): --speed-source {oracle,tach,estimated,none} (default: none applied,
+the stored speed, an oracle) and --order-domain (the networks read order-domain windows at that speed; the feature
+baselines read time-domain windows and the same speeds), both in each run's `data` config (`data.speed_source`,
+`data.order_domain`), so they are part of its run id.
 Tables and figures of the finished runs only (no training):
     python benchmarks/bench_fleet.py --root nbs/tutorials/fleet_runs --summary --figures nbs/images
 
@@ -35,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_pfd.config import SPLITS, TRACKS   # the track and split names, one place
+from lstm_pfd.speed import SPEED_SOURCES     # the speed rules, one place
 from lstm_pfd.utils import atomic_write
 
 log = logging.getLogger('bench_fleet')
@@ -61,13 +66,19 @@ def conditions(ds, track: str = 'iid', model: str | None = None, shift_snr=SHIFT
     return ['clean'] + [f'snr{v:g}' for v in levels]
 
 
-def experiment(ds, track: str, model: str, seed: int, train: dict):
-    "The `ExperimentConfig` of one (track, model, seed) on the dataset file `ds`."
+def speed_rule(model: str, speed_source: str | None = None, order_domain: bool = False) -> dict:
+    "The `data` keys of the speed rule of one model's runs: order-domain windows for the networks only (None/False: left out)."
+    rule = {'speed_source': speed_source, 'order_domain': order_domain and model not in FEATURE_MODELS}
+    return {k: v for k, v in rule.items() if v not in (None, False)}   # at their defaults: the run ids of runs made before
+
+
+def experiment(ds, track: str, model: str, seed: int, train: dict, speed: dict | None = None):
+    "The `ExperimentConfig` of one (track, model, seed) on the dataset file `ds`; `speed`: `speed_source`/`order_domain` (see `speed_rule`)."
     from lstm_pfd.experiments import ExperimentConfig
     is_net = model not in FEATURE_MODELS
     return ExperimentConfig.from_dict({
         'name': 'fleet', 'tags': ['fleet', track],
-        'data': {'path': str(Path(ds.path).resolve()), 'track': track},
+        'data': {'path': str(Path(ds.path).resolve()), 'track': track, **speed_rule(model, **(speed or {}))},
         'model': {'name': model, 'kwargs': {} if is_net else {'n_estimators': FOREST_TREES}},
         'train': {**train, 'seed': seed} if is_net else {'seed': seed, 'threads': 1, 'device': 'cpu'},
         'eval': {'conditions': conditions(ds, track, model), 'levels': ['window', 'record'], 'xai_methods': []}})
@@ -135,13 +146,13 @@ class FeatureCache:
 
 
 # ---------------------------------------------------------------- one run
-def run_one(data: str, root: str, scratch: str, track: str, model: str, seed: int, train: dict) -> str:
+def run_one(data: str, root: str, scratch: str, track: str, model: str, seed: int, train: dict, speed: dict | None = None) -> str:
     "Train and evaluate one (track, model, seed) with `run_experiment`; returns a line about it (skipped when done)."
     import torch
     from lstm_pfd.data import open_dataset
     from lstm_pfd.experiments import run_experiment, run_id, run_status
     torch.set_num_threads(1)
-    with open_dataset(data) as ds: cfg, cache = experiment(ds, track, model, seed, train), FeatureCache(scratch, dataset_id(ds))
+    with open_dataset(data) as ds: cfg, cache = experiment(ds, track, model, seed, train, speed), FeatureCache(scratch, dataset_id(ds))
     d = Path(root) / run_id(cfg)
     if run_status(d) == 'done': return f'{d.name}: done before, skipped'
     t0 = time.perf_counter()
@@ -169,14 +180,14 @@ def _deadline(stop_at: str | None):
     return now.replace(hour=h, minute=m, second=0, microsecond=0)
 
 
-def sweep(data, root, scratch, tracks, models, seeds, *, workers=2, stop_at=None, train=None, reverse=False):
+def sweep(data, root, scratch, tracks, models, seeds, *, workers=2, stop_at=None, train=None, reverse=False, speed=None):
     "Run every planned run not done yet on `workers` processes; no new run starts after `stop_at` (HH:MM UTC)."
     from lstm_pfd.data import open_dataset
     train, end = {**TRAIN, **(train or {})}, _deadline(stop_at)
     from lstm_pfd.experiments import run_id, run_status
     with open_dataset(data) as ds:
         todo = [(t, m, s) for t, m, s in plan(tracks, models, seeds)
-                if run_status(Path(root) / run_id(experiment(ds, t, m, s, train))) != 'done']
+                if run_status(Path(root) / run_id(experiment(ds, t, m, s, train, speed))) != 'done']
         if reverse: todo = todo[::-1]
     print(f"{len(plan(tracks, models, seeds))} runs planned, {len(todo)} to run on {workers} processes", flush=True)
     ctx, pending = mp.get_context('spawn'), []
@@ -187,7 +198,7 @@ def sweep(data, root, scratch, tracks, models, seeds, *, workers=2, stop_at=None
             while len(pending) >= workers: time.sleep(1); flush()
             if end and datetime.datetime.now(datetime.timezone.utc) >= end:
                 print(f"stop-at {stop_at} UTC reached: no new runs launched", flush=True); break
-            pending.append(pool.apply_async(_task, ((str(data), str(root), str(scratch), t, m, s, train),)))
+            pending.append(pool.apply_async(_task, ((str(data), str(root), str(scratch), t, m, s, train, speed),)))
         while pending: time.sleep(1); flush()
 
 
@@ -266,6 +277,8 @@ def main(argv=None):
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--epochs', type=int, default=TRAIN['epochs'])
     p.add_argument('--patience', type=int, default=TRAIN['patience'])
+    p.add_argument('--speed-source', choices=SPEED_SOURCES, help='the speed rule every method gets (default: none applied, an oracle)')
+    p.add_argument('--order-domain', action='store_true', help="the networks read order-domain windows at the rule's speed")
     p.add_argument('--stop-at', help='HH:MM (UTC): launch no new run after this time')
     p.add_argument('--reverse', action='store_true', help='run the plan from its end (a second sweep sharing the work)')
     p.add_argument('--summary', action='store_true', help='only print the tables of the finished runs under --root')
@@ -274,8 +287,10 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format='%(asctime)s %(name)s %(levelname)s %(message)s')
     if not a.summary:
         if not a.data: p.error('--data is required to run the benchmark')
+        if a.order_domain and a.speed_source in (None, 'none'): p.error("--order-domain needs a --speed-source with a speed (oracle, tach or estimated)")
         sweep(a.data, a.root, a.scratch, a.tracks, a.models, a.seeds, workers=a.workers, stop_at=a.stop_at,
-              train={'epochs': a.epochs, 'patience': a.patience}, reverse=a.reverse)
+              train={'epochs': a.epochs, 'patience': a.patience}, reverse=a.reverse,
+              speed={'speed_source': a.speed_source, 'order_domain': a.order_domain})
     print_summary(a.root, a.figures)
 
 

@@ -108,7 +108,7 @@ def sweep(path, root, scratch, tracks, models, seeds, stop_at=None, first_seeds=
 
 def collect(path, root, tracks, models, seeds) -> dict:
     "Per track and method: accuracy (pooled over seeds, Wilson 95 % CI over record decisions), macro-F1, confusion summed over seeds."
-    from lstm_pfd.demo import wilson_interval
+    from lstm_pfd.evaluation import wilson_interval
     from lstm_pfd.experiments import run_id, run_status
     rows, names = [], None
     for t in tracks:

@@ -69,6 +69,8 @@ def save_checkpoint(path,                                     # file to write (r
                     normalize: str | None = None,             # window normalisation of the training data (None, 'zscore', 'rms')
                     channels: Sequence[str] | None = None,    # names of the model's input channels, in order (None: unnamed)
                     units: Sequence[str] | None = None,       # unit of each channel (None: not recorded)
+                    speed_source: str | None = None,          # the speed rule of the training windows (`speed.SPEED_SOURCES`; None: none)
+                    samples_per_rev: int | None = None,       # samples per shaft turn of order-domain training windows (None: time domain)
                     state_dict: Mapping | None = None,        # weights to store instead of the model's current ones (e.g. the best epoch)
                     train_state: dict | None = None,          # optimizer and loop state, to resume training
                     extra: dict | None = None,                # more JSON-like metadata
@@ -85,7 +87,8 @@ def save_checkpoint(path,                                     # file to write (r
             'class_names': [str(c) for c in names], 'n_classes': int(n), 'normalize': normalize,
             'window_len': None if window_len is None else int(window_len), 'fs': None if fs is None else float(fs),
             'config_hash': None if config_hash is None else str(config_hash), 'extra': dict(extra or {}),
-            'channels': channels, 'units': units,
+            'channels': channels, 'units': units, 'speed_source': None if speed_source is None else str(speed_source),
+            'samples_per_rev': None if samples_per_rev is None else int(samples_per_rev),
             'train_state': train_state, 'lstm_pfd_version': str(__version__)}
     with atomic_write(path, overwrite=True) as tmp: torch.save(ckpt, tmp)   # a missing folder is an error, never created
     return path
@@ -160,8 +163,9 @@ def load_checkpoint(path,               # checkpoint file written by `save_check
 
 # %% ../nbs/04a_checkpoint.ipynb #b7a7d389
 def _dataset_info(ds) -> dict:
-    "Metadata a dataset may carry (fs, window_len, class_names, config_hash, normalize, channel names and units)."
-    out = {k: getattr(ds, k, None) for k in ('fs', 'window_len', 'class_names', 'config_hash', 'normalize', 'channels', 'units')}
+    "Metadata a dataset may carry (fs, window_len, class_names, config_hash, normalize, channel names and units, speed rule)."
+    out = {k: getattr(ds, k, None) for k in ('fs', 'window_len', 'class_names', 'config_hash', 'normalize', 'channels', 'units',
+                                             'speed_source', 'samples_per_rev')}
     if out['class_names'] is None: out['class_names'] = getattr(ds, 'fault_names', None)
     return out
 

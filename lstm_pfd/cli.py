@@ -17,7 +17,8 @@ from .utils import strict_json
 from .commands import (COMMANDS, DEFAULT_PRESET, subcommand, cmd_config, cmd_cv, cmd_evaluate, cmd_generate, cmd_import,
                                cmd_train,   # the registry and the data and model commands, re-exported here
                                _Lazy, _add_config_args, _add_progress, _add_threads, _check_out, _csv_list, _int_or_name,
-                               _load_config, _precisions, _thread_count, _torch_threads, _xai_methods)
+                               _load_config, _precisions, _thread_count, _torch_threads, _xai_methods,
+                               _add_speed_args, _eval_rule)
 
 _all_ = ['DEFAULT_PRESET', 'COMMANDS', 'subcommand', 'cmd_config', 'cmd_generate', 'cmd_import', 'cmd_train',
          'cmd_evaluate', 'cmd_cv']   # what `from lstm_pfd.cli import *` gave before the split
@@ -92,6 +93,7 @@ def _finetune_args(p):
     p.add_argument('--seed', type=int, default=0, help='seed of the record draw, the new head and the batch order (default: 0)')
     p.add_argument('--out', default='finetuned.pt', help='checkpoint to write (default: finetuned.pt)')
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
+    _add_speed_args(p, from_checkpoint=True)
     _add_threads(p); _add_progress(p)
 
 # %% ../nbs/09_cli.ipynb #c49cd4a1
@@ -126,7 +128,9 @@ def cmd_finetune(args,  # the parsed options of `lstm-pfd finetune`
         probe = ds.windows(args.split)
         exp = data_expectations(probe)
         model, info = load_checkpoint(args.checkpoint, window_len=exp['window_len'], fs=exp['fs'])
-        tr = _per_class(ds.windows(args.split, normalize=info.get('normalize')), args.per_class, args.seed, f"{args.split} of {ds.path.name}")
+        rule, warn = _eval_rule(args, info)      # the checkpoint's speed rule unless told otherwise
+        if warn: print(f"lstm-pfd finetune: warning: {warn}", file=sys.stderr)
+        tr = _per_class(ds.windows(args.split, normalize=info.get('normalize'), **rule), args.per_class, args.seed, f"{args.split} of {ds.path.name}")
         old, names = list(info.get('class_names') or []), list(tr.class_names)
         if old != names: print(f"new head: {len(names)} classes ({', '.join(names[:12])}) in place of the checkpoint's {len(old)}")
         res = finetune(model, tr, strategy=args.strategy, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, new_head=old != names,
@@ -134,7 +138,7 @@ def cmd_finetune(args,  # the parsed options of `lstm-pfd finetune`
                        **({} if args.body_lr_factor is None else {'body_lr_factor': args.body_lr_factor}))
         print(f"{res}\nfine-tuned on {len(tr.record_labels)} records ({len(tr)} windows) of {args.split}")
         if 'test' in ds.splits and len(ds['test']) and args.split != 'test':
-            print(f"test: {evaluate(res.model, ds.windows('test', normalize=info.get('normalize')))}")
+            print(f"test: {evaluate(res.model, ds.windows('test', normalize=info.get('normalize'), **rule))}")
     print(f"wrote {args.out}")
     return 0
 
@@ -364,3 +368,6 @@ def cmd_runs(args,  # the parsed options of `lstm-pfd runs`
     print(runs_table(args.root, tags=args.tag, where=args.where, status=args.status, search=args.search,
                      columns=_csv_list(args.columns) or _RUN_COLUMNS.split(',')))
     return 0
+
+# %% ../nbs/09_cli.ipynb #mod00002
+if __name__ == '__main__' and __package__: raise SystemExit(main())   # python -m lstm_pfd.cli

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from .config import IMPORT_PRESET, PRESETS, SPLITS, DataConfig, parse_sets
@@ -50,6 +51,9 @@ def _models():
 def _xai_methods():
     from lstm_pfd.xai import METHODS
     return METHODS
+def _speed_sources():
+    from lstm_pfd.speed import SPEED_SOURCES
+    return SPEED_SOURCES
 def _precisions():
     from lstm_pfd.export import PRECISIONS
     return [p for p in PRECISIONS if p != 'fp32']
@@ -69,6 +73,29 @@ def _add_threads(p, what: str = 'PyTorch'):
 
 # %% ../nbs/09a_commands.ipynb #opt000s20
 def _add_progress(p): p.add_argument('--no-progress', action='store_true', help='no progress bars')
+
+# %% ../nbs/09a_commands.ipynb #spd0c002
+def _add_speed_args(p, from_checkpoint: bool = False):
+    "`--speed-source RULE` (`speed.SPEED_SOURCES`) and `--order-domain`; `from_checkpoint`: both default to the checkpoint's rule."
+    rules = _Lazy(_speed_sources)
+    if from_checkpoint:
+        p.add_argument('--speed-source', choices=rules, metavar='RULE',
+                       help="the speed rule of the windows, one of: %(choices)s (default: the checkpoint's; another rule is warned about)")
+        p.add_argument('--order-domain', action='store_const', const=True, default=None,
+                       help="order-domain windows at the rule's speed (default: as the checkpoint was trained)")
+        p.add_argument('--no-order-domain', dest='order_domain', action='store_const', const=False, help='time-domain windows')
+        return
+    p.add_argument('--speed-source', choices=rules, metavar='RULE',
+                   help="the speed every method knows each record at, one of: %(choices)s (default: no rule: the feature "
+                        "baseline reads the stored speed, an oracle); recorded in the checkpoint")
+    p.add_argument('--order-domain', action='store_true',
+                   help="order-domain windows, resampled per shaft turn at the rule's speed (needs a --speed-source other than none)")
+
+def _rule_words(source: str | None, order_domain) -> str:
+    "A speed rule in words, e.g. `speed rule 'tach', order domain (256 samples per turn)`."
+    if source is None: return 'no speed rule'
+    od = '' if not order_domain else ', order domain' + ('' if order_domain is True else f' ({order_domain} samples per turn)')
+    return f"speed rule {source!r}{od}"
 
 # %% ../nbs/09a_commands.ipynb #opt000s11
 def _load_config(args) -> DataConfig:
@@ -327,6 +354,7 @@ def _train_args(p):
                    help='noise augmentation at a random SNR in [LO, HI] dB')
     p.add_argument('--val-fraction', type=float, default=0.2, metavar='F',
                    help="share of each class's training records held out for validation when the file has none (default: 0.2)")
+    _add_speed_args(p)
     p.add_argument('--out', default='model.pt', help='checkpoint to write (default: model.pt)')
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
     _add_threads(p); _add_progress(p)
@@ -359,21 +387,22 @@ def cmd_train(args,  # the parsed options of `lstm-pfd train`
     _check_out(args.out, args.force)
     if args.track and not args.dataset: raise ValueError("--track needs a dataset file (tracks live in fleet files)")
     _torch_threads(args)
+    rule = dict(speed_source=args.speed_source, order_domain=args.order_domain)
     ds = open_dataset(args.dataset) if args.dataset else None
     try:
         if ds is not None:
             _check_track(ds, args.track)
-            tr, va = ds.windows('train', track=args.track), ds.windows('val', track=args.track)
+            tr, va = ds.windows('train', track=args.track, **rule), ds.windows('val', track=args.track, **rule)
             if len(va) == 0: tr, va = _holdout(tr, args, ds.path.name)
         else:
             cfg = _load_config(args)
-            tr, va = (OnTheFlyDataset(cfg, s, progress=not args.no_progress) for s in ('train', 'val'))
+            tr, va = (OnTheFlyDataset(cfg, s, progress=not args.no_progress, **rule) for s in ('train', 'val'))
         model = create_model(args.model, n_classes=len(tr.class_names), seed=args.seed)
         aug = NoiseAugment(snr_db=tuple(args.augment_snr), p=0.5) if args.augment_snr else None
         res = fit(model, tr, va, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
                   seed=args.seed, augment=aug, checkpoint_path=args.out, progress=not args.no_progress,
                   precision=args.precision)
-        print(f"{res}\nvalidation: {evaluate(res.model, va)}\nwrote {args.out}")
+        print(f"{res}\nvalidation: {evaluate(res.model, va)}\nwrote {args.out} ({_rule_words(tr.speed_source, tr.samples_per_rev)})")
     finally:
         if ds is not None: ds.close()
     return 0
@@ -385,26 +414,37 @@ def _evaluate_args(p):
     p.add_argument('--split', default='test', help='split to score; test also scores every SNR condition (default: test)')
     p.add_argument('--track', metavar='NAME', help="a fleet track of the dataset file (default: the file's stored splits)")
     p.add_argument('--by-group', action='store_true', help="also one row per group of an imported file's group column")
+    _add_speed_args(p, from_checkpoint=True)
     _add_threads(p)
 
 # %% ../nbs/09a_commands.ipynb #evl000s10
-def _conditions(ds, split: str, track: str | None, norm) -> list[tuple[str, object]]:
-    "(condition, windows) for clean and every SNR condition of `split` (of `track`), normalised with `norm`."
-    if track is None: return [(c, ds.windows(g, normalize=norm)) for c, g in ds.conditions(split).items()]
+def _conditions(ds, split: str, track: str | None, norm, rule: dict) -> list[tuple[str, object]]:
+    "(condition, windows) for clean and every SNR condition of `split` (of `track`), normalised with `norm`, under the speed `rule`."
+    if track is None: return [(c, ds.windows(g, normalize=norm, **rule)) for c, g in ds.conditions(split).items()]
     levels = [float(l) for l in ds.file.attrs.get('snr_db', ())] if split == 'test' else []
-    return [('clean', ds.windows(split, track=track, normalize=norm))] + \
-           [(f'snr{l:g}', ds.windows(split, track=track, snr_db=l, normalize=norm)) for l in levels]
+    return [('clean', ds.windows(split, track=track, normalize=norm, **rule))] + \
+           [(f'snr{l:g}', ds.windows(split, track=track, snr_db=l, normalize=norm, **rule)) for l in levels]
 
 # %% ../nbs/09a_commands.ipynb #evl00h01
-def _group_rows(ds, split: str, conds: list, norm) -> list[tuple[str, object]]:
+def _group_rows(ds, split: str, conds: list, norm, rule: dict) -> list[tuple[str, object]]:
     "(condition/group=G, windows) for every group of an imported file's test split, under every condition."
     meta = ds[split].meta
     if 'group' not in meta: raise ValueError(f"--by-group: {ds.path.name} has no group column; import with a 'group' column or --group-column")
     out = []
     for g in sorted(set(meta['group'].tolist())):
         name = g.decode() if isinstance(g, bytes) else str(g)
-        out += [(f"{c}/group={name}", ds.windows(s, groups=[name], normalize=norm)) for c, s in conds]
+        out += [(f"{c}/group={name}", ds.windows(s, groups=[name], normalize=norm, **rule)) for c, s in conds]
     return out
+
+# %% ../nbs/09a_commands.ipynb #evl0rule1
+def _eval_rule(args, info: dict) -> tuple[dict, str | None]:
+    "`(speed_source=, order_domain=)` of the windows `evaluate` scores (`--speed-source`/`--order-domain`, else the checkpoint's); a warning if not the training rule."
+    src, spr = info.get('speed_source'), info.get('samples_per_rev')
+    source = src if args.speed_source is None else args.speed_source
+    od = (spr or False) if args.order_domain is None else (spr or True) if args.order_domain else False
+    if source == src and bool(od) == bool(spr): return dict(speed_source=source, order_domain=od), None
+    return (dict(speed_source=source, order_domain=od),
+            f"the checkpoint was trained with {_rule_words(src, spr)}; these windows have {_rule_words(source, od)}: not the setting it was trained for")
 
 # %% ../nbs/09a_commands.ipynb #evl00hs10
 @subcommand('evaluate', 'accuracy of a checkpoint on a dataset split (or a fleet track) under every SNR condition', _evaluate_args)
@@ -418,10 +458,12 @@ def cmd_evaluate(args,  # the parsed options of `lstm-pfd evaluate`
         _check_track(ds, args.track)
         if args.split not in ds.splits: raise ValueError(f"--split {args.split!r} is not a split of {ds.path.name}; splits: {', '.join(ds.splits)}")
         model, info = load_checkpoint(args.checkpoint, **data_expectations(ds.windows(args.split)))
-        rows = _conditions(ds, args.split, args.track, info.get('normalize'))
+        rule, warn = _eval_rule(args, info)
+        if warn: print(f"lstm-pfd evaluate: warning: {warn}", file=sys.stderr)
+        rows = _conditions(ds, args.split, args.track, info.get('normalize'), rule)
         if args.by_group:
             if args.track: raise ValueError("--by-group reads an imported file's groups; it does not combine with --track")
-            rows += _group_rows(ds, args.split, list(ds.conditions(args.split).items()), info.get('normalize'))
+            rows += _group_rows(ds, args.split, list(ds.conditions(args.split).items()), info.get('normalize'), rule)
         w = max(14, *(len(c) + 1 for c, _ in rows))
         print(f"{'condition':<{w}} {'windows':>8} {'records':>8} {'window acc':>11} {'record acc':>11} {'macro F1':>9}")
         for c, wd in rows:
@@ -443,53 +485,16 @@ def _cv_args(p):
     p.add_argument('--patience', type=int, default=5, help='epochs without validation improvement before stopping (default: 5)')
     p.add_argument('--seed', type=int, default=0, help='seed of the weights, batch order, validation draw and forest (default: 0)')
     p.add_argument('--val-fraction', type=float, default=0.2, metavar='F', help="share of each class's training records used for validation (default: 0.2)")
+    _add_speed_args(p)
     p.add_argument('--out', metavar='JSON', help='also write the table as JSON')
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
     _add_threads(p); _add_progress(p)
 
 # %% ../nbs/09a_commands.ipynb #fa906117
-def _cv_data(path):
-    "`(windows of every record, group name of each record)` of a dataset file; ValueError without a group column or with one group."
-    import numpy as np
-    from lstm_pfd.data import open_dataset, concat_records
-    with open_dataset(path) as ds:
-        data = concat_records([ds.windows(s) for s in SPLITS if s in ds.splits and len(ds[s])])
-        name = ds.path.name
-    if 'group' not in data.meta: raise ValueError(f"{name} has no group column; import with --group-column (or a 'group' column) to cross-validate")
-    groups = np.array([g.decode() if isinstance(g, bytes) else str(g) for g in data.meta['group']])
-    if len(set(groups)) < 2:
-        raise ValueError(f"{name} has one group ({str(groups[0])!r}); cv needs at least 2: import with a --group-column that varies")
-    return data, groups
-
-# %% ../nbs/09a_commands.ipynb #d4b04206
-def _cv_fold(args, data, groups, train_groups, test_groups) -> dict:
-    "Record accuracy of the model (and, with `--baseline`, the classical baseline) trained on `train_groups`, on `test_groups`."
-    import numpy as np
-    from lstm_pfd.data import stratified_holdout, subset_records
-    from lstm_pfd.models import create_model
-    from lstm_pfd.train import ClassicalBaseline, evaluate, fit
-    tr_all, te = subset_records(data, np.isin(groups, train_groups)), subset_records(data, np.isin(groups, test_groups))
-    absent = sorted(set(data.class_names[c] for c in np.unique(te.record_labels)) - set(data.class_names[c] for c in np.unique(tr_all.record_labels)))
-    if absent: logging.getLogger(__name__).warning("cv: held-out groups %s: classes %s have no training records in this fold", test_groups, absent)
-    tr, va = stratified_holdout(tr_all, args.val_fraction, seed=args.seed)
-    res = fit(create_model(args.model, n_classes=len(data.class_names), seed=args.seed), tr, va, epochs=args.epochs, lr=args.lr,
-              batch_size=args.batch_size, patience=args.patience, seed=args.seed, progress=False)
-    ev = evaluate(res.model, te)
-    row = {'held_out': list(test_groups), 'records': int(len(ev.record_labels)), args.model: ev.record_acc}
-    if args.baseline: row['baseline'] = ClassicalBaseline(seed=args.seed).fit(tr_all).evaluate(te).record_acc
-    return row
-
-# %% ../nbs/09a_commands.ipynb #94953e84
-def _cv_summary(rows: list[dict], methods: list[str]) -> dict:
-    "`{method: {mean, pooled, ci95, ci}}`: mean record accuracy over folds; 95 % Wilson interval on the records pooled over folds."
-    from lstm_pfd.demo import wilson_interval
-    n = sum(r['records'] for r in rows)
-    out = {}
-    for m in methods:
-        k = round(sum(r[m] * r['records'] for r in rows))
-        out[m] = {'mean': sum(r[m] for r in rows) / len(rows), 'pooled': k / n, 'ci95': list(wilson_interval(k, n)),
-                  'ci': 'Wilson score interval on the records pooled over folds'}
-    return out
+def _cv_options(args) -> dict:
+    "The options of `train.cv_fold` from `lstm-pfd cv`'s command line."
+    return dict(model=args.model, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
+                seed=args.seed, val_fraction=args.val_fraction, baseline=args.baseline)
 
 # %% ../nbs/09a_commands.ipynb #66080527
 @subcommand('cv', 'cross-validate a model (and the classical baseline) over the groups of an imported file', _cv_args)
@@ -499,25 +504,30 @@ def cmd_cv(args,  # the parsed options of `lstm-pfd cv`
     import json
     from tqdm.auto import tqdm
     from lstm_pfd.data import group_folds
+    from lstm_pfd.evaluation import cv_summary
+    from lstm_pfd.recordings import grouped_windows
+    from lstm_pfd.train import cv_fold
     from lstm_pfd.utils import atomic_write
     if args.out: _check_out(args.out, args.force)
     if not 0 < args.val_fraction < 1: raise ValueError(f"--val-fraction must be between 0 and 1 (exclusive), got {args.val_fraction}")
     _torch_threads(args)
-    data, groups = _cv_data(args.dataset)
+    data, groups = grouped_windows(args.dataset, speed_source=args.speed_source, order_domain=args.order_domain)
+    base = grouped_windows(args.dataset, speed_source=args.speed_source)[0] if args.order_domain and args.baseline else None   # the baseline reads time-domain windows
     order = sorted(set(groups.tolist()), key=lambda g: (0, float(g), g) if g.lstrip('-').replace('.', '', 1).isdigit() else (1, 0.0, g))
     if args.folds is not None and not 2 <= args.folds <= len(order):
         raise ValueError(f"--folds {args.folds}: allowed 2 to the number of groups of {Path(args.dataset).name} ({len(order)})")
     folds = group_folds(order, args.folds)
     methods = [args.model] + (['baseline'] if args.baseline else [])
-    rows = [{'fold': i + 1, **_cv_fold(args, data, groups, tr, te)}
+    rows = [{'fold': i + 1, **cv_fold(data, groups, tr, te, **_cv_options(args), baseline_data=base)}
             for i, (tr, te) in enumerate(tqdm(folds, desc='folds', disable=args.no_progress))]
-    summary = _cv_summary(rows, methods)
+    summary = cv_summary(rows, methods)
     print(f"{'fold':>4}  {'held out':<12} {'records':>7} " + ' '.join(f'{m:>10}' for m in methods))
     for r in rows: print(f"{r['fold']:>4}  {','.join(r['held_out']):<12} {r['records']:>7} " + ' '.join(f'{r[m]:>10.4f}' for m in methods))
     print(f"{'mean':>4}  {'':<12} {sum(r['records'] for r in rows):>7} " + ' '.join(f"{summary[m]['mean']:>10.4f}" for m in methods))
     for m in methods: print(f"{m}: pooled record accuracy {summary[m]['pooled']:.4f}, 95 % CI [{summary[m]['ci95'][0]:.4f}, {summary[m]['ci95'][1]:.4f}] (Wilson, records pooled over folds)")
     if args.out:
         with atomic_write(args.out, overwrite=True) as tmp:
-            Path(tmp).write_text(json.dumps({'dataset': str(args.dataset), 'model': args.model, 'folds': rows, 'summary': summary}, indent=1))
+            Path(tmp).write_text(json.dumps({'dataset': str(args.dataset), 'model': args.model, 'speed_source': args.speed_source,
+                                           'order_domain': data.samples_per_rev, 'folds': rows, 'summary': summary}, indent=1))
         print(f"wrote {args.out}")
     return 0

@@ -29,8 +29,8 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['DEMO_STAGES', 'REPORT_SECTIONS', 'FLEET_DEMO', 'FLEET_TRACK', 'FLEET_EPOCHS', 'FLEET_SEEDS', 'SHAFT_DEMO',
            'ORBIT_PAIR', 'nominal_point', 'plot_catalogue', 'plot_history', 'plot_confusion', 'strict_summary',
-           'wilson_interval', 'training_note', 'config_overrides', 'write_report', 'demo_threads', 'shaft_orbits',
-           'plot_shaft_orbits', 'run_demo']
+           'training_note', 'config_overrides', 'write_report', 'demo_threads', 'shaft_orbits', 'plot_shaft_orbits',
+           'run_demo']
 
 # %% ../nbs/11_demo.ipynb #d3b4b359
 def _figure(nrows=1, ncols=1, figsize=(8, 3)):
@@ -150,16 +150,7 @@ def _write_text(path: Path, text: str) -> Path:
     return Path(path)
 
 # %% ../nbs/11_demo.ipynb #e8419b0b
-def wilson_interval(k: float,  # successes (records classified correctly); a float for a mean over runs
-                    n: int,  # trials (records)
-                    z: float = 1.96,  # normal quantile: 1.96 for a 95 % interval
-                   ) -> tuple[float, float]:
-    "Wilson score interval `(low, high)` of the proportion `k / n`; `(nan, nan)` when `n` is 0."
-    if n < 0 or not 0 <= k <= max(n, 0): raise ValueError(f"k={k!r}, n={n!r}: expected 0 <= k <= n")
-    if n == 0: return (math.nan, math.nan)
-    p, z2 = k / n, z * z
-    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+from .evaluation import wilson_interval  # the statistics helper lives with the evaluation
 
 # %% ../nbs/11_demo.ipynb #7b4a23e7
 def training_note(best_epoch: int | None,  # best epoch, counted from 1 (None: no epoch finished)

@@ -21,7 +21,8 @@ from .models import check_windows
 from .checkpoint import _check_finite_weights, _dataset_info, data_expectations, load_checkpoint
 
 # %% auto #0
-__all__ = ['ToneDataset', 'predict', 'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs']
+__all__ = ['ToneDataset', 'predict', 'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs',
+           'wilson_interval', 'cv_summary']
 
 # %% ../nbs/04b_evaluation.ipynb #4764ef0e
 class ToneDataset(Dataset):
@@ -281,3 +282,30 @@ def summarize_runs(evals: Sequence[Evaluation], # one `Evaluation` per run (e.g.
     return {'metric': metric, 'mean': float(values.mean()), 'std': float(values.std(ddof=1)) if len(values) > 1 else 0.0,
             'values': values.tolist(), 'ci_low': float(lo), 'ci_high': float(hi), 'ci': ci, 'n_runs': len(evals),
             'n_records': len(recs)}
+
+# %% ../nbs/04b_evaluation.ipynb #wls00002
+import math
+
+def wilson_interval(k: float,  # successes (records classified correctly); a float for a mean over runs
+                    n: int,  # trials (records)
+                    z: float = 1.96,  # normal quantile: 1.96 for a 95 % interval
+                   ) -> tuple[float, float]:
+    "Wilson score interval `(low, high)` of the proportion `k / n`; `(nan, nan)` when `n` is 0."
+    if n < 0 or not 0 <= k <= max(n, 0): raise ValueError(f"k={k!r}, n={n!r}: expected 0 <= k <= n")
+    if n == 0: return (math.nan, math.nan)
+    p, z2 = k / n, z * z
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+# %% ../nbs/04b_evaluation.ipynb #wls00006
+def cv_summary(rows: Sequence[Mapping], # one row per fold: `records` (held-out records) and each method's record accuracy
+               methods: Sequence[str],  # the methods (keys of the rows) to summarise
+              ) -> dict:
+    "`{method: {mean, pooled, ci95, ci}}`: mean record accuracy over folds; 95 % Wilson interval on the records pooled over folds."
+    n = sum(r['records'] for r in rows)
+    out = {}
+    for m in methods:
+        k = round(sum(r[m] * r['records'] for r in rows))
+        out[m] = {'mean': sum(r[m] for r in rows) / len(rows), 'pooled': k / n, 'ci95': list(wilson_interval(k, n)),
+                  'ci': 'Wilson score interval on the records pooled over folds'}
+    return out

@@ -134,11 +134,12 @@ class FinetuneResult:
 
 # %% ../nbs/05a_finetune.ipynb #6e9a241a
 def _save_finetuned(path, res: FinetuneResult, data, names: list) -> None:
-    "Write the fine-tuned model with the data's metadata (window, rate, classes, channels) as a checkpoint, atomically."
+    "Write the fine-tuned model with the data's metadata (window, rate, classes, channels, speed rule) as a checkpoint, atomically."
     exp = data_expectations(data)
     save_checkpoint(path, res.model, class_names=names, window_len=exp['window_len'], fs=exp['fs'],
                     config_hash=getattr(data, 'config_hash', None), normalize=getattr(data, 'normalize', None),
                     channels=getattr(data, 'channels', None), units=getattr(data, 'units', None) if getattr(data, 'channels', None) else None,
+                    speed_source=getattr(data, 'speed_source', None), samples_per_rev=getattr(data, 'samples_per_rev', None),
                     extra={'finetune': {'strategy': res.strategy, 'new_head': res.new_head, 'windows': len(data)}})
 
 # %% ../nbs/05a_finetune.ipynb #1c041c5f

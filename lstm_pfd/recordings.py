@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'read_recording', 'load_recording', 'Recording', 'read_channels', 'leave_one_group_out', 'group_folds',
-           'stratified_holdout', 'choose_fs', 'import_recordings']
+           'stratified_holdout', 'choose_fs', 'import_recordings', 'grouped_windows']
 
 # %% ../nbs/03f_recordings.ipynb #3b5dcf1c
 def _leaf_desc(v) -> str:
@@ -727,3 +727,21 @@ def import_recordings(recordings:Sequence, # arrays, recording files (see `read_
     _write_file(path, overwrite, attrs, lambda f: _write_import(f, segs, rec_split, lab, sev, ids, ofs, meta, snr, seed, N))
     log.info("wrote %s (%d recordings, %d classes)", path, n, len(names))
     return path
+
+# %% ../nbs/03f_recordings.ipynb #grw00002
+def grouped_windows(path, # an imported dataset file (.h5) with a group column
+                    *,
+                    speed_source:str | None=None, # the speed rule (`speed.SPEED_SOURCES`), as `DatasetFile.windows`; None: none
+                    order_domain:bool | int=False, # order-domain windows at the rule's speed, as `DatasetFile.windows`
+                   )->tuple[WindowDataset, np.ndarray]:
+    "`(windows of every record of every split, group of each record as text)`; ValueError without a group column or with one group."
+    from lstm_pfd.store import open_dataset
+    from lstm_pfd.windows import concat_records
+    with open_dataset(path) as ds:
+        data = concat_records([ds.windows(s, speed_source=speed_source, order_domain=order_domain) for s in SPLITS if s in ds.splits and len(ds[s])])
+        name = ds.path.name
+    if 'group' not in data.meta: raise ValueError(f"{name} has no group column; import it with groups= (CLI: --group-column) to cross-validate")
+    groups = np.array([g.decode() if isinstance(g, bytes) else str(g) for g in data.meta['group']])
+    if len(set(groups)) < 2:
+        raise ValueError(f"{name} has one group ({str(groups[0])!r}); cross-validation needs at least 2: import with groups that vary")
+    return data, groups

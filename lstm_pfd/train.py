@@ -25,12 +25,12 @@ from .models import ClassificationLoss, model_config
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['RECIPE', 'NoiseAugment', 'Callback', 'FitState', 'FitResult', 'recalibrate_batchnorm', 'fit', 'train_throughput',
-           'CHECKPOINT_FORMAT', 'ORBIT_ORDERS', 'FEATURE_SETS', 'BASELINES', 'ToneDataset', 'CheckpointMismatch',
-           'save_checkpoint', 'check_checkpoint', 'load_checkpoint', 'data_expectations', 'predict', 'Evaluation',
-           'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs', 'classical_features', 'orbit_features',
-           'ClassicalBaseline', 'order_edges', 'order_spectrum', 'order_features', 'OrderSpectrumBaseline',
-           'OPTIMIZERS', 'SCHEDULES', 'PRECISIONS', 'TrainConfig']
+__all__ = ['RECIPE', 'NoiseAugment', 'Callback', 'FitState', 'FitResult', 'recalibrate_batchnorm', 'fit', 'cv_fold',
+           'train_throughput', 'CHECKPOINT_FORMAT', 'ORBIT_ORDERS', 'FEATURE_SETS', 'BASELINES', 'ToneDataset',
+           'CheckpointMismatch', 'save_checkpoint', 'check_checkpoint', 'load_checkpoint', 'data_expectations',
+           'predict', 'Evaluation', 'evaluate', 'evaluate_snr', 'snr_table', 'mcnemar', 'summarize_runs',
+           'classical_features', 'orbit_features', 'ClassicalBaseline', 'order_edges', 'order_spectrum',
+           'order_features', 'OrderSpectrumBaseline', 'OPTIMIZERS', 'SCHEDULES', 'PRECISIONS', 'TrainConfig']
 
 # %% ../nbs/05_train.ipynb #trn0reexp1
 from .checkpoint import (CHECKPOINT_FORMAT, CheckpointMismatch, _channel_names, _check_finite_weights, _dataset_info,
@@ -205,11 +205,14 @@ def _fit_meta(model, train_data, val_data, class_names, fs, config_hash) -> dict
         cv = _dataset_info(val_data)['channels']
         if None not in (cv, meta['channels']) and list(cv) != list(meta['channels']):
             raise ValueError(f"val_data has channels {list(cv)}, train_data {list(meta['channels'])}; expected the same, in the same order")
+        rule, rv = (meta['speed_source'], meta['samples_per_rev']), tuple(_dataset_info(val_data)[k] for k in ('speed_source', 'samples_per_rev'))
+        if rv != rule: raise ValueError(f"val_data has the speed rule (speed_source, samples_per_rev) {rv}, train_data {rule}; expected the same")
     names = list(class_names) if class_names is not None else meta['class_names']
     _check_head(model, names, 'class_names' if class_names is not None else 'train_data')
     return {'window_len': L, 'class_names': list(names) if names is not None else list(physics.class_names(n_classes)),
             'fs': fs if fs is not None else meta['fs'], 'normalize': meta['normalize'],
             'config_hash': config_hash if config_hash is not None else meta['config_hash'],
+            'speed_source': meta['speed_source'], 'samples_per_rev': meta['samples_per_rev'],
             **dict(zip(('channels', 'units'), _channel_names(meta['channels'], meta['units'] if meta['channels'] else None, C)))}
 
 # %% ../nbs/05_train.ipynb #ebfe8d4c
@@ -471,6 +474,40 @@ def fit(model: nn.Module,                         # a registry model (`create_mo
     _log.info("fit: %d epochs in %.1f s, best %s=%.4g at epoch %s", len(state.history), time.perf_counter() - t_start, monitor, state.best_score, state.best_epoch)
     return FitResult(model, state.history, state.best_epoch, state.best_score, monitor, stopped or state.stop,
                      state.history[-1]['train_seconds_total'] if state.history else 0.0, checkpoint_path and str(checkpoint_path), warns, final, c.to_dict())
+
+# %% ../nbs/05_train.ipynb #cvf00002
+def cv_fold(data, # windows of every record (e.g. `recordings.grouped_windows`)
+            groups, # group of each record of `data`
+            train_groups, # the groups trained on
+            test_groups, # the groups held out and scored
+            *,
+            model:str, # registry model name
+            epochs:int, # maximum epochs
+            lr:float, # Adam learning rate
+            batch_size:int, # windows per batch
+            patience:int, # epochs without validation improvement before stopping
+            seed:int, # seed of the weights, the batch order, the validation draw and the forest
+            val_fraction:float, # share of each class's training records held out for validation
+            baseline:bool=False, # also the classical baseline (`ClassicalBaseline`)
+            baseline_data=None, # time-domain windows of the same records for the baseline (None: `data`)
+           )->dict:
+    "`{'held_out', 'records', model: record accuracy[, 'baseline': record accuracy]}` of one fold over groups."
+    from lstm_pfd.models import create_model
+    from lstm_pfd.recordings import stratified_holdout, subset_records
+    groups = np.asarray(groups)
+    tr_rows, te_rows = np.isin(groups, list(train_groups)), np.isin(groups, list(test_groups))
+    tr_all, te = subset_records(data, tr_rows), subset_records(data, te_rows)
+    absent = sorted(set(data.class_names[c] for c in np.unique(te.record_labels)) - set(data.class_names[c] for c in np.unique(tr_all.record_labels)))
+    if absent: _log.warning("cv: held-out groups %s: classes %s have no training records in this fold", list(test_groups), absent)
+    tr, va = stratified_holdout(tr_all, val_fraction, seed=seed)
+    res = fit(create_model(model, n_classes=len(data.class_names), seed=seed), tr, va, epochs=epochs, lr=lr,
+              batch_size=batch_size, patience=patience, seed=seed, progress=False)
+    ev = evaluate(res.model, te)
+    row = {'held_out': list(test_groups), 'records': int(len(ev.record_labels)), model: ev.record_acc}
+    if baseline:
+        bd = data if baseline_data is None else baseline_data
+        row['baseline'] = ClassicalBaseline(seed=seed).fit(subset_records(bd, tr_rows)).evaluate(subset_records(bd, te_rows)).record_acc
+    return row
 
 # %% ../nbs/05_train.ipynb #e45b217f
 def train_throughput(model: nn.Module,               # the model to time (trained in place on random data: use a fresh one)

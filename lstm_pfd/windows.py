@@ -28,6 +28,8 @@ from .utils import window_starts  # the one definition of window positions (reco
 # %% ../nbs/03e_windows.ipynb #b87fa43b
 class WindowDataset:
     "Windows of in-memory records: items are `(window [C, L] float32 tensor, label, record_id)` (`C = 1` for records `[n, N]`)."
+    speed_source: str | None = None     # the speed rule applied to the records (`speed.SPEED_SOURCES`); None: none
+    samples_per_rev: int | None = None  # samples per shaft turn of order-domain records; None: time-domain records
     def __init__(self,
                  signals:np.ndarray, # records `[n_records, N]` or `[n_records, C, N]` float32
                  labels, # class label of each record `[n_records]`
@@ -188,38 +190,53 @@ def conditions(self:DatasetFile,
 from .fleet import machine_config
 from .speed import check_speed_source, known_speeds, order_resample, order_samples_per_rev
 
+def _speed_ranges_of(cfg: DataConfig, machines, meta: dict, n: int) -> np.ndarray:
+    "(min, max) shaft speed, Hz, each of `n` records can run at: the config's range, scaled to its machine when `machines` (a fleet) are given."
+    ranges = {m.id: machine_config(cfg, m).operating.speed_hz_range for m in machines}
+    if 'machine_id' in meta and ranges: return np.array([ranges[int(i)] for i in meta['machine_id']], np.float64)
+    return np.tile(np.asarray(cfg.operating.speed_hz_range, np.float64), (n, 1))
+
+def _samples_per_rev_of(cfg: DataConfig, machines, fs: float) -> int:
+    "Samples per shaft turn of order-domain records of `cfg` (and its fleet `machines`): `speed.order_samples_per_rev` at the slowest speed."
+    ranges = [machine_config(cfg, m).operating.speed_hz_range for m in machines] or [cfg.operating.speed_hz_range]
+    return order_samples_per_rev(fs, min(r[0] for r in ranges))
+
 @patch
 def _speed_ranges(self: DatasetFile, meta: dict, n: int) -> np.ndarray:
     "(min, max) shaft speed, Hz, each of `n` records can run at: the config's range, scaled to its machine in a fleet file."
-    ranges = {m.id: machine_config(self.config, m).operating.speed_hz_range for m in self.machines}
-    if 'machine_id' in meta and ranges: return np.array([ranges[int(i)] for i in meta['machine_id']], np.float64)
-    return np.tile(np.asarray(self.config.operating.speed_hz_range, np.float64), (n, 1))
+    return _speed_ranges_of(self.config, self.machines, meta, n)
 
 @patch(as_prop=True)
 def samples_per_rev(self: DatasetFile) -> int:
     "Samples per shaft turn of the file's order-domain windows: one value for every split (`speed.order_samples_per_rev`)."
-    ranges = [machine_config(self.config, m).operating.speed_hz_range for m in self.machines] or [self.config.operating.speed_hz_range]
-    return order_samples_per_rev(self.fs, min(r[0] for r in ranges))
+    return _samples_per_rev_of(self.config, self.machines, self.fs)
 
 # %% ../nbs/03e_windows.ipynb #spd00003
-@patch
-def _speed_rule(self: DatasetFile, wd: WindowDataset, source: str | None, order_domain) -> WindowDataset:
-    "`wd` with the speed rule `source` applied (`meta['known_speed_hz']`, `wd.speed_source`) and, if asked, in the order domain."
-    if source is None:
-        if order_domain: raise ValueError("order_domain needs a speed: pass speed_source='oracle', 'tach' or 'estimated'")
-        return wd
-    check_speed_source(source)
+def _check_rule(source: str | None, order_domain) -> None:
+    "ValueError if `source` is not a speed rule (None: no rule) or `order_domain` asks for a speed the rule does not give."
+    if source is not None: check_speed_source(source)
+    if order_domain and source in (None, 'none'):
+        raise ValueError(f"order_domain needs a speed: pass speed_source='oracle', 'tach' or 'estimated' (got {source!r})")
+
+def _apply_speed_rule(wd: WindowDataset, source: str | None, order_domain, cfg: DataConfig, machines=(), seeds=None) -> WindowDataset:
+    "`wd` with the speed rule `source` applied (`meta['known_speed_hz']`, `wd.speed_source`) and, if asked, in the order domain; `cfg`/`machines`: the records' protocol and fleet; `seeds`: the tach's (default: the record ids)."
+    _check_rule(source, order_domain)
+    if source is None: return wd
     ch, X, n = wd.channels, wd.signals, len(wd.signals)
     x = X if X.ndim == 2 else X[:, ch.index('accel') if ch and 'accel' in ch else 0]
     kp = X[:, ch.index('keyphasor')] if ch and 'keyphasor' in ch else None
-    known = known_speeds(source, speed_hz=wd.meta.get('speed_hz'), seeds=wd.record_record_ids, x=x, fs=self.fs, keyphasor=kp,
-                         speed_range=self._speed_ranges(wd.meta, n) if source == 'estimated' else None)
+    known = known_speeds(source, speed_hz=wd.meta.get('speed_hz'), seeds=wd.record_record_ids if seeds is None else seeds, x=x, fs=wd.fs,
+                         keyphasor=kp, speed_range=_speed_ranges_of(cfg, machines, wd.meta, n) if source == 'estimated' else None)
     wd.meta['known_speed_hz'], wd.speed_source = np.full(n, np.nan) if known is None else known, source
     if order_domain:
-        if known is None: raise ValueError("order_domain needs a speed: speed_source='none' gives none")
-        spr = self.samples_per_rev if order_domain is True else order_domain
-        wd.signals, wd.samples_per_rev = order_resample(X, self.fs, known, spr), spr
+        spr = _samples_per_rev_of(cfg, machines, wd.fs) if order_domain is True else order_domain
+        wd.signals, wd.samples_per_rev = order_resample(X, wd.fs, known, spr), spr
     return wd
+
+@patch
+def _speed_rule(self: DatasetFile, wd: WindowDataset, source: str | None, order_domain) -> WindowDataset:
+    "`wd` with the speed rule `source` applied and, if asked, in the order domain (`_apply_speed_rule` with the file's config and machines)."
+    return _apply_speed_rule(wd, source, order_domain, self.config, self.machines)
 
 # %% ../nbs/03e_windows.ipynb #5c08d0dd
 def _fresh_seed(dataset_seed: int, index: int, epoch: int) -> int:
@@ -236,6 +253,8 @@ class OnTheFlyDataset(WindowDataset):
                  hop_len:int | None=None, # samples between window starts (default: the protocol's)
                  normalize:str | None=None, # per-window normalisation: None, 'zscore' or 'rms' (`NORMALIZE_MODES`)
                  progress:bool=False, # show a progress bar while generating
+                 speed_source:str | None=None, # the speed rule (`speed.SPEED_SOURCES`) -> `meta['known_speed_hz']`, as `DatasetFile.windows`
+                 order_domain:bool | int=False, # order-domain windows at the rule's speed: True (the file's `samples_per_rev`) or samples per turn
                 ):
         if isinstance(cfg, str): cfg = DataConfig.preset(cfg)
         cfg.validate()
@@ -247,6 +266,8 @@ class OnTheFlyDataset(WindowDataset):
         self._wl = window_len or cfg.window_len
         self._hl = hop_len or (cfg.hop_len if window_len is None else window_len)
         self._normalize = normalize
+        _check_rule(speed_source, order_domain)                                 # before any record is generated
+        self._rule = (speed_source, order_domain)
         self._generate(self.plan['seed'])
 
     def _generate(self, seeds):
@@ -267,12 +288,15 @@ class OnTheFlyDataset(WindowDataset):
                          channels=None if layout is None else layout[0])
         self.units = None if layout is None else layout[1]
         self.seeds = np.asarray(seeds, np.int64)
+        if self._rule != (None, False):     # the file's rule: tach seeds are the record ids (epoch 0), the fresh seeds after
+            _apply_speed_rule(self, *self._rule, self.cfg, ms or (), seeds=None if self.epoch == 0 else self.seeds)
 
     def set_epoch(self,
                   epoch:int, # epoch number (0: the protocol's records)
                  ):
         "With `fresh=True`, regenerate the records for `epoch` (epoch 0 is the protocol's own records)."
         if self.fresh and epoch != self.epoch:
+            self.epoch = epoch
             seeds = self.plan['seed'] if epoch == 0 else np.array([_fresh_seed(self.cfg.dataset.seed, i, epoch) for i in self.plan['record_index']])
             self._generate(seeds)
         self.epoch = epoch
@@ -281,26 +305,30 @@ class OnTheFlyDataset(WindowDataset):
 def subset_records(wd:WindowDataset, # windows of in-memory records
                    rows, # record rows to keep (indices or boolean mask)
                   )->WindowDataset:
-    "A `WindowDataset` of some records of `wd` (same windowing, normalisation, rate, class names, channels and columns)."
+    "A `WindowDataset` of some records of `wd` (same windowing, normalisation, rate, class names, channels, columns and speed rule)."
     rows = np.asarray(rows)
     rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
-    return WindowDataset(wd.signals[rows], wd.record_labels[rows], wd.record_record_ids[rows], window_len=wd.window_len,
-                         hop_len=wd.hop_len, normalize=wd.normalize, meta={k: np.asarray(v)[rows] for k, v in wd.meta.items()},
-                         fs=wd.fs, class_names=wd.class_names, config_hash=wd.config_hash, channels=wd.channels)
+    out = WindowDataset(wd.signals[rows], wd.record_labels[rows], wd.record_record_ids[rows], window_len=wd.window_len,
+                        hop_len=wd.hop_len, normalize=wd.normalize, meta={k: np.asarray(v)[rows] for k, v in wd.meta.items()},
+                        fs=wd.fs, class_names=wd.class_names, config_hash=wd.config_hash, channels=wd.channels)
+    out.speed_source, out.samples_per_rev = wd.speed_source, wd.samples_per_rev
+    return out
 
 # %% ../nbs/03e_windows.ipynb #c019f851
 def concat_records(parts:Sequence[WindowDataset], # window datasets of one file (same windowing, rate and classes)
                   )->WindowDataset:
     "One `WindowDataset` of the records of all `parts` (columns they all have); ids renumbered 0..n-1 if not unique."
     if not parts: raise ValueError("concat_records: got no window datasets")
-    key = lambda p: (p.window_len, p.hop_len, p.normalize, p.fs, list(p.class_names), p.channels)
+    key = lambda p: (p.window_len, p.hop_len, p.normalize, p.fs, list(p.class_names), p.channels, p.speed_source, p.samples_per_rev)
     bad = [j for j, p in enumerate(parts) if key(p) != key(parts[0])]
-    if bad: raise ValueError(f"concat_records: parts {bad} differ from part 0 in windowing, rate, classes or channels")
+    if bad: raise ValueError(f"concat_records: parts {bad} differ from part 0 in windowing, rate, classes, channels or speed rule")
     ids = np.concatenate([p.record_record_ids for p in parts])
     if len(np.unique(ids)) != len(ids): ids = np.arange(len(ids))
     cols = [k for k in parts[0].meta if all(k in p.meta for p in parts)]
     a = parts[0]
-    return WindowDataset(np.concatenate([p.signals for p in parts]), np.concatenate([p.record_labels for p in parts]), ids,
-                         window_len=a.window_len, hop_len=a.hop_len, normalize=a.normalize,
-                         meta={k: np.concatenate([np.asarray(p.meta[k]) for p in parts]) for k in cols},
-                         fs=a.fs, class_names=a.class_names, config_hash=a.config_hash, channels=a.channels)
+    out = WindowDataset(np.concatenate([p.signals for p in parts]), np.concatenate([p.record_labels for p in parts]), ids,
+                        window_len=a.window_len, hop_len=a.hop_len, normalize=a.normalize,
+                        meta={k: np.concatenate([np.asarray(p.meta[k]) for p in parts]) for k in cols},
+                        fs=a.fs, class_names=a.class_names, config_hash=a.config_hash, channels=a.channels)
+    out.speed_source, out.samples_per_rev = a.speed_source, a.samples_per_rev
+    return out

@@ -105,3 +105,29 @@ def test_shaft_bench_feature_sets_channels_and_not_run_rows(tmp_path):
     cfg = bench.experiment(p, 'iid', 'compact', 'probes', 0)
     assert cfg.data.channels == ('x', 'y', 'keyphasor') and bench.experiment(p, 'iid', 'classical', 'orbit', 0).data.channels is None
     bench.figure(res, tmp_path / 'f.png'); assert (tmp_path / 'f.png').stat().st_size > 1000
+
+
+def test_speed_rule_goes_through_the_experiment_config(quick_file, tmp_path):
+    "--speed-source/--order-domain reach each run's data config (order domain for the networks only) and its run id; bad values are refused."
+    import subprocess
+    from lstm_pfd.experiments import run_id
+    from lstm_pfd.speed import SPEED_SOURCES
+    bench = _load_bench()
+    train = dict(bench.TRAIN, epochs=1, patience=1)
+    rule = {'speed_source': 'tach', 'order_domain': True}
+    with open_dataset(quick_file) as ds:
+        plain, net, feat = (bench.experiment(ds, 'iid', m, 0, train, s) for m, s in (('compact', None), ('compact', rule), ('classical', rule)))
+        assert run_id(bench.experiment(ds, 'iid', 'compact', 0, train, {'speed_source': None, 'order_domain': False})) == run_id(plain)
+    assert (plain.data.speed_source, plain.data.order_domain) == (None, False)
+    assert (net.data.speed_source, net.data.order_domain) == ('tach', True) and run_id(net) != run_id(plain)
+    assert (feat.data.speed_source, feat.data.order_domain) == ('tach', False)      # features: time-domain windows, the same speeds
+    msg = bench.run_one(str(quick_file), str(tmp_path / 'runs'), str(tmp_path / 'scratch'), 'iid', 'classical', 0, train, rule)
+    assert 'FAILED' not in msg
+    df = runs(tmp_path / 'runs', status='done')
+    assert list(df['data.speed_source']) == ['tach']
+    r = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'bench_fleet.py'), '--data', str(quick_file), '--speed-source', 'exact'],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and all(s in r.stderr for s in SPEED_SOURCES), r.stderr
+    r = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'bench_fleet.py'), '--data', str(quick_file), '--order-domain',
+                        '--root', str(tmp_path / 'r2')], capture_output=True, text=True)
+    assert r.returncode == 2 and '--order-domain needs a --speed-source' in r.stderr, r.stderr

@@ -16,6 +16,41 @@ def run(*args, **kw):
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, **kw)
 
 
+
+def test_python_m_runs_the_cli():
+    "`python -m lstm_pfd.cli` and `python -m lstm_pfd` are the console script: help, version, exit status 2 on a bad option."
+    for mod in ('lstm_pfd.cli', 'lstm_pfd'):
+        r = subprocess.run([sys.executable, '-m', mod, '--help'], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout.startswith('usage: lstm-pfd') and 'evaluate' in r.stdout, (mod, r.stdout, r.stderr)
+        r = subprocess.run([sys.executable, '-m', mod, '--version'], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout.strip() == run('--version').stdout.strip(), (mod, r.stdout)
+        r = subprocess.run([sys.executable, '-m', mod, 'evaluate', 'm.pt', 'd.h5', '--speed-source', 'exact'], capture_output=True, text=True)
+        assert r.returncode == 2 and "invalid choice: 'exact'" in r.stderr, (mod, r.stderr)
+
+
+def test_speed_rule_train_records_it_and_evaluate_follows(tmp_path):
+    "train --speed-source tach on a tiny quick dataset records the rule; evaluate defaults to it and warns on another; a bad rule exits 2 naming the rules."
+    from lstm_pfd.speed import SPEED_SOURCES
+    from lstm_pfd.train import load_checkpoint
+    ds, ck = tmp_path / 'd.h5', tmp_path / 'm.pt'
+    r = run('generate', '--preset', 'quick', '--set', 'dataset.records_per_class_severity=3', '--set', 'signal.duration_s=1.0',
+            '--out', str(ds), '--no-progress')
+    assert r.returncode == 0, r.stderr
+    r = run('train', str(ds), '--epochs', '1', '--speed-source', 'tach', '--out', str(ck), '--no-progress')
+    assert r.returncode == 0, r.stderr
+    info = load_checkpoint(ck)[1]
+    assert (info['speed_source'], info['samples_per_rev']) == ('tach', None) and "speed rule 'tach'" in r.stdout
+    r = run('evaluate', str(ck), str(ds))
+    assert r.returncode == 0 and 'warning' not in r.stderr, r.stderr
+    r = run('evaluate', str(ck), str(ds), '--speed-source', 'none')
+    assert r.returncode == 0 and "trained with speed rule 'tach'" in r.stderr and "'none'" in r.stderr, r.stderr
+    for cmd in (['train', str(ds)], ['evaluate', str(ck), str(ds)], ['cv', str(ds)]):
+        r = run(*cmd, '--speed-source', 'exact')
+        assert r.returncode == 2 and '--speed-source' in r.stderr and all(s in r.stderr for s in SPEED_SOURCES), r.stderr
+    r = run('train', str(ds), '--epochs', '1', '--speed-source', 'none', '--order-domain', '--out', str(tmp_path / 'x.pt'))
+    assert r.returncode == 2 and 'order_domain needs a speed' in r.stderr and not (tmp_path / 'x.pt').exists(), r.stderr
+
+
 def test_config_subcommand_prints_valid_yaml():
     r = run('config', '--preset', 'jbfd11')
     assert r.returncode == 0, r.stderr

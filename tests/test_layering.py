@@ -37,6 +37,7 @@ LAYERS = {
     'explorers': 21, 'demo': 22,
     'commands': 22.5,                          # the command registry, shared options, data and model commands
     'cli': 23,
+    '__main__': 24,                            # `python -m lstm_pfd`: runs cli.main
 }
 ONLY = {'predict': {'utils'}, 'train_config': {'configbase'}}  # modules whose lstm_pfd imports are restricted to a set
 
