@@ -158,7 +158,9 @@ def _features(feature_cache, model, condition, windows):
 
 def _rule(cfg: ExperimentConfig) -> dict:
     "The window options of `cfg`'s data (speed rule, order domain, channels) as `DatasetFile.windows` keywords (the same for every split)."
-    return dict(speed_source=cfg.data.speed_source, order_domain=cfg.data.order_domain, channels=cfg.data.channels)
+    from lstm_pfd.baselines import BASELINES   # the order domain is for the networks: a feature baseline places its bands at the known speed
+    return dict(speed_source=cfg.data.speed_source, order_domain=cfg.data.order_domain and cfg.model.name not in BASELINES,
+                channels=cfg.data.channels)
 
 # %% ../nbs/12_experiments.ipynb #2732189a
 def _fit_baseline(cfg, tr, feature_cache=None):

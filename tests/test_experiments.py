@@ -265,3 +265,15 @@ def test_the_feature_cache_keeps_feature_sets_apart():
     for fs in ('accel', 'orbit', 'both'):
         _features(lambda name, condition, windows, featurize: names.append(name), ClassicalBaseline(features=fs), 'clean', None)
     assert names == ['ClassicalBaseline', 'ClassicalBaseline[orbit]', 'ClassicalBaseline[both]']
+
+
+def test_order_domain_is_for_the_networks(tmp_path):
+    "A feature baseline in an order-domain experiment reads time-domain windows at the rule's known speed, and runs."
+    from lstm_pfd.experiments import _rule
+    c = load_experiment('quick', {'data.speed_source': 'tach', 'data.order_domain': True, 'eval.conditions': ['clean']})
+    assert _rule(c)['order_domain'] is True and _rule(c)['speed_source'] == 'tach'
+    fc = c.override({'model.name': 'classical'})
+    assert _rule(fc)['order_domain'] is False and _rule(fc)['speed_source'] == 'tach'
+    run = run_experiment(fc, tmp_path)
+    rj = json.loads((run / 'run.json').read_text())
+    assert rj['status'] == 'done' and 0.0 <= rj['metrics']['clean.record_acc'] <= 1.0
