@@ -322,7 +322,8 @@ def _executors():
 
 # %% ../nbs/09_cli.ipynb #swp000s10
 def _sweep_args(p):
-    p.add_argument('sweep_file', help='sweep YAML/JSON: base (an experiment), grid (dotted key -> list of values), seeds')
+    p.add_argument('sweep_file', help='sweep YAML/JSON: base (an experiment), grid (dotted key -> list of values), seeds; '
+                   'or a tuning file: base, space (dotted key -> choices or a range), trials')
     p.add_argument('--set', action='append', metavar='KEY=VALUE', help="dotted-key override of the base experiment, e.g. train.epochs=3 (repeatable)")
     p.add_argument('--root', default='runs', help='folder of the run folders (default: runs)')
     p.add_argument('--executor', default='local', choices=_Lazy(_executors), metavar='EXECUTOR',
@@ -331,14 +332,30 @@ def _sweep_args(p):
     p.add_argument('--address', help='address of a running Dask scheduler (default: a local cluster)')
     p.add_argument('--slurm', action='append', metavar='KEY=VALUE', help='submitit Slurm parameter, e.g. timeout_min=60 (repeatable)')
     p.add_argument('--per-task', type=int, metavar='N', help='runs per task (default: 1 on Slurm, else spread over --workers)')
+    p.add_argument('--trials', type=int, metavar='N', help='a tuning file: finished trials the study ends with (default: the file\'s trials)')
 
 # %% ../nbs/09_cli.ipynb #swp000s20
-@subcommand('sweep', 'run a sweep (grid x seeds) on local processes, Dask or Slurm; done runs are skipped', _sweep_args)
+def _cmd_tune(args, spec: dict) -> int:
+    "Run the tuning file `spec` (its `space` replaces a grid): Optuna trials as runs under `--root`; one row per trial."
+    from lstm_pfd.tune import load_tune, run_tune
+    if args.executor != 'local' or args.address or args.slurm or args.per_task:
+        raise ValueError("a tuning file runs its trials one after another in this process: --executor, --address, --slurm and --per-task do not apply")
+    tc = load_tune(spec, parse_sets(args.set) or None)
+    if args.trials is not None: tc = tc.override({'trials': args.trials})
+    df = run_tune(tc, args.root)
+    print(df.to_string(index=False))
+    return 0
+
+@subcommand('sweep', 'run a sweep (grid x seeds) on local processes, Dask or Slurm, or tune (a space: Optuna trials); done runs are skipped', _sweep_args)
 def cmd_sweep(args,  # the parsed options of `lstm-pfd sweep`
              ) -> int:
-    "Run every experiment of a sweep file not yet done and print run_id, action and status of each."
+    "Run every experiment of a sweep file not yet done and print run_id, action and status of each; a tuning file runs its trials."
+    from lstm_pfd.config import parse_yaml
     from lstm_pfd.experiments import run_sweep
     if not Path(args.sweep_file).is_file(): raise FileNotFoundError(f"no sweep file at {args.sweep_file}")
+    spec = parse_yaml(Path(args.sweep_file).read_text(encoding='utf-8'), args.sweep_file)
+    if isinstance(spec, dict) and 'space' in spec: return _cmd_tune(args, spec)
+    if args.trials is not None: raise ValueError("--trials applies to a tuning file (one with a `space`), not to a grid sweep")
     df = run_sweep(args.sweep_file, args.root, executor=args.executor, workers=args.workers, address=args.address,
                    slurm=parse_sets(args.slurm, '--slurm') or None, per_task=args.per_task, overrides=parse_sets(args.set) or None)
     print(df[['run_id', 'action', 'status']].to_string(index=False))

@@ -23,7 +23,7 @@ from .train import BASELINES, Callback
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'TUNE_METRICS', 'TuneConfig', 'PruneCallback', 'trial_value', 'tune_table', 'run_tune']
+__all__ = ['log', 'TUNE_METRICS', 'TuneConfig', 'PruneCallback', 'trial_value', 'tune_table', 'load_tune', 'run_tune']
 
 # %% ../nbs/12c_tune.ipynb #5b1e6bf2
 TUNE_METRICS = {'val_record_acc': 'maximize', 'val_acc': 'maximize', 'val_loss': 'minimize'}  # what a trial's value is read from
@@ -168,6 +168,18 @@ def tune_table(study, # an Optuna study (see `run_tune`)
         params = dict(_param(space, k, v) for k, v in t.params.items())
         rows.append({'trial': t.number, 'state': t.state.name.lower(), 'value': t.value, **params, 'run_id': t.user_attrs.get('run_id')})
     return pd.DataFrame(rows)
+
+# %% ../nbs/12c_tune.ipynb #94260252
+def load_tune(spec, # a `TuneConfig`, dict, or YAML/JSON file or text
+              overrides:dict | None=None, # dotted overrides of the base experiment
+             )->TuneConfig:
+    "A `TuneConfig` from a config, dict, or YAML/JSON file or text; `overrides` are dotted keys of the base experiment."
+    if isinstance(spec, TuneConfig): tc = spec.validate()
+    elif isinstance(spec, dict): tc = TuneConfig.from_dict(spec)
+    elif str(spec).endswith('.json'): tc = TuneConfig.from_json(spec)
+    else: tc = TuneConfig.from_yaml(spec)
+    if overrides: tc = tc.override({f'base.{k}': v for k, v in overrides.items()})
+    return tc
 
 # %% ../nbs/12c_tune.ipynb #b8dbafc1
 def run_tune(tune, # a `TuneConfig` or a dict (`TuneConfig.from_dict`)
