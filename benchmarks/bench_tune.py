@@ -16,6 +16,7 @@ for v in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'NUMEXPR
 import argparse
 import json
 import logging
+import math
 import platform
 import sys
 import time
@@ -37,6 +38,11 @@ def base(model: str, epochs: int):
     return load_experiment({'name': f'tune-{model}', 'data': {'preset': 'jbfd11_fleet', 'overrides': DATA, 'track': 'new_machines'},
                             'model': {'name': model}, 'train': {'epochs': epochs, 'patience': 4, 'monitor': 'val_record_acc'},
                             'eval': {'conditions': ['clean'], 'levels': ['window', 'record']}})
+
+
+def _plain(v):
+    "A table value as JSON: pandas shows a None choice as NaN."
+    return None if isinstance(v, float) and math.isnan(v) else v
 
 
 def _test_acc(run_dir: Path) -> float:
@@ -61,14 +67,14 @@ def main(argv=None):
     done = tab[tab.state == 'complete'].sort_values('value', ascending=False, kind='stable')
     best = done.iloc[0]
     rows = [dict(trial=int(r.trial), state=r.state, val_record_acc=float(r.value),
-                 test_record_acc=_test_acc(a.root / r.run_id), **{k: r[k] for k in SPACE}) for r in tab.itertuples(index=False) if r.run_id]
+                 test_record_acc=_test_acc(a.root / r.run_id), **{k: _plain(r[k]) for k in SPACE}) for _, r in tab.iterrows() if r.run_id]
     out = dict(command='OMP_NUM_THREADS=1 python benchmarks/bench_tune.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
                hardware=f"{platform.machine()} CPU, 1 thread", python=platform.python_version(), lstm_pfd=__version__,
                seconds=round(time.time() - t0, 1), data=dict(preset='jbfd11_fleet', overrides=DATA, track='new_machines'),
                model=a.model, epochs=a.epochs, space=SPACE, trials=rows,
                default=dict(val_record_acc=trial_value(default_run), test_record_acc=_test_acc(default_run)),
                best=dict(trial=int(best.trial), val_record_acc=float(best.value), test_record_acc=_test_acc(a.root / best.run_id),
-                         params={k: best[k] for k in SPACE}),
+                         params={k: _plain(best[k]) for k in SPACE}),
                classical=dict(test_record_acc=_test_acc(forest)))
     print(tab.to_string(index=False))
     print(f"default: val {out['default']['val_record_acc']:.3f} test {out['default']['test_record_acc']:.3f} | "

@@ -116,7 +116,8 @@ def _study(sc: TuneConfig, root: Path):
     from optuna.storages.journal import JournalFileBackend
     folder = root / '_tune'; folder.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(folder / f'{sc.study_name}.journal')))
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if sc.pruner == 'median' else optuna.pruners.NopPruner()
+    warmup = max(2, sc.base.train.epochs // 3)   # a schedule that warms up (one-cycle) is not judged on its first epochs
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup) if sc.pruner == 'median' else optuna.pruners.NopPruner()
     return optuna.create_study(study_name=sc.study_name, storage=storage, load_if_exists=True, direction=TUNE_METRICS[sc.metric],
                                sampler=optuna.samplers.TPESampler(seed=sc.sampler_seed), pruner=pruner)
 
@@ -169,7 +170,7 @@ def tune_table(study, # an Optuna study (see `run_tune`)
         rows.append({'trial': t.number, 'state': t.state.name.lower(), 'value': t.value, **params, 'run_id': t.user_attrs.get('run_id')})
     return pd.DataFrame(rows)
 
-# %% ../nbs/12c_tune.ipynb #94260252
+# %% ../nbs/12c_tune.ipynb #304739fb
 def load_tune(spec, # a `TuneConfig`, dict, or YAML/JSON file or text
               overrides:dict | None=None, # dotted overrides of the base experiment
              )->TuneConfig:
