@@ -137,7 +137,7 @@ def _adapt_indices(idx: np.ndarray, labels: np.ndarray, rids: np.ndarray, *, hea
 # %% ../nbs/05b_shift.ipynb #shift029
 @torch.no_grad()
 def evaluate_adapted(model: nn.Module,                     # a trained model (BatchNorm layers adapted per group)
-                     dataset,                              # test windows: items `(x [C, L] float32, label, record_id)`
+                     dataset,                              # test windows: items `(x [C, L] float32, label, record_id)` (a `WindowDataset`)
                      *,
                      by: str | Sequence = 'machine_id',    # a per-record `meta` column, or one group per window (`window_groups`)
                      healthy_only: bool = False,           # adapt on the group's healthy records only (labels used to choose them)
@@ -153,7 +153,9 @@ def evaluate_adapted(model: nn.Module,                     # a trained model (Ba
     _check_dataset(dataset, n_classes, 'dataset', int(getattr(model, 'in_channels', 1)))
     names = list(class_names) if class_names is not None else _dataset_info(dataset)['class_names']
     _check_head(model, names, 'dataset')
-    groups, labels, rids = window_groups(dataset, by), np.asarray(dataset.labels), np.asarray(dataset.record_ids)
+    groups = window_groups(dataset, by)
+    if hasattr(dataset, 'labels') and hasattr(dataset, 'record_ids'): labels, rids = np.asarray(dataset.labels), np.asarray(dataset.record_ids)
+    else: labels, rids = (np.array([dataset[i][j] for i in range(len(dataset))]) for j in (1, 2))   # read from the items
     healthy = None
     if healthy_only:
         if not names or 'healthy' not in names: raise ValueError(f"healthy_only: the dataset's classes {names} have no 'healthy'")
