@@ -25,7 +25,8 @@ _log = logging.getLogger(__name__)
 __all__ = ['MODELS', 'MODEL_LIMITS', 'check_windows', 'AmplitudeNorm', 'register_model', 'BaseModel', 'count_parameters',
            'create_model', 'model_config', 'check_model_config', 'model_from_config', 'Compact', 'CNN1D',
            'SqueezeExcite1d', 'SelfAttention1d', 'AttentionCNN', 'AttentionPool1d', 'CNNLSTM', 'BasicBlock1d',
-           'ResNet18_1D', 'TransformerBlock', 'PatchTST', 'ClassificationLoss', 'BandEnergyLoss']
+           'ResNet18_1D', 'TransformerBlock', 'PatchTST', 'LogSpectrum', 'Spectral', 'ClassificationLoss',
+           'BandEnergyLoss']
 
 # %% ../nbs/04_models.ipynb #e611b6df
 def _exporting() -> bool:
@@ -146,7 +147,7 @@ def model_config(model: BaseModel) -> dict:  # a registry model
 
 # %% ../nbs/04_models.ipynb #a769bbb6
 MODEL_LIMITS = {'n_classes': 1000, 'in_channels': 256, 'channels': 1024, 'width': 512, 'hidden': 1024, 'd_model': 1024, 'layers': 8,
-                'depth': 32, 'heads': 64, 'first_kernel': 4096, 'kernels': 4096, 'stem_kernel': 4096, 'patch_len': 8192,
+                'depth': 32, 'heads': 64, 'first_kernel': 4096, 'kernels': 4096, 'stem_kernel': 4096, 'patch_len': 8192, 'segment': 4096, 'kernel': 4096,
                 'first_stride': 4096, 'stem_stride': 4096, 'stride': 8192, 'pools': 64, 'sequence': 16,
                 'parameters': 50_000_000}
 
@@ -470,6 +471,62 @@ class PatchTST(BaseModel):
         t = (t + self.pos(t)).transpose(1, 2)                  # [B, T, D]
         t = self.ln(self.blocks(t))
         return self.head(t.transpose(1, 2), feat)
+
+# %% ../nbs/04_models.ipynb #spec0001
+class LogSpectrum(nn.Module):
+    "Welch log-power spectrum `[B, C, L] -> [B, C, segment // 2 + 1]`: Hann segments at half overlap, a fixed DFT, mean power, `log10` of a floor."
+    def __init__(self,
+                 segment: int = 1024,     # samples per segment (DFT length); frequency resolution `fs / segment`
+                 floor: float = 1e-8,     # power floor before the logarithm (per-bin power of white unit-variance noise is about 1)
+                ):
+        super().__init__()
+        self.segment, self.hop, self.floor = int(segment), int(segment) // 2, float(floor)
+        n, k = torch.arange(self.segment, dtype=torch.float32), torch.arange(self.segment // 2 + 1, dtype=torch.float32)
+        w = torch.hann_window(self.segment, periodic=True)
+        ang = 2 * torch.pi * torch.outer(k, n) / self.segment
+        scale = w / torch.sqrt((w * w).sum())                      # white noise of unit variance: power ~1 per bin
+        basis = torch.cat([torch.cos(ang), torch.sin(ang)]) * scale  # [2F, segment]
+        self.register_buffer('basis', basis[:, None, :], persistent=False)
+    @property
+    def n_bins(self) -> int: return self.segment // 2 + 1
+    def forward(self, x):  # windows, `[B, C, L]` float32, `L >= segment`
+        B, C, L = x.shape
+        z = F.conv1d(x.reshape(B * C, 1, L), self.basis, stride=self.hop)   # [B*C, 2F, T]
+        re, im = z[:, :self.n_bins], z[:, self.n_bins:]
+        p = (re * re + im * im).mean(-1)                                      # Welch: mean power over the T segments
+        return torch.log10(p.clamp_min(self.floor)).reshape(B, C, self.n_bins)
+
+# %% ../nbs/04_models.ipynb #spec0005
+@register_model('spectral')
+class Spectral(BaseModel):
+    "Log-power spectrum (Welch, fixed DFT) -> conv blocks over frequency bins (with a bin-position channel) -> avg+max head."
+    def __init__(self,
+                 n_classes: int | None = None,               # number of classes; None: the registered classes (`physics.n_classes()`)
+                 in_channels: int = 1,                       # input channels C of the windows `[B, C, L]` (1: one accelerometer)
+                 segment: int = 1024,                        # samples per DFT segment (resolution `fs / segment`); windows need L >= segment
+                 channels: Sequence[int] = (16, 32, 48, 64), # output channels of each convolution block over the bins
+                 kernel: int = 5,                            # kernel length of the convolutions, bins
+                 dropout: float = 0.1,                       # dropout probability before the classifier
+                 norm: bool = True,                          # divide each window by its RMS amplitude first (`AmplitudeNorm`)
+                ):
+        super().__init__()
+        self._store_hparams(locals())
+        if isinstance(segment, bool) or not isinstance(segment, (int, np.integer)) or segment < 8:
+            raise ValueError(f"segment: got {segment!r}; expected an integer >= 8 samples")
+        channels = list(channels)
+        self.min_len = int(segment)
+        self.norm = AmplitudeNorm() if norm else None
+        self.spectrum = LogSpectrum(segment)
+        self.register_buffer('freq_pos', torch.linspace(-1, 1, self.spectrum.n_bins)[None, None], persistent=False)
+        cins = [self.in_channels + 1] + channels[:-1]
+        self.features = nn.Sequential(*[_conv_block(a, b, kernel, pool=2) for a, b in zip(cins, channels)])
+        self.head = _PoolHead(channels[-1], self.n_classes, dropout, extra=self.in_channels if norm else 0)
+    def forward(self, x):  # windows, `[B, C, L]` float32
+        self._check(x)
+        x, feat = self._scale(x)
+        s = self.spectrum(x)                                                  # [B, C, F] log10 power
+        s = torch.cat([s, self.freq_pos.expand(s.shape[0], 1, -1)], dim=1)   # + bin position [B, 1, F]
+        return self.head(self.features(s), feat)
 
 # %% ../nbs/04_models.ipynb #fe552cdf
 @patch(as_prop=True)

@@ -26,6 +26,7 @@ LAYERS = {
     'data': 7, 'datasets': 8,                  # data: the entry point re-exporting the five above; datasets: readers of public datasets
     'models': 8, 'checkpoint': 8.2, 'evaluation': 8.5,  # checkpoint files; the dataset contract and evaluation
     'baselines': 9, 'train': 10, 'xai': 11, 'finetune': 11, 'export': 12,
+    'shift': 11,                               # learning under shift: transfer-path augmentation, AdaBN (on fit, fleet, evaluation)
     'experiment_config': 13,                   # checked against the registries of models, train and xai
     'predict': 1,                              # the torch-free runtime: utils only (checked below)
     'runs': 19,                                # the run catalogue (run folders, filters, saved searches): re-exported by experiments

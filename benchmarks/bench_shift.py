@@ -1,0 +1,127 @@
+"""Remedies for machine shift on the `new_machines` track: transfer-path augmentation, AdaBN per test machine, the spectral model.
+
+Protocol. A small fleet file is built (preset `quick_fleet` with `--machines` machines, 10,240 Hz, 2-s records, 0.5-s
+windows; `dataset.records_per_class_severity` = `--machines`, one record per class x severity per machine). On its
+`new_machines` track (test and validation machines never in training) each method is trained on `train`, early-stopped
+on `val` and scored on `test` at record level (soft vote over the windows of a record) and window level, for every
+seed of `--seeds`:
+
+- `compact`: the compact CNN as in the fleet benchmark (noise augmentation 0-30 dB, p = 0.5, Adam, early stopping);
+- `compact + transfer paths`: the same with `shift.TransferPathAugment` (64 paths of a bank drawn from the file's
+  fleet ranges with another seed, p = 0.5) before the noise;
+- `... + AdaBN`: the trained model scored by `shift.evaluate_adapted` (BatchNorm statistics re-estimated on each test
+  machine's own windows: all of them, transductive; `healthy records` and `1/4 of records` are the non-transductive
+  variants: the machine's healthy records, or a random quarter of its records);
+- `spectral`: the `spectral` model (Welch log-power spectrum + convolutions over the bins), noise augmentation;
+  `spectral, order domain (tach)`: the same on order-domain windows at the tachometer's speed (512 samples per turn,
+  `segment=2048`: a quarter-order resolution), i.e. an order-spectrum network, with and without AdaBN;
+- `classical`: `baselines.ClassicalBaseline` (band features + random forest, 100 trees).
+
+Run (one thread, about 8 minutes on a 2-core x86 CPU shared with other work):
+    OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --seeds 0 1 2 --out nbs/_data/shift_remedies.json
+The JSON is read by nbs/05b_shift.ipynb.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lstm_pfd.baselines import ClassicalBaseline
+from lstm_pfd.config import DataConfig
+from lstm_pfd.data import build_dataset, open_dataset
+from lstm_pfd.evaluation import evaluate
+from lstm_pfd.models import create_model
+from lstm_pfd.shift import TransferPathAugment, compose, evaluate_adapted
+from lstm_pfd.train import NoiseAugment, fit
+from lstm_pfd.utils import atomic_write
+
+BANK_SEED = 1000   # fleet seed of the augmentation's bank of paths (the file's fleet seed is the preset's)
+ORDER_SEGMENT = 2048  # DFT segment of the order-domain spectral model: 512 samples per turn, a quarter-order resolution
+
+
+def _scores(ev) -> dict:
+    return {'record_acc': ev.record_acc, 'window_acc': ev.window_acc}
+
+
+def _hardware() -> str:
+    "CPU model and core count (Linux /proc/cpuinfo where present)."
+    try: cpu = next(l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name'))
+    except (OSError, StopIteration): cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def _train(name, train, val, seed, augment, epochs, **kw):
+    m = create_model(name, len(train.class_names), seed=seed, **kw)
+    return fit(m, train, val, epochs=epochs, patience=3, lr=1e-3, batch_size=64, augment=augment, seed=seed,
+               progress=False, num_threads=1).model
+
+
+def _network_rows(ds, train, val, test, seed, epochs, order) -> dict:
+    noise = NoiseAugment((0.0, 30.0), p=0.5)
+    paths = TransferPathAugment(ds.fs, ds.config, n_paths=64, seed=BANK_SEED, p=0.5)
+    out = {}
+    for label, name, aug in (('compact', 'compact', noise), ('compact + transfer paths', 'compact', compose(paths, noise)),
+                             ('spectral', 'spectral', noise)):
+        t = time.perf_counter()
+        m = _train(name, train, val, seed, aug, epochs)
+        out[label] = _scores(evaluate(m, test))
+        out[label + ' + AdaBN'] = _scores(evaluate_adapted(m, test))
+        if name == 'compact':
+            out[label + ' + AdaBN (healthy records)'] = _scores(evaluate_adapted(m, test, healthy_only=True))
+            out[label + ' + AdaBN (1/4 of records)'] = _scores(evaluate_adapted(m, test, fraction=0.25, seed=seed))
+        print(f"seed {seed} {label}: {out[label]['record_acc']:.3f} (AdaBN {out[label + ' + AdaBN']['record_acc']:.3f}) "
+              f"{time.perf_counter() - t:.0f} s", flush=True)
+    t = time.perf_counter()
+    m = _train('spectral', *order[:2], seed, noise, epochs, segment=ORDER_SEGMENT)
+    label = 'spectral, order domain (tach)'
+    out[label], out[label + ' + AdaBN'] = _scores(evaluate(m, order[2])), _scores(evaluate_adapted(m, order[2]))
+    print(f"seed {seed} {label}: {out[label]['record_acc']:.3f} (AdaBN {out[label + ' + AdaBN']['record_acc']:.3f}) "
+          f"{time.perf_counter() - t:.0f} s", flush=True)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--machines', type=int, default=12, help='machines of the fleet')
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    ap.add_argument('--epochs', type=int, default=15)
+    ap.add_argument('--out', type=Path, default=None, help='JSON file to write (e.g. nbs/_data/shift_remedies.json)')
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    cfg = DataConfig.preset('quick_fleet', {'fleet.n_machines': a.machines, 'dataset.records_per_class_severity': a.machines})
+    with tempfile.TemporaryDirectory() as d:
+        build_dataset(cfg, Path(d) / 'fleet.h5', progress=False)
+        ds = open_dataset(Path(d) / 'fleet.h5')
+        train, val, test = (ds.windows(s, track='new_machines') for s in ('train', 'val', 'test'))
+        machines = {s: sorted(int(i) for i in set(w.meta['machine_id'])) for s, w in zip(('train', 'val', 'test'), (train, val, test))}
+        order = [ds.windows(s, track='new_machines', speed_source='tach', order_domain=True) for s in ('train', 'val', 'test')]
+        runs, load = {}, os.getloadavg()[0]
+        for seed in a.seeds:
+            rows = _network_rows(ds, train, val, test, seed, a.epochs, order)
+            rows['classical'] = _scores(ClassicalBaseline(n_estimators=100, seed=seed).fit(train).evaluate(test))
+            print(f"seed {seed} classical: {rows['classical']['record_acc']:.3f}", flush=True)
+            for k, v in rows.items(): runs.setdefault(k, []).append(v)
+        n_rec = {s: len(np.unique(w.record_ids)) for s, w in zip(('train', 'val', 'test'), (train, val, test))}
+    rows = [{'method': k, 'record_acc': [r['record_acc'] for r in v], 'window_acc': [r['window_acc'] for r in v]} for k, v in runs.items()]
+    res = {'command': 'OMP_NUM_THREADS=1 python benchmarks/bench_shift.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
+           'hardware': _hardware(), 'threads': 1, 'load_average_at_start': round(load, 2),
+           'seconds': time.perf_counter() - t0, 'track': 'new_machines', 'seeds': a.seeds, 'epochs': a.epochs,
+           'machines': f"machines {machines['train']} train, {machines['val']} validation, {machines['test']} test",
+           'records': f"records: {n_rec['train']} train, {n_rec['val']} validation, {n_rec['test']} test (quick_fleet, {a.machines} machines)",
+           'rows': rows}
+    for r in rows: print(f"{r['method']:40s} record acc {np.mean(r['record_acc']):.3f} {np.round(r['record_acc'], 3).tolist()}")
+    if a.out:
+        with atomic_write(a.out, overwrite=True) as tmp: tmp.write_text(json.dumps(res, indent=1) + '\n')
+    return res
+
+
+if __name__ == '__main__':
+    main()
