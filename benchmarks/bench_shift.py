@@ -60,7 +60,7 @@ def _hardware() -> str:
 def _train(name, train, val, seed, augment, epochs, **kw):
     m = create_model(name, len(train.class_names), seed=seed, **kw)
     return fit(m, train, val, epochs=epochs, patience=3, lr=1e-3, batch_size=64, augment=augment, seed=seed,
-               progress=False, num_threads=1).model
+               progress=False, threads=1).model
 
 
 def _network_rows(ds, train, val, test, seed, epochs, order) -> dict:

@@ -238,7 +238,7 @@ def _speed_rule(self: DatasetFile, wd: WindowDataset, source: str | None, order_
     "`wd` with the speed rule `source` applied and, if asked, in the order domain (`_apply_speed_rule` with the file's config and machines)."
     return _apply_speed_rule(wd, source, order_domain, self.config, self.machines)
 
-# %% ../nbs/03e_windows.ipynb #339425d0
+# %% ../nbs/03e_windows.ipynb #86a83160
 def _fresh_seed(dataset_seed: int, index: int, epoch: int) -> int:
     return int(np.random.SeedSequence(dataset_seed, spawn_key=(int(index), int(epoch))).generate_state(1)[0])
 
