@@ -293,10 +293,10 @@ SHAFT_META_COLUMNS = {
 _LOCAL = threading.local()
 
 def _buffers(N: int):
-    "This thread's buffers: shaft-table indices (intp), a complex64 noise buffer ((N + 1) // 2), three float32 scratch rows."
+    "This thread's buffers: shaft-table positions (int32), a complex64 noise buffer ((N + 1) // 2), three float32 scratch rows."
     b = getattr(_LOCAL, 'bufs', None)
     if b is None or len(b[0]) != N:
-        b = _LOCAL.bufs = (np.empty(N, np.intp), np.empty((N + 1) // 2, np.complex64), np.empty((3, N), np.float32))
+        b = _LOCAL.bufs = (np.empty(N, np.int32), np.empty((N + 1) // 2, np.complex64), np.empty((3, N), np.float32))
     return b
 
 def _rub_dir(st: dict) -> np.ndarray:
@@ -305,15 +305,30 @@ def _rub_dir(st: dict) -> np.ndarray:
     n = math.hypot(x0, y0)
     return np.array([x0, y0]) / n if n > 0 else np.array([0.0, -1.0])
 
+def _wrap(v: np.ndarray, L: int, tmp: np.ndarray) -> np.ndarray:
+    """In place: the integer-valued float32 `v` modulo `L` (into [0, L)), exact: v - L floor((v + 1/2) / L) in float32 (the
+    quotient's rounding error stays far below 1 / (2 L) while |v| < 2^21), else in float64."""
+    if v.size and max(-float(v.min()), float(v.max())) >= 2 ** 21: v[:] = np.remainder(v.astype(np.float64), L); return v
+    np.add(v, np.float32(0.5), out=tmp); tmp *= np.float32(1 / L); np.floor(tmp, out=tmp); tmp *= np.float32(L); v -= tmp
+    return v
+
+def _positions(r, idx: np.ndarray) -> np.ndarray:
+    "The probe-table position of every sample (the nearest of 2048 entries per revolution) into int32 `idx`, wrapped where it can leave the table."
+    w, N, fs, L = r.w, r.plan.N, r.plan.fs, _REVS * _PER_REV
+    pos = sig._phase(w, N, r.f_start * _PER_REV / fs, L, r.ramp, (r.f_end - r.f_start) * _PER_REV)
+    np.rint(pos, out=pos)
+    if r.ramp is not None or sig._PBLK * r.f_start * _PER_REV / fs >= _WRAP: _wrap(pos, L, w.frac)   # a ramp can carry it past either end
+    np.copyto(idx, pos, casting='unsafe')      # float32 -> int32: the cheap cast, and `np.take`'s fastest index
+    return idx
+
+
 # %% ../nbs/02b_shaft.ipynb #07fc7839
 def _probes(r, sm: ShaftMachine, st: dict, comps: dict, rng: np.random.Generator, px: np.ndarray, py: np.ndarray) -> bool:
     "Write the x and y probe channels (um) of record `r` into `px`, `py`; returns True when a probe left its linear range."
-    w, N, fs, sc, p = r.w, r.plan.N, r.plan.fs, r.cfg.sensors, r.plan
-    L, c_um = _REVS * _PER_REV, 1e6 * float(st['clearance_m'][st['mid']])
+    w, N, sc, p = r.w, r.plan.N, r.cfg.sensors, r.plan
+    c_um = 1e6 * float(st['clearance_m'][st['mid']])
     idx, z, _ = _buffers(N)
-    pos = sig._phase(w, N, r.f_start * _PER_REV / fs, L, r.ramp, (r.f_end - r.f_start) * _PER_REV)
-    np.rint(pos, out=w.frac); np.copyto(idx, w.frac, casting='unsafe')
-    if r.ramp is not None or sig._PBLK * r.f_start * _PER_REV / fs >= _WRAP: np.remainder(idx, L, out=idx)   # a ramp can carry it past either end
+    _positions(r, idx)
     g = np.array(sm.probe_gain)
     dc = 1e6 * (probe_axes() @ np.stack([st['x0'], st['y0']])) * g[:, None]   # [2, slow grid]: the centreline along each probe
     amp = sum(float(np.max(r.envs[k])) * sum(math.hypot(abs(px_), abs(py_)) for _, px_, py_ in cs) for k, cs in comps.items())   # a bound of the orbit's radius
@@ -325,7 +340,7 @@ def _probes(r, sm: ShaftMachine, st: dict, comps: dict, rng: np.random.Generator
     tab, vary = _probe_tables(r, sm, comps, None if walled else runout)
     for j, out in enumerate((px, py)):
         _read(idx, tab[j], out)
-        for k, t in vary: out += _read(idx, t[j], w.a) * r.up(k)
+        for k, t in vary: out += np.multiply(_read(idx, t[j], w.a), r.up(k), out=w.a)
         if dc.shape[1] == 1: out += np.float32(dc[j, 0])
         else: r.envs['_dc'] = np.interp(p.tc, st['tq'], dc[j]); out += r.up('_dc')
     if st['whirl_um'] > 0 or 'oil_whip' in r.atoms: _limit_cycle(r, st, rng, px, py, g)
@@ -370,25 +385,32 @@ def _limit_cycle(r, st: dict, rng: np.random.Generator, px: np.ndarray, py: np.n
         out += sig._tone(w, N, cps, 2 * np.pi * u[0] + np.angle(c) + np.pi / 2, abs(c) * g[j], w.a, ramp, scale)
 
 # %% ../nbs/02b_shaft.ipynb #3ff067c0
-def _shaft_record(plan, label: int, sev: int, seed: int, spd, ld, tmp, x: np.ndarray, parts: dict | None = None, laws=None) -> dict:
-    "One record into `x` (`[C, N]`, the config's channel order): the accelerometer record, then the probes and the keyphasor."
-    ch, N = plan.cfg.sensors.channels, plan.N
-    row = lambda name, k: x[ch.index(name)] if name in ch else _buffers(N)[2][k]
+def _row(x: np.ndarray, ch, name: str, k: int) -> np.ndarray:
+    "Row `name` of the record `x` (`[C, N]`, channels `ch`), or scratch row `k` when the config does not keep that channel."
+    return x[ch.index(name)] if name in ch else _buffers(x.shape[-1])[2][k]
+
+def _shaft_channels(plan, r, seed: int, x: np.ndarray) -> dict:
+    "The probes and the keyphasor of the record whose accelerometer state is `r`, into the rows of `x`; their meta columns."
+    ch = plan.cfg.sensors.channels
     sm = plan.memo('shaft_machine', lambda p: shaft_machine(p.cfg, p.machine))
-    state = []
-    meta = sig._record(plan, label, sev, seed, spd, ld, tmp, row('accel', 0), parts, laws=laws, state=state)
-    r, rng = state[0], (lambda k: np.random.default_rng([seed, _STREAM, k]))   # one stream per part: any channel subset agrees
+    rng = lambda k: np.random.default_rng([seed, _STREAM, k])   # one stream per part: any channel subset agrees
     u = rng(0).random(8)
     st = record_state(r, sm, u[:4])
     clipped = False
-    if 'x' in ch or 'y' in ch: clipped = _probes(r, sm, st, force_components(r, sm, st, u[4:5]), rng(1), row('x', 1), row('y', 2))
+    if 'x' in ch or 'y' in ch: clipped = _probes(r, sm, st, force_components(r, sm, st, u[4:5]), rng(1), _row(x, ch, 'x', 1), _row(x, ch, 'y', 2))
     if 'keyphasor' in ch: _keyphasor(r, sm, rng(2), x[ch.index('keyphasor')])
     m = st['mid']
-    meta.update(clearance_um=1e6 * float(st['clearance_m'][m]), shaft_eccentricity=float(st['eccentricity'][0]),
+    return dict(clearance_um=1e6 * float(st['clearance_m'][m]), shaft_eccentricity=float(st['eccentricity'][0]),
                 attitude_deg=math.degrees(float(st['attitude'][0])), centreline_x_um=1e6 * float(st['x0'][0]),
                 centreline_y_um=1e6 * float(st['y0'][0]), threshold_ratio=float(st['threshold_ratio'][m]),
                 whirl_um=st['whirl_um'], preload_n=st['preload_n'], probe_clipped=clipped)
-    return meta
+
+def _shaft_record(plan, label: int, sev: int, seed: int, spd, ld, tmp, x: np.ndarray, parts: dict | None = None, laws=None) -> dict:
+    "One record into `x` (`[C, N]`, the config's channel order): the accelerometer record, then the probes and the keyphasor."
+    state = []
+    meta = sig._record(plan, label, sev, seed, spd, ld, tmp, _row(x, plan.cfg.sensors.channels, 'accel', 0), parts, laws=laws, state=state)
+    return {**meta, **_shaft_channels(plan, state[0], seed, x)}
+
 
 # %% ../nbs/02b_shaft.ipynb #4636cf4b
 META_COLUMNS = {**sig.META_COLUMNS, **SHAFT_META_COLUMNS}
@@ -416,6 +438,12 @@ def generate(cfg: DataConfig,                    # a multi-channel data config (
     return (x, meta, parts) if components else (x, meta)
 
 # %% ../nbs/02b_shaft.ipynb #bcd41a45
+class _GroupRows:
+    "Scratch accelerometer rows for a batch that does not keep that channel: record i of a `signals._render_rows` group gets row i % `_FFT_ROWS`."
+    def __init__(self, N: int): self.rows = np.empty((sig._FFT_ROWS, N), np.float32)
+    def __getitem__(self, i: int) -> np.ndarray: return self.rows[i % sig._FFT_ROWS]
+    def __setitem__(self, i: int, v): self.rows[i % sig._FFT_ROWS] = v
+
 def generate_batch(cfg: DataConfig,               # a multi-channel data config (`sensors.channels`)
                    faults,                        # class (name, alias or label) of each record
                    severities,                    # severity slot of each record
@@ -440,17 +468,19 @@ def generate_batch(cfg: DataConfig,               # a multi-channel data config 
     if out is None: out = np.empty(shape, np.float32)
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, got {out.dtype} {out.shape}")
-    meta = {k: np.zeros(n, dtype=t) for k, t in META_COLUMNS.items()}
-    it = range(n)
+    meta, ch, shaft, bar = {k: np.zeros(n, dtype=t) for k, t in META_COLUMNS.items()}, list(sc.channels), {}, None
+    acc = out[:, ch.index('accel')] if 'accel' in ch else _GroupRows(shape[2])
     if progress:
         from tqdm.auto import tqdm
-        it = tqdm(it, desc='generate', unit='rec')
-    for i in it:
-        label, sev, seed, s, l, t = args[i]
-        mach = plans[i].machine   # laws computed elsewhere (a worker is given them), as in `signals.generate_batch`
-        m = _shaft_record(plans[i], label, sev, seed, s, l, t, out[i], laws=laws.get(mach.id) if (laws and mach is not None) else None)
-        meta['label'][i], meta['severity'][i], meta['seed'][i] = label, sev, seed
-        for k, v in m.items(): meta[k][i] = v
+        bar = tqdm(total=n, desc='generate', unit='rec')
+    def held(i, r): shaft[i] = _shaft_channels(plans[i], r, args[i][2], out[i])   # while the workspace is the record's own
+    def done(i, m):
+        meta['label'][i], meta['severity'][i], meta['seed'][i] = args[i][:3]
+        for k, v in {**m, **shaft.pop(i)}.items(): meta[k][i] = v
+        if bar is not None: bar.update()
+    try: sig._render_rows(plans, args, acc, laws, done, held)   # the accelerometer rows' spectra: one inverse FFT per group
+    finally:
+        if bar is not None: bar.close()
     meta.update(channels=list(sc.channels), units=list(sc.units))
     return out, meta
 
