@@ -27,7 +27,8 @@ __all__ = ['log', 'MASS_LOAD_FRACTION', 'HOUSING_SHARE', 'MISALIGNMENT_PRELOAD',
            'WHIRL_MARGIN', 'WHIRL_GROWTH', 'WHIRL_LIMIT', 'SUBHARMONIC_THIRD', 'WALL', 'SHAFT_META_COLUMNS',
            'OIL_WHIP_CRITICAL', 'OIL_WHIP_RADIUS', 'WHIRL_REVERSE', 'META_COLUMNS', 'SHAFT_FAULTS', 'RUB_AMPLITUDES',
            'probe_axes', 'ShaftMachine', 'shaft_machine', 'film_state', 'whirl_mechanism', 'response', 'record_state',
-           'force_components', 'generate', 'generate_batch', 'register_shaft_faults', 'unregister_shaft_faults']
+           'record_states', 'force_components', 'generate', 'generate_batch', 'register_shaft_faults',
+           'unregister_shaft_faults']
 
 # %% ../nbs/02b_shaft.ipynb #33d321b3
 MASS_LOAD_FRACTION = 0.65      # rotor weight per bearing, as a share of the rated load
@@ -94,12 +95,18 @@ def film_state(cfg: DataConfig,          # the data config (as seen on the machi
               )->dict:
     "Equilibrium (`x0`, `y0` in m, bearing frame), `eccentricity`, `attitude`, `K`, `C` (rotated), `clearance_m`, `threshold_ratio`; vectorised."
     b = cfg.bearing
+    return _film((b.radius_m, b.length_m, b.clearance_m, b.rated_load_n), speed_hz, load_n, viscosity_pa_s, rotor_mass_kg,
+                 clearance_factor, viscosity_factor, preload_n)
+
+def _film(bearing: tuple, speed_hz, load_n, viscosity_pa_s, rotor_mass_kg, clearance_factor, viscosity_factor, preload_n) -> dict:
+    "`film_state` of the bearing `(radius_m, length_m, clearance_m, rated_load_n)`: numbers, or arrays with one value per point (points of several machines)."
+    radius, length, clearance, rated = bearing
     f, W, mu, kc, kv = np.broadcast_arrays(*(np.asarray(v, float) for v in (speed_hz, load_n, viscosity_pa_s, clearance_factor, viscosity_factor)))
     p = np.broadcast_to(np.asarray(preload_n, float), f.shape + (2,))
     Fx, Fy = p[..., 0], p[..., 1] - W                           # the external static load vector on the journal
-    Wm = np.maximum(np.hypot(Fx, Fy), 1e-3 * b.rated_load_n)
-    c = b.clearance_m * kc
-    st = bearing_state(mu * kv, f, Wm, b.radius_m, b.length_m, c)
+    Wm = np.maximum(np.hypot(Fx, Fy), 1e-3 * rated)
+    c = clearance * kc
+    st = bearing_state(mu * kv, f, Wm, radius, length, c)
     e, phi = np.asarray(st.eccentricity, float), np.asarray(st.attitude_angle, float)
     beta = np.arctan2(Fy, Fx) + np.pi / 2                       # rotation from the reference load direction (-y) to the actual one
     cb, sb = np.cos(beta), np.sin(beta)
@@ -153,11 +160,8 @@ def response(K: np.ndarray,       # film stiffness `[..., 2, 2]`, N/m
     return np.stack([Z[:, 1, 1] * F[:, 0] - Z[:, 0, 1] * F[:, 1], Z[:, 0, 0] * F[:, 1] - Z[:, 1, 0] * F[:, 0]], -1) / det[:, None]
 
 # %% ../nbs/02b_shaft.ipynb #b7c11dd5
-def record_state(r,                 # the accelerometer record's `signals.RecordState` (finished)
-                 sm: ShaftMachine,  # the shaft side of its machine
-                 u: np.ndarray,     # 4 uniforms of the shaft generator (preload side and elevation, whirl path)
-                )->dict:
-    "The film of the record under its class's mechanism (`film_state` on a slow grid) plus `preload_dir`, `whirl_um`, `mid`."
+def _film_inputs(r, sm: ShaftMachine, u: np.ndarray) -> dict:
+    "The slow grid `tq` of record `r` and its film's inputs under its class's mechanism (`film_state`'s arguments; the whirl mechanism is chosen here)."
     cfg, atoms, T, tc = r.cfg, r.atoms, r.plan.T, r.plan.tc
     steady = r.kind == 0 and not r.evolving
     tq = np.zeros(1) if steady else np.linspace(0.0, T, 9)
@@ -174,11 +178,39 @@ def record_state(r,                 # the accelerometer record's `signals.Record
         margin = WHIRL_MARGIN[0] + (WHIRL_MARGIN[1] - WHIRL_MARGIN[0]) * float(np.mean(s))
         lf, cf, _ = whirl_mechanism(cfg, f[mid], W[mid], mu[mid], sm.rotor_mass_kg, margin, worn=u[2] < 0.5)
         W, kc = W * lf, kc * cf
-    st = film_state(cfg, f, W, mu, sm.rotor_mass_kg, kc, kv, pre)
+    return dict(tq=tq, mid=mid, f=f, W=W, mu=mu, kc=kc, kv=kv, pre=pre, pdir=pdir)
+
+def _film_done(q: dict, st: dict) -> dict:
+    "`record_state`'s answer: the film `st` of the inputs `q` (`_film_inputs`) plus the grid, `preload_dir`, `preload_n` and `whirl_um`."
+    mid = q['mid']
     ratio, c = float(st['threshold_ratio'][mid]), float(st['clearance_m'][mid])
-    st.update(tq=tq, mid=mid, preload_dir=pdir, preload_n=float(np.hypot(*pre[mid])),
+    st.update(tq=q['tq'], mid=mid, preload_dir=q['pdir'], preload_n=float(np.hypot(*q['pre'][mid])),
               whirl_um=1e6 * c * min(WHIRL_LIMIT, WHIRL_GROWTH * math.sqrt(ratio - 1)) if ratio > 1 else 0.0)
     return st
+
+def record_state(r,                 # the accelerometer record's `signals.RecordState` (finished)
+                 sm: ShaftMachine,  # the shaft side of its machine
+                 u: np.ndarray,     # 4 uniforms of the shaft generator (preload side and elevation, whirl path)
+                )->dict:
+    "The film of the record under its class's mechanism (`film_state` on a slow grid) plus `preload_dir`, `whirl_um`, `mid`."
+    q = _film_inputs(r, sm, u)
+    return _film_done(q, film_state(r.cfg, q['f'], q['W'], q['mu'], sm.rotor_mass_kg, q['kc'], q['kv'], q['pre']))
+
+def record_states(rs: list,   # the records' `signals.RecordState`s (any machines)
+                  sms: list,  # the shaft side of each record's machine
+                  us: list,   # 4 uniforms per record (as `record_state`)
+                 )->list:
+    "`record_state` of many records with one `film_state` over all their points (elementwise: the same bits as one by one)."
+    qs = [_film_inputs(r, sm, u) for r, sm, u in zip(rs, sms, us)]
+    n = [len(q['tq']) for q in qs]
+    per = lambda vals: np.repeat(np.asarray(vals, float), n)                 # one number per record -> one per point
+    cat = lambda k: np.concatenate([q[k] for q in qs])
+    b = [r.cfg.bearing for r in rs]
+    st = _film(tuple(per([getattr(x, k) for x in b]) for k in ('radius_m', 'length_m', 'clearance_m', 'rated_load_n')),
+               cat('f'), cat('W'), cat('mu'), per([sm.rotor_mass_kg for sm in sms]), cat('kc'), cat('kv'), cat('pre'))
+    ends = np.cumsum(n)
+    return [_film_done(q, {k: v[e - m:e] for k, v in st.items()}) for q, m, e in zip(qs, n, ends)]
+
 
 # %% ../nbs/02b_shaft.ipynb #2d67ae10
 _FWD, _BWD = np.array([1.0, -1.0j]), np.array([1.0, 1.0j])
@@ -389,13 +421,14 @@ def _row(x: np.ndarray, ch, name: str, k: int) -> np.ndarray:
     "Row `name` of the record `x` (`[C, N]`, channels `ch`), or scratch row `k` when the config does not keep that channel."
     return x[ch.index(name)] if name in ch else _buffers(x.shape[-1])[2][k]
 
-def _shaft_channels(plan, r, seed: int, x: np.ndarray) -> dict:
-    "The probes and the keyphasor of the record whose accelerometer state is `r`, into the rows of `x`; their meta columns."
-    ch = plan.cfg.sensors.channels
-    sm = plan.memo('shaft_machine', lambda p: shaft_machine(p.cfg, p.machine))
+def _shaft_side(plan) -> ShaftMachine: return plan.memo('shaft_machine', lambda p: shaft_machine(p.cfg, p.machine))
+
+def _shaft_channels(plan, r, seed: int, x: np.ndarray, u: np.ndarray | None = None, st: dict | None = None) -> dict:
+    "The probes and the keyphasor of the record whose accelerometer state is `r`, into the rows of `x`; their meta columns. `u`, `st`: its first draws and `record_state`, if made."
+    ch, sm = plan.cfg.sensors.channels, _shaft_side(plan)
     rng = lambda k: np.random.default_rng([seed, _STREAM, k])   # one stream per part: any channel subset agrees
-    u = rng(0).random(8)
-    st = record_state(r, sm, u[:4])
+    if u is None: u = rng(0).random(8)
+    if st is None: st = record_state(r, sm, u[:4])
     clipped = False
     if 'x' in ch or 'y' in ch: clipped = _probes(r, sm, st, force_components(r, sm, st, u[4:5]), rng(1), _row(x, ch, 'x', 1), _row(x, ch, 'y', 2))
     if 'keyphasor' in ch: _keyphasor(r, sm, rng(2), x[ch.index('keyphasor')])
@@ -404,6 +437,12 @@ def _shaft_channels(plan, r, seed: int, x: np.ndarray) -> dict:
                 attitude_deg=math.degrees(float(st['attitude'][0])), centreline_x_um=1e6 * float(st['x0'][0]),
                 centreline_y_um=1e6 * float(st['y0'][0]), threshold_ratio=float(st['threshold_ratio'][m]),
                 whirl_um=st['whirl_um'], preload_n=st['preload_n'], probe_clipped=clipped)
+
+def _shaft_group(plans: list, args: list, out: np.ndarray, recs: list) -> dict:
+    "The shaft channels of the records `recs` (`[(i, RecordState)]` of a batch) into `out[i]`, their films by one `record_states`: {i: meta}."
+    us = [np.random.default_rng([args[i][2], _STREAM, 0]).random(8) for i, _ in recs]
+    sts = record_states([r for _, r in recs], [_shaft_side(plans[i]) for i, _ in recs], [u[:4] for u in us])
+    return {i: _shaft_channels(plans[i], r, args[i][2], out[i], u, st) for (i, r), u, st in zip(recs, us, sts)}
 
 def _shaft_record(plan, label: int, sev: int, seed: int, spd, ld, tmp, x: np.ndarray, parts: dict | None = None, laws=None) -> dict:
     "One record into `x` (`[C, N]`, the config's channel order): the accelerometer record, then the probes and the keyphasor."
@@ -473,8 +512,12 @@ def generate_batch(cfg: DataConfig,               # a multi-channel data config 
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=n, desc='generate', unit='rec')
-    def held(i, r): shaft[i] = _shaft_channels(plans[i], r, args[i][2], out[i])   # while the workspace is the record's own
+    pending = []
+    def held(i, r):
+        if r.ramp is not None: r.ramp = r.ramp.copy()      # in the workspace: the next record of the group overwrites it
+        pending.append((i, r))
     def done(i, m):
+        if i not in shaft: shaft.update(_shaft_group(plans, args, out, pending)); pending.clear()   # the group so far, at once
         meta['label'][i], meta['severity'][i], meta['seed'][i] = args[i][:3]
         for k, v in {**m, **shaft.pop(i)}.items(): meta[k][i] = v
         if bar is not None: bar.update()
