@@ -255,7 +255,9 @@ def _table6(comps: list, extra: np.ndarray | None = None) -> tuple:
     for o, *z in comps: spec[:, int(round(o * _REVS))] += np.asarray(z) * (L / 2)
     tab = sfft.irfft(spec, L, axis=-1)
     if extra is not None: tab += extra
-    return np.concatenate([tab, tab[:, :_WRAP + 1]], axis=1).astype(np.float32)   # + a wrap-around margin: positions up to L + _WRAP
+    out = np.empty((P, L + _WRAP + 1), np.float32)              # + a wrap-around margin: positions up to L + _WRAP
+    out[:, :L] = tab; out[:, L:] = tab[:, :_WRAP + 1]
+    return out
 
 def _read(idx: np.ndarray, tab: np.ndarray, out: np.ndarray) -> np.ndarray:
     "`out` = the table (one row of `_table6`) at the shaft position `idx` (the nearest of 2048 entries per revolution)."
@@ -325,10 +327,10 @@ SHAFT_META_COLUMNS = {
 _LOCAL = threading.local()
 
 def _buffers(N: int):
-    "This thread's buffers: shaft-table positions (int32), a complex64 noise buffer ((N + 1) // 2), three float32 scratch rows."
+    "This thread's buffers: shaft-table positions (intp), a complex64 noise buffer ((N + 1) // 2), three float32 scratch rows."
     b = getattr(_LOCAL, 'bufs', None)
     if b is None or len(b[0]) != N:
-        b = _LOCAL.bufs = (np.empty(N, np.int32), np.empty((N + 1) // 2, np.complex64), np.empty((3, N), np.float32))
+        b = _LOCAL.bufs = (np.empty(N, np.intp), np.empty((N + 1) // 2, np.complex64), np.empty((3, N), np.float32))
     return b
 
 def _rub_dir(st: dict) -> np.ndarray:
@@ -345,12 +347,12 @@ def _wrap(v: np.ndarray, L: int, tmp: np.ndarray) -> np.ndarray:
     return v
 
 def _positions(r, idx: np.ndarray) -> np.ndarray:
-    "The probe-table position of every sample (the nearest of 2048 entries per revolution) into int32 `idx`, wrapped where it can leave the table."
+    "The probe-table position of every sample (the nearest of 2048 entries per revolution) into `idx` (intp), wrapped where it can leave the table."
     w, N, fs, L = r.w, r.plan.N, r.plan.fs, _REVS * _PER_REV
     pos = sig._phase(w, N, r.f_start * _PER_REV / fs, L, r.ramp, (r.f_end - r.f_start) * _PER_REV)
     np.rint(pos, out=pos)
     if r.ramp is not None or sig._PBLK * r.f_start * _PER_REV / fs >= _WRAP: _wrap(pos, L, w.frac)   # a ramp can carry it past either end
-    np.copyto(idx, pos, casting='unsafe')      # float32 -> int32: the cheap cast, and `np.take`'s fastest index
+    np.copyto(w.idx32, pos, casting='unsafe'); np.copyto(idx, w.idx32)   # float32 -> int32 -> intp: two cheap casts (`np.take` is fastest with intp)
     return idx
 
 
