@@ -27,7 +27,8 @@ __all__ = ['log', 'MASS_LOAD_FRACTION', 'HOUSING_SHARE', 'MISALIGNMENT_PRELOAD',
            'WHIRL_MARGIN', 'WHIRL_GROWTH', 'WHIRL_LIMIT', 'SUBHARMONIC_THIRD', 'WALL', 'SHAFT_META_COLUMNS',
            'OIL_WHIP_CRITICAL', 'OIL_WHIP_RADIUS', 'WHIRL_REVERSE', 'META_COLUMNS', 'SHAFT_FAULTS', 'RUB_AMPLITUDES',
            'probe_axes', 'ShaftMachine', 'shaft_machine', 'film_state', 'whirl_mechanism', 'response', 'record_state',
-           'force_components', 'generate', 'generate_batch', 'register_shaft_faults', 'unregister_shaft_faults']
+           'record_states', 'force_components', 'generate', 'generate_batch', 'register_shaft_faults',
+           'unregister_shaft_faults']
 
 # %% ../nbs/02b_shaft.ipynb #33d321b3
 MASS_LOAD_FRACTION = 0.65      # rotor weight per bearing, as a share of the rated load
@@ -94,12 +95,18 @@ def film_state(cfg: DataConfig,          # the data config (as seen on the machi
               )->dict:
     "Equilibrium (`x0`, `y0` in m, bearing frame), `eccentricity`, `attitude`, `K`, `C` (rotated), `clearance_m`, `threshold_ratio`; vectorised."
     b = cfg.bearing
+    return _film((b.radius_m, b.length_m, b.clearance_m, b.rated_load_n), speed_hz, load_n, viscosity_pa_s, rotor_mass_kg,
+                 clearance_factor, viscosity_factor, preload_n)
+
+def _film(bearing: tuple, speed_hz, load_n, viscosity_pa_s, rotor_mass_kg, clearance_factor, viscosity_factor, preload_n) -> dict:
+    "`film_state` of the bearing `(radius_m, length_m, clearance_m, rated_load_n)`: numbers, or arrays with one value per point (points of several machines)."
+    radius, length, clearance, rated = bearing
     f, W, mu, kc, kv = np.broadcast_arrays(*(np.asarray(v, float) for v in (speed_hz, load_n, viscosity_pa_s, clearance_factor, viscosity_factor)))
     p = np.broadcast_to(np.asarray(preload_n, float), f.shape + (2,))
     Fx, Fy = p[..., 0], p[..., 1] - W                           # the external static load vector on the journal
-    Wm = np.maximum(np.hypot(Fx, Fy), 1e-3 * b.rated_load_n)
-    c = b.clearance_m * kc
-    st = bearing_state(mu * kv, f, Wm, b.radius_m, b.length_m, c)
+    Wm = np.maximum(np.hypot(Fx, Fy), 1e-3 * rated)
+    c = clearance * kc
+    st = bearing_state(mu * kv, f, Wm, radius, length, c)
     e, phi = np.asarray(st.eccentricity, float), np.asarray(st.attitude_angle, float)
     beta = np.arctan2(Fy, Fx) + np.pi / 2                       # rotation from the reference load direction (-y) to the actual one
     cb, sb = np.cos(beta), np.sin(beta)
@@ -153,11 +160,8 @@ def response(K: np.ndarray,       # film stiffness `[..., 2, 2]`, N/m
     return np.stack([Z[:, 1, 1] * F[:, 0] - Z[:, 0, 1] * F[:, 1], Z[:, 0, 0] * F[:, 1] - Z[:, 1, 0] * F[:, 0]], -1) / det[:, None]
 
 # %% ../nbs/02b_shaft.ipynb #b7c11dd5
-def record_state(r,                 # the accelerometer record's `signals.RecordState` (finished)
-                 sm: ShaftMachine,  # the shaft side of its machine
-                 u: np.ndarray,     # 4 uniforms of the shaft generator (preload side and elevation, whirl path)
-                )->dict:
-    "The film of the record under its class's mechanism (`film_state` on a slow grid) plus `preload_dir`, `whirl_um`, `mid`."
+def _film_inputs(r, sm: ShaftMachine, u: np.ndarray) -> dict:
+    "The slow grid `tq` of record `r` and its film's inputs under its class's mechanism (`film_state`'s arguments; the whirl mechanism is chosen here)."
     cfg, atoms, T, tc = r.cfg, r.atoms, r.plan.T, r.plan.tc
     steady = r.kind == 0 and not r.evolving
     tq = np.zeros(1) if steady else np.linspace(0.0, T, 9)
@@ -174,11 +178,39 @@ def record_state(r,                 # the accelerometer record's `signals.Record
         margin = WHIRL_MARGIN[0] + (WHIRL_MARGIN[1] - WHIRL_MARGIN[0]) * float(np.mean(s))
         lf, cf, _ = whirl_mechanism(cfg, f[mid], W[mid], mu[mid], sm.rotor_mass_kg, margin, worn=u[2] < 0.5)
         W, kc = W * lf, kc * cf
-    st = film_state(cfg, f, W, mu, sm.rotor_mass_kg, kc, kv, pre)
+    return dict(tq=tq, mid=mid, f=f, W=W, mu=mu, kc=kc, kv=kv, pre=pre, pdir=pdir)
+
+def _film_done(q: dict, st: dict) -> dict:
+    "`record_state`'s answer: the film `st` of the inputs `q` (`_film_inputs`) plus the grid, `preload_dir`, `preload_n` and `whirl_um`."
+    mid = q['mid']
     ratio, c = float(st['threshold_ratio'][mid]), float(st['clearance_m'][mid])
-    st.update(tq=tq, mid=mid, preload_dir=pdir, preload_n=float(np.hypot(*pre[mid])),
+    st.update(tq=q['tq'], mid=mid, preload_dir=q['pdir'], preload_n=float(np.hypot(*q['pre'][mid])),
               whirl_um=1e6 * c * min(WHIRL_LIMIT, WHIRL_GROWTH * math.sqrt(ratio - 1)) if ratio > 1 else 0.0)
     return st
+
+def record_state(r,                 # the accelerometer record's `signals.RecordState` (finished)
+                 sm: ShaftMachine,  # the shaft side of its machine
+                 u: np.ndarray,     # 4 uniforms of the shaft generator (preload side and elevation, whirl path)
+                )->dict:
+    "The film of the record under its class's mechanism (`film_state` on a slow grid) plus `preload_dir`, `whirl_um`, `mid`."
+    q = _film_inputs(r, sm, u)
+    return _film_done(q, film_state(r.cfg, q['f'], q['W'], q['mu'], sm.rotor_mass_kg, q['kc'], q['kv'], q['pre']))
+
+def record_states(rs: list,   # the records' `signals.RecordState`s (any machines)
+                  sms: list,  # the shaft side of each record's machine
+                  us: list,   # 4 uniforms per record (as `record_state`)
+                 )->list:
+    "`record_state` of many records with one `film_state` over all their points (elementwise: the same bits as one by one)."
+    qs = [_film_inputs(r, sm, u) for r, sm, u in zip(rs, sms, us)]
+    n = [len(q['tq']) for q in qs]
+    per = lambda vals: np.repeat(np.asarray(vals, float), n)                 # one number per record -> one per point
+    cat = lambda k: np.concatenate([q[k] for q in qs])
+    b = [r.cfg.bearing for r in rs]
+    st = _film(tuple(per([getattr(x, k) for x in b]) for k in ('radius_m', 'length_m', 'clearance_m', 'rated_load_n')),
+               cat('f'), cat('W'), cat('mu'), per([sm.rotor_mass_kg for sm in sms]), cat('kc'), cat('kv'), cat('pre'))
+    ends = np.cumsum(n)
+    return [_film_done(q, {k: v[e - m:e] for k, v in st.items()}) for q, m, e in zip(qs, n, ends)]
+
 
 # %% ../nbs/02b_shaft.ipynb #2d67ae10
 _FWD, _BWD = np.array([1.0, -1.0j]), np.array([1.0, 1.0j])
@@ -223,7 +255,9 @@ def _table6(comps: list, extra: np.ndarray | None = None) -> tuple:
     for o, *z in comps: spec[:, int(round(o * _REVS))] += np.asarray(z) * (L / 2)
     tab = sfft.irfft(spec, L, axis=-1)
     if extra is not None: tab += extra
-    return np.concatenate([tab, tab[:, :_WRAP + 1]], axis=1).astype(np.float32)   # + a wrap-around margin: positions up to L + _WRAP
+    out = np.empty((P, L + _WRAP + 1), np.float32)              # + a wrap-around margin: positions up to L + _WRAP
+    out[:, :L] = tab; out[:, L:] = tab[:, :_WRAP + 1]
+    return out
 
 def _read(idx: np.ndarray, tab: np.ndarray, out: np.ndarray) -> np.ndarray:
     "`out` = the table (one row of `_table6`) at the shaft position `idx` (the nearest of 2048 entries per revolution)."
@@ -293,7 +327,7 @@ SHAFT_META_COLUMNS = {
 _LOCAL = threading.local()
 
 def _buffers(N: int):
-    "This thread's buffers: shaft-table indices (intp), a complex64 noise buffer ((N + 1) // 2), three float32 scratch rows."
+    "This thread's buffers: shaft-table positions (intp), a complex64 noise buffer ((N + 1) // 2), three float32 scratch rows."
     b = getattr(_LOCAL, 'bufs', None)
     if b is None or len(b[0]) != N:
         b = _LOCAL.bufs = (np.empty(N, np.intp), np.empty((N + 1) // 2, np.complex64), np.empty((3, N), np.float32))
@@ -305,15 +339,30 @@ def _rub_dir(st: dict) -> np.ndarray:
     n = math.hypot(x0, y0)
     return np.array([x0, y0]) / n if n > 0 else np.array([0.0, -1.0])
 
+def _wrap(v: np.ndarray, L: int, tmp: np.ndarray) -> np.ndarray:
+    """In place: the integer-valued float32 `v` modulo `L` (into [0, L)), exact: v - L floor((v + 1/2) / L) in float32 (the
+    quotient's rounding error stays far below 1 / (2 L) while |v| < 2^21), else in float64."""
+    if v.size and max(-float(v.min()), float(v.max())) >= 2 ** 21: v[:] = np.remainder(v.astype(np.float64), L); return v
+    np.add(v, np.float32(0.5), out=tmp); tmp *= np.float32(1 / L); np.floor(tmp, out=tmp); tmp *= np.float32(L); v -= tmp
+    return v
+
+def _positions(r, idx: np.ndarray) -> np.ndarray:
+    "The probe-table position of every sample (the nearest of 2048 entries per revolution) into `idx` (intp), wrapped where it can leave the table."
+    w, N, fs, L = r.w, r.plan.N, r.plan.fs, _REVS * _PER_REV
+    pos = sig._phase(w, N, r.f_start * _PER_REV / fs, L, r.ramp, (r.f_end - r.f_start) * _PER_REV)
+    np.rint(pos, out=pos)
+    if r.ramp is not None or sig._PBLK * r.f_start * _PER_REV / fs >= _WRAP: _wrap(pos, L, w.frac)   # a ramp can carry it past either end
+    np.copyto(w.idx32, pos, casting='unsafe'); np.copyto(idx, w.idx32)   # float32 -> int32 -> intp: two cheap casts (`np.take` is fastest with intp)
+    return idx
+
+
 # %% ../nbs/02b_shaft.ipynb #07fc7839
 def _probes(r, sm: ShaftMachine, st: dict, comps: dict, rng: np.random.Generator, px: np.ndarray, py: np.ndarray) -> bool:
     "Write the x and y probe channels (um) of record `r` into `px`, `py`; returns True when a probe left its linear range."
-    w, N, fs, sc, p = r.w, r.plan.N, r.plan.fs, r.cfg.sensors, r.plan
-    L, c_um = _REVS * _PER_REV, 1e6 * float(st['clearance_m'][st['mid']])
+    w, N, sc, p = r.w, r.plan.N, r.cfg.sensors, r.plan
+    c_um = 1e6 * float(st['clearance_m'][st['mid']])
     idx, z, _ = _buffers(N)
-    pos = sig._phase(w, N, r.f_start * _PER_REV / fs, L, r.ramp, (r.f_end - r.f_start) * _PER_REV)
-    np.rint(pos, out=w.frac); np.copyto(idx, w.frac, casting='unsafe')
-    if r.ramp is not None or sig._PBLK * r.f_start * _PER_REV / fs >= _WRAP: np.remainder(idx, L, out=idx)   # a ramp can carry it past either end
+    _positions(r, idx)
     g = np.array(sm.probe_gain)
     dc = 1e6 * (probe_axes() @ np.stack([st['x0'], st['y0']])) * g[:, None]   # [2, slow grid]: the centreline along each probe
     amp = sum(float(np.max(r.envs[k])) * sum(math.hypot(abs(px_), abs(py_)) for _, px_, py_ in cs) for k, cs in comps.items())   # a bound of the orbit's radius
@@ -325,7 +374,7 @@ def _probes(r, sm: ShaftMachine, st: dict, comps: dict, rng: np.random.Generator
     tab, vary = _probe_tables(r, sm, comps, None if walled else runout)
     for j, out in enumerate((px, py)):
         _read(idx, tab[j], out)
-        for k, t in vary: out += _read(idx, t[j], w.a) * r.up(k)
+        for k, t in vary: out += np.multiply(_read(idx, t[j], w.a), r.up(k), out=w.a)
         if dc.shape[1] == 1: out += np.float32(dc[j, 0])
         else: r.envs['_dc'] = np.interp(p.tc, st['tq'], dc[j]); out += r.up('_dc')
     if st['whirl_um'] > 0 or 'oil_whip' in r.atoms: _limit_cycle(r, st, rng, px, py, g)
@@ -370,25 +419,39 @@ def _limit_cycle(r, st: dict, rng: np.random.Generator, px: np.ndarray, py: np.n
         out += sig._tone(w, N, cps, 2 * np.pi * u[0] + np.angle(c) + np.pi / 2, abs(c) * g[j], w.a, ramp, scale)
 
 # %% ../nbs/02b_shaft.ipynb #3ff067c0
-def _shaft_record(plan, label: int, sev: int, seed: int, spd, ld, tmp, x: np.ndarray, parts: dict | None = None, laws=None) -> dict:
-    "One record into `x` (`[C, N]`, the config's channel order): the accelerometer record, then the probes and the keyphasor."
-    ch, N = plan.cfg.sensors.channels, plan.N
-    row = lambda name, k: x[ch.index(name)] if name in ch else _buffers(N)[2][k]
-    sm = plan.memo('shaft_machine', lambda p: shaft_machine(p.cfg, p.machine))
-    state = []
-    meta = sig._record(plan, label, sev, seed, spd, ld, tmp, row('accel', 0), parts, laws=laws, state=state)
-    r, rng = state[0], (lambda k: np.random.default_rng([seed, _STREAM, k]))   # one stream per part: any channel subset agrees
-    u = rng(0).random(8)
-    st = record_state(r, sm, u[:4])
+def _row(x: np.ndarray, ch, name: str, k: int) -> np.ndarray:
+    "Row `name` of the record `x` (`[C, N]`, channels `ch`), or scratch row `k` when the config does not keep that channel."
+    return x[ch.index(name)] if name in ch else _buffers(x.shape[-1])[2][k]
+
+def _shaft_side(plan) -> ShaftMachine: return plan.memo('shaft_machine', lambda p: shaft_machine(p.cfg, p.machine))
+
+def _shaft_channels(plan, r, seed: int, x: np.ndarray, u: np.ndarray | None = None, st: dict | None = None) -> dict:
+    "The probes and the keyphasor of the record whose accelerometer state is `r`, into the rows of `x`; their meta columns. `u`, `st`: its first draws and `record_state`, if made."
+    ch, sm = plan.cfg.sensors.channels, _shaft_side(plan)
+    rng = lambda k: np.random.default_rng([seed, _STREAM, k])   # one stream per part: any channel subset agrees
+    if u is None: u = rng(0).random(8)
+    if st is None: st = record_state(r, sm, u[:4])
     clipped = False
-    if 'x' in ch or 'y' in ch: clipped = _probes(r, sm, st, force_components(r, sm, st, u[4:5]), rng(1), row('x', 1), row('y', 2))
+    if 'x' in ch or 'y' in ch: clipped = _probes(r, sm, st, force_components(r, sm, st, u[4:5]), rng(1), _row(x, ch, 'x', 1), _row(x, ch, 'y', 2))
     if 'keyphasor' in ch: _keyphasor(r, sm, rng(2), x[ch.index('keyphasor')])
     m = st['mid']
-    meta.update(clearance_um=1e6 * float(st['clearance_m'][m]), shaft_eccentricity=float(st['eccentricity'][0]),
+    return dict(clearance_um=1e6 * float(st['clearance_m'][m]), shaft_eccentricity=float(st['eccentricity'][0]),
                 attitude_deg=math.degrees(float(st['attitude'][0])), centreline_x_um=1e6 * float(st['x0'][0]),
                 centreline_y_um=1e6 * float(st['y0'][0]), threshold_ratio=float(st['threshold_ratio'][m]),
                 whirl_um=st['whirl_um'], preload_n=st['preload_n'], probe_clipped=clipped)
-    return meta
+
+def _shaft_group(plans: list, args: list, out: np.ndarray, recs: list) -> dict:
+    "The shaft channels of the records `recs` (`[(i, RecordState)]` of a batch) into `out[i]`, their films by one `record_states`: {i: meta}."
+    us = [np.random.default_rng([args[i][2], _STREAM, 0]).random(8) for i, _ in recs]
+    sts = record_states([r for _, r in recs], [_shaft_side(plans[i]) for i, _ in recs], [u[:4] for u in us])
+    return {i: _shaft_channels(plans[i], r, args[i][2], out[i], u, st) for (i, r), u, st in zip(recs, us, sts)}
+
+def _shaft_record(plan, label: int, sev: int, seed: int, spd, ld, tmp, x: np.ndarray, parts: dict | None = None, laws=None) -> dict:
+    "One record into `x` (`[C, N]`, the config's channel order): the accelerometer record, then the probes and the keyphasor."
+    state = []
+    meta = sig._record(plan, label, sev, seed, spd, ld, tmp, _row(x, plan.cfg.sensors.channels, 'accel', 0), parts, laws=laws, state=state)
+    return {**meta, **_shaft_channels(plan, state[0], seed, x)}
+
 
 # %% ../nbs/02b_shaft.ipynb #4636cf4b
 META_COLUMNS = {**sig.META_COLUMNS, **SHAFT_META_COLUMNS}
@@ -416,6 +479,12 @@ def generate(cfg: DataConfig,                    # a multi-channel data config (
     return (x, meta, parts) if components else (x, meta)
 
 # %% ../nbs/02b_shaft.ipynb #bcd41a45
+class _GroupRows:
+    "Scratch accelerometer rows for a batch that does not keep that channel: record i of a `signals._render_rows` group gets row i % `_FFT_ROWS`."
+    def __init__(self, N: int): self.rows = np.empty((sig._FFT_ROWS, N), np.float32)
+    def __getitem__(self, i: int) -> np.ndarray: return self.rows[i % sig._FFT_ROWS]
+    def __setitem__(self, i: int, v): self.rows[i % sig._FFT_ROWS] = v
+
 def generate_batch(cfg: DataConfig,               # a multi-channel data config (`sensors.channels`)
                    faults,                        # class (name, alias or label) of each record
                    severities,                    # severity slot of each record
@@ -440,17 +509,23 @@ def generate_batch(cfg: DataConfig,               # a multi-channel data config 
     if out is None: out = np.empty(shape, np.float32)
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, got {out.dtype} {out.shape}")
-    meta = {k: np.zeros(n, dtype=t) for k, t in META_COLUMNS.items()}
-    it = range(n)
+    meta, ch, shaft, bar = {k: np.zeros(n, dtype=t) for k, t in META_COLUMNS.items()}, list(sc.channels), {}, None
+    acc = out[:, ch.index('accel')] if 'accel' in ch else _GroupRows(shape[2])
     if progress:
         from tqdm.auto import tqdm
-        it = tqdm(it, desc='generate', unit='rec')
-    for i in it:
-        label, sev, seed, s, l, t = args[i]
-        mach = plans[i].machine   # laws computed elsewhere (a worker is given them), as in `signals.generate_batch`
-        m = _shaft_record(plans[i], label, sev, seed, s, l, t, out[i], laws=laws.get(mach.id) if (laws and mach is not None) else None)
-        meta['label'][i], meta['severity'][i], meta['seed'][i] = label, sev, seed
-        for k, v in m.items(): meta[k][i] = v
+        bar = tqdm(total=n, desc='generate', unit='rec')
+    pending = []
+    def held(i, r):
+        if r.ramp is not None: r.ramp = r.ramp.copy()      # in the workspace: the next record of the group overwrites it
+        pending.append((i, r))
+    def done(i, m):
+        if i not in shaft: shaft.update(_shaft_group(plans, args, out, pending)); pending.clear()   # the group so far, at once
+        meta['label'][i], meta['severity'][i], meta['seed'][i] = args[i][:3]
+        for k, v in {**m, **shaft.pop(i)}.items(): meta[k][i] = v
+        if bar is not None: bar.update()
+    try: sig._render_rows(plans, args, acc, laws, done, held)   # the accelerometer rows' spectra: one inverse FFT per group
+    finally:
+        if bar is not None: bar.close()
     meta.update(channels=list(sc.channels), units=list(sc.units))
     return out, meta
 

@@ -409,12 +409,13 @@ def _record_steps(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, 
                   state: list | None = None, spectrum: np.ndarray | None = None):
     """The stages of one record into `x` (float32 [N]), a generator that returns the meta (scalars). `timer(name)` is called
     after each stage. `laws`: the machine's severity laws computed elsewhere (`severity_laws`); None: the plan's, computed
-    once. `state` (a list) receives the finished `RecordState`. `spectrum` (complex64 `[M]`): the record's last spectrum
+    once. `state` (a list) receives the `RecordState` as soon as it is made. `spectrum` (complex64 `[M]`): the record's last spectrum
     (its measurement + pink noise; on a machine, the whole machine stage) is drawn into it and the generator yields True
     (the caller adds its inverse FFT to `x`) or False (the inverse FFT replaces `x`), then is resumed."""
     if laws is None and plan.machine is not None and plan.laws is None: _ensure_laws(plan)   # before this record touches the workspace
     tick = timer or (lambda name: None)
     r = RecordState(plan, label, sev, seed, x, parts)
+    if state is not None: state.append(r)
     r.unit, r.laws = unit, (plan.laws if laws is None else laws)
     _draw_operating(r, speed_hz, load, temperature_c); _draw_transient(r)
     if unit: r.kind, r.t0, r.dur, r.f_start, r.f_end, r.load_end, r.temp_target = 0, 0.0, 0.0, r.f_mean, r.f_mean, r.load0, r.temp0
@@ -435,7 +436,6 @@ def _record_steps(plan: _Plan, label: int, sev: int, seed: int, speed_hz, load, 
         if layer is _measurement_pink and spectrum is not None: _noise_draw(r, spectrum); yield True   # the caller's FFT, added
         else: layer(r)
         tick(name)
-    if state is not None: state.append(r)
     return _meta(r)
 
 # %% ../nbs/02_signals.ipynb #record0001
@@ -587,26 +587,31 @@ def _noise_rows(plan: _Plan) -> tuple:
 # %% ../nbs/02_signals.ipynb #fftrows02
 def _render_rows(plans: list,   # one plan per record
                  args: list,    # `_resolve`d `(label, severity, seed, speed, load, temperature)` per record
-                 out: np.ndarray, # float32 `[n, N]`: row i receives record i
+                 out,           # float32 `[n, N]` (or rows indexed by record): row i receives record i
                  laws: dict | None, # {machine id: severity laws} computed elsewhere; None: each plan's
                  done,          # `done(i, meta)`: called with each record's meta as it finishes
+                 held=None,     # `held(i, r)`: called with each record's `RecordState` once its spectrum is drawn (or it finished without one), before the next record runs; None: nothing
                 ):
     """Render the records `_FFT_ROWS` at a time: each runs to its last spectrum (noise, or its machine stage:
     `_record_steps`), the held spectra go through one inverse FFT (pocketfft vectorises across rows: the same bits as one
-    at a time), then each record finishes. Records without such a stage (noise switched off) finish at once."""
+    at a time), then each record finishes. Records without such a stage (noise switched off) finish at once. `held` sees
+    each record while the workspace is still its own (its ramp, its envelopes): other channels can be made from it there."""
     n = len(args)
     for i0 in range(0, n, _FFT_ROWS):
         S, Y = _noise_rows(plans[i0])
-        held = []
+        waiting = []
         for i in range(i0, min(i0 + _FFT_ROWS, n)):
-            (label, sev, seed, s, l, t), mach = args[i], plans[i].machine
-            steps = _record_steps(plans[i], label, sev, seed, s, l, t, out[i], spectrum=S[len(held)],
+            (label, sev, seed, s, l, t), mach, state = args[i], plans[i].machine, []
+            steps = _record_steps(plans[i], label, sev, seed, s, l, t, out[i], spectrum=S[len(waiting)], state=state,
                                   laws=laws.get(mach.id) if (laws and mach is not None) else None)
-            try: held.append((i, steps, next(steps)))
-            except StopIteration as e: done(i, e.value)
-        if not held: continue
-        np.fft.irfft(S[:len(held)], plans[i0].N, axis=-1, out=Y[:len(held)])
-        for j, (i, steps, add) in enumerate(held):
+            try: add = next(steps)
+            except StopIteration as e: add = e                # finished: it holds no spectrum
+            if held is not None: held(i, state[0])
+            if isinstance(add, StopIteration): done(i, add.value)
+            else: waiting.append((i, steps, add))
+        if not waiting: continue
+        np.fft.irfft(S[:len(waiting)], plans[i0].N, axis=-1, out=Y[:len(waiting)])
+        for j, (i, steps, add) in enumerate(waiting):
             if add: out[i] += Y[j]
             else: out[i] = Y[j]
             done(i, _finish(steps))
