@@ -287,8 +287,9 @@ def _lookup(r: RecordState, comps: list, out: np.ndarray) -> np.ndarray:
     "Write the synchronous components `comps` at the shaft position into `out` (linear interpolation in the table)."
     w = r.w
     tab, dtab = _table(comps)
+    c = w.ph[:len(out)]                                            # the phase is spent once idx and frac hold it: its buffer (still in cache) is free
     np.take(dtab, w.idx, out=out, mode='wrap'); out *= w.frac     # idx is within the table already: 'wrap' changes no value and
-    np.take(tab, w.idx, out=w.c, mode='wrap'); out += w.c          # spares the bounds check and the buffered copy of mode 'raise'
+    np.take(tab, w.idx, out=c, mode='wrap'); out += c              # spares the bounds check and the buffered copy of mode 'raise'
     return out
 
 # %% ../nbs/02_signals.ipynb #09015e8f
