@@ -31,9 +31,10 @@ def _impulses(r: RecordState):
     starts = np.minimum((e[0] * N).astype(np.int64), N - 1)
     fk = (0.15 + 0.15 * e[1])[:, None] * fs
     wave = np.exp(-j[None, :] / 4e-4) * np.cos(2 * np.pi * fk * j[None, :] + 2 * np.pi * e[2][:, None])
-    acc = r.w.acc; acc[:] = 0
+    acc, s0, s1 = r.w.acc, int(starts.min()), int(starts.max()) + len(j)   # the knocks' span (acc is padded past N)
+    acc[s0:s1] = 0
     _add_events(acc, starts, (nz.impulses.level * (0.5 + 0.5 * e[3])[:, None] * wave).astype(np.float32))
-    r.x += acc[:N]
+    span = r.x[s0:min(s1, N)]; span += acc[s0:min(s1, N)]                    # outside it they add zeros: skipped
 
 # %% ../nbs/02e_noise.ipynb #31f58aa3
 def _calibration_drift(r: RecordState):
@@ -66,8 +67,8 @@ def _emi(r: RecordState):
     ph = 2 * np.pi * r.rng.random(len(plan.emi_amps))
     tpl = sum(e.level * a * (math.cos(f) * c - math.sin(f) * s) for (c, s), a, f in zip(plan.emi_basis, plan.emi_amps, ph))
     tpl = tpl.astype(np.float32); L = plan.emi_len; nf = N // L
-    x[:nf * L].reshape(nf, L)[:] += tpl
-    x[nf * L:] += tpl[:N - nf * L]
+    tiles, tail = x[:nf * L].reshape(nf, L), x[nf * L:]       # views added in place (`x[...] += ...` would copy them back onto themselves)
+    tiles += tpl; tail += tpl[:N - nf * L]
 
 # %% ../nbs/02e_noise.ipynb #9305bcdf
 def _thermal_drift(r: RecordState):

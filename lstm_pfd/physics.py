@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import ConfigError, DataConfig, OilConfig, SeverityConfig
+from .config import BearingConfig, ConfigError, DataConfig, OilConfig, SeverityConfig
 
 # %% auto #0
 __all__ = ['FAULTS', 'FAULT_ALIASES', 'SEVERITIES', 'ORDER_HW', 'FILMS', 'ATOMS', 'CATALOGUE', 'severity_index', 'Atom',
@@ -331,6 +331,11 @@ def band_features(x,                  # windows, `[n, L]`
     return np.stack([np.log10(band_fraction(x, fs, b) + eps) for b in catalogue_bands(speed_hz).values()], axis=1)
 
 # %% ../nbs/01_physics.ipynb #be0d41e0
+def _walther(t: np.ndarray, oil: OilConfig) -> np.ndarray:
+    "Kinematic viscosity in m^2/s (Walther / ASTM D341) at float temperatures `t` (C), unchecked."
+    nu_cst = 10.0 ** (10.0 ** (oil.walther_a - oil.walther_b * np.log10(t + 273.15))) - 0.7
+    return nu_cst * 1e-6
+
 def kinematic_viscosity(temperature_c,                # oil temperature(s), C
                         oil: OilConfig | None = None, # lubricant; None: ISO VG 32
                        ):
@@ -338,10 +343,13 @@ def kinematic_viscosity(temperature_c,                # oil temperature(s), C
     oil = oil or OilConfig()
     t = np.asarray(temperature_c, dtype=float)
     if np.any(t <= -273.15) or not np.all(np.isfinite(t)): raise ValueError(f"temperature_c must be finite and above -273.15 C, got {temperature_c!r}")
-    nu_cst = 10.0 ** (10.0 ** (oil.walther_a - oil.walther_b * np.log10(t + 273.15))) - 0.7
-    return nu_cst * 1e-6
+    return _walther(t, oil)
 
 # %% ../nbs/01_physics.ipynb #bc975da4
+def _density(t: np.ndarray, oil: OilConfig) -> np.ndarray:
+    "Oil density in kg/m^3 at float temperatures `t` (C)."
+    return oil.density_kg_m3 - oil.density_slope * (t - 15.0)
+
 def viscosity(temperature_c,                # oil temperature(s), C
               oil: OilConfig | None = None, # lubricant; None: ISO VG 32
               kind: str = 'dynamic',        # 'dynamic' (Pa s) or 'kinematic' (m^2/s)
@@ -351,8 +359,7 @@ def viscosity(temperature_c,                # oil temperature(s), C
     oil = oil or OilConfig()
     nu = kinematic_viscosity(temperature_c, oil)
     if kind == 'kinematic': return nu
-    rho = oil.density_kg_m3 - oil.density_slope * (np.asarray(temperature_c, dtype=float) - 15.0)
-    return nu * rho
+    return nu * _density(np.asarray(temperature_c, dtype=float), oil)
 
 # %% ../nbs/01_physics.ipynb #44d94198
 def modified_sommerfeld(sommerfeld_number, # Sommerfeld number S
@@ -362,6 +369,11 @@ def modified_sommerfeld(sommerfeld_number, # Sommerfeld number S
     return np.pi * np.asarray(sommerfeld_number, dtype=float) * np.asarray(l_over_d, dtype=float) ** 2
 
 # %% ../nbs/01_physics.ipynb #1d588471
+def _sommerfeld(mu, n, w, radius_m, length_m, clearance_m):
+    "S = (mu N / P)(R / c)^2 of float arrays, unchecked."
+    p = w / (length_m * 2 * radius_m)
+    return mu * n / p * (radius_m / clearance_m) ** 2
+
 def sommerfeld(viscosity_pa_s, # dynamic viscosity mu, Pa s
                speed_hz,       # shaft speed N, rev/s
                load_n,         # load W, N
@@ -372,13 +384,16 @@ def sommerfeld(viscosity_pa_s, # dynamic viscosity mu, Pa s
     "Sommerfeld number S = (mu N / P)(R / c)^2: Pa s, rev/s, N, m (P = W / (L D), D = 2 R); vectorized."
     mu, n, w = (np.asarray(v, dtype=float) for v in (viscosity_pa_s, speed_hz, load_n))
     if np.any(w <= 0): raise ValueError(f"load_n must be > 0 N, got {load_n!r}")
-    p = w / (length_m * 2 * radius_m)
-    return mu * n / p * (radius_m / clearance_m) ** 2
+    return _sommerfeld(mu, n, w, radius_m, length_m, clearance_m)
 
 # %% ../nbs/01_physics.ipynb #b197d6c5
 _EPS = np.concatenate([np.geomspace(1e-6, 1e-2, 400, endpoint=False), np.linspace(1e-2, 1 - 1e-6, 40000)])
 _SS = (1 - _EPS ** 2) ** 2 / (_EPS * np.sqrt(np.pi ** 2 * (1 - _EPS ** 2) + 16 * _EPS ** 2))
-_LOG_SS, _EPS_R = np.log(_SS[::-1]), _EPS[::-1]
+_LOG_SS, _EPS_R = np.log(_SS[::-1]), np.ascontiguousarray(_EPS[::-1])   # contiguous: np.interp copies a strided table at every call
+
+def _eccentricity(s: np.ndarray) -> np.ndarray:
+    "Eccentricity ratio at modified Sommerfeld numbers `s` > 0, unchecked."
+    return np.interp(np.log(s), _LOG_SS, _EPS_R)
 
 def eccentricity_ratio(sommerfeld_number, # Sommerfeld number S
                        l_over_d,          # length-to-diameter ratio L/D
@@ -386,7 +401,7 @@ def eccentricity_ratio(sommerfeld_number, # Sommerfeld number S
     "Eccentricity ratio e/c in (0, 1) from short-bearing (Ocvirk) theory; vectorized."
     s = modified_sommerfeld(sommerfeld_number, l_over_d)
     if np.any(s <= 0): raise ValueError(f"the Sommerfeld number must be > 0, got {sommerfeld_number!r}")
-    return np.interp(np.log(s), _LOG_SS, _EPS_R)
+    return _eccentricity(s)
 
 # %% ../nbs/01_physics.ipynb #b8b51702
 def reynolds(viscosity_pa_s,      # dynamic viscosity mu, Pa s
@@ -406,11 +421,18 @@ def _check_range(name: str, value, rng: tuple, unit: str, field: str):
         raise ConfigError(name, value, f"within [{rng[0]:g}, {rng[1]:g}] {unit} (operating.{field})")
 
 # %% ../nbs/01_physics.ipynb #31272f06
+def _film_point(b: BearingConfig, speed_hz: np.ndarray, load: np.ndarray, temperature_c: np.ndarray) -> tuple:
+    "`(mu, rho, w, S, eps)` at float operating points already broadcast together, unchecked: the film formulas of `operating_point`."
+    w, rho = load * b.rated_load_n, _density(temperature_c, b.oil)
+    mu = _walther(temperature_c, b.oil) * rho
+    S = _sommerfeld(mu, speed_hz, w, b.radius_m, b.length_m, b.clearance_m)
+    return mu, rho, w, S, _eccentricity(modified_sommerfeld(S, b.length_m / b.diameter_m))
+
 def operating_point(cfg: DataConfig,    # data config (bearing geometry, oil, rated load)
                     speed_hz,           # shaft speed, Hz
                     load,               # load as a fraction of the rated load
                     temperature_c,      # oil temperature, C
-                    check: bool = True, # raise when an input lies outside the config's operating ranges
+                    check: bool = True, # raise when an input lies outside the config's operating ranges; False: no check at all
                    )->dict:
     "Viscosity (Pa s), kinematic viscosity (m^2/s), S, eccentricity, h_min (m), Re, pressure (Pa) at an operating point; vectorized."
     op, b = cfg.operating, cfg.bearing
@@ -419,11 +441,12 @@ def operating_point(cfg: DataConfig,    # data config (bearing geometry, oil, ra
         _check_range('load', load, op.load_range, 'x rated load', 'load_range')
         _check_range('temperature_c', temperature_c, op.temperature_c_range, 'C', 'temperature_c_range')
     speed_hz, load, temperature_c = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (speed_hz, load, temperature_c)))
-    mu = viscosity(temperature_c, b.oil)
-    w = load * b.rated_load_n
-    S = sommerfeld(mu, speed_hz, w, b.radius_m, b.length_m, b.clearance_m)
-    eps = eccentricity_ratio(S, b.length_m / b.diameter_m)
-    rho = b.oil.density_kg_m3 - b.oil.density_slope * (temperature_c - 15.0)
+    if check:
+        w, rho = load * b.rated_load_n, _density(temperature_c, b.oil)
+        mu = viscosity(temperature_c, b.oil)
+        S = sommerfeld(mu, speed_hz, w, b.radius_m, b.length_m, b.clearance_m)
+        eps = eccentricity_ratio(S, b.length_m / b.diameter_m)
+    else: mu, rho, w, S, eps = _film_point(b, speed_hz, load, temperature_c)   # the same formulas without their checks
     return dict(viscosity=mu, kinematic_viscosity=mu / rho, sommerfeld=S, eccentricity=eps,
                 h_min_m=b.clearance_m * (1 - eps), reynolds=reynolds(mu, speed_hz, b.radius_m, b.clearance_m, rho),
                 pressure_pa=w / (b.length_m * b.diameter_m), load_n=w)

@@ -52,11 +52,11 @@ def _mains_basis(t64: np.ndarray, fs: float, N: int, e):
 _AXES: dict = {}
 
 def _axes(fs: float, N: int) -> tuple:
-    "Time axes (float64, float32), coarse grid, block weights and rfft frequencies of `N` samples at `fs` (cached: machines share them)."
+    "Time axes (float64, float32), coarse grid, in-block weights (repeated for every block) and rfft frequencies of `N` samples at `fs` (cached: machines share them)."
     if (fs, N) not in _AXES:
         t64 = np.arange(N) / fs
         _AXES[(fs, N)] = (t64, t64.astype(np.float32), np.arange(N // _BLOCK + 2) * _BLOCK / fs,
-                          (np.arange(_BLOCK) / _BLOCK).astype(np.float32), np.fft.rfftfreq(N, 1 / fs))
+                          np.tile((np.arange(_BLOCK) / _BLOCK).astype(np.float32), N // _BLOCK + 1), np.fft.rfftfreq(N, 1 / fs))
     return _AXES[(fs, N)]
 
 # %% ../nbs/02d_render.ipynb #cd690dda
@@ -68,7 +68,7 @@ class _Plan:
         s, nz = cfg.signal, cfg.noise
         self.fs, self.N = float(s.fs), s.n_samples
         self.T = self.N / self.fs
-        self.t64, self.t32, self.tc, self.wblk, self.f = _axes(self.fs, self.N)   # shared by every plan of the same grid
+        self.t64, self.t32, self.tc, self.wblk, self.f = _axes(self.fs, self.N)   # shared by every plan of the same grid (wblk: `(K - 1) * _BLOCK`)
         self.K, self.M = len(self.tc), self.N // 2 + 1                            # coarse envelope grid; rfft bins
         self.s_ref = nominal_sommerfeld(cfg)
         self.h_ref = 1 - float(eccentricity_ratio(self.s_ref, cfg.bearing.length_m / cfg.bearing.diameter_m))
@@ -247,9 +247,8 @@ def up(r: RecordState, # the record being rendered
        k: str,         # envelope name
       )->np.ndarray:
     "Envelope `k` interpolated linearly to the N samples (float32, in the workspace)."
-    c, w = r.envs[k].astype(np.float32), r.w
-    e2 = w.env.reshape(-1, _BLOCK)
-    np.multiply((c[1:] - c[:-1])[:, None], r.plan.wblk[None, :], out=e2); e2 += c[:-1, None]
+    c, w = r.envs[k].astype(np.float32), r.w             # block i: c[i] + (c[i+1] - c[i]) j / _BLOCK, j < _BLOCK
+    np.multiply(np.repeat(c[1:] - c[:-1], _BLOCK), r.plan.wblk, out=w.env); w.env += np.repeat(c[:-1], _BLOCK)   # flat: no loop over blocks
     return w.env[:r.plan.N]
 
 # %% ../nbs/02d_render.ipynb #1ff0a653

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from .config import ConfigError, DataConfig
-from .physics import ATOMS, CATALOGUE, class_names, fault_index, severity_index, operating_point
+from .physics import ATOMS, CATALOGUE, class_names, fault_index, severity_index, _film_point
 from .fleet import Machine, apply_machine, background_lines, calibrate, fault_kind, residual_components
 from .render import (MIX_WEIGHT, RecordState, _BLOCK, _PBLK, _TABLE, _Plan, _add_events, _complex_normal, _phase,
                              _plan, _raised, _span, _spectral_scale, _table, _tone, _work)   # the rendering engine, re-exported here
@@ -69,6 +69,15 @@ def empty_meta(n: int) -> dict:  # number of records
     "Typed meta columns for `n` records (zeros)."
     return {k: np.zeros(n, dtype=t) for k, t in META_COLUMNS.items()}
 
+# %% ../nbs/02_signals.ipynb #pyscalar1
+_PY_SCALARS: dict = {}   # numpy scalar type -> the Python type of its `.item()`
+
+def _py_scalar(t: type) -> type:  # a numpy scalar type of `META_COLUMNS`
+    "`bool`, `int` or `float`: the type `t(v).item()` has (remembered per type)."
+    py = _PY_SCALARS.get(t)
+    if py is None: py = _PY_SCALARS[t] = bool if t is np.bool_ else int if np.issubdtype(t, np.integer) else float
+    return py
+
 # %% ../nbs/02_signals.ipynb #faf76692
 def record_seed(dataset_seed: int, # the data set seed (`DatasetConfig.seed`)
                 index: int,        # record index within the data set
@@ -120,9 +129,9 @@ def _film_state(r: RecordState):
         r.speed_c = r.f_start + (r.f_end - r.f_start) * q if kind == 1 else one(r.f_mean)
         load_c = r.load0 + (r.load_end - r.load0) * q if kind == 2 else one(r.load0)
         r.temp_c = (r.temp0 + (r.temp_target - r.temp0) * (1 - np.exp(-np.maximum(tc - r.t0, 0) / r.dur))) if kind == 3 else one(r.temp0)
-    r.opp = operating_point(r.cfg, r.speed_c, load_c, r.temp_c, check=False)
-    r.S_c = r.opp['sommerfeld']
-    h_c = 1 - r.opp['eccentricity']                        # = film_drivers(S_c, cfg): h_min / c from the same S
+    mu, rho, w, r.S_c, eps = _film_point(r.cfg.bearing, *np.broadcast_arrays(r.speed_c, load_c, r.temp_c))   # = operating_point(check=False)
+    r.opp = dict(viscosity=mu, density=rho, load_n=w, sommerfeld=r.S_c, eccentricity=eps)
+    h_c = 1 - eps                                          # = film_drivers(S_c, cfg): h_min / c from the same S
     r.contact_c, r.whirl_c = r.plan.h_ref / h_c, h_c / r.plan.h_ref
 
 # %% ../nbs/02_signals.ipynb #62c1b85f
@@ -182,7 +191,7 @@ def _wear(r: RecordState):
     a = r.weight * AMPLITUDES['wear_broadband'] * (0.8 + 0.4 * u[4])
     def floor(r, y):
         r.w.spec[:] = 0; np.multiply(z, np.float32(a * unit), out=r.w.spec[k0:k1])
-        if r.split: r.w.spec[k0:k1] *= r.plan.H[k0:k1]              # at the sensor: filtered on its own bins
+        if r.split: band = r.w.spec[k0:k1]; band *= r.plan.H[k0:k1]  # at the sensor: filtered on its own bins (in place)
         return np.fft.irfft(r.w.spec, r.plan.N, out=y)
     r.add_later('contact', floor, at_sensor=True, spectrum=lambda r: (k0, z * np.float32(a * unit)))
 
@@ -269,18 +278,18 @@ def _shaft_position(r: RecordState):
         tt -= np.float32(dur); np.maximum(tt, 0, out=tt); ramp += tt
         r.ramp = ramp
     pos = _phase(w, N, r.f_start * half / fs, _TABLE, r.ramp, (r.f_end - r.f_start) * half)
-    idx = w.idx
-    np.floor(pos, out=w.frac); np.copyto(w.idx32, w.frac, casting='unsafe'); np.copyto(idx, w.idx32)
+    np.floor(pos, out=w.frac); np.copyto(w.idx32, w.frac, casting='unsafe')
+    w.idx32 &= _TABLE - 1; np.copyto(w.idx, w.idx32)          # wrapped in int32 (half the bytes of intp), then widened
     np.subtract(pos, w.frac, out=w.frac)
-    idx &= _TABLE - 1
 
 # %% ../nbs/02_signals.ipynb #ae2c61a0
 def _lookup(r: RecordState, comps: list, out: np.ndarray) -> np.ndarray:
     "Write the synchronous components `comps` at the shaft position into `out` (linear interpolation in the table)."
     w = r.w
     tab, dtab = _table(comps)
+    c = w.ph[:len(out)]                                            # the phase is spent once idx and frac hold it: its buffer (still in cache) is free
     np.take(dtab, w.idx, out=out, mode='wrap'); out *= w.frac     # idx is within the table already: 'wrap' changes no value and
-    np.take(tab, w.idx, out=w.c, mode='wrap'); out += w.c          # spares the bounds check and the buffered copy of mode 'raise'
+    np.take(tab, w.idx, out=c, mode='wrap'); out += c              # spares the bounds check and the buffered copy of mode 'raise'
     return out
 
 # %% ../nbs/02_signals.ipynb #09015e8f
@@ -296,10 +305,10 @@ def _render_synchronous(r: RecordState):
     "Write the synchronous part into `r.x` (at the sensor in a split record); with `parts`, also the baseline and the synchronous fault part alone."
     x, w, N = r.x, r.w, r.plan.N
     sync = _at_sensor(r, r.sync) if r.split else r.sync
-    const = [(o, a * r.env_scalar(k), ph) for k, comps in sync.items() if r.env_scalar(k) is not None for o, a, ph in comps]
-    _lookup(r, const, x)
+    es = {k: r.env_scalar(k) for k in sync}                # each envelope's constant value (None: it varies)
+    _lookup(r, [(o, a * es[k], ph) for k, comps in sync.items() if es[k] is not None for o, a, ph in comps], x)
     for k, comps in sync.items():
-        if r.env_scalar(k) is None: _lookup(r, comps, w.a); w.a *= r.up(k); x += w.a
+        if es[k] is None: _lookup(r, comps, w.a); w.a *= r.up(k); x += w.a
     if r.parts is None: return
     e = r.env_scalar('speed2')            # slow path: the fault component and the baseline on their own
     r.parts['baseline'] = _lookup(r, sync['speed2'], np.empty(N, np.float32)) * (r.up('speed2') if e is None else np.float32(e))
@@ -359,7 +368,7 @@ def _machine_spectrum(r: RecordState,   # the record being rendered (on a machin
     else: spec[1:] = 0
     if src is not None:
         X = sfft.rfft(src); X *= H; spec += X
-    for k0, z in r.spectra: spec[k0:k0 + len(z)] += z * H[k0:k0 + len(z)]
+    for k0, z in r.spectra: band = spec[k0:k0 + len(z)]; band += z * H[k0:k0 + len(z)]
     np.add.at(spec, k, v.astype(np.complex64))
     return r.split
 
@@ -395,7 +404,7 @@ def _meta(r: RecordState) -> dict:
     nz = r.cfg.noise
     return dict(speed_hz=r.f_mean, speed_start_hz=r.f_start, speed_end_hz=r.f_end, load=r.load0, load_end=r.load_end,
                 temperature_c=r.temp0, temperature_end_c=float(r.temp_c[-1]), viscosity=float(r.opp['viscosity'][0]),
-                kinematic_viscosity=float(r.opp['kinematic_viscosity'][0]), sommerfeld=float(r.S_c[0]),
+                kinematic_viscosity=float(r.opp['viscosity'][0] / r.opp['density'][0]), sommerfeld=float(r.S_c[0]),
                 sommerfeld_end=float(r.S_c[-1]), eccentricity=float(r.opp['eccentricity'][0]), severity_factor=r.s0,
                 severity_end=r.s1, evolving=r.evolving, transient=r.kind, transient_start_s=r.t0, transient_duration_s=r.dur,
                 whirl_ratio=r.whirl_ratio, n_fault_events=r.n_events, gain_drift_per_s=r.gain_drift, n_impulses=r.n_impulses,
@@ -554,7 +563,7 @@ def generate(cfg: DataConfig,                    # data config
     x = np.empty(plan.N, np.float32)
     parts = {} if components else None
     meta = dict(label=label, severity=sev, seed=seed, **_record(plan, label, sev, seed, spd, ld, tmp, x, parts))
-    meta = {k: META_COLUMNS[k](meta[k]).item() for k in META_COLUMNS}
+    meta = {k: _py_scalar(t)(meta[k]) for k, t in META_COLUMNS.items()}
     return (x, meta, parts) if components else (x, meta)
 
 # %% ../nbs/02_signals.ipynb #407e6867
@@ -612,7 +621,7 @@ def _render_rows(plans: list,   # one plan per record
         if not waiting: continue
         np.fft.irfft(S[:len(waiting)], plans[i0].N, axis=-1, out=Y[:len(waiting)])
         for j, (i, steps, add) in enumerate(waiting):
-            if add: out[i] += Y[j]
+            if add: row = out[i]; row += Y[j]                 # in place (`out[i] += ...` would copy the row back onto itself)
             else: out[i] = Y[j]
             done(i, _finish(steps))
 
