@@ -129,7 +129,10 @@ def _film_state(r: RecordState):
         r.speed_c = r.f_start + (r.f_end - r.f_start) * q if kind == 1 else one(r.f_mean)
         load_c = r.load0 + (r.load_end - r.load0) * q if kind == 2 else one(r.load0)
         r.temp_c = (r.temp0 + (r.temp_target - r.temp0) * (1 - np.exp(-np.maximum(tc - r.t0, 0) / r.dur))) if kind == 3 else one(r.temp0)
-    mu, rho, w, r.S_c, eps = _film_point(r.cfg.bearing, *np.broadcast_arrays(r.speed_c, load_c, r.temp_c))   # = operating_point(check=False)
+    if len(r.temp_c) == 1 and len(r.speed_c) + len(load_c) > 2:   # a ramp or a load step: the oil at its one temperature, once
+        mu, rho, w, r.S_c, eps = _film_point(r.cfg.bearing, r.speed_c, load_c, r.temp_c)
+        mu, rho, w = np.broadcast_arrays(mu, rho, w, r.S_c)[:3]
+    else: mu, rho, w, r.S_c, eps = _film_point(r.cfg.bearing, *np.broadcast_arrays(r.speed_c, load_c, r.temp_c))   # = operating_point(check=False)
     r.opp = dict(viscosity=mu, density=rho, load_n=w, sommerfeld=r.S_c, eccentricity=eps)
     h_c = 1 - eps                                          # = film_drivers(S_c, cfg): h_min / c from the same S
     r.contact_c, r.whirl_c = r.plan.h_ref / h_c, h_c / r.plan.h_ref
@@ -319,6 +322,16 @@ def _render_synchronous(r: RecordState):
             r.fault += _lookup(r, comps, np.empty(N, np.float32)) * (r.up(k) if e is None else np.float32(e))
 
 # %% ../nbs/02_signals.ipynb #eaea2a80
+def _add_all_events(r: RecordState, x: np.ndarray, fault: np.ndarray | None):
+    "Add the record's events to `x` (and `fault`) over their stretch only (outside it they would add zeros)."
+    acc, N, ev = r.w.acc, r.plan.N, [(s, wv) for s, wv in r.events if len(s)]
+    if not ev: return
+    lo, hi = min(int(s.min()) for s, _ in ev), max(int(s.max()) + wv.shape[1] for s, wv in ev)
+    acc[lo:hi] = 0
+    for s, wv in r.events: _add_events(acc, s, wv)
+    span = x[lo:min(hi, N)]; span += acc[lo:min(hi, N)]
+    if fault is not None: span = fault[lo:min(hi, N)]; span += acc[lo:min(hi, N)]
+
 def _render_nonsynchronous(r: RecordState):
     "Add the later parts (scaled by their envelopes) and the events to `r.x`, in a split record to `r.through` (and to the fault part when kept)."
     x, w, N = r.x, r.w, r.plan.N
@@ -332,11 +345,7 @@ def _render_nonsynchronous(r: RecordState):
         else: y *= np.float32(e)
         x += y
         if fault is not None: fault += y
-    if r.events:
-        acc = w.acc; acc[:] = 0
-        for s, wv in r.events: _add_events(acc, s, wv)
-        x += acc[:N]
-        if fault is not None: fault += acc[:N]
+    if r.events: _add_all_events(r, x, fault)
     if r.parts is not None: r.parts['fault'] = r.fault
 
 # %% ../nbs/02_signals.ipynb #de28b5fe
