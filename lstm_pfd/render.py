@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 
 import numpy as np
@@ -141,16 +142,32 @@ def _work(plan) -> _Work:
     if w is None or w[0] != (plan.N, plan.fs): _LOCAL.work = w = ((plan.N, plan.fs), _Work(plan))
     return w[1]
 
+# %% ../nbs/02d_render.ipynb #unif24a
+def _uniform24(rng, u: np.ndarray) -> np.ndarray:
+    """Fill float32 `u` (even length) with the integers k of `rng.random(len(u), dtype=np.float32)` = k 2^-24 (exact as
+    float32), leaving `rng` where `random` leaves it. PCG64 draws float32 from 32-bit halves of its 64-bit words, low half
+    first: the raw words, read at once, are that stream (cheaper than `random`); another generator takes `random`."""
+    bg = rng.bit_generator
+    if type(bg) is not np.random.PCG64 or sys.byteorder != 'little':
+        rng.random(out=u, dtype=np.float32); u *= np.float32(2.0 ** 24); return u
+    st, ku = bg.state, u.view(np.uint32)
+    raw = bg.random_raw(len(u) // 2).view(np.uint32)
+    if st['has_uint32']:                                  # a half word left over: it comes first, the last half is left over
+        ku[0] = st['uinteger'] >> 8; np.right_shift(raw[:-1], 8, out=ku[1:])
+        st = bg.state; st['has_uint32'], st['uinteger'] = 1, int(raw[-1]); bg.state = st
+    else: np.right_shift(raw, 8, out=ku)
+    np.copyto(u, u.view(np.int32), casting='unsafe')    # k < 2^24: int32 -> float32 is exact
+    return u
+
 # %% ../nbs/02d_render.ipynb #ead76de8
 def _complex_normal(rng, n: int, w: _Work, out: np.ndarray, scale: np.ndarray | None = None):
     "Write n circular complex Gaussians (E|z|^2 = scale^2) into complex64 `out`: Box-Muller in float32 (cheaper than `standard_normal`)."
-    u = w.u[:2 * n]
-    rng.random(out=u, dtype=np.float32)
+    u = _uniform24(rng, w.u[:2 * n])                      # u = k, the uniform draws k 2^-24 of `rng.random`
     r, ph, t = u[:n], u[n:], w.c[:n]
-    np.negative(r, out=r); np.log1p(r, out=r)             # log of (0, 1]
+    r *= np.float32(-2.0 ** -24); np.log1p(r, out=r)     # log of (0, 1]: -k 2^-24 exactly (the draw, negated)
     np.negative(r, out=r); np.sqrt(r, out=r)
     if scale is not None: r *= scale
-    ph *= np.float32(2 * np.pi)
+    ph *= np.float32(2 * np.pi) * np.float32(2.0 ** -24)  # = (k 2^-24) 2 pi in float32: scaling by 2^-24 is exact
     zf = out.view(np.float32).reshape(n, 2)
     np.cos(ph, out=t); np.multiply(r, t, out=zf[:, 0])
     np.sin(ph, out=t); np.multiply(r, t, out=zf[:, 1])
