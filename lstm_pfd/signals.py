@@ -132,6 +132,7 @@ def _film_state(r: RecordState):
     if len(r.temp_c) == 1 and len(r.speed_c) + len(load_c) > 2:   # a ramp or a load step: the oil at its one temperature, once
         mu, rho, w, r.S_c, eps = _film_point(r.cfg.bearing, r.speed_c, load_c, r.temp_c)
         mu, rho, w = np.broadcast_arrays(mu, rho, w, r.S_c)[:3]
+    elif len(r.speed_c) == len(load_c) == len(r.temp_c): mu, rho, w, r.S_c, eps = _film_point(r.cfg.bearing, r.speed_c, load_c, r.temp_c)
     else: mu, rho, w, r.S_c, eps = _film_point(r.cfg.bearing, *np.broadcast_arrays(r.speed_c, load_c, r.temp_c))   # = operating_point(check=False)
     r.opp = dict(viscosity=mu, density=rho, load_n=w, sommerfeld=r.S_c, eccentricity=eps)
     h_c = 1 - eps                                          # = film_drivers(S_c, cfg): h_min / c from the same S
