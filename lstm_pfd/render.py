@@ -265,8 +265,7 @@ def up(r: RecordState, # the record being rendered
       )->np.ndarray:
     "Envelope `k` interpolated linearly to the N samples (float32, in the workspace)."
     c, w = r.envs[k].astype(np.float32), r.w             # block i: c[i] + (c[i+1] - c[i]) j / _BLOCK, j < _BLOCK
-    e = w.env.reshape(-1, _BLOCK)                        # one row per block, broadcast: no loop over blocks, no repeated copies
-    np.multiply((c[1:] - c[:-1])[:, None], r.plan.wblk.reshape(-1, _BLOCK), out=e); e += c[:-1, None]
+    np.multiply(np.repeat(c[1:] - c[:-1], _BLOCK), r.plan.wblk, out=w.env); w.env += np.repeat(c[:-1], _BLOCK)   # flat: no loop over blocks
     return w.env[:r.plan.N]
 
 # %% ../nbs/02d_render.ipynb #1ff0a653
