@@ -743,5 +743,5 @@ def grouped_windows(path, # an imported dataset file (.h5) with a group column
     if 'group' not in data.meta: raise ValueError(f"{name} has no group column; import it with groups= (CLI: --group-column) to cross-validate")
     groups = np.array([g.decode() if isinstance(g, bytes) else str(g) for g in data.meta['group']])
     if len(set(groups)) < 2:
-        raise ValueError(f"{name} has one group ({str(groups[0])!r}); cross-validation needs at least 2: import with groups that vary")
+        raise ValueError(f"{name} has one group ({str(groups[0])!r}); cross-validation needs at least 2: import with groups that vary (groups=; CLI: a --group-column that varies)")
     return data, groups
