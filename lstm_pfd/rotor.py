@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from scipy.optimize import brentq, minimize_scalar
 
 from .config import BearingConfig
-from .physics import eccentricity_ratio, sommerfeld, viscosity
+from .physics import _eccentricity, _sommerfeld, eccentricity_ratio, modified_sommerfeld, sommerfeld, viscosity
 
 # %% auto #0
 __all__ = ['film_coefficients', 'BearingState', 'bearing_state', 'lund_threshold', 'Rotor', 'forward_reverse']
@@ -38,18 +38,19 @@ def _polar_coefficients(eps):
     "Stiffness (units G omega / c), damping (units G / c) in the (radial, tangential) frame, and the load W / (G omega)."
     eps = np.asarray(eps, dtype=float)
     q = 1 - eps ** 2
-    k = np.stack([np.stack([2 * eps * (1 + eps ** 2) / q ** 3, np.pi / (4 * q ** 1.5)], -1),
-                  np.stack([-np.pi * (1 + 2 * eps ** 2) / (4 * q ** 2.5), eps / q ** 2], -1)], -2)
-    cd = -2 * eps / q ** 2
-    c = np.stack([np.stack([np.pi * (1 + 2 * eps ** 2) / (2 * q ** 2.5), cd], -1),
-                  np.stack([cd, np.pi / (2 * q ** 1.5)], -1)], -2)
+    k, c = np.empty(eps.shape + (2, 2)), np.empty(eps.shape + (2, 2))   # filled entry by entry (cheaper than nested stacks)
+    k[..., 0, 0], k[..., 0, 1] = 2 * eps * (1 + eps ** 2) / q ** 3, np.pi / (4 * q ** 1.5)
+    k[..., 1, 0], k[..., 1, 1] = -np.pi * (1 + 2 * eps ** 2) / (4 * q ** 2.5), eps / q ** 2
+    c[..., 0, 0], c[..., 1, 1] = np.pi * (1 + 2 * eps ** 2) / (2 * q ** 2.5), np.pi / (2 * q ** 1.5)
+    c[..., 0, 1] = c[..., 1, 0] = -2 * eps / q ** 2
     return k, c, eps * np.sqrt(np.pi ** 2 * q + 16 * eps ** 2) / (4 * q ** 2)
 
 # %% ../nbs/01b_rotor.ipynb #6d579d07
 def _to_xy(m, phi):
     "Rotate `[..., 2, 2]` coefficients from the (radial, tangential) frame into (x, y): M_xy = R M R^T."
     s, c = np.sin(phi), np.cos(phi)
-    R = np.stack([np.stack([s, c], -1), np.stack([-c, s], -1)], -2)   # columns: radial, tangential unit vectors
+    R = np.empty(np.shape(s) + (2, 2))                                 # columns: radial, tangential unit vectors
+    R[..., 0, 0], R[..., 0, 1], R[..., 1, 0], R[..., 1, 1] = s, c, -c, s
     return R @ m @ np.swapaxes(R, -1, -2)
 
 # %% ../nbs/01b_rotor.ipynb #74806247
@@ -101,9 +102,12 @@ def bearing_state(viscosity_pa_s, # dynamic viscosity mu, Pa s
     if not np.all(np.isfinite(vals[-1])): raise ValueError(f"load_angle_rad must be finite (rad), got {load_angle_rad!r}")
     for name, v in zip(names, vals):
         if not np.all(np.isfinite(v) & (v > 0)): raise ValueError(f"{name} must be finite and > 0 (SI units, speed in Hz), got {v!r}")
-    mu, n, w, r, l, c, beta = vals
-    S = sommerfeld(mu, n, w, r, l, c)
-    e = eccentricity_ratio(S, l / (2 * r))
+    return _bearing_state(*vals)
+
+def _bearing_state(mu, n, w, r, l, c, beta) -> BearingState:
+    "`bearing_state` of float arrays broadcast to one shape and checked already (the generator's inner loop): no checks."
+    S = _sommerfeld(mu, n, w, r, l, c)
+    e = _eccentricity(modified_sommerfeld(S, l / (2 * r)))
     k, d, _ = _polar_coefficients(e)
     g, phi = mu * r * l ** 3 / c ** 2, _attitude(e)
     K = _to_xy(k, phi + beta) * (g * 2 * np.pi * n / c)[..., None, None]
@@ -120,8 +124,12 @@ def lund_threshold(K,        # film stiffness, N/m, `[..., 2, 2]` (e.g. `Bearing
     if K.shape[-2:] != (2, 2) or C.shape[-2:] != (2, 2): raise ValueError(f"K and C must be [..., 2, 2] arrays, got {K.shape} and {C.shape}")
     om = 2 * np.pi * np.asarray(speed_hz, dtype=float)
     if not np.all(np.isfinite(om) & (om > 0)): raise ValueError(f"speed_hz must be finite and > 0 Hz, got {speed_hz!r}")
-    (kxx, kxy), (kyx, kyy) = np.moveaxis(K, (-2, -1), (0, 1))
-    (cxx, cxy), (cyx, cyy) = np.moveaxis(C, (-2, -1), (0, 1))
+    return _lund(K, C, om)
+
+def _lund(K: np.ndarray, C: np.ndarray, om) -> tuple:
+    "`lund_threshold` of float `[..., 2, 2]` arrays at angular speed `om` (rad/s), unchecked."
+    kxx, kxy, kyx, kyy = K[..., 0, 0], K[..., 0, 1], K[..., 1, 0], K[..., 1, 1]
+    cxx, cxy, cyx, cyy = C[..., 0, 0], C[..., 0, 1], C[..., 1, 0], C[..., 1, 1]
     keq = (kxx * cyy + kyy * cxx - kxy * cyx - kyx * cxy) / (cxx + cyy)
     nu2 = ((kxx - keq) * (kyy - keq) - kxy * kyx) / (cxx * cyy - cxy * cyx)
     with np.errstate(divide='ignore', invalid='ignore'):

@@ -18,7 +18,7 @@ from . import physics
 from . import signals as sig
 from .config import PROBE_ANGLES_DEG, DataConfig
 from .fleet import G0, Machine
-from .rotor import Rotor, bearing_state, forward_reverse, lund_threshold
+from .rotor import Rotor, _bearing_state, _lund, bearing_state, forward_reverse, lund_threshold
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,15 @@ def _film(bearing: tuple, speed_hz, load_n, viscosity_pa_s, rotor_mass_kg, clear
     Fx, Fy = p[..., 0], p[..., 1] - W                           # the external static load vector on the journal
     Wm = np.maximum(np.hypot(Fx, Fy), 1e-3 * rated)
     c = clearance * kc
-    st = bearing_state(mu * kv, f, Wm, radius, length, c)
+    st = _bearing_state(*np.broadcast_arrays(*(np.asarray(v, float) for v in (mu * kv, f, Wm, radius, length, c, 0.0))))   # inputs valid by construction
     e, phi = np.asarray(st.eccentricity, float), np.asarray(st.attitude_angle, float)
     beta = np.arctan2(Fy, Fx) + np.pi / 2                       # rotation from the reference load direction (-y) to the actual one
     cb, sb = np.cos(beta), np.sin(beta)
-    R = np.stack([np.stack([cb, -sb], -1), np.stack([sb, cb], -1)], -2)
+    R = np.empty(cb.shape + (2, 2)); R[..., 0, 0], R[..., 0, 1], R[..., 1, 0], R[..., 1, 1] = cb, -sb, sb, cb
     xs, ys = np.moveaxis(st.centre, -1, 0)                       # in the reference frame: below the centre, towards the rotation
     K = R @ np.asarray(st.K, float) @ np.swapaxes(R, -1, -2)
     C = R @ np.asarray(st.C, float) @ np.swapaxes(R, -1, -2)
-    m_th = np.asarray(lund_threshold(K, C, f)[0], float)
+    m_th = _lund(K, C, 2 * np.pi * f)[0]
     ratio = np.where(np.isfinite(m_th) & (m_th > 0), rotor_mass_kg / np.where(m_th > 0, m_th, 1.0), 0.0)
     return dict(x0=cb * xs - sb * ys, y0=sb * xs + cb * ys, eccentricity=e, attitude=phi, K=K, C=C, clearance_m=c,
                 threshold_ratio=ratio, sommerfeld=np.asarray(st.sommerfeld, float))
@@ -261,7 +261,7 @@ def _table6(comps: list, extra: np.ndarray | None = None) -> tuple:
 
 def _read(idx: np.ndarray, tab: np.ndarray, out: np.ndarray) -> np.ndarray:
     "`out` = the table (one row of `_table6`) at the shaft position `idx` (the nearest of 2048 entries per revolution)."
-    return np.take(tab, idx, out=out)
+    return np.take(tab, idx, out=out, mode='wrap')   # idx is within the table: 'wrap' changes no value and spares the buffered copy of 'raise'
 
 # %% ../nbs/02b_shaft.ipynb #216ca2ec
 def _runout_tables(sm: ShaftMachine) -> np.ndarray:
@@ -284,16 +284,24 @@ def _wall(x: np.ndarray, y: np.ndarray, r0: float, rw: float, rub_um: float | No
     b, c = (np.empty_like(x), np.empty_like(x)) if work is None else work
     np.multiply(x, x, out=b); np.multiply(y, y, out=c); b += c
     lim = min(r0, np.inf if rub_um is None else rub_um)
-    k = np.flatnonzero(b > np.float32(lim * lim))                   # only these samples can change
-    if not len(k): return
+    l2 = np.float32(lim * lim)
+    if not b.max() > l2: return                                     # the orbit stays out of the stiff region
+    m = b > l2                                                      # only these samples can change
+    np.sqrt(b, out=b)                                               # the radius
+    if rub_um is None:                                              # dense (no gathers): a factor of exactly 1 elsewhere
+        np.subtract(b, np.float32(r0), out=c); c /= np.float32(rw - r0); np.tanh(c, out=c)
+        c *= np.float32(rw - r0); c += np.float32(r0)
+        m &= b > np.float32(r0); np.maximum(b, np.float32(1e-12), out=b); c /= b
+        np.copyto(c, np.float32(1), where=~m); x *= c; y *= c
+        return
+    k = np.flatnonzero(m)                                           # a rub: the samples beyond the rub radius or r0
     xk, yk = x[k], y[k]
-    r = np.sqrt(b[k])
+    r = b[k]
     f = np.where(r > r0, (r0 + (rw - r0) * np.tanh((r - r0) / np.float32(rw - r0))) / np.maximum(r, np.float32(1e-12)), np.float32(1))
     xk *= f; yk *= f
-    if rub_um is not None:
-        d = probe_axes() @ np.asarray(rub_dir, float)                  # the rub direction in the probe frame
-        ex = np.maximum(xk * np.float32(d[0]) + yk * np.float32(d[1]) - np.float32(rub_um), 0)
-        xk -= ex * np.float32(d[0]); yk -= ex * np.float32(d[1])
+    d = probe_axes() @ np.asarray(rub_dir, float)                   # the rub direction in the probe frame
+    ex = np.maximum(xk * np.float32(d[0]) + yk * np.float32(d[1]) - np.float32(rub_um), 0)
+    xk -= ex * np.float32(d[0]); yk -= ex * np.float32(d[1])
     x[k], y[k] = xk, yk
 
 # %% ../nbs/02b_shaft.ipynb #5bed1e00
@@ -372,9 +380,11 @@ def _probes(r, sm: ShaftMachine, st: dict, comps: dict, rng: np.random.Generator
     walled = rub or e_um + amp + st['whirl_um'] > r0                # the orbit may reach into the film's stiff region
     runout = _runout(r, sm)
     tab, vary = _probe_tables(r, sm, comps, None if walled else runout)
+    _read(idx, tab[0], px); _read(idx, tab[1], py)
+    for k, t in vary:                                              # each envelope upsampled once, for both probes
+        e = r.up(k)
+        for j, out in enumerate((px, py)): out += np.multiply(_read(idx, t[j], w.a), e, out=w.a)
     for j, out in enumerate((px, py)):
-        _read(idx, tab[j], out)
-        for k, t in vary: out += np.multiply(_read(idx, t[j], w.a), r.up(k), out=w.a)
         if dc.shape[1] == 1: out += np.float32(dc[j, 0])
         else: r.envs['_dc'] = np.interp(p.tc, st['tq'], dc[j]); out += r.up('_dc')
     if st['whirl_um'] > 0 or 'oil_whip' in r.atoms: _limit_cycle(r, st, rng, px, py, g)
