@@ -10,8 +10,9 @@ A thin caller of `lstm_pfd.experiments`, like `bench_fleet.py` (whose feature ca
 `model.kwargs.features` the feature set of the classical baseline, run by `run_experiment` into --root.
 
 Methods: the classical baseline (random forest, 100 trees) on the accelerometer features, the orbit features of the
-probe pair and keyphasor, or both; the `compact` network (and `cnn_lstm`, `--models`) on the accelerometer alone, the
-probes (x, y, keyphasor) or all four channels. Clean test only (no SNR copies), record-level soft vote.
+probe pair and keyphasor, or both; the `compact`, `cnn_lstm` and `spectral` networks on the accelerometer alone, the
+probes (x, y, keyphasor) or all four channels, and `spectral_fs` (`spectral` with `full_spectrum=True`: the forward and
+reverse power of the probe pair's orbit) on the probes or all channels. Clean test only (no SNR copies), record-level soft vote.
 
 The file (`SMALL`) is `jbfd11_shaft` cut to what one CPU core trains in about an hour: 24 machines (not 40), 24 records
 per class x severity (one per machine; not 80), 2-s records at 10,240 Hz (not 5 s at 20,480 Hz), four 0.5-s windows
@@ -44,20 +45,25 @@ TRAIN = {'epochs': 15, 'patience': 3, 'lr': 1e-3, 'batch_size': 64, 'optimizer':
 HARDWARE = '2-core x86-64 CPU, 1 thread'
 
 
+NETWORKS = {'spectral_fs': ('spectral', {'full_spectrum': True})}   # benchmark names of registry models with arguments
+PAIRED = {'spectral_fs'}                                            # networks that need the probe pair (no accelerometer-only row)
+
+
 def methods(models) -> list[tuple[str, str, str]]:
     "`(method label, model, channel set)`: the classical feature sets, then each network on each channel set."
     out = [(f'classical[{fs}]', 'classical', fs) for fs in ('accel', 'orbit', 'both')]
-    return out + [(f'{m}[{cs}]', m, cs) for m in models for cs in CHANNEL_SETS]
+    return out + [(f'{m}[{cs}]', m, cs) for m in models for cs in CHANNEL_SETS if not (m in PAIRED and cs == 'accel')]
 
 
 def experiment(path, track, model, chset, seed):
     "The `ExperimentConfig` of one (track, method, seed)."
     from lstm_pfd.experiments import ExperimentConfig
     net = model != 'classical'
+    name, kw = NETWORKS.get(model, (model, {}))
     return ExperimentConfig.from_dict({
         'name': 'shaft_fleet', 'tags': ['shaft_fleet', track],
         'data': {'path': str(Path(path).resolve()), 'track': track, 'channels': CHANNEL_SETS[chset] if net else None},
-        'model': {'name': model, 'kwargs': {} if net else {'n_estimators': FOREST_TREES, 'features': chset}},
+        'model': {'name': name, 'kwargs': kw if net else {'n_estimators': FOREST_TREES, 'features': chset}},
         'train': {**TRAIN, 'seed': seed} if net else {'seed': seed, 'threads': 1, 'device': 'cpu'},
         'eval': {'conditions': ['clean'], 'levels': ['record'], 'xai_methods': []}})
 
@@ -139,7 +145,7 @@ def confused_pairs(cm, names, min_share=0.1):
 
 
 COLOURS = {'accel': 'C0', 'orbit': 'C1', 'probes': 'C1', 'both': 'C2', 'all': 'C2'}   # accelerometer, probes, both
-MARKERS = {'classical': 'o', 'compact': 's', 'cnn_lstm': '^'}
+MARKERS = {'classical': 'o', 'compact': 's', 'cnn_lstm': '^', 'spectral': 'D', 'spectral_fs': 'v'}
 
 
 def figure(res, path):
@@ -168,7 +174,8 @@ def main(argv=None):
     p.add_argument('--root', default='runs/shaft_fleet')
     p.add_argument('--scratch', default='runs/shaft_fleet_scratch')
     p.add_argument('--tracks', nargs='+', default=list(TRACKS))
-    p.add_argument('--models', nargs='+', default=['compact', 'cnn_lstm'], help='networks (each on every channel set)')
+    p.add_argument('--models', nargs='+', default=['compact', 'cnn_lstm', 'spectral', 'spectral_fs'],
+                   help="networks (each on every channel set; 'spectral_fs': the spectral model with the probe pair's full spectrum)")
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2, 3, 4])
     p.add_argument('--stop-at', help='HH:MM (UTC): start no new run after this time')
     p.add_argument('--first-seeds', type=int, help='networks: run this many seeds first, the rest after every network had them')

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .config import IMPORT_PRESET, PRESETS, SPLITS, DataConfig, parse_sets
+from .train_config import TrainConfig
 from .utils import check_output
 
 DEFAULT_PRESET = 'quick'   # every command's protocol unless --preset/--config says otherwise
@@ -333,6 +334,14 @@ def cmd_import(args,  # the parsed options of `lstm-pfd import`
     return 0
 
 # %% ../nbs/09a_commands.ipynb #trn00002
+def _fit_options(p, epochs_help: str):
+    "`--epochs`, `--lr`, `--batch-size`, `--patience` of `train` and `cv`, their defaults `TrainConfig`'s."
+    d = TrainConfig()
+    p.add_argument('--epochs', type=int, default=d.epochs, help=f'{epochs_help} (default: {d.epochs})')
+    p.add_argument('--lr', type=float, default=d.lr, help=f'Adam learning rate (default: {d.lr:g})')
+    p.add_argument('--batch-size', type=int, default=d.batch_size, help=f'windows per batch (default: {d.batch_size})')
+    p.add_argument('--patience', type=int, default=d.patience, help=f'epochs without validation improvement before stopping (default: {d.patience})')
+
 def _train_precisions():
     from lstm_pfd.train import PRECISIONS
     return list(PRECISIONS)
@@ -343,10 +352,7 @@ def _train_args(p):
     p.add_argument('--track', metavar='NAME', help="a fleet track of the dataset file (default: the file's stored splits)")
     p.add_argument('--model', default='compact', choices=_Lazy(_models), metavar='MODEL',
                    help='registry model (default: compact); one of: %(choices)s')
-    p.add_argument('--epochs', type=int, default=30, help='maximum epochs; early stopping may end sooner (default: 30)')
-    p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default: 1e-3)')
-    p.add_argument('--batch-size', type=int, default=64, help='windows per batch (default: 64)')
-    p.add_argument('--patience', type=int, default=5, help='epochs without validation improvement before stopping (default: 5)')
+    _fit_options(p, 'maximum epochs; early stopping may end sooner')
     p.add_argument('--seed', type=int, default=0, help='seed of the weights and the batch order (default: 0)')
     p.add_argument('--precision', choices=_Lazy(_train_precisions), default='fp32', metavar='PRECISION',
                    help='training precision, one of: %(choices)s; bf16 autocasts the forward pass (CPU and CUDA) (default: fp32)')
@@ -479,10 +485,7 @@ def _cv_args(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--by', choices=['group'], default='group', help='leave one group out (the default)')
     g.add_argument('--folds', type=int, metavar='K', help='K folds of whole groups instead of one fold per group')
-    p.add_argument('--epochs', type=int, default=30, help='maximum epochs per fold (default: 30)')
-    p.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default: 1e-3)')
-    p.add_argument('--batch-size', type=int, default=64, help='windows per batch (default: 64)')
-    p.add_argument('--patience', type=int, default=5, help='epochs without validation improvement before stopping (default: 5)')
+    _fit_options(p, 'maximum epochs per fold')
     p.add_argument('--seed', type=int, default=0, help='seed of the weights, batch order, validation draw and forest (default: 0)')
     p.add_argument('--val-fraction', type=float, default=0.2, metavar='F', help="share of each class's training records used for validation (default: 0.2)")
     _add_speed_args(p)

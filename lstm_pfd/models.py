@@ -495,6 +495,14 @@ class LogSpectrum(nn.Module):
         re, im = z[:, :self.n_bins], z[:, self.n_bins:]
         p = (re * re + im * im).mean(-1)                                      # Welch: mean power over the T segments
         return torch.log10(p.clamp_min(self.floor)).reshape(B, C, self.n_bins)
+    def full(self, p):  # probe pairs `[B, 2, L]`: x, then y 90 degrees further in the rotation
+        "Full spectrum of the orbit x + i y, `[B, 2, F]` log10 power: bin k of forward precession (row 0), of reverse precession (row 1)."
+        B, _, L = p.shape
+        z = F.conv1d(p.reshape(B * 2, 1, L), self.basis, stride=self.hop).reshape(B, 2, 2 * self.n_bins, -1)
+        xc, xs, yc, ys = z[:, 0, :self.n_bins], z[:, 0, self.n_bins:], z[:, 1, :self.n_bins], z[:, 1, self.n_bins:]
+        fwd = ((xc + ys) ** 2 + (yc - xs) ** 2).mean(-1) / 2                   # |Z(+k)|^2 / 2, Z the DFT of x + i y
+        rev = ((xc - ys) ** 2 + (xs + yc) ** 2).mean(-1) / 2                   # |Z(-k)|^2 / 2
+        return torch.log10(torch.stack([fwd, rev], 1).clamp_min(self.floor))
 
 # %% ../nbs/04_models.ipynb #spec0005
 @register_model('spectral')
@@ -508,25 +516,33 @@ class Spectral(BaseModel):
                  kernel: int = 5,                            # kernel length of the convolutions, bins
                  dropout: float = 0.1,                       # dropout probability before the classifier
                  norm: bool = True,                          # divide each window by its RMS amplitude first (`AmplitudeNorm`)
+                 full_spectrum: bool = False,                # channels 0, 1 are a probe pair (x, y): add the forward and reverse power of their orbit
                 ):
         super().__init__()
         self._store_hparams(locals())
         if isinstance(segment, bool) or not isinstance(segment, (int, np.integer)) or segment < 8:
             raise ValueError(f"segment: got {segment!r}; expected an integer >= 8 samples")
+        if full_spectrum and self.in_channels < 2:
+            raise ValueError(f"full_spectrum needs a probe pair in channels 0 and 1; got in_channels={self.in_channels}")
         channels = list(channels)
-        self.min_len = int(segment)
+        self.min_len, self.full_spectrum = int(segment), bool(full_spectrum)
         self.norm = AmplitudeNorm() if norm else None
         self.spectrum = LogSpectrum(segment)
         self.register_buffer('freq_pos', torch.linspace(-1, 1, self.spectrum.n_bins)[None, None], persistent=False)
-        cins = [self.in_channels + 1] + channels[:-1]
+        cins = [self.in_channels + 1 + 2 * self.full_spectrum] + channels[:-1]
         self.features = nn.Sequential(*[_conv_block(a, b, kernel, pool=2) for a, b in zip(cins, channels)])
         self.head = _PoolHead(channels[-1], self.n_classes, dropout, extra=self.in_channels if norm else 0)
     def forward(self, x):  # windows, `[B, C, L]` float32
         self._check(x)
+        orbit = self._orbit(x) if self.full_spectrum else []
         x, feat = self._scale(x)
         s = self.spectrum(x)                                                  # [B, C, F] log10 power
-        s = torch.cat([s, self.freq_pos.expand(s.shape[0], 1, -1)], dim=1)   # + bin position [B, 1, F]
+        s = torch.cat([s, self.freq_pos.expand(s.shape[0], 1, -1)] + orbit, dim=1)   # + bin position [B, 1, F] (+ forward, reverse)
         return self.head(self.features(s), feat)
+    def _orbit(self, x) -> list:
+        "The full spectrum of the probe pair (channels 0, 1) about its centreline, both probes scaled by their joint RMS (the orbit's shape kept): `[[B, 2, F]]`."
+        p = x[:, :2] - x[:, :2].mean(-1, keepdim=True)
+        return [self.spectrum.full(p / torch.sqrt(torch.mean(p * p, dim=(1, 2), keepdim=True) + NORMALIZE_EPS ** 2))]
 
 # %% ../nbs/04_models.ipynb #fe552cdf
 @patch(as_prop=True)

@@ -104,6 +104,9 @@ def test_shaft_bench_feature_sets_channels_and_not_run_rows(tmp_path):
     # the networks see the channels named in data.channels; the classical baseline always gets the whole record
     cfg = bench.experiment(p, 'iid', 'compact', 'probes', 0)
     assert cfg.data.channels == ('x', 'y', 'keyphasor') and bench.experiment(p, 'iid', 'classical', 'orbit', 0).data.channels is None
+    fs = bench.experiment(p, 'iid', 'spectral_fs', 'all', 0)          # the probe-pair front end: spectral with its full spectrum
+    assert (fs.model.name, dict(fs.model.kwargs), fs.data.channels) == ('spectral', {'full_spectrum': True}, None)
+    assert [m for m, *_ in bench.methods(['spectral_fs'])][3:] == ['spectral_fs[probes]', 'spectral_fs[all]']   # no accelerometer-only row
     bench.figure(res, tmp_path / 'f.png'); assert (tmp_path / 'f.png').stat().st_size > 1000
 
 

@@ -86,3 +86,24 @@ def test_spectral_onnx_parity_on_edge_windows(tmp_path, exporter):
     out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out, ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('exporter', ['auto', 'torchscript'])
+def test_full_spectrum_spectral_onnx_parity_on_four_channels(tmp_path, exporter):
+    "The probe-pair front end (`full_spectrum=True`) on `[B, 4, L]`: random, zero, constant and a pure forward orbit."
+    pytest.importorskip('onnxruntime'); pytest.importorskip('onnx')
+    from lstm_pfd.export import to_onnx
+    from lstm_pfd.predict import ort_session
+    m = create_model('spectral', 11, in_channels=4, full_spectrum=True, seed=0).eval()
+    to_onnx(m, tmp_path / 'fs.onnx', window_len=2048, exporter=exporter)
+    sess = ort_session(str(tmp_path / 'fs.onnx'))
+    t = 2 * np.pi * 37 / 1024 * np.arange(2048)
+    orbit = np.stack([np.cos(t), np.sin(t), np.zeros_like(t), 0.1 * np.cos(2 * t)])
+    x = np.stack([np.random.default_rng(0).standard_normal((4, 2048)), np.zeros((4, 2048)), np.full((4, 2048), 0.7),
+                  orbit, orbit * [[1], [-1], [1], [1]]]).astype(np.float32)     # the last: the same orbit, reverse
+    with torch.no_grad():
+        ref = m(torch.from_numpy(x)).numpy()
+    out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, ref, atol=1e-4, rtol=1e-4)
+    assert np.abs(ref[3] - ref[4]).max() > 1e-3          # forward and reverse precession reach the head differently
