@@ -45,8 +45,7 @@ from lstm_pfd.utils import atomic_write
 log = logging.getLogger('bench_fleet')
 
 FEATURE_MODELS = ('classical', 'order_spectrum')
-NOT_RUN = {'cnn_lstm': 'too slow on a 2-core CPU in the time available (GPU-scale model)',
-           'resnet18': 'too slow on a 2-core CPU in the time available (GPU-scale model)',
+NOT_RUN = {'resnet18': 'too slow on a 2-core CPU in the time available (GPU-scale model)',
            'patchtst': 'too slow on a 2-core CPU in the time available (GPU-scale model)'}
 FOREST_TREES = 100   # trees of the feature baselines' random forests in this benchmark
 TRAIN = {'epochs': 15, 'patience': 3, 'lr': 1e-3, 'batch_size': 64, 'optimizer': 'adam',

@@ -1,4 +1,4 @@
-"""Remedies for machine shift on the `new_machines` track: transfer-path augmentation, AdaBN per test machine, the spectral model.
+"""Remedies for machine shift on the `new_machines` track: transfer-path augmentation, AdaBN per test machine, the spectral model, Deep CORAL.
 
 Protocol. A small fleet file is built (preset `quick_fleet` with `--machines` machines, 10,240 Hz, 2-s records, 0.5-s
 windows; `dataset.records_per_class_severity` = `--machines`, one record per class x severity per machine). On its
@@ -15,11 +15,21 @@ seed of `--seeds`:
 - `spectral`: the `spectral` model (Welch log-power spectrum + convolutions over the bins), noise augmentation;
   `spectral, order domain (tach)`: the same on order-domain windows at the tachometer's speed (512 samples per turn,
   `segment=2048`: a quarter-order resolution), i.e. an order-spectrum network, with and without AdaBN;
+- `compact + CORAL`, `spectral + CORAL`: the same networks trained with `shift.DomainAdaptLoss(kind='coral',
+  weight=CORAL_WEIGHT)`: Deep CORAL between the classifier-input features of each training batch and of as many
+  windows of the test machines (all their windows, labels unused: transductive, like AdaBN on all windows), with and
+  without AdaBN;
 - `classical`: `baselines.ClassicalBaseline` (band features + random forest, 100 trees).
 
-Run (one thread, about 8 minutes on a 2-core x86 CPU shared with other work):
+`--only` runs some row groups (`GROUPS`): `compact`, `transfer` (transfer paths), `spectral`, `order`, `coral`,
+`classical`; the JSON then holds those rows only (write it to another file than the full result).
+
+Run (one thread, about 8 minutes on a 2-core x86 CPU shared with other work before the CORAL rows, which train two
+more networks per seed, each step with a second forward pass on the target batch; `--only coral`: about a minute
+per seed):
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --seeds 0 1 2 --out nbs/_data/shift_remedies.json
-The JSON is read by nbs/05b_shift.ipynb.
+    OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only coral --seeds 0 1 2 --out nbs/_data/shift_coral.json
+The JSON files are read by nbs/05b_shift.ipynb.
 """
 import argparse
 import json
@@ -38,12 +48,16 @@ from lstm_pfd.config import DataConfig
 from lstm_pfd.data import build_dataset, open_dataset
 from lstm_pfd.evaluation import evaluate
 from lstm_pfd.models import create_model
-from lstm_pfd.shift import TransferPathAugment, compose, evaluate_adapted
+from lstm_pfd.shift import DomainAdaptLoss, TransferPathAugment, compose, evaluate_adapted
 from lstm_pfd.train import NoiseAugment, fit
 from lstm_pfd.utils import atomic_write
 
 BANK_SEED = 1000   # fleet seed of the augmentation's bank of paths (the file's fleet seed is the preset's)
 ORDER_SEGMENT = 2048  # DFT segment of the order-domain spectral model: 512 samples per turn, a quarter-order resolution
+CORAL_WEIGHT = 10.0   # factor of the CORAL term (`DomainAdaptLoss(weight=...)`): Sun & Saenko's rule, cross-entropy and CORAL term
+                      # of a like size at the end of training, read from the training losses only (at weight 1 the CORAL term
+                      # ended about 5x (spectral) to 25x (compact) below the cross-entropy on this fleet)
+GROUPS = ('compact', 'transfer', 'spectral', 'order', 'coral', 'classical')  # row groups, `--only`
 
 
 def _scores(ev) -> dict:
@@ -57,33 +71,42 @@ def _hardware() -> str:
     return f"{cpu}, {os.cpu_count()} cores"
 
 
-def _train(name, train, val, seed, augment, epochs, **kw):
+def _train(name, train, val, seed, augment, epochs, loss=None, **kw):
+    "A trained `name` model; `loss(model)` builds the training loss (None: the default cross-entropy)."
     m = create_model(name, len(train.class_names), seed=seed, **kw)
     return fit(m, train, val, epochs=epochs, patience=3, lr=1e-3, batch_size=64, augment=augment, seed=seed,
-               progress=False, threads=1).model
+               progress=False, threads=1, loss=loss(m) if loss is not None else None).model
 
 
-def _network_rows(ds, train, val, test, seed, epochs, order) -> dict:
-    noise = NoiseAugment((0.0, 30.0), p=0.5)
-    paths = TransferPathAugment(ds.fs, ds.config, n_paths=64, seed=BANK_SEED, p=0.5)
-    out = {}
-    for label, name, aug in (('compact', 'compact', noise), ('compact + transfer paths', 'compact', compose(paths, noise)),
-                             ('spectral', 'spectral', noise)):
-        t = time.perf_counter()
-        m = _train(name, train, val, seed, aug, epochs)
-        out[label] = _scores(evaluate(m, test))
-        out[label + ' + AdaBN'] = _scores(evaluate_adapted(m, test))
-        if name == 'compact':
-            out[label + ' + AdaBN (healthy records)'] = _scores(evaluate_adapted(m, test, healthy_only=True))
-            out[label + ' + AdaBN (1/4 of records)'] = _scores(evaluate_adapted(m, test, fraction=0.25, seed=seed))
-        print(f"seed {seed} {label}: {out[label]['record_acc']:.3f} (AdaBN {out[label + ' + AdaBN']['record_acc']:.3f}) "
-              f"{time.perf_counter() - t:.0f} s", flush=True)
+def _net_rows(label, name, data, seed, epochs, augment, *, variants=False, loss=None, **kw) -> dict:
+    "Rows `label` and `label + AdaBN` (with `variants`: AdaBN on healthy records and on a quarter of the records) of one network."
     t = time.perf_counter()
-    m = _train('spectral', *order[:2], seed, noise, epochs, segment=ORDER_SEGMENT)
-    label = 'spectral, order domain (tach)'
-    out[label], out[label + ' + AdaBN'] = _scores(evaluate(m, order[2])), _scores(evaluate_adapted(m, order[2]))
+    train, val, test = data
+    m = _train(name, train, val, seed, augment, epochs, loss=loss, **kw)
+    out = {label: _scores(evaluate(m, test)), label + ' + AdaBN': _scores(evaluate_adapted(m, test))}
+    if variants:
+        out[label + ' + AdaBN (healthy records)'] = _scores(evaluate_adapted(m, test, healthy_only=True))
+        out[label + ' + AdaBN (1/4 of records)'] = _scores(evaluate_adapted(m, test, fraction=0.25, seed=seed))
     print(f"seed {seed} {label}: {out[label]['record_acc']:.3f} (AdaBN {out[label + ' + AdaBN']['record_acc']:.3f}) "
           f"{time.perf_counter() - t:.0f} s", flush=True)
+    return out
+
+
+def _network_rows(ds, data, seed, epochs, order, groups) -> dict:
+    "The rows of the network groups in `groups` for one seed; `data` and `order`: `(train, val, test)` time and order-domain windows."
+    noise = NoiseAugment((0.0, 30.0), p=0.5)
+    paths = TransferPathAugment(ds.fs, ds.config, n_paths=64, seed=BANK_SEED, p=0.5)
+    coral = lambda m: DomainAdaptLoss(m, data[2], kind='coral', weight=CORAL_WEIGHT, seed=seed)   # target: the test machines' windows, unlabelled
+    runs = [  # (group, row, model, windows, augment, keyword arguments of _net_rows)
+        ('compact', 'compact', 'compact', data, noise, {'variants': True}),
+        ('transfer', 'compact + transfer paths', 'compact', data, compose(paths, noise), {'variants': True}),
+        ('spectral', 'spectral', 'spectral', data, noise, {}),
+        ('order', 'spectral, order domain (tach)', 'spectral', order, noise, {'segment': ORDER_SEGMENT}),
+        ('coral', 'compact + CORAL', 'compact', data, noise, {'loss': coral}),
+        ('coral', 'spectral + CORAL', 'spectral', data, noise, {'loss': coral})]
+    out = {}
+    for group, label, name, windows, aug, kw in runs:
+        if group in groups: out.update(_net_rows(label, name, windows, seed, epochs, aug, **kw))
     return out
 
 
@@ -92,6 +115,7 @@ def main(argv=None):
     ap.add_argument('--machines', type=int, default=12, help='machines of the fleet')
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--epochs', type=int, default=15)
+    ap.add_argument('--only', nargs='+', choices=GROUPS, default=list(GROUPS), help='row groups to run (default: all)')
     ap.add_argument('--out', type=Path, default=None, help='JSON file to write (e.g. nbs/_data/shift_remedies.json)')
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -102,18 +126,20 @@ def main(argv=None):
         ds = open_dataset(Path(d) / 'fleet.h5')
         train, val, test = (ds.windows(s, track='new_machines') for s in ('train', 'val', 'test'))
         machines = {s: sorted(int(i) for i in set(w.meta['machine_id'])) for s, w in zip(('train', 'val', 'test'), (train, val, test))}
-        order = [ds.windows(s, track='new_machines', speed_source='tach', order_domain=True) for s in ('train', 'val', 'test')]
+        order = [ds.windows(s, track='new_machines', speed_source='tach', order_domain=True) for s in ('train', 'val', 'test')] if 'order' in a.only else None
         runs, load = {}, os.getloadavg()[0]
         for seed in a.seeds:
-            rows = _network_rows(ds, train, val, test, seed, a.epochs, order)
-            rows['classical'] = _scores(ClassicalBaseline(n_estimators=100, seed=seed).fit(train).evaluate(test))
-            print(f"seed {seed} classical: {rows['classical']['record_acc']:.3f}", flush=True)
+            rows = _network_rows(ds, (train, val, test), seed, a.epochs, order, a.only)
+            if 'classical' in a.only:
+                rows['classical'] = _scores(ClassicalBaseline(n_estimators=100, seed=seed).fit(train).evaluate(test))
+                print(f"seed {seed} classical: {rows['classical']['record_acc']:.3f}", flush=True)
             for k, v in rows.items(): runs.setdefault(k, []).append(v)
         n_rec = {s: len(np.unique(w.record_ids)) for s, w in zip(('train', 'val', 'test'), (train, val, test))}
     rows = [{'method': k, 'record_acc': [r['record_acc'] for r in v], 'window_acc': [r['window_acc'] for r in v]} for k, v in runs.items()]
     res = {'command': 'OMP_NUM_THREADS=1 python benchmarks/bench_shift.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
            'hardware': _hardware(), 'threads': 1, 'load_average_at_start': round(load, 2),
            'seconds': time.perf_counter() - t0, 'track': 'new_machines', 'seeds': a.seeds, 'epochs': a.epochs,
+           'groups': [g for g in GROUPS if g in a.only], 'coral_weight': CORAL_WEIGHT,
            'machines': f"machines {machines['train']} train, {machines['val']} validation, {machines['test']} test",
            'records': f"records: {n_rec['train']} train, {n_rec['val']} validation, {n_rec['test']} test (quick_fleet, {a.machines} machines)",
            'rows': rows}

@@ -335,12 +335,17 @@ def cmd_import(args,  # the parsed options of `lstm-pfd import`
 
 # %% ../nbs/09a_commands.ipynb #trn00002
 def _fit_options(p, epochs_help: str):
-    "`--epochs`, `--lr`, `--batch-size`, `--patience` of `train` and `cv`, their defaults `TrainConfig`'s."
+    "`--epochs`, `--lr`, `--batch-size`, `--patience`, `--transfer-paths`, `--transfer-paths-p` of `train` and `cv`, their defaults `TrainConfig`'s."
     d = TrainConfig()
     p.add_argument('--epochs', type=int, default=d.epochs, help=f'{epochs_help} (default: {d.epochs})')
     p.add_argument('--lr', type=float, default=d.lr, help=f'Adam learning rate (default: {d.lr:g})')
     p.add_argument('--batch-size', type=int, default=d.batch_size, help=f'windows per batch (default: {d.batch_size})')
     p.add_argument('--patience', type=int, default=d.patience, help=f'epochs without validation improvement before stopping (default: {d.patience})')
+    p.add_argument('--transfer-paths', type=int, default=d.transfer_paths, metavar='N',
+                   help="transfer-path augmentation: filter training windows by the paths of N machines drawn from the data's "
+                        f"fleet ranges (the accelerometer of shaft data), before any noise; 0: off (default: {d.transfer_paths})")
+    p.add_argument('--transfer-paths-p', type=float, default=d.transfer_paths_p, metavar='P',
+                   help=f'share of training windows given a transfer path (default: {d.transfer_paths_p:g})')
 
 def _train_precisions():
     from lstm_pfd.train import PRECISIONS
@@ -364,6 +369,25 @@ def _train_args(p):
     p.add_argument('--out', default='model.pt', help='checkpoint to write (default: model.pt)')
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
     _add_threads(p); _add_progress(p)
+
+# %% ../nbs/09a_commands.ipynb #tpc00002
+_AUGMENT_FLAGS = {'augment_snr_db': '--augment-snr', 'transfer_paths': '--transfer-paths', 'transfer_paths_p': '--transfer-paths-p'}
+
+def _cli_augment(args,         # the parsed options of `train` or `cv`
+                 windows,      # the training windows (rate, channels, speed rule)
+                 data_config,  # the data's `DataConfig` (its fleet ranges and seed)
+                ):
+    "The augment of `fit(augment=...)`: `--transfer-paths` paths, then `--augment-snr` noise (`experiments.train_augment`); None: neither."
+    from lstm_pfd.config import ConfigError
+    from lstm_pfd.experiments import train_augment
+    snr = getattr(args, 'augment_snr', None)
+    try:
+        t = TrainConfig(augment_snr_db=tuple(snr) if snr else None, transfer_paths=args.transfer_paths,
+                        transfer_paths_p=args.transfer_paths_p).validate()
+        return train_augment(t, windows, data_config)
+    except ConfigError as e:
+        flag = _AUGMENT_FLAGS.get(e.field.split('.')[-1], e.field)
+        raise ValueError(f"{flag}: got {e.value!r}; allowed: {e.allowed}") from None
 
 # %% ../nbs/09a_commands.ipynb #trn000s10
 def _check_track(ds, track: str | None):
@@ -389,7 +413,7 @@ def cmd_train(args,  # the parsed options of `lstm-pfd train`
     "Train a registry model on a dataset file, a track of it, or on-the-fly data, with early stopping; writes a checkpoint."
     from lstm_pfd.data import open_dataset, OnTheFlyDataset
     from lstm_pfd.models import create_model
-    from lstm_pfd.train import fit, evaluate, NoiseAugment
+    from lstm_pfd.train import fit, evaluate
     _check_out(args.out, args.force)
     if args.track and not args.dataset: raise ValueError("--track needs a dataset file (tracks live in fleet files)")
     _torch_threads(args)
@@ -400,11 +424,12 @@ def cmd_train(args,  # the parsed options of `lstm-pfd train`
             _check_track(ds, args.track)
             tr, va = ds.windows('train', track=args.track, **rule), ds.windows('val', track=args.track, **rule)
             if len(va) == 0: tr, va = _holdout(tr, args, ds.path.name)
+            cfg = ds.config
         else:
             cfg = _load_config(args)
             tr, va = (OnTheFlyDataset(cfg, s, progress=not args.no_progress, **rule) for s in ('train', 'val'))
         model = create_model(args.model, n_classes=len(tr.class_names), seed=args.seed)
-        aug = NoiseAugment(snr_db=tuple(args.augment_snr), p=0.5) if args.augment_snr else None
+        aug = _cli_augment(args, tr, cfg)   # transfer paths, then noise
         res = fit(model, tr, va, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
                   seed=args.seed, augment=aug, checkpoint_path=args.out, progress=not args.no_progress,
                   precision=args.precision)
@@ -506,7 +531,7 @@ def cmd_cv(args,  # the parsed options of `lstm-pfd cv`
     "Leave-one-group-out (or k-fold by group) cross-validation; prints a per-fold table with the mean and a 95 % interval."
     import json
     from tqdm.auto import tqdm
-    from lstm_pfd.data import group_folds
+    from lstm_pfd.data import group_folds, open_dataset
     from lstm_pfd.evaluation import cv_summary
     from lstm_pfd.recordings import grouped_windows
     from lstm_pfd.train import cv_fold
@@ -521,7 +546,8 @@ def cmd_cv(args,  # the parsed options of `lstm-pfd cv`
         raise ValueError(f"--folds {args.folds}: allowed 2 to the number of groups of {Path(args.dataset).name} ({len(order)})")
     folds = group_folds(order, args.folds)
     methods = [args.model] + (['baseline'] if args.baseline else [])
-    rows = [{'fold': i + 1, **cv_fold(data, groups, tr, te, **_cv_options(args), baseline_data=base)}
+    with open_dataset(args.dataset) as ds: aug = _cli_augment(args, data, ds.config)   # the network's transfer paths, if any
+    rows = [{'fold': i + 1, **cv_fold(data, groups, tr, te, **_cv_options(args), baseline_data=base, augment=aug)}
             for i, (tr, te) in enumerate(tqdm(folds, desc='folds', disable=args.no_progress))]
     summary = cv_summary(rows, methods)
     print(f"{'fold':>4}  {'held out':<12} {'records':>7} " + ' '.join(f'{m:>10}' for m in methods))
@@ -531,6 +557,7 @@ def cmd_cv(args,  # the parsed options of `lstm-pfd cv`
     if args.out:
         with atomic_write(args.out, overwrite=True) as tmp:
             Path(tmp).write_text(json.dumps({'dataset': str(args.dataset), 'model': args.model, 'speed_source': args.speed_source,
-                                           'order_domain': data.samples_per_rev, 'folds': rows, 'summary': summary}, indent=1))
+                                           'order_domain': data.samples_per_rev, 'augment': None if aug is None else repr(aug),
+                                           'folds': rows, 'summary': summary}, indent=1))
         print(f"wrote {args.out}")
     return 0

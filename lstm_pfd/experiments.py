@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .config import BaseConfig, ConfigError, StrDict
+from .config import CHANNELS, BaseConfig, ConfigError, DataConfig, StrDict
 from .experiment_config import (EXPERIMENT_PRESETS, EvalConfig, ExperimentConfig, ExperimentDataConfig, ModelSpec,
                                         TrainConfig)   # the experiment configs, re-exported here
 from .runs import (MAX_WHERE_CHARS, MAX_WHERE_DEPTH, datasets, filter_runs, parse_where, runs, runs_table,
@@ -39,10 +39,10 @@ _all_ = ['ExperimentConfig', 'ExperimentDataConfig', 'ModelSpec', 'TrainConfig',
 
 # %% auto #0
 __all__ = ['log', 'MAX_SWEEP_RUNS', 'EXECUTORS', 'load_experiment', 'data_identity', 'run_id', 'dataset_path', 'prepare_data',
-           'run_status', 'run_experiment', 'SweepConfig', 'load_sweep', 'run_sweep', 'Leaderboard', 'record_evaluation',
-           'leaderboard', 'log_to_mlflow', 'ExperimentConfig', 'ExperimentDataConfig', 'ModelSpec', 'TrainConfig',
-           'EvalConfig', 'EXPERIMENT_PRESETS', 'MAX_WHERE_CHARS', 'MAX_WHERE_DEPTH', 'parse_where', 'filter_runs',
-           'runs', 'searches', 'save_search', 'datasets', 'xai_results', 'runs_table']
+           'run_status', 'train_augment', 'run_experiment', 'SweepConfig', 'load_sweep', 'run_sweep', 'Leaderboard',
+           'record_evaluation', 'leaderboard', 'log_to_mlflow', 'ExperimentConfig', 'ExperimentDataConfig', 'ModelSpec',
+           'TrainConfig', 'EvalConfig', 'EXPERIMENT_PRESETS', 'MAX_WHERE_CHARS', 'MAX_WHERE_DEPTH', 'parse_where',
+           'filter_runs', 'runs', 'searches', 'save_search', 'datasets', 'xai_results', 'runs_table']
 
 # %% ../nbs/12_experiments.ipynb #de980ffe
 def load_experiment(spec, # an `ExperimentConfig`, dict, YAML/JSON file or text, or preset name
@@ -178,8 +178,40 @@ def _run_identity(cfg: ExperimentConfig) -> dict:
     d = {'data': cfg.data._hash_dict(), 'model': cfg.model._hash_dict(), 'train': cfg.train._hash_dict()}
     return {'experiment_hash': hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16], 'experiment': d}
 
+# %% ../nbs/12_experiments.ipynb #tpa00002
+def _path_channels(windows) -> list[int] | None:
+    "The channels of `windows` a casing transfer path filters: None (all) unless shaft probes or a keyphasor are among them, else the others ([]: none)."
+    names = list(getattr(windows, 'channels', None) or [])
+    shaft = {c for c in CHANNELS if c != 'accel'}               # shaft-relative probes and the keyphasor: no casing path
+    return None if not shaft & set(names) else [i for i, n in enumerate(names) if n not in shaft]
+
+def train_augment(t: TrainConfig,          # the training settings: noise (`augment_snr_db`, `augment_p`) and `transfer_paths*`
+                  windows,                 # the training windows: their `fs`, channel names and speed rule
+                  data_config: DataConfig | None = None,  # the data's config (fleet ranges and seed); None: `DataConfig()`
+                 ):
+    """The augment a network trains with under `t`: `compose(TransferPathAugment, NoiseAugment)` (paths first) when
+    `t.transfer_paths > 0`, the paths alone without noise; else the `NoiseAugment` (or None) `fit` builds from `t`."""
+    from lstm_pfd.shift import TransferPathAugment, compose
+    from lstm_pfd.train import NoiseAugment
+    noise = None if t.augment_snr_db is None else NoiseAugment(tuple(t.augment_snr_db), p=t.augment_p)
+    if not t.transfer_paths: return noise
+    if getattr(windows, 'samples_per_rev', None):
+        raise ConfigError('train.transfer_paths', t.transfer_paths, "0 with order-domain windows: a transfer path filters at "
+                          "the sampling rate (train on time-domain windows)")
+    ch = _path_channels(windows)
+    if ch == []: raise ConfigError('train.transfer_paths', t.transfer_paths, f"0 for windows of the channels {windows.channels} only: "
+                                   "shaft probes and the keyphasor see no casing transfer path (select the 'accel' channel too)")
+    dc = data_config if data_config is not None else DataConfig()
+    seed = dc.fleet.seed + 1 if t.transfer_paths_seed is None else t.transfer_paths_seed
+    if seed == dc.fleet.seed:
+        raise ConfigError('train.transfer_paths_seed', seed, f"a seed other than the data's fleet seed {dc.fleet.seed} "
+                          f"(the bank would hold the data's own machines); None: {dc.fleet.seed + 1}")
+    paths = TransferPathAugment(getattr(windows, 'fs', None), dc, n_paths=t.transfer_paths, seed=seed, p=t.transfer_paths_p,
+                                channels=ch)
+    return paths if noise is None else compose(paths, noise)
+
 # %% ../nbs/12_experiments.ipynb #6921699b
-def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None, callbacks=()):
+def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None, callbacks=(), data_config=None):
     from lstm_pfd.models import create_model
     from lstm_pfd.train import BASELINES, fit
     t = cfg.train
@@ -189,8 +221,10 @@ def _train(cfg, tr, va, run_dir, config_hash, progress, feature_cache=None, call
     ckpt = run_dir / 'checkpoint.pt'
     resume = ckpt if ckpt.exists() else None
     if resume is not None: log.info("%s: resuming from %s", run_dir.name, ckpt)
-    return fit(model, tr, va, t, checkpoint_path=ckpt, resume_from=resume, progress=progress, config_hash=config_hash,
-               checkpoint_extra=_run_identity(cfg), callbacks=callbacks), resume is not None   # `t` whole: its augmentation and threads included
+    aug = train_augment(t, tr, data_config) if t.transfer_paths else None   # paths, then noise; without paths `fit` builds the noise from `t`
+    return fit(model, tr, va, t if aug is None else dataclasses.replace(t, augment_snr_db=None), augment=aug, checkpoint_path=ckpt,
+               resume_from=resume, progress=progress, config_hash=config_hash, checkpoint_extra=_run_identity(cfg),
+               callbacks=callbacks), resume is not None   # `t` whole (threads, seed, ...); the noise in `aug` with transfer paths
 
 # %% ../nbs/12_experiments.ipynb #5be97d96
 def _evaluate(model, ds, cfg, normalize, feature_cache=None) -> dict:
@@ -330,7 +364,7 @@ def _run_steps(cfg, root, run_dir, progress, open_dataset, feature_cache=None, c
         t = time.perf_counter()
         trw = ds.windows('train', normalize=norm, track=tr, **_rule(cfg)); _check_batch_size(cfg, len(trw))
         res, resumed = _train(cfg, trw, ds.windows('val', normalize=norm, track=tr, **_rule(cfg)), run_dir, ds.config_hash,
-                              progress, feature_cache, callbacks)
+                              progress, feature_cache, callbacks, data_config=ds.config)
         tm['train_seconds'], tm['fit_seconds_this_session'] = res.train_seconds, time.perf_counter() - t
         _write_json(run_dir / 'history.json', res.history)
         t = time.perf_counter()

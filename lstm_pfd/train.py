@@ -184,7 +184,10 @@ def _fit_monitor(c: TrainConfig, val_data, loss) -> str:
     return monitor
 
 def _fit_augment(c: TrainConfig, augment: Callable | None) -> Callable | None:
-    "The batch transform: `augment`, or `NoiseAugment(c.augment_snr_db, c.augment_p)` when the config asks for noise."
+    "The batch transform: `augment`, or `NoiseAugment(c.augment_snr_db, c.augment_p)` when the config asks for noise; transfer paths need `augment`."
+    if c.transfer_paths and augment is None:
+        raise ValueError(f"transfer_paths={c.transfer_paths}: fit does not build the transfer-path augmentation (it needs the data's fleet); pass "
+                         "augment=lstm_pfd.experiments.train_augment(cfg, train_data, data_config) with augment_snr_db=None, as experiment runs do")
     if c.augment_snr_db is None: return augment
     if augment is not None: raise ValueError(f"augment: got a callable and augment_snr_db={c.augment_snr_db}; set augment_snr_db=None to use the callable")
     return NoiseAugment(tuple(c.augment_snr_db), p=c.augment_p)
@@ -490,6 +493,7 @@ def cv_fold(data, # windows of every record (e.g. `recordings.grouped_windows`)
             val_fraction:float, # share of each class's training records held out for validation
             baseline:bool=False, # also the classical baseline (`ClassicalBaseline`)
             baseline_data=None, # time-domain windows of the same records for the baseline (None: `data`)
+            augment:Callable | None=None, # `augment(x, generator) -> x` of the network's training batches (e.g. transfer paths); None: none
            )->dict:
     "`{'held_out', 'records', model: record accuracy[, 'baseline': record accuracy]}` of one fold over groups."
     from lstm_pfd.models import create_model
@@ -501,7 +505,7 @@ def cv_fold(data, # windows of every record (e.g. `recordings.grouped_windows`)
     if absent: _log.warning("cv: held-out groups %s: classes %s have no training records in this fold", list(test_groups), absent)
     tr, va = stratified_holdout(tr_all, val_fraction, seed=seed)
     res = fit(create_model(model, n_classes=len(data.class_names), seed=seed), tr, va, epochs=epochs, lr=lr,
-              batch_size=batch_size, patience=patience, seed=seed, progress=False)
+              batch_size=batch_size, patience=patience, seed=seed, augment=augment, progress=False)
     ev = evaluate(res.model, te)
     row = {'held_out': list(test_groups), 'records': int(len(ev.record_labels)), model: ev.record_acc}
     if baseline:

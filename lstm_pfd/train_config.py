@@ -44,10 +44,13 @@ class TrainConfig(BaseConfig):
     precision: str = 'fp32'  # one of `PRECISIONS`: 'fp32' or 'bf16' (autocast of the forward pass)
     recalibrate: bool = True  # recompute BatchNorm statistics on the training data for the returned weights
     deterministic: bool = True  # deterministic torch algorithms during the run (warn-only where none exist)
+    transfer_paths: int = 0  # machines in the bank of transfer-path augmentation (`shift.TransferPathAugment`, before the noise); 0: off
+    transfer_paths_p: float = 0.5  # fraction of training windows filtered by a transfer path of the bank
+    transfer_paths_seed: int | None = None  # fleet seed of the bank; None: the data's fleet seed + 1 (never the data's own machines)
 
     HASH_EXCLUDE: ClassVar[tuple[str, ...]] = ('device', 'threads')
-    HASH_OMIT_DEFAULT: ClassVar[tuple[str, ...]] = ('monitor', 'min_delta', 'max_steps', 'label_smoothing', 'precision',
-                                                    'recalibrate', 'deterministic')
+    HASH_OMIT_DEFAULT: ClassVar[tuple[str, ...]] = ('monitor', 'min_delta', 'max_steps', 'label_smoothing', 'precision', 'recalibrate',
+                                                    'deterministic', 'transfer_paths', 'transfer_paths_p', 'transfer_paths_seed')
 
     def __post_init__(self):
         if isinstance(self.augment_snr_db, list): self.augment_snr_db = tuple(self.augment_snr_db)
@@ -70,6 +73,9 @@ class TrainConfig(BaseConfig):
         if self.max_steps is not None and self.max_steps < 1: yield 'max_steps', 'None or an integer >= 1'
         if not (_nonneg(self.label_smoothing) and self.label_smoothing < 1): yield 'label_smoothing', 'a number in [0, 1)'
         if self.precision not in PRECISIONS: yield 'precision', f'one of {list(PRECISIONS)}'
+        if self.transfer_paths < 0: yield 'transfer_paths', 'an integer >= 0 (machines in the bank; 0: off)'
+        if not _prob(self.transfer_paths_p): yield 'transfer_paths_p', 'a probability in [0, 1]'
+        if self.transfer_paths_seed is not None and not 0 <= self.transfer_paths_seed < 2**63: yield 'transfer_paths_seed', 'None or an integer within [0, 2**63)'
 
     @classmethod
     def fit_defaults(cls) -> TrainConfig:

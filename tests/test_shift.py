@@ -1,4 +1,4 @@
-"Learning under shift on a small fleet file: fit with transfer-path augmentation, AdaBN per test machine, the spectral model's ONNX export."
+"Learning under shift on a small fleet file: fit with transfer-path augmentation, AdaBN per test machine, Deep CORAL toward the test machines, the spectral model's ONNX export."
 import numpy as np
 import pytest
 import torch
@@ -6,7 +6,7 @@ import torch
 from lstm_pfd.data import build_dataset, open_dataset
 from lstm_pfd.evaluation import evaluate
 from lstm_pfd.models import create_model
-from lstm_pfd.shift import TransferPathAugment, compose, evaluate_adapted, window_groups
+from lstm_pfd.shift import DomainAdaptLoss, TransferPathAugment, compose, evaluate_adapted, window_groups
 from lstm_pfd.train import NoiseAugment, fit
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -69,6 +69,22 @@ def test_adabn_per_test_machine(fleet_file):
         sub = evaluate_adapted(model, test, by=np.where(g == m, 1, 0))
         np.testing.assert_allclose(sub.probs[idx], ev.probs[idx], atol=1e-6)
     assert np.abs(ev.probs - plain.probs).max() > 1e-4
+
+
+def test_fit_with_coral_toward_the_test_machines(fleet_file):
+    "Deep CORAL toward the test machines' unlabelled windows in `fit`: the terms in the history, reproducible, the hook gone with the loss."
+    ds = fleet_file
+    train, test = ds.windows('train', track='new_machines'), ds.windows('test', track='new_machines')
+    runs = []
+    for _ in range(2):
+        m = create_model('compact', len(train.class_names), seed=0)
+        r = fit(m, train, epochs=1, batch_size=32, seed=4, progress=False, recalibrate=False,
+                loss=DomainAdaptLoss(m, test, kind='coral', weight=10.0, seed=1))
+        h = r.history[-1]
+        assert h['train_coral'] > 0 and np.isclose(h['train_loss'], h['train_ce'] + 10.0 * h['train_coral'], rtol=1e-5)
+        assert not m.classifier._forward_pre_hooks       # the loss, passed inline, went when fit returned
+        runs.append(m.state_dict())
+    assert all(torch.equal(v, runs[1][k]) for k, v in runs[0].items())
 
 
 @pytest.mark.parametrize('exporter', ['auto', 'torchscript'])
