@@ -1,4 +1,4 @@
-"""Remedies for machine shift on the `new_machines` track: transfer-path augmentation, AdaBN per test machine, the spectral model, Deep CORAL.
+"""Remedies for machine shift on the `new_machines` track: transfer-path augmentation, AdaBN per test machine, the spectral model, Deep CORAL, commissioning baselines.
 
 Protocol. A small fleet file is built (preset `quick_fleet` with `--machines` machines, 10,240 Hz, 2-s records, 0.5-s
 windows; `dataset.records_per_class_severity` = `--machines`, one record per class x severity per machine). On its
@@ -19,16 +19,24 @@ seed of `--seeds`:
   weight=CORAL_WEIGHT)`: Deep CORAL between the classifier-input features of each training batch and of as many
   windows of the test machines (all their windows, labels unused: transductive, like AdaBN on all windows), with and
   without AdaBN;
-- `classical`: `baselines.ClassicalBaseline` (band features + random forest, 100 trees).
+- `classical`: `baselines.ClassicalBaseline` (band features + random forest, 100 trees);
+- `baseline` (on `new_machines`: the `new_machines_baseline` variant): each machine's first `COMMISSIONING_K` healthy
+  records over the track's three sides are its commissioning baseline, and those on the test side are never scored
+  (`shift.commissioning_split`); `classical` and `spectral` on the raw
+  records, and `classical`, `spectral` and `compact` on records referenced to each machine's own baseline
+  (`shift.reference_to_baseline`; training and validation machines to theirs), all scored on the records left.
 
 `--only` runs some row groups (`GROUPS`): `compact`, `transfer` (transfer paths), `spectral`, `order`, `coral`,
-`classical`; the JSON then holds those rows only (write it to another file than the full result).
+`classical`, `baseline`; the JSON then holds those rows only (write it to another file than the full result).
 
 Run (one thread, about 8 minutes on a 2-core x86 CPU shared with other work before the CORAL rows, which train two
 more networks per seed, each step with a second forward pass on the target batch; `--only coral`: about a minute
 per seed):
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --seeds 0 1 2 --out nbs/_data/shift_remedies.json
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only coral --seeds 0 1 2 --out nbs/_data/shift_coral.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only baseline --seeds 0 1 2 --out nbs/_data/shift_baseline.json
+`--track incipient` (or `new_conditions`) runs the same rows on another track of the small fleet, e.g.
+    OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only baseline --track incipient --out nbs/_data/shift_baseline_incipient.json
 The JSON files are read by nbs/05b_shift.ipynb.
 """
 import argparse
@@ -46,9 +54,10 @@ import torch
 from lstm_pfd.baselines import ClassicalBaseline
 from lstm_pfd.config import DataConfig
 from lstm_pfd.data import build_dataset, open_dataset
+from lstm_pfd.windows import concat_records, subset_records
 from lstm_pfd.evaluation import evaluate
 from lstm_pfd.models import create_model
-from lstm_pfd.shift import DomainAdaptLoss, TransferPathAugment, compose, evaluate_adapted
+from lstm_pfd.shift import DomainAdaptLoss, TransferPathAugment, commissioning_split, compose, evaluate_adapted, reference_to_baseline
 from lstm_pfd.train import NoiseAugment, fit
 from lstm_pfd.utils import atomic_write
 
@@ -57,7 +66,8 @@ ORDER_SEGMENT = 2048  # DFT segment of the order-domain spectral model: 512 samp
 CORAL_WEIGHT = 10.0   # factor of the CORAL term (`DomainAdaptLoss(weight=...)`): Sun & Saenko's rule, cross-entropy and CORAL term
                       # of a like size at the end of training, read from the training losses only (at weight 1 the CORAL term
                       # ended about 5x (spectral) to 25x (compact) below the cross-entropy on this fleet)
-GROUPS = ('compact', 'transfer', 'spectral', 'order', 'coral', 'classical')  # row groups, `--only`
+COMMISSIONING_K = 2  # healthy records per machine in its commissioning baseline (`shift.commissioning_split`)
+GROUPS = ('compact', 'transfer', 'spectral', 'order', 'coral', 'classical', 'baseline')  # row groups, `--only`
 
 
 def _scores(ev) -> dict:
@@ -110,11 +120,32 @@ def _network_rows(ds, data, seed, epochs, order, groups) -> dict:
     return out
 
 
+def _baseline_rows(data, seed, epochs) -> dict:
+    """The `baseline` group: the forest and networks on the raw records and on records referenced to their machine's
+    commissioning baseline (its first `COMMISSIONING_K` healthy records over the track's three sides); every row scored
+    on the test records that are in no baseline."""
+    noise, t = NoiseAugment((0.0, 30.0), p=0.5), time.perf_counter()
+    train, val, test = data
+    base, _ = commissioning_split(concat_records(data), COMMISSIONING_K)   # references, never scored
+    scored = subset_records(test, np.flatnonzero(~np.isin(test.record_record_ids, base.record_record_ids)))
+    ref = [reference_to_baseline(w, base) for w in (train, val, scored)]
+    out = {'classical (scored records)': _scores(ClassicalBaseline(n_estimators=100, seed=seed).fit(train).evaluate(scored)),
+           'classical, referenced': _scores(ClassicalBaseline(n_estimators=100, seed=seed).fit(ref[0]).evaluate(ref[2]))}
+    print(f"seed {seed} classical (scored records): {out['classical (scored records)']['record_acc']:.3f}, referenced: "
+          f"{out['classical, referenced']['record_acc']:.3f} {time.perf_counter() - t:.0f} s", flush=True)
+    out.update(_net_rows('spectral (scored records)', 'spectral', (train, val, scored), seed, epochs, noise))
+    out.update(_net_rows('spectral, referenced', 'spectral', ref, seed, epochs, noise))
+    out.update(_net_rows('compact, referenced', 'compact', ref, seed, epochs, noise))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--machines', type=int, default=12, help='machines of the fleet')
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--epochs', type=int, default=15)
+    ap.add_argument('--track', default='new_machines', choices=('new_machines', 'new_conditions', 'incipient'),
+                    help='the fleet track (default: new_machines; the rows were designed for it)')
     ap.add_argument('--only', nargs='+', choices=GROUPS, default=list(GROUPS), help='row groups to run (default: all)')
     ap.add_argument('--out', type=Path, default=None, help='JSON file to write (e.g. nbs/_data/shift_remedies.json)')
     a = ap.parse_args(argv)
@@ -124,12 +155,13 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as d:
         build_dataset(cfg, Path(d) / 'fleet.h5', progress=False)
         ds = open_dataset(Path(d) / 'fleet.h5')
-        train, val, test = (ds.windows(s, track='new_machines') for s in ('train', 'val', 'test'))
+        train, val, test = (ds.windows(s, track=a.track) for s in ('train', 'val', 'test'))
         machines = {s: sorted(int(i) for i in set(w.meta['machine_id'])) for s, w in zip(('train', 'val', 'test'), (train, val, test))}
-        order = [ds.windows(s, track='new_machines', speed_source='tach', order_domain=True) for s in ('train', 'val', 'test')] if 'order' in a.only else None
+        order = [ds.windows(s, track=a.track, speed_source='tach', order_domain=True) for s in ('train', 'val', 'test')] if 'order' in a.only else None
         runs, load = {}, os.getloadavg()[0]
         for seed in a.seeds:
             rows = _network_rows(ds, (train, val, test), seed, a.epochs, order, a.only)
+            if 'baseline' in a.only: rows.update(_baseline_rows((train, val, test), seed, a.epochs))
             if 'classical' in a.only:
                 rows['classical'] = _scores(ClassicalBaseline(n_estimators=100, seed=seed).fit(train).evaluate(test))
                 print(f"seed {seed} classical: {rows['classical']['record_acc']:.3f}", flush=True)
@@ -138,8 +170,8 @@ def main(argv=None):
     rows = [{'method': k, 'record_acc': [r['record_acc'] for r in v], 'window_acc': [r['window_acc'] for r in v]} for k, v in runs.items()]
     res = {'command': 'OMP_NUM_THREADS=1 python benchmarks/bench_shift.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
            'hardware': _hardware(), 'threads': 1, 'load_average_at_start': round(load, 2),
-           'seconds': time.perf_counter() - t0, 'track': 'new_machines', 'seeds': a.seeds, 'epochs': a.epochs,
-           'groups': [g for g in GROUPS if g in a.only], 'coral_weight': CORAL_WEIGHT,
+           'seconds': time.perf_counter() - t0, 'track': a.track, 'seeds': a.seeds, 'epochs': a.epochs,
+           'groups': [g for g in GROUPS if g in a.only], 'coral_weight': CORAL_WEIGHT, 'commissioning_k': COMMISSIONING_K,
            'machines': f"machines {machines['train']} train, {machines['val']} validation, {machines['test']} test",
            'records': f"records: {n_rec['train']} train, {n_rec['val']} validation, {n_rec['test']} test (quick_fleet, {a.machines} machines)",
            'rows': rows}

@@ -1,4 +1,4 @@
-"Learning under shift on a small fleet file: fit with transfer-path augmentation, AdaBN per test machine, Deep CORAL toward the test machines, the spectral model's ONNX export."
+"Learning under shift on a small fleet file: fit with transfer-path augmentation, AdaBN per test machine, Deep CORAL toward the test machines, commissioning baselines, the spectral model's ONNX export."
 import numpy as np
 import pytest
 import torch
@@ -6,8 +6,12 @@ import torch
 from lstm_pfd.data import build_dataset, open_dataset
 from lstm_pfd.evaluation import evaluate
 from lstm_pfd.models import create_model
-from lstm_pfd.shift import DomainAdaptLoss, TransferPathAugment, compose, evaluate_adapted, window_groups
+from scipy import signal
+
+from lstm_pfd.shift import (DomainAdaptLoss, TransferPathAugment, commissioning_split, compose, evaluate_adapted,
+                          reference_to_baseline, window_groups)
 from lstm_pfd.train import NoiseAugment, fit
+from lstm_pfd.windows import concat_records
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
@@ -85,6 +89,33 @@ def test_fit_with_coral_toward_the_test_machines(fleet_file):
         assert not m.classifier._forward_pre_hooks       # the loss, passed inline, went when fit returned
         runs.append(m.state_dict())
     assert all(torch.equal(v, runs[1][k]) for k, v in runs[0].items())
+
+
+def test_commissioning_baseline_on_new_machines(fleet_file):
+    "The `new_machines_baseline` variant: k healthy records per test machine leave the scored set; referenced, the machines' healthy spectra agree."
+    ds = fleet_file
+    test = ds.windows('test', track='new_machines')
+    healthy = test.class_names.index('healthy')
+    base, scored = commissioning_split(test, 2)
+    mid = test.meta['machine_id']
+    assert set(base.record_labels.tolist()) == {healthy}
+    assert sorted(base.meta['machine_id'].tolist()) == sorted(np.repeat(np.unique(mid), 2).tolist())
+    assert not set(base.record_record_ids) & set(scored.record_record_ids)
+    assert len(base.record_labels) + len(scored.record_labels) == len(test.record_labels)
+    for m in np.unique(mid):      # the baseline is the machine's lowest-id healthy records
+        ids = np.sort(test.record_record_ids[(mid == m) & (test.record_labels == healthy)])[:2]
+        assert np.array_equal(np.sort(base.record_record_ids[base.meta['machine_id'] == m]), ids)
+    ref = reference_to_baseline(scored, base)
+    assert ref.signals.dtype == np.float32 and ref.signals.shape == scored.signals.shape
+    assert np.array_equal(ref.record_labels, scored.record_labels) and not np.array_equal(ref.signals, scored.signals)
+    every = concat_records([ds.windows(sp, track='new_machines') for sp in ('train', 'val', 'test')])   # every machine
+    tb, ts = commissioning_split(every, 2)
+    tr, tm = reference_to_baseline(ts, tb), ts.meta['machine_id']
+    assert len(np.unique(tm)) >= 3
+    logpsd = lambda x: np.log10(signal.welch(x.astype(np.float64), nperseg=256, axis=-1)[1][..., 4:100]).mean(0)
+    h = ts.record_labels == healthy
+    spread = lambda x: np.std([logpsd(x[h & (tm == m)]) for m in np.unique(tm)], axis=0).mean()
+    assert spread(tr.signals) < 0.5 * spread(ts.signals)    # the paths' differences cancel on healthy records
 
 
 @pytest.mark.parametrize('exporter', ['auto', 'torchscript'])
