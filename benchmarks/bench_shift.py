@@ -24,10 +24,13 @@ seed of `--seeds`:
   records over the track's three sides are its commissioning baseline, and those on the test side are never scored
   (`shift.commissioning_split`); `classical` and `spectral` on the raw
   records, and `classical`, `spectral` and `compact` on records referenced to each machine's own baseline
-  (`shift.reference_to_baseline`; training and validation machines to theirs), all scored on the records left.
+  (`shift.reference_to_baseline`; training and validation machines to theirs), all scored on the records left;
+- `validation` (`--track new_conditions` or `incipient`): `compact` and `spectral` early-stopped on the track's stored
+  validation (a random quarter of the training side) and on `shift.shift_validation` (the training side's edge toward
+  the test side), scored on the same test records.
 
 `--only` runs some row groups (`GROUPS`): `compact`, `transfer` (transfer paths), `spectral`, `order`, `coral`,
-`classical`, `baseline`; the JSON then holds those rows only (write it to another file than the full result).
+`classical`, `baseline`, `validation`; the JSON then holds those rows only (write it to another file than the full result).
 
 Run (one thread, about 8 minutes on a 2-core x86 CPU shared with other work before the CORAL rows, which train two
 more networks per seed, each step with a second forward pass on the target batch; `--only coral`: about a minute
@@ -37,6 +40,7 @@ per seed):
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only baseline --seeds 0 1 2 --out nbs/_data/shift_baseline.json
 `--track incipient` (or `new_conditions`) runs the same rows on another track of the small fleet, e.g.
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only baseline --track incipient --out nbs/_data/shift_baseline_incipient.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only validation --track incipient --out nbs/_data/shift_validation_incipient.json
 The JSON files are read by nbs/05b_shift.ipynb.
 """
 import argparse
@@ -57,7 +61,8 @@ from lstm_pfd.data import build_dataset, open_dataset
 from lstm_pfd.windows import concat_records, subset_records
 from lstm_pfd.evaluation import evaluate
 from lstm_pfd.models import create_model
-from lstm_pfd.shift import DomainAdaptLoss, TransferPathAugment, commissioning_split, compose, evaluate_adapted, reference_to_baseline
+from lstm_pfd.shift import (DomainAdaptLoss, TransferPathAugment, commissioning_split, compose, evaluate_adapted, reference_to_baseline,
+                            shift_validation)
 from lstm_pfd.train import NoiseAugment, fit
 from lstm_pfd.utils import atomic_write
 
@@ -67,7 +72,7 @@ CORAL_WEIGHT = 10.0   # factor of the CORAL term (`DomainAdaptLoss(weight=...)`)
                       # of a like size at the end of training, read from the training losses only (at weight 1 the CORAL term
                       # ended about 5x (spectral) to 25x (compact) below the cross-entropy on this fleet)
 COMMISSIONING_K = 2  # healthy records per machine in its commissioning baseline (`shift.commissioning_split`)
-GROUPS = ('compact', 'transfer', 'spectral', 'order', 'coral', 'classical', 'baseline')  # row groups, `--only`
+GROUPS = ('compact', 'transfer', 'spectral', 'order', 'coral', 'classical', 'baseline', 'validation')  # row groups, `--only`
 
 
 def _scores(ev) -> dict:
@@ -139,6 +144,17 @@ def _baseline_rows(data, seed, epochs) -> dict:
     return out
 
 
+def _validation_rows(data, track, config, seed, epochs) -> dict:
+    "The `validation` group: compact and spectral early-stopped on the track's stored validation and on `shift_validation`."
+    noise, (train, val, test) = NoiseAugment((0.0, 30.0), p=0.5), data
+    edge = shift_validation(train, val, track, config, seed=seed)
+    out = {}
+    for name in ('compact', 'spectral'):
+        out.update(_net_rows(f'{name} (random validation)', name, (train, val, test), seed, epochs, noise))
+        out.update(_net_rows(f'{name} (shift validation)', name, (*edge, test), seed, epochs, noise))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--machines', type=int, default=12, help='machines of the fleet')
@@ -162,6 +178,9 @@ def main(argv=None):
         for seed in a.seeds:
             rows = _network_rows(ds, (train, val, test), seed, a.epochs, order, a.only)
             if 'baseline' in a.only: rows.update(_baseline_rows((train, val, test), seed, a.epochs))
+            if 'validation' in a.only:
+                if a.track == 'new_machines': ap.error("--only validation needs --track new_conditions or incipient")
+                rows.update(_validation_rows((train, val, test), a.track, ds.config, seed, a.epochs))
             if 'classical' in a.only:
                 rows['classical'] = _scores(ClassicalBaseline(n_estimators=100, seed=seed).fit(train).evaluate(test))
                 print(f"seed {seed} classical: {rows['classical']['record_acc']:.3f}", flush=True)

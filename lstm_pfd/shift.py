@@ -24,9 +24,9 @@ from .train import recalibrate_batchnorm
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['MMD_BANDWIDTH_FACTORS', 'DA_LOSSES', 'TransferPathAugment', 'compose', 'adapt_batchnorm', 'window_groups',
-           'evaluate_adapted', 'coral_loss', 'mmd_loss', 'DomainAdaptLoss', 'commissioning_records',
-           'commissioning_split', 'reference_to_baseline']
+__all__ = ['MMD_BANDWIDTH_FACTORS', 'DA_LOSSES', 'SHIFT_VALIDATION', 'TransferPathAugment', 'compose', 'adapt_batchnorm',
+           'window_groups', 'evaluate_adapted', 'coral_loss', 'mmd_loss', 'DomainAdaptLoss', 'shift_validation',
+           'commissioning_records', 'commissioning_split', 'reference_to_baseline']
 
 # %% ../nbs/05b_shift.ipynb #shift006
 def _path_bank(machines: Sequence[Machine], fs: float, n: int) -> np.ndarray:
@@ -317,9 +317,40 @@ def __call__(self: DomainAdaptLoss,
     self.last_features = (zs.detach(), zt.detach())
     return ce + self.weight * da
 
-# %% ../nbs/05b_shift.ipynb #shiftcb01
-from .windows import subset_records
+# %% ../nbs/05b_shift.ipynb #shiftsv01
+from .tracks import condition_score
+from .windows import concat_records, subset_records
 
+SHIFT_VALIDATION = {'new_conditions': "the training side's records with the highest condition q (nearest the test conditions)",
+                    'incipient': "the training side's mildest records (lowest severity_factor, nearest the test severities)"}
+
+def _edge_pick(strata: np.ndarray, score: np.ndarray, counts: dict, rng: np.random.Generator) -> np.ndarray:
+    "Mask of the `counts[k]` records of each stratum `k` with the lowest `score` (ties in a random order from `rng`)."
+    tie, pick = rng.permutation(len(score)), np.zeros(len(score), bool)
+    for k in np.unique(strata):
+        rows = np.flatnonzero(strata == k)
+        pick[rows[np.lexsort((tie[rows], score[rows]))[:counts.get(k, 0)]]] = True
+    return pick
+
+def shift_validation(train,                 # the track's training windows (`ds.windows('train', track=...)`)
+                     val,                   # the track's validation windows
+                     track: str,            # `new_conditions` or `incipient` (`SHIFT_VALIDATION`)
+                     config: DataConfig,    # the file's data config (`ds.config`): machines and operating ranges
+                     *,
+                     seed: int = 0,         # seed of the order among equal scores
+                    ):
+    "`(train, val)`: the records of both re-split so that validation is each class's edge toward the track's test side."
+    if track not in SHIFT_VALIDATION: raise ValueError(f"track: got {track!r}; a shift validation exists for {list(SHIFT_VALIDATION)}")
+    if len(val.record_labels) == 0: raise ValueError("val: no records; the re-split keeps the stored validation's size per class")
+    pool = concat_records([train, val])
+    m = pool.meta
+    score = (-condition_score(config, m['machine_id'], m['speed_hz'], m['load']) if track == 'new_conditions'
+             else np.asarray(m['severity_factor'], np.float64))
+    counts = dict(zip(*np.unique(val.record_labels, return_counts=True)))   # as many per class as the stored validation
+    pick = _edge_pick(pool.record_labels, score, counts, np.random.default_rng(seed))
+    return subset_records(pool, ~pick), subset_records(pool, pick)
+
+# %% ../nbs/05b_shift.ipynb #shiftcb01
 def commissioning_records(dataset,                   # a window dataset of in-memory records (`WindowDataset`)
                           k: int = 2,                # healthy records per machine in its baseline
                           *,

@@ -11,7 +11,7 @@ import numpy as np
 from .config import DataConfig, TRACKS
 
 # %% auto #0
-__all__ = ['TRACK_FRACTIONS', 'fleet_tracks']
+__all__ = ['TRACK_FRACTIONS', 'condition_score', 'fleet_tracks']
 
 # %% ../nbs/03c_tracks.ipynb #fcf78ae0
 import json
@@ -52,13 +52,24 @@ def _stratified_pick(keys: np.ndarray, frac: float, rng: np.random.Generator, sc
     return pick
 
 # %% ../nbs/03c_tracks.ipynb #b39327d9
+def condition_score(cfg:DataConfig, # the data config of the fleet
+                    machine_id:np.ndarray, # machine of each record
+                    speed_hz:np.ndarray, # shaft speed of each record, Hz
+                    load:np.ndarray, # load of each record
+                   )->np.ndarray:
+    "Each record's operating condition `q` (the `new_conditions` rule): the mean of its load's and its relative speed's positions in their ranges."
+    op = cfg.operating
+    nominal = np.array([m.speed_hz for m in _fleet_of(cfg)])[np.asarray(machine_id)]
+    rel = np.asarray(op.speed_hz_range) / cfg.signal.nominal_speed_hz
+    return 0.5 * ((speed_hz / nominal - rel[0]) / (rel[1] - rel[0]) + (load - op.load_range[0]) / (op.load_range[1] - op.load_range[0]))
+
 def fleet_tracks(cfg:DataConfig, # the data config of the fleet
                  plan:dict, # the record plan (`record_plan`) with a `machine_id` column
                  speed_hz:np.ndarray, # shaft speed of each record, Hz
                  load:np.ndarray, # load of each record (operating condition)
                 )->dict[str, dict[str, np.ndarray]]:
     "The tracks of a fleet plan (`TRACKS`): name -> {'train', 'val', 'test'} sorted record indices; from the plan and each record's speed and load."
-    fr, ds, op = TRACK_FRACTIONS, cfg.dataset, cfg.operating
+    fr, ds = TRACK_FRACTIONS, cfg.dataset
     idx, lab, sev, mid = plan['record_index'], plan['label'], plan['severity'], plan['machine_id']
     rng = lambda k: np.random.default_rng(np.random.SeedSequence(ds.seed, spawn_key=(2**32 + 3, k)))
     stratum, n_sev = lab * len(cfg.severity.names) + sev, len(cfg.severity.names)
@@ -68,9 +79,7 @@ def fleet_tracks(cfg:DataConfig, # the data config of the fleet
     n_test, n_val = max(1, int(round(fr['machines_test'] * M))), max(1, int(round(fr['machines_val'] * M)))
     role = np.zeros(M, np.int64); role[order[:n_test]] = 2; role[order[n_test:n_test + n_val]] = 1
     sides['new_machines'] = role[mid]
-    nominal = np.array([m.speed_hz for m in _fleet_of(cfg)])[mid]
-    rel = np.asarray(op.speed_hz_range) / cfg.signal.nominal_speed_hz
-    q = 0.5 * ((speed_hz / nominal - rel[0]) / (rel[1] - rel[0]) + (load - op.load_range[0]) / (op.load_range[1] - op.load_range[0]))
+    q = condition_score(cfg, mid, speed_hz, load)
     train_side = _stratified_pick(stratum, fr['conditions_train'], rng(1), q)
     sides['new_conditions'] = np.where(train_side, 0, 2)
     sides['incipient'] = np.where(sev >= n_sev // 2, 0, 2)
