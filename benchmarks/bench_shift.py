@@ -38,7 +38,8 @@ per seed):
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --seeds 0 1 2 --out nbs/_data/shift_remedies.json
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only coral --seeds 0 1 2 --out nbs/_data/shift_coral.json
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only baseline --seeds 0 1 2 --out nbs/_data/shift_baseline.json
-`--track incipient` (or `new_conditions`) runs the same rows on another track of the small fleet, e.g.
+`--data FILE` runs on an existing fleet file (e.g. `lstm-pfd generate --preset jbfd11_fleet`) instead of the small
+fleet; `--track incipient` (or `new_conditions`) runs the same rows on another track of the small fleet, e.g.
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only baseline --track incipient --out nbs/_data/shift_baseline_incipient.json
     OMP_NUM_THREADS=1 python benchmarks/bench_shift.py --only validation --track incipient --out nbs/_data/shift_validation_incipient.json
 The JSON files are read by nbs/05b_shift.ipynb.
@@ -164,13 +165,14 @@ def main(argv=None):
                     help='the fleet track (default: new_machines; the rows were designed for it)')
     ap.add_argument('--only', nargs='+', choices=GROUPS, default=list(GROUPS), help='row groups to run (default: all)')
     ap.add_argument('--out', type=Path, default=None, help='JSON file to write (e.g. nbs/_data/shift_remedies.json)')
+    ap.add_argument('--data', type=Path, help='an existing fleet file to run on (e.g. a jbfd11_fleet build) instead of the small fleet')
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     cfg = DataConfig.preset('quick_fleet', {'fleet.n_machines': a.machines, 'dataset.records_per_class_severity': a.machines})
     with tempfile.TemporaryDirectory() as d:
-        build_dataset(cfg, Path(d) / 'fleet.h5', progress=False)
-        ds = open_dataset(Path(d) / 'fleet.h5')
+        if a.data is None: build_dataset(cfg, Path(d) / 'fleet.h5', progress=False)
+        ds = open_dataset(a.data or Path(d) / 'fleet.h5')
         train, val, test = (ds.windows(s, track=a.track) for s in ('train', 'val', 'test'))
         machines = {s: sorted(int(i) for i in set(w.meta['machine_id'])) for s, w in zip(('train', 'val', 'test'), (train, val, test))}
         order = [ds.windows(s, track=a.track, speed_source='tach', order_domain=True) for s in ('train', 'val', 'test')] if 'order' in a.only else None
@@ -192,7 +194,7 @@ def main(argv=None):
            'seconds': time.perf_counter() - t0, 'track': a.track, 'seeds': a.seeds, 'epochs': a.epochs,
            'groups': [g for g in GROUPS if g in a.only], 'coral_weight': CORAL_WEIGHT, 'commissioning_k': COMMISSIONING_K,
            'machines': f"machines {machines['train']} train, {machines['val']} validation, {machines['test']} test",
-           'records': f"records: {n_rec['train']} train, {n_rec['val']} validation, {n_rec['test']} test (quick_fleet, {a.machines} machines)",
+           'records': f"records: {n_rec['train']} train, {n_rec['val']} validation, {n_rec['test']} test " + (f"({a.data.name}, data hash {ds.config_hash})" if a.data else f"(quick_fleet, {a.machines} machines)"),
            'rows': rows}
     for r in rows: print(f"{r['method']:40s} record acc {np.mean(r['record_acc']):.3f} {np.round(r['record_acc'], 3).tolist()}")
     if a.out:

@@ -369,7 +369,11 @@ def commissioning_records(dataset,                   # a window dataset of in-me
         rows.append(h[np.argsort(ids[h], kind='stable')[:int(k)]])
     return np.sort(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
 
-def commissioning_split(dataset, k: int = 2, *, by: str = 'machine_id'):
+def commissioning_split(dataset,                # a window dataset of in-memory records (`WindowDataset`)
+                        k: int = 2,             # healthy records per machine in its baseline
+                        *,
+                        by: str = 'machine_id', # the per-record `meta` column naming the machine
+                       ):
     "`(baseline, scored)`: window datasets of each machine's first `k` healthy records and of all its other records."
     base = commissioning_records(dataset, k, by=by)
     rest = np.setdiff1d(np.arange(len(dataset.record_labels)), base)
