@@ -161,6 +161,10 @@ def _stop_executor(executor):
     results = getattr(executor, '_result_queue', None)
     try: executor.shutdown(wait=False, cancel_futures=True)
     except TypeError: executor.shutdown(wait=False)                         # executors without cancel_futures
+    items = getattr(executor, '_pending_work_items', None)
+    if isinstance(items, dict):  # drop cancelled tasks first: Python 3.11's pool manager, seeing the killed workers,
+        for k, w in list(items.items()):  # sets an error on every pending task and fails on a cancelled one
+            if w.future.cancelled(): items.pop(k, None)
     for p in procs: p.kill()     # SIGKILL: a forked worker inherits the handlers above and would survive SIGTERM
     for p in procs: p.join(5)
     if procs and results is not None:
@@ -214,7 +218,7 @@ def build_dataset(cfg:DataConfig | str, # a data config or a preset name
         rows = np.flatnonzero(plan['split'] == si)
         snr = tuple(ds.snr_db) if split == 'test' else ()
         tasks += [(split, rows[a:a + ds.batch_size], snr) for a in range(0, len(rows), ds.batch_size)]
-    guard = _SignalGuard()
+    guard, results = _SignalGuard(), None
     try:
         with atomic_write(path, overwrite=overwrite) as tmp:
             with h5py.File(tmp, 'w') as f:
@@ -245,7 +249,9 @@ def build_dataset(cfg:DataConfig | str, # a data config or a preset name
                 guard.check()
                 f.attrs['complete'] = True
     except BaseException as e:  # atomic_write has removed the temporary file
-        if isinstance(e, (KeyboardInterrupt, SystemExit)) and executor is not None: _stop_executor(executor)
+        if isinstance(e, (KeyboardInterrupt, SystemExit)) and executor is not None:
+            if results is not None: results.close()   # its queued tasks cancelled now, before the workers stop
+            _stop_executor(executor)
         raise
     finally: guard.restore()
     log.info("wrote %s (%d records)", path, len(plan['label']))
